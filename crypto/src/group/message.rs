@@ -1,0 +1,83 @@
+//! The group message: format, the bytes its signature covers, and the
+//! associated data of its AEAD.
+
+use ed25519_dalek::Signature;
+
+use crate::error::{DecodeError, MAX_ENCODED_LEN, check_version, decode_proto, fixed};
+use crate::proto::wire;
+
+/// Version of the group message and distribution formats.
+pub const GROUP_MESSAGE_VERSION: u32 = 1;
+/// Longest group id accepted, in bytes.
+pub const MAX_GROUP_ID_LEN: usize = 64;
+/// HKDF info of the sender-key message key expansion.
+pub const INFO_SENDER_KEY: &[u8] = b"Starling_SenderKey_v1";
+/// Context prefix of the signature and the associated data.
+const CONTEXT_GROUP_MESSAGE: &[u8] = b"Starling_GroupMessage_v1";
+
+/// A parsed group message (signature not yet checked).
+pub(crate) struct GroupMessage {
+    pub(crate) group_id: Vec<u8>,
+    pub(crate) chain_id: u32,
+    pub(crate) iteration: u32,
+    pub(crate) ciphertext: Vec<u8>,
+    pub(crate) signature: Signature,
+}
+
+impl GroupMessage {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(&wire::GroupMessage {
+            version: GROUP_MESSAGE_VERSION,
+            group_id: self.group_id.clone(),
+            chain_id: self.chain_id,
+            iteration: self.iteration,
+            ciphertext: self.ciphertext.clone(),
+            signature: self.signature.to_bytes().to_vec(),
+        })
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let proto: wire::GroupMessage = decode_proto(bytes, MAX_ENCODED_LEN)?;
+        check_version(proto.version, GROUP_MESSAGE_VERSION)?;
+        check_group_id(&proto.group_id)?;
+        let signature: [u8; 64] = fixed("signature", &proto.signature)?;
+        Ok(Self {
+            group_id: proto.group_id,
+            chain_id: proto.chain_id,
+            iteration: proto.iteration,
+            ciphertext: proto.ciphertext,
+            signature: Signature::from_bytes(&signature),
+        })
+    }
+}
+
+pub(crate) fn check_group_id(group_id: &[u8]) -> Result<(), DecodeError> {
+    if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_LEN {
+        return Err(DecodeError::InvalidValue("group_id"));
+    }
+    Ok(())
+}
+
+/// context || version || len(group_id) || group_id || chain_id || iteration,
+/// integers big-endian: the AEAD's associated data, and the prefix of the
+/// signed bytes.
+pub(crate) fn associated_data(group_id: &[u8], chain_id: u32, iteration: u32) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(CONTEXT_GROUP_MESSAGE.len() + 13 + group_id.len());
+    ad.extend_from_slice(CONTEXT_GROUP_MESSAGE);
+    ad.extend_from_slice(&GROUP_MESSAGE_VERSION.to_be_bytes());
+    // check_group_id bounds the length to 64, so it fits a byte.
+    ad.push(u8::try_from(group_id.len()).unwrap_or(u8::MAX));
+    ad.extend_from_slice(group_id);
+    ad.extend_from_slice(&chain_id.to_be_bytes());
+    ad.extend_from_slice(&iteration.to_be_bytes());
+    ad
+}
+
+/// The bytes a group message's signature covers: the associated data
+/// followed by the ciphertext.
+pub(crate) fn signed_bytes(ad: &[u8], ciphertext: &[u8]) -> Vec<u8> {
+    let mut signed = Vec::with_capacity(ad.len() + ciphertext.len());
+    signed.extend_from_slice(ad);
+    signed.extend_from_slice(ciphertext);
+    signed
+}

@@ -1,0 +1,19 @@
+//! Groups with Sender Keys (Signal's Sender Keys, as in libsignal's group
+//! cipher): each member device has a sending chain and a signing key, sends
+//! a [`SenderKeyDistribution`] to every other member device through the
+//! pairwise sessions, and signs every group message.
+//!
+//! - `distribution`: the distribution message.
+//! - `outbound`: our own sending chain ([`OutboundGroupSession`]).
+//! - `inbound`: another member's chains as we receive them ([`InboundGroupSession`]).
+//! - `message`: the group message format, its signature and associated data.
+
+mod distribution;
+mod inbound;
+mod message;
+mod outbound;
+
+pub use distribution::SenderKeyDistribution;
+pub use inbound::{GroupDecryptError, InboundGroupSession, MAX_GROUP_CHAINS, MAX_GROUP_MESSAGE_GAP, MAX_GROUP_SKIPPED_KEYS};
+pub use message::{GROUP_MESSAGE_VERSION, INFO_SENDER_KEY, MAX_GROUP_ID_LEN};
+pub use outbound::{GroupEncryptError, OutboundGroupSession};

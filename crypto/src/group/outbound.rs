@@ -1,0 +1,153 @@
+//! Our own sender key in one group: encrypts and signs group messages, and
+//! rotates when a member leaves so the leaver can read nothing sent after.
+
+use ed25519_dalek::{Signer, SigningKey};
+use rand_core::CryptoRngCore;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use super::distribution::SenderKeyDistribution;
+use super::message::{GroupMessage, associated_data, check_group_id, signed_bytes, INFO_SENDER_KEY};
+use crate::error::{DecodeError, MAX_STATE_LEN, check_version, decode_proto, fixed};
+use crate::proto::state;
+use crate::ratchet::{ChainKey, MAX_PLAINTEXT_LEN};
+
+const OUTBOUND_STATE_VERSION: u32 = 1;
+
+/// A group message could not be encrypted.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupEncryptError {
+    /// The group id is empty or longer than [`super::MAX_GROUP_ID_LEN`].
+    #[error("invalid group id")]
+    InvalidGroupId,
+    /// The plaintext exceeds [`MAX_PLAINTEXT_LEN`].
+    #[error("plaintext of {0} bytes exceeds the message limit")]
+    TooLarge(usize),
+    /// The chain has used all 2^32 iterations: rotate.
+    #[error("sender chain exhausted; rotate the sender key")]
+    ChainExhausted,
+}
+
+/// Our sending chain in one group.
+pub struct OutboundGroupSession {
+    group_id: Vec<u8>,
+    chain_id: u32,
+    iteration: u32,
+    chain_key: ChainKey,
+    signing: Box<SigningKey>,
+}
+
+impl core::fmt::Debug for OutboundGroupSession {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Self {
+            chain_id,
+            iteration,
+            ..
+        } = self;
+        f.debug_struct("OutboundGroupSession")
+            .field("chain_id", chain_id)
+            .field("iteration", iteration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutboundGroupSession {
+    /// A fresh sender key for `group_id` (1 to 64 opaque bytes).
+    pub fn new(group_id: &[u8], rng: &mut impl CryptoRngCore) -> Result<Self, GroupEncryptError> {
+        check_group_id(group_id).map_err(|_| GroupEncryptError::InvalidGroupId)?;
+        let (chain_id, chain_key, signing) = fresh_chain(rng);
+        Ok(Self {
+            group_id: group_id.to_vec(),
+            chain_id,
+            iteration: 0,
+            chain_key,
+            signing,
+        })
+    }
+
+    /// The distribution message for the current chain position: send it to
+    /// every member device through the pairwise sessions.
+    pub fn distribution(&self) -> SenderKeyDistribution {
+        SenderKeyDistribution {
+            group_id: self.group_id.clone(),
+            chain_id: self.chain_id,
+            iteration: self.iteration,
+            chain_key: self.chain_key.clone(),
+            signing_key: self.signing.verifying_key(),
+        }
+    }
+
+    /// Replaces the chain and signing key with fresh ones, after a member
+    /// left. Returns the new distribution, for the remaining members only.
+    pub fn rotate(&mut self, rng: &mut impl CryptoRngCore) -> SenderKeyDistribution {
+        let (chain_id, chain_key, signing) = fresh_chain(rng);
+        self.chain_id = chain_id;
+        self.chain_key = chain_key;
+        self.signing = signing;
+        self.iteration = 0;
+        self.distribution()
+    }
+
+    /// Encrypts and signs one group message; returns its encoding.
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, GroupEncryptError> {
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(GroupEncryptError::TooLarge(plaintext.len()));
+        }
+        let iteration = self.iteration;
+        let next = iteration
+            .checked_add(1)
+            .ok_or(GroupEncryptError::ChainExhausted)?;
+        let (next_chain, message_key) = self.chain_key.step();
+        let ad = associated_data(&self.group_id, self.chain_id, iteration);
+        let ciphertext = message_key.encrypt(INFO_SENDER_KEY, plaintext, &ad);
+        let signature = self.signing.sign(&signed_bytes(&ad, &ciphertext));
+        self.chain_key = next_chain;
+        self.iteration = next;
+        Ok(GroupMessage {
+            group_id: self.group_id.clone(),
+            chain_id: self.chain_id,
+            iteration,
+            ciphertext,
+            signature,
+        }
+        .to_bytes())
+    }
+
+    /// Encodes the session for storage (encrypt it at rest).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let proto = state::OutboundGroupState {
+            version: OUTBOUND_STATE_VERSION,
+            group_id: self.group_id.clone(),
+            chain_id: self.chain_id,
+            iteration: self.iteration,
+            chain_key: self.chain_key.as_bytes().to_vec(),
+            signing_secret: self.signing.to_bytes().to_vec(),
+        };
+        Zeroizing::new(prost::Message::encode_to_vec(&proto))
+    }
+
+    /// Decodes a session written by [`Self::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let proto: state::OutboundGroupState = decode_proto(bytes, MAX_STATE_LEN)?;
+        check_version(proto.version, OUTBOUND_STATE_VERSION)?;
+        check_group_id(&proto.group_id)?;
+        let mut chain_key = Box::new([0u8; 32]);
+        chain_key.copy_from_slice(&fixed::<32>("chain_key", &proto.chain_key)?);
+        let signing = Zeroizing::new(fixed::<32>("signing_secret", &proto.signing_secret)?);
+        Ok(Self {
+            group_id: proto.group_id.clone(),
+            chain_id: proto.chain_id,
+            iteration: proto.iteration,
+            chain_key: ChainKey::new(chain_key),
+            signing: Box::new(SigningKey::from_bytes(&signing)),
+        })
+    }
+}
+
+fn fresh_chain(rng: &mut impl CryptoRngCore) -> (u32, ChainKey, Box<SigningKey>) {
+    let chain_id = rng.next_u32();
+    let mut chain_key = Box::new([0u8; 32]);
+    rng.fill_bytes(&mut chain_key[..]);
+    (chain_id, ChainKey::new(chain_key), Box::new(SigningKey::generate(rng)))
+}

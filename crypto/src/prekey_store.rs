@@ -1,0 +1,400 @@
+//! A device's private prekeys: generating them, finding the ones an incoming
+//! initiation names, and retiring single-use ones once they have served.
+//!
+//! Pure state: the caller persists it with [`PreKeyStore::to_bytes`] after
+//! every change. Session setup itself is in `ratchet::setup`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use ml_kem::{EncodedSizeUser, KemCore, MlKem768};
+use rand_core::CryptoRngCore;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::error::{DecodeError, MAX_STATE_LEN, check_version, decode_proto, fixed};
+use crate::keys::{DhKeyPair, IdentityKeyPair};
+use crate::prekeys::{
+    CONTEXT_KEM_PREKEY, CONTEXT_SIGNED_PREKEY, KemDecapsulationKey, KemPreKey, OneTimePreKey,
+    PreKeyBundle, SignedPreKey, kem_prekey_message, kem_public_key, signed_prekey_message,
+};
+use crate::proto::state;
+
+/// Signed prekeys kept: the current one and the previous ones, so that an
+/// initiation made from a bundle fetched just before a rotation still works.
+pub const MAX_SIGNED_PREKEYS: usize = 3;
+/// One-time prekeys (X25519 and ML-KEM each) a store holds at most.
+pub const MAX_ONE_TIME_PREKEYS: usize = 2_000;
+/// Last-resort ML-KEM prekeys kept (current and previous).
+pub const MAX_LAST_RESORT_KEM_PREKEYS: usize = 2;
+/// Base keys remembered from initiations that used no one-time prekey, to
+/// refuse their replay. The oldest are forgotten first; a signed prekey's
+/// entries go when it retires.
+pub const MAX_SEEN_BASE_KEYS: usize = 10_000;
+const STORE_VERSION: u32 = 1;
+
+/// A request to the prekey store that cannot be met.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PreKeyStoreError {
+    /// Generating the keys would exceed [`MAX_ONE_TIME_PREKEYS`].
+    #[error("the store would hold more than {limit} one-time prekeys")]
+    TooManyOneTimePreKeys {
+        /// The limit.
+        limit: usize,
+    },
+    /// No signed prekey has been generated yet.
+    #[error("no signed prekey")]
+    NoSignedPreKey,
+}
+
+pub(crate) struct SignedPreKeyPrivate {
+    pub(crate) public: SignedPreKey,
+    pub(crate) key: DhKeyPair,
+    created_at: u64,
+}
+
+pub(crate) struct KemPreKeyPrivate {
+    pub(crate) public: KemPreKey,
+    pub(crate) secret: Box<KemDecapsulationKey>,
+}
+
+/// The private halves of a device's prekeys.
+#[derive(Default)]
+pub struct PreKeyStore {
+    signed: Vec<SignedPreKeyPrivate>,
+    one_time: BTreeMap<u32, DhKeyPair>,
+    kem: BTreeMap<u32, KemPreKeyPrivate>,
+    next_id: u32,
+    seen_base_keys: VecDeque<(u32, [u8; 32])>,
+}
+
+impl core::fmt::Debug for PreKeyStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Self {
+            signed,
+            one_time,
+            kem,
+            ..
+        } = self;
+        f.debug_struct("PreKeyStore")
+            .field("signed_prekeys", &signed.len())
+            .field("one_time_prekeys", &one_time.len())
+            .field("kem_prekeys", &kem.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn allocate_id(&mut self) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.next_id
+    }
+
+    /// Generates a new signed prekey and makes it current. `now` (seconds
+    /// since the Unix epoch) is recorded so the caller can rotate on a
+    /// schedule. The oldest beyond [`MAX_SIGNED_PREKEYS`] is retired.
+    pub fn generate_signed_prekey(
+        &mut self,
+        identity: &IdentityKeyPair,
+        now: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> SignedPreKey {
+        let id = self.allocate_id();
+        let key = DhKeyPair::generate(rng);
+        let signature = identity
+            .sign(CONTEXT_SIGNED_PREKEY, &signed_prekey_message(id, &key.public))
+            .to_bytes();
+        let public = SignedPreKey {
+            id,
+            public: key.public,
+            signature,
+        };
+        self.signed.push(SignedPreKeyPrivate {
+            public: public.clone(),
+            key,
+            created_at: now,
+        });
+        while self.signed.len() > MAX_SIGNED_PREKEYS {
+            let retired = self.signed.remove(0);
+            self.seen_base_keys
+                .retain(|(spk, _)| *spk != retired.public.id);
+        }
+        public
+    }
+
+    /// The current signed prekey, if any.
+    pub fn current_signed_prekey(&self) -> Option<&SignedPreKey> {
+        self.signed.last().map(|k| &k.public)
+    }
+
+    /// When the current signed prekey was generated (the `now` given then).
+    pub fn signed_prekey_created_at(&self) -> Option<u64> {
+        self.signed.last().map(|k| k.created_at)
+    }
+
+    /// Generates `count` one-time X25519 prekeys and returns their public
+    /// halves for upload.
+    pub fn generate_one_time_prekeys(
+        &mut self,
+        count: usize,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<OneTimePreKey>, PreKeyStoreError> {
+        if self.one_time.len().saturating_add(count) > MAX_ONE_TIME_PREKEYS {
+            return Err(PreKeyStoreError::TooManyOneTimePreKeys {
+                limit: MAX_ONE_TIME_PREKEYS,
+            });
+        }
+        Ok((0..count)
+            .map(|_| {
+                let id = self.allocate_id();
+                let key = DhKeyPair::generate(rng);
+                let public = OneTimePreKey {
+                    id,
+                    public: key.public,
+                };
+                self.one_time.insert(id, key);
+                public
+            })
+            .collect())
+    }
+
+    /// Generates `count` one-time ML-KEM-768 prekeys, signed, for upload.
+    pub fn generate_kem_prekeys(
+        &mut self,
+        identity: &IdentityKeyPair,
+        count: usize,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<KemPreKey>, PreKeyStoreError> {
+        let one_time = self.kem.values().filter(|k| !k.public.last_resort).count();
+        if one_time.saturating_add(count) > MAX_ONE_TIME_PREKEYS {
+            return Err(PreKeyStoreError::TooManyOneTimePreKeys {
+                limit: MAX_ONE_TIME_PREKEYS,
+            });
+        }
+        Ok((0..count)
+            .map(|_| self.generate_kem(identity, false, rng))
+            .collect())
+    }
+
+    /// Generates a new last-resort ML-KEM-768 prekey; the oldest beyond
+    /// [`MAX_LAST_RESORT_KEM_PREKEYS`] is retired.
+    pub fn generate_last_resort_kem_prekey(
+        &mut self,
+        identity: &IdentityKeyPair,
+        rng: &mut impl CryptoRngCore,
+    ) -> KemPreKey {
+        let key = self.generate_kem(identity, true, rng);
+        let last_resort: Vec<u32> = self
+            .kem
+            .iter()
+            .filter(|(_, k)| k.public.last_resort)
+            .map(|(id, _)| *id)
+            .collect();
+        let excess = last_resort.len().saturating_sub(MAX_LAST_RESORT_KEM_PREKEYS);
+        for id in last_resort.iter().filter(|id| **id != key.id).take(excess) {
+            self.kem.remove(id);
+        }
+        key
+    }
+
+    fn generate_kem(
+        &mut self,
+        identity: &IdentityKeyPair,
+        last_resort: bool,
+        rng: &mut impl CryptoRngCore,
+    ) -> KemPreKey {
+        let id = self.allocate_id();
+        let (secret, public) = MlKem768::generate(rng);
+        let message = kem_prekey_message(id, last_resort, &public.as_bytes());
+        let public = KemPreKey {
+            id,
+            public: Box::new(public),
+            signature: identity.sign(CONTEXT_KEM_PREKEY, &message).to_bytes(),
+            last_resort,
+        };
+        self.kem.insert(
+            id,
+            KemPreKeyPrivate {
+                public: public.clone(),
+                secret: Box::new(secret),
+            },
+        );
+        public
+    }
+
+    /// How many one-time X25519 prekeys remain.
+    pub fn one_time_prekey_count(&self) -> usize {
+        self.one_time.len()
+    }
+
+    /// How many one-time ML-KEM prekeys remain.
+    pub fn kem_one_time_prekey_count(&self) -> usize {
+        self.kem.values().filter(|k| !k.public.last_resort).count()
+    }
+
+    /// A bundle as a server would serve it (current signed prekey, the oldest
+    /// one-time prekeys, the oldest one-time ML-KEM prekey or else the
+    /// last-resort one), without claiming anything. For tests and for a
+    /// device that hands out its bundle directly.
+    pub fn bundle(&self, identity: &IdentityKeyPair) -> Result<PreKeyBundle, PreKeyStoreError> {
+        let signed = self
+            .signed
+            .last()
+            .ok_or(PreKeyStoreError::NoSignedPreKey)?;
+        let one_time = self.one_time.iter().next().map(|(id, key)| OneTimePreKey {
+            id: *id,
+            public: key.public,
+        });
+        let kem = self
+            .kem
+            .values()
+            .find(|k| !k.public.last_resort)
+            .or_else(|| self.kem.values().rev().find(|k| k.public.last_resort))
+            .map(|k| k.public.clone());
+        Ok(PreKeyBundle {
+            identity: identity.public().clone(),
+            signed_prekey: signed.public.clone(),
+            one_time_prekey: one_time,
+            kem_prekey: kem,
+        })
+    }
+
+    pub(crate) fn signed_prekey(&self, id: u32) -> Option<&SignedPreKeyPrivate> {
+        self.signed.iter().find(|k| k.public.id == id)
+    }
+
+    pub(crate) fn one_time_prekey(&self, id: u32) -> Option<&DhKeyPair> {
+        self.one_time.get(&id)
+    }
+
+    pub(crate) fn kem_prekey(&self, id: u32) -> Option<&KemPreKeyPrivate> {
+        self.kem.get(&id)
+    }
+
+    pub(crate) fn has_seen_base_key(&self, signed_prekey_id: u32, base_key: &[u8; 32]) -> bool {
+        self.seen_base_keys
+            .iter()
+            .any(|(spk, key)| *spk == signed_prekey_id && key == base_key)
+    }
+
+    /// Retires what an accepted initiation used: its one-time prekeys, or,
+    /// when it used none, remembers its base key so a replay is refused.
+    pub(crate) fn consume(
+        &mut self,
+        signed_prekey_id: u32,
+        base_key: [u8; 32],
+        one_time_id: Option<u32>,
+        kem_id: Option<u32>,
+    ) {
+        if let Some(id) = one_time_id {
+            self.one_time.remove(&id);
+        }
+        if let Some(id) = kem_id {
+            if self.kem.get(&id).is_some_and(|k| !k.public.last_resort) {
+                self.kem.remove(&id);
+            }
+        }
+        if one_time_id.is_none() {
+            if self.seen_base_keys.len() >= MAX_SEEN_BASE_KEYS {
+                self.seen_base_keys.pop_front();
+            }
+            self.seen_base_keys.push_back((signed_prekey_id, base_key));
+        }
+    }
+
+    /// Encodes the store for persistence (encrypt it at rest).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let proto = state::PreKeyStoreState {
+            version: STORE_VERSION,
+            signed_prekeys: self
+                .signed
+                .iter()
+                .map(|k| state::SignedPreKeyState {
+                    id: k.public.id,
+                    key: Some(k.key.to_state()),
+                    signature: k.public.signature.to_vec(),
+                    created_at: k.created_at,
+                })
+                .collect(),
+            one_time_prekeys: self
+                .one_time
+                .iter()
+                .map(|(id, key)| state::OneTimePreKeyState {
+                    id: *id,
+                    key: Some(key.to_state()),
+                })
+                .collect(),
+            kem_prekeys: self
+                .kem
+                .values()
+                .map(|k| state::KemPreKeyState {
+                    id: k.public.id,
+                    public_key: k.public.public_bytes(),
+                    secret_key: k.secret.as_bytes().to_vec(),
+                    signature: k.public.signature.to_vec(),
+                    last_resort: k.public.last_resort,
+                })
+                .collect(),
+            next_id: self.next_id,
+            seen_base_keys: self
+                .seen_base_keys
+                .iter()
+                .map(|(spk, key)| state::SeenBaseKey {
+                    signed_prekey_id: *spk,
+                    base_key: key.to_vec(),
+                })
+                .collect(),
+        };
+        Zeroizing::new(prost::Message::encode_to_vec(&proto))
+    }
+
+    /// Decodes a store written by [`Self::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let proto: state::PreKeyStoreState = decode_proto(bytes, MAX_STATE_LEN)?;
+        check_version(proto.version, STORE_VERSION)?;
+        let mut store = Self {
+            next_id: proto.next_id,
+            ..Self::default()
+        };
+        for k in &proto.signed_prekeys {
+            let key = DhKeyPair::from_state(k.key.as_ref())?;
+            store.signed.push(SignedPreKeyPrivate {
+                public: SignedPreKey {
+                    id: k.id,
+                    public: key.public,
+                    signature: fixed("signature", &k.signature)?,
+                },
+                key,
+                created_at: k.created_at,
+            });
+        }
+        for k in &proto.one_time_prekeys {
+            store
+                .one_time
+                .insert(k.id, DhKeyPair::from_state(k.key.as_ref())?);
+        }
+        for k in &proto.kem_prekeys {
+            let encoded = ml_kem::Encoded::<KemDecapsulationKey>::try_from(&k.secret_key[..])
+                .map_err(|_| DecodeError::InvalidValue("kem secret_key"))?;
+            let public = KemPreKey {
+                id: k.id,
+                public: Box::new(kem_public_key(&k.public_key)?),
+                signature: fixed("signature", &k.signature)?,
+                last_resort: k.last_resort,
+            };
+            let secret = Box::new(KemDecapsulationKey::from_bytes(&encoded));
+            store.kem.insert(k.id, KemPreKeyPrivate { public, secret });
+        }
+        for seen in &proto.seen_base_keys {
+            store
+                .seen_base_keys
+                .push_back((seen.signed_prekey_id, fixed("base_key", &seen.base_key)?));
+        }
+        Ok(store)
+    }
+}

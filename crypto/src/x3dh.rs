@@ -1,0 +1,83 @@
+//! X3DH key agreement (Signal's X3DH specification) and the shared-secret
+//! KDF that PQXDH extends.
+//!
+//! Both sides compute the same DH values in the same order:
+//! DH1 = DH(IK_A, SPK_B), DH2 = DH(EK_A, IK_B), DH3 = DH(EK_A, SPK_B),
+//! DH4 = DH(EK_A, OPK_B) when a one-time prekey is used. Every DH must be
+//! contributory. The ML-KEM part of PQXDH lives in `pqxdh`.
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use x25519_dalek::PublicKey as DhPublic;
+use zeroize::Zeroizing;
+
+use crate::keys::{DhKeyPair, IdentityKey, IdentityKeyPair, NonContributoryKey, dh};
+
+/// HKDF info for a session set up with X3DH.
+pub const INFO_X3DH: &[u8] = b"Starling_X3DH_v1_X25519_SHA-256";
+/// HKDF info for a session set up with PQXDH.
+pub const INFO_PQXDH: &[u8] = b"Starling_PQXDH_v1_X25519_SHA-256_ML-KEM-768";
+
+/// The DH outputs of one agreement, in order.
+pub(crate) struct DhOutputs(Vec<Zeroizing<[u8; 32]>>);
+
+/// The initiator's DHs: IK_A and EK_A against the bundle's keys.
+pub(crate) fn initiator_dhs(
+    identity: &IdentityKeyPair,
+    ephemeral: &DhKeyPair,
+    responder: &IdentityKey,
+    signed_prekey: &DhPublic,
+    one_time_prekey: Option<&DhPublic>,
+) -> Result<DhOutputs, NonContributoryKey> {
+    let mut outputs = vec![
+        identity.dh(signed_prekey)?,
+        dh(&ephemeral.secret, responder.dh_public())?,
+        dh(&ephemeral.secret, signed_prekey)?,
+    ];
+    if let Some(one_time) = one_time_prekey {
+        outputs.push(dh(&ephemeral.secret, one_time)?);
+    }
+    Ok(DhOutputs(outputs))
+}
+
+/// The responder's DHs, mirroring [`initiator_dhs`].
+pub(crate) fn responder_dhs(
+    identity: &IdentityKeyPair,
+    signed_prekey: &DhKeyPair,
+    one_time_prekey: Option<&DhKeyPair>,
+    initiator: &IdentityKey,
+    base_key: &DhPublic,
+) -> Result<DhOutputs, NonContributoryKey> {
+    let mut outputs = vec![
+        dh(&signed_prekey.secret, initiator.dh_public())?,
+        identity.dh(base_key)?,
+        dh(&signed_prekey.secret, base_key)?,
+    ];
+    if let Some(one_time) = one_time_prekey {
+        outputs.push(dh(&one_time.secret, base_key)?);
+    }
+    Ok(DhOutputs(outputs))
+}
+
+/// SK = HKDF-SHA256(salt = 0^32, ikm = 0xFF^32 || DH1 || .. || DH4 [|| SS],
+/// info, L = 32). With `kem_secret`, this is PQXDH's KDF and `info` is
+/// [`INFO_PQXDH`]; without, X3DH's with [`INFO_X3DH`].
+pub(crate) fn shared_secret(dhs: &DhOutputs, kem_secret: Option<&[u8; 32]>) -> Box<[u8; 32]> {
+    let mut ikm = Zeroizing::new(Vec::with_capacity(32 * 6));
+    ikm.extend_from_slice(&[0xFF; 32]);
+    for output in &dhs.0 {
+        ikm.extend_from_slice(&output[..]);
+    }
+    let info = match kem_secret {
+        Some(secret) => {
+            ikm.extend_from_slice(secret);
+            INFO_PQXDH
+        }
+        None => INFO_X3DH,
+    };
+    let hkdf = Hkdf::<Sha256>::new(Some(&[0u8; 32]), &ikm);
+    let mut secret = Box::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's output limit.
+    let _ = hkdf.expand(info, &mut secret[..]);
+    secret
+}
