@@ -102,7 +102,7 @@ impl PeerSessions {
                 self.decrypt_prekey(identity, prekeys, prekey, rng)
             }
             CiphertextMessage::Ratchet(ratchet) => {
-                let mut last_error = DecryptError::NoMatchingSession;
+                let mut error = DecryptError::NoMatchingSession;
                 for session in &mut self.sessions {
                     match session.decrypt(ratchet, rng) {
                         Ok(plaintext) => {
@@ -113,13 +113,14 @@ impl PeerSessions {
                                 sender: session.remote_identity().clone(),
                             });
                         }
-                        // A duplicate found in the right session is the
-                        // more useful answer than "no session".
-                        Err(e @ DecryptError::DuplicateOrExpired { .. }) => last_error = e,
+                        // Report the most specific reason: a session that
+                        // recognised the message (duplicate, too far ahead,
+                        // bad key) says more than one it did not match.
+                        Err(e) if is_more_specific(&e, &error) => error = e,
                         Err(_) => {}
                     }
                 }
-                Err(last_error)
+                Err(error)
             }
         }
     }
@@ -189,4 +190,14 @@ impl PeerSessions {
                 .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// Whether `candidate` explains a failure better than `current`.
+fn is_more_specific(candidate: &DecryptError, current: &DecryptError) -> bool {
+    let rank = |e: &DecryptError| match e {
+        DecryptError::NoMatchingSession => 0,
+        DecryptError::Authentication => 1,
+        _ => 2,
+    };
+    rank(candidate) > rank(current)
 }
