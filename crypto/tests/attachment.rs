@@ -1,0 +1,147 @@
+//! Streaming attachment encryption: round trips at chunk boundaries, any
+//! slicing of the input, and detection of truncation, reordering,
+//! extension and tampering.
+
+mod common;
+
+use common::rng;
+use rand::Rng;
+use starling_crypto::attachment::{
+    AttachmentDecryptor, AttachmentEncryptor, AttachmentError, AttachmentInfo, CHUNK_SIZE,
+    HEADER_SIZE, TAG_SIZE, ciphertext_len,
+};
+
+fn plaintext(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = rng(seed);
+    (0..len).map(|_| rng.r#gen()).collect()
+}
+
+fn decrypt(ciphertext: &[u8], info: &AttachmentInfo) -> Result<Vec<u8>, AttachmentError> {
+    AttachmentDecryptor::decrypt_all(ciphertext, info)
+}
+
+#[test]
+fn round_trip_at_chunk_boundaries() {
+    let mut rng = rng(1);
+    for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 5] {
+        let data = plaintext(len, len as u64);
+        let (ciphertext, info) = AttachmentEncryptor::encrypt_all(&data, &mut rng).unwrap();
+        assert_eq!(ciphertext.len() as u64, ciphertext_len(len as u64), "len {len}");
+        assert_eq!(info.plaintext_len, len as u64);
+        assert_eq!(decrypt(&ciphertext, &info).unwrap(), data, "len {len}");
+    }
+}
+
+#[test]
+fn any_slicing_gives_the_same_result() {
+    let mut rng = rng(2);
+    let data = plaintext(2 * CHUNK_SIZE + 777, 2);
+    let mut ciphertext = Vec::new();
+    let mut encryptor = AttachmentEncryptor::new(&mut rng);
+    let mut rest = &data[..];
+    while !rest.is_empty() {
+        let take = rng.gen_range(1..=rest.len().min(100_000));
+        encryptor.update(&rest[..take], &mut ciphertext).unwrap();
+        rest = &rest[take..];
+    }
+    let info = encryptor.finish(&mut ciphertext).unwrap();
+    let mut decryptor = AttachmentDecryptor::new(&info);
+    let mut out = Vec::new();
+    let mut rest = &ciphertext[..];
+    while !rest.is_empty() {
+        let take = rng.gen_range(1..=rest.len().min(70_000));
+        decryptor.update(&rest[..take], &mut out).unwrap();
+        rest = &rest[take..];
+    }
+    decryptor.finish(&mut out).unwrap();
+    assert_eq!(out, data);
+}
+
+#[test]
+fn memory_stays_bounded_while_streaming() {
+    // 16 MiB through both sides with the output drained after every slice:
+    // neither side ever holds more than about one chunk.
+    let mut rng = rng(3);
+    let slice = plaintext(CHUNK_SIZE / 2 + 3, 3);
+    let mut encryptor = AttachmentEncryptor::new(&mut rng);
+    let mut sealed = Vec::new();
+    let mut all_ciphertext = Vec::new();
+    let mut largest = 0;
+    for _ in 0..(16 << 20) / slice.len() {
+        encryptor.update(&slice, &mut sealed).unwrap();
+        largest = largest.max(sealed.len());
+        all_ciphertext.extend_from_slice(&sealed);
+        sealed.clear();
+    }
+    let info = encryptor.finish(&mut sealed).unwrap();
+    all_ciphertext.extend_from_slice(&sealed);
+    assert!(largest <= HEADER_SIZE + CHUNK_SIZE + TAG_SIZE);
+    let mut decryptor = AttachmentDecryptor::new(&info);
+    let mut opened = Vec::new();
+    for piece in all_ciphertext.chunks(CHUNK_SIZE / 3) {
+        decryptor.update(piece, &mut opened).unwrap();
+        assert!(opened.len() <= CHUNK_SIZE);
+        opened.clear();
+    }
+    decryptor.finish(&mut opened).unwrap();
+}
+
+#[test]
+fn attachment_truncation_reordering_tampering_detected() {
+    let mut rng = rng(4);
+    let data = plaintext(3 * CHUNK_SIZE + 100, 4);
+    let (ciphertext, info) = AttachmentEncryptor::encrypt_all(&data, &mut rng).unwrap();
+    let sealed = CHUNK_SIZE + TAG_SIZE;
+    let chunk = |i: usize| &ciphertext[HEADER_SIZE + i * sealed..HEADER_SIZE + (i + 1) * sealed];
+
+    // Truncation at a chunk boundary: the last full chunk is not flagged last.
+    let truncated = &ciphertext[..HEADER_SIZE + 3 * sealed];
+    assert!(matches!(decrypt(truncated, &info), Err(AttachmentError::Authentication(_))));
+    // Truncation mid-chunk.
+    assert!(decrypt(&ciphertext[..ciphertext.len() - 1], &info).is_err());
+    // Only the header.
+    assert!(decrypt(&ciphertext[..HEADER_SIZE], &info).is_err());
+    assert_eq!(decrypt(&ciphertext[..3], &info), Err(AttachmentError::TooShort));
+
+    // Reordering two chunks.
+    let mut reordered = ciphertext[..HEADER_SIZE].to_vec();
+    reordered.extend_from_slice(chunk(1));
+    reordered.extend_from_slice(chunk(0));
+    reordered.extend_from_slice(&ciphertext[HEADER_SIZE + 2 * sealed..]);
+    assert_eq!(decrypt(&reordered, &info), Err(AttachmentError::Authentication(0)));
+
+    // Extension after the last chunk.
+    let mut extended = ciphertext.clone();
+    extended.extend_from_slice(&[0; 40]);
+    assert!(decrypt(&extended, &info).is_err());
+
+    // A flipped bit anywhere: header, body, tag.
+    for position in [1, HEADER_SIZE + 5, HEADER_SIZE + sealed - 1, ciphertext.len() - 1] {
+        let mut tampered = ciphertext.clone();
+        tampered[position] ^= 0x10;
+        assert!(decrypt(&tampered, &info).is_err(), "flip at {position}");
+    }
+    let mut version = ciphertext.clone();
+    version[0] = 9;
+    assert_eq!(decrypt(&version, &info), Err(AttachmentError::UnsupportedVersion(9)));
+
+    // A different, genuine ciphertext under the same key fails the digest.
+    let mut wrong_digest = info.clone();
+    wrong_digest.digest[0] ^= 1;
+    assert_eq!(decrypt(&ciphertext, &wrong_digest), Err(AttachmentError::DigestMismatch));
+    let mut wrong_len = info.clone();
+    wrong_len.plaintext_len -= 1;
+    assert_eq!(decrypt(&ciphertext, &wrong_len), Err(AttachmentError::LengthMismatch));
+
+    assert_eq!(decrypt(&ciphertext, &info).unwrap(), data);
+}
+
+#[test]
+fn key_debug_is_redacted() {
+    let mut rng = rng(5);
+    let (_, info) = AttachmentEncryptor::encrypt_all(b"x", &mut rng).unwrap();
+    let key_hex = hex::encode(&info.key.to_bytes()[..]);
+    let shown = format!("{info:?}");
+    assert!(!shown.contains(&key_hex[..16]));
+    assert!(shown.contains("AttachmentKey(..)"));
+}
