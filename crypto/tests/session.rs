@@ -491,3 +491,25 @@ fn debug_output_redacts_secrets() {
         "PreKeyStore { signed_prekeys: 1, one_time_prekeys: 4, kem_prekeys: 2, .. }"
     );
 }
+
+#[test]
+fn straggler_from_a_closed_chain_decrypts_once() {
+    // Bob sends two messages, ratchets after Alice's reply, sends a third;
+    // Alice receives the third first, then the two stragglers, then replays.
+    let mut rng = rng(20);
+    let (mut alice, mut bob) = established(&mut rng, FULL);
+    let b1 = bob.send(b"b1");
+    let b2 = bob.send(b"b2");
+    let a1 = alice.send(b"a1");
+    bob.receive(&a1, &mut rng).unwrap();
+    let b3 = bob.send(b"b3");
+    for m in [&b3, &b1, &b2] {
+        alice.receive(m, &mut rng).unwrap();
+    }
+    for m in [&b3, &b1, &b2] {
+        assert!(matches!(
+            alice.receive(m, &mut rng),
+            Err(DecryptError::DuplicateOrExpired { .. })
+        ));
+    }
+}

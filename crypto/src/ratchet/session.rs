@@ -305,8 +305,13 @@ impl Session {
 
         // Authenticated: commit.
         if let Some((ratchet_key, previous)) = previous {
+            // The sender has closed that chain at PN: move it to its end so
+            // its remaining keys live only in the skipped store.
             let mut skipped = previous.skipped;
             skipped.push((previous.next_index - 1, previous.message_key));
+            if let Some(chain) = self.receiving.front_mut() {
+                chain.commit(previous.next_chain_key, previous.next_index);
+            }
             self.skipped.extend(ratchet_key, skipped);
         }
         let mut chain = step.chain;
