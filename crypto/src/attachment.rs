@@ -148,7 +148,11 @@ impl AttachmentEncryptor {
     }
 
     fn emit(&mut self, bytes_from_buffer: bool, out: &mut Vec<u8>) {
-        let bytes: &[u8] = if bytes_from_buffer { &self.buffer } else { &self.header };
+        let bytes: &[u8] = if bytes_from_buffer {
+            &self.buffer
+        } else {
+            &self.header
+        };
         self.digest.update(bytes);
         out.extend_from_slice(bytes);
     }
@@ -200,7 +204,9 @@ impl AttachmentEncryptor {
         plaintext: &[u8],
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Vec<u8>, AttachmentInfo), AttachmentError> {
-        let mut out = Vec::with_capacity(usize::try_from(ciphertext_len(plaintext.len() as u64)).unwrap_or(0));
+        let mut out = Vec::with_capacity(
+            usize::try_from(ciphertext_len(plaintext.len() as u64)).unwrap_or(0),
+        );
         let mut encryptor = Self::new(rng);
         encryptor.update(plaintext, &mut out)?;
         let info = encryptor.finish(&mut out)?;
@@ -310,7 +316,10 @@ impl AttachmentDecryptor {
     }
 
     /// Decrypts a whole buffer at once.
-    pub fn decrypt_all(ciphertext: &[u8], info: &AttachmentInfo) -> Result<Vec<u8>, AttachmentError> {
+    pub fn decrypt_all(
+        ciphertext: &[u8],
+        info: &AttachmentInfo,
+    ) -> Result<Vec<u8>, AttachmentError> {
         let mut out = Vec::with_capacity(ciphertext.len());
         let mut decryptor = Self::new(info);
         decryptor.update(ciphertext, &mut out)?;

@@ -107,7 +107,13 @@ impl IdentityKey {
         let signing = verifying_key("identity.signing_key", &proto.signing_key)?;
         let dh = DhPublic::from(fixed::<32>("identity.dh_key", &proto.dh_key)?);
         let signature: [u8; 64] = fixed("identity.dh_key_signature", &proto.dh_key_signature)?;
-        verify_with(&signing, "identity", CONTEXT_IDENTITY_DH, dh.as_bytes(), &signature)?;
+        verify_with(
+            &signing,
+            "identity",
+            CONTEXT_IDENTITY_DH,
+            dh.as_bytes(),
+            &signature,
+        )?;
         Ok(Self {
             signing,
             dh,

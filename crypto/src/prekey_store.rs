@@ -107,7 +107,10 @@ impl PreKeyStore {
         let id = self.allocate_id();
         let key = DhKeyPair::generate(rng);
         let signature = identity
-            .sign(CONTEXT_SIGNED_PREKEY, &signed_prekey_message(id, &key.public))
+            .sign(
+                CONTEXT_SIGNED_PREKEY,
+                &signed_prekey_message(id, &key.public),
+            )
             .to_bytes();
         let public = SignedPreKey {
             id,
@@ -195,7 +198,9 @@ impl PreKeyStore {
             .filter(|(_, k)| k.public.last_resort)
             .map(|(id, _)| *id)
             .collect();
-        let excess = last_resort.len().saturating_sub(MAX_LAST_RESORT_KEM_PREKEYS);
+        let excess = last_resort
+            .len()
+            .saturating_sub(MAX_LAST_RESORT_KEM_PREKEYS);
         for id in last_resort.iter().filter(|id| **id != key.id).take(excess) {
             self.kem.remove(id);
         }
@@ -242,10 +247,7 @@ impl PreKeyStore {
     /// last-resort one), without claiming anything. For tests and for a
     /// device that hands out its bundle directly.
     pub fn bundle(&self, identity: &IdentityKeyPair) -> Result<PreKeyBundle, PreKeyStoreError> {
-        let signed = self
-            .signed
-            .last()
-            .ok_or(PreKeyStoreError::NoSignedPreKey)?;
+        let signed = self.signed.last().ok_or(PreKeyStoreError::NoSignedPreKey)?;
         let one_time = self.one_time.iter().next().map(|(id, key)| OneTimePreKey {
             id: *id,
             public: key.public,

@@ -81,3 +81,32 @@ pub(crate) fn shared_secret(dhs: &DhOutputs, kem_secret: Option<&[u8; 32]>) -> B
     let _ = hkdf.expand(info, &mut secret[..]);
     secret
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outputs() -> DhOutputs {
+        DhOutputs((1..=4u8).map(|i| Zeroizing::new([i; 32])).collect())
+    }
+
+    #[test]
+    fn kem_secret_changes_the_session_key() {
+        let classical = shared_secret(&outputs(), None);
+        let post_quantum = shared_secret(&outputs(), Some(&[9; 32]));
+        let other_kem = shared_secret(&outputs(), Some(&[8; 32]));
+        assert_ne!(classical, post_quantum);
+        assert_ne!(post_quantum, other_kem);
+        assert_eq!(classical, shared_secret(&outputs(), None));
+    }
+
+    #[test]
+    fn every_dh_output_matters() {
+        let base = shared_secret(&outputs(), None);
+        for i in 0..4 {
+            let mut changed = outputs();
+            changed.0[i][0] ^= 1;
+            assert_ne!(shared_secret(&changed, None), base);
+        }
+    }
+}

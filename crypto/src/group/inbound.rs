@@ -9,7 +9,9 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use super::distribution::SenderKeyDistribution;
-use super::message::{GroupMessage, INFO_SENDER_KEY, associated_data, check_group_id, signed_bytes};
+use super::message::{
+    GroupMessage, INFO_SENDER_KEY, associated_data, check_group_id, signed_bytes,
+};
 use crate::error::{DecodeError, MAX_STATE_LEN, check_version, decode_proto, fixed};
 use crate::keys::verifying_key;
 use crate::proto::state;

@@ -14,6 +14,9 @@ mod message;
 mod outbound;
 
 pub use distribution::SenderKeyDistribution;
-pub use inbound::{GroupDecryptError, InboundGroupSession, MAX_GROUP_CHAINS, MAX_GROUP_MESSAGE_GAP, MAX_GROUP_SKIPPED_KEYS};
+pub use inbound::{
+    GroupDecryptError, InboundGroupSession, MAX_GROUP_CHAINS, MAX_GROUP_MESSAGE_GAP,
+    MAX_GROUP_SKIPPED_KEYS,
+};
 pub use message::{GROUP_MESSAGE_VERSION, INFO_SENDER_KEY, MAX_GROUP_ID_LEN};
 pub use outbound::{GroupEncryptError, OutboundGroupSession};

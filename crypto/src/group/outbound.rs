@@ -7,7 +7,9 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use super::distribution::SenderKeyDistribution;
-use super::message::{GroupMessage, associated_data, check_group_id, signed_bytes, INFO_SENDER_KEY};
+use super::message::{
+    GroupMessage, INFO_SENDER_KEY, associated_data, check_group_id, signed_bytes,
+};
 use crate::error::{DecodeError, MAX_STATE_LEN, check_version, decode_proto, fixed};
 use crate::proto::state;
 use crate::ratchet::{ChainKey, MAX_PLAINTEXT_LEN};
@@ -149,5 +151,9 @@ fn fresh_chain(rng: &mut impl CryptoRngCore) -> (u32, ChainKey, Box<SigningKey>)
     let chain_id = rng.next_u32();
     let mut chain_key = Box::new([0u8; 32]);
     rng.fill_bytes(&mut chain_key[..]);
-    (chain_id, ChainKey::new(chain_key), Box::new(SigningKey::generate(rng)))
+    (
+        chain_id,
+        ChainKey::new(chain_key),
+        Box::new(SigningKey::generate(rng)),
+    )
 }

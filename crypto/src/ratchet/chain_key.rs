@@ -53,3 +53,20 @@ impl core::fmt::Debug for ChainKey {
         f.write_str("ChainKey(..)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_is_deterministic_and_separates_outputs() {
+        let chain = ChainKey::new(Box::new([3; 32]));
+        let (next_a, message_a) = chain.step();
+        let (next_b, message_b) = chain.step();
+        assert_eq!(next_a.as_bytes(), next_b.as_bytes());
+        assert_eq!(message_a.as_bytes(), message_b.as_bytes());
+        assert_ne!(next_a.as_bytes(), message_a.as_bytes());
+        assert_ne!(next_a.as_bytes(), chain.as_bytes());
+        assert_eq!(format!("{chain:?}"), "ChainKey(..)");
+    }
+}

@@ -76,3 +76,35 @@ impl core::fmt::Debug for MessageKey {
         f.write_str("MessageKey(..)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn associated_data_and_info_are_bound() {
+        let key = || MessageKey::new(Box::new([7; 32]));
+        let sealed = key().encrypt(INFO_MESSAGE_KEYS, b"plain", b"ad");
+        assert_eq!(
+            &key().decrypt(INFO_MESSAGE_KEYS, &sealed, b"ad").unwrap()[..],
+            b"plain"
+        );
+        assert_eq!(
+            key().decrypt(INFO_MESSAGE_KEYS, &sealed, b"ae"),
+            Err(AeadFailure)
+        );
+        assert_eq!(key().decrypt(b"other", &sealed, b"ad"), Err(AeadFailure));
+        assert_eq!(
+            MessageKey::new(Box::new([8; 32])).decrypt(INFO_MESSAGE_KEYS, &sealed, b"ad"),
+            Err(AeadFailure)
+        );
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        assert_eq!(
+            format!("{:?}", MessageKey::new(Box::new([7; 32]))),
+            "MessageKey(..)"
+        );
+    }
+}

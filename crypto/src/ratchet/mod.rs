@@ -19,12 +19,14 @@ mod session;
 mod setup;
 
 pub(crate) use chain_key::ChainKey;
+pub use message::{
+    CiphertextMessage, MESSAGE_VERSION, MessageDecodeError, PreKeyMessage, RatchetMessage,
+};
+pub use message_key::INFO_MESSAGE_KEYS;
 pub(crate) use message_key::MessageKey;
-pub use message::{CiphertextMessage, MESSAGE_VERSION, MessageDecodeError, PreKeyMessage, RatchetMessage};
 pub use peer::{Decrypted, MAX_SESSIONS_PER_PEER, PeerSessions};
+pub(crate) use receiver_chain::advance as advance_chain;
 pub use receiver_chain::{MAX_MESSAGE_GAP, MAX_RECEIVER_CHAINS, MAX_SKIPPED_KEYS};
 pub use root_key::INFO_RATCHET;
-pub use message_key::INFO_MESSAGE_KEYS;
 pub use session::{DecryptError, EncryptError, MAX_PLAINTEXT_LEN, Session};
 pub use setup::SessionSetupError;
-pub(crate) use receiver_chain::advance as advance_chain;

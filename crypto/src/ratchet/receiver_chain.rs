@@ -55,7 +55,11 @@ impl ReceiverChain {
 }
 
 /// Advances `chain_key` (at `index`) to `counter`.
-pub(crate) fn advance(chain_key: &ChainKey, index: u32, counter: u32) -> Result<Advance, GapTooLarge> {
+pub(crate) fn advance(
+    chain_key: &ChainKey,
+    index: u32,
+    counter: u32,
+) -> Result<Advance, GapTooLarge> {
     let gap = counter.saturating_sub(index);
     if gap > MAX_MESSAGE_GAP {
         return Err(GapTooLarge(gap));

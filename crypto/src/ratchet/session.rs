@@ -14,9 +14,7 @@ use x25519_dalek::PublicKey as DhPublic;
 use zeroize::Zeroizing;
 
 use super::chain_key::ChainKey;
-use super::message::{
-    CiphertextMessage, PreKeyMessage, RatchetMessage, message_associated_data,
-};
+use super::message::{CiphertextMessage, PreKeyMessage, RatchetMessage, message_associated_data};
 use super::message_key::{AeadFailure, INFO_MESSAGE_KEYS};
 use super::receiver_chain::{
     GapTooLarge, MAX_MESSAGE_GAP, MAX_RECEIVER_CHAINS, ReceiverChain, SkippedKeys,
@@ -254,13 +252,13 @@ impl Session {
                 .ok_or(DecryptError::DuplicateOrExpired {
                     counter: message.counter,
                 })?;
-            let key = self
-                .skipped
-                .get(stored)
-                .cloned()
-                .ok_or(DecryptError::DuplicateOrExpired {
-                    counter: message.counter,
-                })?;
+            let key =
+                self.skipped
+                    .get(stored)
+                    .cloned()
+                    .ok_or(DecryptError::DuplicateOrExpired {
+                        counter: message.counter,
+                    })?;
             let plaintext = key.decrypt(INFO_MESSAGE_KEYS, &message.ciphertext, ad)?;
             self.skipped.remove(stored);
             return Ok(plaintext);
@@ -299,9 +297,9 @@ impl Session {
             .decrypt(INFO_MESSAGE_KEYS, &message.ciphertext, ad)?;
 
         let sending_ratchet = DhKeyPair::generate(rng);
-        let (root_key, sending_chain) =
-            step.root_key
-                .advance(&*dh(&sending_ratchet.secret, &message.ratchet_key)?);
+        let (root_key, sending_chain) = step
+            .root_key
+            .advance(&*dh(&sending_ratchet.secret, &message.ratchet_key)?);
 
         // Authenticated: commit.
         if let Some((ratchet_key, previous)) = previous {

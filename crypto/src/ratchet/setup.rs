@@ -128,9 +128,9 @@ impl Session {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Session, Zeroizing<Vec<u8>>), SessionSetupError> {
         let base_key = message.base_key.to_bytes();
-        let signed = prekeys
-            .signed_prekey(message.signed_prekey_id)
-            .ok_or(SessionSetupError::UnknownSignedPreKey(message.signed_prekey_id))?;
+        let signed = prekeys.signed_prekey(message.signed_prekey_id).ok_or(
+            SessionSetupError::UnknownSignedPreKey(message.signed_prekey_id),
+        )?;
         let one_time = match message.one_time_prekey_id {
             Some(id) => Some(
                 prekeys
