@@ -19,7 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.skip_debug(secret_types);
     for path in secret_types {
-        config.type_attribute(path, "#[derive(::zeroize::Zeroize, ::zeroize::ZeroizeOnDrop)]");
+        config.type_attribute(
+            path,
+            "#[derive(::zeroize::Zeroize, ::zeroize::ZeroizeOnDrop)]",
+        );
     }
     config.compile_fds(descriptors)?;
     Ok(())

@@ -23,10 +23,21 @@ fn decrypt(ciphertext: &[u8], info: &AttachmentInfo) -> Result<Vec<u8>, Attachme
 #[test]
 fn round_trip_at_chunk_boundaries() {
     let mut rng = rng(1);
-    for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 5] {
+    for len in [
+        0,
+        1,
+        CHUNK_SIZE - 1,
+        CHUNK_SIZE,
+        CHUNK_SIZE + 1,
+        3 * CHUNK_SIZE + 5,
+    ] {
         let data = plaintext(len, len as u64);
         let (ciphertext, info) = AttachmentEncryptor::encrypt_all(&data, &mut rng).unwrap();
-        assert_eq!(ciphertext.len() as u64, ciphertext_len(len as u64), "len {len}");
+        assert_eq!(
+            ciphertext.len() as u64,
+            ciphertext_len(len as u64),
+            "len {len}"
+        );
         assert_eq!(info.plaintext_len, len as u64);
         assert_eq!(decrypt(&ciphertext, &info).unwrap(), data, "len {len}");
     }
@@ -96,19 +107,28 @@ fn attachment_truncation_reordering_tampering_detected() {
 
     // Truncation at a chunk boundary: the last full chunk is not flagged last.
     let truncated = &ciphertext[..HEADER_SIZE + 3 * sealed];
-    assert!(matches!(decrypt(truncated, &info), Err(AttachmentError::Authentication(_))));
+    assert!(matches!(
+        decrypt(truncated, &info),
+        Err(AttachmentError::Authentication(_))
+    ));
     // Truncation mid-chunk.
     assert!(decrypt(&ciphertext[..ciphertext.len() - 1], &info).is_err());
     // Only the header.
     assert!(decrypt(&ciphertext[..HEADER_SIZE], &info).is_err());
-    assert_eq!(decrypt(&ciphertext[..3], &info), Err(AttachmentError::TooShort));
+    assert_eq!(
+        decrypt(&ciphertext[..3], &info),
+        Err(AttachmentError::TooShort)
+    );
 
     // Reordering two chunks.
     let mut reordered = ciphertext[..HEADER_SIZE].to_vec();
     reordered.extend_from_slice(chunk(1));
     reordered.extend_from_slice(chunk(0));
     reordered.extend_from_slice(&ciphertext[HEADER_SIZE + 2 * sealed..]);
-    assert_eq!(decrypt(&reordered, &info), Err(AttachmentError::Authentication(0)));
+    assert_eq!(
+        decrypt(&reordered, &info),
+        Err(AttachmentError::Authentication(0))
+    );
 
     // Extension after the last chunk.
     let mut extended = ciphertext.clone();
@@ -116,22 +136,36 @@ fn attachment_truncation_reordering_tampering_detected() {
     assert!(decrypt(&extended, &info).is_err());
 
     // A flipped bit anywhere: header, body, tag.
-    for position in [1, HEADER_SIZE + 5, HEADER_SIZE + sealed - 1, ciphertext.len() - 1] {
+    for position in [
+        1,
+        HEADER_SIZE + 5,
+        HEADER_SIZE + sealed - 1,
+        ciphertext.len() - 1,
+    ] {
         let mut tampered = ciphertext.clone();
         tampered[position] ^= 0x10;
         assert!(decrypt(&tampered, &info).is_err(), "flip at {position}");
     }
     let mut version = ciphertext.clone();
     version[0] = 9;
-    assert_eq!(decrypt(&version, &info), Err(AttachmentError::UnsupportedVersion(9)));
+    assert_eq!(
+        decrypt(&version, &info),
+        Err(AttachmentError::UnsupportedVersion(9))
+    );
 
     // A different, genuine ciphertext under the same key fails the digest.
     let mut wrong_digest = info.clone();
     wrong_digest.digest[0] ^= 1;
-    assert_eq!(decrypt(&ciphertext, &wrong_digest), Err(AttachmentError::DigestMismatch));
+    assert_eq!(
+        decrypt(&ciphertext, &wrong_digest),
+        Err(AttachmentError::DigestMismatch)
+    );
     let mut wrong_len = info.clone();
     wrong_len.plaintext_len -= 1;
-    assert_eq!(decrypt(&ciphertext, &wrong_len), Err(AttachmentError::LengthMismatch));
+    assert_eq!(
+        decrypt(&ciphertext, &wrong_len),
+        Err(AttachmentError::LengthMismatch)
+    );
 
     assert_eq!(decrypt(&ciphertext, &info).unwrap(), data);
 }

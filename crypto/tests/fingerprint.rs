@@ -10,7 +10,9 @@ use starling_crypto::fingerprint::SafetyNumber;
 #[test]
 fn safety_numbers_match_on_both_sides_and_change_with_keys() {
     let mut rng = rng(1);
-    let alice: Vec<_> = (0..2).map(|_| IdentityKeyPair::generate(&mut rng)).collect();
+    let alice: Vec<_> = (0..2)
+        .map(|_| IdentityKeyPair::generate(&mut rng))
+        .collect();
     let bob = IdentityKeyPair::generate(&mut rng);
     let alice_keys: Vec<_> = alice.iter().map(|k| k.public().clone()).collect();
     let bob_keys = vec![bob.public().clone()];
@@ -54,7 +56,11 @@ fn scanned_payload_matches_only_the_peer() {
     // Scanning one's own screen is not a match.
     assert!(!at_alice.matches_scanned(&at_alice.scannable()).unwrap());
     let at_bob_fooled = SafetyNumber::new(b"bob", &bob, b"alice", &mallory);
-    assert!(!at_alice.matches_scanned(&at_bob_fooled.scannable()).unwrap());
+    assert!(
+        !at_alice
+            .matches_scanned(&at_bob_fooled.scannable())
+            .unwrap()
+    );
     assert!(at_alice.matches_scanned(b"\xff\xff").is_err());
     assert!(at_alice.matches_scanned(&[]).is_err());
 }

@@ -41,7 +41,12 @@ impl Group {
         Self { outbound, inbound }
     }
 
-    fn read(&mut self, reader: usize, sender: usize, bytes: &[u8]) -> Result<Vec<u8>, GroupDecryptError> {
+    fn read(
+        &mut self,
+        reader: usize,
+        sender: usize,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, GroupDecryptError> {
         self.inbound[reader][sender]
             .as_mut()
             .unwrap()
@@ -139,7 +144,10 @@ fn group_message_with_bad_signature_is_rejected() {
         m.ciphertext = forged.ciphertext.clone();
         m.signature = forged.signature.clone();
     });
-    assert_eq!(group.read(1, 0, &forged).unwrap_err(), GroupDecryptError::BadSignature);
+    assert_eq!(
+        group.read(1, 0, &forged).unwrap_err(),
+        GroupDecryptError::BadSignature
+    );
     assert_eq!(group.read(1, 0, &genuine).unwrap(), b"signed");
 }
 
@@ -149,7 +157,10 @@ fn message_for_another_group_is_rejected() {
     let mut group = Group::new(2, &mut rng);
     let mut other = OutboundGroupSession::new(b"other-group", &mut rng).unwrap();
     let bytes = other.encrypt(b"x").unwrap();
-    assert_eq!(group.read(1, 0, &bytes).unwrap_err(), GroupDecryptError::WrongGroup);
+    assert_eq!(
+        group.read(1, 0, &bytes).unwrap_err(),
+        GroupDecryptError::WrongGroup
+    );
 }
 
 #[test]

@@ -60,11 +60,17 @@ fn conversation_both_ways_with_many_ratchet_steps() {
         for i in 0..burst {
             let text = format!("a{round}.{i}");
             let m = alice.send(text.as_bytes());
-            assert_eq!(&bob.receive(&m, &mut rng).unwrap().plaintext[..], text.as_bytes());
+            assert_eq!(
+                &bob.receive(&m, &mut rng).unwrap().plaintext[..],
+                text.as_bytes()
+            );
         }
         let text = format!("b{round}");
         let m = bob.send(text.as_bytes());
-        assert_eq!(&alice.receive(&m, &mut rng).unwrap().plaintext[..], text.as_bytes());
+        assert_eq!(
+            &alice.receive(&m, &mut rng).unwrap().plaintext[..],
+            text.as_bytes()
+        );
     }
 }
 
@@ -88,7 +94,10 @@ fn out_of_order_thousand_messages_decrypt_exactly_once() {
     }
     // Still a working session in both directions.
     let m = bob.send(b"after");
-    assert_eq!(&alice.receive(&m, &mut rng).unwrap().plaintext[..], b"after");
+    assert_eq!(
+        &alice.receive(&m, &mut rng).unwrap().plaintext[..],
+        b"after"
+    );
 }
 
 #[test]
@@ -101,9 +110,18 @@ fn out_of_order_across_ratchet_steps() {
     alice.receive(&reply, &mut rng).unwrap();
     let late = alice.send(b"late");
     // The new chain's message first, then the old chain's stragglers.
-    assert_eq!(&bob.receive(&late, &mut rng).unwrap().plaintext[..], b"late");
-    assert_eq!(&bob.receive(&early[0], &mut rng).unwrap().plaintext[..], &[0]);
-    assert_eq!(&bob.receive(&early[1], &mut rng).unwrap().plaintext[..], &[1]);
+    assert_eq!(
+        &bob.receive(&late, &mut rng).unwrap().plaintext[..],
+        b"late"
+    );
+    assert_eq!(
+        &bob.receive(&early[0], &mut rng).unwrap().plaintext[..],
+        &[0]
+    );
+    assert_eq!(
+        &bob.receive(&early[1], &mut rng).unwrap().plaintext[..],
+        &[1]
+    );
 }
 
 #[test]
@@ -124,7 +142,10 @@ fn gap_past_limit_fails_and_session_still_works() {
     bob.receive(&messages[0], &mut rng).unwrap();
     bob.receive(last, &mut rng).unwrap();
     let m = bob.send(b"still here");
-    assert_eq!(&alice.receive(&m, &mut rng).unwrap().plaintext[..], b"still here");
+    assert_eq!(
+        &alice.receive(&m, &mut rng).unwrap().plaintext[..],
+        b"still here"
+    );
 }
 
 #[test]
@@ -143,7 +164,10 @@ fn replayed_message_is_rejected() {
 fn replayed_initiation_is_rejected() {
     for one_time in [true, false] {
         let mut rng = rng(8);
-        let publish = Publish { one_time, kem: true };
+        let publish = Publish {
+            one_time,
+            kem: true,
+        };
         let mut alice = Device::new(&mut rng, publish);
         let mut bob = Device::new(&mut rng, publish);
         alice.initiate(&bob, &mut rng);
@@ -155,8 +179,8 @@ fn replayed_initiation_is_rejected() {
         else {
             panic!("expected a prekey message");
         };
-        let error = Session::accept(&bob.identity, &mut bob.prekeys, &initiation, &mut rng)
-            .unwrap_err();
+        let error =
+            Session::accept(&bob.identity, &mut bob.prekeys, &initiation, &mut rng).unwrap_err();
         if one_time {
             assert!(matches!(error, SessionSetupError::UnknownOneTimePreKey(_)));
         } else {
@@ -198,13 +222,19 @@ fn tampered_ciphertext_header_or_ad_is_rejected() {
     let original = alice.send(b"attack at dawn");
     let parsed: wire::CiphertextMessage = wire::decode(&original);
     let message = parsed.message.clone().unwrap();
-    let other_key = IdentityKeyPair::generate(&mut rng).public().dh_key_bytes().to_vec();
+    let other_key = IdentityKeyPair::generate(&mut rng)
+        .public()
+        .dh_key_bytes()
+        .to_vec();
     let tampers: Vec<(&str, Box<dyn Fn(&mut wire::RatchetMessage)>)> = vec![
         ("ciphertext", Box::new(|m| m.ciphertext[3] ^= 0x80)),
         ("tag", Box::new(|m| *m.ciphertext.last_mut().unwrap() ^= 1)),
         ("counter", Box::new(|m| m.counter += 1)),
         ("previous counter", Box::new(|m| m.previous_counter += 1)),
-        ("ratchet key", Box::new(move |m| m.ratchet_key = other_key.clone())),
+        (
+            "ratchet key",
+            Box::new(move |m| m.ratchet_key = other_key.clone()),
+        ),
         ("truncated", Box::new(|m| m.ciphertext.truncate(10))),
     ];
     for (what, tamper) in tampers {
@@ -233,7 +263,10 @@ fn tampered_ciphertext_header_or_ad_is_rejected() {
             .is_err()
     );
     // Nothing was disturbed: the genuine message still decrypts.
-    assert_eq!(&bob.receive(&original, &mut rng).unwrap().plaintext[..], b"attack at dawn");
+    assert_eq!(
+        &bob.receive(&original, &mut rng).unwrap().plaintext[..],
+        b"attack at dawn"
+    );
 }
 
 #[test]
@@ -334,7 +367,10 @@ fn post_compromise_security_after_one_round_trip() {
     alice.receive(&b1, &mut rng).unwrap();
     let a2 = alice.send(b"healed");
     assert!(!attacker_reads(&a2, &mut rng));
-    assert_eq!(&bob.receive(&a2, &mut rng).unwrap().plaintext[..], b"healed");
+    assert_eq!(
+        &bob.receive(&a2, &mut rng).unwrap().plaintext[..],
+        b"healed"
+    );
     for i in 0..3u8 {
         let m = alice.send(&[i]);
         assert!(!attacker_reads(&m, &mut rng));
@@ -375,8 +411,14 @@ fn simultaneous_initiation_converges() {
         let from_alice = alice.send(b"a0");
         let from_bob = bob.send(b"b0");
         // Both initiations cross in flight.
-        assert_eq!(&bob.receive(&from_alice, &mut rng).unwrap().plaintext[..], b"a0");
-        assert_eq!(&alice.receive(&from_bob, &mut rng).unwrap().plaintext[..], b"b0");
+        assert_eq!(
+            &bob.receive(&from_alice, &mut rng).unwrap().plaintext[..],
+            b"a0"
+        );
+        assert_eq!(
+            &alice.receive(&from_bob, &mut rng).unwrap().plaintext[..],
+            b"b0"
+        );
         let active = |d: &Device| d.sessions.active().unwrap().id();
         assert_eq!(active(&alice), active(&bob), "seed {seed}");
         for i in 0..3u8 {
@@ -402,7 +444,10 @@ fn reinstalled_peer_gets_a_new_active_session() {
     assert!(bob.receive(&m, &mut rng).unwrap().new_session);
     assert_ne!(bob.sessions.active().unwrap().id(), old);
     let reply = bob.send(b"welcome back");
-    assert_eq!(&alice.receive(&reply, &mut rng).unwrap().plaintext[..], b"welcome back");
+    assert_eq!(
+        &alice.receive(&reply, &mut rng).unwrap().plaintext[..],
+        b"welcome back"
+    );
 }
 
 #[test]
@@ -416,7 +461,12 @@ fn sessions_survive_serialisation_mid_conversation() {
     bob.prekeys = PreKeyStore::from_bytes(&bob.prekeys.to_bytes()).unwrap();
     alice.identity = IdentityKeyPair::from_bytes(&alice.identity.to_bytes()).unwrap();
     for i in 0..3u8 {
-        assert_eq!(&bob.receive(&pending[usize::from(i)], &mut rng).unwrap().plaintext[..], &[i]);
+        assert_eq!(
+            &bob.receive(&pending[usize::from(i)], &mut rng)
+                .unwrap()
+                .plaintext[..],
+            &[i]
+        );
     }
     let m = bob.send(b"ok");
     assert_eq!(&alice.receive(&m, &mut rng).unwrap().plaintext[..], b"ok");
@@ -435,14 +485,41 @@ fn bad_bundle_signature_is_typed_error() {
         PreKeyBundle::from_bytes(&wire::encode(&bundle))
     };
     let bad_signature = |e: Result<PreKeyBundle, BundleError>| {
-        matches!(e, Err(BundleError::Signature(SignatureError::BadSignature(_))))
+        matches!(
+            e,
+            Err(BundleError::Signature(SignatureError::BadSignature(_)))
+        )
     };
-    assert!(bad_signature(tamper(&|b| b.signed_prekey.as_mut().unwrap().signature[0] ^= 1)));
-    assert!(bad_signature(tamper(&|b| b.signed_prekey.as_mut().unwrap().public_key[0] ^= 1)));
-    assert!(bad_signature(tamper(&|b| b.signed_prekey.as_mut().unwrap().id += 1)));
-    assert!(bad_signature(tamper(&|b| b.kem_prekey.as_mut().unwrap().signature[5] ^= 1)));
-    assert!(bad_signature(tamper(&|b| b.kem_prekey.as_mut().unwrap().last_resort ^= true)));
-    assert!(bad_signature(tamper(&|b| b.identity.as_mut().unwrap().dh_key[0] ^= 1)));
+    assert!(bad_signature(tamper(&|b| b
+        .signed_prekey
+        .as_mut()
+        .unwrap()
+        .signature[0] ^= 1)));
+    assert!(bad_signature(tamper(&|b| b
+        .signed_prekey
+        .as_mut()
+        .unwrap()
+        .public_key[0] ^= 1)));
+    assert!(bad_signature(tamper(&|b| b
+        .signed_prekey
+        .as_mut()
+        .unwrap()
+        .id += 1)));
+    assert!(bad_signature(tamper(&|b| b
+        .kem_prekey
+        .as_mut()
+        .unwrap()
+        .signature[5] ^= 1)));
+    assert!(bad_signature(tamper(&|b| b
+        .kem_prekey
+        .as_mut()
+        .unwrap()
+        .last_resort ^= true)));
+    assert!(bad_signature(tamper(&|b| b
+        .identity
+        .as_mut()
+        .unwrap()
+        .dh_key[0] ^= 1)));
     // Another identity presenting Bob's prekeys.
     let mallory = IdentityKeyPair::generate(&mut rng);
     assert!(bad_signature(tamper(&|b| {
@@ -452,7 +529,10 @@ fn bad_bundle_signature_is_typed_error() {
         tamper(&|b| b.signed_prekey = None),
         Err(BundleError::Decode(_))
     ));
-    assert!(matches!(tamper(&|b| b.version = 9), Err(BundleError::Decode(_))));
+    assert!(matches!(
+        tamper(&|b| b.version = 9),
+        Err(BundleError::Decode(_))
+    ));
     assert!(PreKeyBundle::from_bytes(&genuine).is_ok());
 }
 

@@ -39,12 +39,18 @@ fn produce() -> BTreeMap<String, String> {
     assert_eq!(&received.plaintext[..], b"vector: hello bob");
     let reply = bob.send(b"vector: hello alice");
     put("ratchet_reply", &reply);
-    assert_eq!(&alice.receive(&reply, &mut rng).unwrap().plaintext[..], b"vector: hello alice");
+    assert_eq!(
+        &alice.receive(&reply, &mut rng).unwrap().plaintext[..],
+        b"vector: hello alice"
+    );
     let second = alice.send(b"vector: after one ratchet step");
     put("ratchet_second", &second);
     bob.receive(&second, &mut rng).unwrap();
 
-    let classical = Publish { one_time: true, kem: false };
+    let classical = Publish {
+        one_time: true,
+        kem: false,
+    };
     let mut carol = Device::new(&mut rng, classical);
     let dave = Device::new(&mut rng, classical);
     carol.initiate(&dave, &mut rng);
@@ -57,7 +63,10 @@ fn produce() -> BTreeMap<String, String> {
     put("group_message", &group_message);
     let mut inbound =
         InboundGroupSession::new(&SenderKeyDistribution::from_bytes(&distribution).unwrap());
-    assert_eq!(&inbound.decrypt(&group_message).unwrap()[..], b"vector: hello group");
+    assert_eq!(
+        &inbound.decrypt(&group_message).unwrap()[..],
+        b"vector: hello group"
+    );
 
     let safety = SafetyNumber::new(
         b"alice",
@@ -70,11 +79,17 @@ fn produce() -> BTreeMap<String, String> {
 
     let file: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
     let (ciphertext, info) = AttachmentEncryptor::encrypt_all(&file, &mut rng).unwrap();
-    assert_eq!(AttachmentDecryptor::decrypt_all(&ciphertext, &info).unwrap(), file);
+    assert_eq!(
+        AttachmentDecryptor::decrypt_all(&ciphertext, &info).unwrap(),
+        file
+    );
     put("attachment_key", &info.key.to_bytes()[..]);
     put("attachment_digest", &info.digest);
     put("attachment_ciphertext_head", &ciphertext[..64]);
-    put("attachment_ciphertext_tail", &ciphertext[ciphertext.len() - 64..]);
+    put(
+        "attachment_ciphertext_tail",
+        &ciphertext[ciphertext.len() - 64..],
+    );
     out
 }
 
@@ -108,10 +123,12 @@ fn stored_vectors_decode() {
     starling_crypto::PreKeyBundle::from_bytes(&bytes("bob_bundle")).unwrap();
     starling_crypto::IdentityKey::from_bytes(&bytes("alice_identity")).unwrap();
     for name in ["pqxdh_first_message", "x3dh_first_message"] {
-        let message = starling_crypto::ratchet::CiphertextMessage::from_bytes(&bytes(name)).unwrap();
+        let message =
+            starling_crypto::ratchet::CiphertextMessage::from_bytes(&bytes(name)).unwrap();
         assert!(message.is_prekey());
     }
-    let reply = starling_crypto::ratchet::CiphertextMessage::from_bytes(&bytes("ratchet_reply")).unwrap();
+    let reply =
+        starling_crypto::ratchet::CiphertextMessage::from_bytes(&bytes("ratchet_reply")).unwrap();
     assert!(!reply.is_prekey());
     SenderKeyDistribution::from_bytes(&bytes("sender_key_distribution")).unwrap();
     assert_eq!(bytes("safety_number_digits").len(), 60);

@@ -84,7 +84,10 @@ pub fn established(rng: &mut ChaCha20Rng, publish: Publish) -> (Device, Device) 
     let mut bob = Device::new(rng, publish);
     alice.initiate(&bob, rng);
     let first = alice.send(b"hello bob");
-    assert_eq!(&bob.receive(&first, rng).unwrap().plaintext[..], b"hello bob");
+    assert_eq!(
+        &bob.receive(&first, rng).unwrap().plaintext[..],
+        b"hello bob"
+    );
     let reply = bob.send(b"hello alice");
     assert_eq!(
         &alice.receive(&reply, rng).unwrap().plaintext[..],
