@@ -4,8 +4,8 @@
 //! big-endian chunk counter, last-chunk flag). Constant memory for any size.
 //!
 //! Format: a header `version (1) || nonce prefix (7)`, then chunks of
-//! [`CHUNK_SIZE`] plaintext bytes plus a 16-byte tag; the last chunk is
-//! shorter (possibly empty) and flagged. The header is every chunk's
+//! [`CHUNK_SIZE`] plaintext bytes plus a 16-byte tag; the last chunk holds
+//! 1 to [`CHUNK_SIZE`] bytes (0 only for an empty file) and is flagged. The header is every chunk's
 //! associated data. The SHA-256 digest of the whole ciphertext and the
 //! plaintext length travel, with the key, in the message that shares the
 //! file. Reordering, truncation, extension and tampering are all detected;

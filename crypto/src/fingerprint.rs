@@ -1,5 +1,6 @@
-//! Safety numbers: Signal's numeric fingerprint (iterated SHA-512, 60
-//! digits) over both parties' identities, and the scannable payload for a
+//! Safety numbers after Signal's numeric fingerprint (iterated SHA-512, 60
+//! digits; SPEC.md §8 states where the hash input differs) over both
+//! parties' identities, and the scannable payload for a
 //! QR code. Every comparison is constant-time.
 //!
 //! An account's identity is the set of its devices' identity keys: the keys

@@ -254,7 +254,8 @@ pub(crate) fn verify_with(
         .map_err(|_| SignatureError::BadSignature(what))
 }
 
-/// Parses an Ed25519 public key, refusing non-canonical and weak ones.
+/// Parses an Ed25519 public key, refusing points that do not decompress and
+/// weak (small-order) keys.
 pub(crate) fn verifying_key(
     field: &'static str,
     bytes: &[u8],

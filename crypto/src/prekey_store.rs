@@ -359,6 +359,13 @@ impl PreKeyStore {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let proto: state::PreKeyStoreState = decode_proto(bytes, MAX_STATE_LEN)?;
         check_version(proto.version, STORE_VERSION)?;
+        if proto.signed_prekeys.len() > MAX_SIGNED_PREKEYS
+            || proto.one_time_prekeys.len() > MAX_ONE_TIME_PREKEYS
+            || proto.kem_prekeys.len() > MAX_ONE_TIME_PREKEYS + MAX_LAST_RESORT_KEM_PREKEYS
+            || proto.seen_base_keys.len() > MAX_SEEN_BASE_KEYS
+        {
+            return Err(DecodeError::InvalidValue("prekey store limits"));
+        }
         let mut store = Self {
             next_id: proto.next_id,
             ..Self::default()

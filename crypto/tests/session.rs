@@ -593,3 +593,21 @@ fn straggler_from_a_closed_chain_decrypts_once() {
         ));
     }
 }
+
+#[test]
+fn session_recovers_when_more_than_the_gap_was_lost_before_a_ratchet() {
+    let mut rng = rng(21);
+    let (mut alice, mut bob) = established(&mut rng, FULL);
+    // Bob's messages 0..=MAX_MESSAGE_GAP+1 are all lost.
+    for i in 0..=MAX_MESSAGE_GAP + 1 {
+        let _ = bob.send(&i.to_be_bytes());
+    }
+    // Alice writes, Bob ratchets and answers on a new chain: Alice must
+    // accept the new chain even though the old one cannot be caught up.
+    let a = alice.send(b"anyone there?");
+    bob.receive(&a, &mut rng).unwrap();
+    let b = bob.send(b"yes");
+    assert_eq!(&alice.receive(&b, &mut rng).unwrap().plaintext[..], b"yes");
+    let a = alice.send(b"good");
+    assert_eq!(&bob.receive(&a, &mut rng).unwrap().plaintext[..], b"good");
+}

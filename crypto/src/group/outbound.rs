@@ -83,7 +83,12 @@ impl OutboundGroupSession {
     /// Replaces the chain and signing key with fresh ones, after a member
     /// left. Returns the new distribution, for the remaining members only.
     pub fn rotate(&mut self, rng: &mut impl CryptoRngCore) -> SenderKeyDistribution {
-        let (chain_id, chain_key, signing) = fresh_chain(rng);
+        let (mut chain_id, chain_key, signing) = fresh_chain(rng);
+        // Receivers key chains by id: a rotation must never reuse the
+        // current one.
+        while chain_id == self.chain_id {
+            chain_id = rng.next_u32();
+        }
         self.chain_id = chain_id;
         self.chain_key = chain_key;
         self.signing = signing;

@@ -134,7 +134,9 @@ impl PeerSessions {
     ) -> Result<Decrypted, DecryptError> {
         let id = message.session_id();
         if let Some(session) = self.sessions.iter_mut().find(|s| s.id() == id) {
-            if session.remote_identity() != message.initiator_identity() {
+            if session.remote_identity().public_bytes()
+                != message.initiator_identity().public_bytes()
+            {
                 return Err(DecryptError::Authentication);
             }
             let plaintext = session.decrypt(&message.message, rng)?;

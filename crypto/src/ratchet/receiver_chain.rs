@@ -109,6 +109,12 @@ impl SkippedKeys {
         }
     }
 
+    /// Drops the keys of a chain that is no longer kept: they could never
+    /// be used again.
+    pub(crate) fn forget_chain(&mut self, ratchet_key: &DhPublic) {
+        self.keys.retain(|(key, _, _)| key != ratchet_key);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }

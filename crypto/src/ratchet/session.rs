@@ -279,15 +279,19 @@ impl Session {
         rng: &mut impl CryptoRngCore,
     ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
         // Keys left in the current receiving chain, up to the sender's PN.
+        // If more are missing than MAX_MESSAGE_GAP, those messages are given
+        // up on, but the new chain is still accepted: refusing it would
+        // strand the session for good.
         let previous = match self.receiving.front() {
-            Some(chain) if message.previous_counter > chain.index => Some((
-                chain.ratchet_key,
+            Some(chain) if message.previous_counter > chain.index => {
                 super::receiver_chain::advance(
                     &chain.chain_key,
                     chain.index,
                     message.previous_counter - 1,
-                )?,
-            )),
+                )
+                .ok()
+                .map(|advance| (chain.ratchet_key, advance))
+            }
             _ => None,
         };
         let step = RatchetStep::receive(&self.root_key, &self.sending_ratchet, message)?;
@@ -316,7 +320,11 @@ impl Session {
         chain.commit(advance.next_chain_key, advance.next_index);
         self.skipped.extend(message.ratchet_key, advance.skipped);
         self.receiving.push_front(chain);
-        self.receiving.truncate(MAX_RECEIVER_CHAINS);
+        while self.receiving.len() > MAX_RECEIVER_CHAINS {
+            if let Some(dropped) = self.receiving.pop_back() {
+                self.skipped.forget_chain(&dropped.ratchet_key);
+            }
+        }
         self.root_key = root_key;
         self.previous_counter = self.sending_index;
         self.sending_ratchet = sending_ratchet;
