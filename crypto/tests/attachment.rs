@@ -2,6 +2,8 @@
 //! slicing of the input, and detection of truncation, reordering,
 //! extension and tampering.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::rng;

@@ -1,6 +1,8 @@
 //! Safety numbers: agreement between the two sides, sensitivity to every
 //! key, and the scannable comparison.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::rng;

@@ -2,6 +2,8 @@
 //! parties decrypts correctly and exactly once; any flipped bit in a message
 //! is rejected and leaves the session working.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{FULL, established, rng};

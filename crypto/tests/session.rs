@@ -2,6 +2,8 @@
 //! the security properties SPEC.md §11 claims (forward secrecy,
 //! post-compromise security, replay and tamper rejection).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{Device, FULL, Publish, established, rng, wire};
@@ -221,12 +223,13 @@ fn tampered_ciphertext_header_or_ad_is_rejected() {
     let (mut alice, mut bob) = established(&mut rng, FULL);
     let original = alice.send(b"attack at dawn");
     let parsed: wire::CiphertextMessage = wire::decode(&original);
-    let message = parsed.message.clone().unwrap();
+    let message = parsed.message.unwrap();
     let other_key = IdentityKeyPair::generate(&mut rng)
         .public()
         .dh_key_bytes()
         .to_vec();
-    let tampers: Vec<(&str, Box<dyn Fn(&mut wire::RatchetMessage)>)> = vec![
+    type Tamper = Box<dyn Fn(&mut wire::RatchetMessage)>;
+    let tampers: Vec<(&str, Tamper)> = vec![
         ("ciphertext", Box::new(|m| m.ciphertext[3] ^= 0x80)),
         ("tag", Box::new(|m| *m.ciphertext.last_mut().unwrap() ^= 1)),
         ("counter", Box::new(|m| m.counter += 1)),

@@ -5,6 +5,8 @@
 //! After a deliberate format change (with a version bump), regenerate with
 //! `STARLING_WRITE_VECTORS=1 cargo test -p starling-crypto --test vectors`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,177 @@
+//! Writes the seed corpus, `seeds/<target>/`, from the deterministic
+//! fixtures: run `cargo run --release --example seed` in `crypto/fuzz`
+//! after a change to the library's formats or key derivations, and commit
+//! the result. Each run rewrites the folders exactly (same bytes).
+//!
+//! File names tell `crypto/tests/fuzz_corpus.rs` what to check:
+//! - `genuine_*`: the target's operation succeeds (decrypts, or matches).
+//! - `valid_<kind>*`: decodes (as `<kind>` where the target has several
+//!   decoders); the operation itself may refuse it (a duplicate, say).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use starling_crypto::PreKeyBundle;
+use starling_crypto::PreKeyStore;
+use starling_crypto::attachment::AttachmentInfo;
+use starling_crypto_fuzz::fixture::{self, AttachmentInput, Group, PairSnapshot};
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let (snapshot, history) = PairSnapshot::build();
+    let pair = snapshot.restore();
+    let (group, group_history) = Group::build();
+
+    // Prekeys and bundles.
+    let mut rng = fixture::rng(fixture::seeds::PAIR);
+    let owner = starling_crypto::IdentityKeyPair::generate(&mut rng);
+    let mut store = PreKeyStore::new();
+    let signed = store.generate_signed_prekey(&owner, 1_700_000_000, &mut rng);
+    let one_time = store
+        .generate_one_time_prekeys(1, &mut rng)
+        .expect("fits")
+        .remove(0);
+    let kem = store
+        .generate_kem_prekeys(&owner, 1, &mut rng)
+        .expect("fits")
+        .remove(0);
+    let last_resort = store.generate_last_resort_kem_prekey(&owner, &mut rng);
+    let bundle = |one_time, kem| {
+        PreKeyBundle::new(owner.public().clone(), signed.clone(), one_time, kem)
+            .expect("own signatures verify")
+            .to_bytes()
+    };
+    write(
+        &root,
+        "decode_bundle",
+        &[
+            (
+                "valid_bundle_pq",
+                bundle(Some(one_time.clone()), Some(kem.clone())),
+            ),
+            (
+                "valid_bundle_last_resort",
+                bundle(None, Some(last_resort.clone())),
+            ),
+            ("valid_bundle_x3dh", bundle(Some(one_time.clone()), None)),
+            ("valid_bundle_signed_only", bundle(None, None)),
+            ("valid_signed", signed.to_bytes()),
+            ("valid_onetime", one_time.to_bytes()),
+            ("valid_kem", kem.to_bytes()),
+            ("valid_kem_last_resort", last_resort.to_bytes()),
+            ("valid_identity", owner.public().to_bytes()),
+        ],
+    );
+
+    // Pairwise messages.
+    let next = snapshot.restore().alice_next_message();
+    let mut tampered = next.clone();
+    if let Some(last) = tampered.last_mut() {
+        *last ^= 0x01;
+    }
+    write(
+        &root,
+        "decode_message",
+        &[
+            ("valid_prekey_pq", history.first_prekey_message.clone()),
+            ("valid_prekey_last_resort", pair.carol_pqxdh_message()),
+            ("valid_prekey_x3dh", pair.carol_x3dh_message()),
+            ("valid_ratchet", history.delivered.clone()),
+        ],
+    );
+    write(
+        &root,
+        "decrypt_session",
+        &[
+            ("genuine_next", next),
+            ("genuine_skipped", history.skipped.clone()),
+            ("genuine_carol_pqxdh", pair.carol_pqxdh_message()),
+            ("genuine_carol_x3dh", pair.carol_x3dh_message()),
+            (
+                "valid_replayed_prekey",
+                history.first_prekey_message.clone(),
+            ),
+            ("valid_duplicate", history.delivered.clone()),
+            ("valid_tampered", tampered),
+        ],
+    );
+
+    // Groups.
+    let group_next = group.snapshot().restore().next_message();
+    write(
+        &root,
+        "decrypt_group",
+        &[
+            ("genuine_next", group_next),
+            ("genuine_skipped", group_history.skipped.clone()),
+            (
+                "genuine_skipped_old_chain",
+                group_history.skipped_old_chain.clone(),
+            ),
+            ("valid_duplicate", group_history.delivered.clone()),
+            ("valid_distribution", group_history.distribution.clone()),
+            (
+                "valid_distribution_rotated",
+                group_history.rotated_distribution.clone(),
+            ),
+        ],
+    );
+
+    // Attachments: each genuine stream, fed in differently sized slices.
+    let genuine: Vec<(Vec<u8>, AttachmentInfo)> = fixture::genuine_attachments();
+    let input =
+        |index: usize, sizes: &[u8]| AttachmentInput::encode(index, sizes, &genuine[index].0);
+    write(
+        &root,
+        "decrypt_attachment",
+        &[
+            ("genuine_empty", input(0, &[])),
+            ("genuine_short_bytewise", input(1, &[0x00])),
+            ("genuine_short_sliced", input(1, &[0x02, 0x27, 0x00, 0x5f])),
+            ("genuine_full_chunk", input(2, &[0x8f])),
+            ("genuine_two_chunks", input(3, &[0xbf, 0x07])),
+            ("genuine_two_chunks_whole", input(3, &[])),
+        ],
+    );
+
+    // Local state.
+    let alice_session = pair.alice_sessions.active().expect("alice has a session");
+    let bob_session = pair.bob_sessions.active().expect("bob has a session");
+    write(
+        &root,
+        "decode_state",
+        &[
+            ("valid_session_initiator", alice_session.to_bytes().to_vec()),
+            ("valid_session_responder", bob_session.to_bytes().to_vec()),
+            ("valid_peers", pair.bob_sessions.to_bytes().to_vec()),
+            ("valid_prekeys", pair.bob_prekeys.to_bytes().to_vec()),
+            ("valid_identity", pair.ids.bob.to_bytes().to_vec()),
+            ("valid_outbound", group.outbound.to_bytes().to_vec()),
+            ("valid_inbound", group.inbound.to_bytes().to_vec()),
+        ],
+    );
+
+    // Safety numbers.
+    let (alice_view, bob_view) = fixture::safety_numbers();
+    write(
+        &root,
+        "scannable_fingerprint",
+        &[
+            ("genuine_peer", bob_view.scannable()),
+            ("valid_own", alice_view.scannable()),
+        ],
+    );
+}
+
+/// Replaces the contents of `root/target` with `files`.
+fn write(root: &Path, target: &str, files: &[(&str, Vec<u8>)]) {
+    let dir: PathBuf = root.join(target);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).expect("remove old seeds");
+    }
+    fs::create_dir_all(&dir).expect("create seed folder");
+    for (name, bytes) in files {
+        fs::write(dir.join(name), bytes).expect("write seed");
+    }
+    println!("{target}: {} seeds", files.len());
+}

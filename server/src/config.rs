@@ -1,0 +1,268 @@
+//! Server configuration: one TOML file, every field optional, then
+//! environment overrides. With no file and no environment the server runs
+//! with the embedded defaults (SQLite in `./starling-data`, a generated TLS
+//! certificate, 127.0.0.1:8443).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// An environment override has a bad value.
+    #[error("invalid value for {name}: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How the server speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// A self-signed certificate generated on first start and kept in the
+    /// data folder (development and small deployments).
+    SelfSigned,
+    /// Certificate and key from the configured PEM files.
+    Files,
+    /// Plain HTTP, for running behind a TLS-terminating proxy. Only when
+    /// configured explicitly.
+    PlainHttp,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// See [`TlsMode`].
+    pub mode: TlsMode,
+    /// PEM certificate chain (mode `files`).
+    pub cert_path: Option<PathBuf>,
+    /// PEM private key (mode `files`).
+    pub key_path: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::SelfSigned,
+            cert_path: None,
+            key_path: None,
+        }
+    }
+}
+
+/// Registration policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Anyone may register without an invite code.
+    pub open: bool,
+    /// How long an invite code stays valid, in hours.
+    pub invite_ttl_hours: u64,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            open: false,
+            invite_ttl_hours: 24 * 7,
+        }
+    }
+}
+
+/// Message routing limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// Days an unacknowledged envelope is kept.
+    pub ttl_days: u64,
+    /// Largest envelope content in bytes.
+    pub max_envelope_bytes: usize,
+    /// Most devices an account may have.
+    pub max_devices_per_account: u32,
+    /// Fewer one-time prekeys than this and the device is told to upload.
+    pub low_prekey_threshold: u32,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        Self {
+            ttl_days: 30,
+            max_envelope_bytes: 256 * 1024,
+            max_devices_per_account: 16,
+            low_prekey_threshold: 20,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Folder for the SQLite database, the generated certificate and
+    /// attachments.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// `postgres://…` for PostgreSQL; unset for SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// TLS settings.
+    pub tls: TlsConfig,
+    /// Registration policy.
+    pub registration: RegistrationConfig,
+    /// Message limits.
+    pub messages: MessagesConfig,
+    /// Largest HTTP request body in bytes.
+    pub max_request_bytes: usize,
+    /// Seconds to wait for connections to finish on shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("starling-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            database_url: None,
+            tls: TlsConfig::default(),
+            registration: RegistrationConfig::default(),
+            messages: MessagesConfig::default(),
+            max_request_bytes: 4 * 1024 * 1024,
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (if given) and applies environment overrides:
+    /// `DATABASE_URL`, `STARLING_DATA_DIR`, `STARLING_LISTEN`,
+    /// `STARLING_TLS_MODE` (`self_signed`, `files`, `plain_http`),
+    /// `STARLING_OPEN_REGISTRATION` (`true`/`false`).
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Applies overrides read through `var` (the environment, or a map in
+    /// tests).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(url) = var("DATABASE_URL").filter(|v| !v.is_empty()) {
+            self.database_url = Some(url);
+        }
+        if let Some(dir) = var("STARLING_DATA_DIR") {
+            self.data_dir = PathBuf::from(dir);
+        }
+        if let Some(listen) = var("STARLING_LISTEN") {
+            self.listen = listen.parse().map_err(|e| ConfigError::Env {
+                name: "STARLING_LISTEN",
+                reason: format!("{e}"),
+            })?;
+        }
+        if let Some(mode) = var("STARLING_TLS_MODE") {
+            self.tls.mode = match mode.as_str() {
+                "self_signed" => TlsMode::SelfSigned,
+                "files" => TlsMode::Files,
+                "plain_http" => TlsMode::PlainHttp,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "STARLING_TLS_MODE",
+                        reason: format!("unknown mode `{other}`"),
+                    });
+                }
+            };
+        }
+        if let Some(open) = var("STARLING_OPEN_REGISTRATION") {
+            self.registration.open = open.parse().map_err(|_| ConfigError::Env {
+                name: "STARLING_OPEN_REGISTRATION",
+                reason: "expected true or false".into(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// How long unacknowledged envelopes are kept.
+    pub fn envelope_ttl(&self) -> Duration {
+        Duration::from_secs(self.messages.ttl_days.saturating_mul(86_400))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_file_or_environment() {
+        let mut config = Config::default();
+        config.apply_env(|_| None).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(config.data_dir, PathBuf::from("starling-data"));
+        assert!(config.database_url.is_none());
+        assert_eq!(config.tls.mode, TlsMode::SelfSigned);
+        assert_eq!(config.envelope_ttl(), Duration::from_secs(30 * 86_400));
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let config: Config = toml::from_str(
+            "listen = \"0.0.0.0:9000\"\n[messages]\nttl_days = 2\n[tls]\nmode = \"plain_http\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.messages.ttl_days, 2);
+        assert_eq!(config.tls.mode, TlsMode::PlainHttp);
+        let mut config = config;
+        config
+            .apply_env(|name| (name == "DATABASE_URL").then(|| "postgres://x/y".to_string()))
+            .unwrap();
+        assert_eq!(config.database_url.as_deref(), Some("postgres://x/y"));
+        assert_eq!(config.listen.port(), 9000);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        let mut config = Config::default();
+        let error = config
+            .apply_env(|name| (name == "STARLING_LISTEN").then(|| "nope".to_string()))
+            .unwrap_err();
+        assert!(error.to_string().contains("STARLING_LISTEN"));
+    }
+}

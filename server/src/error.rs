@@ -1,0 +1,144 @@
+//! The one error type of the HTTP API. A 4xx body carries a stable `code`
+//! and a human `reason`; a 5xx body says nothing more than that, and the
+//! detail goes to the log (never content or credentials).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use thiserror::Error;
+
+/// An API error.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// The request is malformed or violates a rule.
+    #[error("{reason}")]
+    BadRequest {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Explanation.
+        reason: String,
+    },
+    /// Missing or wrong credentials.
+    #[error("authentication required")]
+    Unauthorized,
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with current state.
+    #[error("{reason}")]
+    Conflict {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Explanation.
+        reason: String,
+    },
+    /// The sender's list of the destination's devices is out of date.
+    #[error("device list is stale")]
+    StaleDevices {
+        /// Devices the send lacked.
+        missing: Vec<u32>,
+        /// Devices the send named that do not exist.
+        extra: Vec<u32>,
+    },
+    /// The body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A failure on our side; details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    /// A 400 with a code and reason.
+    pub fn bad_request(code: &'static str, reason: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } | Self::StaleDevices { .. } => StatusCode::CONFLICT,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        let code = match self {
+            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::StaleDevices { .. } => "stale_devices",
+            Self::TooLarge(_) => "too_large",
+            Self::Internal(_) => "internal",
+        };
+        let (missing_devices, extra_devices) = match self {
+            Self::StaleDevices { missing, extra } => (Some(missing.clone()), Some(extra.clone())),
+            _ => (None, None),
+        };
+        ErrorBody {
+            code,
+            reason: self.to_string(),
+            missing_devices,
+            extra_devices,
+        }
+    }
+}
+
+/// The JSON body of an error response.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Explanation for a person.
+    pub reason: String,
+    /// With `stale_devices`: devices to add.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_devices: Option<Vec<u32>>,
+    /// With `stale_devices`: devices to drop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_devices: Option<Vec<u32>>,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(detail) = &self {
+            tracing::error!(detail = %detail, "internal error");
+        }
+        (self.status(), Json(self.body())).into_response()
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(format!("database: {error}"))
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for AppError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::TooLarge("request body too large".into());
+        }
+        Self::bad_request("bad_json", rejection.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for AppError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        Self::bad_request("bad_path", rejection.body_text())
+    }
+}

@@ -1,0 +1,91 @@
+//! # starling-server
+//!
+//! Routes end-to-end encrypted envelopes between devices and stores only
+//! what routing needs (see `DATA_INVENTORY.md`). [`app`] builds the HTTP
+//! and WebSocket API on an [`AppState`]; `main.rs` wraps it in TLS and the
+//! command line.
+//!
+//! - `config`: the TOML configuration and environment overrides.
+//! - `store`: SQLite / PostgreSQL persistence.
+//! - `auth`: device credentials.
+//! - `routes`: the `/v1` HTTP API.
+//! - `ws`: the per-device WebSocket carrying protobuf frames.
+//! - `registry`: live connections and the notifier that wakes them.
+//! - `tls`: certificates. `audit`: the schema check against the inventory.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod registry;
+pub mod routes;
+pub mod store;
+pub mod tls;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+use crate::config::Config;
+use crate::registry::{Notifier, Registry};
+use crate::store::Store;
+
+/// Protobuf frames of the WebSocket (generated from `proto/`).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod frames {
+    include!(concat!(env!("OUT_DIR"), "/starling.server.v1.rs"));
+}
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Live connections of this process.
+    pub registry: Arc<Registry>,
+    /// Wakes devices (the registry itself on a single node).
+    pub notifier: Arc<dyn Notifier>,
+}
+
+impl AppState {
+    /// State for one node: the registry is the notifier.
+    pub fn new(store: Store, config: Config) -> Self {
+        let registry = Arc::new(Registry::default());
+        Self {
+            store,
+            config: Arc::new(config),
+            notifier: registry.clone(),
+            registry,
+        }
+    }
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.max_request_bytes;
+    routes::router()
+        .merge(ws::router())
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Deletes expired envelopes every `every`, until the process ends.
+pub fn spawn_expiry(store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            ticker.tick().await;
+            match store.delete_expired(store::now_millis()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "dropped expired envelopes"),
+                Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+            }
+        }
+    })
+}

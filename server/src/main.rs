@@ -1,0 +1,249 @@
+//! `starling-server`: `serve` (default), `migrate`, `admin`, `audit`.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use rand::RngCore;
+use starling_server::config::{Config, TlsMode};
+use starling_server::store::{Store, now_millis};
+use starling_server::{AppState, app, audit, auth, spawn_expiry, tls};
+
+#[derive(Parser)]
+#[command(
+    name = "starling-server",
+    version,
+    about = "Starling's end-to-end encrypted message server"
+)]
+struct Cli {
+    /// TOML configuration file (every setting has a default).
+    #[arg(long, env = "STARLING_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Check the live database against DATA_INVENTORY.md.
+    Audit,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Print single-use invite codes, one per line.
+    Invite {
+        /// How many.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account.
+    Disable {
+        /// The username.
+        username: String,
+    },
+    /// Re-enable an account.
+    Enable {
+        /// The username.
+        username: String,
+    },
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("starling-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let config = Config::load(cli.config.as_deref())?;
+    let store = Store::open(config.database_url.as_deref(), &config.data_dir).await?;
+    store.migrate().await?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(store, config).await,
+        Command::Migrate => {
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin { command } => admin(store, &config, command).await,
+        Command::Audit => run_audit(&store).await,
+    }
+}
+
+async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let addr = config.listen;
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let expiry = spawn_expiry(store.clone(), Duration::from_secs(60));
+    let router = app(AppState::new(store.clone(), config.clone())).into_make_service();
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone(), grace));
+    match config.tls.mode {
+        TlsMode::PlainHttp => {
+            eprintln!(
+                "starling-server listening on http://{addr} (plain HTTP: put a TLS proxy in front)"
+            );
+            axum_server::bind(addr).handle(handle).serve(router).await?;
+        }
+        mode => {
+            let material = match mode {
+                TlsMode::Files => tls::from_files(
+                    config
+                        .tls
+                        .cert_path
+                        .clone()
+                        .ok_or("tls.cert_path is required with mode = files")?,
+                    config
+                        .tls
+                        .key_path
+                        .clone()
+                        .ok_or("tls.key_path is required with mode = files")?,
+                )?,
+                _ => tls::ensure_self_signed(&config.data_dir)?,
+            };
+            let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(
+                &material.cert_path,
+                &material.key_path,
+            )
+            .await?;
+            eprintln!("starling-server listening on https://{addr}");
+            eprintln!("certificate SHA-256 fingerprint: {}", material.fingerprint);
+            println!("{}", material.fingerprint);
+            axum_server::bind_rustls(addr, rustls_config)
+                .handle(handle)
+                .serve(router)
+                .await?;
+        }
+    }
+    expiry.abort();
+    store.close().await;
+    eprintln!("starling-server stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle, grace: Duration) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: draining connections");
+    handle.graceful_shutdown(Some(grace));
+}
+
+async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<ExitCode, Error> {
+    match command {
+        AdminCommand::Invite { count } => {
+            let codes: Vec<String> = (0..count.clamp(1, 10_000))
+                .map(|_| {
+                    let mut bytes = [0u8; 16];
+                    rand::rngs::OsRng.fill_bytes(&mut bytes);
+                    hex::encode(bytes)
+                })
+                .collect();
+            let hashes: Vec<[u8; 32]> = codes.iter().map(|c| auth::hash_secret(c)).collect();
+            let ttl_ms = i64::try_from(
+                config
+                    .registration
+                    .invite_ttl_hours
+                    .saturating_mul(3_600_000),
+            )
+            .unwrap_or(i64::MAX);
+            store
+                .create_invites(&hashes, now_millis().saturating_add(ttl_ms))
+                .await?;
+            for code in codes {
+                println!("{code}");
+            }
+        }
+        AdminCommand::List => {
+            for (username, devices, disabled) in store.list_accounts().await? {
+                let state = if disabled { "disabled" } else { "active" };
+                println!("{username}\t{devices} device(s)\t{state}");
+            }
+        }
+        AdminCommand::Disable { username } | AdminCommand::Enable { username }
+            if !store
+                .list_accounts()
+                .await?
+                .iter()
+                .any(|(u, _, _)| *u == username) =>
+        {
+            return Err(format!("no account named {username}").into());
+        }
+        AdminCommand::Disable { username } => {
+            store.set_disabled(&username, true).await?;
+            println!("{username} disabled");
+        }
+        AdminCommand::Enable { username } => {
+            store.set_disabled(&username, false).await?;
+            println!("{username} enabled");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_audit(store: &Store) -> Result<ExitCode, Error> {
+    let report = audit::audit(store).await?;
+    println!("database: {:?}", store.backend());
+    println!("accounts: {}", report.accounts);
+    println!(
+        "queued envelopes: {} ({} bytes of ciphertext), oldest: {}",
+        report.queue.count,
+        report.queue.bytes,
+        report
+            .queue
+            .oldest
+            .map_or("none".to_string(), |t| format!("{t} ms since epoch"))
+    );
+    for (table, column) in &report.missing {
+        println!("note: declared column {table}.{column} is not in the database");
+    }
+    for (table, column) in &report.undeclared {
+        println!("FAIL: undeclared column {table}.{column}");
+    }
+    if report.passed() {
+        println!("audit passed: every column is declared in DATA_INVENTORY.md");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,115 @@
+//! Registration, device lists and device removal.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use starling_crypto::IdentityKey;
+
+use super::{ApiJson, ApiPath, decode_b64, validate_username};
+use crate::AppState;
+use crate::auth::{AuthedDevice, Credential, hash_secret};
+use crate::error::AppError;
+use crate::store::{NewDevice, RegisterError, now_millis};
+
+/// `POST /v1/accounts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The new username.
+    pub username: String,
+    /// A single-use invite code (required unless registration is open).
+    #[serde(default)]
+    pub invite_code: Option<String>,
+    /// The first device's encoded identity key (base64).
+    pub identity_key: String,
+}
+
+/// The new account's first device and its credential (shown once).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The username.
+    pub username: String,
+    /// The device id (1).
+    pub device_id: u32,
+    /// The device credential.
+    pub credential: String,
+}
+
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, AppError> {
+    validate_username(&request.username)?;
+    let identity_key = decode_b64("identity_key", &request.identity_key)?;
+    IdentityKey::from_bytes(&identity_key)
+        .map_err(|e| AppError::bad_request("bad_identity_key", e.to_string()))?;
+    let invite = match (&request.invite_code, state.config.registration.open) {
+        (Some(code), _) => Some(hash_secret(code.trim())),
+        (None, true) => None,
+        (None, false) => {
+            return Err(AppError::bad_request(
+                "invite_required",
+                "an invite code is required",
+            ));
+        }
+    };
+    let credential = Credential::generate();
+    let device = NewDevice {
+        credential_hash: credential.hash,
+        identity_key,
+    };
+    match state
+        .store
+        .register(&request.username, invite, &device, now_millis())
+        .await
+    {
+        Ok(_) => Ok(Json(RegisterResponse {
+            username: request.username,
+            device_id: 1,
+            credential: credential.secret,
+        })),
+        Err(RegisterError::InvalidInvite) => {
+            Err(AppError::Forbidden("invalid or expired invite code"))
+        }
+        Err(RegisterError::UsernameTaken) => Err(AppError::Conflict {
+            code: "username_taken",
+            reason: "that username is taken".into(),
+        }),
+        Err(RegisterError::Database(e)) => Err(e.into()),
+    }
+}
+
+/// An account's devices.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeviceList {
+    /// Device ids, ascending.
+    pub devices: Vec<u32>,
+}
+
+pub(crate) async fn list_devices(
+    State(state): State<AppState>,
+    _device: AuthedDevice,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Json<DeviceList>, AppError> {
+    let (_, devices) = state
+        .store
+        .devices_of(&username)
+        .await?
+        .ok_or(AppError::NotFound("account"))?;
+    Ok(Json(DeviceList { devices }))
+}
+
+pub(crate) async fn remove_device(
+    State(state): State<AppState>,
+    device: AuthedDevice,
+    ApiPath(device_id): ApiPath<u32>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    if !state
+        .store
+        .remove_device(device.account_id, device_id)
+        .await?
+    {
+        return Err(AppError::NotFound("device"));
+    }
+    Ok(Json(serde_json::json!({ "removed": device_id })))
+}

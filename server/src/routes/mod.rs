@@ -1,0 +1,78 @@
+//! The `/v1` HTTP API (JSON). Binary fields travel as standard base64.
+//!
+//! - `accounts`: registration, device lists, device removal.
+//! - `keys`: prekey upload, bundle fetch (claims one-time prekeys), counts.
+//! - `messages`: sends (one account, or many for groups).
+//! - `health`: `/healthz`.
+
+pub mod accounts;
+mod health;
+pub mod keys;
+pub mod messages;
+
+use axum::Router;
+use axum::routing::{delete, get, post, put};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::AppState;
+use crate::error::AppError;
+
+pub use messages::{DeviceEnvelope, SendRequest, SendResponse, send_to_account};
+
+/// The HTTP routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/v1/accounts", post(accounts::register))
+        .route(
+            "/v1/accounts/{username}/devices",
+            get(accounts::list_devices),
+        )
+        .route("/v1/devices/{device_id}", delete(accounts::remove_device))
+        .route("/v1/keys", put(keys::upload))
+        .route("/v1/keys/count", get(keys::count))
+        .route("/v1/keys/{username}/{device}", get(keys::fetch))
+        .route("/v1/messages/{username}", put(messages::send))
+}
+
+/// Decodes a base64 field, naming it in the error.
+pub(crate) fn decode_b64(field: &'static str, value: &str) -> Result<Vec<u8>, AppError> {
+    STANDARD
+        .decode(value)
+        .map_err(|_| AppError::bad_request("bad_base64", format!("`{field}` is not valid base64")))
+}
+
+/// Encodes bytes for a JSON field.
+pub(crate) fn encode_b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Usernames: 3 to 32 of `a-z 0-9 . _ -`, starting with a letter or digit.
+pub fn validate_username(username: &str) -> Result<(), AppError> {
+    let valid_chars = username
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    let starts_well = username
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if (3..=32).contains(&username.len()) && valid_chars && starts_well {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "bad_username",
+            "usernames are 3 to 32 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit",
+        ))
+    }
+}
+
+/// `Json` whose rejections are [`AppError`]s (JSON bodies with a code).
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct ApiJson<T>(pub T);
+
+/// `Path` whose rejections are [`AppError`]s.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct ApiPath<T>(pub T);

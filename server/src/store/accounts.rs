@@ -1,0 +1,233 @@
+//! Accounts, devices and invite codes.
+
+use sqlx::Row;
+
+use super::{Store, with_pool};
+
+/// A device to create.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    /// SHA-256 of the device's credential (the credential itself is never
+    /// stored).
+    pub credential_hash: [u8; 32],
+    /// The device's encoded public identity key.
+    pub identity_key: Vec<u8>,
+}
+
+/// What authentication needs to know about a device.
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    /// The owning account.
+    pub account_id: i64,
+    /// The device.
+    pub device_id: u32,
+    /// SHA-256 of its credential.
+    pub credential_hash: Vec<u8>,
+    /// Whether the account is disabled.
+    pub disabled: bool,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The invite code is unknown, used or expired.
+    #[error("invalid or expired invite code")]
+    InvalidInvite,
+    /// The username is taken.
+    #[error("username taken")]
+    UsernameTaken,
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+fn device_id(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+impl Store {
+    /// Stores invite codes (by hash) valid until `expires_at` (ms).
+    pub async fn create_invites(
+        &self,
+        code_hashes: &[[u8; 32]],
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for hash in code_hashes {
+                sqlx::query("INSERT INTO invites (code_hash, expires_at) VALUES ($1, $2)")
+                    .bind(&hash[..])
+                    .bind(expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    /// Creates an account with its first device (id 1), consuming the
+    /// invite (unless `invite` is `None`, for open registration). All or
+    /// nothing: a taken username leaves the invite unused.
+    pub async fn register(
+        &self,
+        username: &str,
+        invite: Option<[u8; 32]>,
+        device: &NewDevice,
+        now: i64,
+    ) -> Result<i64, RegisterError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if let Some(hash) = invite {
+                let consumed = sqlx::query("DELETE FROM invites WHERE code_hash = $1 AND expires_at > $2")
+                    .bind(&hash[..])
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if consumed != 1 {
+                    return Err(RegisterError::InvalidInvite);
+                }
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO accounts (username, created_at) VALUES ($1, $2) \
+                 ON CONFLICT (username) DO NOTHING RETURNING id",
+            )
+            .bind(username)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = inserted else {
+                return Err(RegisterError::UsernameTaken);
+            };
+            let account_id: i64 = row.try_get("id")?;
+            sqlx::query(
+                "INSERT INTO devices (account_id, device_id, credential_hash, identity_key, created_at) \
+                 VALUES ($1, 1, $2, $3, $4)",
+            )
+            .bind(account_id)
+            .bind(&device.credential_hash[..])
+            .bind(&device.identity_key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(account_id)
+        })
+    }
+
+    /// The device record used to authenticate a request.
+    pub async fn device_for_auth(
+        &self,
+        username: &str,
+        device: u32,
+    ) -> Result<Option<DeviceRecord>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT a.id, d.device_id, d.credential_hash, a.disabled FROM accounts a \
+                 JOIN devices d ON d.account_id = a.id WHERE a.username = $1 AND d.device_id = $2",
+            )
+            .bind(username)
+            .bind(i64::from(device))
+            .fetch_optional(pool)
+            .await?;
+            row.map(|row| {
+                Ok(DeviceRecord {
+                    account_id: row.try_get("id")?,
+                    device_id: device_id(row.try_get("device_id")?),
+                    credential_hash: row.try_get("credential_hash")?,
+                    disabled: row.try_get("disabled")?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    /// An account's id and its device ids, ascending; `None` if no such
+    /// (enabled) account.
+    pub async fn devices_of(&self, username: &str) -> Result<Option<(i64, Vec<u32>)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let account = sqlx::query("SELECT id FROM accounts WHERE username = $1 AND NOT disabled")
+                .bind(username)
+                .fetch_optional(pool)
+                .await?;
+            let Some(account) = account else { return Ok(None) };
+            let account_id: i64 = account.try_get("id")?;
+            let rows = sqlx::query("SELECT device_id FROM devices WHERE account_id = $1 ORDER BY device_id")
+                .bind(account_id)
+                .fetch_all(pool)
+                .await?;
+            let ids = rows
+                .iter()
+                .map(|row| row.try_get::<i64, _>("device_id").map(device_id))
+                .collect::<Result<_, _>>()?;
+            Ok(Some((account_id, ids)))
+        })
+    }
+
+    /// A device's encoded identity key.
+    pub async fn identity_key(
+        &self,
+        account_id: i64,
+        device: u32,
+    ) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT identity_key FROM devices WHERE account_id = $1 AND device_id = $2")
+                .bind(account_id)
+                .bind(i64::from(device))
+                .fetch_optional(pool)
+                .await?
+                .map(|row| row.try_get("identity_key"))
+                .transpose()
+        })
+    }
+
+    /// Removes a device with its keys and queued envelopes.
+    pub async fn remove_device(&self, account_id: i64, device: u32) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for table in ["envelopes", "one_time_prekeys", "kem_prekeys", "signed_prekeys"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1 AND device_id = $2"))
+                    .bind(account_id)
+                    .bind(i64::from(device))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let removed = sqlx::query("DELETE FROM devices WHERE account_id = $1 AND device_id = $2")
+                .bind(account_id)
+                .bind(i64::from(device))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(removed == 1)
+        })
+    }
+
+    /// Every account: username, device count, disabled.
+    pub async fn list_accounts(&self) -> Result<Vec<(String, i64, bool)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "SELECT a.username, COUNT(d.device_id) AS devices, a.disabled FROM accounts a \
+                 LEFT JOIN devices d ON d.account_id = a.id GROUP BY a.id, a.username, a.disabled ORDER BY a.username",
+            )
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("username")?, row.try_get("devices")?, row.try_get("disabled")?)))
+            .collect()
+        })
+    }
+
+    /// Disables or re-enables an account; `false` if there is none.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("UPDATE accounts SET disabled = $1 WHERE username = $2")
+                .bind(disabled)
+                .bind(username)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                == 1)
+        })
+    }
+}

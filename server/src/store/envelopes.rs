@@ -1,0 +1,172 @@
+//! Queued envelopes: stored durably before a send is acknowledged, read in
+//! order per device, deleted on acknowledgement or expiry.
+
+use sqlx::Row;
+
+use super::{Store, with_pool};
+
+/// An envelope to queue.
+#[derive(Debug, Clone)]
+pub struct NewEnvelope {
+    /// Random 16-byte id.
+    pub envelope_id: [u8; 16],
+    /// Destination account.
+    pub account_id: i64,
+    /// Destination device.
+    pub device_id: u32,
+    /// Sender username, `None` for a sealed send.
+    pub sender: Option<String>,
+    /// Sender device, `None` for a sealed send.
+    pub sender_device: Option<u32>,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// When it is dropped if still unacknowledged.
+    pub expires_at: i64,
+    /// Opaque ciphertext.
+    pub content: Vec<u8>,
+}
+
+/// A queued envelope as read back.
+#[derive(Debug, Clone)]
+pub struct StoredEnvelope {
+    /// Queue position (increasing per database).
+    pub seq: i64,
+    /// The id the device acknowledges.
+    pub envelope_id: Vec<u8>,
+    /// Sender username (empty when sealed).
+    pub sender: Option<String>,
+    /// Sender device.
+    pub sender_device: Option<u32>,
+    /// When the server accepted it.
+    pub created_at: i64,
+    /// Opaque ciphertext.
+    pub content: Vec<u8>,
+}
+
+/// What the audit reports about the queue.
+#[derive(Debug, Clone, Default)]
+pub struct QueueStats {
+    /// Queued envelopes.
+    pub count: i64,
+    /// Their total content size.
+    pub bytes: i64,
+    /// Creation time of the oldest.
+    pub oldest: Option<i64>,
+}
+
+impl Store {
+    /// Stores envelopes in one transaction; when this returns `Ok`, every
+    /// one of them is on disk.
+    pub async fn insert_envelopes(&self, envelopes: &[NewEnvelope]) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for e in envelopes {
+                sqlx::query(
+                    "INSERT INTO envelopes (envelope_id, account_id, device_id, sender, sender_device, created_at, expires_at, content) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&e.envelope_id[..])
+                .bind(e.account_id)
+                .bind(i64::from(e.device_id))
+                .bind(e.sender.as_deref())
+                .bind(e.sender_device.map(i64::from))
+                .bind(e.created_at)
+                .bind(e.expires_at)
+                .bind(&e.content)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    /// Up to `limit` envelopes for a device with `seq > after`, oldest first.
+    pub async fn envelopes_after(
+        &self,
+        account_id: i64,
+        device: u32,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEnvelope>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "SELECT seq, envelope_id, sender, sender_device, created_at, content FROM envelopes \
+                 WHERE account_id = $1 AND device_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+            )
+            .bind(account_id)
+            .bind(i64::from(device))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(StoredEnvelope {
+                    seq: row.try_get("seq")?,
+                    envelope_id: row.try_get("envelope_id")?,
+                    sender: row.try_get("sender")?,
+                    sender_device: row
+                        .try_get::<Option<i64>, _>("sender_device")?
+                        .and_then(|d| u32::try_from(d).ok()),
+                    created_at: row.try_get("created_at")?,
+                    content: row.try_get("content")?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// Deletes acknowledged envelopes of this device; returns how many.
+    pub async fn acknowledge(
+        &self,
+        account_id: i64,
+        device: u32,
+        ids: &[Vec<u8>],
+    ) -> Result<u64, sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut deleted = 0;
+            for id in ids {
+                deleted += sqlx::query(
+                    "DELETE FROM envelopes WHERE account_id = $1 AND device_id = $2 AND envelope_id = $3",
+                )
+                .bind(account_id)
+                .bind(i64::from(device))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        })
+    }
+
+    /// Drops envelopes past their expiry; returns how many.
+    pub async fn delete_expired(&self, now: i64) -> Result<u64, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("DELETE FROM envelopes WHERE expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    }
+
+    /// Count, size and age of the queue.
+    pub async fn queue_stats(&self) -> Result<QueueStats, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS count, CAST(COALESCE(SUM(LENGTH(content)), 0) AS BIGINT) AS bytes, \
+                 MIN(created_at) AS oldest FROM envelopes",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(QueueStats {
+                count: row.try_get("count")?,
+                bytes: row.try_get("bytes")?,
+                oldest: row.try_get("oldest")?,
+            })
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! Persistence: SQLite (the embedded default) or PostgreSQL, behind one
+//! `Store`. Every query is written once, in SQL both databases accept
+//! (`$N` placeholders, `RETURNING`, `ON CONFLICT`), and runs on whichever
+//! pool is configured; the few statements that must differ say so.
+//!
+//! Every operation is a single statement or a transaction, so several
+//! server processes may share one PostgreSQL database.
+
+mod accounts;
+mod envelopes;
+mod keys;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use accounts::{DeviceRecord, NewDevice, RegisterError};
+pub use envelopes::{NewEnvelope, QueueStats, StoredEnvelope};
+pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// The production store.
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has; the
+/// body is compiled once per database.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// The server's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Opens the database: `database_url` if given (PostgreSQL), else
+    /// `starling.db` in `data_dir` (created if missing). SQLite runs in WAL
+    /// mode with `synchronous = FULL`: a committed envelope survives a crash.
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Self, sqlx::Error> {
+        let pool = match database_url {
+            Some(url) if url.starts_with("postgres") => Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?,
+            ),
+            Some(url) => Pool::Sqlite(sqlite_pool(SqliteConnectOptions::from_str(url)?).await?),
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
+                let options = SqliteConnectOptions::new().filename(data_dir.join("starling.db"));
+                Pool::Sqlite(sqlite_pool(options).await?)
+            }
+        };
+        Ok(Self { pool })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        }
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+
+    /// The columns of every table, as the database reports them (for the
+    /// audit): `(table, column)` pairs, sorted.
+    pub async fn schema_columns(&self) -> Result<Vec<(String, String)>, sqlx::Error> {
+        use sqlx::Row;
+        let mut columns: Vec<(String, String)> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query(
+                    "SELECT m.name AS table_name, p.name AS column_name \
+                     FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx_%'",
+                )
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get("table_name")?, row.try_get("column_name")?)))
+                .collect::<Result<_, sqlx::Error>>()?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query(
+                    "SELECT table_name::text AS table_name, column_name::text AS column_name \
+                     FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx\\_%'",
+                )
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get("table_name")?, row.try_get("column_name")?)))
+                .collect::<Result<_, sqlx::Error>>()?
+            }
+        };
+        columns.sort();
+        Ok(columns)
+    }
+}
+
+async fn sqlite_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,236 @@
+//! Envelope delivery over the WebSocket against SQLite and PostgreSQL:
+//! order, acknowledgement, redelivery after reconnect, durability across a
+//! restart, expiry, and malformed frames.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{Kind, TestServer, b64};
+use serde_json::json;
+use starling_server::frames::{self, client_frame, server_frame};
+use starling_server::store::{NewEnvelope, Store, now_millis};
+
+async fn send(server: &TestServer, auth: &str, to: &str, content: &[u8]) {
+    let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(content) }] });
+    let (status, body) = server
+        .request("PUT", &format!("/v1/messages/{to}"), Some(auth), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn order_ack_and_redelivery(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let bob = server.register("bob", 2).await;
+    // Bob is offline: five envelopes queue.
+    for i in 0..5u8 {
+        send(&server, &alice.auth, "bob", &[i]).await;
+    }
+    let mut ws = server.ws(&bob.auth).await;
+    let queued = ws.drain().await;
+    assert_eq!(
+        queued.iter().map(|e| e.content.clone()).collect::<Vec<_>>(),
+        (0..5u8).map(|i| vec![i]).collect::<Vec<_>>()
+    );
+    assert!(
+        queued
+            .iter()
+            .all(|e| e.sender == "alice" && e.sender_device == 1 && e.id.len() == 16)
+    );
+    // Live delivery while connected.
+    send(&server, &alice.auth, "bob", b"live").await;
+    let live = ws.next_envelope().await;
+    assert_eq!(live.content, b"live");
+    // Acknowledge the first three only, then reconnect.
+    ws.ack(queued[..3].iter().map(|e| e.id.clone()).collect())
+        .await;
+    drop(ws);
+    let mut ws = server.ws(&bob.auth).await;
+    let again = ws.drain().await;
+    let contents: Vec<Vec<u8>> = again.iter().map(|e| e.content.clone()).collect();
+    assert_eq!(contents, vec![vec![3], vec![4], b"live".to_vec()]);
+    ws.ack(again.iter().map(|e| e.id.clone()).collect()).await;
+    drop(ws);
+    let mut ws = server.ws(&bob.auth).await;
+    assert!(
+        ws.drain().await.is_empty(),
+        "acknowledged envelopes never come back"
+    );
+}
+crate::both_databases!(
+    delivery_order_and_acknowledgement,
+    super::order_ack_and_redelivery
+);
+
+async fn sealed_and_ws_send(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let bob = server.register("bob", 2).await;
+    let mut bob_ws = server.ws(&bob.auth).await;
+    assert!(bob_ws.drain().await.is_empty());
+    let mut alice_ws = server.ws(&alice.auth).await;
+    alice_ws.drain().await;
+    // Send over the WebSocket, sealed.
+    alice_ws
+        .send_frame(frames::ClientFrame {
+            request_id: 7,
+            body: Some(client_frame::Body::Send(frames::SendMessage {
+                destination: "bob".into(),
+                envelopes: vec![frames::OutgoingEnvelope {
+                    device_id: 1,
+                    content: b"sealed".to_vec(),
+                }],
+                sealed: true,
+            })),
+        })
+        .await;
+    let reply = alice_ws.next_frame().await;
+    assert_eq!(reply.request_id, 7);
+    let Some(server_frame::Body::Response(response)) = reply.body else {
+        panic!("expected a response")
+    };
+    assert_eq!(response.status, 200);
+    let envelope = bob_ws.next_envelope().await;
+    assert_eq!(
+        (
+            envelope.content.as_slice(),
+            envelope.sender.as_str(),
+            envelope.sender_device
+        ),
+        (&b"sealed"[..], "", 0)
+    );
+    // A stale send over the WebSocket answers 409 with the device lists.
+    alice_ws
+        .send_frame(frames::ClientFrame {
+            request_id: 8,
+            body: Some(client_frame::Body::Send(frames::SendMessage {
+                destination: "bob".into(),
+                envelopes: vec![frames::OutgoingEnvelope {
+                    device_id: 5,
+                    content: b"x".to_vec(),
+                }],
+                sealed: false,
+            })),
+        })
+        .await;
+    let Some(server_frame::Body::Response(response)) = alice_ws.next_frame().await.body else {
+        panic!()
+    };
+    assert_eq!(response.status, 409);
+    let body: serde_json::Value = serde_json::from_str(&response.body_json).unwrap();
+    assert_eq!(
+        (
+            body["missing_devices"].clone(),
+            body["extra_devices"].clone()
+        ),
+        (json!([1]), json!([5]))
+    );
+}
+crate::both_databases!(websocket_send_and_sealed_sender, super::sealed_and_ws_send);
+
+async fn malformed_frames(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let mut ws = server.ws(&alice.auth).await;
+    ws.drain().await;
+    use futures_util::SinkExt;
+    for garbage in [vec![0xff, 0xff, 0xff], vec![], vec![0x0a, 0x05, 1]] {
+        ws.socket
+            .send(tokio_tungstenite::tungstenite::Message::Binary(
+                garbage.into(),
+            ))
+            .await
+            .unwrap();
+        let frame = ws.next_frame().await;
+        assert!(
+            matches!(frame.body, Some(server_frame::Body::Error(_))),
+            "{frame:?}"
+        );
+    }
+    ws.socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            "hello".into(),
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ws.next_frame().await.body,
+        Some(server_frame::Body::Error(_))
+    ));
+    // Still usable.
+    ws.send_frame(frames::ClientFrame {
+        request_id: 3,
+        body: Some(client_frame::Body::Ping(frames::Ping {})),
+    })
+    .await;
+    let frame = ws.next_frame().await;
+    assert_eq!(frame.request_id, 3);
+    assert!(matches!(frame.body, Some(server_frame::Body::Response(r)) if r.status == 200));
+}
+crate::both_databases!(malformed_frames_get_an_error_frame, super::malformed_frames);
+
+async fn survive_restart_and_expire(kind: Kind) {
+    let db = common::TestDb::new(kind).await;
+    let store = db.store().await;
+    let now = now_millis();
+    // A device to address.
+    let device = starling_server::store::NewDevice {
+        credential_hash: [1; 32],
+        identity_key: vec![1],
+    };
+    let account = store.register("bob", None, &device, now).await.unwrap();
+    let envelope = |id: u8, expires_at: i64| NewEnvelope {
+        envelope_id: [id; 16],
+        account_id: account,
+        device_id: 1,
+        sender: Some("alice".into()),
+        sender_device: Some(1),
+        created_at: now,
+        expires_at,
+        content: vec![id; 10],
+    };
+    store
+        .insert_envelopes(&[envelope(1, now + 60_000), envelope(2, now - 1)])
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+    // A new process opens the same database.
+    let store = Store::open(Some(&db.url), db.dir.path()).await.unwrap();
+    store.migrate().await.unwrap();
+    let queued = store.envelopes_after(account, 1, 0, 10).await.unwrap();
+    assert_eq!(queued.len(), 2);
+    assert_eq!(store.delete_expired(now_millis()).await.unwrap(), 1);
+    let queued = store.envelopes_after(account, 1, 0, 10).await.unwrap();
+    assert_eq!(
+        queued
+            .iter()
+            .map(|e| e.envelope_id.clone())
+            .collect::<Vec<_>>(),
+        vec![vec![1u8; 16]]
+    );
+    assert_eq!(store.queue_stats().await.unwrap().count, 1);
+}
+crate::both_databases!(
+    envelopes_survive_restart_and_expire,
+    super::survive_restart_and_expire
+);
+
+async fn removing_a_device_drops_its_queue(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let bob = server.register("bob", 2).await;
+    send(&server, &alice.auth, "bob", b"x").await;
+    let (status, _) = server
+        .request("DELETE", "/v1/devices/1", Some(&bob.auth), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.state.store.queue_stats().await.unwrap().count, 0);
+    let (status, _) = server
+        .request("GET", "/v1/keys/count", Some(&bob.auth), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+crate::both_databases!(device_removal, super::removing_a_device_drops_its_queue);
