@@ -101,6 +101,20 @@ impl Session {
         } else {
             session_associated_data(&remote_identity, &local_identity)
         };
+        if let Some(pending) = &state.pending_prekey {
+            let expected = if pending.kem_prekey_id.is_some() {
+                crate::prekeys::KEM_CIPHERTEXT_LEN
+            } else {
+                0
+            };
+            if pending.kem_ciphertext.len() != expected {
+                return Err(DecodeError::BadLength {
+                    field: "pending_prekey.kem_ciphertext",
+                    actual: pending.kem_ciphertext.len(),
+                    expected,
+                });
+            }
+        }
         let sending = state
             .sending_chain
             .as_ref()
