@@ -119,6 +119,25 @@ impl Default for MessagesConfig {
     }
 }
 
+/// Attachment storage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    /// Largest attachment (ciphertext) in bytes.
+    pub max_bytes: u64,
+    /// Days an attachment is kept after it was created.
+    pub ttl_days: u64,
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 100 * 1024 * 1024,
+            ttl_days: 30,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -136,6 +155,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// Message limits.
     pub messages: MessagesConfig,
+    /// Attachment limits.
+    pub attachments: AttachmentsConfig,
     /// Largest HTTP request body in bytes.
     pub max_request_bytes: usize,
     /// Seconds to wait for connections to finish on shutdown.
@@ -151,6 +172,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             registration: RegistrationConfig::default(),
             messages: MessagesConfig::default(),
+            attachments: AttachmentsConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,
             shutdown_grace_seconds: 10,
         }

@@ -75,16 +75,22 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Deletes expired envelopes every `every`, until the process ends.
-pub fn spawn_expiry(store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
+/// Deletes expired envelopes and attachments every `every`, until the
+/// process ends.
+pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         loop {
             ticker.tick().await;
-            match store.delete_expired(store::now_millis()).await {
+            match state.store.delete_expired(store::now_millis()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "dropped expired envelopes"),
-                Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+                Err(e) => tracing::warn!(error = %e, "envelope expiry sweep failed"),
+            }
+            match routes::attachments::delete_expired(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "dropped expired attachments"),
+                Err(e) => tracing::warn!(error = %e, "attachment expiry sweep failed"),
             }
         }
     })

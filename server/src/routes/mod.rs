@@ -3,9 +3,11 @@
 //! - `accounts`: registration, device lists, device removal.
 //! - `keys`: prekey upload, bundle fetch (claims one-time prekeys), counts.
 //! - `messages`: sends (one account, or many for groups).
+//! - `attachments`: resumable blob upload, ranged download.
 //! - `health`: `/healthz`.
 
 pub mod accounts;
+pub mod attachments;
 mod health;
 pub mod keys;
 pub mod messages;
@@ -34,6 +36,15 @@ pub fn router() -> Router<AppState> {
         .route("/v1/keys/count", get(keys::count))
         .route("/v1/keys/{username}/{device}", get(keys::fetch))
         .route("/v1/messages/{username}", put(messages::send))
+        .route("/v1/attachments", post(attachments::create))
+        .route(
+            "/v1/attachments/{id}",
+            put(attachments::upload).get(attachments::download),
+        )
+        .route(
+            "/v1/attachments/{id}/upload",
+            get(attachments::upload_status),
+        )
 }
 
 /// Decodes a base64 field, naming it in the error.

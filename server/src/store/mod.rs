@@ -7,6 +7,7 @@
 //! server processes may share one PostgreSQL database.
 
 mod accounts;
+mod attachments;
 mod envelopes;
 mod keys;
 
@@ -20,6 +21,7 @@ use sqlx::sqlite::{
 };
 
 pub use accounts::{DeviceRecord, NewDevice, RegisterError};
+pub use attachments::AttachmentRecord;
 pub use envelopes::{NewEnvelope, QueueStats, StoredEnvelope};
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
 
