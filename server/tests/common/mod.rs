@@ -345,6 +345,26 @@ impl Ws {
         }
     }
 
+    /// Envelopes of one delivery window: those sent before the queue-drained
+    /// marker on connect, or, later, until no frame arrives for a second.
+    pub async fn drain_window(&mut self) -> Vec<frames::Envelope> {
+        let mut envelopes = Vec::new();
+        loop {
+            let next =
+                tokio::time::timeout(std::time::Duration::from_secs(1), self.socket.next()).await;
+            let Ok(Some(Ok(tungstenite::Message::Binary(bytes)))) = next else {
+                return envelopes;
+            };
+            match frames::ServerFrame::decode(&bytes[..]).unwrap().body {
+                Some(server_frame::Body::Envelope(e)) => envelopes.push(e),
+                Some(server_frame::Body::QueueDrained(_)) if !envelopes.is_empty() => {
+                    return envelopes;
+                }
+                _ => {}
+            }
+        }
+    }
+
     pub async fn next_envelope(&mut self) -> frames::Envelope {
         loop {
             if let Some(server_frame::Body::Envelope(e)) = self.next_frame().await.body {
