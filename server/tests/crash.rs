@@ -35,7 +35,7 @@ impl Server {
     }
 
     async fn spawn(&self) -> Child {
-        let child = self
+        let mut child = self
             .command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -51,6 +51,8 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        child.kill().unwrap();
+        child.wait().unwrap();
         panic!("server did not start");
     }
 
