@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod registry;
 pub mod routes;

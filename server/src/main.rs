@@ -48,6 +48,12 @@ enum AdminCommand {
         #[arg(long, default_value_t = 1)]
         count: u32,
     },
+    /// Import members and departments from a CSV file (columns username,
+    /// display_name, title, department); existing entries are updated.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
     /// List accounts.
     List,
     /// Disable an account.
@@ -194,6 +200,13 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
             for code in codes {
                 println!("{code}");
             }
+        }
+        AdminCommand::Import { file } => {
+            let reader =
+                std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let entries = starling_server::directory::parse_csv(reader)?;
+            store.import_directory(&entries).await?;
+            println!("imported {} directory entries", entries.len());
         }
         AdminCommand::List => {
             for (username, devices, disabled) in store.list_accounts().await? {

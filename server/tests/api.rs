@@ -425,3 +425,48 @@ async fn audit_matches_inventory(kind: Kind) {
     assert!(!report.passed());
 }
 crate::both_databases!(audit, super::audit_matches_inventory);
+
+async fn directory_search(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let csv = "username,display_name,title,department\n\
+               mmueller,Maria Müller,Engineer,Platform\n\
+               jsmith,John Smith,Director,Sales\n\
+               kjones,Karen Jones,Analyst,Finance\n";
+    let entries = starling_server::directory::parse_csv(csv.as_bytes()).unwrap();
+    server.state.store.import_directory(&entries).await.unwrap();
+    // Re-importing updates rather than duplicates.
+    let updated = starling_server::directory::parse_csv(
+        "username,display_name,title,department\njsmith,John Smith,VP,Sales\n".as_bytes(),
+    )
+    .unwrap();
+    server.state.store.import_directory(&updated).await.unwrap();
+    let (status, body) = server
+        .request("GET", "/v1/directory?q=smi", Some(&alice.auth), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!([{ "username": "jsmith", "display_name": "John Smith", "title": "VP", "department": "Sales" }])
+    );
+    let (_, body) = server
+        .request("GET", "/v1/directory?q=jnoes", Some(&alice.auth), None)
+        .await;
+    assert_eq!(body[0]["username"], "kjones");
+    let (_, body) = server
+        .request("GET", "/v1/directory?q=&limit=2", Some(&alice.auth), None)
+        .await;
+    assert_eq!(body.as_array().unwrap().len(), 2);
+    let (status, _) = server
+        .request("GET", "/v1/directory?q=smi", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = server
+        .request("GET", "/v1/directory?limit=abc", Some(&alice.auth), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_query"))
+    );
+}
+crate::both_databases!(directory, super::directory_search);

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod attachments;
+mod directory;
 mod health;
 pub mod keys;
 pub mod messages;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/keys/count", get(keys::count))
         .route("/v1/keys/{username}/{device}", get(keys::fetch))
         .route("/v1/messages/{username}", put(messages::send))
+        .route("/v1/directory", get(directory::search))
         .route("/v1/attachments", post(attachments::create))
         .route(
             "/v1/attachments/{id}",

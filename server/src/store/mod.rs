@@ -8,6 +8,7 @@
 
 mod accounts;
 mod attachments;
+mod directory;
 mod envelopes;
 mod keys;
 
@@ -22,6 +23,7 @@ use sqlx::sqlite::{
 
 pub use accounts::{DeviceRecord, NewDevice, RegisterError};
 pub use attachments::AttachmentRecord;
+pub use directory::DirectoryEntry;
 pub use envelopes::{NewEnvelope, QueueStats, StoredEnvelope};
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
 

@@ -1,0 +1,13 @@
+-- The organisation's published directory: who works here, in which
+-- department, with which title. Imported by an admin; nothing message-related.
+CREATE TABLE departments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE directory_entries (
+    username TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    department_id BIGINT REFERENCES departments(id)
+);
