@@ -19,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod metrics;
 pub mod registry;
 pub mod routes;
 pub mod store;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Wakes devices (the registry itself on a single node).
     pub notifier: Arc<dyn Notifier>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
             config: Arc::new(config),
             notifier: registry.clone(),
             registry,
+            metrics: Arc::new(metrics::Metrics::default()),
         }
     }
 }

@@ -83,6 +83,18 @@ impl Connection {
     async fn run(mut self, socket: WebSocket) -> Result<(), ConnectionError> {
         let registry = self.state.registry.clone();
         let mut registration = registry.register(self.device.account_id, self.device.device_id);
+        let metrics = self.state.metrics.clone();
+        metrics.connections.inc();
+        let result = self.serve(socket, &mut registration).await;
+        metrics.connections.dec();
+        result
+    }
+
+    async fn serve(
+        &mut self,
+        socket: WebSocket,
+        registration: &mut crate::registry::Registration<'_>,
+    ) -> Result<(), ConnectionError> {
         let (mut sink, mut stream) = socket.split();
         self.deliver(&mut sink).await?;
         send(
@@ -142,6 +154,7 @@ impl Connection {
                 };
                 send(sink, 0, server_frame::Body::Envelope(frame)).await?;
                 self.in_flight.insert(envelope.envelope_id);
+                self.state.metrics.envelopes_delivered.inc();
             }
         }
         Ok(())
@@ -163,7 +176,8 @@ impl Connection {
                     )
                     .await;
                 }
-                self.state
+                let deleted = self
+                    .state
                     .store
                     .acknowledge(
                         self.device.account_id,
@@ -171,6 +185,7 @@ impl Connection {
                         &ack.envelope_ids,
                     )
                     .await?;
+                self.state.metrics.envelopes_acknowledged.inc_by(deleted);
                 for id in &ack.envelope_ids {
                     self.in_flight.remove(id);
                 }

@@ -58,6 +58,17 @@ async fn order_ack_and_redelivery(kind: Kind) {
         ws.drain().await.is_empty(),
         "acknowledged envelopes never come back"
     );
+    // The metrics count what happened, and name nobody.
+    let (status, metrics) = server.request("GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("starling_envelopes_stored_total 6"), "{text}");
+    assert!(
+        text.contains("starling_envelopes_acknowledged_total 6"),
+        "{text}"
+    );
+    assert!(text.contains("starling_websocket_connections 1"), "{text}");
+    assert!(!text.contains("alice") && !text.contains("bob"));
 }
 crate::both_databases!(
     delivery_order_and_acknowledgement,

@@ -63,11 +63,14 @@ pub(crate) async fn register(
         .register(&request.username, invite, &device, now_millis())
         .await
     {
-        Ok(_) => Ok(Json(RegisterResponse {
-            username: request.username,
-            device_id: 1,
-            credential: credential.secret,
-        })),
+        Ok(_) => {
+            state.metrics.registrations.inc();
+            Ok(Json(RegisterResponse {
+                username: request.username,
+                device_id: 1,
+                credential: credential.secret,
+            }))
+        }
         Err(RegisterError::InvalidInvite) => {
             Err(AppError::Forbidden("invalid or expired invite code"))
         }

@@ -193,6 +193,10 @@ pub(crate) async fn upload(
         }
         file.write_all(&chunk).await.map_err(io_error)?;
         written += len;
+        state
+            .metrics
+            .attachment_bytes_received
+            .inc_by(chunk.len() as u64);
     }
     file.flush().await.map_err(io_error)?;
     file.sync_data().await.map_err(io_error)?;

@@ -202,6 +202,7 @@ async fn claim_bundle(
         .map_err(|e| stored("kem prekey", &e))?;
     let bundle =
         PreKeyBundle::new(identity, signed, one_time, kem).map_err(|e| stored("bundle", &e))?;
+    state.metrics.bundles_served.inc();
     let counts = state.store.prekey_counts(account_id, device_id).await?;
     let threshold = state.config.messages.low_prekey_threshold;
     if counts.one_time < threshold || counts.kem < threshold {

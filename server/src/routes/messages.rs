@@ -107,6 +107,7 @@ pub async fn send_to_account(
         .filter(|d| !(account_id == sender.account_id && *d == sender.device_id))
         .collect();
     if named != expected {
+        state.metrics.stale_device_refusals.inc();
         return Err(AppError::StaleDevices {
             missing: expected.difference(&named).copied().collect(),
             extra: named.difference(&expected).copied().collect(),
@@ -132,6 +133,7 @@ pub async fn send_to_account(
         })
         .collect();
     state.store.insert_envelopes(&stored).await?;
+    state.metrics.envelopes_stored.inc_by(stored.len() as u64);
     for envelope in &stored {
         state
             .notifier

@@ -27,6 +27,7 @@ pub use messages::{DeviceEnvelope, SendRequest, SendResponse, send_to_account};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/v1/accounts", post(accounts::register))
         .route(
             "/v1/accounts/{username}/devices",

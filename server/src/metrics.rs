@@ -1,0 +1,116 @@
+//! Prometheus metrics (`GET /metrics`, text format). Counts and sizes only:
+//! no usernames, device ids, addresses or content.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Envelopes stored by sends.
+    pub envelopes_stored: Counter,
+    /// Envelopes pushed to connected devices.
+    pub envelopes_delivered: Counter,
+    /// Envelopes deleted on acknowledgement.
+    pub envelopes_acknowledged: Counter,
+    /// Sends refused for a stale device list.
+    pub stale_device_refusals: Counter,
+    /// Prekey bundles handed out.
+    pub bundles_served: Counter,
+    /// Accounts registered.
+    pub registrations: Counter,
+    /// Attachment bytes received.
+    pub attachment_bytes_received: Counter,
+    /// Open device WebSockets.
+    pub connections: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("starling");
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let metric = Counter::default();
+            registry.register(name, help, metric.clone());
+            metric
+        };
+        let envelopes_stored = counter(
+            &mut registry,
+            "envelopes_stored",
+            "Envelopes stored by sends",
+        );
+        let envelopes_delivered = counter(
+            &mut registry,
+            "envelopes_delivered",
+            "Envelopes pushed to connected devices",
+        );
+        let envelopes_acknowledged = counter(
+            &mut registry,
+            "envelopes_acknowledged",
+            "Envelopes deleted on acknowledgement",
+        );
+        let stale_device_refusals = counter(
+            &mut registry,
+            "stale_device_refusals",
+            "Sends refused for a stale device list",
+        );
+        let bundles_served = counter(
+            &mut registry,
+            "prekey_bundles_served",
+            "Prekey bundles handed out",
+        );
+        let registrations = counter(&mut registry, "registrations", "Accounts registered");
+        let attachment_bytes_received = counter(
+            &mut registry,
+            "attachment_bytes_received",
+            "Attachment bytes received",
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "websocket_connections",
+            "Open device WebSockets",
+            connections.clone(),
+        );
+        Self {
+            registry,
+            envelopes_stored,
+            envelopes_delivered,
+            envelopes_acknowledged,
+            stale_device_refusals,
+            bundles_served,
+            registrations,
+            attachment_bytes_received,
+            connections,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// `GET /metrics`.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics.render() {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
