@@ -106,6 +106,15 @@ pub struct MessagesConfig {
     pub max_devices_per_account: u32,
     /// Fewer one-time prekeys than this and the device is told to upload.
     pub low_prekey_threshold: u32,
+    /// Sends per second a device may sustain.
+    pub sends_per_second: u32,
+    /// Sends a device may make in a burst.
+    pub send_burst: u32,
+    /// Prekey bundle fetches per second a device may sustain (each claims
+    /// one-time prekeys of others, so this also guards their stock).
+    pub bundle_fetches_per_second: u32,
+    /// Bundle fetches a device may make in a burst.
+    pub bundle_fetch_burst: u32,
 }
 
 impl Default for MessagesConfig {
@@ -115,6 +124,10 @@ impl Default for MessagesConfig {
             max_envelope_bytes: 256 * 1024,
             max_devices_per_account: 16,
             low_prekey_threshold: 20,
+            sends_per_second: 100,
+            send_burst: 500,
+            bundle_fetches_per_second: 10,
+            bundle_fetch_burst: 100,
         }
     }
 }

@@ -44,6 +44,12 @@ pub enum AppError {
         /// Devices the send named that do not exist.
         extra: Vec<u32>,
     },
+    /// The device exceeded a rate limit.
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
     /// The body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
@@ -70,6 +76,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::StaleDevices { .. } => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,6 +90,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::StaleDevices { .. } => "stale_devices",
             Self::TooLarge(_) => "too_large",
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::Internal(_) => "internal",
         };
         let (missing_devices, extra_devices) = match self {
@@ -118,7 +126,13 @@ impl IntoResponse for AppError {
         if let Self::Internal(detail) = &self {
             tracing::error!(detail = %detail, "internal error");
         }
-        (self.status(), Json(self.body())).into_response()
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
     }
 }
 

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod routes;
@@ -55,18 +56,22 @@ pub struct AppState {
     pub notifier: Arc<dyn Notifier>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Per-device rate limits.
+    pub limits: Arc<limits::Limits>,
 }
 
 impl AppState {
     /// State for one node: the registry is the notifier.
     pub fn new(store: Store, config: Config) -> Self {
         let registry = Arc::new(Registry::default());
+        let limits = Arc::new(limits::Limits::new(&config.messages));
         Self {
             store,
             config: Arc::new(config),
             notifier: registry.clone(),
             registry,
             metrics: Arc::new(metrics::Metrics::default()),
+            limits,
         }
     }
 }
@@ -92,6 +97,7 @@ pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle
                 Ok(n) => tracing::info!(expired = n, "dropped expired envelopes"),
                 Err(e) => tracing::warn!(error = %e, "envelope expiry sweep failed"),
             }
+            state.limits.forget_idle();
             match routes::attachments::delete_expired(&state).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "dropped expired attachments"),

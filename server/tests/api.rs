@@ -470,3 +470,56 @@ async fn directory_search(kind: Kind) {
     );
 }
 crate::both_databases!(directory, super::directory_search);
+
+async fn rate_limits(kind: Kind) {
+    let server = TestServer::start_with(kind, |c| {
+        c.messages.sends_per_second = 1;
+        c.messages.send_burst = 3;
+        c.messages.bundle_fetches_per_second = 1;
+        c.messages.bundle_fetch_burst = 2;
+    })
+    .await;
+    let alice = server.register("alice", 1).await;
+    let carol = server.register("carol", 3).await;
+    let _bob = server.register("bob", 2).await;
+    let send = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"x") }] });
+    for _ in 0..3 {
+        let (status, _) = server
+            .request(
+                "PUT",
+                "/v1/messages/bob",
+                Some(&alice.auth),
+                Some(send.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages/bob",
+            Some(&alice.auth),
+            Some(send.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    // Another device is not affected.
+    let (status, _) = server
+        .request("PUT", "/v1/messages/bob", Some(&carol.auth), Some(send))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for expected in [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        let (status, _) = server
+            .request("GET", "/v1/keys/bob/*", Some(&alice.auth), None)
+            .await;
+        assert_eq!(status, expected);
+    }
+}
+crate::both_databases!(rate_limited_devices_get_429, super::rate_limits);

@@ -146,9 +146,12 @@ pub struct BundleResponse {
 
 pub(crate) async fn fetch(
     State(state): State<AppState>,
-    _requester: AuthedDevice,
+    requester: AuthedDevice,
     ApiPath((username, device)): ApiPath<(String, String)>,
 ) -> Result<Json<BundleResponse>, AppError> {
+    state
+        .limits
+        .bundle_fetch((requester.account_id, requester.device_id))?;
     let (account_id, all_devices) = state
         .store
         .devices_of(&username)

@@ -68,6 +68,7 @@ pub async fn send_to_account(
     envelopes: Vec<(u32, Vec<u8>)>,
     sealed: bool,
 ) -> Result<SendResponse, AppError> {
+    state.limits.send((sender.account_id, sender.device_id))?;
     let limits = &state.config.messages;
     if envelopes.is_empty() {
         return Err(AppError::bad_request(
