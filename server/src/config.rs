@@ -151,6 +151,33 @@ impl Default for AttachmentsConfig {
     }
 }
 
+/// Push wake-ups (UnifiedPush / Web Push style HTTP POST, no content).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Allow endpoints on loopback and private addresses (tests, or a push
+    /// distributor inside the organisation's network). Off by default: a
+    /// registered endpoint must not become a way to reach internal hosts.
+    pub allow_private_addresses: bool,
+    /// Allow `http://` endpoints (otherwise `https://` only).
+    pub allow_plain_http: bool,
+    /// At most one wake-up per device in this many seconds.
+    pub min_interval_seconds: u64,
+    /// Seconds to wait for a push endpoint to answer.
+    pub timeout_seconds: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_addresses: false,
+            allow_plain_http: false,
+            min_interval_seconds: 30,
+            timeout_seconds: 5,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -170,6 +197,8 @@ pub struct Config {
     pub messages: MessagesConfig,
     /// Attachment limits.
     pub attachments: AttachmentsConfig,
+    /// Push wake-ups.
+    pub push: PushConfig,
     /// Largest HTTP request body in bytes.
     pub max_request_bytes: usize,
     /// Seconds to wait for connections to finish on shutdown.
@@ -186,6 +215,7 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             messages: MessagesConfig::default(),
             attachments: AttachmentsConfig::default(),
+            push: PushConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,
             shutdown_grace_seconds: 10,
         }

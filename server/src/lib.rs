@@ -21,6 +21,7 @@ pub mod directory;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod push;
 pub mod registry;
 pub mod routes;
 pub mod store;
@@ -61,14 +62,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for one node: the registry is the notifier.
+    /// State for one node: the registry wakes connected devices, push
+    /// wakes the others. Must be called within a Tokio runtime (it starts
+    /// the push sender).
     pub fn new(store: Store, config: Config) -> Self {
         let registry = Arc::new(Registry::default());
+        let notifier: Arc<dyn Notifier> = Arc::new(push::PushNotifier::start(
+            registry.clone(),
+            store.clone(),
+            config.push.clone(),
+        ));
         let limits = Arc::new(limits::Limits::new(&config.messages));
         Self {
             store,
             config: Arc::new(config),
-            notifier: registry.clone(),
+            notifier,
             registry,
             metrics: Arc::new(metrics::Metrics::default()),
             limits,

@@ -12,6 +12,7 @@ mod directory;
 mod health;
 pub mod keys;
 pub mod messages;
+pub mod push;
 
 use axum::Router;
 use axum::routing::{delete, get, post, put};
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/keys/{username}/{device}", get(keys::fetch))
         .route("/v1/messages/{username}", put(messages::send))
         .route("/v1/directory", get(directory::search))
+        .route("/v1/push", put(push::register).delete(push::unregister))
         .route("/v1/attachments", post(attachments::create))
         .route(
             "/v1/attachments/{id}",

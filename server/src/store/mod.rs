@@ -11,6 +11,7 @@ mod attachments;
 mod directory;
 mod envelopes;
 mod keys;
+mod push;
 
 use std::path::Path;
 use std::str::FromStr;
