@@ -50,6 +50,9 @@ pub enum AppError {
         /// Seconds until a retry may succeed.
         retry_after_secs: u64,
     },
+    /// A multi-recipient send named stale device lists for some accounts.
+    #[error("device lists are stale for {} account(s)", .0.len())]
+    StaleDevicesMany(std::collections::BTreeMap<String, crate::routes::messages::StaleLists>),
     /// The body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
@@ -74,7 +77,9 @@ impl AppError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } | Self::StaleDevices { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::StaleDevices { .. } | Self::StaleDevicesMany(_) => {
+                StatusCode::CONFLICT
+            }
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,7 +93,7 @@ impl AppError {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::StaleDevices { .. } => "stale_devices",
+            Self::StaleDevices { .. } | Self::StaleDevicesMany(_) => "stale_devices",
             Self::TooLarge(_) => "too_large",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Internal(_) => "internal",
@@ -102,6 +107,10 @@ impl AppError {
             reason: self.to_string(),
             missing_devices,
             extra_devices,
+            accounts: match self {
+                Self::StaleDevicesMany(accounts) => Some(accounts.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -119,6 +128,9 @@ pub struct ErrorBody {
     /// With `stale_devices`: devices to drop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_devices: Option<Vec<u32>>,
+    /// With `stale_devices` on a multi-recipient send: per account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<std::collections::BTreeMap<String, crate::routes::messages::StaleLists>>,
 }
 
 impl IntoResponse for AppError {

@@ -523,3 +523,61 @@ async fn rate_limits(kind: Kind) {
     }
 }
 crate::both_databases!(rate_limited_devices_get_429, super::rate_limits);
+
+async fn multi_recipient(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let _bob = server.register("bob", 2).await;
+    let _carol = server.register("carol", 3).await;
+    let to = |name: &str, devices: &[u32]| json!({ "destination": name, "envelopes": devices.iter().map(|d| json!({"device_id": d, "content": b64(b"g")})).collect::<Vec<_>>() });
+    // One stale destination refuses the whole send, naming every stale one.
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [to("bob", &[1]), to("carol", &[1, 4])] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        body["accounts"],
+        json!({ "carol": { "missing": [], "extra": [4] } })
+    );
+    assert_eq!(
+        server.state.store.queue_stats().await.unwrap().count,
+        0,
+        "nothing stored"
+    );
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [to("bob", &[1]), to("carol", &[1])] })),
+        )
+        .await;
+    assert_eq!((status, body["stored"].as_u64()), (StatusCode::OK, Some(2)));
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [to("bob", &[1]), to("bob", &[1])] })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("duplicate_destination"))
+    );
+    let (status, _) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+crate::both_databases!(multi_recipient_sends, super::multi_recipient);

@@ -69,6 +69,108 @@ pub async fn send_to_account(
     sealed: bool,
 ) -> Result<SendResponse, AppError> {
     state.limits.send((sender.account_id, sender.device_id))?;
+    let named = check_envelopes(state, &envelopes)?;
+    let account_id = match resolve(state, sender, destination, &named).await? {
+        Ok(account_id) => account_id,
+        Err(StaleLists { missing, extra }) => {
+            state.metrics.stale_device_refusals.inc();
+            return Err(AppError::StaleDevices { missing, extra });
+        }
+    };
+    let stored = build(state, sender, account_id, envelopes, sealed);
+    store_and_notify(state, &stored).await
+}
+
+/// One destination of a multi-recipient send.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountEnvelopes {
+    /// Destination username.
+    pub destination: String,
+    /// One per device of the destination.
+    pub envelopes: Vec<DeviceEnvelope>,
+}
+
+/// `PUT /v1/messages`: one request, envelopes for many accounts (groups).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiSendRequest {
+    /// The destinations.
+    pub sends: Vec<AccountEnvelopes>,
+    /// Hide the sender from the stored envelopes.
+    #[serde(default)]
+    pub sealed: bool,
+}
+
+/// Most accounts one multi-recipient send may address.
+pub const MAX_DESTINATIONS: usize = 1_000;
+
+pub(crate) async fn send_many(
+    State(state): State<AppState>,
+    sender: AuthedDevice,
+    ApiJson(request): ApiJson<MultiSendRequest>,
+) -> Result<Json<SendResponse>, AppError> {
+    state.limits.send((sender.account_id, sender.device_id))?;
+    if request.sends.is_empty() || request.sends.len() > MAX_DESTINATIONS {
+        return Err(AppError::bad_request(
+            "bad_destinations",
+            format!("a send names 1 to {MAX_DESTINATIONS} accounts"),
+        ));
+    }
+    let destinations: BTreeSet<&str> = request
+        .sends
+        .iter()
+        .map(|s| s.destination.as_str())
+        .collect();
+    if destinations.len() != request.sends.len() {
+        return Err(AppError::bad_request(
+            "duplicate_destination",
+            "each account once per send",
+        ));
+    }
+    let mut stored = Vec::new();
+    let mut stale = std::collections::BTreeMap::new();
+    for send in request.sends {
+        let envelopes = send
+            .envelopes
+            .iter()
+            .map(|e| Ok((e.device_id, decode_b64("content", &e.content)?)))
+            .collect::<Result<Vec<_>, AppError>>()?;
+        let named = check_envelopes(&state, &envelopes)?;
+        match resolve(&state, &sender, &send.destination, &named).await? {
+            Ok(account_id) => stored.extend(build(
+                &state,
+                &sender,
+                account_id,
+                envelopes,
+                request.sealed,
+            )),
+            Err(lists) => {
+                stale.insert(send.destination, lists);
+            }
+        }
+    }
+    if !stale.is_empty() {
+        state.metrics.stale_device_refusals.inc();
+        return Err(AppError::StaleDevicesMany(stale));
+    }
+    store_and_notify(&state, &stored).await.map(Json)
+}
+
+/// A destination's device list as the sender should have named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleLists {
+    /// Devices the send lacked.
+    pub missing: Vec<u32>,
+    /// Devices the send named that do not exist.
+    pub extra: Vec<u32>,
+}
+
+/// Size and shape checks; returns the named devices.
+fn check_envelopes(
+    state: &AppState,
+    envelopes: &[(u32, Vec<u8>)],
+) -> Result<BTreeSet<u32>, AppError> {
     let limits = &state.config.messages;
     if envelopes.is_empty() {
         return Err(AppError::bad_request(
@@ -98,6 +200,17 @@ pub async fn send_to_account(
             "one envelope per device",
         ));
     }
+    Ok(named)
+}
+
+/// The destination account, or how the sender's device list is stale.
+/// Writing to one's own account excludes the sending device.
+async fn resolve(
+    state: &AppState,
+    sender: &AuthedDevice,
+    destination: &str,
+    named: &BTreeSet<u32>,
+) -> Result<Result<i64, StaleLists>, AppError> {
     let (account_id, devices) = state
         .store
         .devices_of(destination)
@@ -107,16 +220,26 @@ pub async fn send_to_account(
         .into_iter()
         .filter(|d| !(account_id == sender.account_id && *d == sender.device_id))
         .collect();
-    if named != expected {
-        state.metrics.stale_device_refusals.inc();
-        return Err(AppError::StaleDevices {
-            missing: expected.difference(&named).copied().collect(),
+    if *named == expected {
+        Ok(Ok(account_id))
+    } else {
+        Ok(Err(StaleLists {
+            missing: expected.difference(named).copied().collect(),
             extra: named.difference(&expected).copied().collect(),
-        });
+        }))
     }
+}
+
+fn build(
+    state: &AppState,
+    sender: &AuthedDevice,
+    account_id: i64,
+    envelopes: Vec<(u32, Vec<u8>)>,
+    sealed: bool,
+) -> Vec<NewEnvelope> {
     let now = now_millis();
     let ttl = i64::try_from(state.config.envelope_ttl().as_millis()).unwrap_or(i64::MAX);
-    let stored: Vec<NewEnvelope> = envelopes
+    envelopes
         .into_iter()
         .map(|(device_id, content)| {
             let mut envelope_id = [0u8; 16];
@@ -132,10 +255,17 @@ pub async fn send_to_account(
                 content,
             }
         })
-        .collect();
-    state.store.insert_envelopes(&stored).await?;
+        .collect()
+}
+
+/// Stores every envelope in one transaction, then wakes the devices.
+async fn store_and_notify(
+    state: &AppState,
+    stored: &[NewEnvelope],
+) -> Result<SendResponse, AppError> {
+    state.store.insert_envelopes(stored).await?;
     state.metrics.envelopes_stored.inc_by(stored.len() as u64);
-    for envelope in &stored {
+    for envelope in stored {
         state
             .notifier
             .envelopes_queued(envelope.account_id, envelope.device_id);

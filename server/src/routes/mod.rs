@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/keys", put(keys::upload))
         .route("/v1/keys/count", get(keys::count))
         .route("/v1/keys/{username}/{device}", get(keys::fetch))
+        .route("/v1/messages", put(messages::send_many))
         .route("/v1/messages/{username}", put(messages::send))
         .route("/v1/directory", get(directory::search))
         .route("/v1/push", put(push::register).delete(push::unregister))
