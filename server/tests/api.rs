@@ -581,3 +581,81 @@ async fn multi_recipient(kind: Kind) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 crate::both_databases!(multi_recipient_sends, super::multi_recipient);
+
+async fn device_linking(kind: Kind) {
+    let server = TestServer::start_with(kind, |c| c.messages.max_devices_per_account = 2).await;
+    let alice = server.register("alice", 1).await;
+    let bob = server.register("bob", 2).await;
+    let new_identity = |seed| {
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(seed);
+        b64(&starling_crypto::IdentityKeyPair::generate(&mut rng)
+            .public()
+            .to_bytes())
+    };
+    let (status, code) = server
+        .request("POST", "/v1/devices/link-code", Some(&alice.auth), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let code = code["code"].as_str().unwrap().to_string();
+    let link = json!({ "link_code": code, "identity_key": new_identity(10) });
+    let (status, linked) = server
+        .request("POST", "/v1/devices", None, Some(link.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{linked}");
+    assert_eq!(
+        (linked["username"].as_str(), linked["device_id"].as_u64()),
+        (Some("alice"), Some(2))
+    );
+    // The code is single-use.
+    let (status, _) = server
+        .request("POST", "/v1/devices", None, Some(link))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The new device authenticates, and senders must now include it.
+    let second = format!("Bearer alice:2:{}", linked["credential"].as_str().unwrap());
+    let (status, devices) = server
+        .request("GET", "/v1/accounts/alice/devices", Some(&second), None)
+        .await;
+    assert_eq!(
+        (status, devices),
+        (StatusCode::OK, json!({ "devices": [1, 2] }))
+    );
+    let one = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"x") }] });
+    let (status, body) = server
+        .request("PUT", "/v1/messages/alice", Some(&bob.auth), Some(one))
+        .await;
+    assert_eq!(
+        (status, &body["missing_devices"]),
+        (StatusCode::CONFLICT, &json!([2]))
+    );
+    // The device limit holds.
+    let (_, code) = server
+        .request("POST", "/v1/devices/link-code", Some(&alice.auth), None)
+        .await;
+    let (status, body) = server
+        .request(
+            "POST",
+            "/v1/devices",
+            None,
+            Some(json!({ "link_code": code["code"], "identity_key": new_identity(11) })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("too_many_devices"))
+    );
+    let (status, _) = server
+        .request(
+            "POST",
+            "/v1/devices",
+            None,
+            Some(json!({ "link_code": "nope", "identity_key": new_identity(12) })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .request("POST", "/v1/devices/link-code", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+crate::both_databases!(linking_a_device, super::device_linking);

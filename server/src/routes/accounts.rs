@@ -9,7 +9,7 @@ use super::{ApiJson, ApiPath, decode_b64, validate_username};
 use crate::AppState;
 use crate::auth::{AuthedDevice, Credential, hash_secret};
 use crate::error::AppError;
-use crate::store::{NewDevice, RegisterError, now_millis};
+use crate::store::{LinkError, NewDevice, RegisterError, now_millis};
 
 /// `POST /v1/accounts`.
 #[derive(Debug, Deserialize)]
@@ -115,4 +115,77 @@ pub(crate) async fn remove_device(
         return Err(AppError::NotFound("device"));
     }
     Ok(Json(serde_json::json!({ "removed": device_id })))
+}
+
+/// How long a link code is valid.
+const LINK_CODE_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// A one-time code to link a new device (shown once).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LinkCode {
+    /// The code, to enter on the new device.
+    pub code: String,
+    /// Expiry, ms since the epoch.
+    pub expires_at: i64,
+}
+
+/// `POST /v1/devices/link-code`: an existing device authorises a new one.
+pub(crate) async fn create_link_code(
+    State(state): State<AppState>,
+    device: AuthedDevice,
+) -> Result<Json<LinkCode>, AppError> {
+    let code = Credential::generate().secret;
+    let expires_at = now_millis().saturating_add(LINK_CODE_TTL_MS);
+    state
+        .store
+        .create_link_code(&hash_secret(&code), device.account_id, expires_at)
+        .await?;
+    Ok(Json(LinkCode { code, expires_at }))
+}
+
+/// `POST /v1/devices`: a new device joins an account with a link code.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// The code an existing device issued.
+    pub link_code: String,
+    /// The new device's encoded identity key (base64).
+    pub identity_key: String,
+}
+
+pub(crate) async fn link_device(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<LinkRequest>,
+) -> Result<Json<RegisterResponse>, AppError> {
+    let identity_key = decode_b64("identity_key", &request.identity_key)?;
+    IdentityKey::from_bytes(&identity_key)
+        .map_err(|e| AppError::bad_request("bad_identity_key", e.to_string()))?;
+    let credential = Credential::generate();
+    let device = NewDevice {
+        credential_hash: credential.hash,
+        identity_key,
+    };
+    let max = state.config.messages.max_devices_per_account;
+    match state
+        .store
+        .link_device(
+            &hash_secret(request.link_code.trim()),
+            &device,
+            max,
+            now_millis(),
+        )
+        .await
+    {
+        Ok((username, device_id)) => Ok(Json(RegisterResponse {
+            username,
+            device_id,
+            credential: credential.secret,
+        })),
+        Err(LinkError::InvalidCode) => Err(AppError::Forbidden("invalid or expired link code")),
+        Err(LinkError::TooManyDevices) => Err(AppError::Conflict {
+            code: "too_many_devices",
+            reason: format!("an account may have at most {max} devices"),
+        }),
+        Err(LinkError::Database(e)) => Err(e.into()),
+    }
 }

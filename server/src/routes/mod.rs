@@ -34,6 +34,8 @@ pub fn router() -> Router<AppState> {
             "/v1/accounts/{username}/devices",
             get(accounts::list_devices),
         )
+        .route("/v1/devices", post(accounts::link_device))
+        .route("/v1/devices/link-code", post(accounts::create_link_code))
         .route("/v1/devices/{device_id}", delete(accounts::remove_device))
         .route("/v1/keys", put(keys::upload))
         .route("/v1/keys/count", get(keys::count))

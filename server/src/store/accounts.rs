@@ -231,3 +231,85 @@ impl Store {
         })
     }
 }
+
+/// Why linking a device was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The code is unknown, used or expired.
+    #[error("invalid or expired link code")]
+    InvalidCode,
+    /// The account has its maximum number of devices.
+    #[error("the account has the maximum number of devices")]
+    TooManyDevices,
+    /// The database failed (a concurrent link may have taken the id).
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl Store {
+    /// Stores a link code (by hash) for an account.
+    pub async fn create_link_code(
+        &self,
+        code_hash: &[u8; 32],
+        account_id: i64,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO link_codes (code_hash, account_id, expires_at) VALUES ($1, $2, $3)")
+                .bind(&code_hash[..])
+                .bind(account_id)
+                .bind(expires_at)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    /// Consumes a link code and adds a device to its account; returns the
+    /// account's username and the new device id.
+    pub async fn link_device(
+        &self,
+        code_hash: &[u8; 32],
+        device: &NewDevice,
+        max_devices: u32,
+        now: i64,
+    ) -> Result<(String, u32), LinkError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query("DELETE FROM link_codes WHERE code_hash = $1 AND expires_at > $2 RETURNING account_id")
+                .bind(&code_hash[..])
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(LinkError::InvalidCode)?;
+            let account_id: i64 = row.try_get("account_id")?;
+            let row = sqlx::query(
+                "SELECT a.username, COUNT(d.device_id) AS devices, COALESCE(MAX(d.device_id), 0) AS last \
+                 FROM accounts a LEFT JOIN devices d ON d.account_id = a.id WHERE a.id = $1 GROUP BY a.username",
+            )
+            .bind(account_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let username: String = row.try_get("username")?;
+            let count: i64 = row.try_get("devices")?;
+            let last: i64 = row.try_get("last")?;
+            if count >= i64::from(max_devices) {
+                return Err(LinkError::TooManyDevices);
+            }
+            let device_id = u32::try_from(last + 1).map_err(|_| LinkError::TooManyDevices)?;
+            sqlx::query(
+                "INSERT INTO devices (account_id, device_id, credential_hash, identity_key, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(account_id)
+            .bind(i64::from(device_id))
+            .bind(&device.credential_hash[..])
+            .bind(&device.identity_key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok((username, device_id))
+        })
+    }
+}

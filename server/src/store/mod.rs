@@ -22,7 +22,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use accounts::{DeviceRecord, NewDevice, RegisterError};
+pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError};
 pub use attachments::AttachmentRecord;
 pub use directory::DirectoryEntry;
 pub use envelopes::{NewEnvelope, QueueStats, StoredEnvelope};
