@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(crate::metrics::metrics))
+        .route("/v1/openapi.json", get(openapi))
         .route("/v1/accounts", post(accounts::register))
         .route(
             "/v1/accounts/{username}/devices",
@@ -95,3 +96,13 @@ pub struct ApiJson<T>(pub T);
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(AppError))]
 pub struct ApiPath<T>(pub T);
+
+/// The API description, served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
