@@ -59,6 +59,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Per-device rate limits.
     pub limits: Arc<limits::Limits>,
+    /// Group commit of sends and acknowledgements.
+    pub writer: store::Batcher,
 }
 
 impl AppState {
@@ -73,6 +75,7 @@ impl AppState {
             config.push.clone(),
         ));
         let limits = Arc::new(limits::Limits::new(&config.messages));
+        let writer = store::Batcher::start(store.clone());
         Self {
             store,
             config: Arc::new(config),
@@ -80,6 +83,7 @@ impl AppState {
             registry,
             metrics: Arc::new(metrics::Metrics::default()),
             limits,
+            writer,
         }
     }
 }

@@ -69,6 +69,8 @@ enum ConnectionError {
     Socket(#[from] axum::Error),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("writer: {0}")]
+    Writer(String),
 }
 
 impl Connection {
@@ -178,13 +180,14 @@ impl Connection {
                 }
                 let deleted = self
                     .state
-                    .store
-                    .acknowledge(
-                        self.device.account_id,
-                        self.device.device_id,
-                        &ack.envelope_ids,
-                    )
-                    .await?;
+                    .writer
+                    .write(crate::store::BatchOp::Acknowledge {
+                        account_id: self.device.account_id,
+                        device_id: self.device.device_id,
+                        ids: ack.envelope_ids.clone(),
+                    })
+                    .await
+                    .map_err(ConnectionError::Writer)?;
                 self.state.metrics.envelopes_acknowledged.inc_by(deleted);
                 for id in &ack.envelope_ids {
                     self.in_flight.remove(id);

@@ -78,7 +78,7 @@ pub async fn send_to_account(
         }
     };
     let stored = build(state, sender, account_id, envelopes, sealed);
-    store_and_notify(state, &stored).await
+    store_and_notify(state, stored).await
 }
 
 /// One destination of a multi-recipient send.
@@ -154,7 +154,7 @@ pub(crate) async fn send_many(
         state.metrics.stale_device_refusals.inc();
         return Err(AppError::StaleDevicesMany(stale));
     }
-    store_and_notify(&state, &stored).await.map(Json)
+    store_and_notify(&state, stored).await.map(Json)
 }
 
 /// A destination's device list as the sender should have named it.
@@ -261,16 +261,19 @@ fn build(
 /// Stores every envelope in one transaction, then wakes the devices.
 async fn store_and_notify(
     state: &AppState,
-    stored: &[NewEnvelope],
+    stored: Vec<NewEnvelope>,
 ) -> Result<SendResponse, AppError> {
-    state.store.insert_envelopes(stored).await?;
-    state.metrics.envelopes_stored.inc_by(stored.len() as u64);
-    for envelope in stored {
-        state
-            .notifier
-            .envelopes_queued(envelope.account_id, envelope.device_id);
+    let devices: Vec<(i64, u32)> = stored.iter().map(|e| (e.account_id, e.device_id)).collect();
+    state
+        .writer
+        .write(crate::store::BatchOp::Insert(stored))
+        .await
+        .map_err(|e| AppError::Internal(format!("storing envelopes: {e}")))?;
+    state.metrics.envelopes_stored.inc_by(devices.len() as u64);
+    for (account_id, device_id) in &devices {
+        state.notifier.envelopes_queued(*account_id, *device_id);
     }
     Ok(SendResponse {
-        stored: stored.len(),
+        stored: devices.len(),
     })
 }

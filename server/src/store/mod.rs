@@ -8,6 +8,7 @@
 
 mod accounts;
 mod attachments;
+mod batch;
 mod directory;
 mod envelopes;
 mod keys;
@@ -24,6 +25,7 @@ use sqlx::sqlite::{
 
 pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError};
 pub use attachments::AttachmentRecord;
+pub use batch::{BatchOp, Batcher, MAX_BATCH};
 pub use directory::DirectoryEntry;
 pub use envelopes::{NewEnvelope, QueueStats, StoredEnvelope};
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};

@@ -1,0 +1,283 @@
+//! `starling-load`: registers N devices on a running server (open
+//! registration, plain HTTP), holds one WebSocket per device, and sends
+//! envelopes of a chosen size to random peers at a chosen total rate. Every
+//! receiver acknowledges what it gets. Reports delivered envelopes per
+//! second, end-to-end latency (p50/p99/p99.9) and, given the server's pid,
+//! its resident memory and CPU time per delivered envelope.
+//!
+//! ```text
+//! STARLING_TLS_MODE=plain_http STARLING_OPEN_REGISTRATION=true starling-server &
+//! starling-load --server http://127.0.0.1:8443 --devices 1000 --rate 20000 --size 256 --seconds 20 --server-pid $!
+//! ```
+//! `--idle` only connects the devices and reports memory, for measuring the
+//! cost of idle connections.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use prost::Message as _;
+use rand::{Rng, SeedableRng};
+use starling_server::frames::{self, client_frame, server_frame};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser, Clone)]
+#[command(name = "starling-load", about = "Load generator for starling-server")]
+struct Args {
+    /// Server base URL (plain HTTP).
+    #[arg(long, default_value = "http://127.0.0.1:8443")]
+    server: String,
+    /// Devices (one account each) to register and connect.
+    #[arg(long, default_value_t = 100)]
+    devices: usize,
+    /// Envelopes per second, in total.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Envelope content size in bytes (at least 16).
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// How long to send.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// The server's process id, to report its memory and CPU time.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Only connect the devices and report memory per connection.
+    #[arg(long)]
+    idle: bool,
+    /// Prefix for the generated usernames (use a fresh one per run).
+    #[arg(long, default_value = "load")]
+    prefix: String,
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Stats {
+    delivered: AtomicU64,
+    sent: AtomicU64,
+    refused: AtomicU64,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args = Args::parse();
+    let start = Instant::now();
+    let http = reqwest::Client::new();
+    let mut auths = Vec::with_capacity(args.devices);
+    for i in 0..args.devices {
+        auths.push(register(&http, &args, i).await?);
+    }
+    let baseline = args.server_pid.map(server_usage);
+    let mut sockets = Vec::with_capacity(args.devices);
+    for auth in &auths {
+        sockets.push(connect(&args.server, auth).await?);
+    }
+    eprintln!(
+        "{} devices registered and connected in {:.1} s",
+        args.devices,
+        start.elapsed().as_secs_f64()
+    );
+    if args.idle {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        report_memory(&args, baseline);
+        return Ok(());
+    }
+    let stats = Arc::new(Stats {
+        delivered: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+    });
+    let epoch = Instant::now();
+    let per_device_rate = (args.rate as f64 / args.devices as f64).max(0.001);
+    let mut tasks = Vec::new();
+    for (index, socket) in sockets.into_iter().enumerate() {
+        let stats = stats.clone();
+        let args = args.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = device_loop(index, socket, &args, per_device_rate, epoch, stats).await;
+        }));
+    }
+    let cpu_before = args.server_pid.map(server_usage);
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    let delivered_at_end = stats.delivered.load(Ordering::Relaxed);
+    let cpu_after = args.server_pid.map(server_usage);
+    let elapsed = epoch.elapsed().as_secs_f64();
+    for task in &tasks {
+        task.abort();
+    }
+    let histogram = stats.latency_us.lock().await;
+    println!(
+        "devices: {}  envelope: {} B  target rate: {}/s  duration: {:.1} s",
+        args.devices, args.size, args.rate, elapsed
+    );
+    println!(
+        "sent: {}  delivered: {}  refused: {}  delivered/s: {:.0}",
+        stats.sent.load(Ordering::Relaxed),
+        delivered_at_end,
+        stats.refused.load(Ordering::Relaxed),
+        delivered_at_end as f64 / elapsed
+    );
+    println!(
+        "latency ms: p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        histogram.value_at_quantile(0.999) as f64 / 1000.0,
+        histogram.max() as f64 / 1000.0
+    );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        let cpu = after.cpu_seconds - before.cpu_seconds;
+        println!(
+            "server CPU: {:.2} s ({:.1} µs per delivered envelope)  RSS: {} MiB",
+            cpu,
+            cpu * 1e6 / delivered_at_end.max(1) as f64,
+            after.rss_kib / 1024
+        );
+    }
+    Ok(())
+}
+
+async fn register(http: &reqwest::Client, args: &Args, index: usize) -> Result<String, Error> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(index as u64);
+    let identity = starling_crypto::IdentityKeyPair::generate(&mut rng);
+    let username = format!("{}{index}", args.prefix);
+    let response: serde_json::Value = http
+        .post(format!("{}/v1/accounts", args.server))
+        .json(&serde_json::json!({
+            "username": username,
+            "identity_key": base64::engine::general_purpose::STANDARD.encode(identity.public().to_bytes()),
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let credential = response["credential"]
+        .as_str()
+        .ok_or_else(|| format!("registration refused: {response} (is open registration on?)"))?;
+    Ok(format!("Bearer {username}:1:{credential}"))
+}
+
+async fn connect(server: &str, auth: &str) -> Result<Socket, Error> {
+    let url = format!("{}/v1/ws", server.replacen("http", "ws", 1));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)?;
+    request.headers_mut().insert("authorization", auth.parse()?);
+    Ok(tokio_tungstenite::connect_async(request).await?.0)
+}
+
+async fn device_loop(
+    index: usize,
+    socket: Socket,
+    args: &Args,
+    rate: f64,
+    epoch: Instant,
+    stats: Arc<Stats>,
+) -> Result<(), Error> {
+    let (mut sink, mut stream) = socket.split();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1_000_000 + index as u64);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut request_id = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let mut peer = rng.gen_range(0..args.devices);
+                if peer == index { peer = (peer + 1) % args.devices; }
+                let mut content = vec![0u8; args.size.max(16)];
+                let sent_at = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+                content[..8].copy_from_slice(&sent_at.to_be_bytes());
+                request_id += 1;
+                let frame = frames::ClientFrame {
+                    request_id,
+                    body: Some(client_frame::Body::Send(frames::SendMessage {
+                        destination: format!("{}{peer}", args.prefix),
+                        envelopes: vec![frames::OutgoingEnvelope { device_id: 1, content }],
+                        sealed: true,
+                    })),
+                };
+                sink.send(Message::Binary(frame.encode_to_vec().into())).await?;
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            message = stream.next() => {
+                let Some(Ok(Message::Binary(bytes))) = message else { continue };
+                let Ok(frame) = frames::ServerFrame::decode(&bytes[..]) else { continue };
+                match frame.body {
+                    Some(server_frame::Body::Envelope(envelope)) => {
+                        if let Some(sent) = envelope.content.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                            let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+                            let latency = now.saturating_sub(u64::from_be_bytes(sent)).max(1);
+                            let _ = stats.latency_us.lock().await.record(latency);
+                        }
+                        stats.delivered.fetch_add(1, Ordering::Relaxed);
+                        let ack = frames::ClientFrame {
+                            request_id: 0,
+                            body: Some(client_frame::Body::Ack(frames::Acknowledge { envelope_ids: vec![envelope.id] })),
+                        };
+                        sink.send(Message::Binary(ack.encode_to_vec().into())).await?;
+                    }
+                    Some(server_frame::Body::Response(response)) if response.status != 200 => {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Usage {
+    cpu_seconds: f64,
+    rss_kib: u64,
+}
+
+/// CPU time (user + system) and resident memory of a process, from /proc.
+fn server_usage(pid: u32) -> Usage {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields after the command: state is 0, utime is 11, stime is 12.
+    let cpu_seconds = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Usage {
+        cpu_seconds,
+        rss_kib,
+    }
+}
+
+fn report_memory(args: &Args, baseline: Option<Usage>) {
+    if let (Some(pid), Some(before)) = (args.server_pid, baseline) {
+        let after = server_usage(pid);
+        let growth = after.rss_kib.saturating_sub(before.rss_kib);
+        println!(
+            "{} idle connections: server RSS {} MiB -> {} MiB, {:.1} KiB per connection",
+            args.devices,
+            before.rss_kib / 1024,
+            after.rss_kib / 1024,
+            growth as f64 / args.devices as f64
+        );
+    }
+}
