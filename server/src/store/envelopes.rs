@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Store, with_pool};
+use super::{BatchOp, Store, with_pool};
 
 /// An envelope to queue.
 #[derive(Debug, Clone)]
@@ -56,28 +56,12 @@ pub struct QueueStats {
 
 impl Store {
     /// Stores envelopes in one transaction; when this returns `Ok`, every
-    /// one of them is on disk.
+    /// one of them is on disk. (The send path goes through the group-commit
+    /// writer, `Batcher`, which runs the same statements.)
     pub async fn insert_envelopes(&self, envelopes: &[NewEnvelope]) -> Result<(), sqlx::Error> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for e in envelopes {
-                sqlx::query(
-                    "INSERT INTO envelopes (envelope_id, account_id, device_id, sender, sender_device, created_at, expires_at, content) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&e.envelope_id[..])
-                .bind(e.account_id)
-                .bind(i64::from(e.device_id))
-                .bind(e.sender.as_deref())
-                .bind(e.sender_device.map(i64::from))
-                .bind(e.created_at)
-                .bind(e.expires_at)
-                .bind(&e.content)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
-        })
+        self.apply_batch(&[&BatchOp::Insert(envelopes.to_vec())])
+            .await
+            .map(|_| ())
     }
 
     /// Up to `limit` envelopes for a device with `seq > after`, oldest first.
@@ -123,23 +107,17 @@ impl Store {
         device: u32,
         ids: &[Vec<u8>],
     ) -> Result<u64, sqlx::Error> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut deleted = 0;
-            for id in ids {
-                deleted += sqlx::query(
-                    "DELETE FROM envelopes WHERE account_id = $1 AND device_id = $2 AND envelope_id = $3",
-                )
-                .bind(account_id)
-                .bind(i64::from(device))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            }
-            tx.commit().await?;
-            Ok(deleted)
-        })
+        let op = BatchOp::Acknowledge {
+            account_id,
+            device_id: device,
+            ids: ids.to_vec(),
+        };
+        Ok(self
+            .apply_batch(&[&op])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0))
     }
 
     /// Drops envelopes past their expiry; returns how many.
