@@ -60,6 +60,8 @@ struct Connection {
     state: AppState,
     device: AuthedDevice,
     in_flight: HashSet<Vec<u8>>,
+    /// Highest queue sequence number sent on this connection.
+    cursor: i64,
 }
 
 /// Why a connection ended abnormally.
@@ -79,6 +81,7 @@ impl Connection {
             state,
             device,
             in_flight: HashSet::new(),
+            cursor: 0,
         }
     }
 
@@ -98,7 +101,7 @@ impl Connection {
         registration: &mut crate::registry::Registration<'_>,
     ) -> Result<(), ConnectionError> {
         let (mut sink, mut stream) = socket.split();
-        self.deliver(&mut sink).await?;
+        self.deliver(&mut sink, true).await?;
         send(
             &mut sink,
             0,
@@ -108,7 +111,7 @@ impl Connection {
         loop {
             tokio::select! {
                 event = registration.events.recv() => match event {
-                    Some(ConnectionEvent::Wake) => self.deliver(&mut sink).await?,
+                    Some(ConnectionEvent::Wake) => self.deliver(&mut sink, false).await?,
                     Some(ConnectionEvent::PrekeysLow { one_time, kem }) => {
                         let low = frames::PrekeysLow { one_time_remaining: one_time, kem_remaining: kem };
                         send(&mut sink, 0, server_frame::Body::PrekeysLow(low)).await?;
@@ -129,24 +132,34 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends queued envelopes not yet in flight, oldest first.
-    async fn deliver(&mut self, sink: &mut Sink) -> Result<(), ConnectionError> {
+    /// Sends queued envelopes not yet in flight, oldest first. A wake-up
+    /// reads only past the highest sequence number already sent (this
+    /// process commits envelopes in sequence order through one writer); a
+    /// full pass from the start of the queue runs on connect and whenever
+    /// everything sent has been acknowledged, so an envelope committed out
+    /// of order by another server process is still delivered.
+    async fn deliver(&mut self, sink: &mut Sink, full_pass: bool) -> Result<(), ConnectionError> {
+        let mut after = if full_pass { 0 } else { self.cursor };
         while self.in_flight.len() < MAX_IN_FLIGHT {
-            let window = i64::try_from(MAX_IN_FLIGHT * 2).unwrap_or(i64::MAX);
+            let window = MAX_IN_FLIGHT - self.in_flight.len();
             let queued = self
                 .state
                 .store
-                .envelopes_after(self.device.account_id, self.device.device_id, 0, window)
+                .envelopes_after(
+                    self.device.account_id,
+                    self.device.device_id,
+                    after,
+                    i64::try_from(window).unwrap_or(i64::MAX),
+                )
                 .await?;
-            let fresh: Vec<_> = queued
-                .into_iter()
-                .filter(|e| !self.in_flight.contains(&e.envelope_id))
-                .take(MAX_IN_FLIGHT - self.in_flight.len())
-                .collect();
-            if fresh.is_empty() {
-                break;
-            }
-            for envelope in fresh {
+            let Some(last) = queued.last() else { break };
+            after = last.seq;
+            let full_window = queued.len() == window;
+            for envelope in queued {
+                self.cursor = self.cursor.max(envelope.seq);
+                if self.in_flight.contains(&envelope.envelope_id) {
+                    continue;
+                }
                 let frame = frames::Envelope {
                     id: envelope.envelope_id.clone(),
                     sender: envelope.sender.unwrap_or_default(),
@@ -157,6 +170,9 @@ impl Connection {
                 send(sink, 0, server_frame::Body::Envelope(frame)).await?;
                 self.in_flight.insert(envelope.envelope_id);
                 self.state.metrics.envelopes_delivered.inc();
+            }
+            if !full_window {
+                break;
             }
         }
         Ok(())
@@ -196,7 +212,8 @@ impl Connection {
                     respond(sink, request_id, Ok(serde_json::json!({}))).await?;
                 }
                 // Room in the window: send what waited.
-                self.deliver(sink).await
+                let full_pass = self.in_flight.is_empty();
+                self.deliver(sink, full_pass).await
             }
             Some(client_frame::Body::Send(send_message)) => {
                 let envelopes = send_message
