@@ -1,0 +1,448 @@
+//! The server's HTTP API (`/v1`, JSON), as typed calls. Only ciphertext,
+//! public keys and routing data pass through here.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use starling_crypto::PreKeyBundle;
+use zeroize::Zeroizing;
+
+use crate::error::{ClientError, Result};
+
+/// A device's credentials for the server.
+#[derive(Clone)]
+pub struct Credentials {
+    /// Username.
+    pub username: String,
+    /// Device id.
+    pub device_id: u32,
+    /// The device's secret.
+    pub secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    fn bearer(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!(
+            "Bearer {}:{}:{}",
+            self.username, self.device_id, *self.secret
+        ))
+    }
+}
+
+/// What the server returns for a registration or a link.
+#[derive(Deserialize)]
+pub struct Registered {
+    /// Username.
+    pub username: String,
+    /// The new device's id.
+    pub device_id: u32,
+    /// The new device's secret.
+    pub credential: String,
+}
+
+/// Prekeys to upload (each the crate's encoding, base64).
+#[derive(Debug, Default, Serialize)]
+pub struct KeyUpload {
+    /// A new signed prekey.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_prekey: Option<String>,
+    /// One-time X25519 prekeys.
+    pub one_time_prekeys: Vec<String>,
+    /// One-time ML-KEM prekeys.
+    pub kem_prekeys: Vec<String>,
+    /// The last-resort ML-KEM prekey.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_resort_kem_prekey: Option<String>,
+}
+
+/// Remaining one-time prekeys on the server.
+#[derive(Debug, Deserialize, Clone, Copy)]
+pub struct PrekeyCounts {
+    /// X25519.
+    pub one_time: u32,
+    /// ML-KEM.
+    pub kem: u32,
+}
+
+/// A directory entry.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+pub struct DirectoryEntry {
+    /// Username.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Title.
+    pub title: String,
+    /// Department.
+    pub department: String,
+}
+
+/// A stale device list, as the server reports it.
+#[derive(Debug, Deserialize, Clone, Default, PartialEq, Eq)]
+pub struct StaleLists {
+    /// Devices the send lacked.
+    pub missing: Vec<u32>,
+    /// Devices the send named that do not exist.
+    pub extra: Vec<u32>,
+}
+
+/// The outcome of a send.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// Stored durably by the server.
+    Stored,
+    /// Refused: these accounts' device lists were stale.
+    Stale(BTreeMap<String, StaleLists>),
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: String,
+    reason: String,
+    #[serde(default)]
+    missing_devices: Option<Vec<u32>>,
+    #[serde(default)]
+    extra_devices: Option<Vec<u32>>,
+    #[serde(default)]
+    accounts: Option<BTreeMap<String, StaleLists>>,
+}
+
+#[derive(Serialize)]
+struct DeviceEnvelope {
+    device_id: u32,
+    content: String,
+}
+
+/// One account's envelopes in a send.
+#[derive(Debug, Clone)]
+pub struct AccountEnvelopes {
+    /// Destination username.
+    pub destination: String,
+    /// (device id, ciphertext) for every device.
+    pub envelopes: Vec<(u32, Vec<u8>)>,
+}
+
+fn encode_envelopes(envelopes: &[(u32, Vec<u8>)]) -> Vec<DeviceEnvelope> {
+    envelopes
+        .iter()
+        .map(|(device_id, content)| DeviceEnvelope {
+            device_id: *device_id,
+            content: B64.encode(content),
+        })
+        .collect()
+}
+
+/// The HTTP API of one server.
+#[derive(Clone, Debug)]
+pub struct Api {
+    http: reqwest::Client,
+    base: url::Url,
+    credentials: Option<Credentials>,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl Api {
+    /// An API client for `server` ("https://host:port"), TLS pinned to
+    /// `fingerprint` when given.
+    pub fn new(server: &str, fingerprint: Option<&str>) -> Result<Self> {
+        let base = url::Url::parse(server)
+            .map_err(|e| ClientError::Invalid(format!("server URL `{server}`: {e}")))?;
+        if !matches!(base.scheme(), "https" | "http") {
+            return Err(ClientError::Invalid("the server URL must start with https://".into()));
+        }
+        let tls = crate::tls::client_config(fingerprint)?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls.clone())
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            http,
+            base,
+            credentials: None,
+            tls: std::sync::Arc::new(tls),
+        })
+    }
+
+    /// The same API, authenticated as a device.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &url::Url {
+        &self.base
+    }
+
+    /// The credentials in use.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    fn request(&self, method: Method, path: &str) -> Result<RequestBuilder> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let mut request = self.http.request(method, url);
+        if let Some(credentials) = &self.credentials {
+            request = request.header(reqwest::header::AUTHORIZATION, credentials.bearer().as_str());
+        }
+        Ok(request)
+    }
+
+    /// Sends and turns a non-success status into [`ClientError::Server`].
+    async fn call(&self, request: RequestBuilder) -> Result<Response> {
+        let response = request.send().await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(server_error(response).await)
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
+        self.call(request)
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.without_url().to_string()))
+    }
+
+    /// Registers an account and its first device.
+    pub async fn register(&self, username: &str, invite: Option<&str>, identity_key: &[u8]) -> Result<Registered> {
+        let body = serde_json::json!({
+            "username": username,
+            "invite_code": invite,
+            "identity_key": B64.encode(identity_key),
+        });
+        self.json(self.request(Method::POST, "v1/accounts")?.json(&body)).await
+    }
+
+    /// Links a new device with a one-time code from an existing one.
+    pub async fn link(&self, code: &str, identity_key: &[u8]) -> Result<Registered> {
+        let body = serde_json::json!({ "link_code": code, "identity_key": B64.encode(identity_key) });
+        self.json(self.request(Method::POST, "v1/devices")?.json(&body)).await
+    }
+
+    /// Issues a one-time code that links a new device to this account.
+    pub async fn link_code(&self) -> Result<String> {
+        #[derive(Deserialize)]
+        struct LinkCode {
+            code: String,
+        }
+        let code: LinkCode = self.json(self.request(Method::POST, "v1/devices/link-code")?).await?;
+        Ok(code.code)
+    }
+
+    /// An account's device ids.
+    pub async fn devices(&self, username: &str) -> Result<Vec<u32>> {
+        #[derive(Deserialize)]
+        struct Devices {
+            devices: Vec<u32>,
+        }
+        let path = format!("v1/accounts/{}/devices", path_segment(username));
+        match self.json::<Devices>(self.request(Method::GET, &path)?).await {
+            Ok(d) => Ok(d.devices),
+            Err(ClientError::Server { status: 404, .. }) => Err(ClientError::UnknownUser(username.to_owned())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes one of this account's devices.
+    pub async fn remove_device(&self, device_id: u32) -> Result<()> {
+        self.call(self.request(Method::DELETE, &format!("v1/devices/{device_id}"))?)
+            .await?;
+        Ok(())
+    }
+
+    /// Uploads prekeys; returns the stock left on the server.
+    pub async fn upload_keys(&self, upload: &KeyUpload) -> Result<PrekeyCounts> {
+        self.json(self.request(Method::PUT, "v1/keys")?.json(upload)).await
+    }
+
+    /// The stock of one-time prekeys on the server.
+    pub async fn key_count(&self) -> Result<PrekeyCounts> {
+        self.json(self.request(Method::GET, "v1/keys/count")?).await
+    }
+
+    /// Fetches (and claims one-time prekeys of) the bundles of an account's
+    /// devices: all of them when `device` is `None`. Each bundle's
+    /// signatures are verified here.
+    pub async fn bundles(&self, username: &str, device: Option<u32>) -> Result<Vec<(u32, PreKeyBundle)>> {
+        #[derive(Deserialize)]
+        struct DeviceBundle {
+            device_id: u32,
+            bundle: String,
+        }
+        #[derive(Deserialize)]
+        struct Bundles {
+            devices: Vec<DeviceBundle>,
+        }
+        let which = device.map_or_else(|| "*".to_owned(), |d| d.to_string());
+        let path = format!("v1/keys/{}/{which}", path_segment(username));
+        let bundles: Bundles = match self.json(self.request(Method::GET, &path)?).await {
+            Ok(b) => b,
+            Err(ClientError::Server { status: 404, .. }) => {
+                return Err(ClientError::UnknownUser(username.to_owned()));
+            }
+            Err(e) => return Err(e),
+        };
+        bundles
+            .devices
+            .into_iter()
+            .map(|d| {
+                let bytes = B64.decode(&d.bundle).map_err(ClientError::protocol)?;
+                let bundle = PreKeyBundle::from_bytes(&bytes).map_err(ClientError::crypto)?;
+                Ok((d.device_id, bundle))
+            })
+            .collect()
+    }
+
+    /// Sends one envelope per device of an account.
+    pub async fn send(&self, destination: &str, envelopes: &[(u32, Vec<u8>)]) -> Result<SendOutcome> {
+        let body = serde_json::json!({ "envelopes": encode_envelopes(envelopes) });
+        let path = format!("v1/messages/{}", path_segment(destination));
+        self.send_request(self.request(Method::PUT, &path)?.json(&body), Some(destination))
+            .await
+    }
+
+    /// Sends to many accounts in one request (groups).
+    pub async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome> {
+        let sends: Vec<serde_json::Value> = sends
+            .iter()
+            .map(|s| serde_json::json!({ "destination": s.destination, "envelopes": encode_envelopes(&s.envelopes) }))
+            .collect();
+        let body = serde_json::json!({ "sends": sends });
+        self.send_request(self.request(Method::PUT, "v1/messages")?.json(&body), None)
+            .await
+    }
+
+    async fn send_request(&self, request: RequestBuilder, single: Option<&str>) -> Result<SendOutcome> {
+        let response = request.send().await?;
+        if response.status().is_success() {
+            return Ok(SendOutcome::Stored);
+        }
+        let status = response.status();
+        if status == StatusCode::CONFLICT {
+            let body: ErrorBody = response.json().await.map_err(ClientError::protocol)?;
+            if body.code == "stale_devices" {
+                let accounts = match (single, body.accounts) {
+                    (_, Some(accounts)) => accounts,
+                    (Some(destination), None) => BTreeMap::from([(
+                        destination.to_owned(),
+                        StaleLists {
+                            missing: body.missing_devices.unwrap_or_default(),
+                            extra: body.extra_devices.unwrap_or_default(),
+                        },
+                    )]),
+                    (None, None) => BTreeMap::new(),
+                };
+                return Ok(SendOutcome::Stale(accounts));
+            }
+            return Err(ClientError::Server { status: status.as_u16(), code: body.code, reason: body.reason });
+        }
+        if status == StatusCode::NOT_FOUND {
+            if let Some(destination) = single {
+                return Err(ClientError::UnknownUser(destination.to_owned()));
+            }
+        }
+        Err(server_error(response).await)
+    }
+
+    /// Searches the organisation's directory.
+    pub async fn directory(&self, query: &str, limit: u32) -> Result<Vec<DirectoryEntry>> {
+        let request = self
+            .request(Method::GET, "v1/directory")?
+            .query(&[("q", query), ("limit", &limit.to_string())]);
+        self.json(request).await
+    }
+
+    /// Creates an attachment of `size` ciphertext bytes; returns its id.
+    pub async fn create_attachment(&self, size: u64) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: String,
+        }
+        let created: Created = self
+            .json(self.request(Method::POST, "v1/attachments")?.json(&serde_json::json!({ "size": size })))
+            .await?;
+        Ok(created.id)
+    }
+
+    /// Bytes of an attachment the server already has.
+    pub async fn attachment_received(&self, id: &str) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Status {
+            received: u64,
+        }
+        let status: Status = self
+            .json(self.request(Method::GET, &format!("v1/attachments/{}/upload", path_segment(id)))?)
+            .await?;
+        Ok(status.received)
+    }
+
+    /// Appends `body` to an attachment at `offset`.
+    pub async fn upload_attachment(&self, id: &str, offset: u64, length: u64, body: reqwest::Body) -> Result<()> {
+        let request = self
+            .request(Method::PUT, &format!("v1/attachments/{}", path_segment(id)))?
+            .header("Upload-Offset", offset.to_string())
+            .header(reqwest::header::CONTENT_LENGTH, length.to_string())
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        self.call(request).await?;
+        Ok(())
+    }
+
+    /// Downloads an attachment from `offset` on, as a streaming response.
+    pub async fn download_attachment(&self, id: &str, offset: u64) -> Result<Response> {
+        let mut request = self.request(Method::GET, &format!("v1/attachments/{}", path_segment(id)))?;
+        if offset > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+        }
+        self.call(request).await
+    }
+
+    /// The WebSocket URL of this server.
+    pub fn websocket_url(&self) -> Result<url::Url> {
+        let mut url = self.base.join("v1/ws").map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let scheme = if self.base.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| ClientError::Invalid("bad server URL".into()))?;
+        Ok(url)
+    }
+
+    /// The TLS configuration (for the WebSocket).
+    pub(crate) fn tls(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        self.tls.clone()
+    }
+
+    /// The `Authorization` header value, for the WebSocket upgrade.
+    pub(crate) fn authorization(&self) -> Option<Zeroizing<String>> {
+        self.credentials.as_ref().map(Credentials::bearer)
+    }
+}
+
+/// Percent-encodes one path segment.
+fn path_segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+async fn server_error(response: Response) -> ClientError {
+    let status = response.status().as_u16();
+    match response.json::<ErrorBody>().await {
+        Ok(body) => ClientError::Server { status, code: body.code, reason: body.reason },
+        Err(_) => ClientError::Server { status, code: "unknown".into(), reason: "no error body".into() },
+    }
+}

@@ -1,0 +1,364 @@
+//! Attachments: encrypted in a streaming pass (constant memory) to a
+//! ciphertext file, uploaded with resume after a dropped connection,
+//! downloaded with resume into the home's attachment folder (still
+//! encrypted), verified against the digest, and decrypted only to where the
+//! person asks.
+
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use starling_crypto::attachment::{
+    AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, AttachmentKey, CHUNK_SIZE, ciphertext_len,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::Client;
+use crate::content::{self, AttachmentKind};
+use crate::error::{ClientError, Result};
+
+/// Attempts of an upload or download before giving up.
+const TRANSFER_ATTEMPTS: usize = 5;
+
+/// Receives transfer progress (a progress bar, or nothing).
+pub trait Progress: Send {
+    /// The transfer of `total` bytes starts (or resumes at `done`).
+    fn start(&mut self, total: u64, done: u64);
+    /// `bytes` more were transferred.
+    fn advance(&mut self, bytes: u64);
+    /// The transfer ended.
+    fn finish(&mut self);
+}
+
+impl Progress for () {
+    fn start(&mut self, _: u64, _: u64) {}
+    fn advance(&mut self, _: u64) {}
+    fn finish(&mut self) {}
+}
+
+/// Guesses a media type from a file name.
+fn media_type(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "ogg" | "opus" => "audio/ogg",
+        "m4a" => "audio/mp4",
+        "mp3" => "audio/mpeg",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The attachment kind a file's media type suggests.
+pub fn kind_for(name: &str) -> AttachmentKind {
+    let media = media_type(name);
+    if media.starts_with("image/") {
+        AttachmentKind::Image
+    } else if media.starts_with("video/") {
+        AttachmentKind::Video
+    } else if media.starts_with("audio/") {
+        AttachmentKind::VoiceNote
+    } else {
+        AttachmentKind::File
+    }
+}
+
+impl Client {
+    /// Encrypts and uploads a file, then sends it to a conversation.
+    /// Returns the message id.
+    pub async fn send_file(
+        &mut self,
+        conversation: &str,
+        path: &Path,
+        kind: AttachmentKind,
+        caption: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<u8>> {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| ClientError::Invalid(format!("{} is not a file", path.display())))?;
+        let outgoing = self.store.home().join("outgoing");
+        tokio::fs::create_dir_all(&outgoing).await?;
+        let encrypted = outgoing.join(hex::encode(content::new_message_id()));
+        let info = encrypt_file(path, &encrypted).await;
+        let result = match info {
+            Ok(info) => self.upload_and_send(conversation, &encrypted, info, &file_name, kind, caption, progress).await,
+            Err(e) => Err(e),
+        };
+        let _ = tokio::fs::remove_file(&encrypted).await;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_and_send(
+        &mut self,
+        conversation: &str,
+        encrypted: &Path,
+        info: AttachmentInfo,
+        file_name: &str,
+        kind: AttachmentKind,
+        caption: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<u8>> {
+        let size = ciphertext_len(info.plaintext_len);
+        let id = self.api.create_attachment(size).await?;
+        upload_resumable(self, &id, encrypted, size, progress).await?;
+        let attachment = content::Attachment {
+            kind: kind.into(),
+            server_id: id,
+            key: info.key.to_bytes().to_vec(),
+            digest: info.digest.to_vec(),
+            plaintext_len: info.plaintext_len,
+            ciphertext_len: size,
+            file_name: file_name.to_owned(),
+            media_type: media_type(file_name).to_owned(),
+            caption: caption.to_owned(),
+            ..content::Attachment::default()
+        };
+        self.send_body(conversation, content::Body::Attachment(attachment)).await
+    }
+
+    /// The attachment of a message in the history.
+    async fn attachment_of(&self, message_id: &[u8]) -> Result<(content::Attachment, Option<String>)> {
+        use prost::Message as _;
+        let (bytes, file) = self
+            .store
+            .message_content(message_id)
+            .await?
+            .ok_or_else(|| ClientError::Invalid("no such message".into()))?;
+        match content::Content::decode(bytes.as_slice())?.body {
+            Some(content::content::Body::Attachment(a)) => Ok((a, file)),
+            _ => Err(ClientError::Invalid("that message has no attachment".into())),
+        }
+    }
+
+    /// Downloads a message's attachment into the home (still encrypted),
+    /// resuming a partial download, and checks its digest.
+    pub async fn download_attachment(&mut self, message_id: &[u8], progress: &mut dyn Progress) -> Result<PathBuf> {
+        let (attachment, file) = self.attachment_of(message_id).await?;
+        let dir = self.store.attachments_dir();
+        if let Some(file) = file {
+            return Ok(dir.join(file));
+        }
+        tokio::fs::create_dir_all(&dir).await?;
+        let name = hex::encode(message_id);
+        let partial = dir.join(format!("{name}.part"));
+        download_resumable(self, &attachment, &partial, progress).await?;
+        let info = attachment_info(&attachment)?;
+        if let Err(e) = decrypt_file(&partial, None, &info).await {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e);
+        }
+        let path = dir.join(&name);
+        tokio::fs::rename(&partial, &path).await?;
+        self.store.set_attachment_file(message_id, &name).await?;
+        Ok(path)
+    }
+
+    /// Decrypts a message's attachment to `destination` (a file, or a
+    /// folder to put it in under its own name). Returns the file written.
+    pub async fn save_attachment(
+        &mut self,
+        message_id: &[u8],
+        destination: &Path,
+        progress: &mut dyn Progress,
+    ) -> Result<PathBuf> {
+        let encrypted = self.download_attachment(message_id, progress).await?;
+        let (attachment, _) = self.attachment_of(message_id).await?;
+        let target = if destination.is_dir() {
+            let name = Path::new(&attachment.file_name)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| !n.is_empty() && n != "." && n != "..")
+                .unwrap_or_else(|| hex::encode(message_id));
+            destination.join(name)
+        } else {
+            destination.to_path_buf()
+        };
+        decrypt_file(&encrypted, Some(&target), &attachment_info(&attachment)?).await?;
+        Ok(target)
+    }
+}
+
+fn attachment_info(attachment: &content::Attachment) -> Result<AttachmentInfo> {
+    let key: [u8; 32] = attachment.key.as_slice().try_into().map_err(|_| ClientError::Protocol("bad attachment key".into()))?;
+    let digest: [u8; 32] =
+        attachment.digest.as_slice().try_into().map_err(|_| ClientError::Protocol("bad attachment digest".into()))?;
+    Ok(AttachmentInfo {
+        key: AttachmentKey::from_bytes(&key),
+        digest,
+        plaintext_len: attachment.plaintext_len,
+    })
+}
+
+async fn encrypt_file(source: &Path, target: &Path) -> Result<AttachmentInfo> {
+    let mut input = tokio::fs::File::open(source)
+        .await
+        .map_err(|e| ClientError::Invalid(format!("cannot read {}: {e}", source.display())))?;
+    let mut output = tokio::fs::File::create(target).await?;
+    let mut encryptor = AttachmentEncryptor::new(&mut rand::rngs::OsRng);
+    let mut buffer = vec![0u8; CHUNK_SIZE];
+    let mut out = Vec::with_capacity(CHUNK_SIZE + 64);
+    loop {
+        let read = input.read(&mut buffer).await?;
+        if read == 0 {
+            break;
+        }
+        encryptor.update(&buffer[..read], &mut out).map_err(ClientError::crypto)?;
+        output.write_all(&out).await?;
+        out.clear();
+    }
+    let info = encryptor.finish(&mut out).map_err(ClientError::crypto)?;
+    output.write_all(&out).await?;
+    output.sync_all().await?;
+    Ok(info)
+}
+
+/// Decrypts and verifies `source`; writes the plaintext to `target` when
+/// given (removing it again if verification fails).
+async fn decrypt_file(source: &Path, target: Option<&Path>, info: &AttachmentInfo) -> Result<()> {
+    let mut input = tokio::fs::File::open(source).await?;
+    let mut output = match target {
+        Some(path) => Some(tokio::fs::File::create(path).await?),
+        None => None,
+    };
+    let mut decryptor = AttachmentDecryptor::new(info);
+    let mut buffer = vec![0u8; CHUNK_SIZE];
+    let mut out = Vec::with_capacity(CHUNK_SIZE);
+    let result: Result<()> = async {
+        loop {
+            let read = input.read(&mut buffer).await?;
+            if read == 0 {
+                break;
+            }
+            decryptor.update(&buffer[..read], &mut out).map_err(ClientError::crypto)?;
+            if let Some(output) = output.as_mut() {
+                output.write_all(&out).await?;
+            }
+            out.clear();
+        }
+        decryptor.finish(&mut out).map_err(ClientError::crypto)?;
+        if let Some(output) = output.as_mut() {
+            output.write_all(&out).await?;
+            output.flush().await?;
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        if let Some(path) = target {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+    }
+    result
+}
+
+async fn upload_resumable(client: &Client, id: &str, path: &Path, size: u64, progress: &mut dyn Progress) -> Result<()> {
+    let mut last_error = None;
+    for attempt in 0..TRANSFER_ATTEMPTS {
+        let offset = if attempt == 0 { 0 } else { client.api.attachment_received(id).await.unwrap_or(0) };
+        if offset >= size {
+            progress.finish();
+            return Ok(());
+        }
+        progress.start(size, offset);
+        let mut file = tokio::fs::File::open(path).await?;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let stream = tokio_util_stream(file.take(size - offset), sent_tx);
+        let upload = client.api.upload_attachment(id, offset, size - offset, reqwest::Body::wrap_stream(stream));
+        tokio::pin!(upload);
+        let outcome = loop {
+            tokio::select! {
+                result = &mut upload => break result,
+                Some(n) = sent_rx.recv() => progress.advance(n),
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                progress.finish();
+                return Ok(());
+            }
+            Err(e @ ClientError::Network(_)) => {
+                last_error = Some(e);
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ClientError::Network("upload failed".into())))
+}
+
+/// A stream of 64 KiB chunks of `reader`, reporting each chunk's size.
+fn tokio_util_stream(
+    reader: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+    sent: tokio::sync::mpsc::UnboundedSender<u64>,
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+    futures_util::stream::unfold((reader, sent), |(mut reader, sent)| async move {
+        let mut chunk = vec![0u8; CHUNK_SIZE];
+        match reader.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                let _ = sent.send(n as u64);
+                Some((Ok(chunk), (reader, sent)))
+            }
+            Err(e) => Some((Err(e), (reader, sent))),
+        }
+    })
+}
+
+async fn download_resumable(
+    client: &Client,
+    attachment: &content::Attachment,
+    partial: &Path,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let size = attachment.ciphertext_len;
+    let mut last_error = None;
+    for attempt in 0..TRANSFER_ATTEMPTS {
+        let offset = tokio::fs::metadata(partial).await.map(|m| m.len()).unwrap_or(0);
+        if offset >= size {
+            progress.finish();
+            return Ok(());
+        }
+        progress.start(size, offset);
+        let result: Result<()> = async {
+            let response = client.api.download_attachment(&attachment.server_id, offset).await?;
+            let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(partial).await?;
+            let mut stream = response.bytes_stream();
+            let mut written = offset;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                written += chunk.len() as u64;
+                if written > size {
+                    return Err(ClientError::Protocol("attachment longer than announced".into()));
+                }
+                file.write_all(&chunk).await?;
+                progress.advance(chunk.len() as u64);
+            }
+            file.sync_all().await?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {}
+            Err(e @ ClientError::Network(_)) => {
+                last_error = Some(e);
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if tokio::fs::metadata(partial).await.map(|m| m.len()).unwrap_or(0) >= size {
+        progress.finish();
+        return Ok(());
+    }
+    Err(last_error.unwrap_or_else(|| ClientError::Network("download incomplete".into())))
+}

@@ -1,0 +1,320 @@
+//! Incoming envelopes: decrypt (pairwise or Sender Key), trust on first
+//! use, apply the content, record it, and only then let the caller
+//! acknowledge. A message that cannot be decrypted is reported, never
+//! fatal, and starts a session repair with its sender.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use prost::Message as _;
+use starling_crypto::ratchet::CiphertextMessage;
+
+use super::Client;
+use crate::connection::{Connection, ServerEvent};
+use crate::content::{self, Content, Transport, transport};
+use crate::error::{ClientError, Result};
+use crate::frames::Envelope;
+use crate::store::HistoryEntry;
+use crate::store::TrustChange;
+
+/// What arrived.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A new message in a conversation.
+    Message(HistoryEntry),
+    /// An earlier message was edited, deleted, reacted to or read.
+    Updated {
+        /// Its conversation.
+        conversation: String,
+        /// Its id (hex).
+        message_id: String,
+        /// "edited", "deleted", "reaction" or "read".
+        change: &'static str,
+    },
+    /// A group's name or members changed.
+    GroupChanged {
+        /// Group id (hex).
+        group_id: String,
+        /// Name.
+        name: String,
+        /// Members.
+        members: Vec<String>,
+        /// Whether we are still a member.
+        active: bool,
+    },
+    /// A contact's keys changed: compare the safety number again.
+    IdentityChanged {
+        /// The contact.
+        username: String,
+    },
+    /// A message could not be decrypted; a fresh session was requested.
+    DecryptionFailed {
+        /// Who sent it (empty if unknown).
+        sender: String,
+        /// From which device.
+        device: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why an envelope yielded nothing readable.
+enum Failure {
+    /// The envelope cannot be read: report it, acknowledge it, repair.
+    Unreadable(String),
+    /// Our side failed (store, network): do not acknowledge.
+    Local(ClientError),
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Self::Local(error)
+    }
+}
+
+fn unreadable(error: impl std::fmt::Display) -> Failure {
+    Failure::Unreadable(error.to_string())
+}
+
+impl Client {
+    /// Opens the WebSocket and tops up prekeys if needed.
+    pub async fn connect(&mut self) -> Result<Connection> {
+        let connection = Connection::open(&self.api).await?;
+        self.maintain_prekeys().await?;
+        Ok(connection)
+    }
+
+    /// Waits for the next server event and processes it. Returns the
+    /// events it produced (possibly none), or `None` once the server
+    /// closed the connection. `drained` is set when the queue of envelopes
+    /// waiting at connect time has been delivered.
+    pub async fn next_events(&mut self, connection: &mut Connection, drained: &mut bool) -> Result<Option<Vec<Event>>> {
+        let Some(event) = connection.next_event().await? else {
+            return Ok(None);
+        };
+        match event {
+            ServerEvent::Envelope(envelope) => {
+                let id = envelope.id.clone();
+                let events = self.process_envelope(envelope).await?;
+                connection.acknowledge(vec![id]).await?;
+                Ok(Some(events))
+            }
+            ServerEvent::QueueDrained => {
+                *drained = true;
+                Ok(Some(Vec::new()))
+            }
+            ServerEvent::PrekeysLow => {
+                self.maintain_prekeys().await?;
+                Ok(Some(Vec::new()))
+            }
+            ServerEvent::Error(reason) => Err(ClientError::Protocol(reason)),
+        }
+    }
+
+    /// Receives what is queued; when `wait` is given, keeps listening until
+    /// something arrives or the time is up. Returns everything that happened.
+    pub async fn receive(&mut self, wait: Option<Duration>) -> Result<Vec<Event>> {
+        let mut connection = self.connect().await?;
+        let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+        let mut drained = false;
+        let mut events = Vec::new();
+        loop {
+            let done = drained && (wait.is_none() || !events.is_empty());
+            if done {
+                break;
+            }
+            let next = if drained {
+                match tokio::time::timeout_at(deadline, self.next_events(&mut connection, &mut drained)).await {
+                    Ok(next) => next?,
+                    Err(_) => break,
+                }
+            } else {
+                self.next_events(&mut connection, &mut drained).await?
+            };
+            match next {
+                Some(new) => events.extend(new),
+                None => break,
+            }
+        }
+        connection.close().await;
+        self.delete_expired().await?;
+        Ok(events)
+    }
+
+    /// Decrypts and applies one envelope. Store and network failures are
+    /// returned (the envelope stays on the server); unreadable envelopes
+    /// become a [`Event::DecryptionFailed`].
+    pub async fn process_envelope(&mut self, envelope: Envelope) -> Result<Vec<Event>> {
+        if self.store.envelope_seen(&envelope.id).await? {
+            return Ok(Vec::new());
+        }
+        let events = match self.open_envelope(&envelope).await {
+            Ok(events) => events,
+            Err(Failure::Local(error)) => return Err(error),
+            Err(Failure::Unreadable(reason)) => {
+                tracing::warn!(sender = %envelope.sender, device = envelope.sender_device, "undecryptable envelope");
+                if !envelope.sender.is_empty() {
+                    self.repair_session(&envelope.sender, envelope.sender_device).await?;
+                }
+                vec![Event::DecryptionFailed {
+                    sender: envelope.sender.clone(),
+                    device: envelope.sender_device,
+                    reason,
+                }]
+            }
+        };
+        self.store.mark_envelope_seen(&envelope.id).await?;
+        Ok(events)
+    }
+
+    async fn open_envelope(&mut self, envelope: &Envelope) -> Result<Vec<Event>, Failure> {
+        if envelope.sender.is_empty() {
+            return Err(unreadable("sealed envelopes are not supported by this client"));
+        }
+        let transport = Transport::decode(envelope.content.as_slice()).map_err(unreadable)?;
+        match transport.body {
+            Some(transport::Body::Pairwise(bytes)) => self.open_pairwise(envelope, &bytes).await,
+            Some(transport::Body::Group(group)) => self.open_group(envelope, &group).await,
+            None => Err(unreadable("empty transport")),
+        }
+    }
+
+    async fn open_pairwise(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<Vec<Event>, Failure> {
+        let sender = envelope.sender.as_str();
+        let device = envelope.sender_device;
+        let message = CiphertextMessage::from_bytes(bytes).map_err(unreadable)?;
+        let mut sessions = self.store.sessions(sender, device).await?;
+        let decrypted = sessions
+            .decrypt(&self.identity, &mut self.prekeys, &message, &mut rand::rngs::OsRng)
+            .map_err(unreadable)?;
+        let own = sender == self.username;
+        let change = self.store.observe_identity(sender, device, &decrypted.sender, own).await?;
+        let consumed = decrypted.new_session.then_some(&self.prekeys);
+        self.store.save_sessions(sender, device, &sessions, consumed).await?;
+        let content = Content::decode(decrypted.plaintext.as_slice()).map_err(unreadable)?;
+        let mut events = Vec::new();
+        if change == TrustChange::Changed && !own {
+            events.push(Event::IdentityChanged { username: sender.to_owned() });
+        }
+        events.extend(self.apply_content(sender, device, content, true).await?);
+        Ok(events)
+    }
+
+    async fn open_group(&mut self, envelope: &Envelope, group: &content::GroupCiphertext) -> Result<Vec<Event>, Failure> {
+        let sender = envelope.sender.as_str();
+        let device = envelope.sender_device;
+        let mut inbound = self
+            .store
+            .inbound_group_session(&group.group_id, sender, device)
+            .await?
+            .ok_or_else(|| unreadable("no sender key from this member"))?;
+        let plaintext = inbound.decrypt(&group.message).map_err(unreadable)?;
+        self.store
+            .save_inbound_group_session(&group.group_id, sender, device, &inbound)
+            .await?;
+        let content = Content::decode(plaintext.as_slice()).map_err(unreadable)?;
+        if content.group_id != group.group_id {
+            return Err(unreadable("group message names another group"));
+        }
+        Ok(self.apply_content(sender, device, content, false).await?)
+    }
+
+    /// Applies a decrypted content from `sender`'s `device`.
+    async fn apply_content(&mut self, sender: &str, device: u32, content: Content, pairwise: bool) -> Result<Vec<Event>> {
+        use content::Body;
+        let own = sender == self.username;
+        let conversation = if !content.group_id.is_empty() {
+            let Some(group) = self.store.group(&content.group_id).await? else {
+                return match &content.body {
+                    Some(Body::GroupControl(control)) if pairwise => {
+                        self.apply_group_control(sender, &content, control).await
+                    }
+                    _ => Ok(Vec::new()),
+                };
+            };
+            if !group.members.iter().any(|m| m == sender) && !matches!(content.body, Some(Body::GroupControl(_))) {
+                return Ok(Vec::new());
+            }
+            format!("#{}", hex::encode(&group.group_id))
+        } else if own {
+            let to = if content.synced_to.is_empty() { self.username.clone() } else { content.synced_to.clone() };
+            format!("@{to}")
+        } else {
+            format!("@{sender}")
+        };
+        let updated = |id: &[u8], change| Event::Updated {
+            conversation: conversation.clone(),
+            message_id: hex::encode(id),
+            change,
+        };
+        let events = match &content.body {
+            Some(Body::SenderKey(key)) if pairwise => {
+                self.import_sender_key(sender, device, &content.group_id, &key.distribution).await?;
+                Vec::new()
+            }
+            Some(Body::SenderKey(_)) => Vec::new(),
+            Some(Body::GroupControl(control)) if pairwise => {
+                self.apply_group_control(sender, &content, control).await?
+            }
+            Some(Body::GroupControl(_)) => Vec::new(),
+            Some(Body::SessionReset(_)) => {
+                self.store.forget_distribution(sender, device).await?;
+                Vec::new()
+            }
+            Some(Body::Edit(edit)) => {
+                if self.store.edit_message(&edit.message_id, sender, &edit.body).await? {
+                    vec![updated(&edit.message_id, "edited")]
+                } else {
+                    Vec::new()
+                }
+            }
+            Some(Body::Delete(delete)) => match self.store.delete_message(&delete.message_id, sender).await? {
+                Some(file) => {
+                    if let Some(file) = file {
+                        self.store.remove_attachment_file(&file).await;
+                    }
+                    vec![updated(&delete.message_id, "deleted")]
+                }
+                None => Vec::new(),
+            },
+            Some(Body::Reaction(reaction)) => {
+                let emoji = (!reaction.remove).then_some(reaction.emoji.as_str());
+                self.store.react(&reaction.message_id, sender, emoji).await?;
+                vec![updated(&reaction.message_id, "reaction")]
+            }
+            Some(Body::ReadReceipt(receipt)) => {
+                self.store.mark_read(&receipt.message_ids).await?;
+                receipt.message_ids.iter().map(|id| updated(id, "read")).collect()
+            }
+            Some(Body::ExpirationTimer(timer)) => {
+                self.apply_timer(&conversation, timer.seconds).await?;
+                self.record(&conversation, sender, device, own, &content, None).await?.map(Event::Message).into_iter().collect()
+            }
+            _ => self
+                .record(&conversation, sender, device, own, &content, None)
+                .await?
+                .map(Event::Message)
+                .into_iter()
+                .collect(),
+        };
+        Ok(events)
+    }
+
+    /// After an unreadable message: a fresh session with the sender's
+    /// device, announced with a reset message so its next messages use it.
+    async fn repair_session(&mut self, sender: &str, device: u32) -> Result<()> {
+        let recently: &mut HashSet<(String, u32)> = &mut self.repaired;
+        if !recently.insert((sender.to_owned(), device)) {
+            return Ok(());
+        }
+        match self.establish_from_server(sender, device).await {
+            Ok(()) => {}
+            // The device is gone: nothing to repair.
+            Err(ClientError::UnknownUser(_) | ClientError::Server { status: 404, .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let reset = content::new_content(content::Body::SessionReset(content::SessionReset {}));
+        self.send_pairwise(&[sender.to_owned()], &reset).await
+    }
+}

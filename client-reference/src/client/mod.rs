@@ -1,0 +1,240 @@
+//! [`Client`]: one device's view of its account. It owns the encrypted
+//! store and the server API; submodules hold one concern each (prekeys,
+//! outgoing and incoming messages, groups, attachments, trust).
+
+mod attachments;
+mod groups;
+mod incoming;
+mod outgoing;
+mod prekeys;
+mod trust;
+
+use std::path::Path;
+
+use starling_crypto::{IdentityKeyPair, PreKeyStore};
+use zeroize::Zeroizing;
+
+pub use attachments::{Progress, kind_for};
+pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
+pub use incoming::Event;
+pub use trust::SafetyNumberView;
+
+use crate::api::{Api, Credentials, DirectoryEntry};
+use crate::error::{ClientError, Result};
+use crate::store::{AccountRecord, HistoryEntry, Store, StoreKey};
+
+/// Where to find the server, for registration and linking.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Base URL, e.g. `https://chat.example.org:8443`.
+    pub url: String,
+    /// SHA-256 fingerprint of a pinned (self-signed) certificate, hex.
+    pub ca_fingerprint: Option<String>,
+}
+
+/// One device of an account.
+pub struct Client {
+    store: Store,
+    api: Api,
+    username: String,
+    device_id: u32,
+    identity: IdentityKeyPair,
+    prekeys: PreKeyStore,
+    /// Our account's other devices, refreshed once per client.
+    own_devices: Option<Vec<u32>>,
+    /// Devices a session repair was already started with.
+    repaired: std::collections::HashSet<(String, u32)>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("username", &self.username)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Opens the account stored in `home`.
+    pub async fn open(home: &Path, key: &StoreKey) -> Result<Self> {
+        let store = Store::open(home, key).await?;
+        let account = store.account().await?;
+        let api = Api::new(&account.server_url, account.ca_fingerprint.as_deref())?.with_credentials(Credentials {
+            username: account.username.clone(),
+            device_id: account.device_id,
+            secret: account.credential.clone(),
+        });
+        let client = Self {
+            store,
+            api,
+            username: account.username,
+            device_id: account.device_id,
+            identity: account.identity,
+            prekeys: account.prekeys,
+            own_devices: None,
+            repaired: std::collections::HashSet::new(),
+        };
+        client.store.delete_expired_files(crate::store::now_millis()).await?;
+        Ok(client)
+    }
+
+    /// Registers a new account with an invite code (or none, when the
+    /// server allows open registration) and stores it in `home`.
+    pub async fn register(
+        home: &Path,
+        key: &StoreKey,
+        server: &ServerConfig,
+        username: &str,
+        invite: Option<&str>,
+    ) -> Result<Self> {
+        let store = Store::open(home, key).await?;
+        if let Some(existing) = store.account_username().await? {
+            return Err(ClientError::AlreadyRegistered(existing));
+        }
+        let api = Api::new(&server.url, server.ca_fingerprint.as_deref())?;
+        let identity = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+        let registered = api.register(username, invite, &identity.public().to_bytes()).await?;
+        Self::finish_setup(store, api, server, identity, registered).await
+    }
+
+    /// Links this home as a new device of an existing account, with a
+    /// one-time code issued by one of its devices (`starling devices link-code`).
+    pub async fn link(home: &Path, key: &StoreKey, server: &ServerConfig, code: &str) -> Result<Self> {
+        let store = Store::open(home, key).await?;
+        if let Some(existing) = store.account_username().await? {
+            return Err(ClientError::AlreadyRegistered(existing));
+        }
+        let api = Api::new(&server.url, server.ca_fingerprint.as_deref())?;
+        let identity = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+        let registered = api.link(code, &identity.public().to_bytes()).await?;
+        Self::finish_setup(store, api, server, identity, registered).await
+    }
+
+    async fn finish_setup(
+        store: Store,
+        api: Api,
+        server: &ServerConfig,
+        identity: IdentityKeyPair,
+        registered: crate::api::Registered,
+    ) -> Result<Self> {
+        let credential = Zeroizing::new(registered.credential);
+        let record = AccountRecord {
+            server_url: server.url.clone(),
+            ca_fingerprint: server.ca_fingerprint.clone(),
+            username: registered.username.clone(),
+            device_id: registered.device_id,
+            credential: credential.clone(),
+            identity,
+            prekeys: PreKeyStore::new(),
+        };
+        store.create_account(&record).await?;
+        let api = api.with_credentials(Credentials {
+            username: registered.username.clone(),
+            device_id: registered.device_id,
+            secret: credential,
+        });
+        let mut client = Self {
+            store,
+            api,
+            username: registered.username,
+            device_id: registered.device_id,
+            identity: record.identity,
+            prekeys: record.prekeys,
+            own_devices: None,
+            repaired: std::collections::HashSet::new(),
+        };
+        client.upload_initial_prekeys().await?;
+        Ok(client)
+    }
+
+    /// Our username.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// Our device id.
+    pub fn device_id(&self) -> u32 {
+        self.device_id
+    }
+
+    /// The local store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The server API, authenticated as this device.
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// Searches the organisation's directory.
+    pub async fn directory_search(&self, query: &str, limit: u32) -> Result<Vec<DirectoryEntry>> {
+        self.api.directory(query, limit).await
+    }
+
+    /// Our account's devices, as the server lists them.
+    pub async fn devices(&self) -> Result<Vec<u32>> {
+        self.api.devices(&self.username).await
+    }
+
+    /// Issues a one-time code to link another device.
+    pub async fn link_code(&self) -> Result<String> {
+        self.api.link_code().await
+    }
+
+    /// Removes one of our devices (never this one: use another device).
+    pub async fn remove_device(&mut self, device_id: u32) -> Result<()> {
+        if device_id == self.device_id {
+            return Err(ClientError::Invalid(
+                "this is the device you are using; remove it from another device".into(),
+            ));
+        }
+        self.api.remove_device(device_id).await?;
+        self.store.forget_device(&self.username, device_id).await?;
+        self.own_devices = None;
+        Ok(())
+    }
+
+    /// A conversation's history ("@user" or a group).
+    pub async fn history(&self, conversation: &str, limit: u32) -> Result<Vec<HistoryEntry>> {
+        let key = self.conversation_key(conversation).await?;
+        self.store.history(&key, limit).await
+    }
+
+    /// Full-text search over the local history, optionally in one conversation.
+    pub async fn search(&self, words: &str, conversation: Option<&str>) -> Result<Vec<HistoryEntry>> {
+        let key = match conversation {
+            Some(c) => Some(self.conversation_key(c).await?),
+            None => None,
+        };
+        self.store.search(words, key.as_deref()).await
+    }
+
+    /// Maps what a person types (a username, `@user`, or a group name or
+    /// id) to a conversation key.
+    pub async fn conversation_key(&self, name: &str) -> Result<String> {
+        if let Some(user) = name.strip_prefix('@') {
+            return Ok(format!("@{user}"));
+        }
+        if let Some(group) = name.strip_prefix('#') {
+            return Ok(format!("#{}", hex::encode(self.store.find_group(group).await?.group_id)));
+        }
+        match self.store.find_group(name).await {
+            Ok(group) => Ok(format!("#{}", hex::encode(group.group_id))),
+            Err(ClientError::UnknownGroup(_)) => Ok(format!("@{name}")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes messages whose disappearing timer ran out, with their
+    /// attachment files.
+    pub async fn delete_expired(&self) -> Result<usize> {
+        self.store.delete_expired_files(crate::store::now_millis()).await
+    }
+
+    /// Closes the store cleanly.
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,276 @@
+//! Outgoing messages: sessions with every device of the recipients (bundles
+//! fetched as needed), pairwise encryption, the copy to our own other
+//! devices, and the stale-device dance (fix the lists, resend) that a
+//! person never notices.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+use starling_crypto::PreKeyBundle;
+use zeroize::Zeroizing;
+
+use super::Client;
+use crate::api::{AccountEnvelopes, SendOutcome, StaleLists};
+use crate::content::{self, Content, Transport, new_content, transport};
+use crate::error::{ClientError, Result};
+use crate::store::{HistoryEntry, NewMessage, now_millis};
+
+/// Times a send is retried after the server reports stale device lists.
+const STALE_RETRIES: usize = 4;
+
+impl Client {
+    /// Our account's devices other than this one.
+    pub(super) async fn own_other_devices(&mut self) -> Result<Vec<u32>> {
+        let devices = match &self.own_devices {
+            Some(devices) => devices.clone(),
+            None => {
+                let devices = self.api.devices(&self.username).await?;
+                self.own_devices = Some(devices.clone());
+                devices
+            }
+        };
+        Ok(devices.into_iter().filter(|d| *d != self.device_id).collect())
+    }
+
+    /// The devices of `username` we send to, learning them from the server
+    /// when we know none yet.
+    pub(super) async fn ensure_sessions(&mut self, username: &str) -> Result<Vec<u32>> {
+        if username == self.username {
+            return self.own_other_devices().await;
+        }
+        let known: Vec<u32> = self.store.identity_keys(username).await?.into_iter().map(|(d, _)| d).collect();
+        if !known.is_empty() {
+            return Ok(known);
+        }
+        let bundles = self.api.bundles(username, None).await?;
+        if bundles.is_empty() {
+            return Err(ClientError::UnknownUser(username.to_owned()));
+        }
+        let mut devices = Vec::new();
+        for (device, bundle) in bundles {
+            self.establish(username, device, &bundle).await?;
+            devices.push(device);
+        }
+        Ok(devices)
+    }
+
+    /// Starts a fresh session with a device from its bundle.
+    pub(super) async fn establish(&mut self, username: &str, device: u32, bundle: &PreKeyBundle) -> Result<()> {
+        let own = username == self.username;
+        self.store.observe_identity(username, device, bundle.identity(), own).await?;
+        let mut sessions = self.store.sessions(username, device).await?;
+        sessions
+            .initiate(&self.identity, bundle, &mut rand::rngs::OsRng)
+            .map_err(ClientError::crypto)?;
+        self.store.save_sessions(username, device, &sessions, None).await
+    }
+
+    /// Fetches a device's bundle and starts a fresh session with it.
+    pub(super) async fn establish_from_server(&mut self, username: &str, device: u32) -> Result<()> {
+        for (id, bundle) in self.api.bundles(username, Some(device)).await? {
+            self.establish(username, id, &bundle).await?;
+        }
+        Ok(())
+    }
+
+    /// Encrypts for one device (starting a session if there is none) and
+    /// wraps it for the server. The advanced session is saved first, so no
+    /// message key is ever used twice.
+    async fn encrypt_for(&mut self, username: &str, device: u32, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let mut sessions = self.store.sessions(username, device).await?;
+        if sessions.is_empty() {
+            self.establish_from_server(username, device).await?;
+            sessions = self.store.sessions(username, device).await?;
+        }
+        let message = sessions.encrypt(plaintext).map_err(ClientError::crypto)?;
+        self.store.save_sessions(username, device, &sessions, None).await?;
+        Ok(Transport {
+            body: Some(transport::Body::Pairwise(message.to_bytes())),
+        }
+        .encode_to_vec())
+    }
+
+    /// Applies the server's corrections to our device lists: forgets
+    /// devices that are gone, starts sessions with new ones.
+    pub(super) async fn fix_device_lists(&mut self, stale: BTreeMap<String, StaleLists>) -> Result<()> {
+        for (username, lists) in stale {
+            if username == self.username {
+                self.own_devices = None;
+            }
+            for device in lists.extra {
+                self.store.forget_device(&username, device).await?;
+            }
+            for device in lists.missing {
+                self.establish_from_server(&username, device).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `content`, pairwise-encrypted, to every device of each
+    /// recipient (our own account means our other devices).
+    pub(super) async fn send_pairwise(&mut self, recipients: &[String], content: &Content) -> Result<()> {
+        let plaintext = Zeroizing::new(content.encode_to_vec());
+        let mut encrypted: BTreeMap<(String, u32), Vec<u8>> = BTreeMap::new();
+        for _ in 0..STALE_RETRIES {
+            let mut sends = Vec::new();
+            for username in recipients {
+                if *username != self.username {
+                    self.check_sendable(username).await?;
+                }
+                let mut envelopes = Vec::new();
+                for device in self.ensure_sessions(username).await? {
+                    let key = (username.clone(), device);
+                    let ciphertext = match encrypted.get(&key) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = self.encrypt_for(username, device, &plaintext).await?;
+                            encrypted.insert(key, c.clone());
+                            c
+                        }
+                    };
+                    envelopes.push((device, ciphertext));
+                }
+                if !envelopes.is_empty() {
+                    sends.push(AccountEnvelopes { destination: username.clone(), envelopes });
+                }
+            }
+            if sends.is_empty() {
+                return Ok(());
+            }
+            match self.api.send_many(&sends).await? {
+                SendOutcome::Stored => return Ok(()),
+                SendOutcome::Stale(stale) => self.fix_device_lists(stale).await?,
+            }
+        }
+        Err(ClientError::Protocol("the recipients' device lists kept changing; try again".into()))
+    }
+
+    /// Sends a content body to a conversation ("@user", a username, or a
+    /// group) and records it in our history. Returns the message id.
+    pub async fn send_body(&mut self, conversation: &str, body: content::Body) -> Result<Vec<u8>> {
+        self.send_with_quote(conversation, body, None).await
+    }
+
+    /// Like [`Self::send_body`], quoting an earlier message.
+    pub async fn send_with_quote(
+        &mut self,
+        conversation: &str,
+        body: content::Body,
+        quote: Option<content::Quote>,
+    ) -> Result<Vec<u8>> {
+        let key = self.conversation_key(conversation).await?;
+        let mut content = new_content(body);
+        content.quote = quote;
+        if let Some(group_hex) = key.strip_prefix('#') {
+            let group_id = hex::decode(group_hex).map_err(ClientError::protocol)?;
+            let group = self
+                .store
+                .group(&group_id)
+                .await?
+                .ok_or_else(|| ClientError::UnknownGroup(conversation.to_owned()))?;
+            content.group_id = group_id;
+            content.expire_seconds = group.expire_seconds;
+            self.send_group_content(&group, &content).await?;
+        } else {
+            let to = key.trim_start_matches('@').to_owned();
+            content.synced_to = to.clone();
+            content.expire_seconds = self.store.contact(&to).await?.expire_seconds;
+            let mut recipients = vec![to];
+            if recipients[0] != self.username {
+                recipients.push(self.username.clone());
+            }
+            self.send_pairwise(&recipients, &content).await?;
+        }
+        self.record_outgoing(&key, &content, None).await?;
+        Ok(content.message_id)
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, conversation: &str, text: &str) -> Result<Vec<u8>> {
+        self.send_body(conversation, content::Body::Text(content::Text { body: text.to_owned() }))
+            .await
+    }
+
+    /// Records what we sent, as it will show in the history.
+    pub(super) async fn record_outgoing(
+        &mut self,
+        conversation: &str,
+        content: &Content,
+        attachment_file: Option<String>,
+    ) -> Result<Option<HistoryEntry>> {
+        self.record(conversation, &self.username.clone(), self.device_id, true, content, attachment_file)
+            .await
+    }
+
+    /// Records a content in the history; `None` when it is not shown there
+    /// or is a duplicate.
+    pub(super) async fn record(
+        &mut self,
+        conversation: &str,
+        sender: &str,
+        sender_device: u32,
+        outgoing: bool,
+        content: &Content,
+        attachment_file: Option<String>,
+    ) -> Result<Option<HistoryEntry>> {
+        let Some((kind, body)) = content::describe(content) else {
+            return Ok(None);
+        };
+        let now = now_millis();
+        let expires_at = (content.expire_seconds > 0).then(|| now.saturating_add(i64::from(content.expire_seconds) * 1000));
+        let message = NewMessage {
+            message_id: content.message_id.clone(),
+            conversation: conversation.to_owned(),
+            sender: sender.to_owned(),
+            sender_device,
+            outgoing,
+            kind: kind.to_owned(),
+            body,
+            content: content.encode_to_vec(),
+            sent_at: content.sent_at,
+            received_at: now,
+            expires_at,
+            attachment_file,
+        };
+        if !self.store.insert_message(&message).await? {
+            return Ok(None);
+        }
+        Ok(Some(HistoryEntry {
+            message_id: hex::encode(&message.message_id),
+            conversation: message.conversation,
+            sender: message.sender,
+            sender_device,
+            outgoing,
+            kind: message.kind,
+            body: message.body,
+            sent_at: message.sent_at,
+            edited: false,
+            read: false,
+            reactions: BTreeMap::new(),
+            attachment_file: message.attachment_file,
+        }))
+    }
+
+    /// Sets a conversation's disappearing-message timer, for both sides.
+    pub async fn set_timer(&mut self, conversation: &str, seconds: u32) -> Result<()> {
+        let key = self.conversation_key(conversation).await?;
+        self.apply_timer(&key, seconds).await?;
+        self.send_body(conversation, content::Body::ExpirationTimer(content::ExpirationTimer { seconds }))
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn apply_timer(&mut self, conversation: &str, seconds: u32) -> Result<()> {
+        if let Some(group_hex) = conversation.strip_prefix('#') {
+            let group_id = hex::decode(group_hex).map_err(ClientError::protocol)?;
+            if let Some(mut group) = self.store.group(&group_id).await? {
+                group.expire_seconds = seconds;
+                self.store.save_group(&group).await?;
+            }
+            Ok(())
+        } else {
+            self.store.set_contact_timer(conversation.trim_start_matches('@'), seconds).await
+        }
+    }
+}

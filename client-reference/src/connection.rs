@@ -1,0 +1,152 @@
+//! The device's WebSocket to the server: protobuf frames in and out.
+//! Envelopes arrive here and are acknowledged only after the caller has
+//! stored what they carried.
+
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::api::Api;
+use crate::error::{ClientError, Result};
+use crate::frames::{self, client_frame, server_frame};
+
+/// Any byte stream the socket can run over (TCP, or TLS over TCP).
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// What the server pushed.
+#[derive(Debug)]
+pub enum ServerEvent {
+    /// An envelope for this device.
+    Envelope(frames::Envelope),
+    /// Everything queued at connect time has been sent.
+    QueueDrained,
+    /// The server's stock of our one-time prekeys is low.
+    PrekeysLow,
+    /// An error frame.
+    Error(String),
+}
+
+/// An open WebSocket.
+pub struct Connection {
+    socket: WebSocketStream<Box<dyn Io>>,
+    next_request: u64,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Opens the authenticated WebSocket of `api`'s device.
+    pub async fn open(api: &Api) -> Result<Self> {
+        let url = api.websocket_url()?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| ClientError::Invalid("server URL has no host".into()))?
+            .to_owned();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| ClientError::Network(e.to_string()))?;
+        tcp.set_nodelay(true)?;
+        let stream: Box<dyn Io> = if url.scheme() == "wss" {
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| ClientError::Invalid(e.to_string()))?;
+            let tls = tokio_rustls::TlsConnector::from(api.tls())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| {
+                    if e.to_string().contains("pinned fingerprint") {
+                        ClientError::CertificateMismatch
+                    } else {
+                        ClientError::Network(e.to_string())
+                    }
+                })?;
+            Box::new(tls)
+        } else {
+            Box::new(tcp)
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        if let Some(auth) = api.authorization() {
+            let mut value = HeaderValue::from_str(&auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
+            value.set_sensitive(true);
+            request.headers_mut().insert("authorization", value);
+        }
+        let (socket, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(response) => ClientError::Server {
+                    status: response.status().as_u16(),
+                    code: "websocket_refused".into(),
+                    reason: "the server refused the connection (check the credentials)".into(),
+                },
+                other => ClientError::Network(other.to_string()),
+            })?;
+        Ok(Self { socket, next_request: 1 })
+    }
+
+    /// The next server event; `None` when the server closed the socket.
+    pub async fn next_event(&mut self) -> Result<Option<ServerEvent>> {
+        loop {
+            let Some(message) = self.socket.next().await else {
+                return Ok(None);
+            };
+            let message = message.map_err(|e| ClientError::Network(e.to_string()))?;
+            let bytes = match message {
+                Message::Binary(bytes) => bytes,
+                Message::Close(_) => return Ok(None),
+                _ => continue,
+            };
+            let frame = frames::ServerFrame::decode(bytes.as_ref())?;
+            let event = match frame.body {
+                Some(server_frame::Body::Envelope(envelope)) => ServerEvent::Envelope(envelope),
+                Some(server_frame::Body::QueueDrained(_)) => ServerEvent::QueueDrained,
+                Some(server_frame::Body::PrekeysLow(_)) => ServerEvent::PrekeysLow,
+                Some(server_frame::Body::Error(e)) => ServerEvent::Error(format!("{}: {}", e.code, e.reason)),
+                Some(server_frame::Body::Response(_)) | None => continue,
+            };
+            return Ok(Some(event));
+        }
+    }
+
+    /// Acknowledges envelopes: the server deletes them.
+    pub async fn acknowledge(&mut self, envelope_ids: Vec<Vec<u8>>) -> Result<()> {
+        if envelope_ids.is_empty() {
+            return Ok(());
+        }
+        self.send(client_frame::Body::Ack(frames::Acknowledge { envelope_ids })).await
+    }
+
+    /// Sends a keep-alive ping frame.
+    pub async fn ping(&mut self) -> Result<()> {
+        self.send(client_frame::Body::Ping(frames::Ping {})).await
+    }
+
+    async fn send(&mut self, body: client_frame::Body) -> Result<()> {
+        let frame = frames::ClientFrame {
+            request_id: self.next_request,
+            body: Some(body),
+        };
+        self.next_request = self.next_request.wrapping_add(1);
+        self.socket
+            .send(Message::Binary(frame.encode_to_vec().into()))
+            .await
+            .map_err(|e| ClientError::Network(e.to_string()))
+    }
+
+    /// Closes the socket politely.
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}

@@ -1,0 +1,32 @@
+//! Starling's reference client: a library any app can embed.
+//!
+//! - [`Client`]: register or link a device, send and receive direct and
+//!   group messages, attachments, directory search, safety numbers; what
+//!   arrives comes back as typed [`Event`]s.
+//! - [`store`]: the encrypted local database (SQLCipher, Argon2id key).
+//! - [`api`], [`connection`], [`tls`]: the server's HTTP API, the device's
+//!   WebSocket, and TLS with certificate pinning.
+//! - [`content`]: the protobuf content types carried inside the encryption.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod api;
+mod client;
+pub mod connection;
+pub mod content;
+pub mod error;
+pub mod store;
+pub mod tls;
+
+/// The server's WebSocket frames (`server/proto/starling/server/v1/ws.proto`).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod frames {
+    include!(concat!(env!("OUT_DIR"), "/starling.server.v1.rs"));
+}
+
+pub use client::{
+    Client, Event, PREKEY_BATCH, PREKEY_LOW_WATER, Progress, SIGNED_PREKEY_MAX_AGE_SECS, SafetyNumberView,
+    ServerConfig, kind_for,
+};
+pub use error::{ClientError, Result};
+pub use store::StoreKey;

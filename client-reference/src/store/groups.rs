@@ -1,0 +1,238 @@
+//! Groups: name, members and revision (learned only from encrypted control
+//! messages), our outbound Sender Key session and who holds it, and the
+//! inbound sessions of the other members' devices.
+
+use std::collections::BTreeSet;
+
+use sqlx::Row;
+use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
+use zeroize::Zeroizing;
+
+use super::Store;
+use crate::error::{ClientError, Result};
+
+/// A group as this home knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// 16 random bytes chosen by the creator.
+    pub group_id: Vec<u8>,
+    /// Display name.
+    pub name: String,
+    /// Members' usernames, this account included while it is a member.
+    pub members: Vec<String>,
+    /// Increases with every change.
+    pub revision: u64,
+    /// False once this account left or was removed.
+    pub active: bool,
+    /// Disappearing-message timer, 0 = off.
+    pub expire_seconds: u32,
+}
+
+fn group_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GroupRecord> {
+    let members: String = row.try_get("members")?;
+    Ok(GroupRecord {
+        group_id: row.try_get("group_id")?,
+        name: row.try_get("name")?,
+        members: serde_json::from_str(&members).map_err(ClientError::protocol)?,
+        revision: u64::try_from(row.try_get::<i64, _>("revision")?).unwrap_or(0),
+        active: row.try_get::<i64, _>("active")? != 0,
+        expire_seconds: u32::try_from(row.try_get::<i64, _>("expire_seconds")?).unwrap_or(0),
+    })
+}
+
+const GROUP_COLUMNS: &str = "group_id, name, members, revision, active, expire_seconds";
+
+impl Store {
+    /// Inserts or replaces a group's public state.
+    pub async fn save_group(&self, group: &GroupRecord) -> Result<()> {
+        let members = serde_json::to_string(&group.members).map_err(ClientError::protocol)?;
+        sqlx::query(
+            "INSERT INTO groups (group_id, name, members, revision, active, expire_seconds) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, members = excluded.members, \
+             revision = excluded.revision, active = excluded.active, expire_seconds = excluded.expire_seconds",
+        )
+        .bind(&group.group_id)
+        .bind(&group.name)
+        .bind(members)
+        .bind(i64::try_from(group.revision).unwrap_or(i64::MAX))
+        .bind(i64::from(group.active))
+        .bind(i64::from(group.expire_seconds))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A group by id.
+    pub async fn group(&self, group_id: &[u8]) -> Result<Option<GroupRecord>> {
+        let row = sqlx::query(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE group_id = ?"))
+            .bind(group_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    /// All groups, active first, by name.
+    pub async fn groups(&self) -> Result<Vec<GroupRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {GROUP_COLUMNS} FROM groups ORDER BY active DESC, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(group_from_row).collect()
+    }
+
+    /// Finds a group by exact name, or by a prefix of its hex id.
+    pub async fn find_group(&self, name_or_id: &str) -> Result<GroupRecord> {
+        let groups = self.groups().await?;
+        let matches: Vec<&GroupRecord> = groups
+            .iter()
+            .filter(|g| {
+                g.name == name_or_id
+                    || (name_or_id.len() >= 4 && hex::encode(&g.group_id).starts_with(name_or_id))
+            })
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ClientError::UnknownGroup(name_or_id.to_owned())),
+            several => {
+                // Prefer the single active one when names repeat.
+                let active: Vec<_> = several.iter().filter(|g| g.active).collect();
+                match active.as_slice() {
+                    [one] => Ok((**one).clone()),
+                    _ => Err(ClientError::Invalid(format!(
+                        "several groups are called `{name_or_id}`; use the id from `starling group list`"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Our outbound Sender Key session for a group and the devices
+    /// ("user.device") that hold its current key.
+    pub async fn outbound_group_session(
+        &self,
+        group_id: &[u8],
+    ) -> Result<Option<(OutboundGroupSession, BTreeSet<String>)>> {
+        let row = sqlx::query("SELECT outbound, distributed FROM groups WHERE group_id = ?")
+            .bind(group_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("outbound")? else {
+            return Ok(None);
+        };
+        let bytes = Zeroizing::new(bytes);
+        let distributed: String = row.try_get("distributed")?;
+        Ok(Some((
+            OutboundGroupSession::from_bytes(&bytes).map_err(ClientError::crypto)?,
+            serde_json::from_str(&distributed).map_err(ClientError::protocol)?,
+        )))
+    }
+
+    /// Saves our outbound session and who holds its key.
+    pub async fn save_outbound_group_session(
+        &self,
+        group_id: &[u8],
+        session: &OutboundGroupSession,
+        distributed: &BTreeSet<String>,
+    ) -> Result<()> {
+        let distributed = serde_json::to_string(distributed).map_err(ClientError::protocol)?;
+        sqlx::query("UPDATE groups SET outbound = ?, distributed = ? WHERE group_id = ?")
+            .bind(&session.to_bytes()[..])
+            .bind(distributed)
+            .bind(group_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The inbound session for one member device's sender key.
+    pub async fn inbound_group_session(
+        &self,
+        group_id: &[u8],
+        username: &str,
+        device_id: u32,
+    ) -> Result<Option<InboundGroupSession>> {
+        let bytes: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT state FROM group_inbound WHERE group_id = ? AND username = ? AND device_id = ?",
+        )
+        .bind(group_id)
+        .bind(username)
+        .bind(i64::from(device_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        bytes
+            .map(|b| {
+                let b = Zeroizing::new(b);
+                InboundGroupSession::from_bytes(&b).map_err(ClientError::crypto)
+            })
+            .transpose()
+    }
+
+    /// Saves an inbound session.
+    pub async fn save_inbound_group_session(
+        &self,
+        group_id: &[u8],
+        username: &str,
+        device_id: u32,
+        session: &InboundGroupSession,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO group_inbound (group_id, username, device_id, state) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (group_id, username, device_id) DO UPDATE SET state = excluded.state",
+        )
+        .bind(group_id)
+        .bind(username)
+        .bind(i64::from(device_id))
+        .bind(&session.to_bytes()[..])
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Drops the inbound sessions of a member who left or was removed, or
+    /// (with `username = None`) all of a group's, when we leave.
+    pub async fn drop_inbound_group_sessions(
+        &self,
+        group_id: &[u8],
+        username: Option<&str>,
+    ) -> Result<()> {
+        match username {
+            Some(user) => {
+                sqlx::query("DELETE FROM group_inbound WHERE group_id = ? AND username = ?")
+                    .bind(group_id)
+                    .bind(user)
+                    .execute(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM group_inbound WHERE group_id = ?")
+                    .bind(group_id)
+                    .execute(&self.pool)
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
+    /// Forgets that a member device holds our sender keys (it lost its
+    /// session), so the next group message re-sends them.
+    pub async fn forget_distribution(&self, username: &str, device_id: u32) -> Result<()> {
+        let holder = format!("{username}.{device_id}");
+        let rows: Vec<(Vec<u8>, String)> =
+            sqlx::query_as("SELECT group_id, distributed FROM groups WHERE outbound IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        for (group_id, distributed) in rows {
+            let mut set: BTreeSet<String> = serde_json::from_str(&distributed).unwrap_or_default();
+            if set.remove(&holder) {
+                sqlx::query("UPDATE groups SET distributed = ? WHERE group_id = ?")
+                    .bind(serde_json::to_string(&set).map_err(ClientError::protocol)?)
+                    .bind(&group_id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,270 @@
+//! Message history: what was sent and received, decrypted, with full-text
+//! search (FTS5), edits, deletions, reactions, read receipts and
+//! disappearing-message expiry.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::Store;
+use crate::error::{ClientError, Result};
+
+/// A message to record.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The sender's 16-byte message id.
+    pub message_id: Vec<u8>,
+    /// "@user" or "#<group id hex>".
+    pub conversation: String,
+    /// Author's username.
+    pub sender: String,
+    /// Author's device.
+    pub sender_device: u32,
+    /// Sent by this account (from any of its devices).
+    pub outgoing: bool,
+    /// Content kind ("text", "file", "location", …, "unsupported").
+    pub kind: String,
+    /// What a person reads; indexed for search.
+    pub body: String,
+    /// The whole decrypted Content.
+    pub content: Vec<u8>,
+    /// Sender's clock, ms.
+    pub sent_at: i64,
+    /// Our clock, ms.
+    pub received_at: i64,
+    /// When both sides delete it, ms (disappearing messages).
+    pub expires_at: Option<i64>,
+    /// Encrypted blob in the attachments folder.
+    pub attachment_file: Option<String>,
+}
+
+/// A message of the history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HistoryEntry {
+    /// Hex message id.
+    pub message_id: String,
+    /// "@user" or "#<group id hex>".
+    pub conversation: String,
+    /// Author.
+    pub sender: String,
+    /// Author's device.
+    pub sender_device: u32,
+    /// Sent by this account.
+    pub outgoing: bool,
+    /// Content kind.
+    pub kind: String,
+    /// Readable text.
+    pub body: String,
+    /// Sender's clock, ms.
+    pub sent_at: i64,
+    /// Edited after sending.
+    pub edited: bool,
+    /// A read receipt arrived.
+    pub read: bool,
+    /// Reactions by username.
+    pub reactions: BTreeMap<String, String>,
+    /// Encrypted attachment blob, if any.
+    pub attachment_file: Option<String>,
+}
+
+fn entry_from_row(row: &SqliteRow) -> Result<HistoryEntry> {
+    let id: Vec<u8> = row.try_get("message_id")?;
+    let reactions: String = row.try_get("reactions")?;
+    Ok(HistoryEntry {
+        message_id: hex::encode(id),
+        conversation: row.try_get("conversation")?,
+        sender: row.try_get("sender")?,
+        sender_device: u32::try_from(row.try_get::<i64, _>("sender_device")?).unwrap_or(0),
+        outgoing: row.try_get::<i64, _>("outgoing")? != 0,
+        kind: row.try_get("kind")?,
+        body: row.try_get("body")?,
+        sent_at: row.try_get("sent_at")?,
+        edited: row.try_get::<i64, _>("edited")? != 0,
+        read: row.try_get::<i64, _>("read")? != 0,
+        reactions: serde_json::from_str(&reactions).unwrap_or_default(),
+        attachment_file: row.try_get("attachment_file")?,
+    })
+}
+
+const ENTRY_COLUMNS: &str = "m.message_id, m.conversation, m.sender, m.sender_device, m.outgoing, m.kind, \
+     m.body, m.sent_at, m.edited, m.read, m.reactions, m.attachment_file";
+
+impl Store {
+    /// Records a message; false when its id is already in the history
+    /// (a duplicate delivery).
+    pub async fn insert_message(&self, message: &NewMessage) -> Result<bool> {
+        let result = sqlx::query(
+            "INSERT OR IGNORE INTO messages (message_id, conversation, sender, sender_device, outgoing, kind, body, \
+             content, sent_at, received_at, expires_at, attachment_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&message.message_id)
+        .bind(&message.conversation)
+        .bind(&message.sender)
+        .bind(i64::from(message.sender_device))
+        .bind(i64::from(message.outgoing))
+        .bind(&message.kind)
+        .bind(&message.body)
+        .bind(&message.content)
+        .bind(message.sent_at)
+        .bind(message.received_at)
+        .bind(message.expires_at)
+        .bind(&message.attachment_file)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The last `limit` messages of a conversation, oldest first.
+    pub async fn history(&self, conversation: &str, limit: u32) -> Result<Vec<HistoryEntry>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM (SELECT * FROM messages WHERE conversation = ? AND deleted = 0 \
+             ORDER BY id DESC LIMIT ?) m ORDER BY m.id"
+        ))
+        .bind(conversation)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Full-text search over the history (FTS5 query syntax; plain words
+    /// match all of them), optionally within one conversation.
+    pub async fn search(&self, words: &str, conversation: Option<&str>) -> Result<Vec<HistoryEntry>> {
+        let query = fts_query(words);
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+             WHERE messages_fts MATCH ? AND m.deleted = 0 AND (? IS NULL OR m.conversation = ?) \
+             ORDER BY m.id LIMIT 200"
+        ))
+        .bind(&query)
+        .bind(conversation)
+        .bind(conversation)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Replaces a message's text, if `sender` wrote it.
+    pub async fn edit_message(&self, message_id: &[u8], sender: &str, body: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE messages SET body = ?, edited = 1 WHERE message_id = ? AND sender = ? AND deleted = 0",
+        )
+        .bind(body)
+        .bind(message_id)
+        .bind(sender)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a message for everyone, if `sender` wrote it: its text and
+    /// content are wiped, its attachment file is returned for deletion.
+    pub async fn delete_message(&self, message_id: &[u8], sender: &str) -> Result<Option<Option<String>>> {
+        let file: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT attachment_file FROM messages WHERE message_id = ? AND sender = ?",
+        )
+        .bind(message_id)
+        .bind(sender)
+        .fetch_optional(&self.pool)
+        .await?;
+        if file.is_some() {
+            sqlx::query(
+                "UPDATE messages SET body = '', content = x'', deleted = 1, attachment_file = NULL WHERE message_id = ?",
+            )
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(file)
+    }
+
+    /// Records a reaction (or its removal) by `username`.
+    pub async fn react(&self, message_id: &[u8], username: &str, emoji: Option<&str>) -> Result<()> {
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT reactions FROM messages WHERE message_id = ?")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(current) = current else { return Ok(()) };
+        let mut reactions: BTreeMap<String, String> =
+            serde_json::from_str(&current).unwrap_or_default();
+        match emoji {
+            Some(emoji) => reactions.insert(username.to_owned(), emoji.to_owned()),
+            None => reactions.remove(username),
+        };
+        sqlx::query("UPDATE messages SET reactions = ? WHERE message_id = ?")
+            .bind(serde_json::to_string(&reactions).map_err(ClientError::protocol)?)
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks our messages read by their recipient.
+    pub async fn mark_read(&self, message_ids: &[Vec<u8>]) -> Result<()> {
+        for id in message_ids {
+            sqlx::query("UPDATE messages SET read = 1 WHERE message_id = ? AND outgoing = 1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every message whose timer ran out; returns their attachment
+    /// files for deletion.
+    pub async fn delete_expired(&self, now: i64) -> Result<Vec<String>> {
+        let files: Vec<Option<String>> = sqlx::query_scalar(
+            "DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING attachment_file",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(files.into_iter().flatten().collect())
+    }
+
+    /// The stored Content and attachment file of one message.
+    pub async fn message_content(&self, message_id: &[u8]) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        let row = sqlx::query("SELECT content, attachment_file FROM messages WHERE message_id = ? AND deleted = 0")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("content")?, r.try_get("attachment_file")?)))
+            .transpose()
+    }
+
+    /// Records where a message's downloaded (still encrypted) blob is.
+    pub async fn set_attachment_file(&self, message_id: &[u8], file: &str) -> Result<()> {
+        sqlx::query("UPDATE messages SET attachment_file = ? WHERE message_id = ?")
+            .bind(file)
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Turns what a person typed into an FTS5 query: each word quoted (so
+/// punctuation cannot break the syntax), all required.
+fn fts_query(words: &str) -> String {
+    words
+        .split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_words_are_quoted() {
+        assert_eq!(fts_query("hello  wor\"ld"), "\"hello\" \"wor\"\"ld\"");
+        assert_eq!(fts_query("   "), "");
+    }
+}

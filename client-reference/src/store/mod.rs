@@ -1,0 +1,214 @@
+//! The local store: one SQLCipher database per home, opened with a 256-bit
+//! key that is derived from the passphrase with Argon2id (or supplied by the
+//! embedding app). The salt is the only file beside it and is not secret.
+//!
+//! Submodules hold the queries of one concept each; nothing here talks to
+//! the network.
+
+mod account;
+mod groups;
+mod messages;
+mod sessions;
+pub(crate) mod trust;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::RngCore;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
+use zeroize::Zeroizing;
+
+pub use account::AccountRecord;
+pub use groups::GroupRecord;
+pub use messages::{HistoryEntry, NewMessage};
+pub use trust::{ContactRecord, TrustChange};
+
+use crate::error::{ClientError, Result};
+
+/// File name of the database inside a home.
+pub const DATABASE_FILE: &str = "store.db";
+/// File name of the Argon2id salt inside a home.
+pub const SALT_FILE: &str = "store.salt";
+
+/// Argon2id cost: 64 MiB, 3 passes, 1 lane (above OWASP's minimum).
+const ARGON2_MEMORY_KIB: u32 = 64 * 1024;
+const ARGON2_PASSES: u32 = 3;
+
+/// The key that opens a store. Wiped on drop, never printed.
+pub struct StoreKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreKey(..)")
+    }
+}
+
+impl StoreKey {
+    /// A key the embedding app manages itself (e.g. from the OS keyring).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// Derives the key of the home at `home` from a passphrase, creating the
+    /// salt on first use.
+    pub fn derive(home: &Path, passphrase: &str) -> Result<Self> {
+        let salt_path = home.join(SALT_FILE);
+        let salt = match std::fs::read(&salt_path) {
+            Ok(salt) if salt.len() == 16 => salt,
+            Ok(_) => return Err(ClientError::Invalid(format!("{} is damaged", salt_path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(home)?;
+                let mut salt = vec![0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut salt);
+                std::fs::write(&salt_path, &salt)?;
+                salt
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, Some(32))
+            .map_err(ClientError::crypto)?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(passphrase.as_bytes(), &salt, &mut *key)
+            .map_err(ClientError::crypto)?;
+        Ok(Self(key))
+    }
+
+    fn pragma_value(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("\"x'{}'\"", hex::encode(*self.0)))
+    }
+}
+
+/// An open store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    home: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store of `home` with `key`.
+    pub async fn open(home: &Path, key: &StoreKey) -> Result<Self> {
+        std::fs::create_dir_all(home)?;
+        let path = home.join(DATABASE_FILE);
+        let url = format!("sqlite://{}", path.display());
+        // `key` must be the first statement on every connection; sqlx keeps
+        // it first. Statement logging is off so the key never reaches a log.
+        let options = SqliteConnectOptions::from_str(&url)?
+            .pragma("key", key.pragma_value().to_string())
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .log_statements(tracing::log::LevelFilter::Off)
+            .log_slow_statements(tracing::log::LevelFilter::Off, std::time::Duration::from_secs(3600));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(ref d) if d.message().contains("not a database") => {
+                    ClientError::WrongPassphrase
+                }
+                other => ClientError::Store(other),
+            })?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(d))
+                if d.message().contains("not a database") =>
+            {
+                ClientError::WrongPassphrase
+            }
+            other => ClientError::Store(other.into()),
+        })?;
+        Ok(Self {
+            pool,
+            home: home.to_path_buf(),
+        })
+    }
+
+    /// The home folder.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Folder of encrypted attachment blobs.
+    pub fn attachments_dir(&self) -> PathBuf {
+        self.home.join("attachments")
+    }
+
+    /// Deletes an encrypted attachment file of the home (best effort).
+    pub async fn remove_attachment_file(&self, name: &str) {
+        if name.contains(['/', '\\']) || name.starts_with('.') {
+            return;
+        }
+        let _ = tokio::fs::remove_file(self.attachments_dir().join(name)).await;
+    }
+
+    /// Deletes expired messages and their attachment files; returns how
+    /// many files went.
+    pub async fn delete_expired_files(&self, now: i64) -> Result<usize> {
+        let files = self.delete_expired(now).await?;
+        for file in &files {
+            self.remove_attachment_file(file).await;
+        }
+        Ok(files.len())
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wrong_key_is_refused_and_file_is_not_plaintext() {
+        let home = tempfile::tempdir().unwrap();
+        let key = StoreKey::from_bytes([7; 32]);
+        let store = Store::open(home.path(), &key).await.unwrap();
+        sqlx::query("INSERT INTO warnings (username, text, created_at) VALUES ('m', 'plaintext-marker-123', 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.close().await;
+        let bytes = std::fs::read(home.path().join(DATABASE_FILE)).unwrap();
+        assert!(!bytes.starts_with(b"SQLite format 3"));
+        assert!(!bytes.windows(20).any(|w| w == b"plaintext-marker-123"));
+        let wrong = StoreKey::from_bytes([8; 32]);
+        assert!(matches!(
+            Store::open(home.path(), &wrong).await,
+            Err(ClientError::WrongPassphrase)
+        ));
+        let again = Store::open(home.path(), &key).await.unwrap();
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM warnings")
+            .fetch_one(&again.pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn passphrase_derivation_is_stable_per_home() {
+        let home = tempfile::tempdir().unwrap();
+        let a = StoreKey::derive(home.path(), "correct horse").unwrap();
+        let b = StoreKey::derive(home.path(), "correct horse").unwrap();
+        let c = StoreKey::derive(home.path(), "wrong horse").unwrap();
+        assert_eq!(*a.0, *b.0);
+        assert_ne!(*a.0, *c.0);
+        assert_eq!(format!("{a:?}"), "StoreKey(..)");
+    }
+}
