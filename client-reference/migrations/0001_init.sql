@@ -36,7 +36,9 @@ CREATE TABLE contacts (
     -- Set when a device's key changed or a device was added after trust was
     -- established; cleared by `verify`.
     identity_changed INTEGER NOT NULL DEFAULT 0,
-    expire_seconds INTEGER NOT NULL DEFAULT 0
+    expire_seconds INTEGER NOT NULL DEFAULT 0,
+    -- Set once any key of this account was trusted.
+    known INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE groups (

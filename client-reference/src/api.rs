@@ -160,7 +160,9 @@ impl Api {
         let base = url::Url::parse(server)
             .map_err(|e| ClientError::Invalid(format!("server URL `{server}`: {e}")))?;
         if !matches!(base.scheme(), "https" | "http") {
-            return Err(ClientError::Invalid("the server URL must start with https://".into()));
+            return Err(ClientError::Invalid(
+                "the server URL must start with https://".into(),
+            ));
         }
         let tls = crate::tls::client_config(fingerprint)?;
         let http = reqwest::Client::builder()
@@ -198,7 +200,10 @@ impl Api {
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let mut request = self.http.request(method, url);
         if let Some(credentials) = &self.credentials {
-            request = request.header(reqwest::header::AUTHORIZATION, credentials.bearer().as_str());
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                credentials.bearer().as_str(),
+            );
         }
         Ok(request)
     }
@@ -221,19 +226,27 @@ impl Api {
     }
 
     /// Registers an account and its first device.
-    pub async fn register(&self, username: &str, invite: Option<&str>, identity_key: &[u8]) -> Result<Registered> {
+    pub async fn register(
+        &self,
+        username: &str,
+        invite: Option<&str>,
+        identity_key: &[u8],
+    ) -> Result<Registered> {
         let body = serde_json::json!({
             "username": username,
             "invite_code": invite,
             "identity_key": B64.encode(identity_key),
         });
-        self.json(self.request(Method::POST, "v1/accounts")?.json(&body)).await
+        self.json(self.request(Method::POST, "v1/accounts")?.json(&body))
+            .await
     }
 
     /// Links a new device with a one-time code from an existing one.
     pub async fn link(&self, code: &str, identity_key: &[u8]) -> Result<Registered> {
-        let body = serde_json::json!({ "link_code": code, "identity_key": B64.encode(identity_key) });
-        self.json(self.request(Method::POST, "v1/devices")?.json(&body)).await
+        let body =
+            serde_json::json!({ "link_code": code, "identity_key": B64.encode(identity_key) });
+        self.json(self.request(Method::POST, "v1/devices")?.json(&body))
+            .await
     }
 
     /// Issues a one-time code that links a new device to this account.
@@ -242,7 +255,9 @@ impl Api {
         struct LinkCode {
             code: String,
         }
-        let code: LinkCode = self.json(self.request(Method::POST, "v1/devices/link-code")?).await?;
+        let code: LinkCode = self
+            .json(self.request(Method::POST, "v1/devices/link-code")?)
+            .await?;
         Ok(code.code)
     }
 
@@ -253,9 +268,14 @@ impl Api {
             devices: Vec<u32>,
         }
         let path = format!("v1/accounts/{}/devices", path_segment(username));
-        match self.json::<Devices>(self.request(Method::GET, &path)?).await {
+        match self
+            .json::<Devices>(self.request(Method::GET, &path)?)
+            .await
+        {
             Ok(d) => Ok(d.devices),
-            Err(ClientError::Server { status: 404, .. }) => Err(ClientError::UnknownUser(username.to_owned())),
+            Err(ClientError::Server { status: 404, .. }) => {
+                Err(ClientError::UnknownUser(username.to_owned()))
+            }
             Err(e) => Err(e),
         }
     }
@@ -269,7 +289,8 @@ impl Api {
 
     /// Uploads prekeys; returns the stock left on the server.
     pub async fn upload_keys(&self, upload: &KeyUpload) -> Result<PrekeyCounts> {
-        self.json(self.request(Method::PUT, "v1/keys")?.json(upload)).await
+        self.json(self.request(Method::PUT, "v1/keys")?.json(upload))
+            .await
     }
 
     /// The stock of one-time prekeys on the server.
@@ -280,7 +301,11 @@ impl Api {
     /// Fetches (and claims one-time prekeys of) the bundles of an account's
     /// devices: all of them when `device` is `None`. Each bundle's
     /// signatures are verified here.
-    pub async fn bundles(&self, username: &str, device: Option<u32>) -> Result<Vec<(u32, PreKeyBundle)>> {
+    pub async fn bundles(
+        &self,
+        username: &str,
+        device: Option<u32>,
+    ) -> Result<Vec<(u32, PreKeyBundle)>> {
         #[derive(Deserialize)]
         struct DeviceBundle {
             device_id: u32,
@@ -311,11 +336,18 @@ impl Api {
     }
 
     /// Sends one envelope per device of an account.
-    pub async fn send(&self, destination: &str, envelopes: &[(u32, Vec<u8>)]) -> Result<SendOutcome> {
+    pub async fn send(
+        &self,
+        destination: &str,
+        envelopes: &[(u32, Vec<u8>)],
+    ) -> Result<SendOutcome> {
         let body = serde_json::json!({ "envelopes": encode_envelopes(envelopes) });
         let path = format!("v1/messages/{}", path_segment(destination));
-        self.send_request(self.request(Method::PUT, &path)?.json(&body), Some(destination))
-            .await
+        self.send_request(
+            self.request(Method::PUT, &path)?.json(&body),
+            Some(destination),
+        )
+        .await
     }
 
     /// Sends to many accounts in one request (groups).
@@ -329,7 +361,11 @@ impl Api {
             .await
     }
 
-    async fn send_request(&self, request: RequestBuilder, single: Option<&str>) -> Result<SendOutcome> {
+    async fn send_request(
+        &self,
+        request: RequestBuilder,
+        single: Option<&str>,
+    ) -> Result<SendOutcome> {
         let response = request.send().await?;
         if response.status().is_success() {
             return Ok(SendOutcome::Stored);
@@ -351,7 +387,11 @@ impl Api {
                 };
                 return Ok(SendOutcome::Stale(accounts));
             }
-            return Err(ClientError::Server { status: status.as_u16(), code: body.code, reason: body.reason });
+            return Err(ClientError::Server {
+                status: status.as_u16(),
+                code: body.code,
+                reason: body.reason,
+            });
         }
         if status == StatusCode::NOT_FOUND {
             if let Some(destination) = single {
@@ -376,7 +416,10 @@ impl Api {
             id: String,
         }
         let created: Created = self
-            .json(self.request(Method::POST, "v1/attachments")?.json(&serde_json::json!({ "size": size })))
+            .json(
+                self.request(Method::POST, "v1/attachments")?
+                    .json(&serde_json::json!({ "size": size })),
+            )
             .await?;
         Ok(created.id)
     }
@@ -388,13 +431,22 @@ impl Api {
             received: u64,
         }
         let status: Status = self
-            .json(self.request(Method::GET, &format!("v1/attachments/{}/upload", path_segment(id)))?)
+            .json(self.request(
+                Method::GET,
+                &format!("v1/attachments/{}/upload", path_segment(id)),
+            )?)
             .await?;
         Ok(status.received)
     }
 
     /// Appends `body` to an attachment at `offset`.
-    pub async fn upload_attachment(&self, id: &str, offset: u64, length: u64, body: reqwest::Body) -> Result<()> {
+    pub async fn upload_attachment(
+        &self,
+        id: &str,
+        offset: u64,
+        length: u64,
+        body: reqwest::Body,
+    ) -> Result<()> {
         let request = self
             .request(Method::PUT, &format!("v1/attachments/{}", path_segment(id)))?
             .header("Upload-Offset", offset.to_string())
@@ -407,7 +459,8 @@ impl Api {
 
     /// Downloads an attachment from `offset` on, as a streaming response.
     pub async fn download_attachment(&self, id: &str, offset: u64) -> Result<Response> {
-        let mut request = self.request(Method::GET, &format!("v1/attachments/{}", path_segment(id)))?;
+        let mut request =
+            self.request(Method::GET, &format!("v1/attachments/{}", path_segment(id)))?;
         if offset > 0 {
             request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
         }
@@ -416,8 +469,15 @@ impl Api {
 
     /// The WebSocket URL of this server.
     pub fn websocket_url(&self) -> Result<url::Url> {
-        let mut url = self.base.join("v1/ws").map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let scheme = if self.base.scheme() == "https" { "wss" } else { "ws" };
+        let mut url = self
+            .base
+            .join("v1/ws")
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let scheme = if self.base.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
         url.set_scheme(scheme)
             .map_err(|()| ClientError::Invalid("bad server URL".into()))?;
         Ok(url)
@@ -442,7 +502,15 @@ fn path_segment(text: &str) -> String {
 async fn server_error(response: Response) -> ClientError {
     let status = response.status().as_u16();
     match response.json::<ErrorBody>().await {
-        Ok(body) => ClientError::Server { status, code: body.code, reason: body.reason },
-        Err(_) => ClientError::Server { status, code: "unknown".into(), reason: "no error body".into() },
+        Ok(body) => ClientError::Server {
+            status,
+            code: body.code,
+            reason: body.reason,
+        },
+        Err(_) => ClientError::Server {
+            status,
+            code: "unknown".into(),
+            reason: "no error body".into(),
+        },
     }
 }

@@ -79,7 +79,8 @@ impl Connection {
             .into_client_request()
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         if let Some(auth) = api.authorization() {
-            let mut value = HeaderValue::from_str(&auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
+            let mut value =
+                HeaderValue::from_str(&auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
             value.set_sensitive(true);
             request.headers_mut().insert("authorization", value);
         }
@@ -93,7 +94,10 @@ impl Connection {
                 },
                 other => ClientError::Network(other.to_string()),
             })?;
-        Ok(Self { socket, next_request: 1 })
+        Ok(Self {
+            socket,
+            next_request: 1,
+        })
     }
 
     /// The next server event; `None` when the server closed the socket.
@@ -113,7 +117,9 @@ impl Connection {
                 Some(server_frame::Body::Envelope(envelope)) => ServerEvent::Envelope(envelope),
                 Some(server_frame::Body::QueueDrained(_)) => ServerEvent::QueueDrained,
                 Some(server_frame::Body::PrekeysLow(_)) => ServerEvent::PrekeysLow,
-                Some(server_frame::Body::Error(e)) => ServerEvent::Error(format!("{}: {}", e.code, e.reason)),
+                Some(server_frame::Body::Error(e)) => {
+                    ServerEvent::Error(format!("{}: {}", e.code, e.reason))
+                }
                 Some(server_frame::Body::Response(_)) | None => continue,
             };
             return Ok(Some(event));
@@ -125,7 +131,10 @@ impl Connection {
         if envelope_ids.is_empty() {
             return Ok(());
         }
-        self.send(client_frame::Body::Ack(frames::Acknowledge { envelope_ids })).await
+        self.send(client_frame::Body::Ack(frames::Acknowledge {
+            envelope_ids,
+        }))
+        .await
     }
 
     /// Sends a keep-alive ping frame.

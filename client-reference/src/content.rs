@@ -8,8 +8,8 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/starling.client.v1.rs"));
 }
 
-pub use generated::*;
 pub use generated::content::Body;
+pub use generated::*;
 
 use rand::RngCore;
 
@@ -53,18 +53,33 @@ pub fn describe(content: &Content) -> Option<(&'static str, String)> {
         Some(Body::Text(text)) => ("text", format!("{quote}{}", text.body)),
         Some(Body::Attachment(a)) => {
             let kind = attachment_kind_name(a.kind);
-            let caption = if a.caption.is_empty() { String::new() } else { format!(" — {}", a.caption) };
+            let caption = if a.caption.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", a.caption)
+            };
             let kind_tag = match AttachmentKind::try_from(a.kind) {
                 Ok(AttachmentKind::Image) => "image",
                 Ok(AttachmentKind::VoiceNote) => "voice",
                 Ok(AttachmentKind::Video) => "video",
                 _ => "file",
             };
-            (kind_tag, format!("{quote}[{kind}] {} ({} bytes){caption}", a.file_name, a.plaintext_len))
+            (
+                kind_tag,
+                format!(
+                    "{quote}[{kind}] {} ({} bytes){caption}",
+                    a.file_name, a.plaintext_len
+                ),
+            )
         }
         Some(Body::Location(l)) => (
             "location",
-            format!("[location] {:.6}, {:.6} {}", l.latitude, l.longitude, l.label).trim_end().to_owned(),
+            format!(
+                "[location] {:.6}, {:.6} {}",
+                l.latitude, l.longitude, l.label
+            )
+            .trim_end()
+            .to_owned(),
         ),
         Some(Body::Code(c)) => ("code", format!("[code: {}]\n{}", c.language, c.code)),
         Some(Body::ExpirationTimer(t)) => (
@@ -82,7 +97,10 @@ pub fn describe(content: &Content) -> Option<(&'static str, String)> {
                 _ => format!("group \"{}\": {}", g.name, g.members.join(", ")),
             },
         ),
-        None => ("unsupported", "[unsupported message type: update Starling to see it]".to_owned()),
+        None => (
+            "unsupported",
+            "[unsupported message type: update Starling to see it]".to_owned(),
+        ),
         Some(
             Body::Reaction(_)
             | Body::Edit(_)
@@ -119,7 +137,10 @@ mod tests {
     fn every_shown_kind_has_text() {
         let text = new_content(content::Body::Text(Text { body: "hi".into() }));
         assert_eq!(describe(&text), Some(("text", "hi".to_owned())));
-        let code = new_content(content::Body::Code(CodeSnippet { language: "rust".into(), code: "fn main() {}".into() }));
+        let code = new_content(content::Body::Code(CodeSnippet {
+            language: "rust".into(),
+            code: "fn main() {}".into(),
+        }));
         assert_eq!(describe(&code).unwrap().0, "code");
         let receipt = new_content(content::Body::ReadReceipt(ReadReceipt::default()));
         assert_eq!(describe(&receipt), None);

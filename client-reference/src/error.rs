@@ -44,7 +44,9 @@ pub enum ClientError {
     UnknownGroup(String),
     /// A verified contact's keys changed: sending is blocked until the
     /// safety number is compared again.
-    #[error("{0}'s safety number changed since you verified it; compare it again (`starling safety-number {0}`) and run `starling verify {0}`")]
+    #[error(
+        "{0}'s safety number changed since you verified it; compare it again (`starling safety-number {0}`) and run `starling verify {0}`"
+    )]
     UntrustedIdentity(String),
     /// A cryptographic operation failed.
     #[error("crypto: {0}")]

@@ -8,7 +8,10 @@
 //!   WebSocket, and TLS with certificate pinning.
 //! - [`content`]: the protobuf content types carried inside the encryption.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod api;
 mod client;
@@ -25,8 +28,8 @@ pub mod frames {
 }
 
 pub use client::{
-    Client, Event, PREKEY_BATCH, PREKEY_LOW_WATER, Progress, SIGNED_PREKEY_MAX_AGE_SECS, SafetyNumberView,
-    ServerConfig, kind_for,
+    Client, Event, PREKEY_BATCH, PREKEY_LOW_WATER, Progress, SIGNED_PREKEY_MAX_AGE_SECS,
+    SafetyNumberView, ServerConfig, kind_for,
 };
 pub use error::{ClientError, Result};
 pub use store::StoreKey;

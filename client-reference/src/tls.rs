@@ -15,12 +15,15 @@ use crate::error::{ClientError, Result};
 
 /// Parses a fingerprint as printed by the server (hex, colons allowed).
 pub fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
-    let cleaned: String = text.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
+    let cleaned: String = text
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect();
     let bytes = hex::decode(&cleaned)
         .map_err(|_| ClientError::Invalid("the CA fingerprint must be 64 hex digits".into()))?;
-    bytes
-        .try_into()
-        .map_err(|_| ClientError::Invalid("the CA fingerprint must be 64 hex digits (SHA-256)".into()))
+    bytes.try_into().map_err(|_| {
+        ClientError::Invalid("the CA fingerprint must be 64 hex digits (SHA-256)".into())
+    })
 }
 
 /// The TLS configuration for a server, pinned when `fingerprint` is given.
@@ -80,7 +83,12 @@ impl ServerCertVerifier for PinnedCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -89,11 +97,18 @@ impl ServerCertVerifier for PinnedCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

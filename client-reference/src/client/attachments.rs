@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use starling_crypto::attachment::{
-    AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, AttachmentKey, CHUNK_SIZE, ciphertext_len,
+    AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, AttachmentKey, CHUNK_SIZE,
+    ciphertext_len,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -88,7 +89,18 @@ impl Client {
         let encrypted = outgoing.join(hex::encode(content::new_message_id()));
         let info = encrypt_file(path, &encrypted).await;
         let result = match info {
-            Ok(info) => self.upload_and_send(conversation, &encrypted, info, &file_name, kind, caption, progress).await,
+            Ok(info) => {
+                self.upload_and_send(
+                    conversation,
+                    &encrypted,
+                    info,
+                    &file_name,
+                    kind,
+                    caption,
+                    progress,
+                )
+                .await
+            }
             Err(e) => Err(e),
         };
         let _ = tokio::fs::remove_file(&encrypted).await;
@@ -121,11 +133,15 @@ impl Client {
             caption: caption.to_owned(),
             ..content::Attachment::default()
         };
-        self.send_body(conversation, content::Body::Attachment(attachment)).await
+        self.send_body(conversation, content::Body::Attachment(attachment))
+            .await
     }
 
     /// The attachment of a message in the history.
-    async fn attachment_of(&self, message_id: &[u8]) -> Result<(content::Attachment, Option<String>)> {
+    async fn attachment_of(
+        &self,
+        message_id: &[u8],
+    ) -> Result<(content::Attachment, Option<String>)> {
         use prost::Message as _;
         let (bytes, file) = self
             .store
@@ -134,13 +150,19 @@ impl Client {
             .ok_or_else(|| ClientError::Invalid("no such message".into()))?;
         match content::Content::decode(bytes.as_slice())?.body {
             Some(content::content::Body::Attachment(a)) => Ok((a, file)),
-            _ => Err(ClientError::Invalid("that message has no attachment".into())),
+            _ => Err(ClientError::Invalid(
+                "that message has no attachment".into(),
+            )),
         }
     }
 
     /// Downloads a message's attachment into the home (still encrypted),
     /// resuming a partial download, and checks its digest.
-    pub async fn download_attachment(&mut self, message_id: &[u8], progress: &mut dyn Progress) -> Result<PathBuf> {
+    pub async fn download_attachment(
+        &mut self,
+        message_id: &[u8],
+        progress: &mut dyn Progress,
+    ) -> Result<PathBuf> {
         let (attachment, file) = self.attachment_of(message_id).await?;
         let dir = self.store.attachments_dir();
         if let Some(file) = file {
@@ -187,9 +209,16 @@ impl Client {
 }
 
 fn attachment_info(attachment: &content::Attachment) -> Result<AttachmentInfo> {
-    let key: [u8; 32] = attachment.key.as_slice().try_into().map_err(|_| ClientError::Protocol("bad attachment key".into()))?;
-    let digest: [u8; 32] =
-        attachment.digest.as_slice().try_into().map_err(|_| ClientError::Protocol("bad attachment digest".into()))?;
+    let key: [u8; 32] = attachment
+        .key
+        .as_slice()
+        .try_into()
+        .map_err(|_| ClientError::Protocol("bad attachment key".into()))?;
+    let digest: [u8; 32] = attachment
+        .digest
+        .as_slice()
+        .try_into()
+        .map_err(|_| ClientError::Protocol("bad attachment digest".into()))?;
     Ok(AttachmentInfo {
         key: AttachmentKey::from_bytes(&key),
         digest,
@@ -210,7 +239,9 @@ async fn encrypt_file(source: &Path, target: &Path) -> Result<AttachmentInfo> {
         if read == 0 {
             break;
         }
-        encryptor.update(&buffer[..read], &mut out).map_err(ClientError::crypto)?;
+        encryptor
+            .update(&buffer[..read], &mut out)
+            .map_err(ClientError::crypto)?;
         output.write_all(&out).await?;
         out.clear();
     }
@@ -237,7 +268,9 @@ async fn decrypt_file(source: &Path, target: Option<&Path>, info: &AttachmentInf
             if read == 0 {
                 break;
             }
-            decryptor.update(&buffer[..read], &mut out).map_err(ClientError::crypto)?;
+            decryptor
+                .update(&buffer[..read], &mut out)
+                .map_err(ClientError::crypto)?;
             if let Some(output) = output.as_mut() {
                 output.write_all(&out).await?;
             }
@@ -259,10 +292,20 @@ async fn decrypt_file(source: &Path, target: Option<&Path>, info: &AttachmentInf
     result
 }
 
-async fn upload_resumable(client: &Client, id: &str, path: &Path, size: u64, progress: &mut dyn Progress) -> Result<()> {
+async fn upload_resumable(
+    client: &Client,
+    id: &str,
+    path: &Path,
+    size: u64,
+    progress: &mut dyn Progress,
+) -> Result<()> {
     let mut last_error = None;
     for attempt in 0..TRANSFER_ATTEMPTS {
-        let offset = if attempt == 0 { 0 } else { client.api.attachment_received(id).await.unwrap_or(0) };
+        let offset = if attempt == 0 {
+            0
+        } else {
+            client.api.attachment_received(id).await.unwrap_or(0)
+        };
         if offset >= size {
             progress.finish();
             return Ok(());
@@ -272,7 +315,12 @@ async fn upload_resumable(client: &Client, id: &str, path: &Path, size: u64, pro
         file.seek(std::io::SeekFrom::Start(offset)).await?;
         let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let stream = tokio_util_stream(file.take(size - offset), sent_tx);
-        let upload = client.api.upload_attachment(id, offset, size - offset, reqwest::Body::wrap_stream(stream));
+        let upload = client.api.upload_attachment(
+            id,
+            offset,
+            size - offset,
+            reqwest::Body::wrap_stream(stream),
+        );
         tokio::pin!(upload);
         let outcome = loop {
             tokio::select! {
@@ -323,22 +371,34 @@ async fn download_resumable(
     let size = attachment.ciphertext_len;
     let mut last_error = None;
     for attempt in 0..TRANSFER_ATTEMPTS {
-        let offset = tokio::fs::metadata(partial).await.map(|m| m.len()).unwrap_or(0);
+        let offset = tokio::fs::metadata(partial)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
         if offset >= size {
             progress.finish();
             return Ok(());
         }
         progress.start(size, offset);
         let result: Result<()> = async {
-            let response = client.api.download_attachment(&attachment.server_id, offset).await?;
-            let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(partial).await?;
+            let response = client
+                .api
+                .download_attachment(&attachment.server_id, offset)
+                .await?;
+            let mut file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(partial)
+                .await?;
             let mut stream = response.bytes_stream();
             let mut written = offset;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 written += chunk.len() as u64;
                 if written > size {
-                    return Err(ClientError::Protocol("attachment longer than announced".into()));
+                    return Err(ClientError::Protocol(
+                        "attachment longer than announced".into(),
+                    ));
                 }
                 file.write_all(&chunk).await?;
                 progress.advance(chunk.len() as u64);
@@ -356,7 +416,12 @@ async fn download_resumable(
             Err(e) => return Err(e),
         }
     }
-    if tokio::fs::metadata(partial).await.map(|m| m.len()).unwrap_or(0) >= size {
+    if tokio::fs::metadata(partial)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0)
+        >= size
+    {
         progress.finish();
         return Ok(());
     }

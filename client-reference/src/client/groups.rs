@@ -12,7 +12,9 @@ use starling_crypto::group::{InboundGroupSession, OutboundGroupSession, SenderKe
 use super::Client;
 use super::incoming::Event;
 use crate::api::{AccountEnvelopes, SendOutcome};
-use crate::content::{self, Content, GroupControl, Transport, group_control::Action, new_content, transport};
+use crate::content::{
+    self, Content, GroupControl, Transport, group_control::Action, new_content, transport,
+};
 use crate::error::{ClientError, Result};
 use crate::store::GroupRecord;
 
@@ -41,7 +43,8 @@ impl Client {
             expire_seconds: 0,
         };
         self.store.save_group(&group).await?;
-        self.announce(&group, &group.members.clone(), Action::Update).await?;
+        self.announce(&group, &group.members.clone(), Action::Update)
+            .await?;
         Ok(group)
     }
 
@@ -57,7 +60,8 @@ impl Client {
         record.members.sort();
         record.revision += 1;
         self.store.save_group(&record).await?;
-        self.announce(&record, &record.members.clone(), Action::Update).await?;
+        self.announce(&record, &record.members.clone(), Action::Update)
+            .await?;
         Ok(record)
     }
 
@@ -66,11 +70,15 @@ impl Client {
     pub async fn remove_members(&mut self, group: &str, users: &[String]) -> Result<GroupRecord> {
         let mut record = self.active_group(group).await?;
         let before = record.members.clone();
-        record.members.retain(|m| !users.contains(m) || *m == self.username);
+        record
+            .members
+            .retain(|m| !users.contains(m) || *m == self.username);
         record.revision += 1;
         self.store.save_group(&record).await?;
         for user in users {
-            self.store.drop_inbound_group_sessions(&record.group_id, Some(user)).await?;
+            self.store
+                .drop_inbound_group_sessions(&record.group_id, Some(user))
+                .await?;
         }
         self.announce(&record, &before, Action::Update).await?;
         Ok(record)
@@ -82,18 +90,22 @@ impl Client {
         record.name = name.to_owned();
         record.revision += 1;
         self.store.save_group(&record).await?;
-        self.announce(&record, &record.members.clone(), Action::Update).await?;
+        self.announce(&record, &record.members.clone(), Action::Update)
+            .await?;
         Ok(record)
     }
 
     /// Leaves a group: the others are told, our keys for it are dropped.
     pub async fn leave_group(&mut self, group: &str) -> Result<()> {
         let mut record = self.active_group(group).await?;
-        self.announce(&record, &record.members.clone(), Action::Leave).await?;
+        self.announce(&record, &record.members.clone(), Action::Leave)
+            .await?;
         record.active = false;
         record.members.retain(|m| *m != self.username);
         self.store.save_group(&record).await?;
-        self.store.drop_inbound_group_sessions(&record.group_id, None).await?;
+        self.store
+            .drop_inbound_group_sessions(&record.group_id, None)
+            .await?;
         Ok(())
     }
 
@@ -105,13 +117,20 @@ impl Client {
     async fn active_group(&self, name: &str) -> Result<GroupRecord> {
         let group = self.store.find_group(name).await?;
         if !group.active {
-            return Err(ClientError::Invalid(format!("you are no longer a member of `{name}`")));
+            return Err(ClientError::Invalid(format!(
+                "you are no longer a member of `{name}`"
+            )));
         }
         Ok(group)
     }
 
     /// Sends a control message to `recipients` (pairwise).
-    async fn announce(&mut self, group: &GroupRecord, recipients: &[String], action: Action) -> Result<()> {
+    async fn announce(
+        &mut self,
+        group: &GroupRecord,
+        recipients: &[String],
+        action: Action,
+    ) -> Result<()> {
         let mut content = new_content(content::Body::GroupControl(GroupControl {
             action: action.into(),
             name: group.name.clone(),
@@ -173,10 +192,14 @@ impl Client {
         }
         group.active = group.members.iter().any(|m| *m == self.username);
         for gone in previous.iter().filter(|m| !group.members.contains(m)) {
-            self.store.drop_inbound_group_sessions(&group.group_id, Some(gone)).await?;
+            self.store
+                .drop_inbound_group_sessions(&group.group_id, Some(gone))
+                .await?;
         }
         if !group.active {
-            self.store.drop_inbound_group_sessions(&group.group_id, None).await?;
+            self.store
+                .drop_inbound_group_sessions(&group.group_id, None)
+                .await?;
         }
         self.store.save_group(&group).await?;
         let key = format!("#{}", hex::encode(&group.group_id));
@@ -203,7 +226,9 @@ impl Client {
         group_id: &[u8],
         distribution: &[u8],
     ) -> Result<()> {
-        let Some(group) = self.store.group(group_id).await? else { return Ok(()) };
+        let Some(group) = self.store.group(group_id).await? else {
+            return Ok(());
+        };
         if !group.active || !group.members.iter().any(|m| m == sender) {
             return Ok(());
         }
@@ -213,23 +238,41 @@ impl Client {
         if distribution.group_id() != group_id {
             return Ok(());
         }
-        let session = match self.store.inbound_group_session(group_id, sender, device).await? {
+        let session = match self
+            .store
+            .inbound_group_session(group_id, sender, device)
+            .await?
+        {
             Some(mut session) => {
                 session.add_distribution(&distribution);
                 session
             }
             None => InboundGroupSession::new(&distribution),
         };
-        self.store.save_inbound_group_session(group_id, sender, device, &session).await
+        self.store
+            .save_inbound_group_session(group_id, sender, device, &session)
+            .await
     }
 
     /// Encrypts once with our sender key and sends the same ciphertext to
     /// every member device, distributing (or rotating) the key first.
-    pub(super) async fn send_group_content(&mut self, group: &GroupRecord, content: &Content) -> Result<()> {
+    pub(super) async fn send_group_content(
+        &mut self,
+        group: &GroupRecord,
+        content: &Content,
+    ) -> Result<()> {
         if !group.active {
-            return Err(ClientError::Invalid(format!("you are no longer a member of `{}`", group.name)));
+            return Err(ClientError::Invalid(format!(
+                "you are no longer a member of `{}`",
+                group.name
+            )));
         }
-        let others: Vec<String> = group.members.iter().filter(|m| **m != self.username).cloned().collect();
+        let others: Vec<String> = group
+            .members
+            .iter()
+            .filter(|m| **m != self.username)
+            .cloned()
+            .collect();
         for member in &others {
             self.check_sendable(member).await?;
         }
@@ -243,13 +286,15 @@ impl Client {
                 }
             }
             let holders: BTreeSet<String> = targets.iter().map(|(u, d)| holder(u, *d)).collect();
-            let (mut outbound, mut distributed) = match self.store.outbound_group_session(&group.group_id).await? {
-                Some(existing) => existing,
-                None => (
-                    OutboundGroupSession::new(&group.group_id, &mut rand::rngs::OsRng).map_err(ClientError::crypto)?,
-                    BTreeSet::new(),
-                ),
-            };
+            let (mut outbound, mut distributed) =
+                match self.store.outbound_group_session(&group.group_id).await? {
+                    Some(existing) => existing,
+                    None => (
+                        OutboundGroupSession::new(&group.group_id, &mut rand::rngs::OsRng)
+                            .map_err(ClientError::crypto)?,
+                        BTreeSet::new(),
+                    ),
+                };
             if !distributed.is_subset(&holders) {
                 outbound.rotate(&mut rand::rngs::OsRng);
                 distributed.clear();
@@ -259,7 +304,9 @@ impl Client {
                 .filter(|(u, d)| !distributed.contains(&holder(u, *d)))
                 .map(|(u, _)| u.clone())
                 .collect();
-            self.store.save_outbound_group_session(&group.group_id, &outbound, &distributed).await?;
+            self.store
+                .save_outbound_group_session(&group.group_id, &outbound, &distributed)
+                .await?;
             if !needing.is_empty() {
                 let mut key = new_content(content::Body::SenderKey(content::SenderKey {
                     distribution: outbound.distribution().to_bytes().to_vec(),
@@ -273,8 +320,12 @@ impl Client {
                     }
                 }
             }
-            let message = outbound.encrypt(&content.encode_to_vec()).map_err(ClientError::crypto)?;
-            self.store.save_outbound_group_session(&group.group_id, &outbound, &distributed).await?;
+            let message = outbound
+                .encrypt(&content.encode_to_vec())
+                .map_err(ClientError::crypto)?;
+            self.store
+                .save_outbound_group_session(&group.group_id, &outbound, &distributed)
+                .await?;
             let transport = Transport {
                 body: Some(transport::Body::Group(content::GroupCiphertext {
                     group_id: group.group_id.clone(),
@@ -302,6 +353,8 @@ impl Client {
                 SendOutcome::Stale(stale) => self.fix_device_lists(stale).await?,
             }
         }
-        Err(ClientError::Protocol("the members' device lists kept changing; try again".into()))
+        Err(ClientError::Protocol(
+            "the members' device lists kept changing; try again".into(),
+        ))
     }
 }

@@ -82,6 +82,7 @@ impl Client {
     pub async fn connect(&mut self) -> Result<Connection> {
         let connection = Connection::open(&self.api).await?;
         self.maintain_prekeys().await?;
+        self.own_devices = None;
         Ok(connection)
     }
 
@@ -89,7 +90,11 @@ impl Client {
     /// events it produced (possibly none), or `None` once the server
     /// closed the connection. `drained` is set when the queue of envelopes
     /// waiting at connect time has been delivered.
-    pub async fn next_events(&mut self, connection: &mut Connection, drained: &mut bool) -> Result<Option<Vec<Event>>> {
+    pub async fn next_events(
+        &mut self,
+        connection: &mut Connection,
+        drained: &mut bool,
+    ) -> Result<Option<Vec<Event>>> {
         let Some(event) = connection.next_event().await? else {
             return Ok(None);
         };
@@ -125,7 +130,12 @@ impl Client {
                 break;
             }
             let next = if drained {
-                match tokio::time::timeout_at(deadline, self.next_events(&mut connection, &mut drained)).await {
+                match tokio::time::timeout_at(
+                    deadline,
+                    self.next_events(&mut connection, &mut drained),
+                )
+                .await
+                {
                     Ok(next) => next?,
                     Err(_) => break,
                 }
@@ -155,7 +165,8 @@ impl Client {
             Err(Failure::Unreadable(reason)) => {
                 tracing::warn!(sender = %envelope.sender, device = envelope.sender_device, "undecryptable envelope");
                 if !envelope.sender.is_empty() {
-                    self.repair_session(&envelope.sender, envelope.sender_device).await?;
+                    self.repair_session(&envelope.sender, envelope.sender_device)
+                        .await?;
                 }
                 vec![Event::DecryptionFailed {
                     sender: envelope.sender.clone(),
@@ -170,7 +181,9 @@ impl Client {
 
     async fn open_envelope(&mut self, envelope: &Envelope) -> Result<Vec<Event>, Failure> {
         if envelope.sender.is_empty() {
-            return Err(unreadable("sealed envelopes are not supported by this client"));
+            return Err(unreadable(
+                "sealed envelopes are not supported by this client",
+            ));
         }
         let transport = Transport::decode(envelope.content.as_slice()).map_err(unreadable)?;
         match transport.body {
@@ -180,28 +193,51 @@ impl Client {
         }
     }
 
-    async fn open_pairwise(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<Vec<Event>, Failure> {
+    async fn open_pairwise(
+        &mut self,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<Vec<Event>, Failure> {
         let sender = envelope.sender.as_str();
         let device = envelope.sender_device;
         let message = CiphertextMessage::from_bytes(bytes).map_err(unreadable)?;
         let mut sessions = self.store.sessions(sender, device).await?;
         let decrypted = sessions
-            .decrypt(&self.identity, &mut self.prekeys, &message, &mut rand::rngs::OsRng)
+            .decrypt(
+                &self.identity,
+                &mut self.prekeys,
+                &message,
+                &mut rand::rngs::OsRng,
+            )
             .map_err(unreadable)?;
         let own = sender == self.username;
-        let change = self.store.observe_identity(sender, device, &decrypted.sender, own).await?;
+        let change = self
+            .store
+            .observe_identity(sender, device, &decrypted.sender, own)
+            .await?;
+        if own && change != TrustChange::Known {
+            self.own_devices = None;
+        }
         let consumed = decrypted.new_session.then_some(&self.prekeys);
-        self.store.save_sessions(sender, device, &sessions, consumed).await?;
+        self.store
+            .save_sessions(sender, device, &sessions, consumed)
+            .await?;
         let content = Content::decode(decrypted.plaintext.as_slice()).map_err(unreadable)?;
         let mut events = Vec::new();
         if change == TrustChange::Changed && !own {
-            events.push(Event::IdentityChanged { username: sender.to_owned() });
+            events.push(Event::IdentityChanged {
+                username: sender.to_owned(),
+            });
         }
         events.extend(self.apply_content(sender, device, content, true).await?);
         Ok(events)
     }
 
-    async fn open_group(&mut self, envelope: &Envelope, group: &content::GroupCiphertext) -> Result<Vec<Event>, Failure> {
+    async fn open_group(
+        &mut self,
+        envelope: &Envelope,
+        group: &content::GroupCiphertext,
+    ) -> Result<Vec<Event>, Failure> {
         let sender = envelope.sender.as_str();
         let device = envelope.sender_device;
         let mut inbound = self
@@ -221,7 +257,13 @@ impl Client {
     }
 
     /// Applies a decrypted content from `sender`'s `device`.
-    async fn apply_content(&mut self, sender: &str, device: u32, content: Content, pairwise: bool) -> Result<Vec<Event>> {
+    async fn apply_content(
+        &mut self,
+        sender: &str,
+        device: u32,
+        content: Content,
+        pairwise: bool,
+    ) -> Result<Vec<Event>> {
         use content::Body;
         let own = sender == self.username;
         let conversation = if !content.group_id.is_empty() {
@@ -233,12 +275,18 @@ impl Client {
                     _ => Ok(Vec::new()),
                 };
             };
-            if !group.members.iter().any(|m| m == sender) && !matches!(content.body, Some(Body::GroupControl(_))) {
+            if !group.members.iter().any(|m| m == sender)
+                && !matches!(content.body, Some(Body::GroupControl(_)))
+            {
                 return Ok(Vec::new());
             }
             format!("#{}", hex::encode(&group.group_id))
         } else if own {
-            let to = if content.synced_to.is_empty() { self.username.clone() } else { content.synced_to.clone() };
+            let to = if content.synced_to.is_empty() {
+                self.username.clone()
+            } else {
+                content.synced_to.clone()
+            };
             format!("@{to}")
         } else {
             format!("@{sender}")
@@ -250,7 +298,8 @@ impl Client {
         };
         let events = match &content.body {
             Some(Body::SenderKey(key)) if pairwise => {
-                self.import_sender_key(sender, device, &content.group_id, &key.distribution).await?;
+                self.import_sender_key(sender, device, &content.group_id, &key.distribution)
+                    .await?;
                 Vec::new()
             }
             Some(Body::SenderKey(_)) => Vec::new(),
@@ -263,13 +312,21 @@ impl Client {
                 Vec::new()
             }
             Some(Body::Edit(edit)) => {
-                if self.store.edit_message(&edit.message_id, sender, &edit.body).await? {
+                if self
+                    .store
+                    .edit_message(&edit.message_id, sender, &edit.body)
+                    .await?
+                {
                     vec![updated(&edit.message_id, "edited")]
                 } else {
                     Vec::new()
                 }
             }
-            Some(Body::Delete(delete)) => match self.store.delete_message(&delete.message_id, sender).await? {
+            Some(Body::Delete(delete)) => match self
+                .store
+                .delete_message(&delete.message_id, sender)
+                .await?
+            {
                 Some(file) => {
                     if let Some(file) = file {
                         self.store.remove_attachment_file(&file).await;
@@ -280,16 +337,26 @@ impl Client {
             },
             Some(Body::Reaction(reaction)) => {
                 let emoji = (!reaction.remove).then_some(reaction.emoji.as_str());
-                self.store.react(&reaction.message_id, sender, emoji).await?;
+                self.store
+                    .react(&reaction.message_id, sender, emoji)
+                    .await?;
                 vec![updated(&reaction.message_id, "reaction")]
             }
             Some(Body::ReadReceipt(receipt)) => {
                 self.store.mark_read(&receipt.message_ids).await?;
-                receipt.message_ids.iter().map(|id| updated(id, "read")).collect()
+                receipt
+                    .message_ids
+                    .iter()
+                    .map(|id| updated(id, "read"))
+                    .collect()
             }
             Some(Body::ExpirationTimer(timer)) => {
                 self.apply_timer(&conversation, timer.seconds).await?;
-                self.record(&conversation, sender, device, own, &content, None).await?.map(Event::Message).into_iter().collect()
+                self.record(&conversation, sender, device, own, &content, None)
+                    .await?
+                    .map(Event::Message)
+                    .into_iter()
+                    .collect()
             }
             _ => self
                 .record(&conversation, sender, device, own, &content, None)
@@ -311,7 +378,9 @@ impl Client {
         match self.establish_from_server(sender, device).await {
             Ok(()) => {}
             // The device is gone: nothing to repair.
-            Err(ClientError::UnknownUser(_) | ClientError::Server { status: 404, .. }) => return Ok(()),
+            Err(ClientError::UnknownUser(_) | ClientError::Server { status: 404, .. }) => {
+                return Ok(());
+            }
             Err(e) => return Err(e),
         }
         let reset = content::new_content(content::Body::SessionReset(content::SessionReset {}));

@@ -15,8 +15,8 @@ use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use zeroize::Zeroizing;
 
 pub use attachments::{Progress, kind_for};
-pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
 pub use incoming::Event;
+pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
 pub use trust::SafetyNumberView;
 
 use crate::api::{Api, Credentials, DirectoryEntry};
@@ -40,8 +40,8 @@ pub struct Client {
     device_id: u32,
     identity: IdentityKeyPair,
     prekeys: PreKeyStore,
-    /// Our account's other devices, refreshed once per client.
-    own_devices: Option<Vec<u32>>,
+    /// Our account's devices and when the server listed them.
+    own_devices: Option<(std::time::Instant, Vec<u32>)>,
     /// Devices a session repair was already started with.
     repaired: std::collections::HashSet<(String, u32)>,
 }
@@ -60,11 +60,12 @@ impl Client {
     pub async fn open(home: &Path, key: &StoreKey) -> Result<Self> {
         let store = Store::open(home, key).await?;
         let account = store.account().await?;
-        let api = Api::new(&account.server_url, account.ca_fingerprint.as_deref())?.with_credentials(Credentials {
-            username: account.username.clone(),
-            device_id: account.device_id,
-            secret: account.credential.clone(),
-        });
+        let api = Api::new(&account.server_url, account.ca_fingerprint.as_deref())?
+            .with_credentials(Credentials {
+                username: account.username.clone(),
+                device_id: account.device_id,
+                secret: account.credential.clone(),
+            });
         let client = Self {
             store,
             api,
@@ -75,7 +76,10 @@ impl Client {
             own_devices: None,
             repaired: std::collections::HashSet::new(),
         };
-        client.store.delete_expired_files(crate::store::now_millis()).await?;
+        client
+            .store
+            .delete_expired_files(crate::store::now_millis())
+            .await?;
         Ok(client)
     }
 
@@ -94,13 +98,20 @@ impl Client {
         }
         let api = Api::new(&server.url, server.ca_fingerprint.as_deref())?;
         let identity = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
-        let registered = api.register(username, invite, &identity.public().to_bytes()).await?;
+        let registered = api
+            .register(username, invite, &identity.public().to_bytes())
+            .await?;
         Self::finish_setup(store, api, server, identity, registered).await
     }
 
     /// Links this home as a new device of an existing account, with a
     /// one-time code issued by one of its devices (`starling devices link-code`).
-    pub async fn link(home: &Path, key: &StoreKey, server: &ServerConfig, code: &str) -> Result<Self> {
+    pub async fn link(
+        home: &Path,
+        key: &StoreKey,
+        server: &ServerConfig,
+        code: &str,
+    ) -> Result<Self> {
         let store = Store::open(home, key).await?;
         if let Some(existing) = store.account_username().await? {
             return Err(ClientError::AlreadyRegistered(existing));
@@ -203,7 +214,11 @@ impl Client {
     }
 
     /// Full-text search over the local history, optionally in one conversation.
-    pub async fn search(&self, words: &str, conversation: Option<&str>) -> Result<Vec<HistoryEntry>> {
+    pub async fn search(
+        &self,
+        words: &str,
+        conversation: Option<&str>,
+    ) -> Result<Vec<HistoryEntry>> {
         let key = match conversation {
             Some(c) => Some(self.conversation_key(c).await?),
             None => None,
@@ -218,7 +233,10 @@ impl Client {
             return Ok(format!("@{user}"));
         }
         if let Some(group) = name.strip_prefix('#') {
-            return Ok(format!("#{}", hex::encode(self.store.find_group(group).await?.group_id)));
+            return Ok(format!(
+                "#{}",
+                hex::encode(self.store.find_group(group).await?.group_id)
+            ));
         }
         match self.store.find_group(name).await {
             Ok(group) => Ok(format!("#{}", hex::encode(group.group_id))),
@@ -230,7 +248,9 @@ impl Client {
     /// Deletes messages whose disappearing timer ran out, with their
     /// attachment files.
     pub async fn delete_expired(&self) -> Result<usize> {
-        self.store.delete_expired_files(crate::store::now_millis()).await
+        self.store
+            .delete_expired_files(crate::store::now_millis())
+            .await
     }
 
     /// Closes the store cleanly.

@@ -15,6 +15,10 @@ use crate::content::{self, Content, Transport, new_content, transport};
 use crate::error::{ClientError, Result};
 use crate::store::{HistoryEntry, NewMessage, now_millis};
 
+/// How long our own device list is trusted before it is listed again (a
+/// device linked meanwhile is also learned from its first message).
+const OWN_DEVICES_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Times a send is retried after the server reports stale device lists.
 const STALE_RETRIES: usize = 4;
 
@@ -22,14 +26,17 @@ impl Client {
     /// Our account's devices other than this one.
     pub(super) async fn own_other_devices(&mut self) -> Result<Vec<u32>> {
         let devices = match &self.own_devices {
-            Some(devices) => devices.clone(),
-            None => {
+            Some((listed, devices)) if listed.elapsed() < OWN_DEVICES_MAX_AGE => devices.clone(),
+            _ => {
                 let devices = self.api.devices(&self.username).await?;
-                self.own_devices = Some(devices.clone());
+                self.own_devices = Some((std::time::Instant::now(), devices.clone()));
                 devices
             }
         };
-        Ok(devices.into_iter().filter(|d| *d != self.device_id).collect())
+        Ok(devices
+            .into_iter()
+            .filter(|d| *d != self.device_id)
+            .collect())
     }
 
     /// The devices of `username` we send to, learning them from the server
@@ -38,7 +45,13 @@ impl Client {
         if username == self.username {
             return self.own_other_devices().await;
         }
-        let known: Vec<u32> = self.store.identity_keys(username).await?.into_iter().map(|(d, _)| d).collect();
+        let known: Vec<u32> = self
+            .store
+            .identity_keys(username)
+            .await?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
         if !known.is_empty() {
             return Ok(known);
         }
@@ -55,18 +68,31 @@ impl Client {
     }
 
     /// Starts a fresh session with a device from its bundle.
-    pub(super) async fn establish(&mut self, username: &str, device: u32, bundle: &PreKeyBundle) -> Result<()> {
+    pub(super) async fn establish(
+        &mut self,
+        username: &str,
+        device: u32,
+        bundle: &PreKeyBundle,
+    ) -> Result<()> {
         let own = username == self.username;
-        self.store.observe_identity(username, device, bundle.identity(), own).await?;
+        self.store
+            .observe_identity(username, device, bundle.identity(), own)
+            .await?;
         let mut sessions = self.store.sessions(username, device).await?;
         sessions
             .initiate(&self.identity, bundle, &mut rand::rngs::OsRng)
             .map_err(ClientError::crypto)?;
-        self.store.save_sessions(username, device, &sessions, None).await
+        self.store
+            .save_sessions(username, device, &sessions, None)
+            .await
     }
 
     /// Fetches a device's bundle and starts a fresh session with it.
-    pub(super) async fn establish_from_server(&mut self, username: &str, device: u32) -> Result<()> {
+    pub(super) async fn establish_from_server(
+        &mut self,
+        username: &str,
+        device: u32,
+    ) -> Result<()> {
         for (id, bundle) in self.api.bundles(username, Some(device)).await? {
             self.establish(username, id, &bundle).await?;
         }
@@ -76,14 +102,21 @@ impl Client {
     /// Encrypts for one device (starting a session if there is none) and
     /// wraps it for the server. The advanced session is saved first, so no
     /// message key is ever used twice.
-    async fn encrypt_for(&mut self, username: &str, device: u32, plaintext: &[u8]) -> Result<Vec<u8>> {
+    async fn encrypt_for(
+        &mut self,
+        username: &str,
+        device: u32,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
         let mut sessions = self.store.sessions(username, device).await?;
         if sessions.is_empty() {
             self.establish_from_server(username, device).await?;
             sessions = self.store.sessions(username, device).await?;
         }
         let message = sessions.encrypt(plaintext).map_err(ClientError::crypto)?;
-        self.store.save_sessions(username, device, &sessions, None).await?;
+        self.store
+            .save_sessions(username, device, &sessions, None)
+            .await?;
         Ok(Transport {
             body: Some(transport::Body::Pairwise(message.to_bytes())),
         }
@@ -92,7 +125,10 @@ impl Client {
 
     /// Applies the server's corrections to our device lists: forgets
     /// devices that are gone, starts sessions with new ones.
-    pub(super) async fn fix_device_lists(&mut self, stale: BTreeMap<String, StaleLists>) -> Result<()> {
+    pub(super) async fn fix_device_lists(
+        &mut self,
+        stale: BTreeMap<String, StaleLists>,
+    ) -> Result<()> {
         for (username, lists) in stale {
             if username == self.username {
                 self.own_devices = None;
@@ -109,7 +145,11 @@ impl Client {
 
     /// Sends `content`, pairwise-encrypted, to every device of each
     /// recipient (our own account means our other devices).
-    pub(super) async fn send_pairwise(&mut self, recipients: &[String], content: &Content) -> Result<()> {
+    pub(super) async fn send_pairwise(
+        &mut self,
+        recipients: &[String],
+        content: &Content,
+    ) -> Result<()> {
         let plaintext = Zeroizing::new(content.encode_to_vec());
         let mut encrypted: BTreeMap<(String, u32), Vec<u8>> = BTreeMap::new();
         for _ in 0..STALE_RETRIES {
@@ -132,7 +172,10 @@ impl Client {
                     envelopes.push((device, ciphertext));
                 }
                 if !envelopes.is_empty() {
-                    sends.push(AccountEnvelopes { destination: username.clone(), envelopes });
+                    sends.push(AccountEnvelopes {
+                        destination: username.clone(),
+                        envelopes,
+                    });
                 }
             }
             if sends.is_empty() {
@@ -143,7 +186,9 @@ impl Client {
                 SendOutcome::Stale(stale) => self.fix_device_lists(stale).await?,
             }
         }
-        Err(ClientError::Protocol("the recipients' device lists kept changing; try again".into()))
+        Err(ClientError::Protocol(
+            "the recipients' device lists kept changing; try again".into(),
+        ))
     }
 
     /// Sends a content body to a conversation ("@user", a username, or a
@@ -188,8 +233,13 @@ impl Client {
 
     /// Sends a text message.
     pub async fn send_text(&mut self, conversation: &str, text: &str) -> Result<Vec<u8>> {
-        self.send_body(conversation, content::Body::Text(content::Text { body: text.to_owned() }))
-            .await
+        self.send_body(
+            conversation,
+            content::Body::Text(content::Text {
+                body: text.to_owned(),
+            }),
+        )
+        .await
     }
 
     /// Records what we sent, as it will show in the history.
@@ -199,8 +249,15 @@ impl Client {
         content: &Content,
         attachment_file: Option<String>,
     ) -> Result<Option<HistoryEntry>> {
-        self.record(conversation, &self.username.clone(), self.device_id, true, content, attachment_file)
-            .await
+        self.record(
+            conversation,
+            &self.username.clone(),
+            self.device_id,
+            true,
+            content,
+            attachment_file,
+        )
+        .await
     }
 
     /// Records a content in the history; `None` when it is not shown there
@@ -218,7 +275,8 @@ impl Client {
             return Ok(None);
         };
         let now = now_millis();
-        let expires_at = (content.expire_seconds > 0).then(|| now.saturating_add(i64::from(content.expire_seconds) * 1000));
+        let expires_at = (content.expire_seconds > 0)
+            .then(|| now.saturating_add(i64::from(content.expire_seconds) * 1000));
         let message = NewMessage {
             message_id: content.message_id.clone(),
             conversation: conversation.to_owned(),
@@ -256,8 +314,11 @@ impl Client {
     pub async fn set_timer(&mut self, conversation: &str, seconds: u32) -> Result<()> {
         let key = self.conversation_key(conversation).await?;
         self.apply_timer(&key, seconds).await?;
-        self.send_body(conversation, content::Body::ExpirationTimer(content::ExpirationTimer { seconds }))
-            .await?;
+        self.send_body(
+            conversation,
+            content::Body::ExpirationTimer(content::ExpirationTimer { seconds }),
+        )
+        .await?;
         Ok(())
     }
 
@@ -270,7 +331,9 @@ impl Client {
             }
             Ok(())
         } else {
-            self.store.set_contact_timer(conversation.trim_start_matches('@'), seconds).await
+            self.store
+                .set_contact_timer(conversation.trim_start_matches('@'), seconds)
+                .await
         }
     }
 }

@@ -24,8 +24,12 @@ impl Client {
     /// kind and the last-resort ML-KEM prekey.
     pub(super) async fn upload_initial_prekeys(&mut self) -> Result<()> {
         let rng = &mut rand::rngs::OsRng;
-        let signed = self.prekeys.generate_signed_prekey(&self.identity, now_secs(), rng);
-        let last_resort = self.prekeys.generate_last_resort_kem_prekey(&self.identity, rng);
+        let signed = self
+            .prekeys
+            .generate_signed_prekey(&self.identity, now_secs(), rng);
+        let last_resort = self
+            .prekeys
+            .generate_last_resort_kem_prekey(&self.identity, rng);
         let mut upload = self.one_time_batch(true, true)?;
         upload.signed_prekey = Some(B64.encode(signed.to_bytes()));
         upload.last_resort_kem_prekey = Some(B64.encode(last_resort.to_bytes()));
@@ -75,9 +79,11 @@ impl Client {
         }
         let mut upload = self.one_time_batch(x25519, kem)?;
         if rotate {
-            let signed = self
-                .prekeys
-                .generate_signed_prekey(&self.identity, now_secs(), &mut rand::rngs::OsRng);
+            let signed = self.prekeys.generate_signed_prekey(
+                &self.identity,
+                now_secs(),
+                &mut rand::rngs::OsRng,
+            );
             upload.signed_prekey = Some(B64.encode(signed.to_bytes()));
         }
         self.store.save_prekeys(&self.prekeys).await?;

@@ -29,7 +29,13 @@ impl Client {
             // sessions are kept for the first message).
             self.ensure_sessions(username).await?;
         }
-        let remote: Vec<_> = self.store.identity_keys(username).await?.into_iter().map(|(_, k)| k).collect();
+        let remote: Vec<_> = self
+            .store
+            .identity_keys(username)
+            .await?
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect();
         if remote.is_empty() {
             return Err(ClientError::UnknownUser(username.to_owned()));
         }
@@ -42,7 +48,12 @@ impl Client {
             .map(|(_, k)| k)
             .collect();
         local.push(self.identity.public().clone());
-        Ok(SafetyNumber::new(self.username.as_bytes(), &local, username.as_bytes(), &remote))
+        Ok(SafetyNumber::new(
+            self.username.as_bytes(),
+            &local,
+            username.as_bytes(),
+            &remote,
+        ))
     }
 
     /// The safety number with a contact.

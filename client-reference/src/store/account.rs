@@ -61,9 +61,11 @@ impl Store {
 
     /// The username of this home's account, if any.
     pub async fn account_username(&self) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT username FROM account WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT username FROM account WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Loads the account.

@@ -64,10 +64,12 @@ impl Store {
 
     /// A group by id.
     pub async fn group(&self, group_id: &[u8]) -> Result<Option<GroupRecord>> {
-        let row = sqlx::query(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE group_id = ?"))
-            .bind(group_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {GROUP_COLUMNS} FROM groups WHERE group_id = ?"
+        ))
+        .bind(group_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(group_from_row).transpose()
     }
 

@@ -130,7 +130,11 @@ impl Store {
 
     /// Full-text search over the history (FTS5 query syntax; plain words
     /// match all of them), optionally within one conversation.
-    pub async fn search(&self, words: &str, conversation: Option<&str>) -> Result<Vec<HistoryEntry>> {
+    pub async fn search(
+        &self,
+        words: &str,
+        conversation: Option<&str>,
+    ) -> Result<Vec<HistoryEntry>> {
         let query = fts_query(words);
         if query.is_empty() {
             return Ok(Vec::new());
@@ -163,7 +167,11 @@ impl Store {
 
     /// Deletes a message for everyone, if `sender` wrote it: its text and
     /// content are wiped, its attachment file is returned for deletion.
-    pub async fn delete_message(&self, message_id: &[u8], sender: &str) -> Result<Option<Option<String>>> {
+    pub async fn delete_message(
+        &self,
+        message_id: &[u8],
+        sender: &str,
+    ) -> Result<Option<Option<String>>> {
         let file: Option<Option<String>> = sqlx::query_scalar(
             "SELECT attachment_file FROM messages WHERE message_id = ? AND sender = ?",
         )
@@ -183,13 +191,20 @@ impl Store {
     }
 
     /// Records a reaction (or its removal) by `username`.
-    pub async fn react(&self, message_id: &[u8], username: &str, emoji: Option<&str>) -> Result<()> {
+    pub async fn react(
+        &self,
+        message_id: &[u8],
+        username: &str,
+        emoji: Option<&str>,
+    ) -> Result<()> {
         let current: Option<String> =
             sqlx::query_scalar("SELECT reactions FROM messages WHERE message_id = ?")
                 .bind(message_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let Some(current) = current else { return Ok(()) };
+        let Some(current) = current else {
+            return Ok(());
+        };
         let mut reactions: BTreeMap<String, String> =
             serde_json::from_str(&current).unwrap_or_default();
         match emoji {
@@ -228,13 +243,29 @@ impl Store {
     }
 
     /// The stored Content and attachment file of one message.
-    pub async fn message_content(&self, message_id: &[u8]) -> Result<Option<(Vec<u8>, Option<String>)>> {
-        let row = sqlx::query("SELECT content, attachment_file FROM messages WHERE message_id = ? AND deleted = 0")
-            .bind(message_id)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn message_content(
+        &self,
+        message_id: &[u8],
+    ) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT content, attachment_file FROM messages WHERE message_id = ? AND deleted = 0",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| Ok((r.try_get("content")?, r.try_get("attachment_file")?)))
             .transpose()
+    }
+
+    /// Ids of the messages whose hex id starts with `prefix`.
+    pub async fn message_ids_with_prefix(&self, prefix: &str) -> Result<Vec<Vec<u8>>> {
+        let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
+        Ok(sqlx::query_scalar(
+            "SELECT message_id FROM messages WHERE lower(hex(message_id)) LIKE ? LIMIT 2",
+        )
+        .bind(pattern)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Records where a message's downloaded (still encrypted) blob is.

@@ -17,8 +17,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::ConnectOptions;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use zeroize::Zeroizing;
 
 pub use account::AccountRecord;
@@ -58,7 +60,12 @@ impl StoreKey {
         let salt_path = home.join(SALT_FILE);
         let salt = match std::fs::read(&salt_path) {
             Ok(salt) if salt.len() == 16 => salt,
-            Ok(_) => return Err(ClientError::Invalid(format!("{} is damaged", salt_path.display()))),
+            Ok(_) => {
+                return Err(ClientError::Invalid(format!(
+                    "{} is damaged",
+                    salt_path.display()
+                )));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(home)?;
                 let mut salt = vec![0u8; 16];
@@ -104,7 +111,10 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .log_statements(tracing::log::LevelFilter::Off)
-            .log_slow_statements(tracing::log::LevelFilter::Off, std::time::Duration::from_secs(3600));
+            .log_slow_statements(
+                tracing::log::LevelFilter::Off,
+                std::time::Duration::from_secs(3600),
+            );
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -115,14 +125,17 @@ impl Store {
                 }
                 other => ClientError::Store(other),
             })?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(d))
-                if d.message().contains("not a database") =>
-            {
-                ClientError::WrongPassphrase
-            }
-            other => ClientError::Store(other.into()),
-        })?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(d))
+                    if d.message().contains("not a database") =>
+                {
+                    ClientError::WrongPassphrase
+                }
+                other => ClientError::Store(other.into()),
+            })?;
         Ok(Self {
             pool,
             home: home.to_path_buf(),

@@ -68,11 +68,13 @@ impl Store {
 
     /// Whether an envelope was already processed.
     pub async fn envelope_seen(&self, envelope_id: &[u8]) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 FROM seen_envelopes WHERE envelope_id = ?")
-            .bind(envelope_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        Ok(
+            sqlx::query("SELECT 1 FROM seen_envelopes WHERE envelope_id = ?")
+                .bind(envelope_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
     }
 
     /// Records an envelope as processed.

@@ -53,8 +53,8 @@ impl Store {
         if existing.as_deref() == Some(&bytes[..]) {
             return Ok(TrustChange::Known);
         }
-        let known_devices: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM identities WHERE username = ?")
+        let known: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM contacts WHERE username = ? AND known = 1")
                 .bind(username)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -68,18 +68,22 @@ impl Store {
         .bind(now_millis())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT OR IGNORE INTO contacts (username) VALUES (?)")
+        sqlx::query(
+            "INSERT INTO contacts (username, known) VALUES (?, 1) ON CONFLICT (username) DO UPDATE SET known = 1",
+        )
             .bind(username)
             .execute(&mut *tx)
             .await?;
-        let change = if existing.is_none() && known_devices == 0 {
+        let change = if existing.is_none() && known == 0 {
             TrustChange::FirstContact
         } else {
             TrustChange::Changed
         };
         if change == TrustChange::Changed && !own {
             let text = if existing.is_some() {
-                format!("{username}'s device {device_id} has a new identity key: the safety number changed")
+                format!(
+                    "{username}'s device {device_id} has a new identity key: the safety number changed"
+                )
             } else {
                 format!("{username} has a new device ({device_id}): the safety number changed")
             };

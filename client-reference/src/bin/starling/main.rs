@@ -1,1 +1,234 @@
-fn main() {}
+//! `starling`: the command-line client. Every command takes `--home DIR`
+//! and `--json`; errors are one line saying what to do next.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use output::Output;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "starling",
+    version,
+    about = "Starling: end-to-end encrypted messaging"
+)]
+struct Cli {
+    /// Where this device's encrypted store lives (default: your data folder).
+    #[arg(long, global = true, env = "STARLING_HOME")]
+    home: Option<PathBuf>,
+    /// One JSON object per line instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an account on a server (with an invite code from its admin).
+    Register {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        invite: Option<String>,
+        /// SHA-256 fingerprint of the server's certificate (printed by the server).
+        #[arg(long)]
+        ca_fingerprint: Option<String>,
+    },
+    /// Link this home as a new device of your account (code from `starling devices link-code`).
+    Link {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        ca_fingerprint: Option<String>,
+    },
+    /// Send a text message to a user or a group.
+    Send {
+        to: String,
+        text: String,
+        /// Reply to a message (id or its first characters, from `history`).
+        #[arg(long)]
+        reply_to: Option<String>,
+    },
+    /// Send a file (photos, voice notes and videos are recognised by extension).
+    SendFile {
+        to: String,
+        path: PathBuf,
+        #[arg(long, default_value = "")]
+        caption: String,
+    },
+    /// Send a code snippet from a file.
+    SendCode {
+        to: String,
+        path: PathBuf,
+        #[arg(long)]
+        language: String,
+    },
+    /// Send a location.
+    SendLocation {
+        to: String,
+        latitude: f64,
+        longitude: f64,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// React to a message.
+    React {
+        conversation: String,
+        message: String,
+        emoji: String,
+    },
+    /// Edit one of your messages.
+    Edit {
+        conversation: String,
+        message: String,
+        text: String,
+    },
+    /// Delete one of your messages for everyone.
+    Delete {
+        conversation: String,
+        message: String,
+    },
+    /// Set the disappearing-message timer of a conversation (0 = off).
+    Timer { conversation: String, seconds: u32 },
+    /// Print what arrived, then exit.
+    Receive {
+        /// Wait up to this long for something to arrive.
+        #[arg(long)]
+        wait: Option<f64>,
+        /// Decrypt received files into this folder.
+        #[arg(long)]
+        save_dir: Option<PathBuf>,
+    },
+    /// Save a received attachment (decrypted) to a file or folder.
+    Save { message: String, path: PathBuf },
+    /// Chat interactively: type to send, see replies live.
+    Chat { with: String },
+    /// Groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// A conversation's history.
+    History {
+        conversation: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Search your history.
+    Search {
+        words: String,
+        #[arg(long = "in")]
+        conversation: Option<String>,
+    },
+    /// Show the safety number with a contact (compare it in person).
+    SafetyNumber { user: String },
+    /// Mark a contact verified after comparing the safety number.
+    Verify {
+        user: String,
+        /// The digits they read to you, checked before marking.
+        #[arg(long)]
+        digits: Option<String>,
+    },
+    /// Outstanding identity warnings.
+    Warnings,
+    /// The organisation's directory.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+    /// Your devices.
+    Devices {
+        #[command(subcommand)]
+        command: Option<DeviceCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Create a group.
+    Create {
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        members: Vec<String>,
+    },
+    /// Add members.
+    Add {
+        group: String,
+        #[arg(value_delimiter = ',', required = true)]
+        users: Vec<String>,
+    },
+    /// Remove members (they can read nothing sent afterwards).
+    Remove {
+        group: String,
+        #[arg(value_delimiter = ',', required = true)]
+        users: Vec<String>,
+    },
+    /// Rename.
+    Rename { group: String, name: String },
+    /// Leave.
+    Leave { group: String },
+    /// List your groups.
+    List,
+    /// Send a text to a group.
+    Send { group: String, text: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum DirectoryCommand {
+    /// Search by name.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// List your devices.
+    List,
+    /// Remove a device.
+    Remove { id: u32 },
+    /// Issue a one-time code to link a new device.
+    LinkCode,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = Output { json: cli.json };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STARLING_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli, output)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if output.json {
+                println!("{}", serde_json::json!({ "error": error.to_string() }));
+            } else {
+                eprintln!("error: {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

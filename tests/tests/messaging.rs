@@ -1,0 +1,372 @@
+//! Direct messages, offline delivery, several devices per account, groups
+//! with removal, identity changes and a tampered envelope — the real server
+//! binary and library clients, on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sqlx::Connection;
+use starling_client::{ClientError, Event};
+use starling_e2e::{Db, TestServer, both_databases, texts};
+
+async fn direct_messages_both_ways_and_in_order_after_being_offline(db: Db) {
+    let server = TestServer::start(db).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    // Bob is offline while alice writes five messages.
+    for i in 0..5 {
+        alice
+            .client
+            .send_text("bob", &format!("message {i}"))
+            .await
+            .unwrap();
+    }
+    let received = bob.messages(5).await;
+    let bodies: Vec<_> = received.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "message 0",
+            "message 1",
+            "message 2",
+            "message 3",
+            "message 4"
+        ]
+    );
+    assert!(
+        received
+            .iter()
+            .all(|m| m.sender == "alice" && m.conversation == "@alice")
+    );
+    bob.client.send_text("alice", "got them").await.unwrap();
+    let back = alice.messages(1).await;
+    assert_eq!(back[0].body, "got them");
+    // Both histories agree.
+    let a: Vec<_> = alice
+        .client
+        .history("bob", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    let b: Vec<_> = bob
+        .client
+        .history("alice", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 6);
+    // Nothing is delivered twice.
+    assert!(texts(&bob.drain().await).is_empty());
+}
+both_databases!(
+    direct_messages,
+    direct_messages_both_ways_and_in_order_after_being_offline
+);
+
+async fn both_devices_of_an_account_see_the_whole_conversation(db: Db) {
+    let server = TestServer::start(db).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice
+        .client
+        .send_text("bob", "before linking")
+        .await
+        .unwrap();
+    bob.messages(1).await;
+    let code = alice.client.link_code().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let key = starling_e2e::test_key("alice-2");
+    let laptop = starling_client::Client::link(home.path(), &key, &server.config(), &code)
+        .await
+        .unwrap();
+    let mut laptop = starling_e2e::TestClient {
+        client: laptop,
+        home,
+        key,
+    };
+    assert_eq!(laptop.client.device_id(), 2);
+
+    // Bob's client learns of the new device from the server's stale-device
+    // refusal and resends to both, without Bob noticing.
+    bob.client
+        .send_text("alice", "to every device")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&alice.events_until(|e| !texts(e).is_empty()).await),
+        ["to every device"]
+    );
+    assert_eq!(
+        texts(&laptop.events_until(|e| !texts(e).is_empty()).await),
+        ["to every device"]
+    );
+
+    // What one of alice's devices sends shows on the other.
+    alice
+        .client
+        .send_text("bob", "sent from the phone")
+        .await
+        .unwrap();
+    let synced = laptop.messages(1).await;
+    assert_eq!(synced[0].body, "sent from the phone");
+    assert!(synced[0].outgoing);
+    assert_eq!(synced[0].conversation, "@bob");
+    laptop
+        .client
+        .send_text("bob", "sent from the laptop")
+        .await
+        .unwrap();
+    assert_eq!(alice.messages(1).await[0].body, "sent from the laptop");
+    assert_eq!(
+        texts(&bob.events_until(|e| texts(e).len() >= 2).await),
+        ["sent from the phone", "sent from the laptop"]
+    );
+}
+both_databases!(
+    multi_device,
+    both_devices_of_an_account_see_the_whole_conversation
+);
+
+async fn a_removed_group_member_can_read_nothing_sent_afterwards(db: Db) {
+    let server = TestServer::start(db).await;
+    let mut members = Vec::new();
+    for name in ["ann", "ben", "cat", "dan", "eve"] {
+        members.push(server.client(name).await);
+    }
+    let others: Vec<String> = ["ben", "cat", "dan", "eve"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    members[0]
+        .client
+        .create_group("project falcon", &others)
+        .await
+        .unwrap();
+    for m in members.iter_mut().skip(1) {
+        m.events_until(|e| e.iter().any(|e| matches!(e, Event::GroupChanged { .. })))
+            .await;
+    }
+    members[1]
+        .client
+        .send_text("project falcon", "hello from ben")
+        .await
+        .unwrap();
+    for (i, m) in members.iter_mut().enumerate() {
+        if i != 1 {
+            assert_eq!(
+                texts(&m.events_until(|e| !texts(e).is_empty()).await),
+                ["hello from ben"],
+                "member {i}"
+            );
+        }
+    }
+    members[0]
+        .client
+        .remove_members("project falcon", &["eve".to_string()])
+        .await
+        .unwrap();
+    let removed = members[4]
+        .events_until(|e| {
+            e.iter()
+                .any(|e| matches!(e, Event::GroupChanged { active: false, .. }))
+        })
+        .await;
+    assert!(
+        removed
+            .iter()
+            .any(|e| matches!(e, Event::GroupChanged { active: false, .. }))
+    );
+    for m in members.iter_mut().take(4).skip(1) {
+        m.events_until(|e| e.iter().any(|e| matches!(e, Event::GroupChanged { .. })))
+            .await;
+    }
+    // Ben's client rotates its sender key because eve held it.
+    members[1]
+        .client
+        .send_text("project falcon", "after eve left")
+        .await
+        .unwrap();
+    for m in members.iter_mut().take(4).skip(2) {
+        assert_eq!(
+            texts(&m.events_until(|e| !texts(e).is_empty()).await),
+            ["after eve left"]
+        );
+    }
+    assert_eq!(members[0].messages(1).await[0].body, "after eve left");
+    // Eve receives nothing she can read, and her client no longer sends there.
+    let eve = members[4].drain().await;
+    assert!(texts(&eve).is_empty(), "{eve:?}");
+    let history = members[4]
+        .client
+        .history("project falcon", 100)
+        .await
+        .unwrap();
+    assert!(history.iter().all(|m| m.body != "after eve left"));
+    assert!(
+        members[4]
+            .client
+            .send_text("project falcon", "still here?")
+            .await
+            .is_err()
+    );
+}
+both_databases!(
+    group_removal,
+    a_removed_group_member_can_read_nothing_sent_afterwards
+);
+
+async fn a_new_identity_warns_and_blocks_a_verified_contact(db: Db) {
+    let server = TestServer::start(db).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice.client.send_text("bob", "hi").await.unwrap();
+    bob.messages(1).await;
+    alice.client.verify("bob", None).await.unwrap();
+    let before = alice.client.safety_number("bob").await.unwrap();
+    assert!(before.verified && !before.identity_changed);
+
+    // Bob "reinstalls": a new device with a new identity replaces the old.
+    let code = bob.client.link_code().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let key = starling_e2e::test_key("bob-2");
+    let mut new_bob = starling_client::Client::link(home.path(), &key, &server.config(), &code)
+        .await
+        .unwrap();
+    new_bob.remove_device(1).await.unwrap();
+
+    let blocked = alice.client.send_text("bob", "are you still you?").await;
+    assert!(
+        matches!(blocked, Err(ClientError::UntrustedIdentity(ref u)) if u == "bob"),
+        "{blocked:?}"
+    );
+    let warnings = alice.client.warnings().await.unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|(u, text)| u == "bob" && text.contains("safety number changed")),
+        "{warnings:?}"
+    );
+    let after = alice.client.safety_number("bob").await.unwrap();
+    assert_ne!(before.display, after.display);
+    assert!(after.identity_changed);
+
+    // After comparing again, sending works and the warning is gone.
+    alice
+        .client
+        .verify("bob", Some(&after.display))
+        .await
+        .unwrap();
+    alice
+        .client
+        .send_text("bob", "verified again")
+        .await
+        .unwrap();
+    assert!(alice.client.warnings().await.unwrap().is_empty());
+    let _ = new_bob
+        .receive(Some(std::time::Duration::from_secs(2)))
+        .await
+        .unwrap();
+    assert!(
+        new_bob
+            .history("alice", 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.body == "verified again")
+    );
+}
+both_databases!(
+    identity_change,
+    a_new_identity_warns_and_blocks_a_verified_contact
+);
+
+/// Flips one byte of every queued envelope's ciphertext, in the server's
+/// own database.
+async fn tamper_with_queued_envelopes(server: &TestServer, db: Db) -> usize {
+    match db {
+        Db::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&server.database_url)
+                .await
+                .unwrap();
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, content FROM envelopes")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            for (seq, mut content) in rows.clone() {
+                let last = content.len() - 1;
+                content[last] ^= 0x01;
+                sqlx::query("UPDATE envelopes SET content = ? WHERE seq = ?")
+                    .bind(content)
+                    .bind(seq)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            rows.len()
+        }
+        Db::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&server.database_url)
+                .await
+                .unwrap();
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, content FROM envelopes")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            for (seq, mut content) in rows.clone() {
+                let last = content.len() - 1;
+                content[last] ^= 0x01;
+                sqlx::query("UPDATE envelopes SET content = $1 WHERE seq = $2")
+                    .bind(content)
+                    .bind(seq)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            rows.len()
+        }
+    }
+}
+
+async fn a_tampered_envelope_is_reported_and_the_conversation_recovers(db: Db) {
+    let server = TestServer::start(db).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice.client.send_text("bob", "first").await.unwrap();
+    assert_eq!(bob.messages(1).await[0].body, "first");
+    bob.client.send_text("alice", "reply").await.unwrap();
+    alice.messages(1).await;
+
+    alice
+        .client
+        .send_text("bob", "this one is tampered with")
+        .await
+        .unwrap();
+    assert_eq!(tamper_with_queued_envelopes(&server, db).await, 1);
+    let events = bob.drain().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::DecryptionFailed { sender, .. } if sender == "alice")),
+        "{events:?}"
+    );
+    assert!(texts(&events).is_empty());
+
+    // Alice's client takes the repair; the conversation goes on both ways.
+    alice.drain().await;
+    alice
+        .client
+        .send_text("bob", "after the repair")
+        .await
+        .unwrap();
+    assert_eq!(bob.messages(1).await[0].body, "after the repair");
+    bob.client.send_text("alice", "all good").await.unwrap();
+    assert_eq!(alice.messages(1).await[0].body, "all good");
+}
+both_databases!(
+    tampered_envelope,
+    a_tampered_envelope_is_reported_and_the_conversation_recovers
+);
