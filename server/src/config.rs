@@ -136,7 +136,8 @@ impl Default for MessagesConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AttachmentsConfig {
-    /// Largest attachment (ciphertext) in bytes.
+    /// Largest attachment in bytes, as a file (its encryption overhead,
+    /// under 0.03 %, is allowed on top).
     pub max_bytes: u64,
     /// Days an attachment is kept after it was created.
     pub ttl_days: u64,

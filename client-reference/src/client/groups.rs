@@ -168,7 +168,7 @@ impl Client {
                 group
             }
             None if !leaving
-                && control.members.iter().any(|m| *m == self.username)
+                && control.members.contains(&self.username)
                 && control.members.iter().any(|m| m == sender) =>
             {
                 GroupRecord {
@@ -190,7 +190,7 @@ impl Client {
             group.members = control.members.clone();
             group.revision = control.revision;
         }
-        group.active = group.members.iter().any(|m| *m == self.username);
+        group.active = group.members.contains(&self.username);
         for gone in previous.iter().filter(|m| !group.members.contains(m)) {
             self.store
                 .drop_inbound_group_sessions(&group.group_id, Some(gone))
