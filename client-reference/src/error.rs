@@ -31,7 +31,9 @@ pub enum ClientError {
     #[error("cannot reach the server: {0}")]
     Network(String),
     /// The server's TLS certificate does not match the pinned fingerprint.
-    #[error("the server's certificate does not match the pinned fingerprint")]
+    #[error(
+        "the server's certificate does not match the pinned fingerprint (check --ca-fingerprint against what the server printed)"
+    )]
     CertificateMismatch,
     /// The server sent something that is not valid protocol.
     #[error("the server sent an invalid response: {0}")]
@@ -74,8 +76,17 @@ impl ClientError {
 
 impl From<reqwest::Error> for ClientError {
     fn from(error: reqwest::Error) -> Self {
-        // reqwest's Display may include the URL but never headers or bodies.
-        Self::Network(error.without_url().to_string())
+        // Name the root cause (refused, timed out, certificate); reqwest's
+        // messages never include headers or bodies.
+        let mut cause: &dyn std::error::Error = &error;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        let root = cause.to_string();
+        if root.contains("pinned fingerprint") {
+            return Self::CertificateMismatch;
+        }
+        Self::Network(format!("{} ({root})", error.without_url()))
     }
 }
 

@@ -172,6 +172,21 @@ impl TestServer {
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
     }
 
+    /// Runs `starling-server admin ARGS` against this server's database.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let output = server_command(self.dir.path(), &self.database_url)
+            .arg("admin")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
     /// The server's data folder.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

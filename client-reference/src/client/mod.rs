@@ -32,6 +32,17 @@ pub struct ServerConfig {
     pub ca_fingerprint: Option<String>,
 }
 
+/// How a home gets its device.
+enum Setup<'a> {
+    Register {
+        username: &'a str,
+        invite: Option<&'a str>,
+    },
+    Link {
+        code: &'a str,
+    },
+}
+
 /// One device of an account.
 pub struct Client {
     store: Store,
@@ -92,16 +103,7 @@ impl Client {
         username: &str,
         invite: Option<&str>,
     ) -> Result<Self> {
-        let store = Store::open(home, key).await?;
-        if let Some(existing) = store.account_username().await? {
-            return Err(ClientError::AlreadyRegistered(existing));
-        }
-        let api = Api::new(&server.url, server.ca_fingerprint.as_deref())?;
-        let identity = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
-        let registered = api
-            .register(username, invite, &identity.public().to_bytes())
-            .await?;
-        Self::finish_setup(store, api, server, identity, registered).await
+        Self::set_up(home, key, server, Setup::Register { username, invite }).await
     }
 
     /// Links this home as a new device of an existing account, with a
@@ -112,14 +114,43 @@ impl Client {
         server: &ServerConfig,
         code: &str,
     ) -> Result<Self> {
+        Self::set_up(home, key, server, Setup::Link { code }).await
+    }
+
+    /// Creates the device; a failed first setup leaves no store behind, so
+    /// the next attempt may choose another passphrase.
+    async fn set_up(
+        home: &Path,
+        key: &StoreKey,
+        server: &ServerConfig,
+        setup: Setup<'_>,
+    ) -> Result<Self> {
+        let fresh = !home.join(crate::store::DATABASE_FILE).exists();
         let store = Store::open(home, key).await?;
-        if let Some(existing) = store.account_username().await? {
-            return Err(ClientError::AlreadyRegistered(existing));
+        let result = async {
+            if let Some(existing) = store.account_username().await? {
+                return Err(ClientError::AlreadyRegistered(existing));
+            }
+            let api = Api::new(&server.url, server.ca_fingerprint.as_deref())?;
+            let identity = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+            let public = identity.public().to_bytes();
+            let registered = match setup {
+                Setup::Register { username, invite } => {
+                    api.register(username, invite, &public).await?
+                }
+                Setup::Link { code } => api.link(code, &public).await?,
+            };
+            Self::finish_setup(store.clone(), api, server, identity, registered).await
         }
-        let api = Api::new(&server.url, server.ca_fingerprint.as_deref())?;
-        let identity = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
-        let registered = api.link(code, &identity.public().to_bytes()).await?;
-        Self::finish_setup(store, api, server, identity, registered).await
+        .await;
+        if result.is_err() && fresh && store.account_username().await.ok().flatten().is_none() {
+            store.close().await;
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let path = home.join(format!("{}{suffix}", crate::store::DATABASE_FILE));
+                let _ = tokio::fs::remove_file(path).await;
+            }
+        }
+        result
     }
 
     async fn finish_setup(

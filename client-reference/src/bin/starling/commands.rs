@@ -49,7 +49,23 @@ fn store_key(home: &Path, new: bool) -> Result<StoreKey> {
 
 pub(crate) async fn run(cli: Cli, out: Output) -> Result<()> {
     let home = home_dir(cli.home)?;
-    match cli.command {
+    let fresh = !home.join(starling_client::store::DATABASE_FILE).exists();
+    let setup = matches!(cli.command, Command::Register { .. } | Command::Link { .. });
+    let result = run_in(&home, cli.command, out).await;
+    if setup
+        && fresh
+        && result.is_err()
+        && !home.join(starling_client::store::DATABASE_FILE).exists()
+    {
+        // Nothing was set up: the next attempt may use another passphrase.
+        let _ = std::fs::remove_file(home.join(starling_client::store::SALT_FILE));
+    }
+    result
+}
+
+async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
+    let home = home.to_path_buf();
+    match command {
         Command::Register {
             server,
             username,
@@ -100,7 +116,7 @@ pub(crate) async fn run(cli: Cli, out: Output) -> Result<()> {
             eprintln!("WARNING: {text}");
         }
     }
-    let result = dispatch(&mut client, cli.command, out).await;
+    let result = dispatch(&mut client, command, out).await;
     client.close().await;
     result
 }

@@ -1,0 +1,237 @@
+//! The `starling` command driven end to end as a person (or a script)
+//! would: register with invite codes, send and receive text and a file,
+//! history, search, directory, safety numbers and verification, and the
+//! errors a person sees.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+use starling_e2e::{Db, TestServer, both_databases, workspace_binary};
+
+struct Cli<'a> {
+    server: &'a TestServer,
+    home: tempfile::TempDir,
+}
+
+impl<'a> Cli<'a> {
+    fn new(server: &'a TestServer) -> Self {
+        Self {
+            server,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run_with(&self, passphrase: &str, args: &[&str]) -> Output {
+        std::process::Command::new(workspace_binary("starling"))
+            .arg("--home")
+            .arg(self.home.path())
+            .args(args)
+            .env("STARLING_PASSPHRASE", passphrase)
+            .env_remove("STARLING_HOME")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs with `--json`; returns the JSON lines, asserting success.
+    fn json(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let output = self.run_with("correct horse battery", &all);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            output.status.success(),
+            "starling {args:?} failed: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn register(&self, username: &str) {
+        let invite = self.server.invite();
+        let lines = self.json(&[
+            "register",
+            "--server",
+            &self.server.url,
+            "--username",
+            username,
+            "--invite",
+            &invite,
+            "--ca-fingerprint",
+            &self.server.fingerprint,
+        ]);
+        assert_eq!(lines[0]["registered"], username);
+    }
+}
+
+fn messages(lines: &[Value]) -> Vec<&Value> {
+    lines.iter().filter(|l| l["event"] == "message").collect()
+}
+
+async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: Db) {
+    let server = TestServer::start(db).await;
+    let alice = Cli::new(&server);
+    let bob = Cli::new(&server);
+    alice.register("alice");
+    bob.register("bob");
+
+    let sent = alice.json(&["send", "bob", "hello from the command line"]);
+    assert_eq!(sent[0]["sent"], "bob");
+    let received = bob.json(&["receive", "--wait", "10"]);
+    let received = messages(&received);
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["body"], "hello from the command line");
+    assert_eq!(received[0]["sender"], "alice");
+    let id = received[0]["message_id"].as_str().unwrap();
+    bob.json(&["send", "alice", "a reply", "--reply-to", &id[..8]]);
+    let back = alice.json(&["receive", "--wait", "10"]);
+    assert!(
+        messages(&back)[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("a reply")
+    );
+
+    // A file, saved by the recipient.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.pdf");
+    std::fs::write(&file, b"%PDF-1.7 quarterly figures".repeat(5000)).unwrap();
+    bob.json(&[
+        "send-file",
+        "alice",
+        file.to_str().unwrap(),
+        "--caption",
+        "Q3",
+    ]);
+    let saved_dir = dir.path().join("saved");
+    let got = alice.json(&[
+        "receive",
+        "--wait",
+        "10",
+        "--save-dir",
+        saved_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(messages(&got)[0]["kind"], "file");
+    let saved = got.iter().find_map(|l| l["saved"].as_str()).unwrap();
+    assert_eq!(std::fs::read(saved).unwrap(), std::fs::read(&file).unwrap());
+
+    // History and search.
+    let history = alice.json(&["history", "bob"]);
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[0]["body"], "hello from the command line");
+    let found = bob.json(&["search", "command line"]);
+    assert_eq!(found.len(), 2, "the message and the reply quoting it");
+    let found = bob.json(&["search", "quarterly", "--in", "alice"]);
+    assert!(
+        found.is_empty(),
+        "file contents are not indexed, only what is shown"
+    );
+    let found = bob.json(&["search", "Q3"]);
+    assert_eq!(found.len(), 1);
+
+    // The directory the organisation published.
+    let csv = dir.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "username,display_name,title,department\nalice,Alice Martin,Engineer,Platform\n",
+    )
+    .unwrap();
+    server.admin(&["import", csv.to_str().unwrap()]);
+    let people = bob.json(&["directory", "search", "ali"]);
+    assert_eq!(people[0]["username"], "alice");
+
+    // Safety numbers match on both sides; verify with the digits.
+    let a = alice.json(&["safety-number", "bob"]);
+    let b = bob.json(&["safety-number", "alice"]);
+    assert_eq!(a[0]["display"], b[0]["display"]);
+    let wrong = alice.run_with(
+        "correct horse battery",
+        &["verify", "bob", "--digits", &"1".repeat(60)],
+    );
+    assert!(!wrong.status.success());
+    alice.json(&[
+        "verify",
+        "bob",
+        "--digits",
+        a[0]["display"].as_str().unwrap(),
+    ]);
+    assert_eq!(alice.json(&["safety-number", "bob"])[0]["verified"], true);
+}
+both_databases!(
+    chat_file_verify,
+    a_person_can_chat_share_a_file_and_verify_with_the_command
+);
+
+fn error_line(output: &Output) -> String {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "errors are one line: {stderr}");
+    lines[0].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_one_clear_line() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let alice = Cli::new(&server);
+    // Not registered yet.
+    let line = error_line(&alice.run_with("pw-one", &["send", "bob", "hi"]));
+    assert!(line.contains("starling register"), "{line}");
+    alice.register("alice");
+    // A wrong passphrase.
+    let line = error_line(&alice.run_with("not the passphrase", &["history", "bob"]));
+    assert!(line.contains("passphrase"), "{line}");
+    // An unknown user.
+    let line = error_line(&alice.run_with("correct horse battery", &["send", "nobody", "hi"]));
+    assert!(line.contains("nobody"), "{line}");
+    // A wrong certificate pin; nothing is left behind, so a retry with
+    // another passphrase works.
+    let other = Cli::new(&server);
+    let invite = server.invite();
+    let register = |passphrase: &str, fingerprint: &str, username: &str| {
+        other.run_with(
+            passphrase,
+            &[
+                "register",
+                "--server",
+                &server.url,
+                "--username",
+                username,
+                "--invite",
+                &invite,
+                "--ca-fingerprint",
+                fingerprint,
+            ],
+        )
+    };
+    let line = error_line(&register("first", &"00".repeat(32), "mallory"));
+    assert!(line.contains("certificate"), "{line}");
+    assert!(
+        register("second", &server.fingerprint, "mallory")
+            .status
+            .success()
+    );
+    // A used invite code.
+    let third = Cli::new(&server);
+    let output = third.run_with(
+        "pw",
+        &[
+            "register",
+            "--server",
+            &server.url,
+            "--username",
+            "trent",
+            "--invite",
+            &invite,
+            "--ca-fingerprint",
+            &server.fingerprint,
+        ],
+    );
+    assert!(error_line(&output).contains("invite"));
+    assert!(Path::new(&alice.home.path().join("store.db")).exists());
+}
