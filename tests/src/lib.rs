@@ -43,8 +43,12 @@ macro_rules! both_databases {
 
 /// A binary of the workspace, next to this test's executable.
 pub fn workspace_binary(name: &str) -> PathBuf {
+    // Tests run from target/<profile>/deps, tools from target/<profile>.
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
+    let mut dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap();
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -63,6 +67,8 @@ pub struct TestServer {
     pub fingerprint: String,
     pub database_url: String,
     pub log_path: PathBuf,
+    log_filter: String,
+    port: u16,
     child: Child,
     pg_name: Option<String>,
 }
@@ -111,26 +117,39 @@ impl TestServer {
             .unwrap()
             .port();
         let log_path = dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = server_command(dir.path(), &database_url)
-            .env("STARLING_LISTEN", format!("127.0.0.1:{port}"))
-            .env("STARLING_OPEN_REGISTRATION", "true")
-            .env("RUST_LOG", log_filter)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn_server(dir.path(), &database_url, port, log_filter, &log_path);
         let mut server = Self {
             url: format!("https://127.0.0.1:{port}"),
             fingerprint: String::new(),
             database_url,
             log_path,
+            log_filter: log_filter.to_owned(),
+            port,
             child,
             pg_name,
             dir,
         };
         server.fingerprint = server.wait_ready().await;
         server
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port,
+    /// database and data folder.
+    pub async fn restart(&mut self) {
+        self.stop();
+        std::fs::write(&self.log_path, b"").unwrap();
+        self.child = spawn_server(
+            self.dir.path(),
+            &self.database_url,
+            self.port,
+            &self.log_filter,
+            &self.log_path,
+        );
+        let fingerprint = self.wait_ready().await;
+        assert_eq!(
+            fingerprint, self.fingerprint,
+            "the certificate survives a restart"
+        );
     }
 
     async fn wait_ready(&mut self) -> String {
@@ -207,6 +226,28 @@ impl TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn_server(
+    dir: &Path,
+    database_url: &str,
+    port: u16,
+    log_filter: &str,
+    log_path: &Path,
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .unwrap();
+    server_command(dir, database_url)
+        .env("STARLING_LISTEN", format!("127.0.0.1:{port}"))
+        .env("STARLING_OPEN_REGISTRATION", "true")
+        .env("RUST_LOG", log_filter)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 fn server_command(dir: &Path, database_url: &str) -> Command {

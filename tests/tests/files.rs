@@ -82,3 +82,125 @@ async fn a_100_mib_file_round_trips_with_bounded_memory(db: Db) {
     assert_ne!(head, plain);
 }
 both_databases!(large_file, a_100_mib_file_round_trips_with_bounded_memory);
+
+/// Bytes the server holds for attachments (all blobs).
+fn stored_attachment_bytes(server: &TestServer) -> u64 {
+    fn walk(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| {
+                        let path = e.path();
+                        if path.is_dir() {
+                            walk(&path)
+                        } else {
+                            e.metadata().map(|m| m.len()).unwrap_or(0)
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(&server.data_dir().join("attachments"))
+}
+
+async fn transfers_resume_after_the_connection_drops(db: Db) {
+    const SIZE: usize = 48 * 1024 * 1024;
+    let mut server = TestServer::start(db).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("video.mp4");
+    let mut contents = vec![0u8; SIZE];
+    rand::rngs::OsRng.fill_bytes(&mut contents);
+    std::fs::write(&source, &contents).unwrap();
+
+    // The server dies in the middle of the upload and comes back.
+    let upload = tokio::spawn(async move {
+        let mut progress = Recorder::default();
+        let id = alice
+            .client
+            .send_file(
+                "bob",
+                &source,
+                starling_client::content::AttachmentKind::Video,
+                "",
+                &mut progress,
+            )
+            .await;
+        (alice, id, progress)
+    });
+    let mut waited = 0;
+    while stored_attachment_bytes(&server) < 20 * 1024 * 1024 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        waited += 1;
+        assert!(waited < 4000, "the upload never started");
+    }
+    assert!(
+        stored_attachment_bytes(&server) < SIZE as u64,
+        "the upload finished before the restart"
+    );
+    server.restart().await;
+    let (_alice, sent, progress) = upload.await.unwrap();
+    sent.expect("the upload resumed after the restart");
+    assert!(progress.starts.len() >= 2, "{:?}", progress.starts);
+    assert!(
+        progress.starts[1..].iter().all(|&at| at > 0),
+        "resumed, not restarted: {:?}",
+        progress.starts
+    );
+
+    let received = bob.messages(1).await;
+    assert_eq!(received[0].kind, "video");
+    let id = hex::decode(&received[0].message_id).unwrap();
+    // A download that broke after 10 MiB is resumed, not restarted: leave
+    // the first 10 MiB of the blob where an interrupted download leaves it.
+    let blob = server_blob(&server);
+    let attachments = bob.home.path().join("attachments");
+    std::fs::create_dir_all(&attachments).unwrap();
+    let partial = attachments.join(format!("{}.part", hex::encode(&id)));
+    std::fs::write(&partial, &blob[..10 * 1024 * 1024]).unwrap();
+    let mut progress = Recorder::default();
+    let out = dir.path().join("out.mp4");
+    bob.client
+        .save_attachment(&id, &out, &mut progress)
+        .await
+        .unwrap();
+    assert_eq!(progress.starts.first(), Some(&(10 * 1024 * 1024)));
+    assert!(std::fs::read(&out).unwrap() == contents);
+    assert!(!partial.exists());
+}
+
+/// The one blob the server stores.
+fn server_blob(server: &TestServer) -> Vec<u8> {
+    fn find(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        for entry in std::fs::read_dir(dir).ok()? {
+            let path = entry.ok()?.path();
+            if path.is_dir() {
+                if let Some(found) = find(&path) {
+                    return Some(found);
+                }
+            } else {
+                return Some(path);
+            }
+        }
+        None
+    }
+    std::fs::read(find(&server.data_dir().join("attachments")).unwrap()).unwrap()
+}
+
+/// Remembers where each attempt of a transfer started.
+#[derive(Default)]
+struct Recorder {
+    starts: Vec<u64>,
+}
+
+impl starling_client::Progress for Recorder {
+    fn start(&mut self, _total: u64, done: u64) {
+        self.starts.push(done);
+    }
+    fn advance(&mut self, _bytes: u64) {}
+    fn finish(&mut self) {}
+}
+both_databases!(resumable, transfers_resume_after_the_connection_drops);

@@ -375,22 +375,50 @@ async fn disappearing_messages_vanish_on_both_sides(db: Db) {
     let server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
-    alice.client.send_text("bob", "this one stays").await.unwrap();
+    alice
+        .client
+        .send_text("bob", "this one stays")
+        .await
+        .unwrap();
     bob.messages(1).await;
     alice.client.set_timer("bob", 2).await.unwrap();
-    alice.client.send_text("bob", "this one disappears").await.unwrap();
+    alice
+        .client
+        .send_text("bob", "this one disappears")
+        .await
+        .unwrap();
     let got = bob.messages(2).await;
     assert_eq!(got.last().unwrap().body, "this one disappears");
     // Bob's side now uses the timer too.
-    bob.client.send_text("alice", "so does this reply").await.unwrap();
+    bob.client
+        .send_text("alice", "so does this reply")
+        .await
+        .unwrap();
     alice.messages(1).await;
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
     for side in [&alice, &bob] {
         side.client.delete_expired().await.unwrap();
-        let history = side.client.history(if side.client.username() == "alice" { "bob" } else { "alice" }, 100).await.unwrap();
+        let history = side
+            .client
+            .history(
+                if side.client.username() == "alice" {
+                    "bob"
+                } else {
+                    "alice"
+                },
+                100,
+            )
+            .await
+            .unwrap();
         let bodies: Vec<_> = history.iter().map(|m| m.body.as_str()).collect();
         assert_eq!(bodies, ["this one stays"], "{}", side.client.username());
-        assert!(side.client.search("disappears", None).await.unwrap().is_empty());
+        assert!(
+            side.client
+                .search("disappears", None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
 both_databases!(disappearing, disappearing_messages_vanish_on_both_sides);
@@ -410,11 +438,20 @@ async fn prekeys_are_replenished_when_the_server_runs_low(db: Db) {
     // Bob's client tops up as soon as it is online.
     bob.drain().await;
     let after = bob.client.api().key_count().await.unwrap();
-    assert!(after.one_time >= starling_client::PREKEY_LOW_WATER + 90, "{after:?}");
-    assert!(after.kem >= starling_client::PREKEY_LOW_WATER + 90, "{after:?}");
+    assert!(
+        after.one_time >= starling_client::PREKEY_LOW_WATER + 90,
+        "{after:?}"
+    );
+    assert!(
+        after.kem >= starling_client::PREKEY_LOW_WATER + 90,
+        "{after:?}"
+    );
     // Sessions made from the old and new prekeys all work.
     let mut carol = server.client("carol").await;
     carol.client.send_text("bob", "fresh prekey").await.unwrap();
     assert_eq!(bob.messages(1).await[0].body, "fresh prekey");
 }
-both_databases!(prekey_replenish, prekeys_are_replenished_when_the_server_runs_low);
+both_databases!(
+    prekey_replenish,
+    prekeys_are_replenished_when_the_server_runs_low
+);

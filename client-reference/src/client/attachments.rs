@@ -301,10 +301,20 @@ async fn upload_resumable(
 ) -> Result<()> {
     let mut last_error = None;
     for attempt in 0..TRANSFER_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+        }
         let offset = if attempt == 0 {
             0
         } else {
-            client.api.attachment_received(id).await.unwrap_or(0)
+            match client.api.attachment_received(id).await {
+                Ok(offset) => offset,
+                Err(e @ ClientError::Network(_)) => {
+                    last_error = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
         };
         if offset >= size {
             progress.finish();
@@ -333,9 +343,10 @@ async fn upload_resumable(
                 progress.finish();
                 return Ok(());
             }
-            Err(e @ ClientError::Network(_)) => {
+            // Broken off, or the server kept another amount than assumed:
+            // ask it where to continue.
+            Err(e @ (ClientError::Network(_) | ClientError::Server { status: 409, .. })) => {
                 last_error = Some(e);
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
             }
             Err(e) => return Err(e),
         }

@@ -137,6 +137,32 @@ pub(crate) async fn upload_status(
     }))
 }
 
+/// Bytes of an upload between two recorded checkpoints.
+const CHECKPOINT_BYTES: i64 = 8 << 20;
+
+/// Makes the bytes up to `written` durable and records them as received.
+async fn checkpoint(
+    state: &AppState,
+    id: &[u8],
+    file: &mut tokio::fs::File,
+    recorded: i64,
+    written: i64,
+) -> Result<(), AppError> {
+    file.flush().await.map_err(io_error)?;
+    file.sync_data().await.map_err(io_error)?;
+    if !state
+        .store
+        .set_attachment_received(id, recorded, written)
+        .await?
+    {
+        return Err(AppError::Conflict {
+            code: "concurrent_upload",
+            reason: "another upload of this attachment is in progress".into(),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) async fn upload(
     State(state): State<AppState>,
     device: AuthedDevice,
@@ -178,6 +204,7 @@ pub(crate) async fn upload(
         .await
         .map_err(io_error)?;
     let mut written = offset;
+    let mut recorded = offset;
     let mut stream = body.into_data_stream();
     let mut outcome = Ok(());
     while let Some(chunk) = stream.next().await {
@@ -199,19 +226,15 @@ pub(crate) async fn upload(
             .metrics
             .attachment_bytes_received
             .inc_by(chunk.len() as u64);
+        // Record progress as it goes, so even a crash of the server loses
+        // at most one checkpoint's worth of the upload.
+        if written - recorded >= CHECKPOINT_BYTES {
+            checkpoint(&state, &id, &mut file, recorded, written).await?;
+            recorded = written;
+        }
     }
-    file.flush().await.map_err(io_error)?;
-    file.sync_data().await.map_err(io_error)?;
-    if written != offset
-        && !state
-            .store
-            .set_attachment_received(&id, offset, written)
-            .await?
-    {
-        return Err(AppError::Conflict {
-            code: "concurrent_upload",
-            reason: "another upload of this attachment is in progress".into(),
-        });
+    if written != recorded {
+        checkpoint(&state, &id, &mut file, recorded, written).await?;
     }
     outcome?;
     Ok(Json(UploadStatus {
