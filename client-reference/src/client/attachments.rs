@@ -171,11 +171,22 @@ impl Client {
         tokio::fs::create_dir_all(&dir).await?;
         let name = hex::encode(message_id);
         let partial = dir.join(format!("{name}.part"));
-        download_resumable(self, &attachment, &partial, progress).await?;
         let info = attachment_info(&attachment)?;
-        if let Err(e) = decrypt_file(&partial, None, &info).await {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(e);
+        let verified = match download_resumable(self, &attachment, &info, &partial, progress).await
+        {
+            Ok(verified) => verified,
+            Err(e @ ClientError::Crypto(_)) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        // A download resumed from a partial file is verified as a whole.
+        if !verified {
+            if let Err(e) = decrypt_file(&partial, None, &info).await {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(e);
+            }
         }
         let path = dir.join(&name);
         tokio::fs::rename(&partial, &path).await?;
@@ -373,12 +384,16 @@ fn tokio_util_stream(
     })
 }
 
+/// Downloads into `partial`, resuming what is there. Returns whether the
+/// whole blob was verified (decrypted, digest checked) as it arrived, which
+/// is the case when it came in one piece.
 async fn download_resumable(
     client: &Client,
     attachment: &content::Attachment,
+    info: &AttachmentInfo,
     partial: &Path,
     progress: &mut dyn Progress,
-) -> Result<()> {
+) -> Result<bool> {
     let size = attachment.ciphertext_len;
     let mut last_error = None;
     for attempt in 0..TRANSFER_ATTEMPTS {
@@ -388,9 +403,11 @@ async fn download_resumable(
             .unwrap_or(0);
         if offset >= size {
             progress.finish();
-            return Ok(());
+            return Ok(false);
         }
         progress.start(size, offset);
+        let mut verifier = (offset == 0).then(|| AttachmentDecryptor::new(info));
+        let mut scratch = Vec::with_capacity(CHUNK_SIZE + 64);
         let result: Result<()> = async {
             let response = client
                 .api
@@ -411,6 +428,12 @@ async fn download_resumable(
                         "attachment longer than announced".into(),
                     ));
                 }
+                if let Some(verifier) = verifier.as_mut() {
+                    verifier
+                        .update(&chunk, &mut scratch)
+                        .map_err(ClientError::crypto)?;
+                    scratch.clear();
+                }
                 file.write_all(&chunk).await?;
                 progress.advance(chunk.len() as u64);
             }
@@ -419,7 +442,18 @@ async fn download_resumable(
         }
         .await;
         match result {
-            Ok(()) => {}
+            Ok(()) => {
+                let complete = tokio::fs::metadata(partial)
+                    .await
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+                    >= size;
+                if let (true, Some(verifier)) = (complete, verifier) {
+                    verifier.finish(&mut scratch).map_err(ClientError::crypto)?;
+                    progress.finish();
+                    return Ok(true);
+                }
+            }
             Err(e @ ClientError::Network(_)) => {
                 last_error = Some(e);
                 tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
@@ -434,7 +468,7 @@ async fn download_resumable(
         >= size
     {
         progress.finish();
-        return Ok(());
+        return Ok(false);
     }
     Err(last_error.unwrap_or_else(|| ClientError::Network("download incomplete".into())))
 }

@@ -32,13 +32,13 @@ async fn first_messages(server: &TestServer, rounds: usize) {
     let mut first = Vec::new();
     let mut next = Vec::new();
     for round in 0..rounds {
-        let mut alice = server.client(&format!("a{round}")).await;
-        let mut bob = server.client(&format!("b{round}")).await;
+        let mut alice = server.client(&format!("alice{round}")).await;
+        let mut bob = server.client(&format!("bob{round}")).await;
         let _ = &mut alice;
         let start = Instant::now();
         alice
             .client
-            .send_text(&format!("b{round}"), "first message")
+            .send_text(&format!("bob{round}"), "first message")
             .await
             .unwrap();
         assert_eq!(bob.messages(1).await.len(), 1);
@@ -46,7 +46,7 @@ async fn first_messages(server: &TestServer, rounds: usize) {
         let start = Instant::now();
         alice
             .client
-            .send_text(&format!("b{round}"), "second message")
+            .send_text(&format!("bob{round}"), "second message")
             .await
             .unwrap();
         assert_eq!(bob.messages(1).await.len(), 1);
