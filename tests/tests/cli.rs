@@ -96,6 +96,40 @@ async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: Db) {
             .unwrap()
             .contains("a reply")
     );
+    // Bob's receive told alice her message was read.
+    assert!(
+        back.iter()
+            .any(|l| l["event"] == "updated" && l["change"] == "read"),
+        "{back:?}"
+    );
+    assert_eq!(alice.json(&["history", "bob"])[0]["read"], true);
+
+    // The interactive chat, fed from a pipe.
+    let mut chat = std::process::Command::new(workspace_binary("starling"))
+        .arg("--home")
+        .arg(alice.home.path())
+        .args(["chat", "bob"])
+        .env("STARLING_PASSPHRASE", "correct horse battery")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = chat.stdin.take().unwrap();
+        stdin.write_all(b"typed in the chat\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        stdin.write_all(b"/quit\n").unwrap();
+    }
+    let finished = chat.wait_with_output().unwrap();
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    let in_chat = bob.json(&["receive", "--wait", "10"]);
+    assert_eq!(messages(&in_chat)[0]["body"], "typed in the chat");
 
     // A file, saved by the recipient.
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +156,7 @@ async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: Db) {
 
     // History and search.
     let history = alice.json(&["history", "bob"]);
-    assert_eq!(history.len(), 3);
+    assert_eq!(history.len(), 4);
     assert_eq!(history[0]["body"], "hello from the command line");
     let found = bob.json(&["search", "command line"]);
     assert_eq!(found.len(), 2, "the message and the reply quoting it");

@@ -310,6 +310,26 @@ impl Client {
         }))
     }
 
+    /// Tells the senders of these direct messages that they were read.
+    pub async fn send_read_receipts(&mut self, entries: &[HistoryEntry]) -> Result<()> {
+        let mut by_sender: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for entry in entries {
+            if entry.outgoing || !entry.conversation.starts_with('@') {
+                continue;
+            }
+            if let Ok(id) = hex::decode(&entry.message_id) {
+                by_sender.entry(entry.sender.clone()).or_default().push(id);
+            }
+        }
+        for (sender, message_ids) in by_sender {
+            let receipt = new_content(content::Body::ReadReceipt(content::ReadReceipt {
+                message_ids,
+            }));
+            self.send_pairwise(&[sender], &receipt).await?;
+        }
+        Ok(())
+    }
+
     /// Sets a conversation's disappearing-message timer, for both sides.
     pub async fn set_timer(&mut self, conversation: &str, seconds: u32) -> Result<()> {
         let key = self.conversation_key(conversation).await?;

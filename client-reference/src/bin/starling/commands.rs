@@ -260,7 +260,11 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
             });
             Ok(())
         }
-        Command::Receive { wait, save_dir } => receive(client, wait, save_dir, out).await,
+        Command::Receive {
+            wait,
+            save_dir,
+            no_read_receipts,
+        } => receive(client, wait, save_dir, !no_read_receipts, out).await,
         Command::Save { message, path } => {
             let message_id = message_id_anywhere(client, &message).await?;
             let mut progress = out.progress("downloading");
@@ -415,6 +419,7 @@ async fn receive(
     client: &mut Client,
     wait: Option<f64>,
     save_dir: Option<PathBuf>,
+    read_receipts: bool,
     out: Output,
 ) -> Result<()> {
     let wait = match wait {
@@ -442,6 +447,16 @@ async fn receive(
                 );
             }
         }
+    }
+    if read_receipts {
+        let shown: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(entry) => Some(entry.clone()),
+                _ => None,
+            })
+            .collect();
+        client.send_read_receipts(&shown).await?;
     }
     Ok(())
 }

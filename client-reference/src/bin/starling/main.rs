@@ -109,6 +109,9 @@ enum Command {
         /// Decrypt received files into this folder.
         #[arg(long)]
         save_dir: Option<PathBuf>,
+        /// Do not tell senders their messages were read.
+        #[arg(long)]
+        no_read_receipts: bool,
     },
     /// Save a received attachment (decrypted) to a file or folder.
     Save { message: String, path: PathBuf },
