@@ -455,3 +455,48 @@ both_databases!(
     prekey_replenish,
     prekeys_are_replenished_when_the_server_runs_low
 );
+
+async fn a_redelivery_after_a_crash_before_the_ack_is_shown_once(db: Db) {
+    let server = TestServer::start(db).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice.client.send_text("bob", "exactly once").await.unwrap();
+    // Bob's client stores the message, then "crashes" before acknowledging.
+    let mut connection = starling_client::connection::Connection::open(bob.client.api())
+        .await
+        .unwrap();
+    let envelope = loop {
+        match connection.next_event().await.unwrap().unwrap() {
+            starling_client::connection::ServerEvent::Envelope(envelope) => break envelope,
+            _ => continue,
+        }
+    };
+    let first = bob.client.process_envelope(envelope).await.unwrap();
+    assert_eq!(texts(&first), ["exactly once"]);
+    drop(connection);
+    let bob_home = bob.home;
+    let key = bob.key;
+    drop(bob.client);
+    // On restart the server delivers it again; it shows once, and the
+    // session is intact.
+    let client = starling_client::Client::open(bob_home.path(), &key)
+        .await
+        .unwrap();
+    let mut bob = starling_e2e::TestClient {
+        client,
+        home: bob_home,
+        key,
+    };
+    assert!(texts(&bob.drain().await).is_empty());
+    assert_eq!(bob.client.history("alice", 10).await.unwrap().len(), 1);
+    alice
+        .client
+        .send_text("bob", "and the next one")
+        .await
+        .unwrap();
+    assert_eq!(bob.messages(1).await[0].body, "and the next one");
+}
+both_databases!(
+    redelivery,
+    a_redelivery_after_a_crash_before_the_ack_is_shown_once
+);

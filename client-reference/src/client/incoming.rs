@@ -15,7 +15,7 @@ use crate::content::{self, Content, Transport, transport};
 use crate::error::{ClientError, Result};
 use crate::frames::Envelope;
 use crate::store::HistoryEntry;
-use crate::store::TrustChange;
+use crate::store::{InboxItem, TrustChange};
 
 /// What arrived.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -120,10 +120,10 @@ impl Client {
     /// Receives what is queued; when `wait` is given, keeps listening until
     /// something arrives or the time is up. Returns everything that happened.
     pub async fn receive(&mut self, wait: Option<Duration>) -> Result<Vec<Event>> {
+        let mut events = self.apply_pending().await?;
         let mut connection = self.connect().await?;
         let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
         let mut drained = false;
-        let mut events = Vec::new();
         loop {
             let done = drained && (wait.is_none() || !events.is_empty());
             if done {
@@ -159,27 +159,60 @@ impl Client {
         if self.store.envelope_seen(&envelope.id).await? {
             return Ok(Vec::new());
         }
-        let events = match self.open_envelope(&envelope).await {
-            Ok(events) => events,
-            Err(Failure::Local(error)) => return Err(error),
+        // Decrypted before a crash: apply what was staged, do not decrypt
+        // again (the session has moved on).
+        if let Some(item) = self.store.inbox_item(&envelope.id).await? {
+            return self.apply_staged(item).await;
+        }
+        match self.open_envelope(&envelope).await {
+            Ok(item) => self.apply_staged(item).await,
+            Err(Failure::Local(error)) => Err(error),
             Err(Failure::Unreadable(reason)) => {
                 tracing::warn!(sender = %envelope.sender, device = envelope.sender_device, "undecryptable envelope");
                 if !envelope.sender.is_empty() {
                     self.repair_session(&envelope.sender, envelope.sender_device)
                         .await?;
                 }
-                vec![Event::DecryptionFailed {
+                self.store.finish_envelope(&envelope.id).await?;
+                Ok(vec![Event::DecryptionFailed {
                     sender: envelope.sender.clone(),
                     device: envelope.sender_device,
                     reason,
-                }]
+                }])
             }
-        };
-        self.store.mark_envelope_seen(&envelope.id).await?;
+        }
+    }
+
+    /// Applies envelopes that were decrypted but not applied when the
+    /// client last stopped (a crash); their envelopes may already be gone
+    /// from the server.
+    pub async fn apply_pending(&mut self) -> Result<Vec<Event>> {
+        let mut events = Vec::new();
+        for item in self.store.pending_inbox().await? {
+            events.extend(self.apply_staged(item).await?);
+        }
         Ok(events)
     }
 
-    async fn open_envelope(&mut self, envelope: &Envelope) -> Result<Vec<Event>, Failure> {
+    /// Applies a staged envelope's content, then marks it processed.
+    async fn apply_staged(&mut self, item: InboxItem) -> Result<Vec<Event>> {
+        let mut events = Vec::new();
+        // Validated before staging; a failure here means a damaged store.
+        let content = Content::decode(item.content.as_slice())?;
+        if item.identity_changed {
+            events.push(Event::IdentityChanged {
+                username: item.sender.clone(),
+            });
+        }
+        events.extend(
+            self.apply_content(&item.sender, item.sender_device, content, item.pairwise)
+                .await?,
+        );
+        self.store.finish_envelope(&item.envelope_id).await?;
+        Ok(events)
+    }
+
+    async fn open_envelope(&mut self, envelope: &Envelope) -> Result<InboxItem, Failure> {
         if envelope.sender.is_empty() {
             return Err(unreadable(
                 "sealed envelopes are not supported by this client",
@@ -193,11 +226,13 @@ impl Client {
         }
     }
 
+    /// Decrypts a pairwise envelope and stages its content together with
+    /// the advanced session.
     async fn open_pairwise(
         &mut self,
         envelope: &Envelope,
         bytes: &[u8],
-    ) -> Result<Vec<Event>, Failure> {
+    ) -> Result<InboxItem, Failure> {
         let sender = envelope.sender.as_str();
         let device = envelope.sender_device;
         let message = CiphertextMessage::from_bytes(bytes).map_err(unreadable)?;
@@ -210,6 +245,7 @@ impl Client {
                 &mut rand::rngs::OsRng,
             )
             .map_err(unreadable)?;
+        Content::decode(decrypted.plaintext.as_slice()).map_err(unreadable)?;
         let own = sender == self.username;
         let change = self
             .store
@@ -218,26 +254,28 @@ impl Client {
         if own && change != TrustChange::Known {
             self.own_devices = None;
         }
+        let item = InboxItem {
+            envelope_id: envelope.id.clone(),
+            sender: sender.to_owned(),
+            sender_device: device,
+            pairwise: true,
+            identity_changed: change == TrustChange::Changed && !own,
+            content: decrypted.plaintext,
+        };
         let consumed = decrypted.new_session.then_some(&self.prekeys);
         self.store
-            .save_sessions(sender, device, &sessions, consumed)
+            .save_sessions_with_inbox(sender, device, &sessions, consumed, Some(&item))
             .await?;
-        let content = Content::decode(decrypted.plaintext.as_slice()).map_err(unreadable)?;
-        let mut events = Vec::new();
-        if change == TrustChange::Changed && !own {
-            events.push(Event::IdentityChanged {
-                username: sender.to_owned(),
-            });
-        }
-        events.extend(self.apply_content(sender, device, content, true).await?);
-        Ok(events)
+        Ok(item)
     }
 
+    /// Decrypts a group envelope and stages its content together with the
+    /// advanced sender key.
     async fn open_group(
         &mut self,
         envelope: &Envelope,
         group: &content::GroupCiphertext,
-    ) -> Result<Vec<Event>, Failure> {
+    ) -> Result<InboxItem, Failure> {
         let sender = envelope.sender.as_str();
         let device = envelope.sender_device;
         let mut inbound = self
@@ -246,14 +284,28 @@ impl Client {
             .await?
             .ok_or_else(|| unreadable("no sender key from this member"))?;
         let plaintext = inbound.decrypt(&group.message).map_err(unreadable)?;
-        self.store
-            .save_inbound_group_session(&group.group_id, sender, device, &inbound)
-            .await?;
         let content = Content::decode(plaintext.as_slice()).map_err(unreadable)?;
         if content.group_id != group.group_id {
             return Err(unreadable("group message names another group"));
         }
-        Ok(self.apply_content(sender, device, content, false).await?)
+        let item = InboxItem {
+            envelope_id: envelope.id.clone(),
+            sender: sender.to_owned(),
+            sender_device: device,
+            pairwise: false,
+            identity_changed: false,
+            content: plaintext,
+        };
+        self.store
+            .save_inbound_group_session_with_inbox(
+                &group.group_id,
+                sender,
+                device,
+                &inbound,
+                Some(&item),
+            )
+            .await?;
+        Ok(item)
     }
 
     /// Applies a decrypted content from `sender`'s `device`.

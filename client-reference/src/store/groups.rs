@@ -179,6 +179,23 @@ impl Store {
         device_id: u32,
         session: &InboundGroupSession,
     ) -> Result<()> {
+        self.save_inbound_group_session_with_inbox(group_id, username, device_id, session, None)
+            .await
+    }
+
+    /// Saves an inbound session and stages what it decrypted, together.
+    pub async fn save_inbound_group_session_with_inbox(
+        &self,
+        group_id: &[u8],
+        username: &str,
+        device_id: u32,
+        session: &InboundGroupSession,
+        inbox: Option<&super::InboxItem>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(item) = inbox {
+            super::sessions::insert_inbox(&mut tx, item).await?;
+        }
         sqlx::query(
             "INSERT INTO group_inbound (group_id, username, device_id, state) VALUES (?, ?, ?, ?) \
              ON CONFLICT (group_id, username, device_id) DO UPDATE SET state = excluded.state",
@@ -187,8 +204,9 @@ impl Store {
         .bind(username)
         .bind(i64::from(device_id))
         .bind(&session.to_bytes()[..])
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 pub use account::AccountRecord;
 pub use groups::GroupRecord;
 pub use messages::{HistoryEntry, NewMessage};
+pub use sessions::InboxItem;
 pub use trust::{ContactRecord, TrustChange};
 
 use crate::error::{ClientError, Result};

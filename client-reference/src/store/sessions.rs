@@ -9,6 +9,65 @@ use zeroize::Zeroizing;
 use super::{Store, now_millis};
 use crate::error::{ClientError, Result};
 
+/// A decrypted envelope staged until its content is applied.
+#[derive(Clone)]
+pub struct InboxItem {
+    /// The server's envelope id.
+    pub envelope_id: Vec<u8>,
+    /// Sender account.
+    pub sender: String,
+    /// Sender device.
+    pub sender_device: u32,
+    /// Came through a pairwise session (not a group's sender key).
+    pub pairwise: bool,
+    /// The sender's keys changed when it was decrypted.
+    pub identity_changed: bool,
+    /// The decrypted Content.
+    pub content: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for InboxItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboxItem")
+            .field("sender", &self.sender)
+            .field("sender_device", &self.sender_device)
+            .finish_non_exhaustive()
+    }
+}
+
+const INBOX_COLUMNS: &str =
+    "envelope_id, sender, sender_device, pairwise, identity_changed, content";
+
+fn inbox_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<InboxItem> {
+    Ok(InboxItem {
+        envelope_id: row.try_get("envelope_id")?,
+        sender: row.try_get("sender")?,
+        sender_device: u32::try_from(row.try_get::<i64, _>("sender_device")?).unwrap_or(0),
+        pairwise: row.try_get::<i64, _>("pairwise")? != 0,
+        identity_changed: row.try_get::<i64, _>("identity_changed")? != 0,
+        content: Zeroizing::new(row.try_get("content")?),
+    })
+}
+
+pub(super) async fn insert_inbox(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    item: &InboxItem,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO inbox (envelope_id, sender, sender_device, pairwise, identity_changed, content) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&item.envelope_id)
+    .bind(&item.sender)
+    .bind(i64::from(item.sender_device))
+    .bind(i64::from(item.pairwise))
+    .bind(i64::from(item.identity_changed))
+    .bind(&item.content[..])
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// The sessions with one peer device (empty when there are none).
     pub async fn sessions(&self, username: &str, device_id: u32) -> Result<PeerSessions> {
@@ -36,7 +95,24 @@ impl Store {
         sessions: &PeerSessions,
         prekeys: Option<&PreKeyStore>,
     ) -> Result<()> {
+        self.save_sessions_with_inbox(username, device_id, sessions, prekeys, None)
+            .await
+    }
+
+    /// Like [`Self::save_sessions`], also staging what was decrypted in the
+    /// same transaction.
+    pub async fn save_sessions_with_inbox(
+        &self,
+        username: &str,
+        device_id: u32,
+        sessions: &PeerSessions,
+        prekeys: Option<&PreKeyStore>,
+        inbox: Option<&InboxItem>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        if let Some(item) = inbox {
+            insert_inbox(&mut tx, item).await?;
+        }
         sqlx::query(
             "INSERT INTO sessions (username, device_id, state) VALUES (?, ?, ?) \
              ON CONFLICT (username, device_id) DO UPDATE SET state = excluded.state",
@@ -84,6 +160,41 @@ impl Store {
             .bind(now_millis())
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// A staged envelope, if this one was decrypted but not yet applied.
+    pub async fn inbox_item(&self, envelope_id: &[u8]) -> Result<Option<InboxItem>> {
+        let row = sqlx::query(&format!(
+            "SELECT {INBOX_COLUMNS} FROM inbox WHERE envelope_id = ?"
+        ))
+        .bind(envelope_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(inbox_from_row).transpose()
+    }
+
+    /// Every staged envelope (left by a crash), oldest first.
+    pub async fn pending_inbox(&self) -> Result<Vec<InboxItem>> {
+        let rows = sqlx::query(&format!("SELECT {INBOX_COLUMNS} FROM inbox ORDER BY rowid"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(inbox_from_row).collect()
+    }
+
+    /// Marks an envelope processed and drops its staged content, together.
+    pub async fn finish_envelope(&self, envelope_id: &[u8]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM inbox WHERE envelope_id = ?")
+            .bind(envelope_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT OR IGNORE INTO seen_envelopes (envelope_id, seen_at) VALUES (?, ?)")
+            .bind(envelope_id)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
