@@ -115,6 +115,16 @@ async fn both_devices_of_an_account_see_the_whole_conversation(db: Db) {
     assert_eq!(synced[0].body, "sent from the phone");
     assert!(synced[0].outgoing);
     assert_eq!(synced[0].conversation, "@bob");
+    // The phone was told a device was linked; the laptop, linked last, was not
+    // warned about the phone.
+    let phone_warnings = alice.client.warnings().await.unwrap();
+    assert!(
+        phone_warnings
+            .iter()
+            .any(|(_, t)| t.contains("new device (2) was linked")),
+        "{phone_warnings:?}"
+    );
+    assert!(laptop.client.warnings().await.unwrap().is_empty());
     laptop
         .client
         .send_text("bob", "sent from the laptop")

@@ -249,7 +249,12 @@ impl Client {
         let own = sender == self.username;
         let change = self
             .store
-            .observe_identity(sender, device, &decrypted.sender, own)
+            .observe_identity(
+                sender,
+                device,
+                &decrypted.sender,
+                own.then_some(self.device_id),
+            )
             .await?;
         if own && change != TrustChange::Known {
             self.own_devices = None;

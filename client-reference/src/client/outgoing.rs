@@ -74,7 +74,7 @@ impl Client {
         device: u32,
         bundle: &PreKeyBundle,
     ) -> Result<()> {
-        let own = username == self.username;
+        let own = (username == self.username).then_some(self.device_id);
         self.store
             .observe_identity(username, device, bundle.identity(), own)
             .await?;

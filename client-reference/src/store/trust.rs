@@ -32,14 +32,16 @@ pub struct ContactRecord {
 
 impl Store {
     /// Records the identity key of `username`'s device, trusting it on
-    /// first use. A change on a known account is flagged and warned about;
-    /// `own` suppresses that for this home's own account.
+    /// first use. A change on a known account is flagged and warned about.
+    /// For this home's own account (`own_device` is this device's id), a
+    /// device newer than this one is announced as newly linked, without
+    /// blocking anything.
     pub async fn observe_identity(
         &self,
         username: &str,
         device_id: u32,
         key: &IdentityKey,
-        own: bool,
+        own_device: Option<u32>,
     ) -> Result<TrustChange> {
         let bytes = key.to_bytes();
         let mut tx = self.pool.begin().await?;
@@ -79,18 +81,30 @@ impl Store {
         } else {
             TrustChange::Changed
         };
-        if change == TrustChange::Changed && !own {
-            let text = if existing.is_some() {
-                format!(
-                    "{username}'s device {device_id} has a new identity key: the safety number changed"
-                )
-            } else {
-                format!("{username} has a new device ({device_id}): the safety number changed")
-            };
-            sqlx::query("UPDATE contacts SET identity_changed = 1 WHERE username = ?")
-                .bind(username)
-                .execute(&mut *tx)
-                .await?;
+        let warning = match own_device {
+            // Devices older than this one were there when it was linked.
+            Some(this) if existing.is_none() && device_id < this => None,
+            Some(_) if existing.is_none() => Some(format!(
+                "a new device ({device_id}) was linked to your account; if it is not yours, remove it: starling devices remove {device_id}"
+            )),
+            Some(_) => Some(format!(
+                "your device {device_id} has a new identity key; if you did not reinstall it, remove it: starling devices remove {device_id}"
+            )),
+            None if change == TrustChange::FirstContact => None,
+            None if existing.is_some() => Some(format!(
+                "{username}'s device {device_id} has a new identity key: the safety number changed"
+            )),
+            None => Some(format!(
+                "{username} has a new device ({device_id}): the safety number changed"
+            )),
+        };
+        if let Some(text) = warning {
+            if own_device.is_none() {
+                sqlx::query("UPDATE contacts SET identity_changed = 1 WHERE username = ?")
+                    .bind(username)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("INSERT INTO warnings (username, text, created_at) VALUES (?, ?, ?)")
                 .bind(username)
                 .bind(&text)
