@@ -294,9 +294,18 @@ impl Client {
         if !self.store.insert_message(&message).await? {
             return Ok(None);
         }
+        let conversation_name = match conversation.strip_prefix('#') {
+            Some(group) => match hex::decode(group) {
+                Ok(id) => self.store.group(&id).await?.map(|g| g.name),
+                Err(_) => None,
+            }
+            .unwrap_or_else(|| group.to_owned()),
+            None => conversation.trim_start_matches('@').to_owned(),
+        };
         Ok(Some(HistoryEntry {
             message_id: hex::encode(&message.message_id),
             conversation: message.conversation,
+            conversation_name,
             sender: message.sender,
             sender_device,
             outgoing,

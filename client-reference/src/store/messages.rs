@@ -46,6 +46,9 @@ pub struct HistoryEntry {
     pub message_id: String,
     /// "@user" or "#<group id hex>".
     pub conversation: String,
+    /// What a person calls the conversation: the username, or the group's
+    /// current name.
+    pub conversation_name: String,
     /// Author.
     pub sender: String,
     /// Author's device.
@@ -74,6 +77,7 @@ fn entry_from_row(row: &SqliteRow) -> Result<HistoryEntry> {
     Ok(HistoryEntry {
         message_id: hex::encode(id),
         conversation: row.try_get("conversation")?,
+        conversation_name: row.try_get("conversation_name")?,
         sender: row.try_get("sender")?,
         sender_device: u32::try_from(row.try_get::<i64, _>("sender_device")?).unwrap_or(0),
         outgoing: row.try_get::<i64, _>("outgoing")? != 0,
@@ -87,7 +91,9 @@ fn entry_from_row(row: &SqliteRow) -> Result<HistoryEntry> {
     })
 }
 
-const ENTRY_COLUMNS: &str = "m.message_id, m.conversation, m.sender, m.sender_device, m.outgoing, m.kind, \
+const ENTRY_COLUMNS: &str = "m.message_id, m.conversation, \
+     COALESCE((SELECT g.name FROM groups g WHERE '#' || lower(hex(g.group_id)) = m.conversation), \
+     substr(m.conversation, 2)) AS conversation_name, m.sender, m.sender_device, m.outgoing, m.kind, \
      m.body, m.sent_at, m.edited, m.read, m.reactions, m.attachment_file";
 
 impl Store {

@@ -70,7 +70,11 @@ fn short(id: &str) -> &str {
 pub(crate) fn message_line(entry: &HistoryEntry) -> String {
     let mut line = format!(
         "[{}] {}{}: {}",
-        entry.conversation,
+        if entry.conversation.starts_with('#') {
+            format!("#{}", entry.conversation_name)
+        } else {
+            entry.conversation_name.clone()
+        },
         entry.sender,
         if entry.edited { " (edited)" } else { "" },
         entry.body
@@ -84,6 +88,12 @@ pub(crate) fn message_line(entry: &HistoryEntry) -> String {
         line.push_str(&format!("  [{}]", reactions.join(", ")));
     }
     line.push_str(&format!("  (id {})", short(&entry.message_id)));
+    if matches!(entry.kind.as_str(), "file" | "image" | "voice" | "video") {
+        line.push_str(&format!(
+            "\n  save it with: starling save {} DIR",
+            short(&entry.message_id)
+        ));
+    }
     line
 }
 
