@@ -38,8 +38,23 @@ async fn direct_messages_both_ways_and_in_order_after_being_offline(db: Db) {
             .all(|m| m.sender == "alice" && m.conversation == "@alice")
     );
     bob.client.send_text("alice", "got them").await.unwrap();
-    let back = alice.messages(1).await;
-    assert_eq!(back[0].body, "got them");
+    // Alice listens the way an app does: a stream of typed events.
+    {
+        use futures_util::StreamExt;
+        let stream = alice.client.events().await.unwrap();
+        let mut stream = std::pin::pin!(stream);
+        let reply = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                if let Event::Message(m) = stream.next().await.unwrap().unwrap() {
+                    break m;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(reply.body, "got them");
+        assert_eq!(reply.conversation_name, "bob");
+    }
     // Both histories agree.
     let a: Vec<_> = alice
         .client

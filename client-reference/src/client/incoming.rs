@@ -117,6 +117,33 @@ impl Client {
         }
     }
 
+    /// The events arriving for this device, as a stream that runs until the
+    /// server closes the connection (or an error, which ends it). Staged
+    /// envelopes from before a crash come first. Each envelope is stored
+    /// before it is acknowledged.
+    pub async fn events(&mut self) -> Result<impl futures_util::Stream<Item = Result<Event>> + '_> {
+        let pending: std::collections::VecDeque<Event> = self.apply_pending().await?.into();
+        let connection = self.connect().await?;
+        let state = (self, Some(connection), pending);
+        Ok(futures_util::stream::unfold(
+            state,
+            |(client, mut connection, mut pending)| async move {
+                loop {
+                    if let Some(event) = pending.pop_front() {
+                        return Some((Ok(event), (client, connection, pending)));
+                    }
+                    let conn = connection.as_mut()?;
+                    let mut drained = false;
+                    match client.next_events(conn, &mut drained).await {
+                        Ok(Some(events)) => pending.extend(events),
+                        Ok(None) => return None,
+                        Err(e) => return Some((Err(e), (client, None, pending))),
+                    }
+                }
+            },
+        ))
+    }
+
     /// Receives what is queued; when `wait` is given, keeps listening until
     /// something arrives or the time is up. Returns everything that happened.
     pub async fn receive(&mut self, wait: Option<Duration>) -> Result<Vec<Event>> {
