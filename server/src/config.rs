@@ -179,6 +179,46 @@ impl Default for PushConfig {
     }
 }
 
+/// A secret read from the configuration; never printed.
+#[derive(Clone, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Calls: join tokens for the media relay and TURN credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    /// Lifetime of a relay join token, seconds (at most 300).
+    pub token_ttl_seconds: u64,
+    /// Where clients reach the media relay (given out with tokens).
+    pub relay_url: Option<String>,
+    /// The shared secret of coturn's REST API (`static-auth-secret`);
+    /// without it no TURN credentials are handed out.
+    pub turn_secret: Option<Secret>,
+    /// TURN server URLs given to clients (`turn:host:3478?transport=udp`).
+    pub turn_urls: Vec<String>,
+    /// Lifetime of TURN credentials, seconds.
+    pub turn_ttl_seconds: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl_seconds: 60,
+            relay_url: None,
+            turn_secret: None,
+            turn_urls: Vec::new(),
+            turn_ttl_seconds: 86_400,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -200,6 +240,8 @@ pub struct Config {
     pub attachments: AttachmentsConfig,
     /// Push wake-ups.
     pub push: PushConfig,
+    /// Calls.
+    pub calls: CallsConfig,
     /// Largest HTTP request body in bytes.
     pub max_request_bytes: usize,
     /// Seconds to wait for connections to finish on shutdown.
@@ -217,6 +259,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             attachments: AttachmentsConfig::default(),
             push: PushConfig::default(),
+            calls: CallsConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,
             shutdown_grace_seconds: 10,
         }
@@ -227,7 +270,7 @@ impl Config {
     /// Loads `path` (if given) and applies environment overrides:
     /// `DATABASE_URL`, `STARLING_DATA_DIR`, `STARLING_LISTEN`,
     /// `STARLING_TLS_MODE` (`self_signed`, `files`, `plain_http`),
-    /// `STARLING_OPEN_REGISTRATION` (`true`/`false`).
+    /// `STARLING_OPEN_REGISTRATION` (`true`/`false`), `STARLING_TURN_SECRET`.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut config = match path {
             Some(path) => Self::from_file(path)?,
@@ -275,6 +318,9 @@ impl Config {
                     });
                 }
             };
+        }
+        if let Some(secret) = var("STARLING_TURN_SECRET").filter(|v| !v.is_empty()) {
+            self.calls.turn_secret = Some(Secret(secret));
         }
         if let Some(open) = var("STARLING_OPEN_REGISTRATION") {
             self.registration.open = open.parse().map_err(|_| ConfigError::Env {

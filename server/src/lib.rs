@@ -61,13 +61,17 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Group commit of sends and acknowledgements.
     pub writer: store::Batcher,
+    /// Signs the media relay's join tokens.
+    pub call_tokens: Arc<starling_call_token::TokenSigner>,
 }
 
 impl AppState {
     /// State for one node: the registry wakes connected devices, push
     /// wakes the others. Must be called within a Tokio runtime (it starts
-    /// the push sender).
-    pub fn new(store: Store, config: Config) -> Self {
+    /// the push sender). Loads the call-token key from the data folder,
+    /// creating it on first start.
+    pub fn new(store: Store, config: Config) -> std::io::Result<Self> {
+        let call_tokens = Arc::new(routes::calls::load_or_create_signer(&config.data_dir)?);
         let registry = Arc::new(Registry::default());
         let notifier: Arc<dyn Notifier> = Arc::new(push::PushNotifier::start(
             registry.clone(),
@@ -76,7 +80,7 @@ impl AppState {
         ));
         let limits = Arc::new(limits::Limits::new(&config.messages));
         let writer = store::Batcher::start(store.clone());
-        Self {
+        Ok(Self {
             store,
             config: Arc::new(config),
             notifier,
@@ -84,7 +88,8 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             limits,
             writer,
-        }
+            call_tokens,
+        })
     }
 }
 

@@ -108,7 +108,7 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let addr = config.listen;
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
-    let state = AppState::new(store.clone(), config.clone());
+    let state = AppState::new(store.clone(), config.clone())?;
     let expiry = spawn_expiry(state.clone(), Duration::from_secs(60));
     let router = app(state).into_make_service();
     let handle = axum_server::Handle::new();

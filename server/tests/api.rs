@@ -671,7 +671,8 @@ async fn openapi_matches_the_router(kind: Kind) {
             .replace("{username}", "alice")
             .replace("{device_id}", "1")
             .replace("{device}", "1")
-            .replace("{id}", &"00".repeat(16));
+            .replace("{id}", &"00".repeat(16))
+            .replace("{call_id}", "call-1");
         for method in operations.as_object().unwrap().keys() {
             let (status, body) = server
                 .request_raw(&method.to_uppercase(), &concrete, None, None)

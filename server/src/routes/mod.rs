@@ -4,10 +4,12 @@
 //! - `keys`: prekey upload, bundle fetch (claims one-time prekeys), counts.
 //! - `messages`: sends (one account, or many for groups).
 //! - `attachments`: resumable blob upload, ranged download.
+//! - `calls`: media relay join tokens and TURN credentials.
 //! - `health`: `/healthz`.
 
 pub mod accounts;
 pub mod attachments;
+pub mod calls;
 mod directory;
 mod health;
 pub mod keys;
@@ -45,6 +47,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/messages/{username}", put(messages::send))
         .route("/v1/directory", get(directory::search))
         .route("/v1/push", put(push::register).delete(push::unregister))
+        .route("/v1/calls/{call_id}/token", post(calls::join_token))
+        .route("/v1/calls/token-key", get(calls::token_key))
+        .route("/v1/calls/turn", get(calls::turn_credentials))
         .route("/v1/attachments", post(attachments::create))
         .route(
             "/v1/attachments/{id}",

@@ -157,7 +157,7 @@ impl TestServer {
             ..Config::default()
         };
         adjust(&mut config);
-        let state = AppState::new(db.store().await, config);
+        let state = AppState::new(db.store().await, config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = app(state.clone());
