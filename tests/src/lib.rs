@@ -364,3 +364,24 @@ pub fn texts(events: &[Event]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Writes `size` random bytes to `path` (1 MiB at a time) and returns
+/// their SHA-256.
+pub fn write_random_file(path: &Path, size: usize) -> [u8; 32] {
+    use rand::RngCore;
+    use sha2::Digest;
+    use std::io::Write;
+    let mut digest = sha2::Sha256::new();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut chunk = vec![0u8; 1024 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        rand::rngs::OsRng.fill_bytes(&mut chunk[..n]);
+        digest.update(&chunk[..n]);
+        file.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    file.flush().unwrap();
+    digest.finalize().into()
+}

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use starling_e2e::{Db, TestServer, both_databases};
@@ -25,17 +23,7 @@ async fn a_100_mib_file_round_trips_with_bounded_memory(db: Db) {
     let mut bob = server.client("bob").await;
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("big.bin");
-    let mut digest = Sha256::new();
-    {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
-        let mut chunk = vec![0u8; 1024 * 1024];
-        for _ in 0..SIZE / chunk.len() {
-            rand::rngs::OsRng.fill_bytes(&mut chunk);
-            digest.update(&chunk);
-            file.write_all(&chunk).unwrap();
-        }
-    }
-    let expected = digest.finalize();
+    let expected = starling_e2e::write_random_file(&source, SIZE);
     let before = peak_rss_kib();
 
     alice
@@ -64,7 +52,7 @@ async fn a_100_mib_file_round_trips_with_bounded_memory(db: Db) {
     let mut digest = Sha256::new();
     let mut file = std::fs::File::open(&saved).unwrap();
     std::io::copy(&mut file, &mut digest).unwrap();
-    assert_eq!(digest.finalize(), expected);
+    assert_eq!(<[u8; 32]>::from(digest.finalize()), expected);
     assert_eq!(saved.file_name().unwrap(), "big.bin");
     // Both clients ran in this process; the file is 100 MiB.
     assert!(

@@ -310,49 +310,32 @@ both_databases!(
 );
 
 /// Flips one byte of every queued envelope's ciphertext, in the server's
-/// own database.
+/// own database (one query text: both accept `$N` placeholders).
+macro_rules! flip_last_bytes {
+    ($connection:ty, $url:expr) => {{
+        let mut conn = <$connection>::connect($url).await.unwrap();
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, content FROM envelopes")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        for (seq, mut content) in rows.clone() {
+            let last = content.len() - 1;
+            content[last] ^= 0x01;
+            sqlx::query("UPDATE envelopes SET content = $1 WHERE seq = $2")
+                .bind(content)
+                .bind(seq)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        rows.len()
+    }};
+}
+
 async fn tamper_with_queued_envelopes(server: &TestServer, db: Db) -> usize {
     match db {
-        Db::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&server.database_url)
-                .await
-                .unwrap();
-            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, content FROM envelopes")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-            for (seq, mut content) in rows.clone() {
-                let last = content.len() - 1;
-                content[last] ^= 0x01;
-                sqlx::query("UPDATE envelopes SET content = ? WHERE seq = ?")
-                    .bind(content)
-                    .bind(seq)
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-            rows.len()
-        }
-        Db::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&server.database_url)
-                .await
-                .unwrap();
-            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, content FROM envelopes")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-            for (seq, mut content) in rows.clone() {
-                let last = content.len() - 1;
-                content[last] ^= 0x01;
-                sqlx::query("UPDATE envelopes SET content = $1 WHERE seq = $2")
-                    .bind(content)
-                    .bind(seq)
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-            rows.len()
-        }
+        Db::Sqlite => flip_last_bytes!(sqlx::SqliteConnection, &server.database_url),
+        Db::Postgres => flip_last_bytes!(sqlx::PgConnection, &server.database_url),
     }
 }
 

@@ -8,11 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use rand::RngCore;
 use starling_e2e::{Db, TestServer};
 use tokio::io::AsyncWriteExt;
 
@@ -120,14 +118,7 @@ async fn plain_http(
 async fn transfers(server: &TestServer, rounds: usize) {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("big.bin");
-    {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
-        let mut chunk = vec![0u8; 1024 * 1024];
-        for _ in 0..FILE_SIZE / chunk.len() {
-            rand::rngs::OsRng.fill_bytes(&mut chunk);
-            file.write_all(&chunk).unwrap();
-        }
-    }
+    starling_e2e::write_random_file(&source, FILE_SIZE);
     let mut alice = server.client("filesender").await;
     let mut bob = server.client("filereceiver").await;
     let credentials = alice.client.api().credentials().unwrap().clone();
