@@ -3,7 +3,7 @@
 //!
 //! Groups (see `docs/PERFORMANCE.md` for the targets and the results):
 //! - `primitives`: X25519, Ed25519, HMAC-SHA256, ChaCha20-Poly1305,
-//!   ML-KEM-768 and SHA-256 on their own: the floors the other groups are
+//!   ML-KEM-768, SHA-256 and BLAKE3 on their own: the floors the other groups are
 //!   compared with.
 //! - `setup`: X3DH and PQXDH session setup, both sides, and vodozemac's Olm
 //!   session creation.
@@ -302,6 +302,16 @@ fn primitives(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(1024 * 1024));
     group.bench_function("sha256_1mib", |b| {
         b.iter(|| Sha256::digest(black_box(&mib)))
+    });
+    // The attachment digest, fed in 64 KiB slices as the streams feed it.
+    group.bench_function("blake3_1mib", |b| {
+        b.iter(|| {
+            let mut hasher = blake3::Hasher::new();
+            for slice in black_box(&mib).chunks(SLICE_LEN) {
+                hasher.update(slice);
+            }
+            hasher.finalize()
+        })
     });
     group.finish();
 }

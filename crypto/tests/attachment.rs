@@ -9,8 +9,8 @@ mod common;
 use common::rng;
 use rand::Rng;
 use starling_crypto::attachment::{
-    AttachmentDecryptor, AttachmentEncryptor, AttachmentError, AttachmentInfo, CHUNK_SIZE,
-    HEADER_SIZE, TAG_SIZE, ciphertext_len,
+    ATTACHMENT_VERSION, AttachmentDecryptor, AttachmentEncryptor, AttachmentError, AttachmentInfo,
+    CHUNK_SIZE, HEADER_SIZE, TAG_SIZE, ciphertext_len,
 };
 
 fn plaintext(len: usize, seed: u64) -> Vec<u8> {
@@ -68,6 +68,57 @@ fn any_slicing_gives_the_same_result() {
     }
     decryptor.finish(&mut out).unwrap();
     assert_eq!(out, data);
+}
+
+#[test]
+fn digest_is_blake3_of_the_whole_ciphertext_for_any_slicing() {
+    let mut rng = rng(6);
+    let data = plaintext(3 * CHUNK_SIZE + 12_345, 6);
+    for max_slice in [1_000, 20_000, CHUNK_SIZE, 3 * CHUNK_SIZE] {
+        let mut ciphertext = Vec::new();
+        let mut encryptor = AttachmentEncryptor::new(&mut rng);
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let take = rng.gen_range(1..=rest.len().min(max_slice));
+            encryptor.update(&rest[..take], &mut ciphertext).unwrap();
+            rest = &rest[take..];
+        }
+        let info = encryptor.finish(&mut ciphertext).unwrap();
+        assert_eq!(info.digest, *blake3::hash(&ciphertext).as_bytes());
+        assert_eq!(ciphertext[0], ATTACHMENT_VERSION);
+    }
+}
+
+#[test]
+fn a_full_last_chunk_is_followed_by_an_empty_one() {
+    // A full chunk is never the last: a file of whole chunks ends with an
+    // empty, flagged chunk (its tag alone).
+    let mut rng = rng(7);
+    for chunks in [0, 1, 2] {
+        let data = plaintext(chunks * CHUNK_SIZE, 7);
+        let (ciphertext, info) = AttachmentEncryptor::encrypt_all(&data, &mut rng).unwrap();
+        assert_eq!(
+            ciphertext.len(),
+            HEADER_SIZE + chunks * (CHUNK_SIZE + TAG_SIZE) + TAG_SIZE
+        );
+        assert_eq!(decrypt(&ciphertext, &info).unwrap(), data);
+        // Without the empty last chunk, the last full one fails as last.
+        assert_eq!(
+            decrypt(&ciphertext[..ciphertext.len() - TAG_SIZE], &info),
+            Err(AttachmentError::Authentication(chunks as u64))
+        );
+    }
+}
+
+#[test]
+fn version_1_streams_are_refused() {
+    let mut rng = rng(8);
+    let (mut ciphertext, info) = AttachmentEncryptor::encrypt_all(b"old", &mut rng).unwrap();
+    ciphertext[0] = 1;
+    assert_eq!(
+        decrypt(&ciphertext, &info),
+        Err(AttachmentError::UnsupportedVersion(1))
+    );
 }
 
 #[test]

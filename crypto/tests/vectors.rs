@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::{Device, FULL, Publish, rng};
-use starling_crypto::attachment::{AttachmentDecryptor, AttachmentEncryptor};
+use starling_crypto::attachment::{
+    AttachmentDecryptor, AttachmentEncryptor, CHUNK_SIZE, HEADER_SIZE, TAG_SIZE,
+};
 use starling_crypto::fingerprint::SafetyNumber;
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession, SenderKeyDistribution};
 
@@ -90,6 +92,16 @@ fn produce() -> BTreeMap<String, String> {
     put("attachment_ciphertext_head", &ciphertext[..64]);
     put(
         "attachment_ciphertext_tail",
+        &ciphertext[ciphertext.len() - 64..],
+    );
+    // A whole number of chunks: the last chunk is empty (its tag alone).
+    let (ciphertext, info) =
+        AttachmentEncryptor::encrypt_all(&file[..CHUNK_SIZE], &mut rng).unwrap();
+    assert_eq!(ciphertext.len(), HEADER_SIZE + CHUNK_SIZE + 2 * TAG_SIZE);
+    put("attachment_full_chunk_key", &info.key.to_bytes()[..]);
+    put("attachment_full_chunk_digest", &info.digest);
+    put(
+        "attachment_full_chunk_ciphertext_tail",
         &ciphertext[ciphertext.len() - 64..],
     );
     out
