@@ -167,6 +167,8 @@ impl Client {
                 }
                 group
             }
+            // Group ids are 16 random bytes; anything else is refused.
+            None if content.group_id.len() != 16 => return Ok(Vec::new()),
             None if !leaving
                 && control.members.contains(&self.username)
                 && control.members.iter().any(|m| m == sender) =>

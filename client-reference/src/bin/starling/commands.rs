@@ -373,7 +373,7 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
 fn sent(out: Output, to: &str, id: &[u8]) {
     let id = hex::encode(id);
     out.print(&serde_json::json!({ "sent": to, "message_id": id }), || {
-        format!("sent to {to} (id {})", &id[..8])
+        format!("sent to {to} (id {})", id.get(..8).unwrap_or_default())
     });
 }
 
@@ -423,10 +423,12 @@ async fn receive(
     out: Output,
 ) -> Result<()> {
     let wait = match wait {
-        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => {
+            Some(Duration::from_secs_f64(s))
+        }
         Some(_) => {
             return Err(ClientError::Invalid(
-                "--wait takes a number of seconds".into(),
+                "--wait takes a number of seconds, at most 86400".into(),
             ));
         }
         None => None,
@@ -517,7 +519,7 @@ async fn group(client: &mut Client, command: GroupCommand, out: Output) -> Resul
                 format!(
                     "{} ({}){}: {}",
                     group.name,
-                    &hex::encode(&group.group_id)[..8],
+                    hex::encode(&group.group_id).get(..8).unwrap_or_default(),
                     if group.active { "" } else { " [left]" },
                     group.members.join(", ")
                 )
