@@ -11,7 +11,7 @@ use starling_crypto::group::{InboundGroupSession, OutboundGroupSession, SenderKe
 
 use super::Client;
 use super::incoming::Event;
-use crate::api::{AccountEnvelopes, SendOutcome};
+use crate::api::AccountEnvelopes;
 use crate::content::{
     self, Content, GroupControl, Transport, group_control::Action, new_content, transport,
 };
@@ -347,12 +347,8 @@ impl Client {
                 })
                 .filter(|s| !s.envelopes.is_empty())
                 .collect();
-            if sends.is_empty() {
+            if self.send_or_fix(&sends).await? {
                 return Ok(());
-            }
-            match self.api.send_many(&sends).await? {
-                SendOutcome::Stored => return Ok(()),
-                SendOutcome::Stale(stale) => self.fix_device_lists(stale).await?,
             }
         }
         Err(ClientError::Protocol(

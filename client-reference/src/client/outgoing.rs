@@ -143,6 +143,21 @@ impl Client {
         Ok(())
     }
 
+    /// One attempt of a send: true when stored (or nothing to send); false
+    /// when the server refused stale device lists, which are now fixed.
+    pub(super) async fn send_or_fix(&mut self, sends: &[AccountEnvelopes]) -> Result<bool> {
+        if sends.is_empty() {
+            return Ok(true);
+        }
+        match self.api.send_many(sends).await? {
+            SendOutcome::Stored => Ok(true),
+            SendOutcome::Stale(stale) => {
+                self.fix_device_lists(stale).await?;
+                Ok(false)
+            }
+        }
+    }
+
     /// Sends `content`, pairwise-encrypted, to every device of each
     /// recipient (our own account means our other devices).
     pub(super) async fn send_pairwise(
@@ -178,12 +193,8 @@ impl Client {
                     });
                 }
             }
-            if sends.is_empty() {
+            if self.send_or_fix(&sends).await? {
                 return Ok(());
-            }
-            match self.api.send_many(&sends).await? {
-                SendOutcome::Stored => return Ok(()),
-                SendOutcome::Stale(stale) => self.fix_device_lists(stale).await?,
             }
         }
         Err(ClientError::Protocol(
