@@ -242,6 +242,37 @@ impl PreKeyStore {
         self.kem.values().filter(|k| !k.public.last_resort).count()
     }
 
+    /// Retires the oldest one-time prekeys of each kind so that `count` new
+    /// ones fit under [`MAX_ONE_TIME_PREKEYS`], and returns how many were
+    /// retired. Keys the server handed out but nobody used would otherwise
+    /// fill the store for good; an initiation that still names a retired
+    /// key fails and the sender repairs its session with a fresh bundle.
+    /// Last-resort keys are never retired here.
+    pub fn make_room_for_one_time_prekeys(&mut self, count: usize) -> usize {
+        let keep = MAX_ONE_TIME_PREKEYS.saturating_sub(count);
+        let mut retired = 0;
+        while self.one_time.len() > keep {
+            if self.one_time.pop_first().is_none() {
+                break;
+            }
+            retired += 1;
+        }
+        let one_time_kem: Vec<u32> = self
+            .kem
+            .iter()
+            .filter(|(_, k)| !k.public.last_resort)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in one_time_kem
+            .iter()
+            .take(one_time_kem.len().saturating_sub(keep))
+        {
+            self.kem.remove(id);
+            retired += 1;
+        }
+        retired
+    }
+
     /// A bundle as a server would serve it (current signed prekey, the oldest
     /// one-time prekeys, the oldest one-time ML-KEM prekey or else the
     /// last-resort one), without claiming anything. For tests and for a
@@ -405,5 +436,42 @@ impl PreKeyStore {
                 .push_back((seen.signed_prekey_id, fixed("base_key", &seen.base_key)?));
         }
         Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_full_store_makes_room_by_retiring_its_oldest_one_time_keys() {
+        let rng = &mut ChaCha20Rng::seed_from_u64(7);
+        let identity = IdentityKeyPair::generate(rng);
+        let mut store = PreKeyStore::new();
+        store.generate_last_resort_kem_prekey(&identity, rng);
+        let first = store.generate_one_time_prekeys(100, rng).unwrap();
+        store
+            .generate_one_time_prekeys(MAX_ONE_TIME_PREKEYS - 100, rng)
+            .unwrap();
+        store.generate_kem_prekeys(&identity, 3, rng).unwrap();
+        assert!(store.generate_one_time_prekeys(1, rng).is_err());
+
+        assert_eq!(store.make_room_for_one_time_prekeys(100), 100);
+        assert!(first.iter().all(|k| store.one_time_prekey(k.id).is_none()));
+        assert_eq!(store.one_time_prekey_count(), MAX_ONE_TIME_PREKEYS - 100);
+        store.generate_one_time_prekeys(100, rng).unwrap();
+        // Below the limit nothing is retired, and last-resort keys stay.
+        assert_eq!(store.make_room_for_one_time_prekeys(3), 3);
+        assert_eq!(store.make_room_for_one_time_prekeys(0), 0);
+        assert_eq!(store.kem_one_time_prekey_count(), 3);
+        assert_eq!(
+            store.kem.values().filter(|k| k.public.last_resort).count(),
+            1
+        );
     }
 }

@@ -78,10 +78,11 @@ fn unreadable(error: impl std::fmt::Display) -> Failure {
 }
 
 impl Client {
-    /// Opens the WebSocket and tops up prekeys if needed.
+    /// Opens the WebSocket and tops up prekeys if needed (a failed top-up
+    /// is logged, not fatal).
     pub async fn connect(&mut self) -> Result<Connection> {
         let connection = Connection::open(&self.api).await?;
-        self.maintain_prekeys().await?;
+        self.maintain_prekeys_or_log().await;
         self.own_devices = None;
         Ok(connection)
     }
@@ -110,7 +111,7 @@ impl Client {
                 Ok(Some(Vec::new()))
             }
             ServerEvent::PrekeysLow => {
-                self.maintain_prekeys().await?;
+                self.maintain_prekeys_or_log().await;
                 Ok(Some(Vec::new()))
             }
             ServerEvent::Error(reason) => Err(ClientError::Protocol(reason)),

@@ -186,6 +186,8 @@ impl Client {
             own_devices: None,
             repaired: std::collections::HashSet::new(),
         };
+        let devices = client.api.devices(&client.username).await?;
+        client.store.record_setup_devices(&devices).await?;
         client.upload_initial_prekeys().await?;
         Ok(client)
     }
@@ -257,8 +259,13 @@ impl Client {
         self.store.search(words, key.as_deref()).await
     }
 
-    /// Maps what a person types (a username, `@user`, or a group name or
-    /// id) to a conversation key.
+    /// Maps what a person types (`@user`, `#group` (name or id prefix), or a
+    /// bare name) to a conversation key.
+    ///
+    /// Group names are chosen by whoever creates the group, so a bare name
+    /// that could be a username never silently means a group: when a group
+    /// of that name exists too, the name is refused as ambiguous and the
+    /// person must say `@name` or `#name`.
     pub async fn conversation_key(&self, name: &str) -> Result<String> {
         if let Some(user) = name.strip_prefix('@') {
             return Ok(format!("@{user}"));
@@ -269,9 +276,13 @@ impl Client {
                 hex::encode(self.store.find_group(group).await?.group_id)
             ));
         }
+        let could_be_user = is_username(name);
         match self.store.find_group(name).await {
+            Ok(_) if could_be_user => Err(ClientError::Invalid(format!(
+                "`{name}` names both a person and a group; write @{name} for the person or #{name} for the group"
+            ))),
             Ok(group) => Ok(format!("#{}", hex::encode(group.group_id))),
-            Err(ClientError::UnknownGroup(_)) => Ok(format!("@{name}")),
+            Err(ClientError::UnknownGroup(_)) if could_be_user => Ok(format!("@{name}")),
             Err(e) => Err(e),
         }
     }
@@ -288,4 +299,17 @@ impl Client {
     pub async fn close(self) {
         self.store.close().await;
     }
+}
+
+/// Whether `name` is shaped like a username (3 to 32 of `a-z 0-9 . _ -`,
+/// starting with a letter or digit), as the server requires.
+pub(crate) fn is_username(name: &str) -> bool {
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    let starts_well = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=32).contains(&name.len()) && valid_chars && starts_well
 }

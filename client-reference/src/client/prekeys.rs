@@ -42,6 +42,8 @@ impl Client {
     fn one_time_batch(&mut self, x25519: bool, kem: bool) -> Result<KeyUpload> {
         let rng = &mut rand::rngs::OsRng;
         let mut upload = KeyUpload::default();
+        // Keys handed out and never used stay here; the oldest make way.
+        self.prekeys.make_room_for_one_time_prekeys(PREKEY_BATCH);
         if x25519 {
             upload.one_time_prekeys = self
                 .prekeys
@@ -89,5 +91,14 @@ impl Client {
         self.store.save_prekeys(&self.prekeys).await?;
         self.api.upload_keys(&upload).await?;
         Ok(())
+    }
+
+    /// [`Self::maintain_prekeys`] where a failure must not keep messages
+    /// from arriving: it is logged, and the server's next low-stock signal
+    /// or the next connect retries.
+    pub(super) async fn maintain_prekeys_or_log(&mut self) {
+        if let Err(error) = self.maintain_prekeys().await {
+            tracing::warn!(%error, "prekey maintenance failed; will retry");
+        }
     }
 }

@@ -34,8 +34,8 @@ impl Store {
     /// Records the identity key of `username`'s device, trusting it on
     /// first use. A change on a known account is flagged and warned about.
     /// For this home's own account (`own_device` is this device's id), a
-    /// device newer than this one is announced as newly linked, without
-    /// blocking anything.
+    /// device that was not there when this home was set up is announced as
+    /// newly linked, without blocking anything.
     pub async fn observe_identity(
         &self,
         username: &str,
@@ -81,9 +81,21 @@ impl Store {
         } else {
             TrustChange::Changed
         };
+        let present_at_setup = match own_device {
+            Some(_) if existing.is_none() => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM setup_devices WHERE device_id = ?",
+                )
+                .bind(i64::from(device_id))
+                .fetch_one(&mut *tx)
+                .await?
+                    > 0
+            }
+            _ => false,
+        };
         let warning = match own_device {
-            // Devices older than this one were there when it was linked.
-            Some(this) if existing.is_none() && device_id < this => None,
+            // Devices the account had when this home was set up are ours.
+            Some(_) if present_at_setup => None,
             Some(_) if existing.is_none() => Some(format!(
                 "a new device ({device_id}) was linked to your account; if it is not yours, remove it: starling devices remove {device_id}"
             )),
@@ -116,13 +128,36 @@ impl Store {
         Ok(change)
     }
 
-    /// Forgets a device that the account no longer has.
+    /// Records the devices our account has as this home is set up; they are
+    /// ours, and any other own device seen later is announced.
+    pub async fn record_setup_devices(&self, devices: &[u32]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for device in devices {
+            sqlx::query("INSERT OR IGNORE INTO setup_devices (device_id) VALUES (?)")
+                .bind(i64::from(*device))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets a device that the account no longer has. If it is one of our
+    /// own, its id is no longer taken as present at setup.
     pub async fn forget_device(&self, username: &str, device_id: u32) -> Result<()> {
         sqlx::query("DELETE FROM identities WHERE username = ? AND device_id = ?")
             .bind(username)
             .bind(i64::from(device_id))
             .execute(&self.pool)
             .await?;
+        sqlx::query(
+            "DELETE FROM setup_devices WHERE device_id = ? \
+             AND EXISTS (SELECT 1 FROM account WHERE username = ?)",
+        )
+        .bind(i64::from(device_id))
+        .bind(username)
+        .execute(&self.pool)
+        .await?;
         self.delete_sessions(username, device_id).await
     }
 
@@ -202,5 +237,88 @@ impl Store {
         rows.iter()
             .map(|row| Ok((row.try_get("username")?, row.try_get("text")?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use starling_crypto::{IdentityKeyPair, PreKeyStore};
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::StoreKey;
+    use crate::store::AccountRecord;
+
+    async fn own_store(home: &std::path::Path) -> Store {
+        let store = Store::open(home, &StoreKey::from_bytes([5; 32]))
+            .await
+            .unwrap();
+        store
+            .create_account(&AccountRecord {
+                server_url: "https://127.0.0.1:1".into(),
+                ca_fingerprint: None,
+                username: "alice".into(),
+                device_id: 7,
+                credential: Zeroizing::new("secret".into()),
+                identity: IdentityKeyPair::generate(&mut rand::rngs::OsRng),
+                prekeys: PreKeyStore::new(),
+            })
+            .await
+            .unwrap();
+        store
+    }
+
+    fn key() -> IdentityKey {
+        IdentityKeyPair::generate(&mut rand::rngs::OsRng)
+            .public()
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn an_own_device_is_announced_unless_present_at_setup_whatever_its_id() {
+        let home = tempfile::tempdir().unwrap();
+        let store = own_store(home.path()).await;
+        store.record_setup_devices(&[3, 7]).await.unwrap();
+        store
+            .observe_identity("alice", 3, &key(), Some(7))
+            .await
+            .unwrap();
+        assert!(store.warnings().await.unwrap().is_empty());
+        // A device the server numbers below ours, that was not there at setup.
+        store
+            .observe_identity("alice", 2, &key(), Some(7))
+            .await
+            .unwrap();
+        let warnings = store.warnings().await.unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].1.contains("new device (2)"), "{warnings:?}");
+        // A removed device's id coming back is a new device too.
+        store.forget_device("alice", 3).await.unwrap();
+        store
+            .observe_identity("alice", 3, &key(), Some(7))
+            .await
+            .unwrap();
+        assert_eq!(store.warnings().await.unwrap().len(), 2);
+        // Own devices never block sending to ourselves.
+        assert!(!store.contact("alice").await.unwrap().identity_changed);
+    }
+
+    #[tokio::test]
+    async fn a_contacts_new_key_warns_and_flags_the_contact() {
+        let home = tempfile::tempdir().unwrap();
+        let store = own_store(home.path()).await;
+        let first = store
+            .observe_identity("bob", 1, &key(), None)
+            .await
+            .unwrap();
+        assert_eq!(first, TrustChange::FirstContact);
+        assert!(store.warnings().await.unwrap().is_empty());
+        let changed = store
+            .observe_identity("bob", 1, &key(), None)
+            .await
+            .unwrap();
+        assert_eq!(changed, TrustChange::Changed);
+        assert!(store.contact("bob").await.unwrap().identity_changed);
+        assert_eq!(store.warnings().await.unwrap().len(), 1);
     }
 }
