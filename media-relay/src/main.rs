@@ -1,0 +1,3 @@
+//! `starling-relay`: the media relay's binary. Not wired yet.
+
+fn main() {}
