@@ -120,18 +120,6 @@ pub enum LeaveError {
     UnknownParticipant,
 }
 
-/// Why a token public key was refused.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// Not base64url of 32 bytes.
-    #[error("token key must be 32 bytes in base64url")]
-    Encoding,
-    /// Not a valid Ed25519 public key.
-    #[error("token key is not a valid Ed25519 public key")]
-    Invalid,
-}
-
 /// Why the engine could not start.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,2 +1,112 @@
-//! The network shell: the only part of the relay that does I/O (sockets,
-//! HTTP, the clock). Not written yet.
+//! The network shell: the only part of the relay that does I/O. It binds
+//! the UDP socket and the HTTP listener, runs the engine in one task (see
+//! `engine_loop`), and serves the HTTP API (see `http`).
+
+mod engine_loop;
+pub mod http;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::registry::Registry;
+use thiserror::Error;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::config::EngineConfig;
+use crate::engine::Engine;
+use crate::error::SetupError;
+use crate::metrics::Metrics;
+
+/// Joins and leaves waiting for the engine task.
+const COMMAND_QUEUE: usize = 256;
+
+/// Why the relay could not start or stopped.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A socket could not be bound or served.
+    #[error("{what}: {source}")]
+    Io {
+        /// Which socket.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The engine refused its configuration.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+}
+
+/// Sockets to bind and the engine's configuration.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// Where the HTTP API listens.
+    pub http_listen: SocketAddr,
+    /// Where the media UDP socket is bound.
+    pub udp_listen: SocketAddr,
+    /// The engine (public address, limits, timeouts).
+    pub engine: EngineConfig,
+    /// The server's call-token public key.
+    pub token_key: [u8; 32],
+}
+
+/// A bound relay, ready to run.
+#[derive(Debug)]
+pub struct Relay {
+    http: TcpListener,
+    router: axum::Router,
+}
+
+impl Relay {
+    /// Binds the sockets and starts the engine task.
+    pub async fn bind(options: RelayOptions) -> Result<Self, ServeError> {
+        let io = |what| move |source| ServeError::Io { what, source };
+        let udp = UdpSocket::bind(options.udp_listen)
+            .await
+            .map_err(io("udp socket"))?;
+        let http = TcpListener::bind(options.http_listen)
+            .await
+            .map_err(io("http listener"))?;
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let max_offer = options.engine.limits.max_offer_bytes;
+        let public = options.engine.public_udp;
+        let engine = Engine::new(options.engine, &options.token_key, metrics, Instant::now())?;
+        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        tokio::spawn(engine_loop::run(engine, udp, public, receiver));
+        let state = http::HttpState {
+            commands,
+            registry: Arc::new(registry),
+        };
+        Ok(Self {
+            http,
+            router: http::router(state, max_offer),
+        })
+    }
+
+    /// The HTTP address actually bound (port 0 picks one).
+    pub fn http_addr(&self) -> Result<SocketAddr, ServeError> {
+        self.http.local_addr().map_err(|source| ServeError::Io {
+            what: "http listener",
+            source,
+        })
+    }
+
+    /// The HTTP API, for driving it without a socket (tests).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Serves HTTP until the process ends.
+    pub async fn run(self) -> Result<(), ServeError> {
+        axum::serve(self.http, self.router)
+            .await
+            .map_err(|source| ServeError::Io {
+                what: "http server",
+                source,
+            })
+    }
+}

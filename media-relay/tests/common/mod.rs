@@ -138,7 +138,7 @@ pub struct Client {
 }
 
 impl Client {
-    fn new(addr: SocketAddr, spec: Spec, now: Instant) -> (Self, String) {
+    pub fn new(addr: SocketAddr, spec: Spec, now: Instant) -> (Self, String) {
         let mut rtc = Rtc::builder()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .set_rtp_mode(true)

@@ -1,0 +1,186 @@
+//! The HTTP API (WHIP-like signalling, metrics, health):
+//!
+//! - `POST /v1/calls/{call_id}/join` with `Authorization: Bearer <token>`
+//!   and an SDP offer (`application/sdp`) → `201` with the SDP answer, the
+//!   participant handle in `Location` and `Starling-Participant`.
+//! - `DELETE /v1/calls/{call_id}/participants/{participant}` → `204`.
+//! - `GET /metrics` (Prometheus text), `GET /health`.
+//!
+//! Errors are JSON `{"code", "reason"}` as on the server.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, oneshot};
+
+use super::engine_loop::Command;
+use crate::engine::ParticipantKey;
+use crate::error::{JoinError, LeaveError, OfferError};
+
+/// Header that carries the participant handle.
+pub const PARTICIPANT_HEADER: &str = "starling-participant";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) registry: Arc<Registry>,
+}
+
+/// The router; `max_offer_bytes` bounds request bodies.
+pub fn router(state: HttpState, max_offer_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/calls/{call_id}/join", post(join))
+        .route(
+            "/v1/calls/{call_id}/participants/{participant}",
+            delete(leave),
+        )
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(max_offer_bytes))
+        .with_state(state)
+}
+
+/// An API error: status, stable code, reason.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    reason: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = error_body(self.code, &self.reason);
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn error_body(code: &str, reason: &str) -> std::collections::BTreeMap<&'static str, String> {
+    [("code", code.to_owned()), ("reason", reason.to_owned())]
+        .into_iter()
+        .collect()
+}
+
+impl From<JoinError> for ApiError {
+    fn from(e: JoinError) -> Self {
+        let status = match &e {
+            JoinError::BadCallId | JoinError::BadOffer(_) => StatusCode::BAD_REQUEST,
+            JoinError::MissingToken | JoinError::InvalidToken(_) | JoinError::ExpiredToken(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            JoinError::ReplayedToken | JoinError::WrongCall => StatusCode::FORBIDDEN,
+            JoinError::CallFull { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let status = match e {
+            JoinError::BadOffer(OfferError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => status,
+        };
+        Self {
+            status,
+            code: e.code(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "unavailable",
+        reason: "relay is shutting down".to_owned(),
+    }
+}
+
+/// The token from `Authorization: Bearer <token>`, if any.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+async fn join(
+    State(state): State<HttpState>,
+    Path(call_id): Path<String>,
+    headers: HeaderMap,
+    offer: String,
+) -> Result<Response, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    let command = Command::Join {
+        call_id: call_id.clone(),
+        token: bearer(&headers),
+        offer,
+        reply,
+    };
+    state
+        .commands
+        .send(command)
+        .await
+        .map_err(|_| unavailable())?;
+    let joined = answer.await.map_err(|_| unavailable())??;
+    let key = joined.key.to_text();
+    let location = format!("/v1/calls/{call_id}/participants/{key}");
+    let mut response = (StatusCode::CREATED, joined.answer).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    // Both are made of [A-Za-z0-9_-], which are valid header characters.
+    if let (Ok(location), Ok(key)) = (
+        HeaderValue::from_str(&location),
+        HeaderValue::from_str(&key),
+    ) {
+        headers.insert(header::LOCATION, location);
+        headers.insert(PARTICIPANT_HEADER, key);
+    }
+    Ok(response)
+}
+
+async fn leave(
+    State(state): State<HttpState>,
+    Path((call_id, participant)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let not_found = |e: LeaveError| ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "unknown_participant",
+        reason: e.to_string(),
+    };
+    let key: ParticipantKey = participant.parse().map_err(not_found)?;
+    let (reply, done) = oneshot::channel();
+    let command = Command::Leave {
+        call_id,
+        key,
+        reply,
+    };
+    state
+        .commands
+        .send(command)
+        .await
+        .map_err(|_| unavailable())?;
+    done.await.map_err(|_| unavailable())?.map_err(not_found)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            out,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
