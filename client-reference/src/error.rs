@@ -17,6 +17,9 @@ pub enum ClientError {
     /// The home already holds an account.
     #[error("this home already has an account ({0}); use another --home")]
     AlreadyRegistered(String),
+    /// Another process (or another open store in this one) uses the home.
+    #[error("another starling process is using this home; close it (or wait for it) and try again")]
+    HomeInUse,
     /// The server refused a request.
     #[error("server refused ({status} {code}): {reason}")]
     Server {

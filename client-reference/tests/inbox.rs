@@ -46,6 +46,7 @@ async fn a_staged_envelope_is_applied_once_after_a_restart() {
         .await
         .unwrap();
     store.close().await;
+    drop(store);
 
     let mut client = Client::open(home.path(), &key).await.unwrap();
     let events = client.apply_pending().await.unwrap();

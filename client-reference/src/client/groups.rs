@@ -114,8 +114,13 @@ impl Client {
         self.store.groups().await
     }
 
+    /// The group `name` (its name or an id prefix, with or without `#`),
+    /// if we are still a member.
     async fn active_group(&self, name: &str) -> Result<GroupRecord> {
-        let group = self.store.find_group(name).await?;
+        let group = self
+            .store
+            .find_group(name.strip_prefix('#').unwrap_or(name))
+            .await?;
         if !group.active {
             return Err(ClientError::Invalid(format!(
                 "you are no longer a member of `{name}`"

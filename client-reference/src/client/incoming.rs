@@ -3,11 +3,10 @@
 //! acknowledge. A message that cannot be decrypted is reported, never
 //! fatal, and starts a session repair with its sender.
 
-use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use starling_crypto::ratchet::CiphertextMessage;
+use starling_crypto::ratchet::{CiphertextMessage, Decrypted, PeerSessions};
 
 use super::Client;
 use crate::connection::{Connection, ServerEvent};
@@ -58,6 +57,9 @@ pub enum Event {
         reason: String,
     },
 }
+
+/// Shortest time between two session repairs with one sender device.
+pub(super) const REPAIR_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Why an envelope yielded nothing readable.
 enum Failure {
@@ -147,6 +149,10 @@ impl Client {
 
     /// Receives what is queued; when `wait` is given, keeps listening until
     /// something arrives or the time is up. Returns everything that happened.
+    ///
+    /// Everything returned is already stored. When an error cuts the
+    /// exchange short after something arrived, what arrived is returned
+    /// (the error is logged, and the next call meets it again if it lasts).
     pub async fn receive(&mut self, wait: Option<Duration>) -> Result<Vec<Event>> {
         let mut events = self.apply_pending().await?;
         let mut connection = self.connect().await?;
@@ -164,15 +170,20 @@ impl Client {
                 )
                 .await
                 {
-                    Ok(next) => next?,
+                    Ok(next) => next,
                     Err(_) => break,
                 }
             } else {
-                self.next_events(&mut connection, &mut drained).await?
+                self.next_events(&mut connection, &mut drained).await
             };
             match next {
-                Some(new) => events.extend(new),
-                None => break,
+                Ok(Some(new)) => events.extend(new),
+                Ok(None) => break,
+                Err(error) if !events.is_empty() => {
+                    tracing::warn!(%error, "receiving stopped early");
+                    break;
+                }
+                Err(error) => return Err(error),
             }
         }
         connection.close().await;
@@ -197,11 +208,18 @@ impl Client {
             Err(Failure::Local(error)) => Err(error),
             Err(Failure::Unreadable(reason)) => {
                 tracing::warn!(sender = %envelope.sender, device = envelope.sender_device, "undecryptable envelope");
-                if !envelope.sender.is_empty() {
-                    self.repair_session(&envelope.sender, envelope.sender_device)
-                        .await?;
-                }
+                // Done with the envelope first: a repair that cannot happen
+                // now (the sender's server unreachable) must not block the
+                // messages queued behind it.
                 self.store.finish_envelope(&envelope.id).await?;
+                if !envelope.sender.is_empty() {
+                    if let Err(error) = self
+                        .repair_session(&envelope.sender, envelope.sender_device)
+                        .await
+                    {
+                        tracing::warn!(%error, "session repair failed; the next unreadable message retries it");
+                    }
+                }
                 Ok(vec![Event::DecryptionFailed {
                     sender: envelope.sender.clone(),
                     device: envelope.sender_device,
@@ -273,6 +291,26 @@ impl Client {
                 &mut rand::rngs::OsRng,
             )
             .map_err(unreadable)?;
+        let staged = self.stage_pairwise(envelope, &sessions, decrypted).await;
+        if staged.is_err() {
+            // The one-time prekey this message consumed is back in the
+            // store: a redelivery must decrypt as the first attempt would.
+            self.prekeys = self.store.load_prekeys().await?;
+        }
+        staged
+    }
+
+    /// Checks a decrypted pairwise content, records the sender's identity
+    /// and stages the content with the advanced session (and the consumed
+    /// prekey) in one transaction.
+    async fn stage_pairwise(
+        &mut self,
+        envelope: &Envelope,
+        sessions: &PeerSessions,
+        decrypted: Decrypted,
+    ) -> Result<InboxItem, Failure> {
+        let sender = envelope.sender.as_str();
+        let device = envelope.sender_device;
         Content::decode(decrypted.plaintext.as_slice()).map_err(unreadable)?;
         let own = sender == self.username;
         let change = self
@@ -297,7 +335,7 @@ impl Client {
         };
         let consumed = decrypted.new_session.then_some(&self.prekeys);
         self.store
-            .save_sessions_with_inbox(sender, device, &sessions, consumed, Some(&item))
+            .save_sessions_with_inbox(sender, device, sessions, consumed, Some(&item))
             .await?;
         Ok(item)
     }
@@ -455,11 +493,26 @@ impl Client {
 
     /// After an unreadable message: a fresh session with the sender's
     /// device, announced with a reset message so its next messages use it.
+    /// At most one repair per sender device in [`REPAIR_INTERVAL`], so a
+    /// burst of unreadable messages costs one bundle; a failed attempt may
+    /// be retried at once.
     async fn repair_session(&mut self, sender: &str, device: u32) -> Result<()> {
-        let recently: &mut HashSet<(String, u32)> = &mut self.repaired;
-        if !recently.insert((sender.to_owned(), device)) {
+        let now = Instant::now();
+        self.repaired
+            .retain(|_, started| now.duration_since(*started) < REPAIR_INTERVAL);
+        let key = (sender.to_owned(), device);
+        if self.repaired.contains_key(&key) {
             return Ok(());
         }
+        self.repaired.insert(key.clone(), now);
+        let result = self.establish_and_reset(sender, device).await;
+        if result.is_err() {
+            self.repaired.remove(&key);
+        }
+        result
+    }
+
+    async fn establish_and_reset(&mut self, sender: &str, device: u32) -> Result<()> {
         match self.establish_from_server(sender, device).await {
             Ok(()) => {}
             // The device is gone: nothing to repair.

@@ -53,8 +53,8 @@ pub struct Client {
     prekeys: PreKeyStore,
     /// Our account's devices and when the server listed them.
     own_devices: Option<(std::time::Instant, Vec<u32>)>,
-    /// Devices a session repair was already started with.
-    repaired: std::collections::HashSet<(String, u32)>,
+    /// Devices a session repair was last started with, and when.
+    repaired: std::collections::HashMap<(String, u32), std::time::Instant>,
 }
 
 impl std::fmt::Debug for Client {
@@ -85,7 +85,7 @@ impl Client {
             identity: account.identity,
             prekeys: account.prekeys,
             own_devices: None,
-            repaired: std::collections::HashSet::new(),
+            repaired: std::collections::HashMap::new(),
         };
         client
             .store
@@ -184,7 +184,7 @@ impl Client {
             identity: record.identity,
             prekeys: record.prekeys,
             own_devices: None,
-            repaired: std::collections::HashSet::new(),
+            repaired: std::collections::HashMap::new(),
         };
         let devices = client.api.devices(&client.username).await?;
         client.store.record_setup_devices(&devices).await?;
@@ -288,11 +288,14 @@ impl Client {
     }
 
     /// Deletes messages whose disappearing timer ran out, with their
-    /// attachment files.
+    /// attachment files, and forgets processed envelope ids old enough that
+    /// the server cannot deliver them again.
     pub async fn delete_expired(&self) -> Result<usize> {
+        let now = crate::store::now_millis();
         self.store
-            .delete_expired_files(crate::store::now_millis())
-            .await
+            .prune_seen_envelopes(now.saturating_sub(SEEN_ENVELOPE_RETENTION_MILLIS))
+            .await?;
+        self.store.delete_expired_files(now).await
     }
 
     /// Closes the store cleanly.
@@ -300,6 +303,10 @@ impl Client {
         self.store.close().await;
     }
 }
+
+/// How long processed envelope ids are remembered to show redeliveries
+/// once: twice the longest a server keeps an envelope (30 days by default).
+const SEEN_ENVELOPE_RETENTION_MILLIS: i64 = 60 * 86_400 * 1000;
 
 /// Whether `name` is shaped like a username (3 to 32 of `a-z 0-9 . _ -`,
 /// starting with a letter or digit), as the server requires.

@@ -92,6 +92,16 @@ impl Store {
         })
     }
 
+    /// The stored prekey secrets (what the last committed change left).
+    pub async fn load_prekeys(&self) -> Result<PreKeyStore> {
+        let bytes: Vec<u8> = sqlx::query_scalar("SELECT prekeys FROM account WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(ClientError::NotRegistered)?;
+        let bytes = Zeroizing::new(bytes);
+        PreKeyStore::from_bytes(&bytes).map_err(ClientError::crypto)
+    }
+
     /// Replaces the stored prekey secrets.
     pub async fn save_prekeys(&self, prekeys: &PreKeyStore) -> Result<()> {
         sqlx::query("UPDATE account SET prekeys = ? WHERE id = 1")

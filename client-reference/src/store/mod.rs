@@ -13,6 +13,7 @@ pub(crate) mod trust;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -90,17 +91,34 @@ impl StoreKey {
     }
 }
 
-/// An open store.
+/// File whose exclusive lock marks a home as in use.
+pub const LOCK_FILE: &str = "starling.lock";
+
+/// An open store. It holds the home's lock for as long as any clone lives:
+/// two processes working on one home would hand out the same prekeys and
+/// overwrite each other's sessions.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
     home: PathBuf,
+    _lock: Arc<std::fs::File>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store of `home` with `key`.
+    /// Opens (creating if needed) the store of `home` with `key`. Fails with
+    /// [`ClientError::HomeInUse`] while another store of the home is open.
     pub async fn open(home: &Path, key: &StoreKey) -> Result<Self> {
         std::fs::create_dir_all(home)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(home.join(LOCK_FILE))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(ClientError::HomeInUse),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
         let path = home.join(DATABASE_FILE);
         let url = format!("sqlite://{}", path.display());
         // `key` must be the first statement on every connection; sqlx keeps
@@ -140,6 +158,7 @@ impl Store {
         Ok(Self {
             pool,
             home: home.to_path_buf(),
+            _lock: Arc::new(lock),
         })
     }
 
@@ -198,7 +217,13 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
+        // The home stays locked while the store lives.
+        assert!(matches!(
+            Store::open(home.path(), &key).await,
+            Err(ClientError::HomeInUse)
+        ));
         store.close().await;
+        drop(store);
         let bytes = std::fs::read(home.path().join(DATABASE_FILE)).unwrap();
         assert!(!bytes.starts_with(b"SQLite format 3"));
         assert!(!bytes.windows(20).any(|w| w == b"plaintext-marker-123"));
