@@ -393,10 +393,10 @@ impl Api {
                 reason: body.reason,
             });
         }
-        if status == StatusCode::NOT_FOUND {
-            if let Some(destination) = single {
-                return Err(ClientError::UnknownUser(destination.to_owned()));
-            }
+        if status == StatusCode::NOT_FOUND
+            && let Some(destination) = single
+        {
+            return Err(ClientError::UnknownUser(destination.to_owned()));
         }
         Err(server_error(response).await)
     }

@@ -182,11 +182,9 @@ impl Client {
             Err(e) => return Err(e),
         };
         // A download resumed from a partial file is verified as a whole.
-        if !verified {
-            if let Err(e) = decrypt_file(&partial, None, &info).await {
-                let _ = tokio::fs::remove_file(&partial).await;
-                return Err(e);
-            }
+        if !verified && let Err(e) = decrypt_file(&partial, None, &info).await {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e);
         }
         let path = dir.join(&name);
         tokio::fs::rename(&partial, &path).await?;
@@ -295,10 +293,10 @@ async fn decrypt_file(source: &Path, target: Option<&Path>, info: &AttachmentInf
         Ok(())
     }
     .await;
-    if result.is_err() {
-        if let Some(path) = target {
-            let _ = tokio::fs::remove_file(path).await;
-        }
+    if result.is_err()
+        && let Some(path) = target
+    {
+        let _ = tokio::fs::remove_file(path).await;
     }
     result
 }

@@ -212,13 +212,12 @@ impl Client {
                 // now (the sender's server unreachable) must not block the
                 // messages queued behind it.
                 self.store.finish_envelope(&envelope.id).await?;
-                if !envelope.sender.is_empty() {
-                    if let Err(error) = self
+                if !envelope.sender.is_empty()
+                    && let Err(error) = self
                         .repair_session(&envelope.sender, envelope.sender_device)
                         .await
-                    {
-                        tracing::warn!(%error, "session repair failed; the next unreadable message retries it");
-                    }
+                {
+                    tracing::warn!(%error, "session repair failed; the next unreadable message retries it");
                 }
                 Ok(vec![Event::DecryptionFailed {
                     sender: envelope.sender.clone(),

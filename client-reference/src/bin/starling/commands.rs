@@ -436,18 +436,18 @@ async fn receive(
     let events = client.receive(wait).await?;
     for event in &events {
         out.event(event);
-        if let (Event::Message(entry), Some(dir)) = (event, &save_dir) {
-            if matches!(entry.kind.as_str(), "file" | "image" | "voice" | "video") {
-                tokio::fs::create_dir_all(dir).await?;
-                let id = hex::decode(&entry.message_id)
-                    .map_err(|e| ClientError::Invalid(e.to_string()))?;
-                let mut progress = out.progress("downloading");
-                let path = client.save_attachment(&id, dir, progress.as_mut()).await?;
-                out.print(
-                    &serde_json::json!({ "saved": path, "message_id": entry.message_id }),
-                    || format!("  saved {}", path.display()),
-                );
-            }
+        if let (Event::Message(entry), Some(dir)) = (event, &save_dir)
+            && matches!(entry.kind.as_str(), "file" | "image" | "voice" | "video")
+        {
+            tokio::fs::create_dir_all(dir).await?;
+            let id =
+                hex::decode(&entry.message_id).map_err(|e| ClientError::Invalid(e.to_string()))?;
+            let mut progress = out.progress("downloading");
+            let path = client.save_attachment(&id, dir, progress.as_mut()).await?;
+            out.print(
+                &serde_json::json!({ "saved": path, "message_id": entry.message_id }),
+                || format!("  saved {}", path.display()),
+            );
         }
     }
     if read_receipts {
