@@ -1,6 +1,20 @@
 //! Compiles the content protocol and the server's frame protocol with prost
 //! through protox (no `protoc` needed).
 
+/// Content messages that carry plaintext or keys: prost derives no `Debug`
+/// for them; `src/content/debug.rs` writes one that leaves those out.
+const REDACTED_DEBUG: [&str; 9] = [
+    ".starling.client.v1.Quote",
+    ".starling.client.v1.Text",
+    ".starling.client.v1.Reaction",
+    ".starling.client.v1.Edit",
+    ".starling.client.v1.Attachment",
+    ".starling.client.v1.Location",
+    ".starling.client.v1.CodeSnippet",
+    ".starling.client.v1.GroupControl",
+    ".starling.client.v1.SenderKey",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/starling/client/v1/content.proto",
@@ -10,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(files, ["proto", "../server/proto"])?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    prost_build::Config::new()
+        .skip_debug(REDACTED_DEBUG)
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/starling.client.v1.rs"));
 }
+mod debug;
 
 pub use generated::content::Body;
 pub use generated::*;

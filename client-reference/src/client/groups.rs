@@ -10,7 +10,7 @@ use prost::Message as _;
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession, SenderKeyDistribution};
 
 use super::Client;
-use super::incoming::Event;
+use super::events::Event;
 use crate::api::AccountEnvelopes;
 use crate::content::{
     self, Content, GroupControl, Transport, group_control::Action, new_content, transport,

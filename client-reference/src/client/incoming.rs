@@ -9,54 +9,12 @@ use prost::Message as _;
 use starling_crypto::ratchet::{CiphertextMessage, Decrypted, PeerSessions};
 
 use super::Client;
+use super::events::Event;
 use crate::connection::{Connection, ServerEvent};
 use crate::content::{self, Content, Transport, transport};
 use crate::error::{ClientError, Result};
 use crate::frames::Envelope;
-use crate::store::HistoryEntry;
 use crate::store::{InboxItem, TrustChange};
-
-/// What arrived.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    /// A new message in a conversation.
-    Message(HistoryEntry),
-    /// An earlier message was edited, deleted, reacted to or read.
-    Updated {
-        /// Its conversation.
-        conversation: String,
-        /// Its id (hex).
-        message_id: String,
-        /// "edited", "deleted", "reaction" or "read".
-        change: &'static str,
-    },
-    /// A group's name or members changed.
-    GroupChanged {
-        /// Group id (hex).
-        group_id: String,
-        /// Name.
-        name: String,
-        /// Members.
-        members: Vec<String>,
-        /// Whether we are still a member.
-        active: bool,
-    },
-    /// A contact's keys changed: compare the safety number again.
-    IdentityChanged {
-        /// The contact.
-        username: String,
-    },
-    /// A message could not be decrypted; a fresh session was requested.
-    DecryptionFailed {
-        /// Who sent it (empty if unknown).
-        sender: String,
-        /// From which device.
-        device: u32,
-        /// Why.
-        reason: String,
-    },
-}
 
 /// Shortest time between two session repairs with one sender device.
 pub(super) const REPAIR_INTERVAL: Duration = Duration::from_secs(600);
@@ -101,20 +59,33 @@ impl Client {
         let Some(event) = connection.next_event().await? else {
             return Ok(None);
         };
+        self.handle_server_event(connection, event, drained)
+            .await
+            .map(Some)
+    }
+
+    /// Processes one event read from the connection (reading is cancel
+    /// safe; this is not: run it to completion).
+    pub(crate) async fn handle_server_event(
+        &mut self,
+        connection: &mut Connection,
+        event: ServerEvent,
+        drained: &mut bool,
+    ) -> Result<Vec<Event>> {
         match event {
             ServerEvent::Envelope(envelope) => {
                 let id = envelope.id.clone();
                 let events = self.process_envelope(envelope).await?;
                 connection.acknowledge(vec![id]).await?;
-                Ok(Some(events))
+                Ok(events)
             }
             ServerEvent::QueueDrained => {
                 *drained = true;
-                Ok(Some(Vec::new()))
+                Ok(Vec::new())
             }
             ServerEvent::PrekeysLow => {
                 self.maintain_prekeys_or_log().await;
-                Ok(Some(Vec::new()))
+                Ok(Vec::new())
             }
             ServerEvent::Error(reason) => Err(ClientError::Protocol(reason)),
         }

@@ -3,6 +3,7 @@
 //! outgoing and incoming messages, groups, attachments, trust).
 
 mod attachments;
+mod events;
 mod groups;
 mod incoming;
 mod outgoing;
@@ -15,7 +16,7 @@ use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use zeroize::Zeroizing;
 
 pub use attachments::{Progress, kind_for};
-pub use incoming::Event;
+pub use events::Event;
 pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
 pub use trust::SafetyNumberView;
 

@@ -11,8 +11,9 @@ use zeroize::Zeroizing;
 use super::Store;
 use crate::error::{ClientError, Result};
 
-/// A group as this home knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A group as this home knows it. `Debug` leaves out the name (chosen by
+/// a member, like a message text).
+#[derive(Clone, PartialEq, Eq)]
 pub struct GroupRecord {
     /// 16 random bytes chosen by the creator.
     pub group_id: Vec<u8>,
@@ -26,6 +27,26 @@ pub struct GroupRecord {
     pub active: bool,
     /// Disappearing-message timer, 0 = off.
     pub expire_seconds: u32,
+}
+
+impl std::fmt::Debug for GroupRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            group_id,
+            name: _,
+            members,
+            revision,
+            active,
+            expire_seconds,
+        } = self;
+        f.debug_struct("GroupRecord")
+            .field("group_id", &hex::encode(group_id))
+            .field("members", members)
+            .field("revision", revision)
+            .field("active", active)
+            .field("expire_seconds", expire_seconds)
+            .finish_non_exhaustive()
+    }
 }
 
 fn group_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GroupRecord> {

@@ -11,7 +11,7 @@ use super::Store;
 use crate::error::{ClientError, Result};
 
 /// A message to record.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewMessage {
     /// The sender's 16-byte message id.
     pub message_id: Vec<u8>,
@@ -39,8 +39,9 @@ pub struct NewMessage {
     pub attachment_file: Option<String>,
 }
 
-/// A message of the history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// A message of the history. `Debug` shows ids, names and kinds, never
+/// the text, reactions or the group's name.
+#[derive(Clone, PartialEq, serde::Serialize)]
 pub struct HistoryEntry {
     /// Hex message id.
     pub message_id: String,
@@ -69,6 +70,69 @@ pub struct HistoryEntry {
     pub reactions: BTreeMap<String, String>,
     /// Encrypted attachment blob, if any.
     pub attachment_file: Option<String>,
+}
+
+impl std::fmt::Debug for NewMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            message_id,
+            conversation,
+            sender,
+            sender_device,
+            outgoing,
+            kind,
+            body: _,
+            content: _,
+            sent_at,
+            received_at,
+            expires_at,
+            attachment_file: _,
+        } = self;
+        f.debug_struct("NewMessage")
+            .field("message_id", &hex::encode(message_id))
+            .field("conversation", conversation)
+            .field("sender", sender)
+            .field("sender_device", sender_device)
+            .field("outgoing", outgoing)
+            .field("kind", kind)
+            .field("sent_at", sent_at)
+            .field("received_at", received_at)
+            .field("expires_at", expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for HistoryEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            message_id,
+            conversation,
+            conversation_name: _,
+            sender,
+            sender_device,
+            outgoing,
+            kind,
+            body: _,
+            sent_at,
+            edited,
+            read,
+            reactions,
+            attachment_file,
+        } = self;
+        f.debug_struct("HistoryEntry")
+            .field("message_id", message_id)
+            .field("conversation", conversation)
+            .field("sender", sender)
+            .field("sender_device", sender_device)
+            .field("outgoing", outgoing)
+            .field("kind", kind)
+            .field("sent_at", sent_at)
+            .field("edited", edited)
+            .field("read", read)
+            .field("reactions", &reactions.len())
+            .field("has_attachment_file", &attachment_file.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 fn entry_from_row(row: &SqliteRow) -> Result<HistoryEntry> {
@@ -298,6 +362,45 @@ fn fts_query(words: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_text() {
+        let entry = HistoryEntry {
+            message_id: "00ff".into(),
+            conversation: "#abcd".into(),
+            conversation_name: "zq-marker-group".into(),
+            sender: "alice".into(),
+            sender_device: 1,
+            outgoing: false,
+            kind: "file".into(),
+            body: "zq-marker-body".into(),
+            sent_at: 0,
+            edited: false,
+            read: false,
+            reactions: [("bob".to_owned(), "zq-marker-emoji".to_owned())].into(),
+            attachment_file: Some("zq-marker-file".into()),
+        };
+        let shown = format!("{entry:?} {entry:#?}");
+        assert!(!shown.contains("zq-marker"), "{shown}");
+        assert!(shown.contains("00ff") && shown.contains("alice") && shown.contains("file"));
+        let message = NewMessage {
+            message_id: vec![0xee; 16],
+            conversation: "@alice".into(),
+            sender: "alice".into(),
+            sender_device: 1,
+            outgoing: false,
+            kind: "text".into(),
+            body: "zq-marker-body".into(),
+            content: b"zq-marker-content".to_vec(),
+            sent_at: 0,
+            received_at: 0,
+            expires_at: None,
+            attachment_file: None,
+        };
+        let shown = format!("{message:?}");
+        assert!(!shown.contains("zq-marker"), "{shown}");
+        assert!(shown.contains(&"ee".repeat(16)) && shown.contains("alice"));
+    }
 
     #[test]
     fn search_words_are_quoted() {
