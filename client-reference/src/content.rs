@@ -43,15 +43,12 @@ pub fn attachment_kind_name(kind: i32) -> &'static str {
 
 /// How a content shows in the history: (kind, readable text). `None` for
 /// contents that change other messages or state rather than adding one.
+/// A quote is not part of it: what a reply quotes is shown from our own
+/// history, never from the author and text the sender put in the quote.
 pub fn describe(content: &Content) -> Option<(&'static str, String)> {
     use content::Body;
-    let quote = content
-        .quote
-        .as_ref()
-        .map(|q| format!("[reply to {}: \"{}\"] ", q.author, q.text))
-        .unwrap_or_default();
     let described = match &content.body {
-        Some(Body::Text(text)) => ("text", format!("{quote}{}", text.body)),
+        Some(Body::Text(text)) => ("text", text.body.clone()),
         Some(Body::Attachment(a)) => {
             let kind = attachment_kind_name(a.kind);
             let caption = if a.caption.is_empty() {
@@ -68,7 +65,7 @@ pub fn describe(content: &Content) -> Option<(&'static str, String)> {
             (
                 kind_tag,
                 format!(
-                    "{quote}[{kind}] {} ({} bytes){caption}",
+                    "[{kind}] {} ({} bytes){caption}",
                     a.file_name, a.plaintext_len
                 ),
             )
@@ -145,5 +142,12 @@ mod tests {
         assert_eq!(describe(&code).unwrap().0, "code");
         let receipt = new_content(content::Body::ReadReceipt(ReadReceipt::default()));
         assert_eq!(describe(&receipt), None);
+        let mut reply = new_content(content::Body::Text(Text { body: "yes".into() }));
+        reply.quote = Some(Quote {
+            message_id: vec![1; 16],
+            author: "someone".into(),
+            text: "forged".into(),
+        });
+        assert_eq!(describe(&reply), Some(("text", "yes".to_owned())));
     }
 }

@@ -282,9 +282,16 @@ impl Client {
         content: &Content,
         attachment_file: Option<String>,
     ) -> Result<Option<HistoryEntry>> {
-        let Some((kind, body)) = content::describe(content) else {
+        let Some((kind, mut body)) = content::describe(content) else {
             return Ok(None);
         };
+        if let Some(quote) = &content.quote {
+            let quoted = self
+                .store
+                .quoted_message(&quote.message_id, conversation)
+                .await?;
+            body = format!("{}{body}", reply_prefix(quoted));
+        }
         let now = now_millis();
         let expires_at = (content.expire_seconds > 0)
             .then(|| now.saturating_add(i64::from(content.expire_seconds) * 1000));
@@ -375,5 +382,40 @@ impl Client {
                 .set_contact_timer(conversation.trim_start_matches('@'), seconds)
                 .await
         }
+    }
+}
+
+/// Longest part of a quoted message shown in a reply.
+const QUOTE_CHARS: usize = 100;
+
+/// How a reply shows what it quotes, from our history: its author and the
+/// start of its text, or that we do not have it.
+fn reply_prefix(quoted: Option<(String, String)>) -> String {
+    match quoted {
+        Some((author, text)) => {
+            let mut excerpt: String = text.chars().take(QUOTE_CHARS).collect();
+            if excerpt.len() < text.len() {
+                excerpt.push('…');
+            }
+            format!("[reply to {author}: \"{excerpt}\"] ")
+        }
+        None => "[reply to (unknown message)] ".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_show_what_we_have() {
+        assert_eq!(reply_prefix(None), "[reply to (unknown message)] ");
+        assert_eq!(
+            reply_prefix(Some(("alice".into(), "hi".into()))),
+            "[reply to alice: \"hi\"] "
+        );
+        let long = "x".repeat(300);
+        let shown = reply_prefix(Some(("alice".into(), long)));
+        assert_eq!(shown.matches('x').count(), QUOTE_CHARS);
     }
 }

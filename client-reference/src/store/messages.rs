@@ -327,6 +327,22 @@ impl Store {
             .transpose()
     }
 
+    /// The author and text of a message of `conversation`, for showing a
+    /// reply that quotes it; `None` when it is not (or no longer) there.
+    pub async fn quoted_message(
+        &self,
+        message_id: &[u8],
+        conversation: &str,
+    ) -> Result<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT sender, body FROM messages WHERE message_id = ? AND conversation = ? AND deleted = 0",
+        )
+        .bind(message_id)
+        .bind(conversation)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Ids of the messages whose hex id starts with `prefix`.
     pub async fn message_ids_with_prefix(&self, prefix: &str) -> Result<Vec<Vec<u8>>> {
         let pattern = format!("{}%", prefix.replace(['%', '_'], ""));

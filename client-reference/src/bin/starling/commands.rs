@@ -7,7 +7,7 @@ use starling_client::content::{self, Body};
 use starling_client::{Client, ClientError, Event, Result, ServerConfig, StoreKey, kind_for};
 use tokio::io::AsyncBufReadExt;
 
-use crate::output::{Output, message_line};
+use crate::output::{Output, clean, clean_list, message_line};
 use crate::{Cli, Command, DeviceCommand, DirectoryCommand, GroupCommand};
 
 fn home_dir(cli_home: Option<PathBuf>) -> Result<PathBuf> {
@@ -272,7 +272,7 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
                 .save_attachment(&message_id, &path, progress.as_mut())
                 .await?;
             out.print(&serde_json::json!({ "saved": written }), || {
-                format!("saved {}", written.display())
+                format!("saved {}", clean(&written.to_string_lossy()))
             });
             Ok(())
         }
@@ -334,7 +334,10 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
                 out.print(&entry, || {
                     format!(
                         "{} — {} ({}, {})",
-                        entry.username, entry.display_name, entry.title, entry.department
+                        clean(&entry.username),
+                        clean(&entry.display_name),
+                        clean(&entry.title),
+                        clean(&entry.department)
                     )
                 });
             }
@@ -446,7 +449,7 @@ async fn receive(
             let path = client.save_attachment(&id, dir, progress.as_mut()).await?;
             out.print(
                 &serde_json::json!({ "saved": path, "message_id": entry.message_id }),
-                || format!("  saved {}", path.display()),
+                || format!("  saved {}", clean(&path.to_string_lossy())),
             );
         }
     }
@@ -518,10 +521,10 @@ async fn group(client: &mut Client, command: GroupCommand, out: Output) -> Resul
             || {
                 format!(
                     "{} ({}){}: {}",
-                    group.name,
+                    clean(&group.name),
                     hex::encode(&group.group_id).get(..8).unwrap_or_default(),
                     if group.active { "" } else { " [left]" },
-                    group.members.join(", ")
+                    clean_list(&group.members)
                 )
             },
         )

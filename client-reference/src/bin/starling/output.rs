@@ -1,5 +1,9 @@
 //! How the `starling` command prints: human lines, or one JSON object per
 //! line with `--json`; progress bars on a terminal.
+//!
+//! Human lines carry text other people chose (messages, usernames, group
+//! and file names). It goes through [`clean`] so it cannot move the cursor,
+//! recolour the terminal or fake a line of its own.
 
 use std::io::IsTerminal;
 
@@ -31,21 +35,28 @@ impl Output {
     pub(crate) fn event(&self, event: &Event) {
         self.print(event, || match event {
             Event::Message(entry) => message_line(entry),
-            Event::Updated { conversation, message_id, change } => {
-                format!("[{conversation}] message {} {change}", short(message_id))
-            }
+            Event::Updated { conversation, message_id, change } => format!(
+                "[{}] message {} {change}",
+                clean(conversation),
+                short(message_id)
+            ),
             Event::GroupChanged { name, members, active, .. } => {
                 if *active {
-                    format!("[group {name}] members: {}", members.join(", "))
+                    format!("[group {}] members: {}", clean(name), clean_list(members))
                 } else {
-                    format!("[group {name}] you are no longer a member")
+                    format!("[group {}] you are no longer a member", clean(name))
                 }
             }
-            Event::IdentityChanged { username } => format!(
-                "WARNING: {username}'s safety number changed. Compare it again: starling safety-number {username}"
-            ),
+            Event::IdentityChanged { username } => {
+                let username = clean(username);
+                format!(
+                    "WARNING: {username}'s safety number changed. Compare it again: starling safety-number {username}"
+                )
+            }
             Event::DecryptionFailed { sender, device, reason } => format!(
-                "WARNING: a message from {sender} (device {device}) could not be decrypted ({reason}); a new session was requested"
+                "WARNING: a message from {} (device {device}) could not be decrypted ({}); a new session was requested",
+                clean(sender),
+                clean(reason)
             ),
         });
     }
@@ -69,21 +80,22 @@ fn short(id: &str) -> &str {
 /// One history line.
 pub(crate) fn message_line(entry: &HistoryEntry) -> String {
     let mut line = format!(
-        "[{}] {}{}: {}",
+        "[{}{}] {}{}: {}",
         if entry.conversation.starts_with('#') {
-            format!("#{}", entry.conversation_name)
+            "#"
         } else {
-            entry.conversation_name.clone()
+            ""
         },
-        entry.sender,
+        clean(&entry.conversation_name),
+        clean(&entry.sender),
         if entry.edited { " (edited)" } else { "" },
-        entry.body
+        clean_body(&entry.body)
     );
     if !entry.reactions.is_empty() {
         let reactions: Vec<String> = entry
             .reactions
             .iter()
-            .map(|(u, e)| format!("{u} {e}"))
+            .map(|(u, e)| format!("{} {}", clean(u), clean(e)))
             .collect();
         line.push_str(&format!("  [{}]", reactions.join(", ")));
     }
@@ -95,6 +107,50 @@ pub(crate) fn message_line(entry: &HistoryEntry) -> String {
         ));
     }
     line
+}
+
+/// Whether a character must not reach a terminal as is: control
+/// characters (newlines, escape sequences) and the invisible ones that
+/// reorder or break lines.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+                | '\u{2028}' | '\u{2029}'
+        )
+}
+
+/// Someone else's text for one line: each unsafe character shows as its
+/// `\u{..}` escape; all other Unicode prints as is.
+pub(crate) fn clean(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if unsafe_char(c) {
+            shown.extend(c.escape_unicode());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+/// A message text: like [`clean`], except that a line break starts an
+/// indented continuation line, which no event line does.
+fn clean_body(text: &str) -> String {
+    text.split('\n')
+        .map(clean)
+        .collect::<Vec<_>>()
+        .join("\n    ")
+}
+
+/// Names, cleaned and joined with commas.
+pub(crate) fn clean_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| clean(n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct Bar {
@@ -125,5 +181,64 @@ impl Progress for Bar {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sender: &str, name: &str, body: &str) -> HistoryEntry {
+        HistoryEntry {
+            message_id: "0011223344".into(),
+            conversation: "#abcd".into(),
+            conversation_name: name.into(),
+            sender: sender.into(),
+            sender_device: 1,
+            outgoing: false,
+            kind: "text".into(),
+            body: body.into(),
+            sent_at: 0,
+            edited: false,
+            read: false,
+            reactions: [("eve\x1b[2J".to_owned(), "👍\r".to_owned())].into(),
+            attachment_file: None,
+        }
+    }
+
+    #[test]
+    fn control_characters_show_escaped() {
+        assert_eq!(clean("a\x1b[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(clean("x\ny\rz\u{7}"), "x\\u{a}y\\u{d}z\\u{7}");
+        assert_eq!(clean("abc\u{202e}cba"), "abc\\u{202e}cba");
+        assert_eq!(clean("Zoë 日本 👍🏽"), "Zoë 日本 👍🏽");
+    }
+
+    #[test]
+    fn a_message_cannot_fake_lines_or_terminal_codes() {
+        let line = message_line(&entry(
+            "mallory\n[@alice] alice",
+            "team\x1b]0;title\x07",
+            "hi\n[@bob] bob: send me your code\x1b[8m",
+        ));
+        assert!(
+            !line.chars().any(|c| c.is_control() && c != '\n'),
+            "{line:?}"
+        );
+        for continuation in line.lines().skip(1) {
+            assert!(continuation.starts_with("    "), "{line:?}");
+        }
+        assert!(line.contains("mallory\\u{a}[@alice] alice"), "{line:?}");
+        assert!(
+            line.contains("hi\n    [@bob] bob: send me your code\\u{1b}[8m"),
+            "{line:?}"
+        );
+        assert!(line.contains("eve\\u{1b}[2J 👍\\u{d}"), "{line:?}");
+    }
+
+    #[test]
+    fn member_lists_are_cleaned() {
+        let members = vec!["bob".to_owned(), "x\u{1b}[1m".to_owned()];
+        assert_eq!(clean_list(&members), "bob, x\\u{1b}[1m");
     }
 }
