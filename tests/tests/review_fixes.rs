@@ -57,3 +57,62 @@ async fn replies_show_the_quoted_message_from_our_history() {
         ]
     );
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saving_never_overwrites_nor_follows_a_symlink() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("notes.txt");
+    std::fs::write(&source, b"attachment body").unwrap();
+    alice
+        .client
+        .send_file("bob", &source, content::AttachmentKind::File, "", &mut ())
+        .await
+        .unwrap();
+    let received = bob.messages(1).await;
+    let id = hex::decode(&received[0].message_id).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, out.path().join("notes.txt")).unwrap();
+    let mut saved = Vec::new();
+    for _ in 0..2 {
+        saved.push(
+            bob.client
+                .save_attachment(&id, out.path(), &mut ())
+                .await
+                .unwrap(),
+        );
+    }
+    // A file path that is taken gets a number too.
+    let taken = out.path().join("notes (1).txt");
+    saved.push(
+        bob.client
+            .save_attachment(&id, &taken, &mut ())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        saved,
+        [
+            out.path().join("notes (1).txt"),
+            out.path().join("notes (2).txt"),
+            out.path().join("notes (1) (1).txt"),
+        ]
+    );
+    for file in &saved {
+        assert_eq!(std::fs::read(file).unwrap(), b"attachment body");
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    let link = std::fs::symlink_metadata(out.path().join("notes.txt")).unwrap();
+    assert!(link.file_type().is_symlink());
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        4,
+        "no temporary files left"
+    );
+}

@@ -2,7 +2,9 @@
 //! ciphertext file, uploaded with resume after a dropped connection,
 //! downloaded with resume into the home's attachment folder (still
 //! encrypted), verified against the digest, and decrypted only to where the
-//! person asks.
+//! person asks, never over an existing file (see [`save`]).
+
+mod save;
 
 use std::path::{Path, PathBuf};
 
@@ -192,8 +194,10 @@ impl Client {
         Ok(path)
     }
 
-    /// Decrypts a message's attachment to `destination` (a file, or a
-    /// folder to put it in under its own name). Returns the file written.
+    /// Decrypts a message's attachment to `destination`: a folder to put
+    /// it in under the sender's file name (made safe), or a file path.
+    /// An existing file is never replaced nor a symlink followed: a taken
+    /// name becomes "name (1).ext" and so on. Returns the file written.
     pub async fn save_attachment(
         &mut self,
         message_id: &[u8],
@@ -202,18 +206,32 @@ impl Client {
     ) -> Result<PathBuf> {
         let encrypted = self.download_attachment(message_id, progress).await?;
         let (attachment, _) = self.attachment_of(message_id).await?;
-        let target = if destination.is_dir() {
-            let name = Path::new(&attachment.file_name)
+        let (folder, name) = if destination.is_dir() {
+            let name = save::safe_file_name(&attachment.file_name)
+                .unwrap_or_else(|| hex::encode(message_id));
+            (destination.to_path_buf(), name)
+        } else {
+            let name = destination
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .filter(|n| !n.is_empty() && n != "." && n != "..")
-                .unwrap_or_else(|| hex::encode(message_id));
-            destination.join(name)
-        } else {
-            destination.to_path_buf()
+                .ok_or_else(|| {
+                    ClientError::Invalid(format!("{} is not a file name", destination.display()))
+                })?;
+            let folder = destination
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            (folder.to_path_buf(), name)
         };
-        decrypt_file(&encrypted, Some(&target), &attachment_info(&attachment)?).await?;
-        Ok(target)
+        let (temp, mut output) = save::temporary_file(&folder).await?;
+        let info = attachment_info(&attachment)?;
+        let decrypted = decrypt_file(&encrypted, Some(&mut output), &info).await;
+        drop(output);
+        if let Err(e) = decrypted {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e);
+        }
+        save::place(&temp, &folder, &name).await
     }
 }
 
@@ -260,45 +278,36 @@ async fn encrypt_file(source: &Path, target: &Path) -> Result<AttachmentInfo> {
     Ok(info)
 }
 
-/// Decrypts and verifies `source`; writes the plaintext to `target` when
-/// given (removing it again if verification fails).
-async fn decrypt_file(source: &Path, target: Option<&Path>, info: &AttachmentInfo) -> Result<()> {
+/// Decrypts and verifies `source`; writes the plaintext to `output` when
+/// given (the caller discards it if verification fails).
+async fn decrypt_file(
+    source: &Path,
+    mut output: Option<&mut tokio::fs::File>,
+    info: &AttachmentInfo,
+) -> Result<()> {
     let mut input = tokio::fs::File::open(source).await?;
-    let mut output = match target {
-        Some(path) => Some(tokio::fs::File::create(path).await?),
-        None => None,
-    };
     let mut decryptor = AttachmentDecryptor::new(info);
     let mut buffer = vec![0u8; CHUNK_SIZE];
     let mut out = Vec::with_capacity(CHUNK_SIZE);
-    let result: Result<()> = async {
-        loop {
-            let read = input.read(&mut buffer).await?;
-            if read == 0 {
-                break;
-            }
-            decryptor
-                .update(&buffer[..read], &mut out)
-                .map_err(ClientError::crypto)?;
-            if let Some(output) = output.as_mut() {
-                output.write_all(&out).await?;
-            }
-            out.clear();
+    loop {
+        let read = input.read(&mut buffer).await?;
+        if read == 0 {
+            break;
         }
-        decryptor.finish(&mut out).map_err(ClientError::crypto)?;
+        decryptor
+            .update(&buffer[..read], &mut out)
+            .map_err(ClientError::crypto)?;
         if let Some(output) = output.as_mut() {
             output.write_all(&out).await?;
-            output.flush().await?;
         }
-        Ok(())
+        out.clear();
     }
-    .await;
-    if result.is_err()
-        && let Some(path) = target
-    {
-        let _ = tokio::fs::remove_file(path).await;
+    decryptor.finish(&mut out).map_err(ClientError::crypto)?;
+    if let Some(output) = output.as_mut() {
+        output.write_all(&out).await?;
+        output.sync_all().await?;
     }
-    result
+    Ok(())
 }
 
 async fn upload_resumable(
