@@ -116,3 +116,79 @@ async fn saving_never_overwrites_nor_follows_a_symlink() {
         "no temporary files left"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_and_reactions_stay_in_their_conversation() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut mallory = server.client("mallory").await;
+    let to_bob = alice.client.send_text("bob", "for bob only").await.unwrap();
+    bob.messages(1).await;
+
+    // Mallory knows the id but is not part of that conversation.
+    let forged = [
+        Body::ReadReceipt(content::ReadReceipt {
+            message_ids: vec![to_bob.clone()],
+        }),
+        Body::Reaction(content::Reaction {
+            message_id: to_bob.clone(),
+            emoji: "💩".into(),
+            remove: false,
+        }),
+        Body::Edit(content::Edit {
+            message_id: to_bob.clone(),
+            body: "forged".into(),
+        }),
+        Body::Delete(content::Delete {
+            message_id: to_bob.clone(),
+        }),
+    ];
+    for body in forged {
+        mallory.client.send_body("alice", body).await.unwrap();
+    }
+    mallory.client.send_text("alice", "done").await.unwrap();
+    let events = alice.events_until(|e| message_count(e) >= 1).await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, starling_client::Event::Updated { .. })),
+        "{events:?}"
+    );
+    let history = alice.client.history("bob", 10).await.unwrap();
+    assert_eq!(history[0].body, "for bob only");
+    assert!(history[0].reactions.is_empty() && !history[0].read);
+
+    // Bob, in the conversation, can react and mark it read.
+    bob.client
+        .send_body(
+            "alice",
+            Body::Reaction(content::Reaction {
+                message_id: to_bob.clone(),
+                emoji: "👍".into(),
+                remove: false,
+            }),
+        )
+        .await
+        .unwrap();
+    bob.client
+        .send_body(
+            "alice",
+            Body::ReadReceipt(content::ReadReceipt {
+                message_ids: vec![to_bob],
+            }),
+        )
+        .await
+        .unwrap();
+    let updates = |events: &[starling_client::Event]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, starling_client::Event::Updated { .. }))
+            .count()
+    };
+    let events = alice.events_until(|e| updates(e) >= 2).await;
+    assert_eq!(updates(&events), 2, "{events:?}");
+    let history = alice.client.history("bob", 10).await.unwrap();
+    assert_eq!(history[0].reactions["bob"], "👍");
+    assert!(history[0].read);
+}

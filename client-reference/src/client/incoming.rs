@@ -407,7 +407,7 @@ impl Client {
             Some(Body::Edit(edit)) => {
                 if self
                     .store
-                    .edit_message(&edit.message_id, sender, &edit.body)
+                    .edit_message(&edit.message_id, &conversation, sender, &edit.body)
                     .await?
                 {
                     vec![updated(&edit.message_id, "edited")]
@@ -417,7 +417,7 @@ impl Client {
             }
             Some(Body::Delete(delete)) => match self
                 .store
-                .delete_message(&delete.message_id, sender)
+                .delete_message(&delete.message_id, &conversation, sender)
                 .await?
             {
                 Some(file) => {
@@ -430,19 +430,23 @@ impl Client {
             },
             Some(Body::Reaction(reaction)) => {
                 let emoji = (!reaction.remove).then_some(reaction.emoji.as_str());
-                self.store
-                    .react(&reaction.message_id, sender, emoji)
-                    .await?;
-                vec![updated(&reaction.message_id, "reaction")]
+                if self
+                    .store
+                    .react(&reaction.message_id, &conversation, sender, emoji)
+                    .await?
+                {
+                    vec![updated(&reaction.message_id, "reaction")]
+                } else {
+                    Vec::new()
+                }
             }
-            Some(Body::ReadReceipt(receipt)) => {
-                self.store.mark_read(&receipt.message_ids).await?;
-                receipt
-                    .message_ids
-                    .iter()
-                    .map(|id| updated(id, "read"))
-                    .collect()
-            }
+            Some(Body::ReadReceipt(receipt)) => self
+                .store
+                .mark_read(&conversation, &receipt.message_ids)
+                .await?
+                .iter()
+                .map(|id| updated(id, "read"))
+                .collect(),
             Some(Body::ExpirationTimer(timer)) => {
                 self.apply_timer(&conversation, timer.seconds).await?;
                 self.record(&conversation, sender, device, own, &content, None)

@@ -222,30 +222,42 @@ impl Store {
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// Replaces a message's text, if `sender` wrote it.
-    pub async fn edit_message(&self, message_id: &[u8], sender: &str, body: &str) -> Result<bool> {
+    /// Replaces a message's text, if it is in `conversation` and `sender`
+    /// wrote it.
+    pub async fn edit_message(
+        &self,
+        message_id: &[u8],
+        conversation: &str,
+        sender: &str,
+        body: &str,
+    ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE messages SET body = ?, edited = 1 WHERE message_id = ? AND sender = ? AND deleted = 0",
+            "UPDATE messages SET body = ?, edited = 1 \
+             WHERE message_id = ? AND conversation = ? AND sender = ? AND deleted = 0",
         )
         .bind(body)
         .bind(message_id)
+        .bind(conversation)
         .bind(sender)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Deletes a message for everyone, if `sender` wrote it: its text and
-    /// content are wiped, its attachment file is returned for deletion.
+    /// Deletes a message for everyone, if it is in `conversation` and
+    /// `sender` wrote it: its text and content are wiped, its attachment
+    /// file is returned for deletion.
     pub async fn delete_message(
         &self,
         message_id: &[u8],
+        conversation: &str,
         sender: &str,
     ) -> Result<Option<Option<String>>> {
         let file: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT attachment_file FROM messages WHERE message_id = ? AND sender = ?",
+            "SELECT attachment_file FROM messages WHERE message_id = ? AND conversation = ? AND sender = ?",
         )
         .bind(message_id)
+        .bind(conversation)
         .bind(sender)
         .fetch_optional(&self.pool)
         .await?;
@@ -260,20 +272,24 @@ impl Store {
         Ok(file)
     }
 
-    /// Records a reaction (or its removal) by `username`.
+    /// Records a reaction (or its removal) by `username` to a message of
+    /// `conversation`; false when there is no such message there.
     pub async fn react(
         &self,
         message_id: &[u8],
+        conversation: &str,
         username: &str,
         emoji: Option<&str>,
-    ) -> Result<()> {
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT reactions FROM messages WHERE message_id = ?")
-                .bind(message_id)
-                .fetch_optional(&self.pool)
-                .await?;
+    ) -> Result<bool> {
+        let current: Option<String> = sqlx::query_scalar(
+            "SELECT reactions FROM messages WHERE message_id = ? AND conversation = ? AND deleted = 0",
+        )
+        .bind(message_id)
+        .bind(conversation)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(current) = current else {
-            return Ok(());
+            return Ok(false);
         };
         let mut reactions: BTreeMap<String, String> =
             serde_json::from_str(&current).unwrap_or_default();
@@ -286,18 +302,30 @@ impl Store {
             .bind(message_id)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(true)
     }
 
-    /// Marks our messages read by their recipient.
-    pub async fn mark_read(&self, message_ids: &[Vec<u8>]) -> Result<()> {
+    /// Marks our messages of `conversation` read by their recipient;
+    /// returns the ids that are ours there.
+    pub async fn mark_read(
+        &self,
+        conversation: &str,
+        message_ids: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut marked = Vec::new();
         for id in message_ids {
-            sqlx::query("UPDATE messages SET read = 1 WHERE message_id = ? AND outgoing = 1")
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+            let done = sqlx::query(
+                "UPDATE messages SET read = 1 WHERE message_id = ? AND conversation = ? AND outgoing = 1",
+            )
+            .bind(id)
+            .bind(conversation)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                marked.push(id.clone());
+            }
         }
-        Ok(())
+        Ok(marked)
     }
 
     /// Deletes every message whose timer ran out; returns their attachment
@@ -422,5 +450,114 @@ mod tests {
     fn search_words_are_quoted() {
         assert_eq!(fts_query("hello  wor\"ld"), "\"hello\" \"wor\"\"ld\"");
         assert_eq!(fts_query("   "), "");
+    }
+
+    fn message(id: u8, conversation: &str, sender: &str, outgoing: bool) -> NewMessage {
+        NewMessage {
+            message_id: vec![id; 16],
+            conversation: conversation.into(),
+            sender: sender.into(),
+            sender_device: 1,
+            outgoing,
+            kind: "text".into(),
+            body: "original".into(),
+            content: Vec::new(),
+            sent_at: 0,
+            received_at: 0,
+            expires_at: None,
+            attachment_file: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_apply_only_in_their_conversation() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path(), &crate::StoreKey::from_bytes([3; 32]))
+            .await
+            .unwrap();
+        // Ours to bob, and carol's to us.
+        store
+            .insert_message(&message(1, "@bob", "alice", true))
+            .await
+            .unwrap();
+        store
+            .insert_message(&message(2, "@carol", "carol", false))
+            .await
+            .unwrap();
+        let (ours, carols) = (vec![1u8; 16], vec![2u8; 16]);
+
+        assert!(
+            !store
+                .react(&ours, "@mallory", "mallory", Some("x"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .mark_read("@mallory", std::slice::from_ref(&ours))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            !store
+                .edit_message(&carols, "@bob", "carol", "forged")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .delete_message(&carols, "@bob", "carol")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // In the right conversation, only the author edits or deletes.
+        assert!(
+            !store
+                .edit_message(&carols, "@carol", "bob", "forged")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .delete_message(&carols, "@carol", "bob")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let history = store.history("@bob", 10).await.unwrap();
+        assert!(history[0].reactions.is_empty() && !history[0].read);
+        assert_eq!(
+            store.history("@carol", 10).await.unwrap()[0].body,
+            "original"
+        );
+
+        assert!(store.react(&ours, "@bob", "bob", Some("👍")).await.unwrap());
+        assert_eq!(
+            store
+                .mark_read("@bob", std::slice::from_ref(&ours))
+                .await
+                .unwrap(),
+            [ours]
+        );
+        assert!(
+            store
+                .edit_message(&carols, "@carol", "carol", "new")
+                .await
+                .unwrap()
+        );
+        let history = store.history("@bob", 10).await.unwrap();
+        assert_eq!(history[0].reactions["bob"], "👍");
+        assert!(history[0].read);
+        assert_eq!(store.history("@carol", 10).await.unwrap()[0].body, "new");
+        assert!(
+            store
+                .delete_message(&carols, "@carol", "carol")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(store.history("@carol", 10).await.unwrap().is_empty());
     }
 }

@@ -201,13 +201,14 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
             text,
         } => {
             let message_id = message_id_of(client, &conversation, &message).await?;
+            let key = client.conversation_key(&conversation).await?;
             if !client
                 .store()
-                .edit_message(&message_id, client.username(), &text)
+                .edit_message(&message_id, &key, client.username(), &text)
                 .await?
             {
                 return Err(ClientError::Invalid(
-                    "you can only edit your own messages".into(),
+                    "you can only edit your own messages of this conversation".into(),
                 ));
             }
             let id = client
@@ -228,9 +229,10 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
         } => {
             let message_id = message_id_of(client, &conversation, &message).await?;
             let username = client.username().to_owned();
+            let key = client.conversation_key(&conversation).await?;
             match client
                 .store()
-                .delete_message(&message_id, &username)
+                .delete_message(&message_id, &key, &username)
                 .await?
             {
                 Some(file) => {
@@ -240,7 +242,7 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
                 }
                 None => {
                     return Err(ClientError::Invalid(
-                        "you can only delete your own messages".into(),
+                        "you can only delete your own messages of this conversation".into(),
                     ));
                 }
             }
