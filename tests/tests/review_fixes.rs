@@ -192,3 +192,70 @@ async fn receipts_and_reactions_stay_in_their_conversation() {
     assert_eq!(history[0].reactions["bob"], "👍");
     assert!(history[0].read);
 }
+
+fn has_text(events: &[starling_client::Event], text: &str) -> bool {
+    texts(events).iter().any(|t| t == text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_back_reads_the_group_again() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    alice
+        .client
+        .create_group("crew", &["bob".to_owned(), "carol".to_owned()])
+        .await
+        .unwrap();
+    alice.client.send_text("#crew", "one").await.unwrap();
+    assert!(has_text(
+        &bob.events_until(|e| has_text(e, "one")).await,
+        "one"
+    ));
+    assert!(has_text(
+        &carol.events_until(|e| has_text(e, "one")).await,
+        "one"
+    ));
+    carol.client.send_text("#crew", "two").await.unwrap();
+    assert!(has_text(
+        &bob.events_until(|e| has_text(e, "two")).await,
+        "two"
+    ));
+    let _ = alice.drain().await;
+
+    let bob_list = ["bob".to_owned()];
+    alice
+        .client
+        .remove_members("crew", &bob_list)
+        .await
+        .unwrap();
+    let _ = bob.drain().await;
+    let _ = carol.drain().await;
+    alice.client.add_members("crew", &bob_list).await.unwrap();
+    let _ = bob.drain().await;
+    let _ = carol.drain().await;
+
+    // Every member's next message reaches bob again, and his reaches them.
+    alice
+        .client
+        .send_text("#crew", "welcome back")
+        .await
+        .unwrap();
+    carol.client.send_text("#crew", "hi again").await.unwrap();
+    let events = bob
+        .events_until(|e| has_text(e, "welcome back") && has_text(e, "hi again"))
+        .await;
+    assert!(has_text(&events, "welcome back"), "{events:?}");
+    assert!(has_text(&events, "hi again"), "{events:?}");
+    bob.client
+        .send_text("#crew", "glad to be back")
+        .await
+        .unwrap();
+    for member in [&mut alice, &mut carol] {
+        let events = member
+            .events_until(|e| has_text(e, "glad to be back"))
+            .await;
+        assert!(has_text(&events, "glad to be back"), "{events:?}");
+    }
+}

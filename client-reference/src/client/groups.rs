@@ -2,7 +2,11 @@
 //! control messages; messages use Sender Keys and the server's
 //! multi-recipient send. Whenever someone holding our current sender key
 //! is no longer a member device, the key is rotated before the next send,
-//! so a removed member can read nothing after removal.
+//! so a removed member can read nothing after removal. When a member is
+//! removed (or leaves), every remaining member drops that member's sender
+//! keys and starts a fresh one of its own, which the next message gives
+//! to every member device then: someone added back later receives it like
+//! any new member. Our own membership ending drops all of the group's keys.
 
 use std::collections::BTreeSet;
 
@@ -80,6 +84,9 @@ impl Client {
                 .drop_inbound_group_sessions(&record.group_id, Some(user))
                 .await?;
         }
+        self.store
+            .reset_outbound_group_session(&record.group_id)
+            .await?;
         self.announce(&record, &before, Action::Update).await?;
         Ok(record)
     }
@@ -105,6 +112,9 @@ impl Client {
         self.store.save_group(&record).await?;
         self.store
             .drop_inbound_group_sessions(&record.group_id, None)
+            .await?;
+        self.store
+            .reset_outbound_group_session(&record.group_id)
             .await?;
         Ok(())
     }
@@ -198,7 +208,9 @@ impl Client {
             group.revision = control.revision;
         }
         group.active = group.members.contains(&self.username);
+        let mut someone_left = false;
         for gone in previous.iter().filter(|m| !group.members.contains(m)) {
+            someone_left = true;
             self.store
                 .drop_inbound_group_sessions(&group.group_id, Some(gone))
                 .await?;
@@ -206,6 +218,11 @@ impl Client {
         if !group.active {
             self.store
                 .drop_inbound_group_sessions(&group.group_id, None)
+                .await?;
+        }
+        if someone_left || !group.active {
+            self.store
+                .reset_outbound_group_session(&group.group_id)
                 .await?;
         }
         self.store.save_group(&group).await?;

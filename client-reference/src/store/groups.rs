@@ -169,6 +169,16 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets our outbound session and who holds it, so the next message
+    /// starts a fresh sender key and gives it to every member device then.
+    pub async fn reset_outbound_group_session(&self, group_id: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE groups SET outbound = NULL, distributed = '[]' WHERE group_id = ?")
+            .bind(group_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The inbound session for one member device's sender key.
     pub async fn inbound_group_session(
         &self,
