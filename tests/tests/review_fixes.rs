@@ -259,3 +259,43 @@ async fn a_member_added_back_reads_the_group_again() {
         assert!(has_text(&events, "glad to be back"), "{events:?}");
     }
 }
+
+fn members_of(groups: &[starling_client::store::GroupRecord]) -> Vec<String> {
+    assert_eq!(groups.len(), 1);
+    groups[0].members.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_rename_does_not_undo_a_removal() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let mut carol = server.client("carol").await;
+    let mut dave = server.client("dave").await;
+    let others = ["bob", "carol", "dave"].map(str::to_owned);
+    alice.client.create_group("crew", &others).await.unwrap();
+    for member in [&mut bob, &mut carol, &mut dave] {
+        member.events_until(|e| message_count(e) >= 1).await;
+    }
+
+    // Carol renames at revision 2 without having seen alice remove bob at
+    // revision 2, then renames again at 3 with her list that still has bob.
+    carol.client.rename_group("crew", "crew 2").await.unwrap();
+    alice
+        .client
+        .remove_members("crew", &["bob".to_owned()])
+        .await
+        .unwrap();
+    carol.client.rename_group("crew 2", "crew 3").await.unwrap();
+
+    let expected = ["alice", "carol", "dave"].map(str::to_owned);
+    // Dave gets all three updates, alice carol's two, carol alice's one.
+    for (member, updates) in [(&mut dave, 3), (&mut alice, 2), (&mut carol, 1)] {
+        member.events_until(|e| message_count(e) >= updates).await;
+        let _ = member.drain().await;
+        assert_eq!(members_of(&member.client.groups().await.unwrap()), expected);
+    }
+    let bobs = bob.client.groups().await.unwrap();
+    let _ = bob.drain().await;
+    assert!(!bob.client.groups().await.unwrap()[0].active, "{bobs:?}");
+}

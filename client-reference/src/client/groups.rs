@@ -22,7 +22,16 @@ use crate::content::{
 use crate::error::{ClientError, Result};
 use crate::store::GroupRecord;
 
+mod membership;
+
 const STALE_RETRIES: usize = 4;
+
+/// The members an update explicitly adds and removes.
+#[derive(Default)]
+struct Delta {
+    added: Vec<String>,
+    removed: Vec<String>,
+}
 
 fn holder(username: &str, device: u32) -> String {
     format!("{username}.{device}")
@@ -45,26 +54,41 @@ impl Client {
             revision: 1,
             active: true,
             expire_seconds: 0,
+            member_changes: Default::default(),
         };
         self.store.save_group(&group).await?;
-        self.announce(&group, &group.members.clone(), Action::Update)
-            .await?;
+        self.announce(
+            &group,
+            &group.members.clone(),
+            Action::Update,
+            Delta::default(),
+        )
+        .await?;
         Ok(group)
     }
 
-    /// Adds members.
+    /// Adds members (explicitly, so this also brings back someone who
+    /// was removed).
     pub async fn add_members(&mut self, group: &str, users: &[String]) -> Result<GroupRecord> {
         let mut record = self.active_group(group).await?;
+        let mut added = Vec::new();
         for user in users {
             self.ensure_sessions(user).await?;
-            if !record.members.contains(user) {
-                record.members.push(user.clone());
+            if !record.members.contains(user) && !added.contains(user) {
+                added.push(user.clone());
             }
         }
-        record.members.sort();
         record.revision += 1;
+        let revision = record.revision;
+        for user in &added {
+            membership::apply_change(&mut record, user, revision, false);
+        }
         self.store.save_group(&record).await?;
-        self.announce(&record, &record.members.clone(), Action::Update)
+        let delta = Delta {
+            added,
+            removed: Vec::new(),
+        };
+        self.announce(&record, &record.members.clone(), Action::Update, delta)
             .await?;
         Ok(record)
     }
@@ -74,10 +98,16 @@ impl Client {
     pub async fn remove_members(&mut self, group: &str, users: &[String]) -> Result<GroupRecord> {
         let mut record = self.active_group(group).await?;
         let before = record.members.clone();
-        record
-            .members
-            .retain(|m| !users.contains(m) || *m == self.username);
+        let removed: Vec<String> = before
+            .iter()
+            .filter(|m| users.contains(m) && **m != self.username)
+            .cloned()
+            .collect();
         record.revision += 1;
+        let revision = record.revision;
+        for user in &removed {
+            membership::apply_change(&mut record, user, revision, true);
+        }
         self.store.save_group(&record).await?;
         for user in users {
             self.store
@@ -87,7 +117,12 @@ impl Client {
         self.store
             .reset_outbound_group_session(&record.group_id)
             .await?;
-        self.announce(&record, &before, Action::Update).await?;
+        let delta = Delta {
+            added: Vec::new(),
+            removed,
+        };
+        self.announce(&record, &before, Action::Update, delta)
+            .await?;
         Ok(record)
     }
 
@@ -97,16 +132,26 @@ impl Client {
         record.name = name.to_owned();
         record.revision += 1;
         self.store.save_group(&record).await?;
-        self.announce(&record, &record.members.clone(), Action::Update)
-            .await?;
+        self.announce(
+            &record,
+            &record.members.clone(),
+            Action::Update,
+            Delta::default(),
+        )
+        .await?;
         Ok(record)
     }
 
     /// Leaves a group: the others are told, our keys for it are dropped.
     pub async fn leave_group(&mut self, group: &str) -> Result<()> {
         let mut record = self.active_group(group).await?;
-        self.announce(&record, &record.members.clone(), Action::Leave)
-            .await?;
+        self.announce(
+            &record,
+            &record.members.clone(),
+            Action::Leave,
+            Delta::default(),
+        )
+        .await?;
         record.active = false;
         record.members.retain(|m| *m != self.username);
         self.store.save_group(&record).await?;
@@ -145,12 +190,15 @@ impl Client {
         group: &GroupRecord,
         recipients: &[String],
         action: Action,
+        delta: Delta,
     ) -> Result<()> {
         let mut content = new_content(content::Body::GroupControl(GroupControl {
             action: action.into(),
             name: group.name.clone(),
             members: group.members.clone(),
             revision: group.revision,
+            added: delta.added,
+            removed: delta.removed,
         }));
         content.group_id = group.group_id.clone();
         let mut to: Vec<String> = recipients.to_vec();
@@ -177,9 +225,6 @@ impl Client {
                 if !group.members.iter().any(|m| m == sender) {
                     return Ok(Vec::new());
                 }
-                if !leaving && control.revision <= group.revision {
-                    return Ok(Vec::new());
-                }
                 group
             }
             // Group ids are 16 random bytes; anything else is refused.
@@ -195,19 +240,23 @@ impl Client {
                     revision: 0,
                     active: true,
                     expire_seconds: 0,
+                    member_changes: Default::default(),
                 }
             }
             None => return Ok(Vec::new()),
         };
-        let previous: BTreeSet<String> = group.members.iter().cloned().collect();
+        let before = group.clone();
         if leaving {
-            group.members.retain(|m| m != sender);
+            membership::apply_leave(&mut group, sender, control.revision);
         } else {
-            group.name = control.name.clone();
-            group.members = control.members.clone();
-            group.revision = control.revision;
+            membership::apply_update(&mut group, control);
         }
         group.active = group.members.contains(&self.username);
+        if group == before {
+            // Outdated: a later change of everything it says already won.
+            return Ok(Vec::new());
+        }
+        let previous: BTreeSet<String> = before.members.iter().cloned().collect();
         let mut someone_left = false;
         for gone in previous.iter().filter(|m| !group.members.contains(m)) {
             someone_left = true;

@@ -117,11 +117,15 @@ impl fmt::Debug for GroupControl {
             name: _,
             members,
             revision,
+            added,
+            removed,
         } = self;
         f.debug_struct("GroupControl")
             .field("action", action)
             .field("members", members)
             .field("revision", revision)
+            .field("added", added)
+            .field("removed", removed)
             .finish_non_exhaustive()
     }
 }

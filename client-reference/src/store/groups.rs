@@ -2,7 +2,7 @@
 //! messages), our outbound Sender Key session and who holds it, and the
 //! inbound sessions of the other members' devices.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Row;
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
@@ -27,6 +27,18 @@ pub struct GroupRecord {
     pub active: bool,
     /// Disappearing-message timer, 0 = off.
     pub expire_seconds: u32,
+    /// The last explicit change of each member who was ever added to or
+    /// removed from the group by an update (not by its creation).
+    pub member_changes: BTreeMap<String, MemberChange>,
+}
+
+/// One member's last explicit change in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberChange {
+    /// The revision of the update that made it.
+    pub revision: u64,
+    /// Removed (or left) rather than added.
+    pub removed: bool,
 }
 
 impl std::fmt::Debug for GroupRecord {
@@ -38,6 +50,7 @@ impl std::fmt::Debug for GroupRecord {
             revision,
             active,
             expire_seconds,
+            member_changes,
         } = self;
         f.debug_struct("GroupRecord")
             .field("group_id", &hex::encode(group_id))
@@ -45,12 +58,14 @@ impl std::fmt::Debug for GroupRecord {
             .field("revision", revision)
             .field("active", active)
             .field("expire_seconds", expire_seconds)
+            .field("member_changes", member_changes)
             .finish_non_exhaustive()
     }
 }
 
 fn group_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GroupRecord> {
     let members: String = row.try_get("members")?;
+    let member_changes: String = row.try_get("member_changes")?;
     Ok(GroupRecord {
         group_id: row.try_get("group_id")?,
         name: row.try_get("name")?,
@@ -58,19 +73,25 @@ fn group_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GroupRecord> {
         revision: u64::try_from(row.try_get::<i64, _>("revision")?).unwrap_or(0),
         active: row.try_get::<i64, _>("active")? != 0,
         expire_seconds: u32::try_from(row.try_get::<i64, _>("expire_seconds")?).unwrap_or(0),
+        member_changes: serde_json::from_str(&member_changes).map_err(ClientError::protocol)?,
     })
 }
 
-const GROUP_COLUMNS: &str = "group_id, name, members, revision, active, expire_seconds";
+const GROUP_COLUMNS: &str =
+    "group_id, name, members, revision, active, expire_seconds, member_changes";
 
 impl Store {
     /// Inserts or replaces a group's public state.
     pub async fn save_group(&self, group: &GroupRecord) -> Result<()> {
         let members = serde_json::to_string(&group.members).map_err(ClientError::protocol)?;
+        let changes =
+            serde_json::to_string(&group.member_changes).map_err(ClientError::protocol)?;
         sqlx::query(
-            "INSERT INTO groups (group_id, name, members, revision, active, expire_seconds) VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO groups (group_id, name, members, revision, active, expire_seconds, member_changes) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, members = excluded.members, \
-             revision = excluded.revision, active = excluded.active, expire_seconds = excluded.expire_seconds",
+             revision = excluded.revision, active = excluded.active, expire_seconds = excluded.expire_seconds, \
+             member_changes = excluded.member_changes",
         )
         .bind(&group.group_id)
         .bind(&group.name)
@@ -78,6 +99,7 @@ impl Store {
         .bind(i64::try_from(group.revision).unwrap_or(i64::MAX))
         .bind(i64::from(group.active))
         .bind(i64::from(group.expire_seconds))
+        .bind(changes)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 use zeroize::Zeroizing;
 
 pub use account::AccountRecord;
-pub use groups::GroupRecord;
+pub use groups::{GroupRecord, MemberChange};
 pub use messages::{HistoryEntry, NewMessage};
 pub use sessions::InboxItem;
 pub use trust::{ContactRecord, TrustChange};
