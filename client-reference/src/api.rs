@@ -261,6 +261,12 @@ impl Api {
         Ok(code.code)
     }
 
+    /// A token to join `call_id` on the media relay, and where the relay is.
+    pub async fn call_token(&self, call_id: &str) -> Result<CallToken> {
+        self.json(self.request(Method::POST, &format!("v1/calls/{call_id}/token"))?)
+            .await
+    }
+
     /// An account's device ids.
     pub async fn devices(&self, username: &str) -> Result<Vec<u32>> {
         #[derive(Deserialize)]
@@ -512,5 +518,25 @@ async fn server_error(response: Response) -> ClientError {
             code: "unknown".into(),
             reason: "no error body".into(),
         },
+    }
+}
+
+/// A media relay join token (`POST /v1/calls/{call_id}/token`).
+#[derive(Deserialize)]
+pub struct CallToken {
+    /// The token; a secret until used.
+    pub token: String,
+    /// Expiry, Unix seconds.
+    pub expires_at: u64,
+    /// The relay's URL, if the server has one configured.
+    pub relay_url: Option<String>,
+}
+
+impl std::fmt::Debug for CallToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallToken")
+            .field("expires_at", &self.expires_at)
+            .field("relay_url", &self.relay_url)
+            .finish_non_exhaustive()
     }
 }

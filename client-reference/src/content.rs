@@ -95,6 +95,20 @@ pub fn describe(content: &Content) -> Option<(&'static str, String)> {
                 _ => format!("group \"{}\": {}", g.name, g.members.join(", ")),
             },
         ),
+        Some(Body::Call(call)) => match &call.kind {
+            Some(generated::call_signal::Kind::Offer(offer)) => (
+                "call",
+                if offer.video {
+                    "incoming video call"
+                } else {
+                    "incoming call"
+                }
+                .to_owned(),
+            ),
+            Some(generated::call_signal::Kind::Hangup(_)) => ("call", "missed call".to_owned()),
+            // Answers, leaves, keys: call state, never history.
+            _ => return None,
+        },
         None => (
             "unsupported",
             "[unsupported message type: update Starling to see it]".to_owned(),

@@ -14,6 +14,7 @@
 )]
 
 pub mod api;
+pub mod call;
 mod client;
 pub mod connection;
 pub mod content;
@@ -28,8 +29,8 @@ pub mod frames {
 }
 
 pub use client::{
-    Client, Event, PREKEY_BATCH, PREKEY_LOW_WATER, Progress, SIGNED_PREKEY_MAX_AGE_SECS,
-    SafetyNumberView, ServerConfig, kind_for,
+    CallOptions, CallReport, Client, Event, PREKEY_BATCH, PREKEY_LOW_WATER, Progress,
+    SIGNED_PREKEY_MAX_AGE_SECS, SafetyNumberView, ServerConfig, kind_for,
 };
 pub use error::{ClientError, Result};
 pub use store::StoreKey;

@@ -270,7 +270,8 @@ impl Config {
     /// Loads `path` (if given) and applies environment overrides:
     /// `DATABASE_URL`, `STARLING_DATA_DIR`, `STARLING_LISTEN`,
     /// `STARLING_TLS_MODE` (`self_signed`, `files`, `plain_http`),
-    /// `STARLING_OPEN_REGISTRATION` (`true`/`false`), `STARLING_TURN_SECRET`.
+    /// `STARLING_OPEN_REGISTRATION` (`true`/`false`), `STARLING_TURN_SECRET`,
+    /// `STARLING_RELAY_URL` (the media relay clients join calls on).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut config = match path {
             Some(path) => Self::from_file(path)?,
@@ -318,6 +319,9 @@ impl Config {
                     });
                 }
             };
+        }
+        if let Some(url) = var("STARLING_RELAY_URL").filter(|v| !v.is_empty()) {
+            self.calls.relay_url = Some(url);
         }
         if let Some(secret) = var("STARLING_TURN_SECRET").filter(|v| !v.is_empty()) {
             self.calls.turn_secret = Some(Secret(secret));

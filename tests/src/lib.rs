@@ -17,6 +17,9 @@ use std::time::Duration;
 use sqlx::Connection;
 use starling_client::{Client, Event, ServerConfig, StoreKey};
 
+mod relay;
+pub use relay::TestRelay;
+
 /// Which database the server runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Db {
@@ -71,6 +74,7 @@ pub struct TestServer {
     port: u16,
     child: Child,
     pg_name: Option<String>,
+    extra_env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -81,6 +85,15 @@ impl TestServer {
 
     /// Starts a server with a log filter (`RUST_LOG`).
     pub async fn start_with(db: Db, log_filter: &str) -> Self {
+        Self::start_with_env(db, log_filter, Vec::new()).await
+    }
+
+    /// Starts a server with extra environment variables.
+    pub async fn start_with_env(
+        db: Db,
+        log_filter: &str,
+        extra_env: Vec<(String, String)>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg_name) = match db {
             // The server's default: SQLite in its data folder.
@@ -117,7 +130,14 @@ impl TestServer {
             .unwrap()
             .port();
         let log_path = dir.path().join("server.log");
-        let child = spawn_server(dir.path(), &database_url, port, log_filter, &log_path);
+        let child = spawn_server(
+            dir.path(),
+            &database_url,
+            port,
+            log_filter,
+            &log_path,
+            &extra_env,
+        );
         let mut server = Self {
             url: format!("https://127.0.0.1:{port}"),
             fingerprint: String::new(),
@@ -128,6 +148,7 @@ impl TestServer {
             child,
             pg_name,
             dir,
+            extra_env,
         };
         server.fingerprint = server.wait_ready().await;
         server
@@ -144,6 +165,7 @@ impl TestServer {
             self.port,
             &self.log_filter,
             &self.log_path,
+            &self.extra_env,
         );
         let fingerprint = self.wait_ready().await;
         assert_eq!(
@@ -234,6 +256,7 @@ fn spawn_server(
     port: u16,
     log_filter: &str,
     log_path: &Path,
+    extra_env: &[(String, String)],
 ) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -244,6 +267,7 @@ fn spawn_server(
         .env("STARLING_LISTEN", format!("127.0.0.1:{port}"))
         .env("STARLING_OPEN_REGISTRATION", "true")
         .env("RUST_LOG", log_filter)
+        .envs(extra_env.iter().map(|(k, v)| (k, v)))
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()

@@ -36,6 +36,17 @@ pub enum Event {
         /// The contact.
         username: String,
     },
+    /// A call signal (an offer rings; see `Client::answer_call`).
+    Call {
+        /// Who sent it.
+        sender: String,
+        /// From which device.
+        device: u32,
+        /// The call (hex).
+        call_id: String,
+        /// "offer", "answer", "leave", "hangup", "busy" or "key".
+        signal: &'static str,
+    },
     /// A message could not be decrypted; a fresh session was requested.
     DecryptionFailed {
         /// Who sent it (empty if unknown).
@@ -75,6 +86,18 @@ impl std::fmt::Debug for Event {
             Self::IdentityChanged { username } => f
                 .debug_struct("IdentityChanged")
                 .field("username", username)
+                .finish(),
+            Self::Call {
+                sender,
+                device,
+                call_id,
+                signal,
+            } => f
+                .debug_struct("Call")
+                .field("sender", sender)
+                .field("device", device)
+                .field("call_id", call_id)
+                .field("signal", signal)
                 .finish(),
             Self::DecryptionFailed {
                 sender,

@@ -171,7 +171,7 @@ impl Client {
 
     /// The group `name` (its name or an id prefix, with or without `#`),
     /// if we are still a member.
-    async fn active_group(&self, name: &str) -> Result<GroupRecord> {
+    pub(super) async fn active_group(&self, name: &str) -> Result<GroupRecord> {
         let group = self
             .store
             .find_group(name.strip_prefix('#').unwrap_or(name))

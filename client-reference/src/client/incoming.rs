@@ -400,6 +400,11 @@ impl Client {
                 self.apply_group_control(sender, &content, control).await?
             }
             Some(Body::GroupControl(_)) => Vec::new(),
+            Some(Body::Call(call)) if pairwise && content.group_id.is_empty() => {
+                self.apply_call_signal(sender, device, &conversation, &content, call)
+                    .await?
+            }
+            Some(Body::Call(_)) => Vec::new(),
             Some(Body::SessionReset(_)) => {
                 self.store.forget_distribution(sender, device).await?;
                 Vec::new()

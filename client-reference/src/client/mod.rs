@@ -3,6 +3,7 @@
 //! outgoing and incoming messages, groups, attachments, trust).
 
 mod attachments;
+mod calls;
 mod events;
 mod groups;
 mod incoming;
@@ -16,6 +17,7 @@ use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use zeroize::Zeroizing;
 
 pub use attachments::{Progress, kind_for};
+pub use calls::{CallOptions, CallReport};
 pub use events::Event;
 pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
 pub use trust::SafetyNumberView;
@@ -54,6 +56,8 @@ pub struct Client {
     prekeys: PreKeyStore,
     /// Our account's devices and when the server listed them.
     own_devices: Option<(std::time::Instant, Vec<u32>)>,
+    /// Signals of the call this client is in, waiting for the call loop.
+    call_inbox: calls::CallInbox,
     /// Devices a session repair was last started with, and when.
     repaired: std::collections::HashMap<(String, u32), std::time::Instant>,
 }
@@ -87,6 +91,7 @@ impl Client {
             prekeys: account.prekeys,
             own_devices: None,
             repaired: std::collections::HashMap::new(),
+            call_inbox: calls::CallInbox::default(),
         };
         client
             .store
@@ -186,6 +191,7 @@ impl Client {
             prekeys: record.prekeys,
             own_devices: None,
             repaired: std::collections::HashMap::new(),
+            call_inbox: calls::CallInbox::default(),
         };
         let devices = client.api.devices(&client.username).await?;
         client.store.record_setup_devices(&devices).await?;

@@ -7,7 +7,8 @@
 use std::fmt;
 
 use super::{
-    Attachment, CodeSnippet, Edit, GroupControl, Location, Quote, Reaction, SenderKey, Text,
+    Attachment, CallKey, CodeSnippet, Edit, GroupControl, Location, Quote, Reaction, SenderKey,
+    Text,
 };
 
 /// A message id as hex.
@@ -134,6 +135,20 @@ impl fmt::Debug for SenderKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self { distribution: _ } = self;
         f.debug_struct("SenderKey").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CallKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            epoch,
+            secret: _,
+            participants,
+        } = self;
+        f.debug_struct("CallKey")
+            .field("epoch", epoch)
+            .field("participants", participants)
+            .finish_non_exhaustive()
     }
 }
 

@@ -279,6 +279,16 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
             Ok(())
         }
         Command::Chat { with } => chat(client, &with, out).await,
+        Command::Call {
+            with,
+            duration,
+            audio_only,
+        } => crate::calls::call(client, &with, duration, audio_only, out).await,
+        Command::Answer {
+            wait,
+            duration,
+            audio_only,
+        } => crate::calls::answer(client, wait, duration, audio_only, out).await,
         Command::Group(command) => group(client, command, out).await,
         Command::History {
             conversation,

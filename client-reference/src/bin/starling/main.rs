@@ -2,6 +2,7 @@
 //! and `--json`; errors are one line saying what to do next.
 #![forbid(unsafe_code)]
 
+mod calls;
 mod commands;
 mod output;
 
@@ -117,6 +118,29 @@ enum Command {
     Save { message: String, path: PathBuf },
     /// Chat interactively: type to send, see replies live.
     Chat { with: String },
+    /// Place a headless call (synthetic audio and video, encrypted end to
+    /// end) and print what it measured.
+    Call {
+        with: String,
+        /// Seconds to stay in the call.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Publish audio only.
+        #[arg(long)]
+        audio_only: bool,
+    },
+    /// Wait for a call, answer it, and print what it measured.
+    Answer {
+        /// Seconds to wait for a call.
+        #[arg(long, default_value_t = 60.0)]
+        wait: f64,
+        /// Seconds to stay in the call (less if the caller hangs up).
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Publish audio only.
+        #[arg(long)]
+        audio_only: bool,
+    },
     /// Groups.
     #[command(subcommand)]
     Group(GroupCommand),

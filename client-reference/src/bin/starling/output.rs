@@ -53,6 +53,14 @@ impl Output {
                     "WARNING: {username}'s safety number changed. Compare it again: starling safety-number {username}"
                 )
             }
+            Event::Call { sender, signal, call_id, .. } => match *signal {
+                "offer" => format!(
+                    "{} is calling (call {}): answer with `starling answer`",
+                    clean(sender),
+                    short(call_id)
+                ),
+                other => format!("[call {}] {}: {other}", short(call_id), clean(sender)),
+            },
             Event::DecryptionFailed { sender, device, reason } => format!(
                 "WARNING: a message from {} (device {device}) could not be decrypted ({}); a new session was requested",
                 clean(sender),

@@ -1,0 +1,71 @@
+//! `starling call` and `starling answer`: headless calls that publish
+//! synthetic audio (and video) and print what they measured.
+
+use std::time::Duration;
+
+use starling_client::{CallOptions, CallReport, Client, ClientError, Result};
+
+use crate::output::Output;
+
+/// Seconds as typed on the command line, checked.
+pub(crate) fn seconds(flag: &str, value: f64) -> Result<Duration> {
+    if value.is_finite() && (0.0..=86_400.0).contains(&value) {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ClientError::Invalid(format!(
+            "{flag} takes a number of seconds, at most 86400"
+        )))
+    }
+}
+
+fn report(out: Output, report: &CallReport) {
+    out.print(report, || {
+        format!(
+            "call {} ended: {} participants, {} frames sent, {} received ({} without key, {} corrupt), loss {:.2}%, latency p50 {:.1} ms, p99 {:.1} ms",
+            report.call_id.get(..8).unwrap_or(&report.call_id),
+            report.participants,
+            report.frames_sent,
+            report.frames_received,
+            report.frames_without_key,
+            report.frames_corrupt,
+            report.loss * 100.0,
+            report.latency_p50_ms,
+            report.latency_p99_ms,
+        )
+    });
+}
+
+/// Places a call and stays in it for `duration` seconds.
+pub(crate) async fn call(
+    client: &mut Client,
+    with: &str,
+    duration: f64,
+    audio_only: bool,
+    out: Output,
+) -> Result<()> {
+    let options = CallOptions {
+        duration: seconds("--duration", duration)?,
+        video: !audio_only,
+    };
+    let measured = client.place_call(with, options).await?;
+    report(out, &measured);
+    Ok(())
+}
+
+/// Waits up to `wait` seconds for a call, answers it and stays `duration`.
+pub(crate) async fn answer(
+    client: &mut Client,
+    wait: f64,
+    duration: f64,
+    audio_only: bool,
+    out: Output,
+) -> Result<()> {
+    let wait = seconds("--wait", wait)?;
+    let options = CallOptions {
+        duration: seconds("--duration", duration)?,
+        video: !audio_only,
+    };
+    let measured = client.answer_call(wait, options).await?;
+    report(out, &measured);
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! The headless media engine of a call, on the `webrtc` crate: one peer
+//! connection to the media relay that publishes an audio and a video track
+//! and offers receive slots for the other participants. What travels is
+//! already SFrame ciphertext; this module only moves frames.
+//!
+//! Joining is WHIP-like: the SDP offer goes to the relay's
+//! `POST /v1/calls/{call_id}/join` with the server's join token, the answer
+//! comes back in the response. Leaving is a `DELETE` of the participant.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState,
+};
+
+use super::frames::{MediaKind, Reassembler};
+use crate::error::{ClientError, Result};
+
+const AUDIO_PAYLOAD_TYPE: u8 = 111;
+const VIDEO_PAYLOAD_TYPE: u8 = 96;
+/// Longest wait for ICE and DTLS to come up with the relay.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Received frames waiting to be decrypted; beyond this, frames are dropped.
+const RECEIVED_QUEUE: usize = 4_096;
+
+fn media_error(error: impl std::fmt::Display) -> ClientError {
+    ClientError::Invalid(format!("call media: {error}"))
+}
+
+fn codec(kind: MediaKind) -> RTCRtpCodecParameters {
+    let (mime, clock_rate, channels, payload_type) = match kind {
+        MediaKind::Audio => (MIME_TYPE_OPUS, 48_000, 2, AUDIO_PAYLOAD_TYPE),
+        MediaKind::Video => (MIME_TYPE_VP8, 90_000, 0, VIDEO_PAYLOAD_TYPE),
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+        payload_type,
+    }
+}
+
+fn rtp_kind(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    }
+}
+
+/// One reassembled (still encrypted) frame from the relay.
+#[derive(Debug)]
+pub struct ReceivedFrame {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The SFrame ciphertext.
+    pub ciphertext: Vec<u8>,
+}
+
+struct Events {
+    gathered: watch::Sender<bool>,
+    state: watch::Sender<RTCPeerConnectionState>,
+    frames: mpsc::Sender<ReceivedFrame>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.state.send(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let kind = match track.kind().await {
+            RtpCodecKind::Video => MediaKind::Video,
+            _ => MediaKind::Audio,
+        };
+        let frames = self.frames.clone();
+        tokio::spawn(async move {
+            let mut reassembler = Reassembler::default();
+            while let Some(event) = track.poll().await {
+                let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+                    continue;
+                };
+                let header = &packet.header;
+                if let Some(ciphertext) = reassembler.push(
+                    kind,
+                    header.sequence_number,
+                    header.timestamp,
+                    header.marker,
+                    &packet.payload,
+                ) {
+                    // A full queue means we cannot keep up: drop, never block
+                    // the connection.
+                    let _ = frames.try_send(ReceivedFrame { kind, ciphertext });
+                }
+            }
+        });
+    }
+}
+
+struct Publisher {
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+}
+
+/// A participant's connection to the relay.
+pub struct MediaSession {
+    connection: Box<dyn PeerConnection>,
+    audio: Publisher,
+    video: Publisher,
+    leave_url: Option<String>,
+    http: reqwest::Client,
+    state: watch::Receiver<RTCPeerConnectionState>,
+}
+
+impl std::fmt::Debug for MediaSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSession").finish_non_exhaustive()
+    }
+}
+
+/// The local address the system would use to reach `relay` (no packet is
+/// sent), so host candidates are on the right interface, loopback included.
+fn local_address_towards(relay: &str) -> Result<IpAddr> {
+    let url = url::Url::parse(relay).map_err(media_error)?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| media_error("relay URL has no host"))?;
+    let port = url.port_or_known_default().unwrap_or(443);
+    let target: SocketAddr = (host.trim_matches(['[', ']']), port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| media_error("relay host does not resolve"))?;
+    let bind: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse().map_err(media_error)?
+    } else {
+        "[::]:0".parse().map_err(media_error)?
+    };
+    let probe = UdpSocket::bind(bind)?;
+    probe.connect(target)?;
+    Ok(probe.local_addr()?.ip())
+}
+
+async fn publisher(connection: &dyn PeerConnection, kind: MediaKind) -> Result<Publisher> {
+    let ssrc = rand::random::<u32>();
+    let codec = codec(kind);
+    let track = Arc::new(
+        TrackLocalStaticSample::new(
+            Instant::now(),
+            MediaStreamTrack::new(
+                "starling".to_owned(),
+                format!("starling-{kind:?}").to_lowercase(),
+                format!("starling-{kind:?}").to_lowercase(),
+                rtp_kind(kind),
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: codec.rtp_codec.clone(),
+                    ..Default::default()
+                }],
+            ),
+        )
+        .map_err(media_error)?,
+    );
+    connection
+        .add_transceiver_from_track(
+            Arc::clone(&track) as Arc<dyn TrackLocal>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(media_error)?;
+    Ok(Publisher {
+        track,
+        ssrc,
+        payload_type: codec.payload_type,
+    })
+}
+
+impl MediaSession {
+    /// Joins `call_id` on the relay at `relay_url` with `token`, offering
+    /// `slots` receive slots of each kind (the other participants).
+    pub async fn join(
+        relay_url: &str,
+        call_id: &str,
+        token: &str,
+        slots: usize,
+    ) -> Result<(Self, mpsc::Receiver<ReceivedFrame>)> {
+        let local = local_address_towards(relay_url)?;
+        let mut media_engine = MediaEngine::default();
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            media_engine
+                .register_codec(codec(kind), rtp_kind(kind))
+                .map_err(media_error)?;
+        }
+        let (gathered_tx, mut gathered) = watch::channel(false);
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        let (frames_tx, frames) = mpsc::channel(RECEIVED_QUEUE);
+        let events = Arc::new(Events {
+            gathered: gathered_tx,
+            state: state_tx,
+            frames: frames_tx,
+        });
+        let connection = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media_engine)
+            .with_handler(events)
+            .with_udp_addrs(vec![SocketAddr::new(local, 0)])
+            .build()
+            .await
+            .map_err(media_error)?;
+        let connection: Box<dyn PeerConnection> = Box::new(connection);
+        let audio = publisher(connection.as_ref(), MediaKind::Audio).await?;
+        let video = publisher(connection.as_ref(), MediaKind::Video).await?;
+        for _ in 0..slots {
+            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                connection
+                    .add_transceiver_from_kind(
+                        kind,
+                        Some(RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Recvonly,
+                            ..Default::default()
+                        }),
+                    )
+                    .await
+                    .map_err(media_error)?;
+            }
+        }
+        let offer = connection.create_offer(None).await.map_err(media_error)?;
+        connection
+            .set_local_description(offer)
+            .await
+            .map_err(media_error)?;
+        tokio::time::timeout(CONNECT_TIMEOUT, gathered.wait_for(|done| *done))
+            .await
+            .map_err(|_| media_error("gathering local candidates timed out"))?
+            .map_err(media_error)?;
+        let offer = connection
+            .local_description()
+            .await
+            .ok_or_else(|| media_error("no local description"))?;
+        let http = reqwest::Client::builder()
+            .timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(media_error)?;
+        let base = relay_url.trim_end_matches('/');
+        let response = http
+            .post(format!("{base}/v1/calls/{call_id}/join"))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/sdp")
+            .body(offer.sdp)
+            .send()
+            .await
+            .map_err(|e| media_error(format!("cannot reach the media relay: {e}")))?;
+        let status = response.status();
+        let leave_url = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|path| format!("{base}{path}"));
+        let body = response.text().await.map_err(media_error)?;
+        if !status.is_success() {
+            return Err(media_error(format!(
+                "the media relay refused to join ({status}): {}",
+                body.chars().take(200).collect::<String>()
+            )));
+        }
+        let answer = RTCSessionDescription::answer(body).map_err(media_error)?;
+        connection
+            .set_remote_description(answer)
+            .await
+            .map_err(media_error)?;
+        let mut session = Self {
+            connection,
+            audio,
+            video,
+            leave_url,
+            http,
+            state,
+        };
+        session.wait_connected().await?;
+        Ok((session, frames))
+    }
+
+    async fn wait_connected(&mut self) -> Result<()> {
+        let state = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.state.wait_for(|s| {
+                matches!(
+                    s,
+                    RTCPeerConnectionState::Connected
+                        | RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Closed
+                )
+            }),
+        )
+        .await
+        .map_err(|_| media_error("connecting to the media relay timed out"))?
+        .map_err(media_error)?
+        .to_owned();
+        if state == RTCPeerConnectionState::Connected {
+            Ok(())
+        } else {
+            Err(media_error(format!(
+                "connection to the media relay {state}"
+            )))
+        }
+    }
+
+    /// Whether the connection to the relay is still up.
+    pub fn is_connected(&self) -> bool {
+        *self.state.borrow() == RTCPeerConnectionState::Connected
+    }
+
+    /// Sends one (encrypted) frame on the track of its kind.
+    pub async fn send(&self, kind: MediaKind, frame: Vec<u8>) -> Result<()> {
+        let publisher = match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
+        };
+        let sample = Sample {
+            data: Bytes::from(frame),
+            duration: kind.interval(),
+            ..Sample::new(Instant::now())
+        };
+        publisher
+            .track
+            .write_sample(publisher.ssrc, publisher.payload_type, &sample, &[])
+            .await
+            .map_err(media_error)
+    }
+
+    /// Leaves the call on the relay and closes the connection.
+    pub async fn leave(&self) {
+        if let Some(url) = &self.leave_url {
+            let _ = self.http.delete(url).send().await;
+        }
+        let _ = self.connection.close().await;
+    }
+}

@@ -1,0 +1,646 @@
+//! Calls between clients: signalling over the end-to-end encrypted sessions
+//! (offer, answer, leave, hang-up, busy, and the caller's media keys), and
+//! the loop that runs a headless call through the media relay.
+//!
+//! The caller is the call's key authority: at every join and every leave it
+//! draws a fresh epoch secret and sends it, with the participant list, to
+//! the participants only, so a newcomer cannot read what came before it
+//! and a leaver nothing after. Media keys never reach the server or relay.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use zeroize::Zeroizing;
+
+use super::{Client, Event};
+use crate::call::frames::{MediaKind, synthetic_frame, verify_frame};
+use crate::call::keys::{FrameDecryptor, FrameEncryptor, OpenError, new_secret};
+use crate::call::media::{MediaSession, ReceivedFrame};
+use crate::call::stats::CallStats;
+use crate::content::{self, CallSignal, call_signal::Kind};
+use crate::error::{ClientError, Result};
+
+/// Signals waiting for the call loop; beyond this, the oldest are dropped.
+const MAX_QUEUED_SIGNALS: usize = 1_024;
+/// Frames kept while their epoch key is on its way.
+const MAX_PENDING_FRAMES: usize = 1_024;
+/// Most participants a call may have (SFrame key ids hold 8 bits of index).
+pub(crate) const MAX_CALL_PARTICIPANTS: usize = 64;
+/// Calls remembered as answered, for "missed call" entries.
+const MAX_ANSWERED: usize = 256;
+
+/// How to run a headless call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions {
+    /// How long to stay in the call.
+    pub duration: Duration,
+    /// Whether to publish video as well as audio.
+    pub video: bool,
+}
+
+/// What a headless call measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallReport {
+    /// The call (hex).
+    pub call_id: String,
+    /// Most participants at once, ourselves included.
+    pub participants: usize,
+    /// Frames we sent.
+    pub frames_sent: u64,
+    /// Frames received, decrypted and verified byte for byte.
+    pub frames_received: u64,
+    /// Frames under a key we were never given (sent before we joined or
+    /// after we left).
+    pub frames_without_key: u64,
+    /// Frames that failed authentication or verification.
+    pub frames_corrupt: u64,
+    /// Share of frames lost between the first and last of each stream.
+    pub loss: f64,
+    /// Median latency from the sender's stamp to the verified frame.
+    pub latency_p50_ms: f64,
+    /// 99th percentile of that latency.
+    pub latency_p99_ms: f64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum CallMode {
+    #[default]
+    Idle,
+    /// Waiting for an offer (`answer_call`).
+    Ringing,
+    /// In the call with this id.
+    Active(Vec<u8>),
+}
+
+/// Call signals for the running call loop, filled as envelopes are applied.
+#[derive(Debug, Default)]
+pub(crate) struct CallInbox {
+    mode: CallMode,
+    signals: VecDeque<(String, u32, CallSignal)>,
+    answered: VecDeque<Vec<u8>>,
+}
+
+fn signal_name(kind: Option<&Kind>) -> &'static str {
+    match kind {
+        Some(Kind::Offer(_)) => "offer",
+        Some(Kind::Answer(_)) => "answer",
+        Some(Kind::Leave(_)) => "leave",
+        Some(Kind::Hangup(_)) => "hangup",
+        Some(Kind::Busy(_)) => "busy",
+        Some(Kind::Key(_)) => "key",
+        None => "unknown",
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn signal(call_id: &[u8], kind: Kind) -> content::Content {
+    content::new_content(content::Body::Call(CallSignal {
+        call_id: call_id.to_vec(),
+        kind: Some(kind),
+    }))
+}
+
+#[derive(Debug, Clone)]
+struct Participant {
+    username: String,
+    device: u32,
+    index: u8,
+}
+
+/// Who we are in the call.
+enum Role {
+    Caller {
+        invited: Vec<String>,
+        participants: Vec<Participant>,
+        epoch: u32,
+    },
+    Callee {
+        caller: String,
+        /// Participants in the newest epoch the caller sent.
+        participants: usize,
+    },
+}
+
+impl Role {
+    fn participants(&self) -> usize {
+        match self {
+            Self::Caller { participants, .. } => participants.len(),
+            Self::Callee { participants, .. } => *participants,
+        }
+    }
+}
+
+/// Media state shared by the send and receive tasks and the call loop.
+#[derive(Default)]
+struct MediaCrypto {
+    encryptor: Option<FrameEncryptor>,
+    decryptor: FrameDecryptor,
+    pending: VecDeque<Vec<u8>>,
+    stats: CallStats,
+}
+
+impl MediaCrypto {
+    /// Opens a frame; one under a key we lack waits (bounded) for an epoch
+    /// key that may be on its way, unless `last_try`.
+    fn open(&mut self, ciphertext: Vec<u8>, last_try: bool) {
+        match self.decryptor.decrypt(&ciphertext) {
+            Ok((index, plaintext)) => match verify_frame(&plaintext) {
+                Some(frame) => self.stats.received(index, frame, now_micros()),
+                None => self.stats.frames_corrupt += 1,
+            },
+            Err(OpenError::NoKey) if !last_try && self.pending.len() < MAX_PENDING_FRAMES => {
+                self.pending.push_back(ciphertext);
+            }
+            Err(OpenError::NoKey) => self.stats.frames_without_key += 1,
+            Err(OpenError::Corrupt) => self.stats.frames_corrupt += 1,
+        }
+    }
+
+    fn add_epoch(&mut self, epoch: u32, secret: &[u8], indices: &[u8]) -> Result<()> {
+        self.decryptor.add_epoch(epoch, secret, indices)?;
+        let waiting = std::mem::take(&mut self.pending);
+        for ciphertext in waiting {
+            self.open(ciphertext, true);
+        }
+        Ok(())
+    }
+}
+
+type Shared = Arc<Mutex<MediaCrypto>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, MediaCrypto> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn publish(
+    media: Arc<MediaSession>,
+    shared: Shared,
+    video: bool,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut audio_tick = tokio::time::interval(MediaKind::Audio.interval());
+    let mut video_tick = tokio::time::interval(MediaKind::Video.interval());
+    let mut sequences = [0u32; 2];
+    loop {
+        let kind = tokio::select! {
+            _ = audio_tick.tick() => MediaKind::Audio,
+            _ = video_tick.tick(), if video => MediaKind::Video,
+            _ = stop.changed() => return,
+        };
+        let slot = usize::from(kind == MediaKind::Video);
+        let plaintext = synthetic_frame(kind, sequences[slot], now_micros());
+        let ciphertext = {
+            let mut crypto = lock(&shared);
+            match crypto.encryptor.as_mut().map(|e| e.encrypt(&plaintext)) {
+                Some(Ok(ciphertext)) => ciphertext,
+                _ => continue,
+            }
+        };
+        if media.send(kind, ciphertext).await.is_ok() {
+            sequences[slot] = sequences[slot].wrapping_add(1);
+            lock(&shared).stats.frames_sent += 1;
+        }
+    }
+}
+
+async fn receive(mut frames: mpsc::Receiver<ReceivedFrame>, shared: Shared) {
+    while let Some(frame) = frames.recv().await {
+        lock(&shared).open(frame.ciphertext, false);
+    }
+}
+
+impl Client {
+    /// Applies a call signal from `sender`'s `device`: queues it for a
+    /// running call, records offers and missed calls in the history.
+    pub(super) async fn apply_call_signal(
+        &mut self,
+        sender: &str,
+        device: u32,
+        conversation: &str,
+        content: &content::Content,
+        call: &CallSignal,
+    ) -> Result<Vec<Event>> {
+        let own = sender == self.username;
+        let inbox = &mut self.call_inbox;
+        let for_loop = match &inbox.mode {
+            CallMode::Idle => false,
+            CallMode::Ringing => matches!(call.kind, Some(Kind::Offer(_))),
+            CallMode::Active(id) => {
+                *id == call.call_id || matches!(call.kind, Some(Kind::Offer(_)))
+            }
+        };
+        if for_loop && !(own && device == self.device_id) {
+            if inbox.signals.len() >= MAX_QUEUED_SIGNALS {
+                inbox.signals.pop_front();
+            }
+            inbox
+                .signals
+                .push_back((sender.to_owned(), device, call.clone()));
+        }
+        let answered = inbox.answered.contains(&call.call_id)
+            || inbox.mode == CallMode::Active(call.call_id.clone());
+        let record = match call.kind {
+            Some(Kind::Offer(_)) => !own,
+            Some(Kind::Hangup(_)) => !own && !answered,
+            _ => false,
+        };
+        if record {
+            self.record(conversation, sender, device, false, content, None)
+                .await?;
+        }
+        Ok(vec![Event::Call {
+            sender: sender.to_owned(),
+            device,
+            call_id: hex::encode(&call.call_id),
+            signal: signal_name(call.kind.as_ref()),
+        }])
+    }
+
+    /// Calls `target` (`@user`, `#group`, or a bare name as elsewhere) and
+    /// stays for `options.duration`, publishing synthetic media; returns
+    /// what was measured. The call ends for everyone when it returns.
+    pub async fn place_call(&mut self, target: &str, options: CallOptions) -> Result<CallReport> {
+        let key = self.conversation_key(target).await?;
+        let invited: Vec<String> = match key.strip_prefix('#') {
+            Some(group_hex) => {
+                let group = self.active_group(group_hex).await?;
+                group
+                    .members
+                    .into_iter()
+                    .filter(|m| *m != self.username)
+                    .collect()
+            }
+            None => vec![key.trim_start_matches('@').to_owned()],
+        };
+        if invited.is_empty() || invited.len() >= MAX_CALL_PARTICIPANTS {
+            return Err(ClientError::Invalid(format!(
+                "a call has 2 to {MAX_CALL_PARTICIPANTS} participants"
+            )));
+        }
+        let mut call_id = vec![0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut call_id);
+        let (media, frames) = self.join_media(&call_id, invited.len()).await?;
+        let shared: Shared = Arc::default();
+        let secret = new_secret(&mut rand::rngs::OsRng);
+        {
+            let mut crypto = lock(&shared);
+            crypto.encryptor = Some(FrameEncryptor::new(0, 0, &secret)?);
+            crypto.add_epoch(0, &secret, &[0])?;
+        }
+        let offer = signal(
+            &call_id,
+            Kind::Offer(content::CallOffer {
+                video: options.video,
+                max_participants: u32::try_from(invited.len() + 1).unwrap_or(u32::MAX),
+            }),
+        );
+        self.call_inbox.mode = CallMode::Active(call_id.clone());
+        let role = Role::Caller {
+            invited: invited.clone(),
+            participants: vec![Participant {
+                username: self.username.clone(),
+                device: self.device_id,
+                index: 0,
+            }],
+            epoch: 0,
+        };
+        let result = match self.send_pairwise(&invited, &offer).await {
+            Ok(()) => {
+                self.run_call(&call_id, role, media, frames, shared, options)
+                    .await
+            }
+            Err(e) => {
+                media.leave().await;
+                Err(e)
+            }
+        };
+        self.call_inbox = CallInbox {
+            answered: std::mem::take(&mut self.call_inbox.answered),
+            ..CallInbox::default()
+        };
+        result
+    }
+
+    /// Waits up to `wait` for a call to ring, answers it and stays for
+    /// `options.duration` (or until the caller hangs up).
+    pub async fn answer_call(
+        &mut self,
+        wait: Duration,
+        options: CallOptions,
+    ) -> Result<CallReport> {
+        self.call_inbox.mode = CallMode::Ringing;
+        let result = self.answer_first_offer(wait, options).await;
+        self.call_inbox = CallInbox {
+            answered: std::mem::take(&mut self.call_inbox.answered),
+            ..CallInbox::default()
+        };
+        result
+    }
+
+    async fn answer_first_offer(
+        &mut self,
+        wait: Duration,
+        options: CallOptions,
+    ) -> Result<CallReport> {
+        // Staged envelopes from before a crash are applied (and stored)
+        // first, like `receive` does.
+        self.apply_pending().await?;
+        let mut connection = self.connect().await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut drained = false;
+        let (caller, call_id, max) = loop {
+            if let Some((caller, _, call)) = self.call_inbox.signals.pop_front() {
+                if let Some(Kind::Offer(offer)) = call.kind {
+                    break (caller, call.call_id, offer.max_participants);
+                }
+                continue;
+            }
+            let event = tokio::select! {
+                event = connection.next_event() => event?,
+                _ = tokio::time::sleep_until(deadline) => {
+                    connection.close().await;
+                    return Err(ClientError::Invalid("no call came in time".into()));
+                }
+            };
+            let Some(event) = event else {
+                return Err(ClientError::Network(
+                    "the server closed the connection".into(),
+                ));
+            };
+            self.handle_server_event(&mut connection, event, &mut drained)
+                .await?;
+        };
+        connection.close().await;
+        let slots = usize::try_from(max)
+            .unwrap_or(MAX_CALL_PARTICIPANTS)
+            .clamp(2, MAX_CALL_PARTICIPANTS)
+            - 1;
+        let (media, frames) = self.join_media(&call_id, slots).await?;
+        self.call_inbox.mode = CallMode::Active(call_id.clone());
+        if self.call_inbox.answered.len() >= MAX_ANSWERED {
+            self.call_inbox.answered.pop_front();
+        }
+        self.call_inbox.answered.push_back(call_id.clone());
+        let answer = signal(&call_id, Kind::Answer(content::CallAnswer {}));
+        if let Err(e) = self
+            .send_pairwise(std::slice::from_ref(&caller), &answer)
+            .await
+        {
+            media.leave().await;
+            return Err(e);
+        }
+        let role = Role::Callee {
+            caller,
+            participants: 1,
+        };
+        self.run_call(&call_id, role, media, frames, Arc::default(), options)
+            .await
+    }
+
+    async fn join_media(
+        &self,
+        call_id: &[u8],
+        slots: usize,
+    ) -> Result<(MediaSession, mpsc::Receiver<ReceivedFrame>)> {
+        let call = hex::encode(call_id);
+        let token = self.api.call_token(&call).await?;
+        let relay = token.relay_url.as_deref().ok_or_else(|| {
+            ClientError::Invalid(
+                "this server has no media relay configured (calls.relay_url)".into(),
+            )
+        })?;
+        MediaSession::join(relay, &call, &token.token, slots).await
+    }
+}
+
+impl Client {
+    /// The call itself: media tasks run on their own while this loop reads
+    /// the message connection and acts on the call's signals.
+    async fn run_call(
+        &mut self,
+        call_id: &[u8],
+        mut role: Role,
+        media: MediaSession,
+        frames: mpsc::Receiver<ReceivedFrame>,
+        shared: Shared,
+        options: CallOptions,
+    ) -> Result<CallReport> {
+        let media = Arc::new(media);
+        let (stop_tx, stop) = watch::channel(false);
+        let publisher = tokio::spawn(publish(
+            Arc::clone(&media),
+            Arc::clone(&shared),
+            options.video,
+            stop,
+        ));
+        let receiver = tokio::spawn(receive(frames, Arc::clone(&shared)));
+        let outcome = self
+            .call_loop(call_id, &mut role, &shared, options.duration)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = publisher.await;
+        let goodbye = match &role {
+            Role::Caller { invited, .. } => (
+                invited.clone(),
+                signal(call_id, Kind::Hangup(content::CallHangup {})),
+            ),
+            Role::Callee { caller, .. } => (
+                vec![caller.clone()],
+                signal(call_id, Kind::Leave(content::CallLeave {})),
+            ),
+        };
+        let said_goodbye = self.send_pairwise(&goodbye.0, &goodbye.1).await;
+        media.leave().await;
+        receiver.abort();
+        let participants = outcome?;
+        said_goodbye?;
+        let crypto = lock(&shared);
+        Ok(CallReport {
+            call_id: hex::encode(call_id),
+            participants,
+            frames_sent: crypto.stats.frames_sent,
+            frames_received: crypto.stats.frames_received,
+            frames_without_key: crypto.stats.frames_without_key
+                + u64::try_from(crypto.pending.len()).unwrap_or(u64::MAX),
+            frames_corrupt: crypto.stats.frames_corrupt,
+            loss: crypto.stats.loss(),
+            latency_p50_ms: crypto.stats.latency_ms(500),
+            latency_p99_ms: crypto.stats.latency_ms(990),
+        })
+    }
+
+    /// Returns the most participants seen at once.
+    async fn call_loop(
+        &mut self,
+        call_id: &[u8],
+        role: &mut Role,
+        shared: &Shared,
+        duration: Duration,
+    ) -> Result<usize> {
+        let mut connection = self.connect().await?;
+        let deadline = tokio::time::Instant::now() + duration;
+        let mut drained = false;
+        let mut most = 1;
+        loop {
+            let signals: Vec<_> = self.call_inbox.signals.drain(..).collect();
+            for (sender, device, call) in signals {
+                if call.call_id != call_id {
+                    if matches!(call.kind, Some(Kind::Offer(_))) {
+                        let busy = signal(&call.call_id, Kind::Busy(content::CallBusy {}));
+                        let _ = self.send_pairwise(&[sender], &busy).await;
+                    }
+                    continue;
+                }
+                let ended = self
+                    .on_call_signal(call_id, role, shared, &sender, device, call.kind)
+                    .await?;
+                most = most.max(role.participants());
+                if ended {
+                    connection.close().await;
+                    return Ok(most);
+                }
+            }
+            let event = tokio::select! {
+                event = connection.next_event() => event?,
+                _ = tokio::time::sleep_until(deadline) => break,
+            };
+            let Some(event) = event else { break };
+            self.handle_server_event(&mut connection, event, &mut drained)
+                .await?;
+        }
+        connection.close().await;
+        Ok(most)
+    }
+
+    /// Acts on one signal of our call; returns whether the call is over.
+    async fn on_call_signal(
+        &mut self,
+        call_id: &[u8],
+        role: &mut Role,
+        shared: &Shared,
+        sender: &str,
+        device: u32,
+        kind: Option<Kind>,
+    ) -> Result<bool> {
+        match (role, kind) {
+            (
+                Role::Caller {
+                    invited,
+                    participants,
+                    epoch,
+                },
+                Some(kind),
+            ) => {
+                if !invited.iter().any(|u| u == sender) {
+                    return Ok(false);
+                }
+                let present = participants
+                    .iter()
+                    .position(|p| p.username == sender && p.device == device);
+                match (kind, present) {
+                    (Kind::Answer(_), None) => {
+                        let Some(index) =
+                            (1..=u8::MAX).find(|i| participants.iter().all(|p| p.index != *i))
+                        else {
+                            return Ok(false);
+                        };
+                        participants.push(Participant {
+                            username: sender.to_owned(),
+                            device,
+                            index,
+                        });
+                    }
+                    (Kind::Leave(_), Some(at)) => {
+                        participants.remove(at);
+                    }
+                    (Kind::Busy(_), None) => return Ok(invited.len() == 1),
+                    _ => return Ok(false),
+                }
+                *epoch += 1;
+                self.distribute_call_key(call_id, *epoch, participants, shared)
+                    .await?;
+                Ok(participants.len() == 1 && invited.len() == 1)
+            }
+            (
+                Role::Callee {
+                    caller,
+                    participants,
+                },
+                Some(Kind::Key(key)),
+            ) if sender == caller.as_str() => {
+                let me = key
+                    .participants
+                    .iter()
+                    .find(|p| p.username == self.username && p.device_id == self.device_id);
+                let Some(me) = me else { return Ok(false) };
+                let Ok(index) = u8::try_from(me.index) else {
+                    return Ok(false);
+                };
+                let indices: Vec<u8> = key
+                    .participants
+                    .iter()
+                    .filter_map(|p| u8::try_from(p.index).ok())
+                    .collect();
+                *participants = key.participants.len();
+                let secret = Zeroizing::new(key.secret);
+                let mut crypto = lock(shared);
+                crypto.add_epoch(key.epoch, &secret, &indices)?;
+                crypto.encryptor = Some(FrameEncryptor::new(key.epoch, index, &secret)?);
+                Ok(false)
+            }
+            (Role::Callee { caller, .. }, Some(Kind::Hangup(_))) => Ok(sender == caller.as_str()),
+            _ => Ok(false),
+        }
+    }
+
+    /// A fresh epoch: its secret goes to every participant but us, then we
+    /// use it.
+    async fn distribute_call_key(
+        &mut self,
+        call_id: &[u8],
+        epoch: u32,
+        participants: &[Participant],
+        shared: &Shared,
+    ) -> Result<()> {
+        let secret = new_secret(&mut rand::rngs::OsRng);
+        let key = signal(
+            call_id,
+            Kind::Key(content::CallKey {
+                epoch,
+                secret: secret.to_vec(),
+                participants: participants
+                    .iter()
+                    .map(|p| content::CallParticipant {
+                        username: p.username.clone(),
+                        device_id: p.device,
+                        index: u32::from(p.index),
+                    })
+                    .collect(),
+            }),
+        );
+        let others: HashSet<String> = participants
+            .iter()
+            .filter(|p| p.username != self.username)
+            .map(|p| p.username.clone())
+            .collect();
+        let others: Vec<String> = others.into_iter().collect();
+        if !others.is_empty() {
+            self.send_pairwise(&others, &key).await?;
+        }
+        let indices: Vec<u8> = participants.iter().map(|p| p.index).collect();
+        let mut crypto = lock(shared);
+        crypto.add_epoch(epoch, &secret, &indices)?;
+        crypto.encryptor = Some(FrameEncryptor::new(epoch, 0, &secret)?);
+        Ok(())
+    }
+}
