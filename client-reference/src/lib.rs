@@ -29,7 +29,7 @@ pub mod frames {
 }
 
 pub use client::{
-    CallOptions, CallReport, Client, Event, PREKEY_BATCH, PREKEY_LOW_WATER, Progress,
+    CallOptions, CallReport, Client, Event, IncomingCall, PREKEY_BATCH, PREKEY_LOW_WATER, Progress,
     SIGNED_PREKEY_MAX_AGE_SECS, SafetyNumberView, ServerConfig, kind_for,
 };
 pub use error::{ClientError, Result};

@@ -59,3 +59,135 @@ async fn a_one_to_one_call_delivers_every_frame_intact_both_ways() {
     let _ = bob.drain().await;
     let _: Vec<Event> = alice.drain().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_relay_forwards_cannot_be_decrypted_without_the_call_keys() {
+    use starling_client::call::keys::{FrameDecryptor, OpenError};
+    use starling_client::call::media::MediaSession;
+
+    let (server, _relay) = TestRelay::start(Db::Sqlite).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    // Mallory has an account, and, like the relay's operator, a valid token
+    // for the call: she gets every forwarded packet, but no key.
+    let mallory = server.client("mallory").await;
+    alice.client.send_text("bob", "call me").await.unwrap();
+    bob.events_until(|e| !e.is_empty()).await;
+    let options = CallOptions {
+        duration: Duration::from_secs(4),
+        video: true,
+    };
+    let caller = tokio::spawn(async move {
+        let report = alice.client.place_call("bob", options).await.unwrap();
+        (alice, report)
+    });
+    let incoming = bob
+        .client
+        .wait_for_call(Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(incoming.caller, "alice");
+    let token = mallory
+        .client
+        .api()
+        .call_token(&incoming.call_id)
+        .await
+        .unwrap();
+    let (tap, mut captured) = MediaSession::join(
+        token.relay_url.as_deref().unwrap(),
+        &incoming.call_id,
+        &token.token,
+        2,
+    )
+    .await
+    .unwrap();
+    let callee = bob.client.answer(incoming, options).await.unwrap();
+    let (_alice, caller) = caller.await.unwrap();
+    tap.leave().await;
+    let mut frames = Vec::new();
+    while let Ok(frame) = captured.try_recv() {
+        frames.push(frame.ciphertext);
+    }
+    assert!(frames.len() > 50, "the tap saw {} frames", frames.len());
+    let mut no_keys = FrameDecryptor::default();
+    for frame in &frames {
+        assert_eq!(no_keys.decrypt(frame).unwrap_err(), OpenError::NoKey);
+    }
+    assert!(caller.frames_received > 50 && callee.frames_received > 50);
+    assert_eq!(caller.frames_corrupt + callee.frames_corrupt, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_call_of_six_rekeys_at_every_join_and_leave() {
+    let (server, _relay) = TestRelay::start(Db::Sqlite).await;
+    let names = ["alice", "bob", "carol", "dave", "erin", "frank"];
+    let mut clients = Vec::new();
+    for name in names {
+        clients.push(server.client(name).await);
+    }
+    let others: Vec<String> = names[1..].iter().map(|s| s.to_string()).collect();
+    clients[0]
+        .client
+        .create_group("call six", &others)
+        .await
+        .unwrap();
+    for member in clients.iter_mut().skip(1) {
+        member
+            .events_until(|e| e.iter().any(|e| matches!(e, Event::GroupChanged { .. })))
+            .await;
+    }
+    let mut alice = clients.remove(0);
+    let options = |secs| CallOptions {
+        duration: Duration::from_secs(secs),
+        video: false,
+    };
+    let mut callees = Vec::new();
+    for (i, mut member) in clients.into_iter().enumerate() {
+        // erin (i = 3) joins two seconds late; frank (i = 4) leaves early.
+        let (delay, stay) = match i {
+            3 => (2, 5),
+            4 => (0, 4),
+            _ => (0, 8),
+        };
+        callees.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(delay)).await;
+            let report = member
+                .client
+                .answer_call(Duration::from_secs(30), options(stay))
+                .await
+                .unwrap();
+            (member, report)
+        }));
+    }
+    let caller = alice
+        .client
+        .place_call("call six", options(9))
+        .await
+        .unwrap();
+    let mut reports = Vec::new();
+    for callee in callees {
+        reports.push(callee.await.unwrap().1);
+    }
+    let final_epoch = *caller.epochs.last().unwrap();
+    assert_eq!(caller.participants, 6, "{caller:?}");
+    // Five joins and five leaves (everyone leaves before the caller hangs
+    // up): ten fresh epochs after the first.
+    assert_eq!(final_epoch, 10, "{caller:?}");
+    for (report, name) in reports.iter().zip(&names[1..]) {
+        assert_eq!(report.frames_corrupt, 0, "{name}: {report:?}");
+        assert!(report.frames_received > 20, "{name}: {report:?}");
+    }
+    assert_eq!(caller.frames_corrupt, 0, "{caller:?}");
+    let erin = &reports[3];
+    let frank = &reports[4];
+    // The late joiner was never given a key from before it joined...
+    let erin_first = erin.epochs[0];
+    assert!(erin_first >= 4, "{erin:?}");
+    assert!(
+        caller.epochs.iter().filter(|e| **e < erin_first).count() >= 4,
+        "{caller:?}"
+    );
+    // ...and the leaver none from after it left.
+    let frank_last = *frank.epochs.last().unwrap();
+    assert!(frank_last < final_epoch, "{frank:?} {caller:?}");
+}

@@ -7,4 +7,5 @@
 pub mod frames;
 pub mod keys;
 pub mod media;
+pub(crate) mod run;
 pub mod stats;

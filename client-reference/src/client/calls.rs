@@ -8,24 +8,21 @@
 //! and a leaver nothing after. Media keys never reach the server or relay.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use zeroize::Zeroizing;
 
 use super::{Client, Event};
-use crate::call::frames::{MediaKind, synthetic_frame, verify_frame};
-use crate::call::keys::{FrameDecryptor, FrameEncryptor, OpenError, new_secret};
+use crate::call::keys::{FrameEncryptor, new_secret};
 use crate::call::media::{MediaSession, ReceivedFrame};
-use crate::call::stats::CallStats;
+use crate::call::run::{Shared, lock, publish, receive};
 use crate::content::{self, CallSignal, call_signal::Kind};
 use crate::error::{ClientError, Result};
 
 /// Signals waiting for the call loop; beyond this, the oldest are dropped.
 const MAX_QUEUED_SIGNALS: usize = 1_024;
-/// Frames kept while their epoch key is on its way.
-const MAX_PENDING_FRAMES: usize = 1_024;
 /// Most participants a call may have (SFrame key ids hold 8 bits of index).
 pub(crate) const MAX_CALL_PARTICIPANTS: usize = 64;
 /// Calls remembered as answered, for "missed call" entries.
@@ -37,6 +34,19 @@ pub struct CallOptions {
     /// How long to stay in the call.
     pub duration: Duration,
     /// Whether to publish video as well as audio.
+    pub video: bool,
+}
+
+/// A call that rang.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IncomingCall {
+    /// The call (hex).
+    pub call_id: String,
+    /// Who calls.
+    pub caller: String,
+    /// Participants the caller expects at most.
+    pub max_participants: u32,
+    /// Whether the caller publishes video.
     pub video: bool,
 }
 
@@ -58,6 +68,9 @@ pub struct CallReport {
     pub frames_corrupt: u64,
     /// Share of frames lost between the first and last of each stream.
     pub loss: f64,
+    /// The key epochs we were given, in order: a newcomer's first is the
+    /// one made at its join, a leaver's last the one before its leave.
+    pub epochs: Vec<u32>,
     /// Median latency from the sender's stamp to the verified frame.
     pub latency_p50_ms: f64,
     /// 99th percentile of that latency.
@@ -94,13 +107,6 @@ fn signal_name(kind: Option<&Kind>) -> &'static str {
     }
 }
 
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 fn signal(call_id: &[u8], kind: Kind) -> content::Content {
     content::new_content(content::Body::Call(CallSignal {
         call_id: call_id.to_vec(),
@@ -135,87 +141,6 @@ impl Role {
             Self::Caller { participants, .. } => participants.len(),
             Self::Callee { participants, .. } => *participants,
         }
-    }
-}
-
-/// Media state shared by the send and receive tasks and the call loop.
-#[derive(Default)]
-struct MediaCrypto {
-    encryptor: Option<FrameEncryptor>,
-    decryptor: FrameDecryptor,
-    pending: VecDeque<Vec<u8>>,
-    stats: CallStats,
-}
-
-impl MediaCrypto {
-    /// Opens a frame; one under a key we lack waits (bounded) for an epoch
-    /// key that may be on its way, unless `last_try`.
-    fn open(&mut self, ciphertext: Vec<u8>, last_try: bool) {
-        match self.decryptor.decrypt(&ciphertext) {
-            Ok((index, plaintext)) => match verify_frame(&plaintext) {
-                Some(frame) => self.stats.received(index, frame, now_micros()),
-                None => self.stats.frames_corrupt += 1,
-            },
-            Err(OpenError::NoKey) if !last_try && self.pending.len() < MAX_PENDING_FRAMES => {
-                self.pending.push_back(ciphertext);
-            }
-            Err(OpenError::NoKey) => self.stats.frames_without_key += 1,
-            Err(OpenError::Corrupt) => self.stats.frames_corrupt += 1,
-        }
-    }
-
-    fn add_epoch(&mut self, epoch: u32, secret: &[u8], indices: &[u8]) -> Result<()> {
-        self.decryptor.add_epoch(epoch, secret, indices)?;
-        let waiting = std::mem::take(&mut self.pending);
-        for ciphertext in waiting {
-            self.open(ciphertext, true);
-        }
-        Ok(())
-    }
-}
-
-type Shared = Arc<Mutex<MediaCrypto>>;
-
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, MediaCrypto> {
-    shared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-async fn publish(
-    media: Arc<MediaSession>,
-    shared: Shared,
-    video: bool,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut audio_tick = tokio::time::interval(MediaKind::Audio.interval());
-    let mut video_tick = tokio::time::interval(MediaKind::Video.interval());
-    let mut sequences = [0u32; 2];
-    loop {
-        let kind = tokio::select! {
-            _ = audio_tick.tick() => MediaKind::Audio,
-            _ = video_tick.tick(), if video => MediaKind::Video,
-            _ = stop.changed() => return,
-        };
-        let slot = usize::from(kind == MediaKind::Video);
-        let plaintext = synthetic_frame(kind, sequences[slot], now_micros());
-        let ciphertext = {
-            let mut crypto = lock(&shared);
-            match crypto.encryptor.as_mut().map(|e| e.encrypt(&plaintext)) {
-                Some(Ok(ciphertext)) => ciphertext,
-                _ => continue,
-            }
-        };
-        if media.send(kind, ciphertext).await.is_ok() {
-            sequences[slot] = sequences[slot].wrapping_add(1);
-            lock(&shared).stats.frames_sent += 1;
-        }
-    }
-}
-
-async fn receive(mut frames: mpsc::Receiver<ReceivedFrame>, shared: Shared) {
-    while let Some(frame) = frames.recv().await {
-        lock(&shared).open(frame.ciphertext, false);
     }
 }
 
@@ -338,8 +263,15 @@ impl Client {
         wait: Duration,
         options: CallOptions,
     ) -> Result<CallReport> {
+        let incoming = self.wait_for_call(wait).await?;
+        self.answer(incoming, options).await
+    }
+
+    /// Waits up to `wait` for a call to ring (an app shows it, then calls
+    /// [`Self::answer`] or lets it ring out).
+    pub async fn wait_for_call(&mut self, wait: Duration) -> Result<IncomingCall> {
         self.call_inbox.mode = CallMode::Ringing;
-        let result = self.answer_first_offer(wait, options).await;
+        let result = self.first_offer(wait).await;
         self.call_inbox = CallInbox {
             answered: std::mem::take(&mut self.call_inbox.answered),
             ..CallInbox::default()
@@ -347,21 +279,23 @@ impl Client {
         result
     }
 
-    async fn answer_first_offer(
-        &mut self,
-        wait: Duration,
-        options: CallOptions,
-    ) -> Result<CallReport> {
+    async fn first_offer(&mut self, wait: Duration) -> Result<IncomingCall> {
         // Staged envelopes from before a crash are applied (and stored)
         // first, like `receive` does.
         self.apply_pending().await?;
         let mut connection = self.connect().await?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut drained = false;
-        let (caller, call_id, max) = loop {
+        loop {
             if let Some((caller, _, call)) = self.call_inbox.signals.pop_front() {
                 if let Some(Kind::Offer(offer)) = call.kind {
-                    break (caller, call.call_id, offer.max_participants);
+                    connection.close().await;
+                    return Ok(IncomingCall {
+                        call_id: hex::encode(&call.call_id),
+                        caller,
+                        max_participants: offer.max_participants,
+                        video: offer.video,
+                    });
                 }
                 continue;
             }
@@ -379,9 +313,19 @@ impl Client {
             };
             self.handle_server_event(&mut connection, event, &mut drained)
                 .await?;
-        };
-        connection.close().await;
-        let slots = usize::try_from(max)
+        }
+    }
+
+    /// Joins a call that rang and stays for `options.duration` (or until
+    /// the caller hangs up).
+    pub async fn answer(
+        &mut self,
+        incoming: IncomingCall,
+        options: CallOptions,
+    ) -> Result<CallReport> {
+        let call_id = hex::decode(&incoming.call_id).map_err(ClientError::protocol)?;
+        let caller = incoming.caller;
+        let slots = usize::try_from(incoming.max_participants)
             .unwrap_or(MAX_CALL_PARTICIPANTS)
             .clamp(2, MAX_CALL_PARTICIPANTS)
             - 1;
@@ -397,14 +341,21 @@ impl Client {
             .await
         {
             media.leave().await;
+            self.call_inbox.mode = CallMode::Idle;
             return Err(e);
         }
         let role = Role::Callee {
             caller,
             participants: 1,
         };
-        self.run_call(&call_id, role, media, frames, Arc::default(), options)
-            .await
+        let result = self
+            .run_call(&call_id, role, media, frames, Arc::default(), options)
+            .await;
+        self.call_inbox = CallInbox {
+            answered: std::mem::take(&mut self.call_inbox.answered),
+            ..CallInbox::default()
+        };
+        result
     }
 
     async fn join_media(
@@ -473,6 +424,7 @@ impl Client {
             frames_without_key: crypto.stats.frames_without_key
                 + u64::try_from(crypto.pending.len()).unwrap_or(u64::MAX),
             frames_corrupt: crypto.stats.frames_corrupt,
+            epochs: crypto.epochs.clone(),
             loss: crypto.stats.loss(),
             latency_p50_ms: crypto.stats.latency_ms(500),
             latency_p99_ms: crypto.stats.latency_ms(990),

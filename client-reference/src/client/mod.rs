@@ -17,7 +17,7 @@ use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use zeroize::Zeroizing;
 
 pub use attachments::{Progress, kind_for};
-pub use calls::{CallOptions, CallReport};
+pub use calls::{CallOptions, CallReport, IncomingCall};
 pub use events::Event;
 pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
 pub use trust::SafetyNumberView;
