@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
 use rand::RngCore;
 use starling_server::config::{Config, TlsMode};
@@ -66,6 +68,9 @@ enum AdminCommand {
         /// The username.
         username: String,
     },
+    /// Print the public key the media relay verifies join tokens with
+    /// (`STARLING_RELAY_TOKEN_KEY` of `starling-relay`).
+    RelayKey,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -230,6 +235,10 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
         AdminCommand::Enable { username } => {
             store.set_disabled(&username, false).await?;
             println!("{username} enabled");
+        }
+        AdminCommand::RelayKey => {
+            let signer = starling_server::routes::calls::load_or_create_signer(&config.data_dir)?;
+            println!("{}", URL_SAFE_NO_PAD.encode(signer.public_key()));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -191,3 +191,78 @@ async fn a_group_call_of_six_rekeys_at_every_join_and_leave() {
     let frank_last = *frank.epochs.last().unwrap();
     assert!(frank_last < final_epoch, "{frank:?} {caller:?}");
 }
+
+/// Runs `starling --home HOME --json ARGS` and returns its JSON lines.
+fn starling(home: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let output = std::process::Command::new(starling_e2e::workspace_binary("starling"))
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .env("STARLING_PASSPHRASE", "correct horse battery")
+        .env_remove("STARLING_HOME")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "starling {args:?}: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_places_and_answers_a_call_and_reports_it() {
+    let (server, _relay) = TestRelay::start(Db::Sqlite).await;
+    let homes = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for (home, name) in homes.iter().zip(["alice", "bob"]) {
+        let invite = server.invite();
+        starling(
+            home.path(),
+            &[
+                "register",
+                "--server",
+                &server.url,
+                "--username",
+                name,
+                "--invite",
+                &invite,
+                "--ca-fingerprint",
+                &server.fingerprint,
+            ],
+        );
+    }
+    let bob_home = homes[1].path().to_path_buf();
+    let answering = std::thread::spawn(move || {
+        starling(
+            &bob_home,
+            &["answer", "--wait", "30", "--duration", "4", "--audio-only"],
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let caller = starling(
+        homes[0].path(),
+        &["call", "bob", "--duration", "4", "--audio-only"],
+    );
+    let callee = answering.join().unwrap();
+    for report in [&caller[0], &callee[0]] {
+        for field in [
+            "frames_sent",
+            "frames_received",
+            "loss",
+            "latency_p50_ms",
+            "latency_p99_ms",
+        ] {
+            assert!(report[field].is_number(), "{field} in {report}");
+        }
+        assert!(report["frames_received"].as_u64().unwrap() > 50, "{report}");
+        assert_eq!(report["frames_corrupt"], 0, "{report}");
+    }
+    // The call shows in Bob's history as it rang.
+    let history = starling(homes[1].path(), &["history", "alice"]);
+    assert!(history.iter().any(|l| l["kind"] == "call"), "{history:?}");
+}
