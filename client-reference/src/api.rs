@@ -267,6 +267,16 @@ impl Api {
             .await
     }
 
+    /// Time-limited TURN credentials (coturn's REST scheme), or `None` when
+    /// the server has no TURN service configured.
+    pub async fn turn_credentials(&self) -> Result<Option<TurnCredentials>> {
+        match self.json(self.request(Method::GET, "v1/calls/turn")?).await {
+            Ok(credentials) => Ok(Some(credentials)),
+            Err(ClientError::Server { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// An account's device ids.
     pub async fn devices(&self, username: &str) -> Result<Vec<u32>> {
         #[derive(Deserialize)]
@@ -537,6 +547,25 @@ impl std::fmt::Debug for CallToken {
         f.debug_struct("CallToken")
             .field("expires_at", &self.expires_at)
             .field("relay_url", &self.relay_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// TURN credentials for calls (`GET /v1/calls/turn`).
+#[derive(Deserialize)]
+pub struct TurnCredentials {
+    /// `<expiry>:<username>`.
+    pub username: String,
+    /// The password; a secret.
+    pub password: String,
+    /// TURN server URLs (`turn:host:port?transport=udp`, ...).
+    pub urls: Vec<String>,
+}
+
+impl std::fmt::Debug for TurnCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnCredentials")
+            .field("urls", &self.urls)
             .finish_non_exhaustive()
     }
 }

@@ -98,6 +98,7 @@ async fn what_the_relay_forwards_cannot_be_decrypted_without_the_call_keys() {
         &incoming.call_id,
         &token.token,
         2,
+        None,
     )
     .await
     .unwrap();

@@ -19,6 +19,7 @@ use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceServer;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -34,6 +35,7 @@ use webrtc::peer_connection::{
 };
 
 use super::frames::{MediaKind, Reassembler};
+use crate::api::TurnCredentials;
 use crate::error::{ClientError, Result};
 
 const AUDIO_PAYLOAD_TYPE: u8 = 111;
@@ -214,11 +216,14 @@ async fn publisher(connection: &dyn PeerConnection, kind: MediaKind) -> Result<P
 impl MediaSession {
     /// Joins `call_id` on the relay at `relay_url` with `token`, offering
     /// `slots` receive slots of each kind (the other participants).
+    /// `turn` (when the server has a TURN service) adds a relayed
+    /// candidate for networks that block UDP to the relay.
     pub async fn join(
         relay_url: &str,
         call_id: &str,
         token: &str,
         slots: usize,
+        turn: Option<&TurnCredentials>,
     ) -> Result<(Self, mpsc::Receiver<ReceivedFrame>)> {
         let local = local_address_towards(relay_url)?;
         let mut media_engine = MediaEngine::default();
@@ -236,7 +241,19 @@ impl MediaSession {
             frames: frames_tx,
         });
         let connection = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_ice_servers(
+                        turn.map(|t| RTCIceServer {
+                            urls: t.urls.clone(),
+                            username: t.username.clone(),
+                            credential: t.password.clone(),
+                        })
+                        .into_iter()
+                        .collect(),
+                    )
+                    .build(),
+            )
             .with_media_engine(media_engine)
             .with_handler(events)
             .with_udp_addrs(vec![SocketAddr::new(local, 0)])

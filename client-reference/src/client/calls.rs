@@ -370,7 +370,8 @@ impl Client {
                 "this server has no media relay configured (calls.relay_url)".into(),
             )
         })?;
-        MediaSession::join(relay, &call, &token.token, slots).await
+        let turn = self.api.turn_credentials().await?;
+        MediaSession::join(relay, &call, &token.token, slots, turn.as_ref()).await
     }
 }
 
