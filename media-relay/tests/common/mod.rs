@@ -32,6 +32,16 @@ struct InFlight {
     bytes: Vec<u8>,
 }
 
+/// A datagram taken off the wire before delivery (benchmarks feed these to
+/// the engine themselves).
+pub struct Captured {
+    order: u64,
+    pub proto: Protocol,
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
 /// The network: every datagram is delayed by `latency` plus up to
 /// `jitter` (which reorders), and lost with probability `loss`.
 pub struct Net {
@@ -83,6 +93,29 @@ impl Net {
         });
     }
 
+    /// A mark for [`Net::take_since`]: everything sent so far is before it.
+    pub fn mark(&self) -> u64 {
+        self.order
+    }
+
+    /// Takes off the wire every datagram sent after `mark`, undelivered.
+    pub fn take_since(&mut self, mark: u64) -> Vec<Captured> {
+        let (taken, rest): (Vec<_>, Vec<_>) = self.queue.drain(..).partition(|p| p.order > mark);
+        self.queue = rest;
+        let mut taken: Vec<Captured> = taken
+            .into_iter()
+            .map(|p| Captured {
+                order: p.order,
+                proto: p.proto,
+                from: p.from,
+                to: p.to,
+                bytes: p.bytes,
+            })
+            .collect();
+        taken.sort_by_key(|c| c.order);
+        taken
+    }
+
     fn take_due(&mut self, now: Instant) -> Vec<InFlight> {
         let (mut due, rest): (Vec<_>, Vec<_>) = self.queue.drain(..).partition(|p| p.at <= now);
         self.queue = rest;
@@ -118,6 +151,14 @@ pub struct Got {
     pub mid: Mid,
     pub seq: u64,
     pub payload: Vec<u8>,
+}
+
+/// The address of the `n`th client created: unique up to 25,000 clients.
+fn client_addr(n: usize) -> SocketAddr {
+    let port = 40_000 + n % 25_000;
+    format!("198.51.100.{}:{port}", 1 + n % 250)
+        .parse()
+        .unwrap()
 }
 
 /// A client: a str0m `Rtc` that offers, and what it received.
@@ -241,6 +282,8 @@ impl Client {
             .nackable(kind.is_video());
         let mut direct = self.rtc.direct_api();
         direct.stream_tx_by_mid(mid, None).unwrap().write_rtp(write);
+        // str0m's pacer releases written packets on the next timeout.
+        self.rtc.handle_input(str0m::Input::Timeout(now)).unwrap();
         self.drain(now, net);
     }
 
@@ -270,6 +313,9 @@ pub struct Sim {
     pub events: Vec<Event>,
     pub rng: ChaCha8Rng,
     engine_next: Instant,
+    /// Clients ever created (their addresses stay unique if `clients` is
+    /// truncated).
+    created: usize,
 }
 
 impl Sim {
@@ -296,6 +342,7 @@ impl Sim {
             events: Vec::new(),
             rng,
             engine_next: now,
+            created: 0,
         }
     }
 
@@ -318,9 +365,8 @@ impl Sim {
         spec: Spec,
     ) -> Result<usize, JoinError> {
         let n = self.clients.len();
-        let addr: SocketAddr = format!("198.51.100.{}:{}", 1 + n % 250, 40_000 + n)
-            .parse()
-            .unwrap();
+        let addr = client_addr(self.created);
+        self.created += 1;
         let (mut client, offer) = Client::new(addr, spec, self.now);
         let unix = self.unix_now();
         let admission = self.engine.admit(call, token, unix)?;
@@ -346,6 +392,38 @@ impl Sim {
         self.engine.leave(call, &key).unwrap();
         self.clients[client].silent = true;
         self.drain_engine();
+    }
+
+    /// Hands one datagram to the engine at the current time and runs it
+    /// as the shell does (draining it, and feeding it the current time
+    /// while it asks for that) until it waits for the future; returns how
+    /// many datagrams it sent, which are dropped.
+    pub fn relay_input(&mut self, datagram: &Captured) -> usize {
+        let input = Datagram {
+            proto: datagram.proto,
+            source: datagram.from,
+            destination: self.relay,
+            contents: &datagram.bytes,
+        };
+        self.engine.handle_input(Input::Datagram(self.now, input));
+        let mut sent = 0;
+        for _ in 0..16 {
+            loop {
+                match self.engine.poll_output() {
+                    Output::Transmit(_) => sent += 1,
+                    Output::Event(e) => self.events.push(e),
+                    Output::Timeout(t) => {
+                        self.engine_next = t;
+                        break;
+                    }
+                }
+            }
+            if self.engine_next > self.now {
+                break;
+            }
+            self.engine.handle_input(Input::Timeout(self.now));
+        }
+        sent
     }
 
     fn drain_engine(&mut self) {
