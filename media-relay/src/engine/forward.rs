@@ -10,8 +10,8 @@ use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use super::participant::{Feed, Participant, Slot, Source};
-use super::{Engine, ParticipantId};
-use crate::metrics::{DropReason, KeyframeOutcome};
+use super::{Engine, ParticipantId, Work};
+use crate::metrics::{DropReason, KeyframeOutcome, LeaveReason};
 
 /// What the relay knows about a packet's stream at its publisher.
 struct Origin {
@@ -33,10 +33,14 @@ impl Engine {
         let Some(publisher) = self.participants.get_mut(&from) else {
             return;
         };
-        let origin = match origin(from, publisher, packet) {
-            Ok(origin) => origin,
-            Err(reason) => {
+        let origin = match super::guarded(|| origin(from, publisher, packet)) {
+            Some(Ok(origin)) => origin,
+            Some(Err(reason)) => {
                 self.metrics.drop_packet(reason);
+                return;
+            }
+            None => {
+                self.work.push_back(Work::Remove(from, LeaveReason::Fault));
                 return;
             }
         };
@@ -50,7 +54,11 @@ impl Engine {
             let Some(receiver) = self.participants.get_mut(&to) else {
                 continue;
             };
-            match receiver.write_forwarded(&origin, packet) {
+            let Some(result) = super::guarded(|| receiver.write_forwarded(&origin, packet)) else {
+                self.work.push_back(Work::Remove(to, LeaveReason::Fault));
+                continue;
+            };
+            match result {
                 Ok(written) => {
                     self.metrics.forwarded_packets.inc();
                     self.metrics
@@ -104,11 +112,22 @@ impl Engine {
             self.metrics.keyframe(KeyframeOutcome::Throttled);
             return;
         }
-        let mut direct = publisher.rtc.direct_api();
-        let Some(stream) = direct.stream_rx_by_mid(source.mid, None) else {
-            return;
-        };
-        stream.request_keyframe(kind);
+        let requested = super::guarded(|| {
+            let mut direct = publisher.rtc.direct_api();
+            direct
+                .stream_rx_by_mid(source.mid, None)
+                .map(|stream| stream.request_keyframe(kind))
+                .is_some()
+        });
+        match requested {
+            Some(true) => {}
+            Some(false) => return,
+            None => {
+                self.work
+                    .push_back(Work::Remove(source.publisher, LeaveReason::Fault));
+                return;
+            }
+        }
         publication.last_keyframe_request = Some(now);
         self.metrics.keyframe(KeyframeOutcome::Relayed);
         // Whatever the drain queues runs in the caller's work loop.

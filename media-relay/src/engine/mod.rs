@@ -5,6 +5,7 @@
 
 mod admission;
 mod forward;
+mod guard;
 mod participant;
 mod teardown;
 
@@ -22,9 +23,10 @@ use str0m::rtp::RtpPacket;
 use str0m::{Candidate, RtcError};
 
 pub use self::admission::{Admission, ParticipantKey};
+use self::guard::guarded;
 use self::participant::Participant;
 use crate::config::EngineConfig;
-use crate::error::{JoinError, LeaveError, SetupError};
+use crate::error::{JoinError, LeaveError, OfferError, SetupError};
 use crate::metrics::{DropReason, LeaveReason, Metrics};
 
 /// A participant's number on this relay (not secret; used in logs).
@@ -211,8 +213,11 @@ impl Engine {
             self.remove(old, LeaveReason::Replaced);
         }
         let call = self.check_limits(&admission)?;
-        let (rtc, answer) =
-            participant::answer(offer, &self.candidates, &self.crypto, &self.config, now)?;
+        // The offer is the peer's input: a str0m panic on it refuses the join.
+        let (rtc, answer) = guarded(|| {
+            participant::answer(offer, &self.candidates, &self.crypto, &self.config, now)
+        })
+        .ok_or(OfferError::Unanswerable)??;
         let id = ParticipantId(self.next_number);
         self.next_number += 1;
         let mut secret = [0u8; 16];
@@ -333,7 +338,8 @@ impl Engine {
                 self.remove(id, reason);
                 continue;
             }
-            if p.rtc.handle_input(str0m::Input::Timeout(now)).is_err() {
+            let handled = guarded(|| p.rtc.handle_input(str0m::Input::Timeout(now)));
+            if !matches!(handled, Some(Ok(()))) {
                 self.remove(id, LeaveReason::Fault);
                 continue;
             }
@@ -350,7 +356,9 @@ impl Engine {
             return;
         };
         let input = str0m::Input::Receive(now, receive);
-        let Some(id) = self.demux(&input, (d.proto, d.source)) else {
+        // A panic while matching drops the datagram: no participant is
+        // to blame yet.
+        let Some(id) = guarded(|| self.demux(&input, (d.proto, d.source))).flatten() else {
             self.metrics.drop_packet(DropReason::UnknownSource);
             return;
         };
@@ -358,9 +366,10 @@ impl Engine {
             return;
         };
         p.last_rx = now;
-        if let Err(e) = p.rtc.handle_input(input) {
-            self.fault(id, &e);
-            return;
+        match guarded(|| p.rtc.handle_input(input)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return self.fault(id, &e),
+            None => return self.remove(id, LeaveReason::Fault),
         }
         self.drain(id, now);
         self.run_work(now);
@@ -417,8 +426,10 @@ impl Engine {
             work: &mut self.work,
             metrics: &self.metrics,
         };
-        if let Err(reason) = p.drain(now, sink) {
-            self.work.push_back(Work::Remove(id, reason));
+        match guarded(|| p.drain(now, sink)) {
+            Some(Ok(())) => {}
+            Some(Err(reason)) => self.work.push_back(Work::Remove(id, reason)),
+            None => self.work.push_back(Work::Remove(id, LeaveReason::Fault)),
         }
     }
 
