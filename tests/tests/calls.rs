@@ -267,3 +267,87 @@ async fn the_command_places_and_answers_a_call_and_reports_it() {
     let history = starling(homes[1].path(), &["history", "alice"]);
     assert!(history.iter().any(|l| l["kind"] == "call"), "{history:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_killed_without_hanging_up_is_dropped_and_freed() {
+    let (server, relay) = TestRelay::start(Db::Sqlite).await;
+    let mut alice = server.client("alice").await;
+    let bob_home = tempfile::tempdir().unwrap();
+    let invite = server.invite();
+    starling(
+        bob_home.path(),
+        &[
+            "register",
+            "--server",
+            &server.url,
+            "--username",
+            "bob",
+            "--invite",
+            &invite,
+            "--ca-fingerprint",
+            &server.fingerprint,
+        ],
+    );
+    let mut bob = std::process::Command::new(starling_e2e::workspace_binary("starling"))
+        .arg("--home")
+        .arg(bob_home.path())
+        .args(["answer", "--wait", "30", "--duration", "60", "--audio-only"])
+        .env("STARLING_PASSPHRASE", "correct horse battery")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bob is killed two seconds after both are on the relay.
+    let metrics_url = format!("{}/metrics", relay.url);
+    let killer = tokio::spawn(async move {
+        for _ in 0..300 {
+            let metrics = reqwest::get(&metrics_url)
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if metrics
+                .lines()
+                .any(|l| l == "starling_relay_participants 2")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        bob.kill().unwrap();
+        bob.wait().unwrap();
+    });
+    let started = std::time::Instant::now();
+    let report = alice
+        .client
+        .place_call(
+            "bob",
+            CallOptions {
+                duration: Duration::from_secs(60),
+                video: false,
+            },
+        )
+        .await
+        .unwrap();
+    killer.await.unwrap();
+    // Bob joined (epoch 1) and, once silent long enough, was dropped with a
+    // fresh key (epoch 2), which ended the one-to-one call early.
+    assert_eq!(report.epochs, [0, 1, 2], "{report:?}");
+    assert!(started.elapsed() < Duration::from_secs(55), "{report:?}");
+    assert!(report.frames_received > 20, "{report:?}");
+    // The relay freed Bob's leg too.
+    let mut metrics = String::new();
+    for _ in 0..40 {
+        metrics = relay.metrics().await;
+        if metrics
+            .lines()
+            .any(|l| l == "starling_relay_participants 0")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the relay still holds participants: {metrics}");
+}

@@ -18,6 +18,7 @@ pub struct CallStats {
     /// Frames that failed authentication or byte-for-byte verification.
     pub frames_corrupt: u64,
     streams: BTreeMap<(u8, MediaKind), (u32, u32)>,
+    last_heard: BTreeMap<u8, u64>,
     latencies_micros: Vec<u64>,
 }
 
@@ -28,6 +29,7 @@ impl CallStats {
     /// A verified frame from participant `index`, received at `now_micros`.
     pub fn received(&mut self, index: u8, frame: VerifiedFrame, now_micros: u64) {
         self.frames_received += 1;
+        self.last_heard.insert(index, now_micros);
         let range = self
             .streams
             .entry((index, frame.kind))
@@ -38,6 +40,12 @@ impl CallStats {
             self.latencies_micros
                 .push(now_micros.saturating_sub(frame.sent_at_micros));
         }
+    }
+
+    /// When a frame of participant `index` last arrived (µs since the Unix
+    /// epoch).
+    pub fn last_heard(&self, index: u8) -> Option<u64> {
+        self.last_heard.get(&index).copied()
     }
 
     /// Frames the senders sent between the first and the last we got from

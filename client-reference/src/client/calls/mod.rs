@@ -7,17 +7,18 @@
 //! the participants only, so a newcomer cannot read what came before it
 //! and a leaver nothing after. Media keys never reach the server or relay.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-use zeroize::Zeroizing;
+use tokio::sync::mpsc;
 
 use super::{Client, Event};
 use crate::call::keys::{FrameEncryptor, new_secret};
 use crate::call::media::{MediaSession, ReceivedFrame};
-use crate::call::run::{Shared, lock, publish, receive};
+use crate::call::run::{Shared, lock};
+
+mod session;
 use crate::content::{self, CallSignal, call_signal::Kind};
 use crate::error::{ClientError, Result};
 
@@ -25,6 +26,9 @@ use crate::error::{ClientError, Result};
 const MAX_QUEUED_SIGNALS: usize = 1_024;
 /// Most participants a call may have (SFrame key ids hold 8 bits of index).
 pub(crate) const MAX_CALL_PARTICIPANTS: usize = 64;
+/// A participant the caller has not heard from for this long is dropped
+/// (as the relay frees it after its idle timeout).
+pub(super) const VANISHED_AFTER: Duration = Duration::from_secs(10);
 /// Calls remembered as answered, for "missed call" entries.
 const MAX_ANSWERED: usize = 256;
 
@@ -91,7 +95,7 @@ enum CallMode {
 #[derive(Debug, Default)]
 pub(crate) struct CallInbox {
     mode: CallMode,
-    signals: VecDeque<(String, u32, CallSignal)>,
+    pub(super) signals: VecDeque<(String, u32, CallSignal)>,
     answered: VecDeque<Vec<u8>>,
 }
 
@@ -107,7 +111,7 @@ fn signal_name(kind: Option<&Kind>) -> &'static str {
     }
 }
 
-fn signal(call_id: &[u8], kind: Kind) -> content::Content {
+pub(super) fn signal(call_id: &[u8], kind: Kind) -> content::Content {
     content::new_content(content::Body::Call(CallSignal {
         call_id: call_id.to_vec(),
         kind: Some(kind),
@@ -115,14 +119,15 @@ fn signal(call_id: &[u8], kind: Kind) -> content::Content {
 }
 
 #[derive(Debug, Clone)]
-struct Participant {
-    username: String,
-    device: u32,
-    index: u8,
+pub(super) struct Participant {
+    pub(super) username: String,
+    pub(super) device: u32,
+    pub(super) index: u8,
+    pub(super) joined_at: std::time::Instant,
 }
 
 /// Who we are in the call.
-enum Role {
+pub(super) enum Role {
     Caller {
         invited: Vec<String>,
         participants: Vec<Participant>,
@@ -136,7 +141,7 @@ enum Role {
 }
 
 impl Role {
-    fn participants(&self) -> usize {
+    pub(super) fn participants(&self) -> usize {
         match self {
             Self::Caller { participants, .. } => participants.len(),
             Self::Callee { participants, .. } => *participants,
@@ -236,6 +241,7 @@ impl Client {
                 username: self.username.clone(),
                 device: self.device_id,
                 index: 0,
+                joined_at: std::time::Instant::now(),
             }],
             epoch: 0,
         };
@@ -372,228 +378,5 @@ impl Client {
         })?;
         let turn = self.api.turn_credentials().await?;
         MediaSession::join(relay, &call, &token.token, slots, turn.as_ref()).await
-    }
-}
-
-impl Client {
-    /// The call itself: media tasks run on their own while this loop reads
-    /// the message connection and acts on the call's signals.
-    async fn run_call(
-        &mut self,
-        call_id: &[u8],
-        mut role: Role,
-        media: MediaSession,
-        frames: mpsc::Receiver<ReceivedFrame>,
-        shared: Shared,
-        options: CallOptions,
-    ) -> Result<CallReport> {
-        let media = Arc::new(media);
-        let (stop_tx, stop) = watch::channel(false);
-        let publisher = tokio::spawn(publish(
-            Arc::clone(&media),
-            Arc::clone(&shared),
-            options.video,
-            stop,
-        ));
-        let receiver = tokio::spawn(receive(frames, Arc::clone(&shared)));
-        let outcome = self
-            .call_loop(call_id, &mut role, &shared, options.duration)
-            .await;
-        let _ = stop_tx.send(true);
-        let _ = publisher.await;
-        let goodbye = match &role {
-            Role::Caller { invited, .. } => (
-                invited.clone(),
-                signal(call_id, Kind::Hangup(content::CallHangup {})),
-            ),
-            Role::Callee { caller, .. } => (
-                vec![caller.clone()],
-                signal(call_id, Kind::Leave(content::CallLeave {})),
-            ),
-        };
-        let said_goodbye = self.send_pairwise(&goodbye.0, &goodbye.1).await;
-        media.leave().await;
-        receiver.abort();
-        let participants = outcome?;
-        said_goodbye?;
-        let crypto = lock(&shared);
-        Ok(CallReport {
-            call_id: hex::encode(call_id),
-            participants,
-            frames_sent: crypto.stats.frames_sent,
-            frames_received: crypto.stats.frames_received,
-            frames_without_key: crypto.stats.frames_without_key
-                + u64::try_from(crypto.pending.len()).unwrap_or(u64::MAX),
-            frames_corrupt: crypto.stats.frames_corrupt,
-            epochs: crypto.epochs.clone(),
-            loss: crypto.stats.loss(),
-            latency_p50_ms: crypto.stats.latency_ms(500),
-            latency_p99_ms: crypto.stats.latency_ms(990),
-        })
-    }
-
-    /// Returns the most participants seen at once.
-    async fn call_loop(
-        &mut self,
-        call_id: &[u8],
-        role: &mut Role,
-        shared: &Shared,
-        duration: Duration,
-    ) -> Result<usize> {
-        let mut connection = self.connect().await?;
-        let deadline = tokio::time::Instant::now() + duration;
-        let mut drained = false;
-        let mut most = 1;
-        loop {
-            let signals: Vec<_> = self.call_inbox.signals.drain(..).collect();
-            for (sender, device, call) in signals {
-                if call.call_id != call_id {
-                    if matches!(call.kind, Some(Kind::Offer(_))) {
-                        let busy = signal(&call.call_id, Kind::Busy(content::CallBusy {}));
-                        let _ = self.send_pairwise(&[sender], &busy).await;
-                    }
-                    continue;
-                }
-                let ended = self
-                    .on_call_signal(call_id, role, shared, &sender, device, call.kind)
-                    .await?;
-                most = most.max(role.participants());
-                if ended {
-                    connection.close().await;
-                    return Ok(most);
-                }
-            }
-            let event = tokio::select! {
-                event = connection.next_event() => event?,
-                _ = tokio::time::sleep_until(deadline) => break,
-            };
-            let Some(event) = event else { break };
-            self.handle_server_event(&mut connection, event, &mut drained)
-                .await?;
-        }
-        connection.close().await;
-        Ok(most)
-    }
-
-    /// Acts on one signal of our call; returns whether the call is over.
-    async fn on_call_signal(
-        &mut self,
-        call_id: &[u8],
-        role: &mut Role,
-        shared: &Shared,
-        sender: &str,
-        device: u32,
-        kind: Option<Kind>,
-    ) -> Result<bool> {
-        match (role, kind) {
-            (
-                Role::Caller {
-                    invited,
-                    participants,
-                    epoch,
-                },
-                Some(kind),
-            ) => {
-                if !invited.iter().any(|u| u == sender) {
-                    return Ok(false);
-                }
-                let present = participants
-                    .iter()
-                    .position(|p| p.username == sender && p.device == device);
-                match (kind, present) {
-                    (Kind::Answer(_), None) => {
-                        let Some(index) =
-                            (1..=u8::MAX).find(|i| participants.iter().all(|p| p.index != *i))
-                        else {
-                            return Ok(false);
-                        };
-                        participants.push(Participant {
-                            username: sender.to_owned(),
-                            device,
-                            index,
-                        });
-                    }
-                    (Kind::Leave(_), Some(at)) => {
-                        participants.remove(at);
-                    }
-                    (Kind::Busy(_), None) => return Ok(invited.len() == 1),
-                    _ => return Ok(false),
-                }
-                *epoch += 1;
-                self.distribute_call_key(call_id, *epoch, participants, shared)
-                    .await?;
-                Ok(participants.len() == 1 && invited.len() == 1)
-            }
-            (
-                Role::Callee {
-                    caller,
-                    participants,
-                },
-                Some(Kind::Key(key)),
-            ) if sender == caller.as_str() => {
-                let me = key
-                    .participants
-                    .iter()
-                    .find(|p| p.username == self.username && p.device_id == self.device_id);
-                let Some(me) = me else { return Ok(false) };
-                let Ok(index) = u8::try_from(me.index) else {
-                    return Ok(false);
-                };
-                let indices: Vec<u8> = key
-                    .participants
-                    .iter()
-                    .filter_map(|p| u8::try_from(p.index).ok())
-                    .collect();
-                *participants = key.participants.len();
-                let secret = Zeroizing::new(key.secret);
-                let mut crypto = lock(shared);
-                crypto.add_epoch(key.epoch, &secret, &indices)?;
-                crypto.encryptor = Some(FrameEncryptor::new(key.epoch, index, &secret)?);
-                Ok(false)
-            }
-            (Role::Callee { caller, .. }, Some(Kind::Hangup(_))) => Ok(sender == caller.as_str()),
-            _ => Ok(false),
-        }
-    }
-
-    /// A fresh epoch: its secret goes to every participant but us, then we
-    /// use it.
-    async fn distribute_call_key(
-        &mut self,
-        call_id: &[u8],
-        epoch: u32,
-        participants: &[Participant],
-        shared: &Shared,
-    ) -> Result<()> {
-        let secret = new_secret(&mut rand::rngs::OsRng);
-        let key = signal(
-            call_id,
-            Kind::Key(content::CallKey {
-                epoch,
-                secret: secret.to_vec(),
-                participants: participants
-                    .iter()
-                    .map(|p| content::CallParticipant {
-                        username: p.username.clone(),
-                        device_id: p.device,
-                        index: u32::from(p.index),
-                    })
-                    .collect(),
-            }),
-        );
-        let others: HashSet<String> = participants
-            .iter()
-            .filter(|p| p.username != self.username)
-            .map(|p| p.username.clone())
-            .collect();
-        let others: Vec<String> = others.into_iter().collect();
-        if !others.is_empty() {
-            self.send_pairwise(&others, &key).await?;
-        }
-        let indices: Vec<u8> = participants.iter().map(|p| p.index).collect();
-        let mut crypto = lock(shared);
-        crypto.add_epoch(epoch, &secret, &indices)?;
-        crypto.encryptor = Some(FrameEncryptor::new(epoch, 0, &secret)?);
-        Ok(())
     }
 }

@@ -1,0 +1,291 @@
+//! A running call: the loop that reads the message connection while the
+//! media tasks run, the signals of our call (answers, leaves, keys,
+//! hang-ups), and the caller's key authority (a fresh epoch at every join,
+//! leave and vanished participant).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use zeroize::Zeroizing;
+
+use super::{CallOptions, CallReport, Participant, Role, VANISHED_AFTER, signal};
+use crate::call::keys::{FrameEncryptor, new_secret};
+use crate::call::media::{MediaSession, ReceivedFrame};
+use crate::call::run::{Shared, lock, publish, receive};
+use crate::client::Client;
+use crate::content::{self, call_signal::Kind};
+use crate::error::Result;
+
+impl Client {
+    /// The call itself: media tasks run on their own while this loop reads
+    /// the message connection and acts on the call's signals.
+    pub(super) async fn run_call(
+        &mut self,
+        call_id: &[u8],
+        mut role: Role,
+        media: MediaSession,
+        frames: mpsc::Receiver<ReceivedFrame>,
+        shared: Shared,
+        options: CallOptions,
+    ) -> Result<CallReport> {
+        let media = Arc::new(media);
+        let (stop_tx, stop) = watch::channel(false);
+        let publisher = tokio::spawn(publish(
+            Arc::clone(&media),
+            Arc::clone(&shared),
+            options.video,
+            stop,
+        ));
+        let receiver = tokio::spawn(receive(frames, Arc::clone(&shared)));
+        let outcome = self
+            .call_loop(call_id, &mut role, &shared, options.duration)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = publisher.await;
+        let goodbye = match &role {
+            Role::Caller { invited, .. } => (
+                invited.clone(),
+                signal(call_id, Kind::Hangup(content::CallHangup {})),
+            ),
+            Role::Callee { caller, .. } => (
+                vec![caller.clone()],
+                signal(call_id, Kind::Leave(content::CallLeave {})),
+            ),
+        };
+        let said_goodbye = self.send_pairwise(&goodbye.0, &goodbye.1).await;
+        media.leave().await;
+        receiver.abort();
+        let participants = outcome?;
+        said_goodbye?;
+        let crypto = lock(&shared);
+        Ok(CallReport {
+            call_id: hex::encode(call_id),
+            participants,
+            frames_sent: crypto.stats.frames_sent,
+            frames_received: crypto.stats.frames_received,
+            frames_without_key: crypto.stats.frames_without_key
+                + u64::try_from(crypto.pending.len()).unwrap_or(u64::MAX),
+            frames_corrupt: crypto.stats.frames_corrupt,
+            epochs: crypto.epochs.clone(),
+            loss: crypto.stats.loss(),
+            latency_p50_ms: crypto.stats.latency_ms(500),
+            latency_p99_ms: crypto.stats.latency_ms(990),
+        })
+    }
+
+    /// Returns the most participants seen at once.
+    async fn call_loop(
+        &mut self,
+        call_id: &[u8],
+        role: &mut Role,
+        shared: &Shared,
+        duration: Duration,
+    ) -> Result<usize> {
+        let mut connection = self.connect().await?;
+        let deadline = tokio::time::Instant::now() + duration;
+        let mut drained = false;
+        let mut most = 1;
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let signals: Vec<_> = self.call_inbox.signals.drain(..).collect();
+            for (sender, device, call) in signals {
+                if call.call_id != call_id {
+                    if matches!(call.kind, Some(Kind::Offer(_))) {
+                        let busy = signal(&call.call_id, Kind::Busy(content::CallBusy {}));
+                        let _ = self.send_pairwise(&[sender], &busy).await;
+                    }
+                    continue;
+                }
+                let ended = self
+                    .on_call_signal(call_id, role, shared, &sender, device, call.kind)
+                    .await?;
+                most = most.max(role.participants());
+                if ended {
+                    connection.close().await;
+                    return Ok(most);
+                }
+            }
+            let event = tokio::select! {
+                event = connection.next_event() => event?,
+                _ = check.tick() => {
+                    if self.drop_vanished(call_id, role, shared).await? {
+                        break;
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            };
+            let Some(event) = event else { break };
+            self.handle_server_event(&mut connection, event, &mut drained)
+                .await?;
+        }
+        connection.close().await;
+        Ok(most)
+    }
+
+    /// The caller's check for participants that vanished without a word (a
+    /// crash, a killed process, a lost network): one silent for
+    /// [`VANISHED_AFTER`] is dropped and the key changes, so it gets no key
+    /// of what follows. Returns whether a 1:1 call is thereby over.
+    async fn drop_vanished(
+        &mut self,
+        call_id: &[u8],
+        role: &mut Role,
+        shared: &Shared,
+    ) -> Result<bool> {
+        let Role::Caller {
+            invited,
+            participants,
+            epoch,
+        } = role
+        else {
+            return Ok(false);
+        };
+        let now = crate::call::run::now_micros();
+        let silent_micros = u64::try_from(VANISHED_AFTER.as_micros()).unwrap_or(u64::MAX);
+        let before = participants.len();
+        {
+            let crypto = lock(shared);
+            participants.retain(|p| {
+                p.index == 0
+                    || p.joined_at.elapsed() < VANISHED_AFTER
+                    || crypto
+                        .stats
+                        .last_heard(p.index)
+                        .is_some_and(|heard| now.saturating_sub(heard) < silent_micros)
+            });
+        }
+        if participants.len() == before {
+            return Ok(false);
+        }
+        *epoch += 1;
+        self.distribute_call_key(call_id, *epoch, participants, shared)
+            .await?;
+        Ok(participants.len() == 1 && invited.len() == 1)
+    }
+
+    /// Acts on one signal of our call; returns whether the call is over.
+    async fn on_call_signal(
+        &mut self,
+        call_id: &[u8],
+        role: &mut Role,
+        shared: &Shared,
+        sender: &str,
+        device: u32,
+        kind: Option<Kind>,
+    ) -> Result<bool> {
+        match (role, kind) {
+            (
+                Role::Caller {
+                    invited,
+                    participants,
+                    epoch,
+                },
+                Some(kind),
+            ) => {
+                if !invited.iter().any(|u| u == sender) {
+                    return Ok(false);
+                }
+                let present = participants
+                    .iter()
+                    .position(|p| p.username == sender && p.device == device);
+                match (kind, present) {
+                    (Kind::Answer(_), None) => {
+                        let Some(index) =
+                            (1..=u8::MAX).find(|i| participants.iter().all(|p| p.index != *i))
+                        else {
+                            return Ok(false);
+                        };
+                        participants.push(Participant {
+                            username: sender.to_owned(),
+                            device,
+                            index,
+                            joined_at: std::time::Instant::now(),
+                        });
+                    }
+                    (Kind::Leave(_), Some(at)) => {
+                        participants.remove(at);
+                    }
+                    (Kind::Busy(_), None) => return Ok(invited.len() == 1),
+                    _ => return Ok(false),
+                }
+                *epoch += 1;
+                self.distribute_call_key(call_id, *epoch, participants, shared)
+                    .await?;
+                Ok(participants.len() == 1 && invited.len() == 1)
+            }
+            (
+                Role::Callee {
+                    caller,
+                    participants,
+                },
+                Some(Kind::Key(key)),
+            ) if sender == caller.as_str() => {
+                let me = key
+                    .participants
+                    .iter()
+                    .find(|p| p.username == self.username && p.device_id == self.device_id);
+                let Some(me) = me else { return Ok(false) };
+                let Ok(index) = u8::try_from(me.index) else {
+                    return Ok(false);
+                };
+                let indices: Vec<u8> = key
+                    .participants
+                    .iter()
+                    .filter_map(|p| u8::try_from(p.index).ok())
+                    .collect();
+                *participants = key.participants.len();
+                let secret = Zeroizing::new(key.secret);
+                let mut crypto = lock(shared);
+                crypto.add_epoch(key.epoch, &secret, &indices)?;
+                crypto.encryptor = Some(FrameEncryptor::new(key.epoch, index, &secret)?);
+                Ok(false)
+            }
+            (Role::Callee { caller, .. }, Some(Kind::Hangup(_))) => Ok(sender == caller.as_str()),
+            _ => Ok(false),
+        }
+    }
+
+    /// A fresh epoch: its secret goes to every participant but us, then we
+    /// use it.
+    async fn distribute_call_key(
+        &mut self,
+        call_id: &[u8],
+        epoch: u32,
+        participants: &[Participant],
+        shared: &Shared,
+    ) -> Result<()> {
+        let secret = new_secret(&mut rand::rngs::OsRng);
+        let key = signal(
+            call_id,
+            Kind::Key(content::CallKey {
+                epoch,
+                secret: secret.to_vec(),
+                participants: participants
+                    .iter()
+                    .map(|p| content::CallParticipant {
+                        username: p.username.clone(),
+                        device_id: p.device,
+                        index: u32::from(p.index),
+                    })
+                    .collect(),
+            }),
+        );
+        let others: HashSet<String> = participants
+            .iter()
+            .filter(|p| p.username != self.username)
+            .map(|p| p.username.clone())
+            .collect();
+        let others: Vec<String> = others.into_iter().collect();
+        if !others.is_empty() {
+            self.send_pairwise(&others, &key).await?;
+        }
+        let indices: Vec<u8> = participants.iter().map(|p| p.index).collect();
+        let mut crypto = lock(shared);
+        crypto.add_epoch(epoch, &secret, &indices)?;
+        crypto.encryptor = Some(FrameEncryptor::new(epoch, 0, &secret)?);
+        Ok(())
+    }
+}
