@@ -6,8 +6,11 @@
 //! Joining is WHIP-like: the SDP offer goes to the relay's
 //! `POST /v1/calls/{call_id}/join` with the server's join token, the answer
 //! comes back in the response. Leaving is a `DELETE` of the participant.
+//!
+//! [`MediaSession::direct_pair`] connects two engines to each other without
+//! the relay, in process, to measure what the relay adds.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -213,26 +216,30 @@ async fn publisher(connection: &dyn PeerConnection, kind: MediaKind) -> Result<P
     })
 }
 
-impl MediaSession {
-    /// Joins `call_id` on the relay at `relay_url` with `token`, offering
-    /// `slots` receive slots of each kind (the other participants).
-    /// `turn` (when the server has a TURN service) adds a relayed
-    /// candidate for networks that block UDP to the relay.
-    pub async fn join(
-        relay_url: &str,
-        call_id: &str,
-        token: &str,
-        slots: usize,
-        turn: Option<&TurnCredentials>,
-    ) -> Result<(Self, mpsc::Receiver<ReceivedFrame>)> {
-        let local = local_address_towards(relay_url)?;
+/// One side of a call's peer connection before negotiation: our two
+/// published tracks and the channels its events arrive on. [`MediaSession::join`]
+/// negotiates it with the relay, [`MediaSession::direct_pair`] with another
+/// endpoint in the same process.
+struct Endpoint {
+    connection: Box<dyn PeerConnection>,
+    audio: Publisher,
+    video: Publisher,
+    gathered: watch::Receiver<bool>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    frames: mpsc::Receiver<ReceivedFrame>,
+}
+
+impl Endpoint {
+    /// A peer connection on `local` (host candidates only, plus a relayed
+    /// one through `turn` if given) publishing an audio and a video track.
+    async fn new(local: IpAddr, turn: Option<&TurnCredentials>) -> Result<Self> {
         let mut media_engine = MediaEngine::default();
         for kind in [MediaKind::Audio, MediaKind::Video] {
             media_engine
                 .register_codec(codec(kind), rtp_kind(kind))
                 .map_err(media_error)?;
         }
-        let (gathered_tx, mut gathered) = watch::channel(false);
+        let (gathered_tx, gathered) = watch::channel(false);
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (frames_tx, frames) = mpsc::channel(RECEIVED_QUEUE);
         let events = Arc::new(Events {
@@ -263,9 +270,21 @@ impl MediaSession {
         let connection: Box<dyn PeerConnection> = Box::new(connection);
         let audio = publisher(connection.as_ref(), MediaKind::Audio).await?;
         let video = publisher(connection.as_ref(), MediaKind::Video).await?;
+        Ok(Self {
+            connection,
+            audio,
+            video,
+            gathered,
+            state,
+            frames,
+        })
+    }
+
+    /// Offers `slots` receive slots of each kind (the other participants).
+    async fn add_receive_slots(&self, slots: usize) -> Result<()> {
         for _ in 0..slots {
             for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-                connection
+                self.connection
                     .add_transceiver_from_kind(
                         kind,
                         Some(RTCRtpTransceiverInit {
@@ -277,23 +296,76 @@ impl MediaSession {
                     .map_err(media_error)?;
             }
         }
-        let offer = connection.create_offer(None).await.map_err(media_error)?;
-        connection
-            .set_local_description(offer)
+        Ok(())
+    }
+
+    /// Sets `description` (our offer or answer) as the local one and
+    /// returns it once every local candidate is in it (no trickle ICE).
+    async fn describe(
+        &mut self,
+        description: RTCSessionDescription,
+    ) -> Result<RTCSessionDescription> {
+        self.connection
+            .set_local_description(description)
             .await
             .map_err(media_error)?;
-        tokio::time::timeout(CONNECT_TIMEOUT, gathered.wait_for(|done| *done))
+        tokio::time::timeout(CONNECT_TIMEOUT, self.gathered.wait_for(|done| *done))
             .await
             .map_err(|_| media_error("gathering local candidates timed out"))?
             .map_err(media_error)?;
-        let offer = connection
+        self.connection
             .local_description()
             .await
-            .ok_or_else(|| media_error("no local description"))?;
-        let http = reqwest::Client::builder()
-            .timeout(CONNECT_TIMEOUT)
-            .build()
+            .ok_or_else(|| media_error("no local description"))
+    }
+
+    /// The session, once the remote description is set; not yet connected.
+    fn into_session(
+        self,
+        leave_url: Option<String>,
+        http: reqwest::Client,
+    ) -> (MediaSession, mpsc::Receiver<ReceivedFrame>) {
+        let session = MediaSession {
+            connection: self.connection,
+            audio: self.audio,
+            video: self.video,
+            leave_url,
+            http,
+            state: self.state,
+        };
+        (session, self.frames)
+    }
+}
+
+fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(CONNECT_TIMEOUT)
+        .build()
+        .map_err(media_error)
+}
+
+impl MediaSession {
+    /// Joins `call_id` on the relay at `relay_url` with `token`, offering
+    /// `slots` receive slots of each kind (the other participants).
+    /// `turn` (when the server has a TURN service) adds a relayed
+    /// candidate for networks that block UDP to the relay.
+    pub async fn join(
+        relay_url: &str,
+        call_id: &str,
+        token: &str,
+        slots: usize,
+        turn: Option<&TurnCredentials>,
+    ) -> Result<(Self, mpsc::Receiver<ReceivedFrame>)> {
+        let local = local_address_towards(relay_url)?;
+        let mut endpoint = Endpoint::new(local, turn).await?;
+        endpoint.add_receive_slots(slots).await?;
+        let offer = endpoint
+            .connection
+            .create_offer(None)
+            .await
             .map_err(media_error)?;
+        let offer = endpoint.describe(offer).await?;
+        let http = http_client()?;
         let base = relay_url.trim_end_matches('/');
         let response = http
             .post(format!("{base}/v1/calls/{call_id}/join"))
@@ -317,20 +389,55 @@ impl MediaSession {
             )));
         }
         let answer = RTCSessionDescription::answer(body).map_err(media_error)?;
-        connection
+        endpoint
+            .connection
             .set_remote_description(answer)
             .await
             .map_err(media_error)?;
-        let mut session = Self {
-            connection,
-            audio,
-            video,
-            leave_url,
-            http,
-            state,
-        };
+        let (mut session, frames) = endpoint.into_session(leave_url, http);
         session.wait_connected().await?;
         Ok((session, frames))
+    }
+
+    /// Two sessions connected directly to each other on 127.0.0.1, no
+    /// relay: the first offers (its tracks and one receive slot of each
+    /// kind), the second sets that offer as its remote description and
+    /// answers, in process. Each receives what the other sends. For
+    /// measuring what the relay adds; calls always go through the relay.
+    pub async fn direct_pair() -> Result<[(Self, mpsc::Receiver<ReceivedFrame>); 2]> {
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut offerer = Endpoint::new(local, None).await?;
+        offerer.add_receive_slots(1).await?;
+        let offer = offerer
+            .connection
+            .create_offer(None)
+            .await
+            .map_err(media_error)?;
+        let offer = offerer.describe(offer).await?;
+        // The answerer's published tracks take the offer's receive slots;
+        // the offer's published tracks get new receive-only transceivers.
+        let mut answerer = Endpoint::new(local, None).await?;
+        answerer
+            .connection
+            .set_remote_description(offer)
+            .await
+            .map_err(media_error)?;
+        let answer = answerer
+            .connection
+            .create_answer(None)
+            .await
+            .map_err(media_error)?;
+        let answer = answerer.describe(answer).await?;
+        offerer
+            .connection
+            .set_remote_description(answer)
+            .await
+            .map_err(media_error)?;
+        let http = http_client()?;
+        let (mut first, first_frames) = offerer.into_session(None, http.clone());
+        let (mut second, second_frames) = answerer.into_session(None, http);
+        tokio::try_join!(first.wait_connected(), second.wait_connected())?;
+        Ok([(first, first_frames), (second, second_frames)])
     }
 
     async fn wait_connected(&mut self) -> Result<()> {
