@@ -50,7 +50,7 @@ pub(crate) async fn run(
 ) {
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
-        let deadline = flush(&mut engine, &socket);
+        let deadline = flush_due(&mut engine, &socket);
         let wake = tokio::select! {
             r = socket.recv_from(&mut buf) => Wake::Datagram(r),
             c = commands.recv() => Wake::Command(c),
@@ -99,6 +99,27 @@ fn handle(engine: &mut Engine, command: Command) {
             let _ = reply.send(engine.leave(&call_id, &key));
         }
     }
+}
+
+/// Turns the engine may take at once for timeouts already due, before the
+/// loop looks at the socket again.
+const MAX_IMMEDIATE_TURNS: usize = 16;
+
+/// [`flush`], then, while the engine asks to be woken now (str0m releases a
+/// written packet on its next timeout), its turns right away: tokio's timer
+/// has millisecond steps, and sleeping until "now" would hold every
+/// forwarded packet until the next millisecond.
+fn flush_due(engine: &mut Engine, socket: &UdpSocket) -> Instant {
+    let mut deadline = flush(engine, socket);
+    for _ in 0..MAX_IMMEDIATE_TURNS {
+        let now = Instant::now();
+        if deadline > now {
+            break;
+        }
+        engine.handle_input(Input::Timeout(now));
+        deadline = flush(engine, socket);
+    }
+    deadline
 }
 
 /// Sends everything the engine has queued; returns when to wake it.
