@@ -61,6 +61,15 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A running server.
@@ -124,11 +133,7 @@ impl TestServer {
                 (format!("{base}/{name}"), Some(name))
             }
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let log_path = dir.path().join("server.log");
         let child = spawn_server(
             dir.path(),

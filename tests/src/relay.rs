@@ -5,21 +5,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{Db, TestServer, workspace_binary};
+use crate::{Db, TestServer, free_port, workspace_binary};
 
 /// A running relay.
 pub struct TestRelay {
     /// Its HTTP base URL (join, leave, `/metrics`).
     pub url: String,
     child: Child,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn free_udp_port() -> u16 {

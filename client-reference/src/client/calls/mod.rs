@@ -99,6 +99,14 @@ pub(crate) struct CallInbox {
     answered: VecDeque<Vec<u8>>,
 }
 
+impl CallInbox {
+    /// Out of any call: drops queued signals, keeps the answered calls.
+    fn idle(&mut self) {
+        self.mode = CallMode::Idle;
+        self.signals.clear();
+    }
+}
+
 fn signal_name(kind: Option<&Kind>) -> &'static str {
     match kind {
         Some(Kind::Offer(_)) => "offer",
@@ -178,7 +186,7 @@ impl Client {
                 .push_back((sender.to_owned(), device, call.clone()));
         }
         let answered = inbox.answered.contains(&call.call_id)
-            || inbox.mode == CallMode::Active(call.call_id.clone());
+            || matches!(&inbox.mode, CallMode::Active(id) if *id == call.call_id);
         let record = match call.kind {
             Some(Kind::Offer(_)) => !own,
             Some(Kind::Hangup(_)) => !own && !answered,
@@ -255,10 +263,7 @@ impl Client {
                 Err(e)
             }
         };
-        self.call_inbox = CallInbox {
-            answered: std::mem::take(&mut self.call_inbox.answered),
-            ..CallInbox::default()
-        };
+        self.call_inbox.idle();
         result
     }
 
@@ -278,10 +283,7 @@ impl Client {
     pub async fn wait_for_call(&mut self, wait: Duration) -> Result<IncomingCall> {
         self.call_inbox.mode = CallMode::Ringing;
         let result = self.first_offer(wait).await;
-        self.call_inbox = CallInbox {
-            answered: std::mem::take(&mut self.call_inbox.answered),
-            ..CallInbox::default()
-        };
+        self.call_inbox.idle();
         result
     }
 
@@ -347,7 +349,7 @@ impl Client {
             .await
         {
             media.leave().await;
-            self.call_inbox.mode = CallMode::Idle;
+            self.call_inbox.idle();
             return Err(e);
         }
         let role = Role::Callee {
@@ -357,10 +359,7 @@ impl Client {
         let result = self
             .run_call(&call_id, role, media, frames, Arc::default(), options)
             .await;
-        self.call_inbox = CallInbox {
-            answered: std::mem::take(&mut self.call_inbox.answered),
-            ..CallInbox::default()
-        };
+        self.call_inbox.idle();
         result
     }
 
