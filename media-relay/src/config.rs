@@ -61,9 +61,8 @@ pub struct EngineConfig {
     /// The public UDP address clients reach (the ICE-lite host candidate).
     pub public_udp: SocketAddr,
     /// The public TCP address for ICE-TCP (a passive candidate), if any.
-    /// The engine advertises it and accepts `Protocol::Tcp` datagrams, but
-    /// the `net` shell does not run a TCP listener yet: leave it `None`
-    /// there.
+    /// The engine advertises it and accepts `Protocol::Tcp` datagrams; the
+    /// `net` shell sets it from its listener (see `RelayOptions`).
     pub public_tcp: Option<SocketAddr>,
     /// Memory caps.
     pub limits: Limits,

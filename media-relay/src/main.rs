@@ -25,6 +25,18 @@ struct Args {
     /// Where the media UDP socket is bound.
     #[arg(long, default_value = "0.0.0.0:3478")]
     udp_listen: SocketAddr,
+    /// Where the ICE-TCP listener is bound, for clients that cannot use
+    /// UDP. It is advertised at --public-addr's IP with this port unless
+    /// --public-tcp-port is given.
+    #[arg(long, default_value = "0.0.0.0:3478")]
+    tcp_listen: SocketAddr,
+    /// The public port of the ICE-TCP listener, when a port mapping in
+    /// front of the relay changes it.
+    #[arg(long)]
+    public_tcp_port: Option<u16>,
+    /// Offer no ICE-TCP: UDP only.
+    #[arg(long, conflicts_with_all = ["public_tcp_port"])]
+    no_tcp: bool,
     /// Where the HTTP API listens.
     #[arg(long, default_value = "0.0.0.0:8480")]
     http_listen: SocketAddr,
@@ -61,7 +73,11 @@ fn parse_key(text: &str) -> Result<[u8; 32], String> {
 }
 
 fn options(args: &Args) -> Result<RelayOptions, String> {
-    let mut engine = EngineConfig::new(parse_public(&args.public_addr, args.udp_listen)?);
+    let public_udp = parse_public(&args.public_addr, args.udp_listen)?;
+    let mut engine = EngineConfig::new(public_udp);
+    engine.public_tcp = args
+        .public_tcp_port
+        .map(|port| SocketAddr::new(public_udp.ip(), port));
     engine.limits = Limits {
         max_calls: args.max_calls,
         max_participants_per_call: args.max_participants_per_call,
@@ -75,6 +91,7 @@ fn options(args: &Args) -> Result<RelayOptions, String> {
     Ok(RelayOptions {
         http_listen: args.http_listen,
         udp_listen: args.udp_listen,
+        tcp_listen: (!args.no_tcp).then_some(args.tcp_listen),
         engine,
         token_key: parse_key(&args.token_key)?,
     })
@@ -95,7 +112,11 @@ async fn main() -> ExitCode {
     };
     let result = async {
         let relay = Relay::bind(options).await?;
-        tracing::info!(http_port = relay.http_addr()?.port(), "relay listening");
+        tracing::info!(
+            http_port = relay.http_addr()?.port(),
+            ice_tcp = relay.public_tcp().is_some(),
+            "relay listening"
+        );
         relay.run().await
     }
     .await;

@@ -52,6 +52,26 @@ pub enum LeaveReason {
     Fault,
 }
 
+/// Why an ICE-TCP connection ended.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum TcpCloseReason {
+    /// The peer closed it, or reading or writing failed.
+    Peer,
+    /// No participant claimed it in time, or its participant left.
+    Unclaimed,
+    /// Refused on accept: the relay holds as many as it may.
+    Limit,
+    /// A frame was empty or longer than any WebRTC datagram.
+    BadFrame,
+}
+
+/// Label set for ICE-TCP closes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TcpCloseLabels {
+    /// Why.
+    pub reason: TcpCloseReason,
+}
+
 /// Label set for leaves.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LeaveLabels {
@@ -107,6 +127,10 @@ pub struct Metrics {
     pub ingress_loss: Histogram,
     /// Loss ratio on legs from the relay to receivers (their reports).
     pub egress_loss: Histogram,
+    /// ICE-TCP connections open now.
+    pub tcp_connections: Gauge,
+    /// ICE-TCP connections ended, by reason.
+    pub tcp_closes: Family<TcpCloseLabels, Counter>,
 }
 
 fn loss_histogram() -> Histogram {
@@ -127,6 +151,8 @@ impl Default for Metrics {
             keyframe_requests: Family::default(),
             ingress_loss: loss_histogram(),
             egress_loss: loss_histogram(),
+            tcp_connections: Gauge::default(),
+            tcp_closes: Family::default(),
         }
     }
 }
@@ -170,6 +196,16 @@ impl Metrics {
             "Loss on relay-to-receiver legs, per stats period",
             self.egress_loss.clone(),
         );
+        r.register(
+            "tcp_connections",
+            "ICE-TCP connections open now",
+            self.tcp_connections.clone(),
+        );
+        r.register(
+            "tcp_closes",
+            "ICE-TCP connections ended",
+            self.tcp_closes.clone(),
+        );
     }
 
     /// Counts a drop.
@@ -203,6 +239,20 @@ impl Metrics {
     pub fn keyframes(&self, outcome: KeyframeOutcome) -> u64 {
         self.keyframe_requests
             .get_or_create(&KeyframeLabels { outcome })
+            .get()
+    }
+
+    /// Counts an ended ICE-TCP connection.
+    pub fn close_tcp(&self, reason: TcpCloseReason) {
+        self.tcp_closes
+            .get_or_create(&TcpCloseLabels { reason })
+            .inc();
+    }
+
+    /// ICE-TCP connections ended for `reason` so far.
+    pub fn tcp_closed(&self, reason: TcpCloseReason) -> u64 {
+        self.tcp_closes
+            .get_or_create(&TcpCloseLabels { reason })
             .get()
     }
 

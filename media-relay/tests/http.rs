@@ -20,6 +20,7 @@ async fn relay(signer: &TokenSigner) -> axum::Router {
     let options = RelayOptions {
         http_listen: "127.0.0.1:0".parse().unwrap(),
         udp_listen: "127.0.0.1:0".parse().unwrap(),
+        tcp_listen: None,
         engine: EngineConfig::new("127.0.0.1:40000".parse().unwrap()),
         token_key: signer.public_key(),
     };

@@ -39,6 +39,7 @@ impl TestRelay {
             .args(["--token-key", &key])
             .args(["--public-addr", &format!("127.0.0.1:{udp_port}")])
             .args(["--udp-listen", &format!("127.0.0.1:{udp_port}")])
+            .args(["--tcp-listen", &format!("127.0.0.1:{}", free_port())])
             .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -185,6 +185,12 @@ impl Engine {
         self.routes.len()
     }
 
+    /// Whether a live participant has taken datagrams from `source` over
+    /// `proto` (the shell closes ICE-TCP connections nobody claims).
+    pub fn is_routed(&self, proto: Protocol, source: SocketAddr) -> bool {
+        self.routes.contains_key(&(proto, source))
+    }
+
     /// Joins `admission`'s call with an SDP offer; returns the answer.
     pub fn join(
         &mut self,

@@ -1,6 +1,7 @@
-//! The task that owns the engine and the UDP socket: it feeds datagrams,
-//! joins, leaves and the clock into the engine, and sends what comes out.
-//! It is the only place where the engine meets real time.
+//! The task that owns the engine, the UDP socket and the table of ICE-TCP
+//! connections: it feeds datagrams, joins, leaves and the clock into the
+//! engine, and sends what comes out. It is the only place where the
+//! engine meets real time.
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -10,6 +11,7 @@ use str0m::net::{Protocol, Transmit};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use super::tcp::{TcpConnections, TcpEvent};
 use crate::engine::{Datagram, Engine, Event, Input, Joined, Output, ParticipantKey};
 use crate::error::{JoinError, LeaveError};
 use crate::metrics::DropReason;
@@ -37,22 +39,34 @@ pub(crate) enum Command {
 /// What woke the loop.
 enum Wake {
     Datagram(std::io::Result<(usize, SocketAddr)>),
+    Tcp(TcpEvent),
     Command(Option<Command>),
     Timeout,
+}
+
+/// The engine's sockets: UDP, and ICE-TCP if enabled.
+pub(crate) struct Sockets {
+    pub(crate) udp: UdpSocket,
+    /// The advertised UDP address (the datagrams' destination).
+    pub(crate) public_udp: SocketAddr,
+    pub(crate) tcp: Option<TcpConnections>,
 }
 
 /// Runs until every command sender is gone.
 pub(crate) async fn run(
     mut engine: Engine,
-    socket: UdpSocket,
-    public: SocketAddr,
+    mut sockets: Sockets,
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
-        let deadline = flush_due(&mut engine, &socket);
+        let mut deadline = flush_due(&mut engine, &sockets);
+        if let Some(tcp) = &sockets.tcp {
+            deadline = deadline.min(tcp.next_sweep());
+        }
         let wake = tokio::select! {
-            r = socket.recv_from(&mut buf) => Wake::Datagram(r),
+            r = sockets.udp.recv_from(&mut buf) => Wake::Datagram(r),
+            e = next_tcp_event(&mut sockets.tcp) => Wake::Tcp(e),
             c = commands.recv() => Wake::Command(c),
             () = tokio::time::sleep_until(deadline.into()) => Wake::Timeout,
         };
@@ -64,16 +78,42 @@ pub(crate) async fn run(
                 let datagram = Datagram {
                     proto: Protocol::Udp,
                     source,
-                    destination: public,
+                    destination: sockets.public_udp,
                     contents,
                 };
                 engine.handle_input(Input::Datagram(Instant::now(), datagram));
             }
             Wake::Datagram(Err(e)) => tracing::debug!(error = %e.kind(), "udp receive failed"),
+            Wake::Tcp(event) => handle_tcp(&mut engine, &mut sockets, event),
             Wake::Command(Some(command)) => handle(&mut engine, command),
             Wake::Command(None) => return,
             Wake::Timeout => engine.handle_input(Input::Timeout(Instant::now())),
         }
+        if let Some(tcp) = &mut sockets.tcp {
+            tcp.sweep(Instant::now(), |peer| engine.is_routed(Protocol::Tcp, peer));
+        }
+    }
+}
+
+async fn next_tcp_event(tcp: &mut Option<TcpConnections>) -> TcpEvent {
+    match tcp {
+        Some(tcp) => tcp.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn handle_tcp(engine: &mut Engine, sockets: &mut Sockets, event: TcpEvent) {
+    let Some(tcp) = &mut sockets.tcp else {
+        return;
+    };
+    if let Some((source, bytes)) = tcp.handle(event) {
+        let datagram = Datagram {
+            proto: Protocol::Tcp,
+            source,
+            destination: tcp.public,
+            contents: &bytes,
+        };
+        engine.handle_input(Input::Datagram(Instant::now(), datagram));
     }
 }
 
@@ -109,24 +149,24 @@ const MAX_IMMEDIATE_TURNS: usize = 16;
 /// written packet on its next timeout), its turns right away: tokio's timer
 /// has millisecond steps, and sleeping until "now" would hold every
 /// forwarded packet until the next millisecond.
-fn flush_due(engine: &mut Engine, socket: &UdpSocket) -> Instant {
-    let mut deadline = flush(engine, socket);
+fn flush_due(engine: &mut Engine, sockets: &Sockets) -> Instant {
+    let mut deadline = flush(engine, sockets);
     for _ in 0..MAX_IMMEDIATE_TURNS {
         let now = Instant::now();
         if deadline > now {
             break;
         }
         engine.handle_input(Input::Timeout(now));
-        deadline = flush(engine, socket);
+        deadline = flush(engine, sockets);
     }
     deadline
 }
 
 /// Sends everything the engine has queued; returns when to wake it.
-fn flush(engine: &mut Engine, socket: &UdpSocket) -> Instant {
+fn flush(engine: &mut Engine, sockets: &Sockets) -> Instant {
     loop {
         match engine.poll_output() {
-            Output::Transmit(t) => send(engine, socket, &t),
+            Output::Transmit(t) => send(engine, sockets, &t),
             Output::Event(Event::Left(id, reason)) => {
                 tracing::debug!(participant = %id, reason = ?reason, "participant freed");
             }
@@ -136,9 +176,15 @@ fn flush(engine: &mut Engine, socket: &UdpSocket) -> Instant {
     }
 }
 
-fn send(engine: &Engine, socket: &UdpSocket, t: &Transmit) {
-    if t.proto != Protocol::Udp || socket.try_send_to(&t.contents, t.destination).is_err() {
-        // A full socket buffer drops like a lossy link; RTP copes.
+fn send(engine: &Engine, sockets: &Sockets, t: &Transmit) {
+    let sent = match t.proto {
+        Protocol::Udp => sockets.udp.try_send_to(&t.contents, t.destination).is_ok(),
+        Protocol::Tcp => sockets.tcp.as_ref().is_some_and(|tcp| tcp.send(t)),
+        _ => false,
+    };
+    if !sent {
+        // A full socket buffer or write queue drops like a lossy link;
+        // RTP copes.
         engine.metrics().drop_packet(DropReason::SendFailed);
     }
 }

@@ -1,9 +1,11 @@
 //! The network shell: the only part of the relay that does I/O. It binds
-//! the UDP socket and the HTTP listener, runs the engine in one task (see
-//! `engine_loop`), and serves the HTTP API (see `http`).
+//! the UDP socket, the ICE-TCP listener and the HTTP listener, runs the
+//! engine in one task (see `engine_loop`), accepts ICE-TCP connections
+//! (see `tcp`), and serves the HTTP API (see `http`).
 
 mod engine_loop;
 pub mod http;
+mod tcp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +48,11 @@ pub struct RelayOptions {
     pub http_listen: SocketAddr,
     /// Where the media UDP socket is bound.
     pub udp_listen: SocketAddr,
+    /// Where the ICE-TCP listener is bound, if the relay offers ICE-TCP.
+    /// Its public address is `engine.public_tcp`, or if that is `None`
+    /// the public UDP address's IP with the bound port. Without a
+    /// listener `engine.public_tcp` is ignored.
+    pub tcp_listen: Option<SocketAddr>,
     /// The engine (public address, limits, timeouts).
     pub engine: EngineConfig,
     /// The server's call-token public key.
@@ -57,15 +64,21 @@ pub struct RelayOptions {
 pub struct Relay {
     http: TcpListener,
     router: axum::Router,
+    public_tcp: Option<SocketAddr>,
 }
 
 impl Relay {
-    /// Binds the sockets and starts the engine task.
-    pub async fn bind(options: RelayOptions) -> Result<Self, ServeError> {
+    /// Binds the sockets and starts the engine task (and the ICE-TCP
+    /// accept loop).
+    pub async fn bind(mut options: RelayOptions) -> Result<Self, ServeError> {
         let io = |what| move |source| ServeError::Io { what, source };
         let udp = UdpSocket::bind(options.udp_listen)
             .await
             .map_err(io("udp socket"))?;
+        let tcp = match options.tcp_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(io("tcp listener"))?),
+            None => None,
+        };
         let http = TcpListener::bind(options.http_listen)
             .await
             .map_err(io("http listener"))?;
@@ -73,10 +86,32 @@ impl Relay {
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         let max_offer = options.engine.limits.max_offer_bytes;
-        let public = options.engine.public_udp;
-        let engine = Engine::new(options.engine, &options.token_key, metrics, Instant::now())?;
+        let public_udp = options.engine.public_udp;
+        options.engine.public_tcp = match &tcp {
+            Some(listener) => {
+                let port = listener.local_addr().map_err(io("tcp listener"))?.port();
+                let advertised = SocketAddr::new(public_udp.ip(), port);
+                Some(options.engine.public_tcp.unwrap_or(advertised))
+            }
+            None => None,
+        };
+        let engine_config = options.engine.clone();
+        let engine = Engine::new(
+            options.engine,
+            &options.token_key,
+            metrics.clone(),
+            Instant::now(),
+        )?;
+        let tcp = tcp
+            .zip(engine_config.public_tcp)
+            .map(|(listener, public)| start_tcp(listener, public, &engine_config, &metrics));
+        let sockets = engine_loop::Sockets {
+            udp,
+            public_udp,
+            tcp,
+        };
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
-        tokio::spawn(engine_loop::run(engine, udp, public, receiver));
+        tokio::spawn(engine_loop::run(engine, sockets, receiver));
         let state = http::HttpState {
             commands,
             registry: Arc::new(registry),
@@ -84,7 +119,13 @@ impl Relay {
         Ok(Self {
             http,
             router: http::router(state, max_offer),
+            public_tcp: engine_config.public_tcp,
         })
+    }
+
+    /// The ICE-TCP address the relay advertises, if it offers ICE-TCP.
+    pub fn public_tcp(&self) -> Option<SocketAddr> {
+        self.public_tcp
     }
 
     /// The HTTP address actually bound (port 0 picks one).
@@ -109,4 +150,22 @@ impl Relay {
                 source,
             })
     }
+}
+
+/// Starts accepting ICE-TCP connections; returns the engine task's side.
+fn start_tcp(
+    listener: TcpListener,
+    public: SocketAddr,
+    config: &EngineConfig,
+    metrics: &Metrics,
+) -> tcp::TcpConnections {
+    let (events, receiver) = mpsc::channel(tcp::EVENT_QUEUE);
+    let max_connections = config.limits.max_participants;
+    tokio::spawn(tcp::accept(
+        listener,
+        events,
+        max_connections,
+        metrics.clone(),
+    ));
+    tcp::TcpConnections::new(public, receiver, config.timeouts.connect, metrics.clone())
 }
