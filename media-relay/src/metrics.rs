@@ -213,6 +213,14 @@ impl Metrics {
         self.drops.get_or_create(&DropLabels { reason }).inc();
     }
 
+    /// Counts `n` drops.
+    pub fn drop_packets(&self, reason: DropReason, n: usize) {
+        if n > 0 {
+            let n = u64::try_from(n).unwrap_or(u64::MAX);
+            self.drops.get_or_create(&DropLabels { reason }).inc_by(n);
+        }
+    }
+
     /// Packets dropped for `reason` so far.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.drops.get_or_create(&DropLabels { reason }).get()

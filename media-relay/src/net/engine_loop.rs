@@ -12,6 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use super::tcp::{TcpConnections, TcpEvent};
+use super::udp_batch;
 use crate::engine::{Datagram, Engine, Event, Input, Joined, Output, ParticipantKey};
 use crate::error::{JoinError, LeaveError};
 use crate::metrics::DropReason;
@@ -50,6 +51,8 @@ pub(crate) struct Sockets {
     /// The advertised UDP address (the datagrams' destination).
     pub(crate) public_udp: SocketAddr,
     pub(crate) tcp: Option<TcpConnections>,
+    /// UDP transmits of the current engine turn, sent together.
+    pub(crate) udp_out: Vec<Transmit>,
 }
 
 /// Runs until every command sender is gone.
@@ -60,7 +63,7 @@ pub(crate) async fn run(
 ) {
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
-        let mut deadline = flush_due(&mut engine, &sockets);
+        let mut deadline = flush_due(&mut engine, &mut sockets);
         if let Some(tcp) = &sockets.tcp {
             deadline = deadline.min(tcp.next_sweep());
         }
@@ -149,7 +152,7 @@ const MAX_IMMEDIATE_TURNS: usize = 16;
 /// written packet on its next timeout), its turns right away: tokio's timer
 /// has millisecond steps, and sleeping until "now" would hold every
 /// forwarded packet until the next millisecond.
-fn flush_due(engine: &mut Engine, sockets: &Sockets) -> Instant {
+fn flush_due(engine: &mut Engine, sockets: &mut Sockets) -> Instant {
     let mut deadline = flush(engine, sockets);
     for _ in 0..MAX_IMMEDIATE_TURNS {
         let now = Instant::now();
@@ -163,30 +166,51 @@ fn flush_due(engine: &mut Engine, sockets: &Sockets) -> Instant {
 }
 
 /// Sends everything the engine has queued; returns when to wake it.
-fn flush(engine: &mut Engine, sockets: &Sockets) -> Instant {
+fn flush(engine: &mut Engine, sockets: &mut Sockets) -> Instant {
     loop {
         match engine.poll_output() {
-            Output::Transmit(t) => send(engine, sockets, &t),
+            Output::Transmit(t) if t.proto == Protocol::Udp => {
+                sockets.udp_out.push(t);
+                if sockets.udp_out.len() >= udp_batch::MAX_BATCH {
+                    send_udp(engine, sockets);
+                }
+            }
+            Output::Transmit(t) => {
+                if !sockets.tcp.as_ref().is_some_and(|tcp| tcp.send(&t)) {
+                    engine.metrics().drop_packet(DropReason::SendFailed);
+                }
+            }
             Output::Event(Event::Left(id, reason)) => {
                 tracing::debug!(participant = %id, reason = ?reason, "participant freed");
             }
             Output::Event(_) => {}
-            Output::Timeout(t) => return t,
+            Output::Timeout(t) => {
+                send_udp(engine, sockets);
+                return t;
+            }
         }
     }
 }
 
-fn send(engine: &Engine, sockets: &Sockets, t: &Transmit) {
-    let sent = match t.proto {
-        Protocol::Udp => sockets.udp.try_send_to(&t.contents, t.destination).is_ok(),
-        Protocol::Tcp => sockets.tcp.as_ref().is_some_and(|tcp| tcp.send(t)),
-        _ => false,
-    };
-    if !sent {
-        // A full socket buffer or write queue drops like a lossy link;
-        // RTP copes.
-        engine.metrics().drop_packet(DropReason::SendFailed);
+/// Sends the queued UDP transmits, as few system calls as the OS allows.
+fn send_udp(engine: &Engine, sockets: &mut Sockets) {
+    if sockets.udp_out.is_empty() {
+        return;
     }
+    let datagrams: Vec<(SocketAddr, &[u8])> = sockets
+        .udp_out
+        .iter()
+        .map(|t| (t.destination, &t.contents[..]))
+        .collect();
+    let udp = &sockets.udp;
+    let dropped = udp_batch::send_all(|rest| udp_batch::try_send_some(udp, rest), &datagrams);
+    // A full socket buffer or write queue drops like a lossy link; RTP
+    // copes.
+    engine
+        .metrics()
+        .drop_packets(DropReason::SendFailed, dropped);
+    drop(datagrams);
+    sockets.udp_out.clear();
 }
 
 fn unix_now() -> u64 {

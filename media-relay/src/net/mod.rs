@@ -6,6 +6,7 @@
 mod engine_loop;
 pub mod http;
 mod tcp;
+pub mod udp_batch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -109,6 +110,7 @@ impl Relay {
             udp,
             public_udp,
             tcp,
+            udp_out: Vec::with_capacity(udp_batch::MAX_BATCH),
         };
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         tokio::spawn(engine_loop::run(engine, sockets, receiver));
