@@ -5,6 +5,11 @@
 //! world drops each guest's client after its leave, so what remains is
 //! the engine's (and the allocator's).
 //!
+//! The warm-up outlasts the join tokens' lifetime in simulated time: the
+//! relay remembers each token until it expires (replay protection), so
+//! that set grows until the first tokens expire and is steady after.
+//! `RSS_CYCLES` and `RSS_WARM_UP` change the counts.
+//!
 //! `cargo bench -p starling-media-relay --bench join_leave_rss`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(missing_docs, unreachable_pub)]
@@ -16,8 +21,11 @@ use std::time::{Duration, Instant};
 
 use common::{Sim, Spec};
 
-const WARM_UP: usize = 1_000;
+const WARM_UP: usize = 3_000;
 const CYCLES: usize = 10_000;
+/// How long the relay remembers a guest's join token: its lifetime
+/// (`Sim::token`) plus the verifier's clock-skew allowance, in seconds.
+const TOKEN_MEMORY_SECS: u64 = 60 + 30;
 const CALL: &str = "rss";
 /// `getconf PAGESIZE` on x86_64 Linux.
 const PAGE: u64 = 4_096;
@@ -53,31 +61,45 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    let count = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (warm_up, cycles) = (count("RSS_WARM_UP", WARM_UP), count("RSS_CYCLES", CYCLES));
     let mut sim = Sim::new();
     let host = sim.join(CALL, "host", Spec::av(1));
     sim.connect(&[host]);
-    for n in 0..WARM_UP {
+    for n in 0..warm_up {
         cycle(&mut sim, n);
+    }
+    let simulated = (sim.now - sim.start).as_secs();
+    if simulated < TOKEN_MEMORY_SECS {
+        println!("warning: the warm-up ended before the first tokens were forgotten");
     }
     let before = rss_bytes();
     let start = Instant::now();
-    println!("after {WARM_UP} warm-up cycles: RSS {:.2} MiB", mib(before));
-    for n in 0..CYCLES {
-        cycle(&mut sim, WARM_UP + n);
-        if (n + 1) % 2_000 == 0 {
+    println!(
+        "after {warm_up} warm-up cycles ({simulated} s simulated): RSS {:.2} MiB",
+        mib(before)
+    );
+    for n in 0..cycles {
+        cycle(&mut sim, warm_up + n);
+        if (n + 1) % (cycles / 5).max(1) == 0 {
             println!("after {:>5} cycles: RSS {:.2} MiB", n + 1, mib(rss_bytes()));
         }
     }
     let after = rss_bytes();
     let engine = &sim.engine;
     println!(
-        "{CYCLES} cycles in {:.1} s: RSS {:.2} → {:.2} MiB ({:+} KiB, {:+.1} bytes per cycle); \
+        "{cycles} cycles in {:.1} s: RSS {:.2} → {:.2} MiB ({:+} KiB, {:+.1} bytes per cycle); \
          engine now holds {} call(s), {} participant(s), {} route(s); {} joins in all",
         start.elapsed().as_secs_f64(),
         mib(before),
         mib(after),
         (after as i64 - before as i64) / 1024,
-        (after as f64 - before as f64) / CYCLES as f64,
+        (after as f64 - before as f64) / cycles as f64,
         engine.call_count(),
         engine.participant_count(),
         engine.route_count(),
