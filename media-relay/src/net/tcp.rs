@@ -27,7 +27,7 @@ pub(crate) const MAX_FRAME: usize = 2048;
 
 /// Frames waiting to be written to one connection. A full queue drops
 /// like a full UDP socket buffer.
-const WRITE_QUEUE: usize = 512;
+const WRITE_QUEUE: usize = 256;
 
 /// Events from all connections waiting for the engine task.
 pub(crate) const EVENT_QUEUE: usize = 1024;

@@ -153,9 +153,10 @@ pub struct Got {
     pub payload: Vec<u8>,
 }
 
-/// The address of the `n`th client created: unique up to 25,000 clients.
+/// The address of the `n`th client created: unique up to 6,250,000
+/// clients (250 hosts × 25,000 ports).
 fn client_addr(n: usize) -> SocketAddr {
-    let port = 40_000 + n % 25_000;
+    let port = 40_000 + (n / 250) % 25_000;
     format!("198.51.100.{}:{port}", 1 + n % 250)
         .parse()
         .unwrap()
