@@ -26,16 +26,20 @@ struct Args {
     #[arg(long, default_value = "0.0.0.0:3478")]
     udp_listen: SocketAddr,
     /// Where the ICE-TCP listener is bound, for clients that cannot use
-    /// UDP. It is advertised at --public-addr's IP with this port unless
-    /// --public-tcp-port is given.
-    #[arg(long, default_value = "0.0.0.0:3478")]
-    tcp_listen: SocketAddr,
+    /// UDP [default: 0.0.0.0:3478]. It is advertised at --public-addr's IP
+    /// with this port unless --public-tcp-port is given.
+    #[arg(long)]
+    tcp_listen: Option<SocketAddr>,
     /// The public port of the ICE-TCP listener, when a port mapping in
     /// front of the relay changes it.
     #[arg(long)]
     public_tcp_port: Option<u16>,
+    /// ICE-TCP connections at once [default: --max-participants, lowered
+    /// to fit the open-file limit].
+    #[arg(long)]
+    max_tcp_connections: Option<usize>,
     /// Offer no ICE-TCP: UDP only.
-    #[arg(long, conflicts_with_all = ["public_tcp_port"])]
+    #[arg(long, conflicts_with_all = ["tcp_listen", "public_tcp_port", "max_tcp_connections"])]
     no_tcp: bool,
     /// Where the HTTP API listens.
     #[arg(long, default_value = "0.0.0.0:8480")]
@@ -72,7 +76,45 @@ fn parse_key(text: &str) -> Result<[u8; 32], String> {
         .ok_or_else(|| "--token-key must be 32 bytes in base64url".to_owned())
 }
 
-fn options(args: &Args) -> Result<RelayOptions, String> {
+/// Where ICE-TCP listens unless told.
+const DEFAULT_TCP_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 3478);
+
+/// File descriptors kept for everything but ICE-TCP connections (sockets,
+/// HTTP connections, logs).
+const RESERVED_FILES: u64 = 256;
+
+/// How many ICE-TCP connections fit in `open_files` descriptors.
+fn tcp_connections_within(open_files: Option<u64>) -> usize {
+    open_files.map_or(usize::MAX, |n| {
+        usize::try_from(n.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX)
+    })
+}
+
+/// Raises the soft limit on open files to the hard one (as servers that
+/// hold many connections do); returns the limit now in force, if finite.
+#[cfg(target_os = "linux")]
+fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_open_file_limit() -> Option<u64> {
+    None
+}
+
+fn options(args: &Args, open_files: Option<u64>) -> Result<RelayOptions, String> {
     let public_udp = parse_public(&args.public_addr, args.udp_listen)?;
     let mut engine = EngineConfig::new(public_udp);
     engine.public_tcp = args
@@ -91,7 +133,11 @@ fn options(args: &Args) -> Result<RelayOptions, String> {
     Ok(RelayOptions {
         http_listen: args.http_listen,
         udp_listen: args.udp_listen,
-        tcp_listen: (!args.no_tcp).then_some(args.tcp_listen),
+        tcp_listen: (!args.no_tcp).then(|| args.tcp_listen.unwrap_or(DEFAULT_TCP_LISTEN)),
+        max_tcp_connections: args.max_tcp_connections.unwrap_or_else(|| {
+            args.max_participants
+                .min(tcp_connections_within(open_files))
+        }),
         engine,
         token_key: parse_key(&args.token_key)?,
     })
@@ -103,18 +149,21 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,str0m=warn"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let args = Args::parse();
-    let options = match options(&args) {
+    let open_files = raise_open_file_limit();
+    let options = match options(&args, open_files) {
         Ok(options) => options,
         Err(e) => {
             eprintln!("starling-relay: {e}");
             return ExitCode::from(2);
         }
     };
+    let max_tcp = options.max_tcp_connections;
     let result = async {
         let relay = Relay::bind(options).await?;
         tracing::info!(
             http_port = relay.http_addr()?.port(),
             ice_tcp = relay.public_tcp().is_some(),
+            max_tcp_connections = max_tcp,
             "relay listening"
         );
         relay.run().await

@@ -57,10 +57,15 @@ pub enum LeaveReason {
 pub enum TcpCloseReason {
     /// The peer closed it, or reading or writing failed.
     Peer,
+    /// A new connection came from the same address and port.
+    Replaced,
     /// No participant claimed it in time, or its participant left.
     Unclaimed,
-    /// Refused on accept: the relay holds as many as it may.
+    /// Refused: the relay, or the peer's IP address, holds as many as it
+    /// may.
     Limit,
+    /// The peer stopped reading: its write queue filled up.
+    Stalled,
     /// A frame was empty or longer than any WebRTC datagram.
     BadFrame,
 }

@@ -21,6 +21,7 @@ async fn relay(signer: &TokenSigner) -> axum::Router {
         http_listen: "127.0.0.1:0".parse().unwrap(),
         udp_listen: "127.0.0.1:0".parse().unwrap(),
         tcp_listen: None,
+        max_tcp_connections: 0,
         engine: EngineConfig::new("127.0.0.1:40000".parse().unwrap()),
         token_key: signer.public_key(),
     };

@@ -38,19 +38,19 @@ struct TestRelay {
     rng: ChaCha8Rng,
 }
 
-async fn relay(configure: impl FnOnce(&mut EngineConfig)) -> TestRelay {
+async fn relay(configure: impl FnOnce(&mut RelayOptions)) -> TestRelay {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let signer = TokenSigner::generate(&mut rng);
-    // Clients here have no UDP candidate: the UDP address is never used.
-    let mut engine = EngineConfig::new("127.0.0.1:9".parse().unwrap());
-    configure(&mut engine);
-    let options = RelayOptions {
+    let mut options = RelayOptions {
         http_listen: "127.0.0.1:0".parse().unwrap(),
         udp_listen: "127.0.0.1:0".parse().unwrap(),
         tcp_listen: Some("127.0.0.1:0".parse().unwrap()),
-        engine,
+        max_tcp_connections: 100,
+        // Clients here have no UDP candidate: the UDP address is never used.
+        engine: EngineConfig::new("127.0.0.1:9".parse().unwrap()),
         token_key: signer.public_key(),
     };
+    configure(&mut options);
     let relay = Relay::bind(options).await.unwrap();
     TestRelay {
         app: relay.router(),
@@ -61,8 +61,9 @@ async fn relay(configure: impl FnOnce(&mut EngineConfig)) -> TestRelay {
 }
 
 impl TestRelay {
-    /// Joins `call_id` with `offer`; returns the SDP answer.
-    async fn join(&mut self, call_id: &str, user: &str, offer: &str) -> String {
+    /// Joins `call_id` with `offer`; returns the SDP answer and the
+    /// participant's URL.
+    async fn join(&mut self, call_id: &str, user: &str, offer: &str) -> (String, String) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -78,8 +79,15 @@ impl TestRelay {
             .unwrap();
         let response = self.app.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8(body.to_vec()).unwrap()
+        (String::from_utf8(body.to_vec()).unwrap(), location)
+    }
+
+    async fn leave(&self, location: &str) {
+        let request = Request::delete(location).body(Body::empty()).unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
 
     async fn metrics(&self) -> String {
@@ -125,6 +133,7 @@ struct Peer {
     write: OwnedWriteHalf,
     incoming: mpsc::Receiver<Vec<u8>>,
     audio_out: Mid,
+    location: String,
     tag: u8,
     sent: u32,
     connected: bool,
@@ -164,7 +173,7 @@ impl Peer {
         let audio_out = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let (offer, pending) = api.apply().unwrap();
-        let answer = relay.join(call_id, user, &offer.to_sdp_string()).await;
+        let (answer, location) = relay.join(call_id, user, &offer.to_sdp_string()).await;
         assert!(answer.contains("tcptype passive"), "{answer}");
         let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
@@ -175,6 +184,7 @@ impl Peer {
             write,
             incoming,
             audio_out,
+            location,
             tag,
             sent: 0,
             connected: false,
@@ -264,7 +274,10 @@ fn numbers_from(peer: &Peer, from: u8) -> Vec<u32> {
 
 #[tokio::test]
 async fn a_call_runs_over_ice_tcp() {
-    let mut relay = relay(|_| {}).await;
+    // A short connect timeout is also a short claim window: the call
+    // outlasts it, and its connections must stay open.
+    let claim_window = Duration::from_millis(1_500);
+    let mut relay = relay(|o| o.engine.timeouts.connect = claim_window).await;
     let mut alice = Peer::join(&mut relay, "call-tcp", "alice", 0xA1).await;
     let mut bob = Peer::join(&mut relay, "call-tcp", "bob", 0xB0).await;
     relay
@@ -280,7 +293,11 @@ async fn a_call_runs_over_ice_tcp() {
         alice.run_for(Duration::from_millis(10)).await;
         bob.run_for(Duration::from_millis(10)).await;
     }
-    while bob.received.len() < 30 || alice.received.len() < 30 {
+    let media_start = Instant::now();
+    while bob.received.len() < 30
+        || alice.received.len() < 30
+        || media_start.elapsed() < claim_window * 2
+    {
         assert!(start.elapsed() < PATIENCE, "media did not arrive over TCP");
         alice.publish();
         bob.publish();
@@ -301,11 +318,28 @@ async fn a_call_runs_over_ice_tcp() {
         !metrics.contains("reason=\"SendFailed\""),
         "the relay dropped frames it should have written:\n{metrics}"
     );
+    assert!(
+        metrics.contains("starling_relay_tcp_connections 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("starling_relay_tcp_closes_total"),
+        "a connection in use was closed:\n{metrics}"
+    );
+
+    // A participant that leaves gives up its connection.
+    relay.leave(&alice.location).await;
+    relay
+        .wait_for_metric("starling_relay_tcp_closes_total{reason=\"Unclaimed\"} 1")
+        .await;
+    relay
+        .wait_for_metric("starling_relay_tcp_connections 1\n")
+        .await;
 }
 
 #[tokio::test]
 async fn an_unclaimed_connection_is_closed() {
-    let relay = relay(|config| config.timeouts.connect = Duration::from_millis(500)).await;
+    let relay = relay(|o| o.engine.timeouts.connect = Duration::from_millis(500)).await;
     let mut stream = TcpStream::connect(relay.tcp).await.unwrap();
     // A well-formed frame that no participant's ICE accepts.
     stream
@@ -344,7 +378,7 @@ async fn a_bad_frame_ends_the_connection() {
 
 #[tokio::test]
 async fn connections_beyond_the_limit_are_refused() {
-    let relay = relay(|config| config.limits.max_participants = 1).await;
+    let relay = relay(|o| o.max_tcp_connections = 1).await;
     let _first = TcpStream::connect(relay.tcp).await.unwrap();
     relay
         .wait_for_metric("starling_relay_tcp_connections 1")

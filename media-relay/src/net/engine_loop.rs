@@ -116,7 +116,11 @@ fn handle_tcp(engine: &mut Engine, sockets: &mut Sockets, event: TcpEvent) {
             destination: tcp.public,
             contents: &bytes,
         };
-        engine.handle_input(Input::Datagram(Instant::now(), datagram));
+        let now = Instant::now();
+        engine.handle_input(Input::Datagram(now, datagram));
+        if engine.is_routed(Protocol::Tcp, source) {
+            tcp.claimed(source, now);
+        }
     }
 }
 
@@ -176,7 +180,7 @@ fn flush(engine: &mut Engine, sockets: &mut Sockets) -> Instant {
                 }
             }
             Output::Transmit(t) => {
-                if !sockets.tcp.as_ref().is_some_and(|tcp| tcp.send(&t)) {
+                if !sockets.tcp.as_mut().is_some_and(|tcp| tcp.send(&t)) {
                     engine.metrics().drop_packet(DropReason::SendFailed);
                 }
             }

@@ -10,7 +10,7 @@ pub mod udp_batch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use thiserror::Error;
@@ -54,6 +54,9 @@ pub struct RelayOptions {
     /// the public UDP address's IP with the bound port. Without a
     /// listener `engine.public_tcp` is ignored.
     pub tcp_listen: Option<SocketAddr>,
+    /// ICE-TCP connections open at once; more are closed on accept. Each
+    /// holds a file descriptor: keep it under the process's limit.
+    pub max_tcp_connections: usize,
     /// The engine (public address, limits, timeouts).
     pub engine: EngineConfig,
     /// The server's call-token public key.
@@ -103,9 +106,11 @@ impl Relay {
             metrics.clone(),
             Instant::now(),
         )?;
-        let tcp = tcp
-            .zip(engine_config.public_tcp)
-            .map(|(listener, public)| start_tcp(listener, public, &engine_config, &metrics));
+        let max_tcp = options.max_tcp_connections;
+        let tcp = tcp.zip(engine_config.public_tcp).map(|(listener, public)| {
+            let connect_timeout = engine_config.timeouts.connect;
+            start_tcp(listener, public, max_tcp, connect_timeout, &metrics)
+        });
         let sockets = engine_loop::Sockets {
             udp,
             public_udp,
@@ -158,16 +163,12 @@ impl Relay {
 fn start_tcp(
     listener: TcpListener,
     public: SocketAddr,
-    config: &EngineConfig,
+    max_connections: usize,
+    connect_timeout: Duration,
     metrics: &Metrics,
 ) -> tcp::TcpConnections {
     let (events, receiver) = mpsc::channel(tcp::EVENT_QUEUE);
-    let max_connections = config.limits.max_participants;
-    tokio::spawn(tcp::accept(
-        listener,
-        events,
-        max_connections,
-        metrics.clone(),
-    ));
-    tcp::TcpConnections::new(public, receiver, config.timeouts.connect, metrics.clone())
+    let accept = tcp::accept(listener, events, max_connections, metrics.clone());
+    tokio::spawn(accept);
+    tcp::TcpConnections::new(public, receiver, connect_timeout, metrics.clone())
 }

@@ -12,8 +12,8 @@ pub const MAX_BATCH: usize = 64;
 
 /// Sends the first datagrams of `datagrams` (at most [`MAX_BATCH`]) on a
 /// non-blocking UDP `socket` in one system call; returns how many left,
-/// at least one, in order. An error means the first one did not leave
-/// (`WouldBlock`: the socket buffer is full).
+/// in order (the kernel sends at least one or fails). An error means the
+/// first one did not leave (`WouldBlock`: the socket buffer is full).
 #[cfg(target_os = "linux")]
 pub fn sendmmsg_some(
     socket: impl std::os::fd::AsFd,
@@ -38,11 +38,7 @@ pub fn sendmmsg_some(
         .zip(&mut controls)
         .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
         .collect();
-    let sent = sendmmsg(socket, &mut messages, SendFlags::DONTWAIT)?;
-    if sent == 0 && !batch.is_empty() {
-        return Err(io::ErrorKind::WouldBlock.into());
-    }
-    Ok(sent)
+    Ok(sendmmsg(socket, &mut messages, SendFlags::DONTWAIT)?)
 }
 
 /// Sends the first datagrams of `datagrams` on the relay's socket without

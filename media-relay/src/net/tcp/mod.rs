@@ -4,15 +4,17 @@
 //!
 //! Each connection has a reader task (frames in, to the engine task) and a
 //! writer task (frames out, from a bounded queue); the engine task keeps
-//! the table of open connections ([`TcpConnections`]) and closes those no
-//! participant claims. Nothing here looks inside a frame.
+//! the table of open connections (`table`, [`TcpConnections`]) and closes
+//! those no participant claims. Nothing here looks inside a frame.
 
-use std::collections::HashMap;
+mod table;
+
+pub(crate) use table::TcpConnections;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use str0m::net::Transmit;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,9 +34,6 @@ const WRITE_QUEUE: usize = 256;
 /// Events from all connections waiting for the engine task.
 pub(crate) const EVENT_QUEUE: usize = 1024;
 
-/// How often the engine task looks for unclaimed connections.
-pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Pause after a failed accept (e.g. out of file descriptors), so the
 /// loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -51,7 +50,11 @@ pub(crate) enum TcpEvent {
         close: oneshot::Sender<()>,
     },
     /// One framed datagram arrived.
-    Frame { peer: SocketAddr, bytes: Vec<u8> },
+    Frame {
+        id: u64,
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+    },
     /// The peer closed the connection, or it failed.
     Closed {
         id: u64,
@@ -124,7 +127,7 @@ async fn serve(
         return;
     }
     tokio::select! {
-        reason = read_frames(peer, read, &events) => {
+        reason = read_frames(id, peer, read, &events) => {
             let _ = events.send(TcpEvent::Closed { id, peer, reason }).await;
         }
         // The engine task dropped the connection: nothing to report.
@@ -134,6 +137,7 @@ async fn serve(
 
 /// Reads frames and hands them on; returns why it stopped.
 async fn read_frames(
+    id: u64,
     peer: SocketAddr,
     read: OwnedReadHalf,
     events: &mpsc::Sender<TcpEvent>,
@@ -153,7 +157,11 @@ async fn read_frames(
         }
         // Waiting here when the engine task is busy pushes back on the
         // peer through TCP's own flow control.
-        if events.send(TcpEvent::Frame { peer, bytes }).await.is_err() {
+        if events
+            .send(TcpEvent::Frame { id, peer, bytes })
+            .await
+            .is_err()
+        {
             return TcpCloseReason::Peer;
         }
     }
@@ -187,135 +195,6 @@ pub(crate) fn frame(contents: &[u8]) -> Option<Vec<u8>> {
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(contents);
     Some(framed)
-}
-
-/// An open connection, as the engine task holds it. Dropping it closes
-/// the connection.
-#[derive(Debug)]
-struct Connection {
-    id: u64,
-    frames: mpsc::Sender<Vec<u8>>,
-    _close: oneshot::Sender<()>,
-    opened: Instant,
-}
-
-/// The engine task's side: open connections by peer address.
-#[derive(Debug)]
-pub(crate) struct TcpConnections {
-    /// The advertised passive candidate (the datagrams' destination).
-    pub(crate) public: SocketAddr,
-    events: Option<mpsc::Receiver<TcpEvent>>,
-    open: HashMap<SocketAddr, Connection>,
-    /// How long a connection may stay unclaimed.
-    claim_within: Duration,
-    metrics: Metrics,
-    next_sweep: Instant,
-}
-
-impl TcpConnections {
-    pub(crate) fn new(
-        public: SocketAddr,
-        events: mpsc::Receiver<TcpEvent>,
-        claim_within: Duration,
-        metrics: Metrics,
-    ) -> Self {
-        Self {
-            public,
-            events: Some(events),
-            open: HashMap::new(),
-            claim_within,
-            metrics,
-            next_sweep: Instant::now() + SWEEP_INTERVAL,
-        }
-    }
-
-    /// The next event; never ready once every connection task is gone.
-    pub(crate) async fn next_event(&mut self) -> TcpEvent {
-        loop {
-            let Some(events) = self.events.as_mut() else {
-                return std::future::pending().await;
-            };
-            match events.recv().await {
-                Some(event) => return event,
-                None => self.events = None,
-            }
-        }
-    }
-
-    /// Records an opened or closed connection; returns a frame's peer and
-    /// bytes for the engine.
-    pub(crate) fn handle(&mut self, event: TcpEvent) -> Option<(SocketAddr, Vec<u8>)> {
-        match event {
-            TcpEvent::Opened {
-                id,
-                peer,
-                frames,
-                close,
-            } => {
-                let connection = Connection {
-                    id,
-                    frames,
-                    _close: close,
-                    opened: Instant::now(),
-                };
-                if let Some(old) = self.open.insert(peer, connection) {
-                    self.count_close(old, TcpCloseReason::Peer);
-                }
-                self.metrics.tcp_connections.inc();
-                None
-            }
-            TcpEvent::Frame { peer, bytes } => Some((peer, bytes)),
-            TcpEvent::Closed { id, peer, reason } => {
-                if self.open.get(&peer).is_some_and(|c| c.id == id) {
-                    if let Some(old) = self.open.remove(&peer) {
-                        self.count_close(old, reason);
-                    }
-                }
-                None
-            }
-        }
-    }
-
-    /// Queues a transmit on its connection; `false` if it was dropped.
-    pub(crate) fn send(&self, t: &Transmit) -> bool {
-        let Some(connection) = self.open.get(&t.destination) else {
-            return false;
-        };
-        frame(&t.contents).is_some_and(|framed| connection.frames.try_send(framed).is_ok())
-    }
-
-    /// When [`TcpConnections::sweep`] is next due.
-    pub(crate) fn next_sweep(&self) -> Instant {
-        self.next_sweep
-    }
-
-    /// Closes every connection older than the claim window that no live
-    /// participant uses, if a sweep is due.
-    pub(crate) fn sweep(&mut self, now: Instant, is_routed: impl Fn(SocketAddr) -> bool) {
-        if now < self.next_sweep {
-            return;
-        }
-        self.next_sweep = now + SWEEP_INTERVAL;
-        let stale: Vec<SocketAddr> = self
-            .open
-            .iter()
-            .filter(|(peer, c)| {
-                now.duration_since(c.opened) >= self.claim_within && !is_routed(**peer)
-            })
-            .map(|(peer, _)| *peer)
-            .collect();
-        for peer in stale {
-            if let Some(old) = self.open.remove(&peer) {
-                self.count_close(old, TcpCloseReason::Unclaimed);
-            }
-        }
-    }
-
-    fn count_close(&self, connection: Connection, reason: TcpCloseReason) {
-        drop(connection);
-        self.metrics.tcp_connections.dec();
-        self.metrics.close_tcp(reason);
-    }
 }
 
 #[cfg(test)]
