@@ -337,6 +337,15 @@ async fn a_call_runs_over_ice_tcp() {
         .await;
 }
 
+/// Waits until the relay ends `stream` (end of stream or reset).
+async fn closed_by_relay(stream: &mut TcpStream, otherwise: &str) {
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+        .await
+        .expect(otherwise);
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
 #[tokio::test]
 async fn an_unclaimed_connection_is_closed() {
     let relay = relay(|o| o.engine.timeouts.connect = Duration::from_millis(500)).await;
@@ -346,11 +355,7 @@ async fn an_unclaimed_connection_is_closed() {
         .write_all(&frame(b"not a stun request"))
         .await
         .unwrap();
-    let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
-        .await
-        .expect("the relay kept an unclaimed connection open");
-    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    closed_by_relay(&mut stream, "the relay kept an unclaimed connection open").await;
     relay
         .wait_for_metric("starling_relay_tcp_closes_total{reason=\"Unclaimed\"} 1")
         .await;
@@ -365,11 +370,7 @@ async fn a_bad_frame_ends_the_connection() {
     for bad in [vec![0, 0], vec![0xFF, 0xFF]] {
         let mut stream = TcpStream::connect(relay.tcp).await.unwrap();
         stream.write_all(&bad).await.unwrap();
-        let mut buf = [0u8; 16];
-        let read = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
-            .await
-            .expect("the relay kept reading after a bad frame");
-        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        closed_by_relay(&mut stream, "the relay kept reading after a bad frame").await;
     }
     relay
         .wait_for_metric("starling_relay_tcp_closes_total{reason=\"BadFrame\"} 2")
@@ -384,11 +385,7 @@ async fn connections_beyond_the_limit_are_refused() {
         .wait_for_metric("starling_relay_tcp_connections 1")
         .await;
     let mut second = TcpStream::connect(relay.tcp).await.unwrap();
-    let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(PATIENCE, second.read(&mut buf))
-        .await
-        .expect("the relay kept a connection beyond its limit");
-    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    closed_by_relay(&mut second, "the relay kept a connection beyond its limit").await;
     relay
         .wait_for_metric("starling_relay_tcp_closes_total{reason=\"Limit\"} 1")
         .await;

@@ -213,7 +213,6 @@ fn send_udp(engine: &Engine, sockets: &mut Sockets) {
     engine
         .metrics()
         .drop_packets(DropReason::SendFailed, dropped);
-    drop(datagrams);
     sockets.udp_out.clear();
 }
 

@@ -91,15 +91,19 @@ impl Relay {
         metrics.register(&mut registry);
         let max_offer = options.engine.limits.max_offer_bytes;
         let public_udp = options.engine.public_udp;
-        options.engine.public_tcp = match &tcp {
+        let connect_timeout = options.engine.timeouts.connect;
+        // The listener with the address it is advertised at.
+        let tcp = match tcp {
             Some(listener) => {
                 let port = listener.local_addr().map_err(io("tcp listener"))?.port();
                 let advertised = SocketAddr::new(public_udp.ip(), port);
-                Some(options.engine.public_tcp.unwrap_or(advertised))
+                let public = options.engine.public_tcp.unwrap_or(advertised);
+                Some((listener, public))
             }
             None => None,
         };
-        let engine_config = options.engine.clone();
+        let public_tcp = tcp.as_ref().map(|(_, public)| *public);
+        options.engine.public_tcp = public_tcp;
         let engine = Engine::new(
             options.engine,
             &options.token_key,
@@ -107,8 +111,7 @@ impl Relay {
             Instant::now(),
         )?;
         let max_tcp = options.max_tcp_connections;
-        let tcp = tcp.zip(engine_config.public_tcp).map(|(listener, public)| {
-            let connect_timeout = engine_config.timeouts.connect;
+        let tcp = tcp.map(|(listener, public)| {
             start_tcp(listener, public, max_tcp, connect_timeout, &metrics)
         });
         let sockets = engine_loop::Sockets {
@@ -126,7 +129,7 @@ impl Relay {
         Ok(Self {
             http,
             router: http::router(state, max_offer),
-            public_tcp: engine_config.public_tcp,
+            public_tcp,
         })
     }
 

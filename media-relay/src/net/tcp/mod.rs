@@ -25,7 +25,7 @@ use crate::metrics::{Metrics, TcpCloseReason};
 
 /// Longest frame taken or sent: above any WebRTC datagram (the UDP path
 /// reads the same). A longer one is not ICE traffic and ends the stream.
-pub(crate) const MAX_FRAME: usize = 2048;
+const MAX_FRAME: usize = 2048;
 
 /// Frames waiting to be written to one connection. A full queue drops
 /// like a full UDP socket buffer.
@@ -185,12 +185,13 @@ async fn write_frames(write: OwnedWriteHalf, mut queued: mpsc::Receiver<Vec<u8>>
     }
 }
 
-/// `contents` with its RFC 4571 length prefix, or `None` if too long.
+/// `contents` with its RFC 4571 length prefix, or `None` if empty or
+/// longer than [`MAX_FRAME`].
 pub(crate) fn frame(contents: &[u8]) -> Option<Vec<u8>> {
-    let len = u16::try_from(contents.len()).ok()?;
     if contents.is_empty() || contents.len() > MAX_FRAME {
         return None;
     }
+    let len = u16::try_from(contents.len()).ok()?;
     let mut framed = Vec::with_capacity(2 + contents.len());
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(contents);
