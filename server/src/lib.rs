@@ -79,13 +79,14 @@ impl AppState {
             config.push.clone(),
         ));
         let limits = Arc::new(limits::Limits::new(&config.messages));
-        let writer = store::Batcher::start(store.clone());
+        let metrics = Arc::new(metrics::Metrics::default());
+        let writer = store::Batcher::start(store.clone(), notifier.clone(), metrics.clone());
         Ok(Self {
             store,
             config: Arc::new(config),
             notifier,
             registry,
-            metrics: Arc::new(metrics::Metrics::default()),
+            metrics,
             limits,
             writer,
             call_tokens,

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::config::PushConfig;
 use crate::registry::{Notifier, Registry};
+use crate::store::CommittedEnvelope;
 use crate::store::Store;
 
 /// Longest endpoint URL accepted.
@@ -121,11 +122,10 @@ impl PushNotifier {
 }
 
 impl Notifier for PushNotifier {
-    fn envelopes_queued(&self, account_id: i64, device_id: u32) {
-        if self.registry.is_connected(account_id, device_id) {
-            self.registry.envelopes_queued(account_id, device_id);
-        } else {
-            let _ = self.queue.try_send((account_id, device_id));
+    fn envelope_committed(&self, envelope: CommittedEnvelope) {
+        let device = (envelope.account_id, envelope.device_id);
+        if !self.registry.post_envelope(envelope) {
+            let _ = self.queue.try_send(device);
         }
     }
 

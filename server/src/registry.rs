@@ -1,47 +1,115 @@
 //! Live connections and the notifier interface that wakes them.
 //!
-//! A send stores envelopes, then calls [`Notifier::envelopes_queued`] for
-//! each destination device. The in-process [`Registry`] wakes the device's
-//! WebSocket if it is connected here; a multi-node deployment swaps in a
-//! notifier that also publishes the wake-up to the other nodes. A wake-up
-//! carries no data: the connection reads the queue from the database.
+//! The group-commit writer stores envelopes, then calls
+//! [`Notifier::envelope_committed`] for each, in queue order. The
+//! in-process [`Registry`] puts the envelope in the device's [`Mailbox`] if
+//! the device is connected here, so the connection sends it without reading
+//! it back from the database. A mailbox holds at most [`MAILBOX_ENVELOPES`]
+//! envelopes and [`MAILBOX_BYTES`] of content; past that it only records
+//! that the connection must read the queue itself. A multi-node deployment
+//! swaps in a notifier that also tells the other nodes, which call
+//! [`Registry::wake`]: a data-less wake-up after which the connection reads
+//! the device's whole queue (an envelope committed by another process may
+//! sit before what this one has already sent).
+//!
+//! Nothing here touches the database.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
-/// Something a connection must act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionEvent {
-    /// New envelopes are queued.
-    Wake,
-    /// The device's one-time prekeys run low.
-    PrekeysLow {
-        /// X25519 one-time prekeys left.
-        one_time: u32,
-        /// ML-KEM one-time prekeys left.
-        kem: u32,
-    },
-    /// Another connection of the same device replaced this one.
-    Replaced,
-}
+use crate::store::{CommittedEnvelope, StoredEnvelope};
 
 /// Wakes devices when something arrives for them.
 pub trait Notifier: Send + Sync + 'static {
-    /// Envelopes were stored for the device.
-    fn envelopes_queued(&self, account_id: i64, device_id: u32);
+    /// This process committed an envelope for a device. Called in queue
+    /// order.
+    fn envelope_committed(&self, envelope: CommittedEnvelope);
     /// The device should upload prekeys.
     fn prekeys_low(&self, account_id: i64, device_id: u32, one_time: u32, kem: u32);
 }
 
-/// Queue depth per connection; wake-ups beyond it coalesce.
-const EVENT_QUEUE: usize = 8;
+/// Envelopes a mailbox holds before it falls back to "read the queue".
+pub const MAILBOX_ENVELOPES: usize = 64;
+/// Content bytes a mailbox holds before it falls back to "read the queue".
+pub const MAILBOX_BYTES: usize = 256 * 1024;
+
+/// What a connection has to act on, gathered since it last looked.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Inbox {
+    /// Envelopes this process committed for the device, in queue order.
+    pub envelopes: Vec<Arc<StoredEnvelope>>,
+    /// Bytes of content in `envelopes`.
+    bytes: usize,
+    /// Envelopes were committed that `envelopes` lacks (the mailbox was
+    /// full): read the queue past what was sent.
+    pub overflowed: bool,
+    /// Envelopes may have been queued out of this process's order (by
+    /// another node): read the whole queue.
+    pub rescan: bool,
+    /// The device's one-time prekeys run low: X25519 and ML-KEM left.
+    pub prekeys_low: Option<(u32, u32)>,
+    /// Another connection of the same device replaced this one.
+    pub replaced: bool,
+}
+
+impl Inbox {
+    fn is_empty(&self) -> bool {
+        self.envelopes.is_empty()
+            && !self.overflowed
+            && !self.rescan
+            && self.prekeys_low.is_none()
+            && !self.replaced
+    }
+}
+
+/// One connection's inbox and the signal that it changed.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    inbox: Mutex<Inbox>,
+    changed: Notify,
+}
+
+impl Mailbox {
+    fn post(&self, change: impl FnOnce(&mut Inbox)) {
+        change(&mut self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
+        self.changed.notify_one();
+    }
+
+    fn post_envelope(&self, envelope: Arc<StoredEnvelope>) {
+        self.post(|inbox| {
+            let bytes = inbox.bytes.saturating_add(envelope.content.len());
+            if inbox.overflowed
+                || inbox.envelopes.len() >= MAILBOX_ENVELOPES
+                || bytes > MAILBOX_BYTES
+            {
+                inbox.overflowed = true;
+            } else {
+                inbox.bytes = bytes;
+                inbox.envelopes.push(envelope);
+            }
+        });
+    }
+
+    /// Waits until something was posted, and takes it all. Cancel-safe:
+    /// nothing is taken unless this returns.
+    pub async fn next(&self) -> Inbox {
+        loop {
+            self.changed.notified().await;
+            let inbox =
+                std::mem::take(&mut *self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
+            if !inbox.is_empty() {
+                return inbox;
+            }
+        }
+    }
+}
 
 struct Entry {
     connection: u64,
-    events: mpsc::Sender<ConnectionEvent>,
+    mailbox: Arc<Mailbox>,
 }
 
 /// The connections of this process, one per device.
@@ -56,8 +124,8 @@ pub struct Registration<'a> {
     registry: &'a Registry,
     key: (i64, u32),
     connection: u64,
-    /// Events for this connection.
-    pub events: mpsc::Receiver<ConnectionEvent>,
+    /// What arrives for this connection.
+    pub mailbox: Arc<Mailbox>,
 }
 
 impl Registry {
@@ -65,23 +133,23 @@ impl Registry {
     /// one of the same device.
     pub fn register(&self, account_id: i64, device_id: u32) -> Registration<'_> {
         let connection = self.next.fetch_add(1, Ordering::Relaxed);
-        let (sender, events) = mpsc::channel(EVENT_QUEUE);
+        let mailbox = Arc::new(Mailbox::default());
         let key = (account_id, device_id);
         let previous = self.lock().insert(
             key,
             Entry {
                 connection,
-                events: sender,
+                mailbox: mailbox.clone(),
             },
         );
         if let Some(previous) = previous {
-            let _ = previous.events.try_send(ConnectionEvent::Replaced);
+            previous.mailbox.post(|inbox| inbox.replaced = true);
         }
         Registration {
             registry: self,
             key,
             connection,
-            events,
+            mailbox,
         }
     }
 
@@ -95,17 +163,32 @@ impl Registry {
         self.lock().len()
     }
 
-    fn send(&self, key: (i64, u32), event: ConnectionEvent) {
-        if let Some(entry) = self.lock().get(&key) {
-            // A full queue already holds a pending wake-up: dropping is safe.
-            let _ = entry.events.try_send(event);
+    /// Hands a committed envelope to the device's connection; `false` if
+    /// the device is not connected here.
+    pub fn post_envelope(&self, envelope: CommittedEnvelope) -> bool {
+        let Some(mailbox) = self.mailbox((envelope.account_id, envelope.device_id)) else {
+            return false;
+        };
+        mailbox.post_envelope(envelope.envelope);
+        true
+    }
+
+    /// A data-less wake-up: something was queued for the device elsewhere
+    /// (another node); its connection reads the whole queue.
+    pub fn wake(&self, account_id: i64, device_id: u32) {
+        if let Some(mailbox) = self.mailbox((account_id, device_id)) {
+            mailbox.post(|inbox| inbox.rescan = true);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, u32), Entry>> {
+    fn mailbox(&self, key: (i64, u32)) -> Option<Arc<Mailbox>> {
+        self.lock().get(&key).map(|entry| entry.mailbox.clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<(i64, u32), Entry>> {
         self.connections
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -122,15 +205,14 @@ impl Drop for Registration<'_> {
 }
 
 impl Notifier for Registry {
-    fn envelopes_queued(&self, account_id: i64, device_id: u32) {
-        self.send((account_id, device_id), ConnectionEvent::Wake);
+    fn envelope_committed(&self, envelope: CommittedEnvelope) {
+        self.post_envelope(envelope);
     }
 
     fn prekeys_low(&self, account_id: i64, device_id: u32, one_time: u32, kem: u32) {
-        self.send(
-            (account_id, device_id),
-            ConnectionEvent::PrekeysLow { one_time, kem },
-        );
+        if let Some(mailbox) = self.mailbox((account_id, device_id)) {
+            mailbox.post(|inbox| inbox.prekeys_low = Some((one_time, kem)));
+        }
     }
 }
 
@@ -138,20 +220,91 @@ impl Notifier for Registry {
 mod tests {
     use super::*;
 
+    fn committed(account_id: i64, device_id: u32, seq: i64, len: usize) -> CommittedEnvelope {
+        CommittedEnvelope {
+            account_id,
+            device_id,
+            envelope: Arc::new(StoredEnvelope {
+                seq,
+                envelope_id: seq.to_be_bytes().to_vec(),
+                sender: None,
+                sender_device: None,
+                created_at: 0,
+                content: vec![0; len],
+            }),
+        }
+    }
+
     #[tokio::test]
-    async fn wakes_the_registered_connection_and_replaces_old_ones() {
+    async fn delivers_to_the_registered_connection_and_replaces_old_ones() {
         let registry = Registry::default();
-        let mut first = registry.register(1, 1);
-        registry.envelopes_queued(1, 1);
-        assert_eq!(first.events.recv().await, Some(ConnectionEvent::Wake));
-        let mut second = registry.register(1, 1);
-        assert_eq!(first.events.recv().await, Some(ConnectionEvent::Replaced));
+        let first = registry.register(1, 1);
+        registry.envelope_committed(committed(1, 1, 7, 10));
+        let inbox = first.mailbox.next().await;
+        assert_eq!(inbox.envelopes.len(), 1);
+        assert_eq!(inbox.envelopes[0].seq, 7);
+        assert!(!inbox.overflowed && !inbox.rescan && !inbox.replaced);
+        let second = registry.register(1, 1);
+        assert!(first.mailbox.next().await.replaced);
         drop(first);
         assert_eq!(registry.connected(), 1);
-        registry.envelopes_queued(1, 1);
-        assert_eq!(second.events.recv().await, Some(ConnectionEvent::Wake));
+        registry.prekeys_low(1, 1, 3, 4);
+        registry.wake(1, 1);
+        let inbox = second.mailbox.next().await;
+        assert_eq!(inbox.prekeys_low, Some((3, 4)));
+        assert!(inbox.rescan && !inbox.replaced);
         drop(second);
         assert_eq!(registry.connected(), 0);
-        registry.envelopes_queued(1, 1); // nobody connected: no effect
+        // Nobody connected: the caller learns it (and pushes instead).
+        assert!(!registry.post_envelope(committed(1, 1, 8, 10)));
+    }
+
+    #[tokio::test]
+    async fn a_full_mailbox_keeps_order_and_asks_for_a_read() {
+        let registry = Registry::default();
+        let connection = registry.register(1, 1);
+        for seq in 0..MAILBOX_ENVELOPES as i64 + 3 {
+            assert!(registry.post_envelope(committed(1, 1, seq, 10)));
+        }
+        let inbox = connection.mailbox.next().await;
+        assert!(inbox.overflowed);
+        let seqs: Vec<i64> = inbox.envelopes.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (0..MAILBOX_ENVELOPES as i64).collect::<Vec<_>>());
+        // Taken: the next envelope fits again.
+        registry.post_envelope(committed(1, 1, 100, 10));
+        let inbox = connection.mailbox.next().await;
+        assert!(!inbox.overflowed);
+        assert_eq!(inbox.envelopes.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn once_overflowed_later_envelopes_are_not_held() {
+        let registry = Registry::default();
+        let connection = registry.register(1, 1);
+        registry.post_envelope(committed(1, 1, 1, 100));
+        // Too large for what is left: it and everything after it wait in
+        // the database, so the connection never sends 3 before 2.
+        registry.post_envelope(committed(1, 1, 2, MAILBOX_BYTES));
+        registry.post_envelope(committed(1, 1, 3, 100));
+        let inbox = connection.mailbox.next().await;
+        assert!(inbox.overflowed);
+        assert_eq!(
+            inbox.envelopes.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1]
+        );
+    }
+
+    #[tokio::test]
+    async fn other_devices_hear_nothing() {
+        let registry = Registry::default();
+        let one = registry.register(1, 1);
+        let _two = registry.register(1, 2);
+        registry.envelope_committed(committed(1, 2, 5, 10));
+        registry.envelope_committed(committed(1, 1, 6, 10));
+        let inbox = one.mailbox.next().await;
+        assert_eq!(
+            inbox.envelopes.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![6]
+        );
     }
 }

@@ -8,14 +8,22 @@
 //! envelope id). At most [`MAX_IN_FLIGHT`] unacknowledged envelopes are
 //! outstanding per connection. A malformed frame gets an `Error` frame and
 //! the connection carries on.
+//!
+//! Live envelopes come from the connection's mailbox (see `registry`),
+//! straight from the writer that committed them; the connection reads the
+//! queue from the database only on connect, when the mailbox overflowed,
+//! when another node queued something, and when acknowledgements open the
+//! window on envelopes that had to wait.
 
 use std::collections::HashSet;
+use std::pin::Pin;
 
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
@@ -23,11 +31,15 @@ use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::error::AppError;
 use crate::frames::{self, client_frame, server_frame};
-use crate::registry::ConnectionEvent;
-use crate::routes::send_to_account;
+use crate::registry::{Inbox, Mailbox};
+use crate::routes::queue_send;
+use crate::store::StoredEnvelope;
 
 /// Unacknowledged envelopes a connection may have outstanding.
 pub const MAX_IN_FLIGHT: usize = 256;
+/// Sends a connection may have waiting for their commit; past it the
+/// connection stops reading frames until one is answered.
+const MAX_PENDING_SENDS: usize = 32;
 /// Largest frame a client may send.
 const MAX_CLIENT_FRAME: usize = 4 * 1024 * 1024;
 /// Socket buffers are kept small: most connections are idle.
@@ -55,13 +67,20 @@ async fn upgrade(
 }
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+type SendOutcome = (u64, Result<serde_json::Value, AppError>);
+type PendingSends = FuturesUnordered<Pin<Box<dyn Future<Output = SendOutcome> + Send>>>;
 
 struct Connection {
     state: AppState,
     device: AuthedDevice,
     in_flight: HashSet<Vec<u8>>,
-    /// Highest queue sequence number sent on this connection.
+    /// Highest queue sequence number sent on this connection. Everything
+    /// this process committed for the device up to it has been sent, unless
+    /// `backlog` is set.
     cursor: i64,
+    /// The window was full: envelopes past the cursor may wait in the
+    /// database, so pushed ones must not overtake them.
+    backlog: bool,
 }
 
 /// Why a connection ended abnormally.
@@ -72,7 +91,7 @@ enum ConnectionError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("writer: {0}")]
-    Writer(String),
+    Writer(#[from] crate::store::WriteError),
 }
 
 impl Connection {
@@ -82,44 +101,45 @@ impl Connection {
             device,
             in_flight: HashSet::new(),
             cursor: 0,
+            backlog: false,
         }
     }
 
     async fn run(mut self, socket: WebSocket) -> Result<(), ConnectionError> {
         let registry = self.state.registry.clone();
-        let mut registration = registry.register(self.device.account_id, self.device.device_id);
+        let registration = registry.register(self.device.account_id, self.device.device_id);
         let metrics = self.state.metrics.clone();
         metrics.connections.inc();
-        let result = self.serve(socket, &mut registration).await;
+        let result = self.serve(socket, &registration.mailbox).await;
         metrics.connections.dec();
         result
     }
 
-    async fn serve(
-        &mut self,
-        socket: WebSocket,
-        registration: &mut crate::registry::Registration<'_>,
-    ) -> Result<(), ConnectionError> {
+    async fn serve(&mut self, socket: WebSocket, mailbox: &Mailbox) -> Result<(), ConnectionError> {
         let (mut sink, mut stream) = socket.split();
-        self.deliver(&mut sink, true).await?;
+        self.read_queue(&mut sink, 0).await?;
         send(
             &mut sink,
             0,
             server_frame::Body::QueueDrained(frames::QueueDrained {}),
         )
         .await?;
+        let mut sends = PendingSends::new();
         loop {
             tokio::select! {
-                event = registration.events.recv() => match event {
-                    Some(ConnectionEvent::Wake) => self.deliver(&mut sink, false).await?,
-                    Some(ConnectionEvent::PrekeysLow { one_time, kem }) => {
-                        let low = frames::PrekeysLow { one_time_remaining: one_time, kem_remaining: kem };
-                        send(&mut sink, 0, server_frame::Body::PrekeysLow(low)).await?;
+                inbox = mailbox.next() => {
+                    if inbox.replaced {
+                        break;
                     }
-                    Some(ConnectionEvent::Replaced) | None => break,
-                },
-                message = stream.next() => match message {
-                    Some(Ok(Message::Binary(bytes))) => self.handle_frame(&bytes, &mut sink).await?,
+                    self.take_inbox(inbox, &mut sink).await?;
+                }
+                Some((request_id, result)) = sends.next(), if !sends.is_empty() => {
+                    respond(&mut sink, request_id, result).await?;
+                }
+                message = stream.next(), if sends.len() < MAX_PENDING_SENDS => match message {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        self.handle_frame(&bytes, &mut sink, &mut sends).await?;
+                    }
                     Some(Ok(Message::Text(_))) => {
                         send_error(&mut sink, 0, "bad_frame", "frames are binary protobuf").await?;
                     }
@@ -132,15 +152,46 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends queued envelopes not yet in flight, oldest first. A wake-up
-    /// reads only past the highest sequence number already sent (this
-    /// process commits envelopes in sequence order through one writer); a
-    /// full pass from the start of the queue runs on connect and whenever
-    /// everything sent has been acknowledged, so an envelope committed out
-    /// of order by another server process is still delivered.
-    async fn deliver(&mut self, sink: &mut Sink, full_pass: bool) -> Result<(), ConnectionError> {
-        let mut after = if full_pass { 0 } else { self.cursor };
-        while self.in_flight.len() < MAX_IN_FLIGHT {
+    /// Acts on what the mailbox gathered: reads the queue if the mailbox
+    /// could not hold everything, then sends the pushed envelopes the
+    /// connection has not sent yet, in order, while the window has room.
+    async fn take_inbox(&mut self, inbox: Inbox, sink: &mut Sink) -> Result<(), ConnectionError> {
+        if let Some((one_time, kem)) = inbox.prekeys_low {
+            let low = frames::PrekeysLow {
+                one_time_remaining: one_time,
+                kem_remaining: kem,
+            };
+            send(sink, 0, server_frame::Body::PrekeysLow(low)).await?;
+        }
+        if inbox.rescan {
+            self.read_queue(sink, 0).await?;
+        } else if inbox.overflowed {
+            self.read_queue(sink, self.cursor).await?;
+        }
+        for envelope in inbox.envelopes {
+            if envelope.seq <= self.cursor || self.in_flight.contains(&envelope.envelope_id) {
+                continue; // already sent by a read of the queue
+            }
+            if self.backlog || self.in_flight.len() >= MAX_IN_FLIGHT {
+                // It waits in the database behind the ones that did not fit.
+                self.backlog = true;
+                break;
+            }
+            self.send_envelope(sink, &envelope).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends queued envelopes with a sequence number past `after` that are
+    /// not in flight, oldest first, until the window is full. A read from 0
+    /// (on connect, or after another node queued something) also finds
+    /// envelopes committed out of order by another server process.
+    async fn read_queue(&mut self, sink: &mut Sink, mut after: i64) -> Result<(), ConnectionError> {
+        loop {
+            if self.in_flight.len() >= MAX_IN_FLIGHT {
+                self.backlog = true;
+                return Ok(());
+            }
             let window = MAX_IN_FLIGHT - self.in_flight.len();
             let queued = self
                 .state
@@ -152,33 +203,49 @@ impl Connection {
                     i64::try_from(window).unwrap_or(i64::MAX),
                 )
                 .await?;
-            let Some(last) = queued.last() else { break };
-            after = last.seq;
             let full_window = queued.len() == window;
-            for envelope in queued {
-                self.cursor = self.cursor.max(envelope.seq);
+            if let Some(last) = queued.last() {
+                after = last.seq;
+            }
+            for envelope in &queued {
                 if self.in_flight.contains(&envelope.envelope_id) {
+                    self.cursor = self.cursor.max(envelope.seq);
                     continue;
                 }
-                let frame = frames::Envelope {
-                    id: envelope.envelope_id.clone(),
-                    sender: envelope.sender.unwrap_or_default(),
-                    sender_device: envelope.sender_device.unwrap_or(0),
-                    server_timestamp: envelope.created_at,
-                    content: envelope.content,
-                };
-                send(sink, 0, server_frame::Body::Envelope(frame)).await?;
-                self.in_flight.insert(envelope.envelope_id);
-                self.state.metrics.envelopes_delivered.inc();
+                self.send_envelope(sink, envelope).await?;
             }
             if !full_window {
-                break;
+                self.backlog = false;
+                return Ok(());
             }
         }
+    }
+
+    async fn send_envelope(
+        &mut self,
+        sink: &mut Sink,
+        envelope: &StoredEnvelope,
+    ) -> Result<(), ConnectionError> {
+        let frame = frames::Envelope {
+            id: envelope.envelope_id.clone(),
+            sender: envelope.sender.clone().unwrap_or_default(),
+            sender_device: envelope.sender_device.unwrap_or(0),
+            server_timestamp: envelope.created_at,
+            content: envelope.content.clone(),
+        };
+        send(sink, 0, server_frame::Body::Envelope(frame)).await?;
+        self.cursor = self.cursor.max(envelope.seq);
+        self.in_flight.insert(envelope.envelope_id.clone());
+        self.state.metrics.envelopes_delivered.inc();
         Ok(())
     }
 
-    async fn handle_frame(&mut self, bytes: &[u8], sink: &mut Sink) -> Result<(), ConnectionError> {
+    async fn handle_frame(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut Sink,
+        sends: &mut PendingSends,
+    ) -> Result<(), ConnectionError> {
         let Ok(frame) = frames::ClientFrame::decode(bytes) else {
             return send_error(sink, 0, "bad_frame", "not a ClientFrame").await;
         };
@@ -194,26 +261,28 @@ impl Connection {
                     )
                     .await;
                 }
-                let deleted = self
-                    .state
-                    .writer
-                    .write(crate::store::BatchOp::Acknowledge {
-                        account_id: self.device.account_id,
-                        device_id: self.device.device_id,
-                        ids: ack.envelope_ids.clone(),
-                    })
-                    .await
-                    .map_err(ConnectionError::Writer)?;
-                self.state.metrics.envelopes_acknowledged.inc_by(deleted);
                 for id in &ack.envelope_ids {
                     self.in_flight.remove(id);
                 }
-                if request_id != 0 {
+                let op = crate::store::BatchOp::Acknowledge {
+                    account_id: self.device.account_id,
+                    device_id: self.device.device_id,
+                    ids: ack.envelope_ids,
+                };
+                if request_id == 0 {
+                    // Nobody waits for it: the connection carries on while
+                    // the delete commits. (Were it lost in a crash, the
+                    // envelopes would come again; clients drop duplicates.)
+                    self.state.writer.submit(op).await?;
+                } else {
+                    self.state.writer.write(op).await?;
                     respond(sink, request_id, Ok(serde_json::json!({}))).await?;
                 }
-                // Room in the window: send what waited.
-                let full_pass = self.in_flight.is_empty();
-                self.deliver(sink, full_pass).await
+                if self.backlog {
+                    // Room in the window: send what waited.
+                    self.read_queue(sink, self.cursor).await?;
+                }
+                Ok(())
             }
             Some(client_frame::Body::Send(send_message)) => {
                 let envelopes = send_message
@@ -221,16 +290,31 @@ impl Connection {
                     .into_iter()
                     .map(|e| (e.device_id, e.content))
                     .collect();
-                let result = send_to_account(
+                // Checked and queued now, so that this connection's sends
+                // are stored in the order it made them; answered when
+                // stored, while the connection goes on delivering and
+                // reading frames.
+                let queued = queue_send(
                     &self.state,
                     &self.device,
                     &send_message.destination,
                     envelopes,
                     send_message.sealed,
                 )
-                .await
-                .map(|r| serde_json::json!({ "stored": r.stored }));
-                respond(sink, request_id, result).await
+                .await;
+                match queued {
+                    Ok(queued) => {
+                        sends.push(Box::pin(async move {
+                            let result = queued.stored().await;
+                            (
+                                request_id,
+                                result.map(|r| serde_json::json!({ "stored": r.stored })),
+                            )
+                        }));
+                        Ok(())
+                    }
+                    Err(error) => respond(sink, request_id, Err(error)).await,
+                }
             }
             Some(client_frame::Body::Ping(_)) => {
                 respond(sink, request_id, Ok(serde_json::json!({}))).await

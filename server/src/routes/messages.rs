@@ -13,7 +13,13 @@ use super::{ApiJson, ApiPath, decode_b64};
 use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::error::AppError;
-use crate::store::{NewEnvelope, now_millis};
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
+pub use crate::store::StaleLists;
+use crate::store::{
+    BatchOp, Commit, Destination, NewEnvelope, SendOp, SendRefusal, WriteError, now_millis,
+};
 
 /// One envelope of a send.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -68,17 +74,31 @@ pub async fn send_to_account(
     envelopes: Vec<(u32, Vec<u8>)>,
     sealed: bool,
 ) -> Result<SendResponse, AppError> {
+    queue_send(state, sender, destination, envelopes, sealed)
+        .await?
+        .stored()
+        .await
+}
+
+/// Checks a send's shape and queues it to the writer, behind every send
+/// queued before it (so one connection's sends keep their order). The
+/// writer checks the device list in the transaction that stores the
+/// envelopes; the returned [`QueuedSend`] resolves once they are stored,
+/// or with the refusal.
+pub async fn queue_send(
+    state: &AppState,
+    sender: &AuthedDevice,
+    destination: &str,
+    envelopes: Vec<(u32, Vec<u8>)>,
+    sealed: bool,
+) -> Result<QueuedSend, AppError> {
     state.limits.send((sender.account_id, sender.device_id))?;
-    let named = check_envelopes(state, &envelopes)?;
-    let account_id = match resolve(state, sender, destination, &named).await? {
-        Ok(account_id) => account_id,
-        Err(StaleLists { missing, extra }) => {
-            state.metrics.stale_device_refusals.inc();
-            return Err(AppError::StaleDevices { missing, extra });
-        }
+    check_envelopes(state, &envelopes)?;
+    let destination = Destination {
+        username: destination.to_string(),
+        envelopes: build(state, sender, envelopes, sealed),
     };
-    let stored = build(state, sender, account_id, envelopes, sealed);
-    store_and_notify(state, stored).await
+    queue(state, sender, vec![destination], false).await
 }
 
 /// One destination of a multi-recipient send.
@@ -128,49 +148,28 @@ pub(crate) async fn send_many(
             "each account once per send",
         ));
     }
-    let mut stored = Vec::new();
-    let mut stale = std::collections::BTreeMap::new();
+    let mut destinations = Vec::with_capacity(request.sends.len());
     for send in request.sends {
         let envelopes = send
             .envelopes
             .iter()
             .map(|e| Ok((e.device_id, decode_b64("content", &e.content)?)))
             .collect::<Result<Vec<_>, AppError>>()?;
-        let named = check_envelopes(&state, &envelopes)?;
-        match resolve(&state, &sender, &send.destination, &named).await? {
-            Ok(account_id) => stored.extend(build(
-                &state,
-                &sender,
-                account_id,
-                envelopes,
-                request.sealed,
-            )),
-            Err(lists) => {
-                stale.insert(send.destination, lists);
-            }
-        }
+        check_envelopes(&state, &envelopes)?;
+        destinations.push(Destination {
+            username: send.destination,
+            envelopes: build(&state, &sender, envelopes, request.sealed),
+        });
     }
-    if !stale.is_empty() {
-        state.metrics.stale_device_refusals.inc();
-        return Err(AppError::StaleDevicesMany(stale));
-    }
-    store_and_notify(&state, stored).await.map(Json)
+    queue(&state, &sender, destinations, true)
+        .await?
+        .stored()
+        .await
+        .map(Json)
 }
 
-/// A destination's device list as the sender should have named it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StaleLists {
-    /// Devices the send lacked.
-    pub missing: Vec<u32>,
-    /// Devices the send named that do not exist.
-    pub extra: Vec<u32>,
-}
-
-/// Size and shape checks; returns the named devices.
-fn check_envelopes(
-    state: &AppState,
-    envelopes: &[(u32, Vec<u8>)],
-) -> Result<BTreeSet<u32>, AppError> {
+/// Size and shape checks.
+fn check_envelopes(state: &AppState, envelopes: &[(u32, Vec<u8>)]) -> Result<(), AppError> {
     let limits = &state.config.messages;
     if envelopes.is_empty() {
         return Err(AppError::bad_request(
@@ -200,40 +199,14 @@ fn check_envelopes(
             "one envelope per device",
         ));
     }
-    Ok(named)
+    Ok(())
 }
 
-/// The destination account, or how the sender's device list is stale.
-/// Writing to one's own account excludes the sending device.
-async fn resolve(
-    state: &AppState,
-    sender: &AuthedDevice,
-    destination: &str,
-    named: &BTreeSet<u32>,
-) -> Result<Result<i64, StaleLists>, AppError> {
-    let (account_id, devices) = state
-        .store
-        .devices_of(destination)
-        .await?
-        .ok_or(AppError::NotFound("account"))?;
-    let expected: BTreeSet<u32> = devices
-        .into_iter()
-        .filter(|d| !(account_id == sender.account_id && *d == sender.device_id))
-        .collect();
-    if *named == expected {
-        Ok(Ok(account_id))
-    } else {
-        Ok(Err(StaleLists {
-            missing: expected.difference(named).copied().collect(),
-            extra: named.difference(&expected).copied().collect(),
-        }))
-    }
-}
-
+/// The envelopes of a send to one account (the writer fills in the
+/// account from the username).
 fn build(
     state: &AppState,
     sender: &AuthedDevice,
-    account_id: i64,
     envelopes: Vec<(u32, Vec<u8>)>,
     sealed: bool,
 ) -> Vec<NewEnvelope> {
@@ -246,7 +219,7 @@ fn build(
             rand::rngs::OsRng.fill_bytes(&mut envelope_id);
             NewEnvelope {
                 envelope_id,
-                account_id,
+                account_id: 0,
                 device_id,
                 sender: (!sealed).then(|| sender.username.clone()),
                 sender_device: (!sealed).then_some(sender.device_id),
@@ -258,22 +231,65 @@ fn build(
         .collect()
 }
 
-/// Stores every envelope in one transaction, then wakes the devices.
-async fn store_and_notify(
+/// A send queued to the group-commit writer.
+#[derive(Debug)]
+pub struct QueuedSend {
+    metrics: Arc<Metrics>,
+    count: usize,
+    /// A multi-recipient send reports stale lists per account.
+    many: bool,
+    commit: Commit,
+}
+
+impl QueuedSend {
+    /// Waits until every envelope is stored (the writer then wakes their
+    /// devices), or the writer refused the send.
+    pub async fn stored(self) -> Result<SendResponse, AppError> {
+        match self.commit.await {
+            Ok(()) => Ok(SendResponse { stored: self.count }),
+            Err(WriteError::Refused(SendRefusal::UnknownAccount)) => {
+                Err(AppError::NotFound("account"))
+            }
+            Err(WriteError::Refused(SendRefusal::StaleDevices(stale))) => {
+                self.metrics.stale_device_refusals.inc();
+                if self.many {
+                    return Err(AppError::StaleDevicesMany(stale));
+                }
+                let lists = stale.into_values().next();
+                let StaleLists { missing, extra } = lists.unwrap_or(StaleLists {
+                    missing: Vec::new(),
+                    extra: Vec::new(),
+                });
+                Err(AppError::StaleDevices { missing, extra })
+            }
+            Err(WriteError::Failed(e)) => {
+                Err(AppError::Internal(format!("storing envelopes: {e}")))
+            }
+        }
+    }
+}
+
+/// Queues a send's envelopes, to be checked and stored in one transaction.
+async fn queue(
     state: &AppState,
-    stored: Vec<NewEnvelope>,
-) -> Result<SendResponse, AppError> {
-    let devices: Vec<(i64, u32)> = stored.iter().map(|e| (e.account_id, e.device_id)).collect();
-    state
+    sender: &AuthedDevice,
+    destinations: Vec<Destination>,
+    many: bool,
+) -> Result<QueuedSend, AppError> {
+    let count = destinations.iter().map(|d| d.envelopes.len()).sum();
+    let op = SendOp {
+        sender: (sender.account_id, sender.device_id),
+        destinations,
+    };
+    let commit = state
         .writer
-        .write(crate::store::BatchOp::Insert(stored))
+        .enqueue(BatchOp::Send(op))
         .await
         .map_err(|e| AppError::Internal(format!("storing envelopes: {e}")))?;
-    state.metrics.envelopes_stored.inc_by(devices.len() as u64);
-    for (account_id, device_id) in &devices {
-        state.notifier.envelopes_queued(*account_id, *device_id);
-    }
-    Ok(SendResponse {
-        stored: devices.len(),
+    Ok(QueuedSend {
+        metrics: state.metrics.clone(),
+        count,
+        many,
+        commit,
     })
 }

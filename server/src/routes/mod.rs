@@ -24,7 +24,9 @@ use base64::engine::general_purpose::STANDARD;
 use crate::AppState;
 use crate::error::AppError;
 
-pub use messages::{DeviceEnvelope, SendRequest, SendResponse, send_to_account};
+pub use messages::{
+    DeviceEnvelope, QueuedSend, SendRequest, SendResponse, queue_send, send_to_account,
+};
 
 /// The HTTP routes.
 pub fn router() -> Router<AppState> {

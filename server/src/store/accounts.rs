@@ -146,20 +146,22 @@ impl Store {
     /// (enabled) account.
     pub async fn devices_of(&self, username: &str) -> Result<Option<(i64, Vec<u32>)>, sqlx::Error> {
         with_pool!(self, pool => {
-            let account = sqlx::query("SELECT id FROM accounts WHERE username = $1 AND NOT disabled")
-                .bind(username)
-                .fetch_optional(pool)
-                .await?;
-            let Some(account) = account else { return Ok(None) };
-            let account_id: i64 = account.try_get("id")?;
-            let rows = sqlx::query("SELECT device_id FROM devices WHERE account_id = $1 ORDER BY device_id")
-                .bind(account_id)
-                .fetch_all(pool)
-                .await?;
-            let ids = rows
-                .iter()
-                .map(|row| row.try_get::<i64, _>("device_id").map(device_id))
-                .collect::<Result<_, _>>()?;
+            // One statement: the send path calls this for every message.
+            let rows = sqlx::query(
+                "SELECT a.id, d.device_id FROM accounts a LEFT JOIN devices d ON d.account_id = a.id \
+                 WHERE a.username = $1 AND NOT a.disabled ORDER BY d.device_id",
+            )
+            .bind(username)
+            .fetch_all(pool)
+            .await?;
+            let Some(first) = rows.first() else { return Ok(None) };
+            let account_id: i64 = first.try_get("id")?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if let Some(device) = row.try_get::<Option<i64>, _>("device_id")? {
+                    ids.push(device_id(device));
+                }
+            }
             Ok(Some((account_id, ids)))
         })
     }

@@ -3,18 +3,43 @@
 //! transaction (one fsync) and then answers each caller. A caller is told
 //! "stored" only after the commit, so durability is unchanged; throughput
 //! no longer pays one disk flush per envelope.
+//!
+//! Inside the transaction the writer reads the device lists of every
+//! account the batch's sends address (one statement; see `sends`), then
+//! inserts the envelopes of the accepted sends as multi-row `INSERT`s and
+//! deletes acknowledged envelopes with multi-row `DELETE`s: a batch costs a
+//! few statements, not several per envelope. The writer keeps one pooled
+//! connection for itself, so its commits never wait behind readers. After
+//! the commit it hands every stored envelope, in queue order, to the
+//! [`Notifier`], so a connected device gets it without reading it back.
 
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Postgres, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{NewEnvelope, Store, with_pool};
+use super::sends::{self, Accounts, InsertRow, SendOp, SendRefusal};
+use super::{NewEnvelope, Pool, Store, StoredEnvelope};
+use crate::metrics::Metrics;
+use crate::registry::Notifier;
 
 /// Most operations folded into one transaction.
 pub const MAX_BATCH: usize = 512;
+/// Rows per multi-row statement: 8 parameters per inserted envelope and 3
+/// per acknowledged one stay far below both databases' parameter limits.
+const ROWS_PER_STATEMENT: usize = 128;
 
 /// One write.
 #[derive(Debug)]
 pub enum BatchOp {
-    /// Store these envelopes.
+    /// Store a send, if the sender's device lists are current.
+    Send(SendOp),
+    /// Store these envelopes as they are (account ids already known).
     Insert(Vec<NewEnvelope>),
     /// Delete these envelopes of a device.
     Acknowledge {
@@ -27,7 +52,40 @@ pub enum BatchOp {
     },
 }
 
-type Reply = oneshot::Sender<Result<u64, String>>;
+/// An envelope the batch committed, with its destination.
+#[derive(Debug, Clone)]
+pub struct CommittedEnvelope {
+    /// Destination account.
+    pub account_id: i64,
+    /// Destination device.
+    pub device_id: u32,
+    /// The envelope as a reader of the queue would see it.
+    pub envelope: Arc<StoredEnvelope>,
+}
+
+/// What a committed batch did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// The envelopes inserted, in queue order.
+    pub committed: Vec<CommittedEnvelope>,
+    /// Envelopes the acknowledgements deleted.
+    pub deleted: u64,
+    /// Per operation, why it was refused (sends only).
+    pub refusals: Vec<Option<SendRefusal>>,
+}
+
+/// A write that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The send was refused; nothing of it was stored.
+    #[error("send refused")]
+    Refused(SendRefusal),
+    /// The database failed, or the writer stopped.
+    #[error("{0}")]
+    Failed(String),
+}
+
+type Reply = oneshot::Sender<Result<(), WriteError>>;
 
 /// Handle to the writer task.
 #[derive(Debug, Clone)]
@@ -36,98 +94,340 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the writer on the current runtime.
-    pub fn start(store: Store) -> Self {
+    /// Starts the writer on the current runtime; `notifier` hears of every
+    /// envelope it commits, `metrics` counts what it stored and deleted.
+    pub fn start(store: Store, notifier: Arc<dyn Notifier>, metrics: Arc<Metrics>) -> Self {
         let (queue, receiver) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(run(store, receiver));
+        let writer = Writer {
+            store,
+            notifier,
+            metrics,
+        };
+        tokio::spawn(writer.run(receiver));
         Self { queue }
     }
 
-    /// Applies one write; returns after it is committed (for an
-    /// acknowledgement: how many envelopes were deleted).
-    pub async fn write(&self, op: BatchOp) -> Result<u64, String> {
+    /// Queues one write without waiting for its commit (it is applied
+    /// in order with the others; a failure is logged).
+    pub async fn submit(&self, op: BatchOp) -> Result<(), WriteError> {
+        self.enqueue(op).await.map(drop)
+    }
+
+    /// Queues one write behind those already queued; the returned
+    /// [`Commit`] resolves once it is committed.
+    pub async fn enqueue(&self, op: BatchOp) -> Result<Commit, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send((op, reply))
-            .await
-            .map_err(|_| "writer stopped".to_string())?;
-        answer.await.map_err(|_| "writer stopped".to_string())?
+        self.queue.send((op, reply)).await.map_err(|_| stopped())?;
+        Ok(Commit(answer))
+    }
+
+    /// Applies one write; returns after it is committed.
+    pub async fn write(&self, op: BatchOp) -> Result<(), WriteError> {
+        self.enqueue(op).await?.await
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<(BatchOp, Reply)>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let ops: Vec<&BatchOp> = batch.iter().map(|(op, _)| op).collect();
-        match store.apply_batch(&ops).await {
-            Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    let _ = reply.send(Ok(result));
+fn stopped() -> WriteError {
+    WriteError::Failed("writer stopped".to_string())
+}
+
+/// A queued write; resolves when it is committed (or refused).
+#[derive(Debug)]
+pub struct Commit(oneshot::Receiver<Result<(), WriteError>>);
+
+impl Future for Commit {
+    type Output = Result<(), WriteError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or_else(|_| Err(stopped())))
+    }
+}
+
+struct Writer {
+    store: Store,
+    notifier: Arc<dyn Notifier>,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    async fn run(self, mut receiver: mpsc::Receiver<(BatchOp, Reply)>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut connection = None;
+        while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let ops: Vec<&BatchOp> = batch.iter().map(|(op, _)| op).collect();
+            match self.apply(&mut connection, &ops).await {
+                Ok(outcome) => {
+                    let refusals = self.announce(outcome);
+                    for ((_, reply), refusal) in batch.drain(..).zip(refusals) {
+                        let _ = reply.send(refusal.map_or(Ok(()), |r| Err(WriteError::Refused(r))));
+                    }
                 }
-            }
-            Err(_) => {
-                // One bad operation must not fail the others: apply each
-                // on its own.
-                for (op, reply) in batch.drain(..) {
-                    let result = store
-                        .apply_batch(&[&op])
-                        .await
-                        .map(|r| r.first().copied().unwrap_or(0))
-                        .map_err(|e| e.to_string());
-                    let _ = reply.send(result);
+                Err(_) => {
+                    // One bad operation must not fail the others: apply
+                    // each on its own.
+                    for (op, reply) in batch.drain(..) {
+                        let result = match self.apply(&mut connection, &[&op]).await {
+                            Ok(outcome) => match self.announce(outcome).pop().flatten() {
+                                Some(refusal) => Err(WriteError::Refused(refusal)),
+                                None => Ok(()),
+                            },
+                            Err(error) => {
+                                tracing::warn!(error = %error, "a write of the group commit failed");
+                                Err(WriteError::Failed(error.to_string()))
+                            }
+                        };
+                        let _ = reply.send(result);
+                    }
                 }
             }
         }
     }
+
+    /// Applies `ops` on the writer's own connection, taking one from the
+    /// pool first if it has none; a connection that failed is given back
+    /// (and replaced on the next write), since it may be broken.
+    async fn apply(
+        &self,
+        connection: &mut Option<WriterConnection>,
+        ops: &[&BatchOp],
+    ) -> Result<BatchOutcome, sqlx::Error> {
+        let mut held = match connection.take() {
+            Some(held) => held,
+            None => self.store.writer_connection().await?,
+        };
+        let outcome = held.apply(ops).await?;
+        *connection = Some(held);
+        Ok(outcome)
+    }
+
+    /// Counts and announces what was committed; returns the refusals.
+    fn announce(&self, outcome: BatchOutcome) -> Vec<Option<SendRefusal>> {
+        self.metrics
+            .envelopes_stored
+            .inc_by(outcome.committed.len() as u64);
+        self.metrics.envelopes_acknowledged.inc_by(outcome.deleted);
+        for envelope in outcome.committed {
+            self.notifier.envelope_committed(envelope);
+        }
+        outcome.refusals
+    }
 }
 
 impl Store {
-    /// Applies writes in one transaction; returns per operation the rows
-    /// affected.
-    pub async fn apply_batch(&self, ops: &[&BatchOp]) -> Result<Vec<u64>, sqlx::Error> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut results = Vec::with_capacity(ops.len());
-            for op in ops {
-                let mut affected = 0;
-                match op {
-                    BatchOp::Insert(envelopes) => {
-                        for e in envelopes {
-                            affected += sqlx::query(
-                                "INSERT INTO envelopes (envelope_id, account_id, device_id, sender, sender_device, created_at, expires_at, content) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                            )
-                            .bind(&e.envelope_id[..])
-                            .bind(e.account_id)
-                            .bind(i64::from(e.device_id))
-                            .bind(e.sender.as_deref())
-                            .bind(e.sender_device.map(i64::from))
-                            .bind(e.created_at)
-                            .bind(e.expires_at)
-                            .bind(&e.content)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                        }
-                    }
-                    BatchOp::Acknowledge { account_id, device_id, ids } => {
-                        for id in ids {
-                            affected += sqlx::query(
-                                "DELETE FROM envelopes WHERE account_id = $1 AND device_id = $2 AND envelope_id = $3",
-                            )
-                            .bind(account_id)
-                            .bind(i64::from(*device_id))
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                        }
+    /// Applies writes in one transaction; returns the envelopes inserted,
+    /// in queue order, how many the acknowledgements deleted, and which
+    /// sends were refused.
+    pub async fn apply_batch(&self, ops: &[&BatchOp]) -> Result<BatchOutcome, sqlx::Error> {
+        self.writer_connection().await?.apply(ops).await
+    }
+
+    /// A connection of the pool for a writer to keep.
+    async fn writer_connection(&self) -> Result<WriterConnection, sqlx::Error> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => WriterConnection::Sqlite(pool.acquire().await?),
+            Pool::Postgres(pool) => WriterConnection::Postgres(pool.acquire().await?),
+        })
+    }
+}
+
+/// The connection the group-commit writer keeps for itself.
+enum WriterConnection {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// Reads, in transaction `$tx`, the enabled accounts among `$usernames`
+/// with their devices. A macro because it runs on either database.
+macro_rules! read_accounts {
+    ($tx:ident, $usernames:expr) => {{
+        let mut accounts = Accounts::new();
+        for chunk in $usernames.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::new(
+                "SELECT a.username, a.id, d.device_id FROM accounts a \
+                 LEFT JOIN devices d ON d.account_id = a.id \
+                 WHERE NOT a.disabled AND a.username IN (",
+            );
+            let mut list = query.separated(", ");
+            for username in chunk {
+                list.push_bind(*username);
+            }
+            query.push(")");
+            for row in query.build().fetch_all(&mut *$tx).await? {
+                let username: String = row.try_get("username")?;
+                let account_id: i64 = row.try_get("id")?;
+                let entry = accounts
+                    .entry(username)
+                    .or_insert_with(|| (account_id, BTreeSet::new()));
+                if let Some(device) = row.try_get::<Option<i64>, _>("device_id")? {
+                    entry.1.insert(u32::try_from(device).unwrap_or(0));
+                }
+            }
+        }
+        accounts
+    }};
+}
+
+/// Deletes, in transaction `$tx`, the acknowledged envelopes; evaluates to
+/// how many went.
+macro_rules! delete_acknowledged {
+    ($tx:ident, $acks:expr) => {{
+        let mut deleted = 0;
+        for chunk in $acks.chunks(ROWS_PER_STATEMENT) {
+            deleted += delete_statement(chunk)
+                .build()
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+        }
+        deleted
+    }};
+}
+
+impl WriterConnection {
+    async fn apply(&mut self, ops: &[&BatchOp]) -> Result<BatchOutcome, sqlx::Error> {
+        let usernames = sends::destination_usernames(ops);
+        let acks = acknowledgements(ops);
+        let mut committed = Vec::new();
+        let (deleted, refusals) = match self {
+            Self::Sqlite(connection) => {
+                let mut tx = connection.begin().await?;
+                let accounts = read_accounts!(tx, usernames);
+                let plan = sends::plan(ops, &accounts);
+                for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
+                    // One writer inserts, and a multi-row INSERT numbers
+                    // its rows consecutively in order: the last rowid gives
+                    // every sequence number without returning rows (which
+                    // SQLite hands over one by one).
+                    let last = insert_statement(chunk)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?
+                        .last_insert_rowid();
+                    let first = last - (chunk.len() as i64 - 1);
+                    for (seq, row) in (first..).zip(chunk) {
+                        committed.push(committed_envelope(seq, row));
                     }
                 }
-                results.push(affected);
+                let deleted = delete_acknowledged!(tx, acks);
+                tx.commit().await?;
+                (deleted, plan.refusals)
             }
-            tx.commit().await?;
-            Ok(results)
+            Self::Postgres(connection) => {
+                let mut tx = connection.begin().await?;
+                let accounts = read_accounts!(tx, usernames);
+                let plan = sends::plan(ops, &accounts);
+                for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
+                    let mut insert = insert_statement(chunk);
+                    insert.push(" RETURNING seq, envelope_id");
+                    let mut seqs = HashMap::with_capacity(chunk.len());
+                    for row in insert.build().fetch_all(&mut *tx).await? {
+                        let id: Vec<u8> = row.try_get("envelope_id")?;
+                        seqs.insert(id, row.try_get::<i64, _>("seq")?);
+                    }
+                    for row in chunk {
+                        let seq = seqs.get(&row.envelope.envelope_id[..]).copied();
+                        let seq = seq.ok_or_else(|| {
+                            sqlx::Error::Protocol("an inserted envelope has no sequence".into())
+                        })?;
+                        committed.push(committed_envelope(seq, row));
+                    }
+                }
+                let deleted = delete_acknowledged!(tx, acks);
+                tx.commit().await?;
+                (deleted, plan.refusals)
+            }
+        };
+        committed.sort_by_key(|c| c.envelope.seq);
+        Ok(BatchOutcome {
+            committed,
+            deleted,
+            refusals,
         })
+    }
+}
+
+/// Every acknowledged id with the device that acknowledged it.
+fn acknowledgements<'a>(ops: &[&'a BatchOp]) -> Vec<(i64, u32, &'a [u8])> {
+    ops.iter()
+        .filter_map(|op| match op {
+            BatchOp::Acknowledge {
+                account_id,
+                device_id,
+                ids,
+            } => Some(
+                ids.iter()
+                    .map(move |id| (*account_id, *device_id, id.as_slice())),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// `INSERT INTO envelopes … VALUES (…), (…)` for a chunk of rows.
+fn insert_statement<'a, DB>(chunk: &[InsertRow<'a>]) -> QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    &'a [u8]: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut insert = QueryBuilder::new(
+        "INSERT INTO envelopes (envelope_id, account_id, device_id, sender, sender_device, created_at, expires_at, content) ",
+    );
+    insert.push_values(chunk, |mut values, row| {
+        let e = row.envelope;
+        values
+            .push_bind(&e.envelope_id[..])
+            .push_bind(row.account_id)
+            .push_bind(i64::from(e.device_id))
+            .push_bind(e.sender.as_deref())
+            .push_bind(e.sender_device.map(i64::from))
+            .push_bind(e.created_at)
+            .push_bind(e.expires_at)
+            .push_bind(&e.content[..]);
+    });
+    insert
+}
+
+/// `DELETE FROM envelopes WHERE (id and owner) OR (…)` for a chunk of
+/// acknowledgements: an envelope goes only if the acknowledging device is
+/// its destination.
+fn delete_statement<'a, DB>(chunk: &[(i64, u32, &'a [u8])]) -> QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    &'a [u8]: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut delete = QueryBuilder::new("DELETE FROM envelopes WHERE ");
+    let mut terms = delete.separated(" OR ");
+    for (account_id, device_id, id) in chunk {
+        terms.push("(envelope_id = ");
+        terms.push_bind_unseparated(*id);
+        terms.push_unseparated(" AND account_id = ");
+        terms.push_bind_unseparated(*account_id);
+        terms.push_unseparated(" AND device_id = ");
+        terms.push_bind_unseparated(i64::from(*device_id));
+        terms.push_unseparated(")");
+    }
+    delete
+}
+
+fn committed_envelope(seq: i64, row: &InsertRow<'_>) -> CommittedEnvelope {
+    let e = row.envelope;
+    CommittedEnvelope {
+        account_id: row.account_id,
+        device_id: e.device_id,
+        envelope: Arc::new(StoredEnvelope {
+            seq,
+            envelope_id: e.envelope_id.to_vec(),
+            sender: e.sender.clone(),
+            sender_device: e.sender_device,
+            created_at: e.created_at,
+            content: e.content.clone(),
+        }),
     }
 }

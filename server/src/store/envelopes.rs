@@ -27,7 +27,7 @@ pub struct NewEnvelope {
 }
 
 /// A queued envelope as read back.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEnvelope {
     /// Queue position (increasing per database).
     pub seq: i64,
@@ -57,7 +57,8 @@ pub struct QueueStats {
 impl Store {
     /// Stores envelopes in one transaction; when this returns `Ok`, every
     /// one of them is on disk. (The send path goes through the group-commit
-    /// writer, `Batcher`, which runs the same statements.)
+    /// writer, `Batcher`, which runs the same statements and then wakes the
+    /// devices; this method wakes nobody.)
     pub async fn insert_envelopes(&self, envelopes: &[NewEnvelope]) -> Result<(), sqlx::Error> {
         self.apply_batch(&[&BatchOp::Insert(envelopes.to_vec())])
             .await
@@ -112,12 +113,7 @@ impl Store {
             device_id: device,
             ids: ids.to_vec(),
         };
-        Ok(self
-            .apply_batch(&[&op])
-            .await?
-            .first()
-            .copied()
-            .unwrap_or(0))
+        Ok(self.apply_batch(&[&op]).await?.deleted)
     }
 
     /// Drops envelopes past their expiry; returns how many.

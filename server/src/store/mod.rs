@@ -13,6 +13,7 @@ mod directory;
 mod envelopes;
 mod keys;
 mod push;
+mod sends;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,10 +26,11 @@ use sqlx::sqlite::{
 
 pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError};
 pub use attachments::AttachmentRecord;
-pub use batch::{BatchOp, Batcher, MAX_BATCH};
+pub use batch::{BatchOp, BatchOutcome, Batcher, Commit, CommittedEnvelope, MAX_BATCH, WriteError};
 pub use directory::DirectoryEntry;
 pub use envelopes::{NewEnvelope, QueueStats, StoredEnvelope};
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
+pub use sends::{Destination, SendOp, SendRefusal, StaleLists};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

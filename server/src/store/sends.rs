@@ -1,0 +1,235 @@
+//! Sends as the group-commit writer sees them: envelopes addressed by
+//! username, checked against each destination's device list inside the
+//! transaction that stores them, so the check and the insert see the same
+//! devices and a send costs no read of its own.
+//!
+//! [`plan`] is the pure part: given the accounts the transaction read, it
+//! decides per send whether it is stored or refused, and which rows go in.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::{BatchOp, NewEnvelope};
+
+/// A send to store: envelopes for one or more accounts.
+#[derive(Debug)]
+pub struct SendOp {
+    /// The sending device, which its own account's list leaves out.
+    pub sender: (i64, u32),
+    /// One entry per destination account.
+    pub destinations: Vec<Destination>,
+}
+
+/// The envelopes of a send for one account.
+#[derive(Debug)]
+pub struct Destination {
+    /// The account's username.
+    pub username: String,
+    /// One per device; their `account_id` is ignored and filled in from the
+    /// username.
+    pub envelopes: Vec<NewEnvelope>,
+}
+
+/// A destination's device list as the sender should have named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleLists {
+    /// Devices the send lacked.
+    pub missing: Vec<u32>,
+    /// Devices the send named that do not exist.
+    pub extra: Vec<u32>,
+}
+
+/// Why a send was refused as a whole (nothing of it is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendRefusal {
+    /// A destination has no enabled account.
+    UnknownAccount,
+    /// The sender's device lists are out of date for these accounts.
+    StaleDevices(BTreeMap<String, StaleLists>),
+}
+
+/// An enabled account's id and device ids, as the transaction read them.
+pub(super) type Accounts = HashMap<String, (i64, BTreeSet<u32>)>;
+
+/// A row to insert: an envelope and the account it goes to.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InsertRow<'a> {
+    /// Destination account.
+    pub account_id: i64,
+    /// The envelope.
+    pub envelope: &'a NewEnvelope,
+}
+
+/// What a batch inserts, and which of its sends are refused (by index).
+#[derive(Debug, Default)]
+pub(super) struct Plan<'a> {
+    /// Rows to insert, in the order of the operations.
+    pub rows: Vec<InsertRow<'a>>,
+    /// Per operation, `Some` if it is refused.
+    pub refusals: Vec<Option<SendRefusal>>,
+}
+
+/// The usernames the batch's sends address, each once.
+pub(super) fn destination_usernames<'a>(ops: &[&'a BatchOp]) -> Vec<&'a str> {
+    let names: BTreeSet<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            BatchOp::Send(send) => Some(send.destinations.iter().map(|d| d.username.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    names.into_iter().collect()
+}
+
+/// Decides the batch's inserts given the destinations' accounts.
+pub(super) fn plan<'a>(ops: &[&'a BatchOp], accounts: &Accounts) -> Plan<'a> {
+    let mut plan = Plan {
+        rows: Vec::new(),
+        refusals: Vec::with_capacity(ops.len()),
+    };
+    for op in ops {
+        let refusal = match op {
+            BatchOp::Insert(envelopes) => {
+                plan.rows.extend(envelopes.iter().map(|envelope| InsertRow {
+                    account_id: envelope.account_id,
+                    envelope,
+                }));
+                None
+            }
+            BatchOp::Send(send) => match check(send, accounts) {
+                Ok(rows) => {
+                    plan.rows.extend(rows);
+                    None
+                }
+                Err(refusal) => Some(refusal),
+            },
+            BatchOp::Acknowledge { .. } => None,
+        };
+        plan.refusals.push(refusal);
+    }
+    plan
+}
+
+/// The rows of one send, or why it is refused.
+fn check<'a>(send: &'a SendOp, accounts: &Accounts) -> Result<Vec<InsertRow<'a>>, SendRefusal> {
+    let mut rows = Vec::new();
+    let mut stale = BTreeMap::new();
+    for destination in &send.destinations {
+        let Some((account_id, devices)) = accounts.get(&destination.username) else {
+            return Err(SendRefusal::UnknownAccount);
+        };
+        let expected: BTreeSet<u32> = devices
+            .iter()
+            .copied()
+            .filter(|device| (*account_id, *device) != send.sender)
+            .collect();
+        let named: BTreeSet<u32> = destination.envelopes.iter().map(|e| e.device_id).collect();
+        if named == expected {
+            rows.extend(destination.envelopes.iter().map(|envelope| InsertRow {
+                account_id: *account_id,
+                envelope,
+            }));
+        } else {
+            let lists = StaleLists {
+                missing: expected.difference(&named).copied().collect(),
+                extra: named.difference(&expected).copied().collect(),
+            };
+            stale.insert(destination.username.clone(), lists);
+        }
+    }
+    if stale.is_empty() {
+        Ok(rows)
+    } else {
+        Err(SendRefusal::StaleDevices(stale))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(device_id: u32) -> NewEnvelope {
+        NewEnvelope {
+            envelope_id: [device_id.to_le_bytes()[0]; 16],
+            account_id: 0,
+            device_id,
+            sender: None,
+            sender_device: None,
+            created_at: 0,
+            expires_at: 0,
+            content: vec![1],
+        }
+    }
+
+    fn send(sender: (i64, u32), to: &[(&str, &[u32])]) -> BatchOp {
+        BatchOp::Send(SendOp {
+            sender,
+            destinations: to
+                .iter()
+                .map(|(username, devices)| Destination {
+                    username: (*username).to_string(),
+                    envelopes: devices.iter().map(|d| envelope(*d)).collect(),
+                })
+                .collect(),
+        })
+    }
+
+    fn accounts() -> Accounts {
+        HashMap::from([
+            ("alice".to_string(), (1, BTreeSet::from([1, 2]))),
+            ("bob".to_string(), (2, BTreeSet::from([1, 3]))),
+        ])
+    }
+
+    #[test]
+    fn a_current_list_is_stored_under_the_destination_account() {
+        let op = send((1, 1), &[("bob", &[1, 3]), ("alice", &[2])]);
+        let plan = plan(&[&op], &accounts());
+        assert_eq!(plan.refusals, vec![None]);
+        let rows: Vec<(i64, u32)> = plan
+            .rows
+            .iter()
+            .map(|r| (r.account_id, r.envelope.device_id))
+            .collect();
+        // The sender's own device is not expected in its own account.
+        assert_eq!(rows, vec![(2, 1), (2, 3), (1, 2)]);
+    }
+
+    #[test]
+    fn a_stale_list_refuses_the_whole_send_and_names_the_difference() {
+        let good = send((1, 1), &[("bob", &[1, 3])]);
+        let stale = send((1, 1), &[("alice", &[2]), ("bob", &[1, 4])]);
+        let plan = plan(&[&good, &stale], &accounts());
+        let expected = BTreeMap::from([(
+            "bob".to_string(),
+            StaleLists {
+                missing: vec![3],
+                extra: vec![4],
+            },
+        )]);
+        assert_eq!(
+            plan.refusals,
+            vec![None, Some(SendRefusal::StaleDevices(expected))]
+        );
+        // Only the good send's rows go in; none of the refused one's.
+        assert_eq!(plan.rows.len(), 2);
+        assert!(plan.rows.iter().all(|r| r.account_id == 2));
+    }
+
+    #[test]
+    fn an_unknown_account_refuses_the_send() {
+        let op = send((1, 1), &[("bob", &[1, 3]), ("carol", &[1])]);
+        let plan = plan(&[&op], &accounts());
+        assert_eq!(plan.refusals, vec![Some(SendRefusal::UnknownAccount)]);
+        assert!(plan.rows.is_empty());
+    }
+
+    #[test]
+    fn usernames_are_listed_once() {
+        let a = send((1, 1), &[("bob", &[1, 3])]);
+        let b = send((2, 1), &[("alice", &[1, 2]), ("bob", &[3])]);
+        assert_eq!(destination_usernames(&[&a, &b]), vec!["alice", "bob"]);
+    }
+}
