@@ -13,18 +13,17 @@
 //! cost of idle connections.
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use prost::Message as _;
 use rand::{Rng, SeedableRng};
 use starling_server::frames::{self, client_frame, server_frame};
-use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser, Clone)]
@@ -115,7 +114,10 @@ async fn main() -> Result<(), Error> {
     for task in &tasks {
         task.abort();
     }
-    let histogram = stats.latency_us.lock().await;
+    let histogram = stats
+        .latency_us
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     println!(
         "devices: {}  envelope: {} B  target rate: {}/s  duration: {:.1} s",
         args.devices, args.size, args.rate, elapsed
@@ -171,7 +173,12 @@ async fn connect(server: &str, auth: &str) -> Result<Socket, Error> {
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)?;
     request.headers_mut().insert("authorization", auth.parse()?);
-    Ok(tokio_tungstenite::connect_async(request).await?.0)
+    // No Nagle delay on the client's small frames either.
+    Ok(
+        tokio_tungstenite::connect_async_with_config(request, None, true)
+            .await?
+            .0,
+    )
 }
 
 async fn device_loop(
@@ -184,7 +191,11 @@ async fn device_loop(
 ) -> Result<(), Error> {
     let (mut sink, mut stream) = socket.split();
     let mut rng = rand::rngs::StdRng::seed_from_u64(1_000_000 + index as u64);
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    // Each device starts at a random point of its period, so the devices'
+    // sends spread over time instead of arriving in one burst per period.
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let phase = period.mul_f64(rng.gen_range(0.0..1.0));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut request_id = 0u64;
     loop {
@@ -208,29 +219,60 @@ async fn device_loop(
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
             message = stream.next() => {
-                let Some(Ok(Message::Binary(bytes))) = message else { continue };
-                let Ok(frame) = frames::ServerFrame::decode(&bytes[..]) else { continue };
-                match frame.body {
-                    Some(server_frame::Body::Envelope(envelope)) => {
-                        if let Some(sent) = envelope.content.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                            let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-                            let latency = now.saturating_sub(u64::from_be_bytes(sent)).max(1);
-                            let _ = stats.latency_us.lock().await.record(latency);
-                        }
-                        stats.delivered.fetch_add(1, Ordering::Relaxed);
-                        let ack = frames::ClientFrame {
-                            request_id: 0,
-                            body: Some(client_frame::Body::Ack(frames::Acknowledge { envelope_ids: vec![envelope.id] })),
-                        };
-                        sink.send(Message::Binary(ack.encode_to_vec().into())).await?;
-                    }
-                    Some(server_frame::Body::Response(response)) if response.status != 200 => {
-                        stats.refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
+                // Everything that has already arrived is acknowledged in
+                // one frame, as a client draining its socket would.
+                let mut ids = Vec::new();
+                receive(message, &epoch, &stats, &mut ids);
+                while let Some(message) = stream.next().now_or_never() {
+                    receive(message, &epoch, &stats, &mut ids);
+                }
+                if !ids.is_empty() {
+                    let ack = frames::ClientFrame {
+                        request_id: 0,
+                        body: Some(client_frame::Body::Ack(frames::Acknowledge { envelope_ids: ids })),
+                    };
+                    sink.send(Message::Binary(ack.encode_to_vec().into())).await?;
                 }
             }
         }
+    }
+}
+
+/// Counts one frame from the server; an envelope's id joins `ids`.
+fn receive(
+    message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    epoch: &Instant,
+    stats: &Stats,
+    ids: &mut Vec<Vec<u8>>,
+) {
+    let Some(Ok(Message::Binary(bytes))) = message else {
+        return;
+    };
+    let Ok(frame) = frames::ServerFrame::decode(&bytes[..]) else {
+        return;
+    };
+    match frame.body {
+        Some(server_frame::Body::Envelope(envelope)) => {
+            if let Some(sent) = envelope
+                .content
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            {
+                let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let latency = now.saturating_sub(u64::from_be_bytes(sent)).max(1);
+                let mut histogram = stats
+                    .latency_us
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let _ = histogram.record(latency);
+            }
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+            ids.push(envelope.id);
+        }
+        Some(server_frame::Body::Response(response)) if response.status != 200 => {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
     }
 }
 

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::RustlsAcceptor;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
@@ -116,6 +118,8 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let state = AppState::new(store.clone(), config.clone())?;
     let expiry = spawn_expiry(state.clone(), Duration::from_secs(60));
     let router = app(state).into_make_service();
+    // Frames are written as soon as they are ready; Nagle's algorithm would
+    // hold a small one back until the previous one is acknowledged.
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), grace));
     match config.tls.mode {
@@ -123,7 +127,11 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
             eprintln!(
                 "starling-server listening on http://{addr} (plain HTTP: put a TLS proxy in front)"
             );
-            axum_server::bind(addr).handle(handle).serve(router).await?;
+            axum_server::bind(addr)
+                .acceptor(NoDelayAcceptor::new())
+                .handle(handle)
+                .serve(router)
+                .await?;
         }
         mode => {
             let material = match mode {
@@ -149,7 +157,9 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
             eprintln!("starling-server listening on https://{addr}");
             eprintln!("certificate SHA-256 fingerprint: {}", material.fingerprint);
             println!("{}", material.fingerprint);
-            axum_server::bind_rustls(addr, rustls_config)
+            let acceptor = RustlsAcceptor::new(rustls_config).acceptor(NoDelayAcceptor::new());
+            axum_server::bind(addr)
+                .acceptor(acceptor)
                 .handle(handle)
                 .serve(router)
                 .await?;

@@ -1,0 +1,182 @@
+//! The delivery pipeline against SQLite and PostgreSQL: a full window holds
+//! live envelopes back behind queued ones, sends pipelined on one WebSocket
+//! are stored in the order they were made, and the group commit's
+//! multi-row inserts number envelopes exactly as the queue reads them back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{Kind, TestServer, b64};
+use serde_json::json;
+use starling_server::frames::{self, client_frame, server_frame};
+use starling_server::store::{BatchOp, NewEnvelope, now_millis};
+use starling_server::ws::MAX_IN_FLIGHT;
+
+fn envelope(account_id: i64, device_id: u32, index: u16) -> NewEnvelope {
+    let mut envelope_id = [0u8; 16];
+    envelope_id[..2].copy_from_slice(&index.to_be_bytes());
+    envelope_id[2..6].copy_from_slice(&device_id.to_be_bytes());
+    NewEnvelope {
+        envelope_id,
+        account_id,
+        device_id,
+        sender: Some("alice".into()),
+        sender_device: Some(1),
+        created_at: now_millis(),
+        expires_at: now_millis() + 60_000,
+        content: index.to_be_bytes().to_vec(),
+    }
+}
+
+async fn account_id(server: &TestServer, username: &str) -> i64 {
+    server
+        .state
+        .store
+        .devices_of(username)
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+}
+
+async fn full_window_keeps_order(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let bob = server.register("bob", 2).await;
+    let bob_id = account_id(&server, "bob").await;
+    let queued = u16::try_from(MAX_IN_FLIGHT + 20).unwrap();
+    let envelopes: Vec<NewEnvelope> = (0..queued).map(|i| envelope(bob_id, 1, i)).collect();
+    server
+        .state
+        .store
+        .insert_envelopes(&envelopes)
+        .await
+        .unwrap();
+
+    // On connect: exactly one window, oldest first.
+    let mut ws = server.ws(&bob.auth).await;
+    let window = ws.drain().await;
+    let contents: Vec<Vec<u8>> = window.iter().map(|e| e.content.clone()).collect();
+    let expected: Vec<Vec<u8>> = (0..u16::try_from(MAX_IN_FLIGHT).unwrap())
+        .map(|i| i.to_be_bytes().to_vec())
+        .collect();
+    assert_eq!(contents, expected);
+
+    // A live send while the window is full waits behind the queue.
+    let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"live") }] });
+    let (status, body) = server
+        .request("PUT", "/v1/messages/bob", Some(&alice.auth), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Room for 30: the 20 still queued come first, then the live one.
+    ws.ack(window[..30].iter().map(|e| e.id.clone()).collect())
+        .await;
+    let mut next = Vec::new();
+    for _ in 0..21 {
+        next.push(ws.next_envelope().await.content);
+    }
+    let mut expected: Vec<Vec<u8>> = (u16::try_from(MAX_IN_FLIGHT).unwrap()..queued)
+        .map(|i| i.to_be_bytes().to_vec())
+        .collect();
+    expected.push(b"live".to_vec());
+    assert_eq!(next, expected);
+}
+crate::both_databases!(
+    a_full_window_keeps_queue_order,
+    super::full_window_keeps_order
+);
+
+async fn pipelined_sends_keep_order(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let bob = server.register("bob", 2).await;
+    let mut alice_ws = server.ws(&alice.auth).await;
+    alice_ws.drain().await;
+    // Twenty sends without waiting for any answer, and one stale send in
+    // the middle, which alone is refused.
+    for request_id in 1..=20u64 {
+        let device_id = if request_id == 10 { 9 } else { 1 };
+        alice_ws
+            .send_frame(frames::ClientFrame {
+                request_id,
+                body: Some(client_frame::Body::Send(frames::SendMessage {
+                    destination: "bob".into(),
+                    envelopes: vec![frames::OutgoingEnvelope {
+                        device_id,
+                        content: vec![u8::try_from(request_id).unwrap()],
+                    }],
+                    sealed: false,
+                })),
+            })
+            .await;
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    while answers.len() < 20 {
+        let frame = alice_ws.next_frame().await;
+        if let Some(server_frame::Body::Response(response)) = frame.body {
+            answers.insert(frame.request_id, response.status);
+        }
+    }
+    let expected: std::collections::BTreeMap<u64, u32> = (1..=20u64)
+        .map(|id| (id, if id == 10 { 409 } else { 200 }))
+        .collect();
+    assert_eq!(answers, expected);
+    let mut bob_ws = server.ws(&bob.auth).await;
+    let contents: Vec<Vec<u8>> = bob_ws
+        .drain()
+        .await
+        .into_iter()
+        .map(|e| e.content)
+        .collect();
+    let expected: Vec<Vec<u8>> = (1..=20u8).filter(|i| *i != 10).map(|i| vec![i]).collect();
+    assert_eq!(contents, expected);
+}
+crate::both_databases!(
+    pipelined_sends_keep_their_order,
+    super::pipelined_sends_keep_order
+);
+
+async fn batch_numbers_match_the_queue(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    server.register("bob", 2).await;
+    let bob_id = account_id(&server, "bob").await;
+    // Enough rows for several multi-row statements, in one transaction.
+    let first: Vec<NewEnvelope> = (0..150).map(|i| envelope(bob_id, 1, i)).collect();
+    let second: Vec<NewEnvelope> = (150..300).map(|i| envelope(bob_id, 1, i)).collect();
+    let ops = [BatchOp::Insert(first), BatchOp::Insert(second)];
+    let outcome = server
+        .state
+        .store
+        .apply_batch(&ops.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let committed: Vec<(i64, Vec<u8>)> = outcome
+        .committed
+        .iter()
+        .map(|c| (c.envelope.seq, c.envelope.envelope_id.clone()))
+        .collect();
+    let read: Vec<(i64, Vec<u8>)> = server
+        .state
+        .store
+        .envelopes_after(bob_id, 1, 0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.envelope_id))
+        .collect();
+    assert_eq!(committed.len(), 300);
+    assert_eq!(committed, read);
+    // Queue order is the order of the operations and of their envelopes.
+    let indices: Vec<u16> = read
+        .iter()
+        .map(|(_, id)| u16::from_be_bytes([id[0], id[1]]))
+        .collect();
+    assert_eq!(indices, (0..300).collect::<Vec<_>>());
+}
+crate::both_databases!(
+    batch_sequence_numbers_match_the_queue,
+    super::batch_numbers_match_the_queue
+);
