@@ -25,6 +25,7 @@ use prost::Message as _;
 use rand::{Rng, SeedableRng};
 use starling_server::frames::{self, client_frame, server_frame};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[derive(Parser, Clone)]
 #[command(name = "starling-load", about = "Load generator for starling-server")]
@@ -173,12 +174,13 @@ async fn connect(server: &str, auth: &str) -> Result<Socket, Error> {
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)?;
     request.headers_mut().insert("authorization", auth.parse()?);
-    // No Nagle delay on the client's small frames either.
-    Ok(
-        tokio_tungstenite::connect_async_with_config(request, None, true)
-            .await?
-            .0,
-    )
+    // No Nagle delay on the client's small frames either, and a small read
+    // buffer: tungstenite zeroes the whole buffer before each read, and its
+    // 128 KiB default made that the tool's main cost.
+    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+    let (socket, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+    Ok(socket)
 }
 
 async fn device_loop(

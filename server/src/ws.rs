@@ -37,6 +37,9 @@ use crate::store::StoredEnvelope;
 
 /// Unacknowledged envelopes a connection may have outstanding.
 pub const MAX_IN_FLIGHT: usize = 256;
+/// A full window is refilled from the database once acknowledgements bring
+/// it down to this many, so that one read fetches many envelopes.
+const REFILL_AT: usize = MAX_IN_FLIGHT / 2;
 /// Sends a connection may have waiting for their commit; past it the
 /// connection stops reading frames until one is answered.
 const MAX_PENDING_SENDS: usize = 32;
@@ -278,8 +281,8 @@ impl Connection {
                     self.state.writer.write(op).await?;
                     respond(sink, request_id, Ok(serde_json::json!({}))).await?;
                 }
-                if self.backlog {
-                    // Room in the window: send what waited.
+                if self.backlog && self.in_flight.len() <= REFILL_AT {
+                    // Room in the window: send what waited, many at once.
                     self.read_queue(sink, self.cursor).await?;
                 }
                 Ok(())
