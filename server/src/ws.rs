@@ -12,11 +12,13 @@
 //! Live envelopes come from the connection's mailbox (see `registry`),
 //! straight from the writer that committed them; the connection reads the
 //! queue from the database only on connect, when the mailbox overflowed,
-//! when another node queued something, and when acknowledgements open the
-//! window on envelopes that had to wait.
+//! when another node queued something, when acknowledgements open the
+//! window on envelopes that had to wait, and once every
+//! [`RESCAN_EVERY`] (for envelopes another server process queued).
 
 use std::collections::HashSet;
 use std::pin::Pin;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -37,6 +39,10 @@ use crate::store::StoredEnvelope;
 
 /// Unacknowledged envelopes a connection may have outstanding.
 pub const MAX_IN_FLIGHT: usize = 256;
+/// How often a connection reads its device's whole queue regardless: what
+/// another server process queued reaches the device within this time even
+/// when no cross-node notifier tells this process about it.
+const RESCAN_EVERY: Duration = Duration::from_secs(60);
 /// A full window is refilled from the database once acknowledgements bring
 /// it down to this many, so that one read fetches many envelopes.
 const REFILL_AT: usize = MAX_IN_FLIGHT / 2;
@@ -128,6 +134,9 @@ impl Connection {
         )
         .await?;
         let mut sends = PendingSends::new();
+        let mut rescan =
+            tokio::time::interval_at(tokio::time::Instant::now() + RESCAN_EVERY, RESCAN_EVERY);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 inbox = mailbox.next() => {
@@ -136,6 +145,7 @@ impl Connection {
                     }
                     self.take_inbox(inbox, &mut sink).await?;
                 }
+                _ = rescan.tick() => self.read_queue(&mut sink, 0).await?,
                 Some((request_id, result)) = sends.next(), if !sends.is_empty() => {
                     respond(&mut sink, request_id, result).await?;
                 }
