@@ -51,7 +51,9 @@ const REFILL_AT: usize = MAX_IN_FLIGHT / 2;
 const MAX_PENDING_SENDS: usize = 32;
 /// Largest frame a client may send.
 const MAX_CLIENT_FRAME: usize = 4 * 1024 * 1024;
-/// Socket buffers are kept small: most connections are idle.
+/// Socket buffers are kept small: most connections are idle. Envelopes
+/// sent together are written through the write buffer and flushed once;
+/// every other frame is flushed at once.
 const BUFFER_SIZE: usize = 4 * 1024;
 
 /// The WebSocket route.
@@ -66,7 +68,7 @@ async fn upgrade(
 ) -> Response {
     upgrade
         .read_buffer_size(BUFFER_SIZE)
-        .write_buffer_size(0)
+        .write_buffer_size(BUFFER_SIZE)
         .max_message_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| async move {
             if let Err(error) = Connection::new(state, device).run(socket).await {
@@ -192,6 +194,7 @@ impl Connection {
             }
             self.send_envelope(sink, &envelope).await?;
         }
+        sink.flush().await?;
         Ok(())
     }
 
@@ -227,6 +230,7 @@ impl Connection {
                 }
                 self.send_envelope(sink, envelope).await?;
             }
+            sink.flush().await?;
             if !full_window {
                 self.backlog = false;
                 return Ok(());
@@ -246,7 +250,13 @@ impl Connection {
             server_timestamp: envelope.created_at,
             content: envelope.content.clone(),
         };
-        send(sink, 0, server_frame::Body::Envelope(frame)).await?;
+        let frame = frames::ServerFrame {
+            request_id: 0,
+            body: Some(server_frame::Body::Envelope(frame)),
+        };
+        // Flushed by the caller once the envelopes sent together are out.
+        sink.feed(Message::Binary(frame.encode_to_vec().into()))
+            .await?;
         self.cursor = self.cursor.max(envelope.seq);
         self.in_flight.insert(envelope.envelope_id.clone());
         self.state.metrics.envelopes_delivered.inc();

@@ -1,8 +1,11 @@
 //! Sends: one envelope per device of the destination account, refused as a
 //! whole when the sender's device list is stale, stored durably before the
-//! sender is told it worked.
+//! sender is told it worked. The shape of a send is checked here; the
+//! device lists are checked by the group-commit writer, in the transaction
+//! that stores the envelopes (`store::sends`).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -13,8 +16,6 @@ use super::{ApiJson, ApiPath, decode_b64};
 use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::error::AppError;
-use std::sync::Arc;
-
 use crate::metrics::Metrics;
 pub use crate::store::StaleLists;
 use crate::store::{
@@ -212,11 +213,14 @@ fn build(
 ) -> Vec<NewEnvelope> {
     let now = now_millis();
     let ttl = i64::try_from(state.config.envelope_ttl().as_millis()).unwrap_or(i64::MAX);
+    // Ids must be unique and unguessable: the thread's CSPRNG (seeded and
+    // reseeded from the OS) gives that without a system call per envelope.
+    let mut rng = rand::thread_rng();
     envelopes
         .into_iter()
         .map(|(device_id, content)| {
             let mut envelope_id = [0u8; 16];
-            rand::rngs::OsRng.fill_bytes(&mut envelope_id);
+            rng.fill_bytes(&mut envelope_id);
             NewEnvelope {
                 envelope_id,
                 account_id: 0,
