@@ -153,11 +153,6 @@ impl Registry {
         }
     }
 
-    /// Whether a device has a connection to this process.
-    pub fn is_connected(&self, account_id: i64, device_id: u32) -> bool {
-        self.lock().contains_key(&(account_id, device_id))
-    }
-
     /// Connected devices.
     pub fn connected(&self) -> usize {
         self.lock().len()

@@ -184,8 +184,8 @@ impl Connection {
             self.read_queue(sink, self.cursor).await?;
         }
         for envelope in inbox.envelopes {
-            if envelope.seq <= self.cursor || self.in_flight.contains(&envelope.envelope_id) {
-                continue; // already sent by a read of the queue
+            if envelope.seq <= self.cursor {
+                continue; // already sent (by a read of the queue)
             }
             if self.backlog || self.in_flight.len() >= MAX_IN_FLIGHT {
                 // It waits in the database behind the ones that did not fit.
