@@ -15,8 +15,9 @@ use starling_media_relay::{EngineConfig, Limits, Timeouts};
 #[command(name = "starling-relay", version)]
 struct Args {
     /// The server's call-token public key (base64url), as served at
-    /// GET /v1/calls/token-key.
-    #[arg(long, env = "STARLING_RELAY_TOKEN_KEY")]
+    /// GET /v1/calls/token-key. Base64url may begin with `-`, so the
+    /// value is taken as given even then.
+    #[arg(long, env = "STARLING_RELAY_TOKEN_KEY", allow_hyphen_values = true)]
     token_key: String,
     /// The public IP clients reach the media socket at (its port is
     /// --udp-listen's unless given as IP:PORT).
@@ -175,5 +176,24 @@ async fn main() -> ExitCode {
             tracing::error!(error = %e, "relay stopped");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_key_beginning_with_a_dash_is_a_value() {
+        let key = format!("-{}", "A".repeat(42));
+        let args = Args::try_parse_from([
+            "starling-relay",
+            "--token-key",
+            &key,
+            "--public-addr",
+            "127.0.0.1",
+        ])
+        .map_err(|e| e.to_string());
+        assert_eq!(args.map(|a| a.token_key), Ok(key));
     }
 }

@@ -48,7 +48,8 @@ enum Command {
     Link {
         #[arg(long)]
         server: String,
-        #[arg(long)]
+        /// The code is base64url and may begin with `-`.
+        #[arg(long, allow_hyphen_values = true)]
         code: String,
         #[arg(long)]
         ca_fingerprint: Option<String>,
@@ -256,6 +257,22 @@ fn main() -> ExitCode {
                 eprintln!("error: {error}");
             }
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_code_beginning_with_a_dash_is_a_value() {
+        let code = "-iBd2Xk0h8nYqk1-_4s9aQ";
+        let cli = Cli::try_parse_from(["starling", "link", "--server", "s", "--code", code])
+            .map_err(|e| e.to_string());
+        match cli.map(|c| c.command) {
+            Ok(Command::Link { code: parsed, .. }) => assert_eq!(parsed, code),
+            other => panic!("parsed as {other:?}"),
         }
     }
 }
