@@ -12,6 +12,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{ClientError, Result};
 
+mod retry;
+
 /// A device's credentials for the server.
 #[derive(Clone)]
 pub struct Credentials {
@@ -382,7 +384,7 @@ impl Api {
         request: RequestBuilder,
         single: Option<&str>,
     ) -> Result<SendOutcome> {
-        let response = request.send().await?;
+        let response = retry::send_with_retries(request).await?;
         if response.status().is_success() {
             return Ok(SendOutcome::Stored);
         }

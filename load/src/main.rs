@@ -2,8 +2,9 @@
 //! registration, plain HTTP), holds one WebSocket per device, and sends
 //! envelopes of a chosen size to random peers at a chosen total rate. Every
 //! receiver acknowledges what it gets. Reports delivered envelopes per
-//! second, end-to-end latency (p50/p99/p99.9) and, given the server's pid,
-//! its resident memory and CPU time per delivered envelope.
+//! second, end-to-end latency (p50/p99/p99.9), sends refused as busy, its
+//! own CPU time per delivered envelope and, given the server's pid, the
+//! server's resident memory and CPU time per delivered envelope.
 //!
 //! ```text
 //! STARLING_TLS_MODE=plain_http STARLING_OPEN_REGISTRATION=true starling-server &
@@ -63,6 +64,9 @@ type Socket =
 struct Stats {
     delivered: AtomicU64,
     sent: AtomicU64,
+    /// Sends the server refused as busy (503), which a client would retry.
+    busy: AtomicU64,
+    /// Sends refused for any other reason.
     refused: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
 }
@@ -94,6 +98,7 @@ async fn main() -> Result<(), Error> {
     let stats = Arc::new(Stats {
         delivered: AtomicU64::new(0),
         sent: AtomicU64::new(0),
+        busy: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
     });
@@ -108,9 +113,11 @@ async fn main() -> Result<(), Error> {
         }));
     }
     let cpu_before = args.server_pid.map(server_usage);
+    let own_before = process_usage("self");
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     let delivered_at_end = stats.delivered.load(Ordering::Relaxed);
     let cpu_after = args.server_pid.map(server_usage);
+    let own_after = process_usage("self");
     let elapsed = epoch.elapsed().as_secs_f64();
     for task in &tasks {
         task.abort();
@@ -124,9 +131,10 @@ async fn main() -> Result<(), Error> {
         args.devices, args.size, args.rate, elapsed
     );
     println!(
-        "sent: {}  delivered: {}  refused: {}  delivered/s: {:.0}",
+        "sent: {}  delivered: {}  refused busy: {}  refused otherwise: {}  delivered/s: {:.0}",
         stats.sent.load(Ordering::Relaxed),
         delivered_at_end,
+        stats.busy.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
         delivered_at_end as f64 / elapsed
     );
@@ -146,6 +154,11 @@ async fn main() -> Result<(), Error> {
             after.rss_kib / 1024
         );
     }
+    println!(
+        "load tool CPU: {:.2} s ({:.1} µs per delivered envelope)",
+        own_after.cpu_seconds - own_before.cpu_seconds,
+        (own_after.cpu_seconds - own_before.cpu_seconds) * 1e6 / delivered_at_end.max(1) as f64
+    );
     Ok(())
 }
 
@@ -271,6 +284,9 @@ fn receive(
             stats.delivered.fetch_add(1, Ordering::Relaxed);
             ids.push(envelope.id);
         }
+        Some(server_frame::Body::Response(response)) if response.status == 503 => {
+            stats.busy.fetch_add(1, Ordering::Relaxed);
+        }
         Some(server_frame::Body::Response(response)) if response.status != 200 => {
             stats.refused.fetch_add(1, Ordering::Relaxed);
         }
@@ -284,9 +300,14 @@ struct Usage {
     rss_kib: u64,
 }
 
-/// CPU time (user + system) and resident memory of a process, from /proc.
+/// CPU time (user + system) and resident memory of the server, from /proc.
 fn server_usage(pid: u32) -> Usage {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    process_usage(&pid.to_string())
+}
+
+/// CPU time and resident memory of `/proc/{process}` (a pid, or `self`).
+fn process_usage(process: &str) -> Usage {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -299,7 +320,7 @@ fn server_usage(pid: u32) -> Usage {
     };
     // Fields after the command: state is 0, utime is 11, stime is 12.
     let cpu_seconds = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).unwrap_or_default();
     let rss_kib = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

@@ -115,6 +115,12 @@ pub struct MessagesConfig {
     pub bundle_fetches_per_second: u32,
     /// Bundle fetches a device may make in a burst.
     pub bundle_fetch_burst: u32,
+    /// Writes (sends and acknowledgements) waiting for the group commit at
+    /// which new sends are refused with 503 `server_busy` and
+    /// `Retry-After`, so that an overloaded server keeps delivering at its
+    /// peak instead of stalling every connection. At 2048 or more, sends
+    /// wait for room instead.
+    pub busy_at_queued_writes: usize,
 }
 
 impl Default for MessagesConfig {
@@ -128,6 +134,7 @@ impl Default for MessagesConfig {
             send_burst: 500,
             bundle_fetches_per_second: 10,
             bundle_fetch_burst: 100,
+            busy_at_queued_writes: 1024,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The one error type of the HTTP API. A 4xx body carries a stable `code`
 //! and a human `reason`; a 5xx body says nothing more than that, and the
-//! detail goes to the log (never content or credentials).
+//! detail goes to the log (never content or credentials). The one 5xx that
+//! is not a failure is 503 `server_busy`: under overload a send is refused
+//! before anything of it is stored, with `Retry-After`.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -50,6 +52,12 @@ pub enum AppError {
         /// Seconds until a retry may succeed.
         retry_after_secs: u64,
     },
+    /// The server is overloaded; nothing of the request was done.
+    #[error("the server is busy; retry in {retry_after_secs} s")]
+    Busy {
+        /// Seconds after which a retry is likely to succeed.
+        retry_after_secs: u64,
+    },
     /// A multi-recipient send named stale device lists for some accounts.
     #[error("device lists are stale for {} account(s)", .0.len())]
     StaleDevicesMany(std::collections::BTreeMap<String, crate::routes::messages::StaleLists>),
@@ -82,7 +90,18 @@ impl AppError {
             }
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// For a refusal that a later retry may pass: after how many seconds.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests { retry_after_secs } | Self::Busy { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
         }
     }
 
@@ -96,6 +115,7 @@ impl AppError {
             Self::StaleDevices { .. } | Self::StaleDevicesMany(_) => "stale_devices",
             Self::TooLarge(_) => "too_large",
             Self::TooManyRequests { .. } => "rate_limited",
+            Self::Busy { .. } => "server_busy",
             Self::Internal(_) => "internal",
         };
         let (missing_devices, extra_devices) = match self {
@@ -105,6 +125,7 @@ impl AppError {
         ErrorBody {
             code,
             reason: self.to_string(),
+            retry_after_secs: self.retry_after_secs(),
             missing_devices,
             extra_devices,
             accounts: match self {
@@ -122,6 +143,11 @@ pub struct ErrorBody {
     pub code: &'static str,
     /// Explanation for a person.
     pub reason: String,
+    /// With `rate_limited` and `server_busy`: seconds before a retry (the
+    /// `Retry-After` header says the same; WebSocket responses have only
+    /// this).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
     /// With `stale_devices`: devices to add.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_devices: Option<Vec<u32>>,
@@ -139,10 +165,10 @@ impl IntoResponse for AppError {
             tracing::error!(detail = %detail, "internal error");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let Self::TooManyRequests { retry_after_secs } = self {
+        if let Some(seconds) = self.retry_after_secs() {
             response
                 .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

@@ -80,7 +80,12 @@ impl AppState {
         ));
         let limits = Arc::new(limits::Limits::new(&config.messages));
         let metrics = Arc::new(metrics::Metrics::default());
-        let writer = store::Batcher::start(store.clone(), notifier.clone(), metrics.clone());
+        let writer = store::Batcher::start(
+            store.clone(),
+            notifier.clone(),
+            metrics.clone(),
+            config.messages.busy_at_queued_writes,
+        );
         Ok(Self {
             store,
             config: Arc::new(config),

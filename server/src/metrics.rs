@@ -22,6 +22,8 @@ pub struct Metrics {
     pub envelopes_acknowledged: Counter,
     /// Sends refused for a stale device list.
     pub stale_device_refusals: Counter,
+    /// Sends refused because the group-commit writer was behind.
+    pub sends_refused_busy: Counter,
     /// Prekey bundles handed out.
     pub bundles_served: Counter,
     /// Accounts registered.
@@ -60,6 +62,11 @@ impl Default for Metrics {
             "stale_device_refusals",
             "Sends refused for a stale device list",
         );
+        let sends_refused_busy = counter(
+            &mut registry,
+            "sends_refused_busy",
+            "Sends refused because the writer was behind (503 server_busy)",
+        );
         let bundles_served = counter(
             &mut registry,
             "prekey_bundles_served",
@@ -83,6 +90,7 @@ impl Default for Metrics {
             envelopes_delivered,
             envelopes_acknowledged,
             stale_device_refusals,
+            sends_refused_busy,
             bundles_served,
             registrations,
             attachment_bytes_received,

@@ -18,9 +18,7 @@ use crate::auth::AuthedDevice;
 use crate::error::AppError;
 use crate::metrics::Metrics;
 pub use crate::store::StaleLists;
-use crate::store::{
-    BatchOp, Commit, Destination, NewEnvelope, SendOp, SendRefusal, WriteError, now_millis,
-};
+use crate::store::{Commit, Destination, NewEnvelope, SendOp, SendRefusal, WriteError, now_millis};
 
 /// One envelope of a send.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -266,10 +264,20 @@ impl QueuedSend {
                 });
                 Err(AppError::StaleDevices { missing, extra })
             }
+            Err(WriteError::Busy) => Err(busy(&self.metrics)),
             Err(WriteError::Failed(e)) => {
                 Err(AppError::Internal(format!("storing envelopes: {e}")))
             }
         }
+    }
+}
+
+/// A send refused because the writer is behind: nothing was stored, and the
+/// client may send again after a second.
+fn busy(metrics: &Metrics) -> AppError {
+    metrics.sends_refused_busy.inc();
+    AppError::Busy {
+        retry_after_secs: 1,
     }
 }
 
@@ -285,11 +293,10 @@ async fn queue(
         sender: (sender.account_id, sender.device_id),
         destinations,
     };
-    let commit = state
-        .writer
-        .enqueue(BatchOp::Send(op))
-        .await
-        .map_err(|e| AppError::Internal(format!("storing envelopes: {e}")))?;
+    let commit = state.writer.enqueue_send(op).await.map_err(|e| match e {
+        WriteError::Busy => busy(&state.metrics),
+        e => AppError::Internal(format!("storing envelopes: {e}")),
+    })?;
     Ok(QueuedSend {
         metrics: state.metrics.clone(),
         count,

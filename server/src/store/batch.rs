@@ -80,6 +80,10 @@ pub enum WriteError {
     /// The send was refused; nothing of it was stored.
     #[error("send refused")]
     Refused(SendRefusal),
+    /// Too many writes wait for the writer already: the send was not
+    /// queued (nothing of it was stored), and may be retried.
+    #[error("the writer is busy")]
+    Busy,
     /// The database failed, or the writer stopped.
     #[error("{0}")]
     Failed(String),
@@ -87,24 +91,54 @@ pub enum WriteError {
 
 type Reply = oneshot::Sender<Result<(), WriteError>>;
 
+/// Writes the queue to the writer holds; a write beyond it waits for room.
+pub const QUEUE_CAPACITY: usize = MAX_BATCH * 4;
+
 /// Handle to the writer task.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     queue: mpsc::Sender<(BatchOp, Reply)>,
+    /// Queued writes from which new sends are refused as [`WriteError::Busy`].
+    busy_at: usize,
 }
 
 impl Batcher {
     /// Starts the writer on the current runtime; `notifier` hears of every
     /// envelope it commits, `metrics` counts what it stored and deleted.
-    pub fn start(store: Store, notifier: Arc<dyn Notifier>, metrics: Arc<Metrics>) -> Self {
-        let (queue, receiver) = mpsc::channel(MAX_BATCH * 4);
+    /// Once `busy_at` writes wait in its queue, [`Batcher::enqueue_send`]
+    /// refuses new sends instead of queuing them (at [`QUEUE_CAPACITY`] or
+    /// more, sends wait for room like other writes).
+    pub fn start(
+        store: Store,
+        notifier: Arc<dyn Notifier>,
+        metrics: Arc<Metrics>,
+        busy_at: usize,
+    ) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Writer {
             store,
             notifier,
             metrics,
         };
         tokio::spawn(writer.run(receiver));
-        Self { queue }
+        Self { queue, busy_at }
+    }
+
+    /// Writes waiting for the writer (not counting the batch it applies).
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// Queues a send like [`Batcher::enqueue`], unless the writer is
+    /// already behind: then the send is refused at once, so that under
+    /// overload the server answers "busy" and goes on delivering and
+    /// deleting, instead of stalling every connection behind the queue.
+    /// Acknowledgements are never refused; they shrink the work.
+    pub async fn enqueue_send(&self, op: SendOp) -> Result<Commit, WriteError> {
+        if self.queued() >= self.busy_at {
+            return Err(WriteError::Busy);
+        }
+        self.enqueue(BatchOp::Send(op)).await
     }
 
     /// Queues one write without waiting for its commit (it is applied

@@ -1,0 +1,158 @@
+//! Overload, against SQLite and PostgreSQL: when the group-commit writer is
+//! behind, sends are refused at once with 503 `server_busy` and
+//! `Retry-After` (HTTP and WebSocket alike), nothing of them is stored,
+//! and acknowledgements still go through. The writer here is made "behind"
+//! from the start by setting the mark at zero queued writes; with the
+//! default mark, the same sends are stored.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{Kind, TestServer, b64};
+use serde_json::json;
+use starling_server::app;
+use starling_server::frames::{self, client_frame, server_frame};
+use starling_server::store::{NewEnvelope, now_millis};
+use tower::ServiceExt;
+
+/// A send over the WebSocket; returns the response's status and body.
+async fn ws_send(ws: &mut common::Ws, destination: &str) -> (u32, serde_json::Value) {
+    ws.send_frame(frames::ClientFrame {
+        request_id: 7,
+        body: Some(client_frame::Body::Send(frames::SendMessage {
+            destination: destination.into(),
+            envelopes: vec![frames::OutgoingEnvelope {
+                device_id: 1,
+                content: b"over the socket".to_vec(),
+            }],
+            sealed: true,
+        })),
+    })
+    .await;
+    loop {
+        let frame = ws.next_frame().await;
+        if let Some(server_frame::Body::Response(r)) = frame.body {
+            assert_eq!(frame.request_id, 7);
+            return (r.status, serde_json::from_str(&r.body_json).unwrap());
+        }
+    }
+}
+
+async fn queued_for(server: &TestServer, username: &str) -> usize {
+    let (account_id, _) = server
+        .state
+        .store
+        .devices_of(username)
+        .await
+        .unwrap()
+        .unwrap();
+    server
+        .state
+        .store
+        .envelopes_after(account_id, 1, 0, 1_000)
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn busy_writer_refuses_sends(kind: Kind) {
+    let server = TestServer::start_with(kind, |config| {
+        config.messages.busy_at_queued_writes = 0;
+    })
+    .await;
+    let alice = server.register("alice", 1).await;
+    let bob = server.register("bob", 2).await;
+
+    // HTTP: 503, a stable code, and when to come back.
+    let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"hello") }] });
+    let request = Request::builder()
+        .method("PUT")
+        .uri("/v1/messages/bob")
+        .header("authorization", &alice.auth)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app(server.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers().get(header::RETRY_AFTER).unwrap(),
+        "1",
+        "a busy refusal says when to retry"
+    );
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [{ "destination": "bob",
+                "envelopes": [{ "device_id": 1, "content": b64(b"group") }] }] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "server_busy");
+    assert_eq!(body["retry_after_secs"], 1);
+
+    // The WebSocket: the same refusal in the response frame, and the
+    // connection stays usable.
+    let mut alice_ws = server.ws(&alice.auth).await;
+    alice_ws.drain().await;
+    let (status, body) = ws_send(&mut alice_ws, "bob").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["code"], "server_busy");
+    assert_eq!(body["retry_after_secs"], 1);
+
+    // Nothing of the refused sends was stored.
+    assert_eq!(queued_for(&server, "bob").await, 0);
+    let metrics = server.state.metrics.render().unwrap();
+    assert!(
+        metrics.contains("starling_sends_refused_busy_total 3"),
+        "{metrics}"
+    );
+
+    // Acknowledgements are never refused: an envelope already queued for
+    // bob is delivered, acknowledged and deleted.
+    let (bob_id, _) = server.state.store.devices_of("bob").await.unwrap().unwrap();
+    let queued = NewEnvelope {
+        envelope_id: [9; 16],
+        account_id: bob_id,
+        device_id: 1,
+        sender: None,
+        sender_device: None,
+        created_at: now_millis(),
+        expires_at: now_millis() + 60_000,
+        content: b"queued before".to_vec(),
+    };
+    server
+        .state
+        .store
+        .insert_envelopes(&[queued])
+        .await
+        .unwrap();
+    let mut bob_ws = server.ws(&bob.auth).await;
+    let delivered = bob_ws.drain().await;
+    assert_eq!(delivered.len(), 1);
+    bob_ws.ack(vec![delivered[0].id.clone()]).await;
+    assert_eq!(queued_for(&server, "bob").await, 0);
+}
+crate::both_databases!(
+    a_busy_writer_refuses_sends_and_stores_nothing,
+    super::busy_writer_refuses_sends
+);
+
+async fn default_mark_stores(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    server.register("bob", 2).await;
+    let mut alice_ws = server.ws(&alice.auth).await;
+    alice_ws.drain().await;
+    let (status, body) = ws_send(&mut alice_ws, "bob").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(queued_for(&server, "bob").await, 1);
+}
+crate::both_databases!(
+    with_room_in_the_queue_sends_are_stored,
+    super::default_mark_stores
+);
