@@ -85,7 +85,7 @@ impl AppState {
             notifier.clone(),
             metrics.clone(),
             config.messages.busy_at_queued_writes,
-        );
+        )?;
         Ok(Self {
             store,
             config: Arc::new(config),

@@ -9,7 +9,10 @@
 //! inserts the envelopes of the accepted sends as multi-row `INSERT`s and
 //! deletes acknowledged envelopes with multi-row `DELETE`s: a batch costs a
 //! few statements, not several per envelope. The writer keeps one pooled
-//! connection for itself, so its commits never wait behind readers. After
+//! connection for itself, so its commits never wait behind readers, and a
+//! thread of its own, so its statements never wait behind connection
+//! tasks. Once the queue is long, new sends are refused as busy (decision
+//! 20) rather than stalling the connections that make them. After
 //! the commit it hands every stored envelope, in queue order, to the
 //! [`Notifier`], so a connected device gets it without reading it back.
 
@@ -103,25 +106,35 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the writer on the current runtime; `notifier` hears of every
+    /// Starts the writer with the current runtime; `notifier` hears of every
     /// envelope it commits, `metrics` counts what it stored and deleted.
     /// Once `busy_at` writes wait in its queue, [`Batcher::enqueue_send`]
     /// refuses new sends instead of queuing them (at [`QUEUE_CAPACITY`] or
-    /// more, sends wait for room like other writes).
+    /// more, sends wait for room like other writes). Fails outside a Tokio
+    /// runtime, or if the writer's thread cannot be started.
     pub fn start(
         store: Store,
         notifier: Arc<dyn Notifier>,
         metrics: Arc<Metrics>,
         busy_at: usize,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Writer {
             store,
             notifier,
             metrics,
         };
-        tokio::spawn(writer.run(receiver));
-        Self { queue, busy_at }
+        // The writer runs on a thread of its own, driving its future with
+        // the runtime's handle (I/O and timers stay the runtime's). As a
+        // task it would wait behind every ready connection task after each
+        // of the few statements of a batch, and the commits of a busy
+        // server would space out; here each statement's answer wakes it at
+        // once.
+        let handle = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
+        std::thread::Builder::new()
+            .name("starling-writer".into())
+            .spawn(move || handle.block_on(writer.run(receiver)))?;
+        Ok(Self { queue, busy_at })
     }
 
     /// Writes waiting for the writer (not counting the batch it applies).
