@@ -27,7 +27,7 @@ use sqlx::{Acquire, Postgres, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sends::{self, Accounts, InsertRow, SendOp, SendRefusal};
-use super::{NewEnvelope, Pool, Store, StoredEnvelope};
+use super::{Backend, NewEnvelope, Pool, Store, StoredEnvelope};
 use crate::metrics::Metrics;
 use crate::registry::Notifier;
 
@@ -124,16 +124,25 @@ impl Batcher {
             notifier,
             metrics,
         };
-        // The writer runs on a thread of its own, driving its future with
-        // the runtime's handle (I/O and timers stay the runtime's). As a
-        // task it would wait behind every ready connection task after each
-        // of the few statements of a batch, and the commits of a busy
-        // server would space out; here each statement's answer wakes it at
-        // once.
         let handle = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
-        std::thread::Builder::new()
-            .name("starling-writer".into())
-            .spawn(move || handle.block_on(writer.run(receiver)))?;
+        match writer.store.backend() {
+            // SQLite answers each statement from its own worker thread. The
+            // writer runs on a thread of its own too, driving its future
+            // with the runtime's handle: as a task it would wait behind
+            // every ready connection task after each of the few statements
+            // of a batch, and the commits of a busy server would space out.
+            Backend::Sqlite => {
+                std::thread::Builder::new()
+                    .name("starling-writer".into())
+                    .spawn(move || handle.block_on(writer.run(receiver)))?;
+            }
+            // PostgreSQL's answers arrive through the runtime's I/O driver,
+            // which the runtime's workers poll: a thread of its own would
+            // only add a hand-off.
+            Backend::Postgres => {
+                handle.spawn(writer.run(receiver));
+            }
+        }
         Ok(Self { queue, busy_at })
     }
 
