@@ -9,9 +9,9 @@
 //! inserts the envelopes of the accepted sends as multi-row `INSERT`s and
 //! deletes acknowledged envelopes with multi-row `DELETE`s: a batch costs a
 //! few statements, not several per envelope. The writer keeps one pooled
-//! connection for itself, so its commits never wait behind readers, and a
-//! thread of its own, so its statements never wait behind connection
-//! tasks. Once the queue is long, new sends are refused as busy (decision
+//! connection for itself, so its commits never wait behind readers, and on
+//! SQLite a thread of its own, so its statements never wait behind
+//! connection tasks. Once the queue is long, new sends are refused as busy (decision
 //! 20) rather than stalling the connections that make them. After
 //! the commit it hands every stored envelope, in queue order, to the
 //! [`Notifier`], so a connected device gets it without reading it back.
@@ -97,7 +97,7 @@ type Reply = oneshot::Sender<Result<(), WriteError>>;
 /// Writes the queue to the writer holds; a write beyond it waits for room.
 pub const QUEUE_CAPACITY: usize = MAX_BATCH * 4;
 
-/// Handle to the writer task.
+/// Handle to the writer.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     queue: mpsc::Sender<(BatchOp, Reply)>,
