@@ -154,10 +154,11 @@ async fn main() -> Result<(), Error> {
             after.rss_kib / 1024
         );
     }
+    let own_cpu = own_after.cpu_seconds - own_before.cpu_seconds;
     println!(
         "load tool CPU: {:.2} s ({:.1} µs per delivered envelope)",
-        own_after.cpu_seconds - own_before.cpu_seconds,
-        (own_after.cpu_seconds - own_before.cpu_seconds) * 1e6 / delivered_at_end.max(1) as f64
+        own_cpu,
+        own_cpu * 1e6 / delivered_at_end.max(1) as f64
     );
     Ok(())
 }

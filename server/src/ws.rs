@@ -250,12 +250,8 @@ impl Connection {
             server_timestamp: envelope.created_at,
             content: envelope.content.clone(),
         };
-        let frame = frames::ServerFrame {
-            request_id: 0,
-            body: Some(server_frame::Body::Envelope(frame)),
-        };
         // Flushed by the caller once the envelopes sent together are out.
-        sink.feed(Message::Binary(frame.encode_to_vec().into()))
+        sink.feed(message(0, server_frame::Body::Envelope(frame)))
             .await?;
         self.cursor = self.cursor.max(envelope.seq);
         self.in_flight.insert(envelope.envelope_id.clone());
@@ -347,17 +343,21 @@ impl Connection {
     }
 }
 
+/// One server frame as a WebSocket message.
+fn message(request_id: u64, body: server_frame::Body) -> Message {
+    let frame = frames::ServerFrame {
+        request_id,
+        body: Some(body),
+    };
+    Message::Binary(frame.encode_to_vec().into())
+}
+
 async fn send(
     sink: &mut Sink,
     request_id: u64,
     body: server_frame::Body,
 ) -> Result<(), ConnectionError> {
-    let frame = frames::ServerFrame {
-        request_id,
-        body: Some(body),
-    };
-    sink.send(Message::Binary(frame.encode_to_vec().into()))
-        .await?;
+    sink.send(message(request_id, body)).await?;
     Ok(())
 }
 

@@ -8,27 +8,11 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Kind, TestServer, b64};
+use common::{Kind, TestServer, b64, envelope};
 use serde_json::json;
 use starling_server::frames::{self, client_frame, server_frame};
-use starling_server::store::{BatchOp, NewEnvelope, now_millis};
+use starling_server::store::{BatchOp, NewEnvelope};
 use starling_server::ws::MAX_IN_FLIGHT;
-
-fn envelope(account_id: i64, device_id: u32, index: u16) -> NewEnvelope {
-    let mut envelope_id = [0u8; 16];
-    envelope_id[..2].copy_from_slice(&index.to_be_bytes());
-    envelope_id[2..6].copy_from_slice(&device_id.to_be_bytes());
-    NewEnvelope {
-        envelope_id,
-        account_id,
-        device_id,
-        sender: Some("alice".into()),
-        sender_device: Some(1),
-        created_at: now_millis(),
-        expires_at: now_millis() + 60_000,
-        content: index.to_be_bytes().to_vec(),
-    }
-}
 
 async fn account_id(server: &TestServer, username: &str) -> i64 {
     server

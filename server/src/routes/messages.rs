@@ -249,35 +249,35 @@ impl QueuedSend {
     pub async fn stored(self) -> Result<SendResponse, AppError> {
         match self.commit.await {
             Ok(()) => Ok(SendResponse { stored: self.count }),
-            Err(WriteError::Refused(SendRefusal::UnknownAccount)) => {
-                Err(AppError::NotFound("account"))
-            }
-            Err(WriteError::Refused(SendRefusal::StaleDevices(stale))) => {
-                self.metrics.stale_device_refusals.inc();
-                if self.many {
-                    return Err(AppError::StaleDevicesMany(stale));
-                }
-                let lists = stale.into_values().next();
-                let StaleLists { missing, extra } = lists.unwrap_or(StaleLists {
-                    missing: Vec::new(),
-                    extra: Vec::new(),
-                });
-                Err(AppError::StaleDevices { missing, extra })
-            }
-            Err(WriteError::Busy) => Err(busy(&self.metrics)),
-            Err(WriteError::Failed(e)) => {
-                Err(AppError::Internal(format!("storing envelopes: {e}")))
-            }
+            Err(error) => Err(write_error(&self.metrics, self.many, error)),
         }
     }
 }
 
-/// A send refused because the writer is behind: nothing was stored, and the
-/// client may send again after a second.
-fn busy(metrics: &Metrics) -> AppError {
-    metrics.sends_refused_busy.inc();
-    AppError::Busy {
-        retry_after_secs: 1,
+/// What a client is told about a send the writer did not store.
+fn write_error(metrics: &Metrics, many: bool, error: WriteError) -> AppError {
+    match error {
+        WriteError::Refused(SendRefusal::UnknownAccount) => AppError::NotFound("account"),
+        WriteError::Refused(SendRefusal::StaleDevices(stale)) => {
+            metrics.stale_device_refusals.inc();
+            if many {
+                return AppError::StaleDevicesMany(stale);
+            }
+            let lists = stale.into_values().next();
+            let StaleLists { missing, extra } = lists.unwrap_or(StaleLists {
+                missing: Vec::new(),
+                extra: Vec::new(),
+            });
+            AppError::StaleDevices { missing, extra }
+        }
+        // Nothing was stored, and the client may send again after a second.
+        WriteError::Busy => {
+            metrics.sends_refused_busy.inc();
+            AppError::Busy {
+                retry_after_secs: 1,
+            }
+        }
+        WriteError::Failed(e) => AppError::Internal(format!("storing envelopes: {e}")),
     }
 }
 
@@ -293,10 +293,11 @@ async fn queue(
         sender: (sender.account_id, sender.device_id),
         destinations,
     };
-    let commit = state.writer.enqueue_send(op).await.map_err(|e| match e {
-        WriteError::Busy => busy(&state.metrics),
-        e => AppError::Internal(format!("storing envelopes: {e}")),
-    })?;
+    let commit = state
+        .writer
+        .enqueue_send(op)
+        .await
+        .map_err(|e| write_error(&state.metrics, many, e))?;
     Ok(QueuedSend {
         metrics: state.metrics.clone(),
         count,

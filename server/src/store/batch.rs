@@ -11,8 +11,8 @@
 //! few statements, not several per envelope. The writer keeps one pooled
 //! connection for itself, so its commits never wait behind readers, and on
 //! SQLite a thread of its own, so its statements never wait behind
-//! connection tasks. Once the queue is long, new sends are refused as busy (decision
-//! 20) rather than stalling the connections that make them. After
+//! connection tasks. Once the queue is long, new sends are refused as busy
+//! (decision 20) rather than stalling the connections that make them. After
 //! the commit it hands every stored envelope, in queue order, to the
 //! [`Notifier`], so a connected device gets it without reading it back.
 

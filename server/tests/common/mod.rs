@@ -19,7 +19,7 @@ use sqlx::Connection;
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use starling_server::config::Config;
 use starling_server::frames::{self, client_frame, server_frame};
-use starling_server::store::Store;
+use starling_server::store::{NewEnvelope, Store, now_millis};
 use starling_server::{AppState, app};
 use tokio_tungstenite::tungstenite;
 use tower::ServiceExt;
@@ -394,5 +394,23 @@ impl Ws {
                 return;
             }
         }
+    }
+}
+
+/// A queued envelope for `account_id`/`device_id`, told apart by `index`
+/// (in its id and its content).
+pub fn envelope(account_id: i64, device_id: u32, index: u16) -> NewEnvelope {
+    let mut envelope_id = [0u8; 16];
+    envelope_id[..2].copy_from_slice(&index.to_be_bytes());
+    envelope_id[2..6].copy_from_slice(&device_id.to_be_bytes());
+    NewEnvelope {
+        envelope_id,
+        account_id,
+        device_id,
+        sender: Some("alice".into()),
+        sender_device: Some(1),
+        created_at: now_millis(),
+        expires_at: now_millis() + 60_000,
+        content: index.to_be_bytes().to_vec(),
     }
 }
