@@ -250,7 +250,7 @@ pub(crate) fn verify_with(
     let mut data = Vec::with_capacity(context.len() + message.len());
     data.extend_from_slice(context);
     data.extend_from_slice(message);
-    key.verify_strict(&data, &signature)
+    crate::strict_signature::verify_strict(key, &data, &signature)
         .map_err(|_| SignatureError::BadSignature(what))
 }
 

@@ -57,6 +57,7 @@ mod prekey_store;
 pub mod prekeys;
 mod proto;
 pub mod ratchet;
+mod strict_signature;
 mod x3dh;
 
 pub use error::{DecodeError, MAX_ENCODED_LEN, MAX_STATE_LEN};

@@ -16,6 +16,7 @@ use crate::error::{DecodeError, MAX_STATE_LEN, check_version, decode_proto, fixe
 use crate::keys::verifying_key;
 use crate::proto::state;
 use crate::ratchet::{ChainKey, MessageKey};
+use crate::strict_signature::verify_strict;
 
 /// A group message may be at most this many iterations ahead of the next
 /// expected one.
@@ -134,9 +135,8 @@ impl InboundGroupSession {
             .find(|c| c.chain_id == message.chain_id)
             .ok_or(GroupDecryptError::UnknownChain)?;
         let ad = associated_data(&message.group_id, message.chain_id, message.iteration);
-        chain
-            .signing_key
-            .verify_strict(&signed_bytes(&ad, &message.ciphertext), &message.signature)
+        let signed = signed_bytes(&ad, &message.ciphertext);
+        verify_strict(&chain.signing_key, &signed, &message.signature)
             .map_err(|_| GroupDecryptError::BadSignature)?;
         chain.decrypt(&message, &ad)
     }
