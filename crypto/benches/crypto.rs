@@ -246,9 +246,9 @@ fn primitives(c: &mut Criterion) {
                 .expect("valid signature")
         })
     });
-    // RFC 8032's cofactorless check without the strict extras (no
-    // small-order or canonical-R checks): what vodozemac 0.9 uses by default,
-    // measured to explain the Sender Key / Megolm gap.
+    // RFC 8032's cofactorless check without the strict extras: what
+    // vodozemac 0.9 uses by default, and what starling's strict rule costs
+    // (it adds only a comparison of R with eight encodings, SPEC.md 1.4).
     group.bench_function("ed25519_verify_rfc8032", |b| {
         b.iter(|| {
             verifying
@@ -603,7 +603,11 @@ fn attachment(c: &mut Criterion) {
             decryptor.finish(&mut decrypted).expect("finish");
         })
     });
-    assert_eq!(decrypted, plaintext);
+    // Empty when a filter skipped the benchmark.
+    assert!(
+        decrypted.is_empty() || decrypted == plaintext,
+        "stream decryption changed the bytes"
+    );
 
     // Fresh ciphertext and tags for the raw decryption, which works in place
     // on a copy made outside the timing.
