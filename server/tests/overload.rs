@@ -133,3 +133,36 @@ crate::both_databases!(
     with_room_in_the_queue_sends_are_stored,
     super::default_mark_stores
 );
+
+async fn busy_refusals_spend_no_rate_limit(kind: Kind) {
+    let server = TestServer::start_with(kind, |config| {
+        config.messages.busy_at_queued_writes = 0;
+        config.messages.sends_per_second = 1;
+        config.messages.send_burst = 2;
+    })
+    .await;
+    let alice = server.register("alice", 1).await;
+    server.register("bob", 2).await;
+    // Twice the burst: were busy refusals spending tokens, the third send
+    // would be refused as rate-limited (429) instead of busy.
+    for attempt in 0..4 {
+        let (status, body) = server
+            .request(
+                "PUT",
+                "/v1/messages/bob",
+                Some(&alice.auth),
+                Some(json!({ "envelopes": [{ "device_id": 1, "content": b64(b"hi") }] })),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "attempt {attempt}: {body}"
+        );
+        assert_eq!(body["code"], "server_busy");
+    }
+}
+crate::both_databases!(
+    busy_refusals_leave_the_rate_limit_untouched,
+    super::busy_refusals_spend_no_rate_limit
+);

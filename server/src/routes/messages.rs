@@ -91,7 +91,7 @@ pub async fn queue_send(
     envelopes: Vec<(u32, Vec<u8>)>,
     sealed: bool,
 ) -> Result<QueuedSend, AppError> {
-    state.limits.send((sender.account_id, sender.device_id))?;
+    admit_send(state, sender, false)?;
     check_envelopes(state, &envelopes)?;
     let destination = Destination {
         username: destination.to_string(),
@@ -129,7 +129,7 @@ pub(crate) async fn send_many(
     sender: AuthedDevice,
     ApiJson(request): ApiJson<MultiSendRequest>,
 ) -> Result<Json<SendResponse>, AppError> {
-    state.limits.send((sender.account_id, sender.device_id))?;
+    admit_send(&state, &sender, true)?;
     if request.sends.is_empty() || request.sends.len() > MAX_DESTINATIONS {
         return Err(AppError::bad_request(
             "bad_destinations",
@@ -165,6 +165,17 @@ pub(crate) async fn send_many(
         .stored()
         .await
         .map(Json)
+}
+
+/// Refuses a send while the writer is behind, before the send spends a
+/// token of the device's rate limit: a client that comes back after the
+/// `Retry-After` of a busy refusal finds its bucket as it left it, since
+/// the server took nothing. Otherwise spends the token.
+fn admit_send(state: &AppState, sender: &AuthedDevice, many: bool) -> Result<(), AppError> {
+    if state.writer.is_busy() {
+        return Err(write_error(&state.metrics, many, WriteError::Busy));
+    }
+    state.limits.send((sender.account_id, sender.device_id))
 }
 
 /// Size and shape checks.

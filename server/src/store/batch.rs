@@ -151,13 +151,18 @@ impl Batcher {
         self.queue.max_capacity() - self.queue.capacity()
     }
 
+    /// Whether new sends are refused now: `busy_at` writes or more wait.
+    pub fn is_busy(&self) -> bool {
+        self.queued() >= self.busy_at
+    }
+
     /// Queues a send like [`Batcher::enqueue`], unless the writer is
     /// already behind: then the send is refused at once, so that under
     /// overload the server answers "busy" and goes on delivering and
     /// deleting, instead of stalling every connection behind the queue.
     /// Acknowledgements are never refused; they shrink the work.
     pub async fn enqueue_send(&self, op: SendOp) -> Result<Commit, WriteError> {
-        if self.queued() >= self.busy_at {
+        if self.is_busy() {
             return Err(WriteError::Busy);
         }
         self.enqueue(BatchOp::Send(op)).await
