@@ -5,16 +5,16 @@
 //! no longer pays one disk flush per envelope.
 //!
 //! Inside the transaction the writer reads the device lists of every
-//! account the batch's sends address (one statement; see `sends`), then
-//! inserts the envelopes of the accepted sends as multi-row `INSERT`s and
-//! deletes acknowledged envelopes with multi-row `DELETE`s: a batch costs a
-//! few statements, not several per envelope. The writer keeps one pooled
-//! connection for itself, so its commits never wait behind readers, and on
-//! SQLite a thread of its own, so its statements never wait behind
-//! connection tasks. Once the queue is long, new sends are refused as busy
-//! (decision 20) rather than stalling the connections that make them. After
-//! the commit it hands every stored envelope, in queue order, to the
-//! [`Notifier`], so a connected device gets it without reading it back.
+//! account the batch's sends address, inserts the envelopes of the accepted
+//! sends and deletes acknowledged envelopes. On PostgreSQL, where every
+//! statement is a round trip, it does so in a few multi-row statements per
+//! batch, on a pooled connection it keeps for itself. On SQLite it runs on
+//! a thread of its own with a rusqlite connection of its own
+//! (`sqlite_batch`, decision 23), one prepared row-statement at a time.
+//! Once the queue is long, new sends are refused as busy (decision 20)
+//! rather than stalling the connections that make them. After the commit
+//! it hands every stored envelope, in queue order, to the [`Notifier`], so
+//! a connected device gets it without reading it back.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -23,18 +23,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, Postgres, QueryBuilder, Row, Sqlite};
+use sqlx::{Acquire, PgConnection, Postgres, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sends::{self, Accounts, InsertRow, SendOp, SendRefusal};
+use super::sqlite_batch::SqliteWriter;
 use super::{Backend, NewEnvelope, Pool, Store, StoredEnvelope};
 use crate::metrics::Metrics;
 use crate::registry::Notifier;
 
 /// Most operations folded into one transaction.
 pub const MAX_BATCH: usize = 512;
-/// Rows per multi-row statement: 8 parameters per inserted envelope and 3
-/// per acknowledged one stay far below both databases' parameter limits.
+/// Rows per multi-row PostgreSQL statement: 8 parameters per inserted
+/// envelope and 3 per acknowledged one stay far below its parameter limit.
 const ROWS_PER_STATEMENT: usize = 128;
 
 /// One write.
@@ -126,11 +127,9 @@ impl Batcher {
         };
         let handle = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         match writer.store.backend() {
-            // SQLite answers each statement from its own worker thread. The
-            // writer runs on a thread of its own too, driving its future
-            // with the runtime's handle: as a task it would wait behind
-            // every ready connection task after each of the few statements
-            // of a batch, and the commits of a busy server would space out.
+            // On SQLite the writer's statements block: it runs on a thread
+            // of its own, driving its future (the queue, the replies) with
+            // the runtime's handle, and never holds up a connection task.
             Backend::Sqlite => {
                 std::thread::Builder::new()
                     .name("starling-writer".into())
@@ -279,138 +278,123 @@ impl Writer {
 impl Store {
     /// Applies writes in one transaction; returns the envelopes inserted,
     /// in queue order, how many the acknowledgements deleted, and which
-    /// sends were refused.
+    /// sends were refused. (On SQLite the statements run on the calling
+    /// thread, as on the writer's.)
     pub async fn apply_batch(&self, ops: &[&BatchOp]) -> Result<BatchOutcome, sqlx::Error> {
         self.writer_connection().await?.apply(ops).await
     }
 
-    /// A connection of the pool for a writer to keep.
+    /// A connection for a writer to keep: on SQLite one of its own to the
+    /// database file, on PostgreSQL one taken from the pool.
     async fn writer_connection(&self) -> Result<WriterConnection, sqlx::Error> {
         Ok(match &self.pool {
-            Pool::Sqlite(pool) => WriterConnection::Sqlite(pool.acquire().await?),
+            Pool::Sqlite(_) => {
+                let file = self.sqlite_file.as_deref().ok_or_else(|| {
+                    sqlx::Error::Configuration("the SQLite store has no database file".into())
+                })?;
+                WriterConnection::Sqlite(SqliteWriter::open(file).map_err(sqlite_error)?)
+            }
             Pool::Postgres(pool) => WriterConnection::Postgres(pool.acquire().await?),
         })
     }
 }
 
+/// A rusqlite error as the store reports errors.
+fn sqlite_error(error: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::AnyDriverError(Box::new(error))
+}
+
 /// The connection the group-commit writer keeps for itself.
 enum WriterConnection {
-    Sqlite(PoolConnection<Sqlite>),
+    Sqlite(SqliteWriter),
     Postgres(PoolConnection<Postgres>),
-}
-
-/// Reads, in transaction `$tx`, the enabled accounts among `$usernames`
-/// with their devices. A macro because it runs on either database.
-macro_rules! read_accounts {
-    ($tx:ident, $usernames:expr) => {{
-        let mut accounts = Accounts::new();
-        for chunk in $usernames.chunks(ROWS_PER_STATEMENT) {
-            let mut query = QueryBuilder::new(
-                "SELECT a.username, a.id, d.device_id FROM accounts a \
-                 LEFT JOIN devices d ON d.account_id = a.id \
-                 WHERE NOT a.disabled AND a.username IN (",
-            );
-            let mut list = query.separated(", ");
-            for username in chunk {
-                list.push_bind(*username);
-            }
-            query.push(")");
-            for row in query.build().fetch_all(&mut *$tx).await? {
-                let username: String = row.try_get("username")?;
-                let account_id: i64 = row.try_get("id")?;
-                let entry = accounts
-                    .entry(username)
-                    .or_insert_with(|| (account_id, BTreeSet::new()));
-                if let Some(device) = row.try_get::<Option<i64>, _>("device_id")? {
-                    entry.1.insert(u32::try_from(device).unwrap_or(0));
-                }
-            }
-        }
-        accounts
-    }};
-}
-
-/// Deletes, in transaction `$tx`, the acknowledged envelopes; evaluates to
-/// how many went.
-macro_rules! delete_acknowledged {
-    ($tx:ident, $acks:expr) => {{
-        let mut deleted = 0;
-        for chunk in $acks.chunks(ROWS_PER_STATEMENT) {
-            deleted += delete_statement(chunk)
-                .build()
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-        }
-        deleted
-    }};
 }
 
 impl WriterConnection {
     async fn apply(&mut self, ops: &[&BatchOp]) -> Result<BatchOutcome, sqlx::Error> {
-        let usernames = sends::destination_usernames(ops);
-        let acks = acknowledgements(ops);
-        let mut committed = Vec::new();
-        let (deleted, refusals) = match self {
-            Self::Sqlite(connection) => {
-                let mut tx = connection.begin().await?;
-                let accounts = read_accounts!(tx, usernames);
-                let plan = sends::plan(ops, &accounts);
-                for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
-                    // One writer inserts, and a multi-row INSERT numbers
-                    // its rows consecutively in order: the last rowid gives
-                    // every sequence number without returning rows (which
-                    // SQLite hands over one by one).
-                    let last = insert_statement(chunk)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?
-                        .last_insert_rowid();
-                    let first = last - (chunk.len() as i64 - 1);
-                    for (seq, row) in (first..).zip(chunk) {
-                        committed.push(committed_envelope(seq, row));
-                    }
-                }
-                let deleted = delete_acknowledged!(tx, acks);
-                tx.commit().await?;
-                (deleted, plan.refusals)
-            }
-            Self::Postgres(connection) => {
-                let mut tx = connection.begin().await?;
-                let accounts = read_accounts!(tx, usernames);
-                let plan = sends::plan(ops, &accounts);
-                for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
-                    let mut insert = insert_statement(chunk);
-                    insert.push(" RETURNING seq, envelope_id");
-                    let mut seqs = HashMap::with_capacity(chunk.len());
-                    for row in insert.build().fetch_all(&mut *tx).await? {
-                        let id: Vec<u8> = row.try_get("envelope_id")?;
-                        seqs.insert(id, row.try_get::<i64, _>("seq")?);
-                    }
-                    for row in chunk {
-                        let seq = seqs.get(&row.envelope.envelope_id[..]).copied();
-                        let seq = seq.ok_or_else(|| {
-                            sqlx::Error::Protocol("an inserted envelope has no sequence".into())
-                        })?;
-                        committed.push(committed_envelope(seq, row));
-                    }
-                }
-                let deleted = delete_acknowledged!(tx, acks);
-                tx.commit().await?;
-                (deleted, plan.refusals)
-            }
-        };
-        committed.sort_by_key(|c| c.envelope.seq);
-        Ok(BatchOutcome {
-            committed,
-            deleted,
-            refusals,
-        })
+        match self {
+            Self::Sqlite(writer) => writer.apply(ops).map_err(sqlite_error),
+            Self::Postgres(connection) => apply_postgres(connection, ops).await,
+        }
     }
 }
 
+/// Applies `ops` in one PostgreSQL transaction, a few multi-row statements
+/// for the whole batch.
+async fn apply_postgres(
+    connection: &mut PgConnection,
+    ops: &[&BatchOp],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut tx = connection.begin().await?;
+    let accounts = read_accounts(&mut tx, &sends::destination_usernames(ops)).await?;
+    let plan = sends::plan(ops, &accounts);
+    let mut committed = Vec::with_capacity(plan.rows.len());
+    for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = insert_statement(chunk);
+        insert.push(" RETURNING seq, envelope_id");
+        let mut seqs = HashMap::with_capacity(chunk.len());
+        for row in insert.build().fetch_all(&mut *tx).await? {
+            let id: Vec<u8> = row.try_get("envelope_id")?;
+            seqs.insert(id, row.try_get::<i64, _>("seq")?);
+        }
+        for row in chunk {
+            let seq = seqs.get(&row.envelope.envelope_id[..]).copied();
+            let seq = seq.ok_or_else(|| {
+                sqlx::Error::Protocol("an inserted envelope has no sequence".into())
+            })?;
+            committed.push(committed_envelope(seq, row));
+        }
+    }
+    let mut deleted = 0;
+    for chunk in acknowledgements(ops).chunks(ROWS_PER_STATEMENT) {
+        deleted += delete_statement(chunk)
+            .build()
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    tx.commit().await?;
+    committed.sort_by_key(|c| c.envelope.seq);
+    Ok(BatchOutcome {
+        committed,
+        deleted,
+        refusals: plan.refusals,
+    })
+}
+
+/// Reads the enabled accounts among `usernames` with their devices.
+async fn read_accounts(
+    connection: &mut PgConnection,
+    usernames: &[&str],
+) -> Result<Accounts, sqlx::Error> {
+    let mut accounts = Accounts::new();
+    for chunk in usernames.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "SELECT a.username, a.id, d.device_id FROM accounts a \
+             LEFT JOIN devices d ON d.account_id = a.id \
+             WHERE NOT a.disabled AND a.username IN (",
+        );
+        let mut list = query.separated(", ");
+        for username in chunk {
+            list.push_bind(*username);
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *connection).await? {
+            let username: String = row.try_get("username")?;
+            let account_id: i64 = row.try_get("id")?;
+            let entry = accounts
+                .entry(username)
+                .or_insert_with(|| (account_id, BTreeSet::new()));
+            if let Some(device) = row.try_get::<Option<i64>, _>("device_id")? {
+                entry.1.insert(u32::try_from(device).unwrap_or(0));
+            }
+        }
+    }
+    Ok(accounts)
+}
+
 /// Every acknowledged id with the device that acknowledged it.
-fn acknowledgements<'a>(ops: &[&'a BatchOp]) -> Vec<(i64, u32, &'a [u8])> {
+pub(super) fn acknowledgements<'a>(ops: &[&'a BatchOp]) -> Vec<(i64, u32, &'a [u8])> {
     ops.iter()
         .filter_map(|op| match op {
             BatchOp::Acknowledge {
@@ -428,14 +412,7 @@ fn acknowledgements<'a>(ops: &[&'a BatchOp]) -> Vec<(i64, u32, &'a [u8])> {
 }
 
 /// `INSERT INTO envelopes … VALUES (…), (…)` for a chunk of rows.
-fn insert_statement<'a, DB>(chunk: &[InsertRow<'a>]) -> QueryBuilder<'a, DB>
-where
-    DB: sqlx::Database,
-    &'a [u8]: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
+fn insert_statement<'a>(chunk: &[InsertRow<'a>]) -> QueryBuilder<'a, Postgres> {
     let mut insert = QueryBuilder::new(
         "INSERT INTO envelopes (envelope_id, account_id, device_id, sender, sender_device, created_at, expires_at, content) ",
     );
@@ -457,12 +434,7 @@ where
 /// `DELETE FROM envelopes WHERE (id and owner) OR (…)` for a chunk of
 /// acknowledgements: an envelope goes only if the acknowledging device is
 /// its destination.
-fn delete_statement<'a, DB>(chunk: &[(i64, u32, &'a [u8])]) -> QueryBuilder<'a, DB>
-where
-    DB: sqlx::Database,
-    &'a [u8]: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
+fn delete_statement<'a>(chunk: &[(i64, u32, &'a [u8])]) -> QueryBuilder<'a, Postgres> {
     let mut delete = QueryBuilder::new("DELETE FROM envelopes WHERE ");
     let mut terms = delete.separated(" OR ");
     for (account_id, device_id, id) in chunk {
@@ -477,7 +449,7 @@ where
     delete
 }
 
-fn committed_envelope(seq: i64, row: &InsertRow<'_>) -> CommittedEnvelope {
+pub(super) fn committed_envelope(seq: i64, row: &InsertRow<'_>) -> CommittedEnvelope {
     let e = row.envelope;
     CommittedEnvelope {
         account_id: row.account_id,

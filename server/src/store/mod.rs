@@ -14,9 +14,11 @@ mod envelopes;
 mod keys;
 mod push;
 mod sends;
+mod sqlite_batch;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -69,6 +71,9 @@ pub(crate) use with_pool;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// The SQLite database file, which the group-commit writer opens for
+    /// itself (`sqlite_batch`); `None` on PostgreSQL.
+    sqlite_file: Option<Arc<PathBuf>>,
 }
 
 impl Store {
@@ -76,22 +81,34 @@ impl Store {
     /// `starling.db` in `data_dir` (created if missing). SQLite runs in WAL
     /// mode with `synchronous = FULL`: a committed envelope survives a crash.
     pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Self, sqlx::Error> {
-        let pool = match database_url {
-            Some(url) if url.starts_with("postgres") => Pool::Postgres(
-                PgPoolOptions::new()
+        let options = match database_url {
+            Some(url) if url.starts_with("postgres") => {
+                let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
-                    .await?,
-            ),
-            Some(url) => Pool::Sqlite(sqlite_pool(SqliteConnectOptions::from_str(url)?).await?),
+                    .await?;
+                return Ok(Self {
+                    pool: Pool::Postgres(pool),
+                    sqlite_file: None,
+                });
+            }
+            Some(url) if url.contains(":memory:") || url.contains("mode=memory") => {
+                return Err(sqlx::Error::Configuration(
+                    "an in-memory SQLite database would lose every envelope; name a file".into(),
+                ));
+            }
+            Some(url) => SqliteConnectOptions::from_str(url)?,
             None => {
                 std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
-                let options = SqliteConnectOptions::new().filename(data_dir.join("starling.db"));
-                Pool::Sqlite(sqlite_pool(options).await?)
+                SqliteConnectOptions::new().filename(data_dir.join("starling.db"))
             }
         };
-        Ok(Self { pool })
+        let sqlite_file = Some(Arc::new(options.get_filename().to_path_buf()));
+        Ok(Self {
+            pool: Pool::Sqlite(sqlite_pool(options).await?),
+            sqlite_file,
+        })
     }
 
     /// Which database this is.
