@@ -192,3 +192,19 @@ pub fn now_millis() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_sqlite_database_is_refused() {
+        for url in ["sqlite::memory:", "sqlite://starling?mode=memory"] {
+            let opened = Store::open(Some(url), Path::new("unused")).await;
+            assert!(
+                matches!(opened, Err(sqlx::Error::Configuration(_))),
+                "{url}: {opened:?}"
+            );
+        }
+    }
+}
