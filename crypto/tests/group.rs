@@ -210,3 +210,21 @@ fn sessions_survive_serialisation() {
     assert_eq!(&inbound.decrypt(&next).unwrap()[..], b"next");
     assert!(format!("{outbound:?}").ends_with(".. }"));
 }
+
+#[test]
+fn a_message_carries_no_tag_and_version_1_is_refused() {
+    let mut rng = rng(41);
+    let mut group = Group::new(2, &mut rng);
+    let genuine = group.outbound[0].encrypt(b"twelve bytes").unwrap();
+    let message: wire::GroupMessage = wire::decode(&genuine);
+    assert_eq!(message.version, 2);
+    // ChaCha20 alone: the signature, not a Poly1305 tag, authenticates.
+    assert_eq!(message.ciphertext.len(), b"twelve bytes".len());
+    let mut version_1 = message;
+    version_1.version = 1;
+    assert!(matches!(
+        group.read(1, 0, &wire::encode(&version_1)),
+        Err(GroupDecryptError::Decode(_))
+    ));
+    assert_eq!(group.read(1, 0, &genuine).unwrap(), b"twelve bytes");
+}

@@ -5,7 +5,7 @@
 use ed25519_dalek::VerifyingKey;
 use zeroize::Zeroizing;
 
-use super::message::{GROUP_MESSAGE_VERSION, check_group_id};
+use super::message::{DISTRIBUTION_VERSION, check_group_id};
 use crate::error::{DecodeError, MAX_ENCODED_LEN, check_version, decode_proto};
 use crate::keys::verifying_key;
 use crate::proto::wire;
@@ -49,7 +49,7 @@ impl SenderKeyDistribution {
     /// result holds a chain key and is wiped on drop.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let proto = wire::SenderKeyDistribution {
-            version: GROUP_MESSAGE_VERSION,
+            version: DISTRIBUTION_VERSION,
             group_id: self.group_id.clone(),
             chain_id: self.chain_id,
             iteration: self.iteration,
@@ -62,7 +62,7 @@ impl SenderKeyDistribution {
     /// Decodes a distribution.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let proto: wire::SenderKeyDistribution = decode_proto(bytes, MAX_ENCODED_LEN)?;
-        check_version(proto.version, GROUP_MESSAGE_VERSION)?;
+        check_version(proto.version, DISTRIBUTION_VERSION)?;
         check_group_id(&proto.group_id)?;
         if proto.chain_key.len() != 32 {
             return Err(DecodeError::BadLength {

@@ -58,9 +58,6 @@ pub enum GroupDecryptError {
         /// [`MAX_GROUP_MESSAGE_GAP`].
         limit: u32,
     },
-    /// The ciphertext failed authentication.
-    #[error("message failed authentication")]
-    Authentication,
 }
 
 struct InboundChain {
@@ -138,7 +135,9 @@ impl InboundGroupSession {
         let signed = signed_bytes(&ad, &message.ciphertext);
         verify_strict(&chain.signing_key, &signed, &message.signature)
             .map_err(|_| GroupDecryptError::BadSignature)?;
-        chain.decrypt(&message, &ad)
+        // Verified: from here on the message cannot fail but for its
+        // position in the chain.
+        chain.decrypt(message)
     }
 
     /// Encodes the session for storage (encrypt it at rest).
@@ -208,23 +207,22 @@ fn boxed(bytes: &[u8]) -> Result<Box<[u8; 32]>, DecodeError> {
 }
 
 impl InboundChain {
-    fn decrypt(
-        &mut self,
-        message: &GroupMessage,
-        ad: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, GroupDecryptError> {
+    /// Decrypts a message whose signature verified, if its iteration is
+    /// one the chain can still serve.
+    fn decrypt(&mut self, message: GroupMessage) -> Result<Zeroizing<Vec<u8>>, GroupDecryptError> {
         let iteration = message.iteration;
+        let mut plaintext = Zeroizing::new(message.ciphertext);
         if iteration < self.iteration {
             let position = self
                 .skipped
                 .iter()
                 .position(|(i, _)| *i == iteration)
                 .ok_or(GroupDecryptError::DuplicateOrExpired { iteration })?;
-            let key = self.skipped[position].1.clone();
-            let plaintext = key
-                .decrypt(INFO_SENDER_KEY, &message.ciphertext, ad)
-                .map_err(|_| GroupDecryptError::Authentication)?;
-            self.skipped.remove(position);
+            let (_, key) = self
+                .skipped
+                .remove(position)
+                .ok_or(GroupDecryptError::DuplicateOrExpired { iteration })?;
+            key.apply_keystream(INFO_SENDER_KEY, &mut plaintext);
             return Ok(plaintext);
         }
         let gap = iteration - self.iteration;
@@ -239,10 +237,9 @@ impl InboundChain {
                 gap,
                 limit: MAX_GROUP_MESSAGE_GAP,
             })?;
-        let plaintext = advance
+        advance
             .message_key
-            .decrypt(INFO_SENDER_KEY, &message.ciphertext, ad)
-            .map_err(|_| GroupDecryptError::Authentication)?;
+            .apply_keystream(INFO_SENDER_KEY, &mut plaintext);
         self.chain_key = advance.next_chain_key;
         self.iteration = advance.next_index;
         for skipped in advance.skipped {

@@ -1,19 +1,24 @@
-//! The group message: format, the bytes its signature covers, and the
-//! associated data of its AEAD.
+//! The group message: format, and the bytes its signature covers (the
+//! context of the message, then its ciphertext).
 
 use ed25519_dalek::Signature;
 
 use crate::error::{DecodeError, MAX_ENCODED_LEN, check_version, decode_proto, fixed};
 use crate::proto::wire;
 
-/// Version of the group message and distribution formats.
-pub const GROUP_MESSAGE_VERSION: u32 = 1;
+/// Version of the group message format. Version 2 encrypts with ChaCha20
+/// and no Poly1305 tag (the signature authenticates); version 1 messages,
+/// sealed with ChaCha20-Poly1305, are refused.
+pub const GROUP_MESSAGE_VERSION: u32 = 2;
+/// Version of the sender key distribution format.
+pub const DISTRIBUTION_VERSION: u32 = 1;
 /// Longest group id accepted, in bytes.
 pub const MAX_GROUP_ID_LEN: usize = 64;
-/// HKDF info of the sender-key message key expansion.
-pub const INFO_SENDER_KEY: &[u8] = b"Starling_SenderKey_v1";
-/// Context prefix of the signature and the associated data.
-const CONTEXT_GROUP_MESSAGE: &[u8] = b"Starling_GroupMessage_v1";
+/// HKDF info of the sender-key message key expansion (into a ChaCha20 key
+/// and nonce; version 1's `Starling_SenderKey_v1` gave ChaCha20-Poly1305's).
+pub const INFO_SENDER_KEY: &[u8] = b"Starling_SenderKey_v2";
+/// Context prefix of the signed bytes.
+const CONTEXT_GROUP_MESSAGE: &[u8] = b"Starling_GroupMessage_v2";
 
 /// A parsed group message (signature not yet checked).
 pub(crate) struct GroupMessage {
@@ -59,8 +64,8 @@ pub(crate) fn check_group_id(group_id: &[u8]) -> Result<(), DecodeError> {
 }
 
 /// context || version || len(group_id) || group_id || chain_id || iteration,
-/// integers big-endian: the AEAD's associated data, and the prefix of the
-/// signed bytes.
+/// integers big-endian: the prefix of the signed bytes (version 1 also
+/// used it as the AEAD's associated data).
 pub(crate) fn associated_data(group_id: &[u8], chain_id: u32, iteration: u32) -> Vec<u8> {
     let mut ad = Vec::with_capacity(CONTEXT_GROUP_MESSAGE.len() + 13 + group_id.len());
     ad.extend_from_slice(CONTEXT_GROUP_MESSAGE);

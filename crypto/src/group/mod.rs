@@ -18,5 +18,5 @@ pub use inbound::{
     GroupDecryptError, InboundGroupSession, MAX_GROUP_CHAINS, MAX_GROUP_MESSAGE_GAP,
     MAX_GROUP_SKIPPED_KEYS,
 };
-pub use message::{GROUP_MESSAGE_VERSION, INFO_SENDER_KEY, MAX_GROUP_ID_LEN};
+pub use message::{DISTRIBUTION_VERSION, GROUP_MESSAGE_VERSION, INFO_SENDER_KEY, MAX_GROUP_ID_LEN};
 pub use outbound::{GroupEncryptError, OutboundGroupSession};

@@ -107,7 +107,10 @@ impl OutboundGroupSession {
             .ok_or(GroupEncryptError::ChainExhausted)?;
         let (next_chain, message_key) = self.chain_key.step();
         let ad = associated_data(&self.group_id, self.chain_id, iteration);
-        let ciphertext = message_key.encrypt(INFO_SENDER_KEY, plaintext, &ad);
+        // ChaCha20 alone: the signature over the context and the
+        // ciphertext authenticates the message (SPEC §7.6).
+        let mut ciphertext = plaintext.to_vec();
+        message_key.apply_keystream(INFO_SENDER_KEY, &mut ciphertext);
         let signature = self.signing.sign(&signed_bytes(&ad, &ciphertext));
         self.chain_key = next_chain;
         self.iteration = next;

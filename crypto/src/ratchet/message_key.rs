@@ -1,7 +1,10 @@
-//! Single-use message keys: expanded with HKDF into a ChaCha20-Poly1305 key
-//! and nonce, consumed by value by the one encryption or decryption they
-//! serve.
+//! Single-use message keys: expanded with HKDF into a ChaCha20 key and
+//! nonce, consumed by value by the one encryption or decryption they serve:
+//! ChaCha20-Poly1305 for pairwise messages, ChaCha20 alone for group
+//! messages, whose signature authenticates them (SPEC §7.4).
 
+use chacha20::ChaCha20;
+use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hkdf::Hkdf;
@@ -28,21 +31,41 @@ impl MessageKey {
         &self.0
     }
 
-    /// HKDF-Expand(prk = message key, info, 44): AEAD key || nonce. The
-    /// message key is already uniform (an HMAC output), so no extract step.
-    fn expand(&self, info: &[u8]) -> (ChaCha20Poly1305, Nonce) {
+    /// HKDF-Expand(prk = message key, info, 44): key || nonce. The message
+    /// key is already uniform (an HMAC output), so no extract step.
+    fn expand(&self, info: &[u8]) -> Zeroizing<[u8; 44]> {
         let mut okm = Zeroizing::new([0u8; 44]);
         if let Ok(hkdf) = Hkdf::<Sha256>::from_prk(&self.0[..]) {
             // 44 bytes is far below HKDF-SHA256's output limit.
             let _ = hkdf.expand(info, &mut okm[..]);
         }
+        okm
+    }
+
+    fn aead(&self, info: &[u8]) -> (ChaCha20Poly1305, Nonce) {
+        let okm = self.expand(info);
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&okm[..32]));
         (cipher, *Nonce::from_slice(&okm[32..]))
     }
 
+    /// XORs `data` in place with the ChaCha20 keystream (RFC 8439 §2.4,
+    /// block counter from 0) under `info`'s key and nonce: encrypts or
+    /// decrypts. No authentication: only for messages whose signature is
+    /// checked before this runs (group messages).
+    pub(crate) fn apply_keystream(self, info: &[u8], data: &mut [u8]) {
+        let okm = self.expand(info);
+        let mut cipher = ChaCha20::new(
+            chacha20::Key::from_slice(&okm[..32]),
+            chacha20::Nonce::from_slice(&okm[32..]),
+        );
+        // Fails only past the 256 GiB a nonce can cover; callers bound
+        // messages far below that (crate::error::MAX_ENCODED_LEN).
+        let _ = cipher.try_apply_keystream(data);
+    }
+
     /// Encrypts one message under `info`'s domain and `associated_data`.
     pub(crate) fn encrypt(self, info: &[u8], plaintext: &[u8], associated_data: &[u8]) -> Vec<u8> {
-        let (cipher, nonce) = self.expand(info);
+        let (cipher, nonce) = self.aead(info);
         let payload = Payload {
             msg: plaintext,
             aad: associated_data,
@@ -59,7 +82,7 @@ impl MessageKey {
         ciphertext: &[u8],
         associated_data: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, AeadFailure> {
-        let (cipher, nonce) = self.expand(info);
+        let (cipher, nonce) = self.aead(info);
         let payload = Payload {
             msg: ciphertext,
             aad: associated_data,
@@ -98,6 +121,23 @@ mod tests {
             MessageKey::new(Box::new([8; 32])).decrypt(INFO_MESSAGE_KEYS, &sealed, b"ad"),
             Err(AeadFailure)
         );
+    }
+
+    #[test]
+    fn the_keystream_is_its_own_inverse_and_bound_to_key_and_info() {
+        let key = |byte| MessageKey::new(Box::new([byte; 32]));
+        let mut data = *b"plain text";
+        key(7).apply_keystream(b"info", &mut data);
+        assert_ne!(&data, b"plain text");
+        let sealed = data;
+        key(7).apply_keystream(b"info", &mut data);
+        assert_eq!(&data, b"plain text");
+        let mut other = sealed;
+        key(7).apply_keystream(b"other", &mut other);
+        assert_ne!(&other, b"plain text");
+        let mut other = sealed;
+        key(8).apply_keystream(b"info", &mut other);
+        assert_ne!(&other, b"plain text");
     }
 
     #[test]
