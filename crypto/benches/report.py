@@ -249,9 +249,6 @@ def main():
     row("`megolm`", lambda r: r["megolm"],
         "`ed25519_sign` + `ed25519_verify_rfc8032`",
         lambda r: r["ed25519_sign"] + r["ed25519_verify_rfc8032"])
-    row("`sender_key` − `megolm`", lambda r: r["sender_key"] - r["megolm"],
-        "`aead_encrypt_256b` + `aead_decrypt_256b`",
-        lambda r: r["aead_encrypt_256b"] + r["aead_decrypt_256b"])
 
     header("Attachments (throughput ratio: raw time ÷ stream time)")
     for op in ("encrypt", "decrypt"):
