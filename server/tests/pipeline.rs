@@ -1,7 +1,8 @@
 //! The delivery pipeline against SQLite and PostgreSQL: a full window holds
 //! live envelopes back behind queued ones, sends pipelined on one WebSocket
-//! are stored in the order they were made, and the group commit's
-//! multi-row inserts number envelopes exactly as the queue reads them back.
+//! are stored in the order they were made, the group commit numbers
+//! envelopes exactly as the queue reads them back, a failed batch leaves
+//! nothing behind, and one bad write fails alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,7 +12,7 @@ use axum::http::StatusCode;
 use common::{Kind, TestServer, b64, envelope};
 use serde_json::json;
 use starling_server::frames::{self, client_frame, server_frame};
-use starling_server::store::{BatchOp, NewEnvelope};
+use starling_server::store::{BatchOp, NewEnvelope, WriteError};
 use starling_server::ws::MAX_IN_FLIGHT;
 
 async fn account_id(server: &TestServer, username: &str) -> i64 {
@@ -169,4 +170,92 @@ async fn batch_numbers_match_the_queue(kind: Kind) {
 crate::both_databases!(
     batch_sequence_numbers_match_the_queue,
     super::batch_numbers_match_the_queue
+);
+
+async fn failed_batch_leaves_nothing(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    server.register("bob", 2).await;
+    let bob_id = account_id(&server, "bob").await;
+    let store = &server.state.store;
+    let good: Vec<NewEnvelope> = (0..3).map(|i| envelope(bob_id, 1, i)).collect();
+    // The second operation repeats an envelope id of the first.
+    let ops = [
+        BatchOp::Insert(good.clone()),
+        BatchOp::Insert(vec![envelope(bob_id, 1, 0)]),
+    ];
+    assert!(
+        store
+            .apply_batch(&ops.iter().collect::<Vec<_>>())
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .envelopes_after(bob_id, 1, 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The store goes on working.
+    store.insert_envelopes(&good).await.unwrap();
+    assert_eq!(
+        store
+            .envelopes_after(bob_id, 1, 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+crate::both_databases!(
+    a_failed_batch_leaves_nothing,
+    super::failed_batch_leaves_nothing
+);
+
+async fn one_bad_write_fails_alone(kind: Kind) {
+    let server = TestServer::start(kind).await;
+    server.register("bob", 2).await;
+    let bob_id = account_id(&server, "bob").await;
+    let writer = &server.state.writer;
+    // Queued together, so that the writer is likely to fold them into one
+    // batch and has to apply them one by one after it fails.
+    let mut commits = Vec::new();
+    for op in [
+        BatchOp::Insert(vec![envelope(bob_id, 1, 0)]),
+        BatchOp::Insert(vec![envelope(bob_id, 1, 0)]),
+        BatchOp::Insert(vec![envelope(bob_id, 1, 1)]),
+    ] {
+        commits.push(writer.enqueue(op).await.unwrap());
+    }
+    let mut results = Vec::new();
+    for commit in commits {
+        results.push(commit.await);
+    }
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(WriteError::Failed(_))),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    let stored: Vec<Vec<u8>> = server
+        .state
+        .store
+        .envelopes_after(bob_id, 1, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope_id)
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            envelope(bob_id, 1, 0).envelope_id.to_vec(),
+            envelope(bob_id, 1, 1).envelope_id.to_vec()
+        ]
+    );
+}
+crate::both_databases!(
+    one_bad_write_fails_alone_and_the_others_are_stored,
+    super::one_bad_write_fails_alone
 );
