@@ -108,7 +108,7 @@ impl OutboundGroupSession {
         let (next_chain, message_key) = self.chain_key.step();
         let ad = associated_data(&self.group_id, self.chain_id, iteration);
         // ChaCha20 alone: the signature over the context and the
-        // ciphertext authenticates the message (SPEC §7.6).
+        // ciphertext authenticates the message (SPEC §7.4).
         let mut ciphertext = plaintext.to_vec();
         message_key.apply_keystream(INFO_SENDER_KEY, &mut ciphertext);
         let signature = self.signing.sign(&signed_bytes(&ad, &ciphertext));
