@@ -26,6 +26,19 @@ async fn account_id(server: &TestServer, username: &str) -> i64 {
         .0
 }
 
+/// Device 1's queue as the store reads it back: (sequence, envelope id).
+async fn queue_of(server: &TestServer, account_id: i64) -> Vec<(i64, Vec<u8>)> {
+    server
+        .state
+        .store
+        .envelopes_after(account_id, 1, 0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.envelope_id))
+        .collect()
+}
+
 async fn full_window_keeps_order(kind: Kind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
@@ -149,15 +162,7 @@ async fn batch_numbers_match_the_queue(kind: Kind) {
         .iter()
         .map(|c| (c.envelope.seq, c.envelope.envelope_id.clone()))
         .collect();
-    let read: Vec<(i64, Vec<u8>)> = server
-        .state
-        .store
-        .envelopes_after(bob_id, 1, 0, 1_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.seq, e.envelope_id))
-        .collect();
+    let read = queue_of(&server, bob_id).await;
     assert_eq!(committed.len(), 300);
     assert_eq!(committed, read);
     // Queue order is the order of the operations and of their envelopes.
@@ -189,23 +194,10 @@ async fn failed_batch_leaves_nothing(kind: Kind) {
             .await
             .is_err()
     );
-    assert!(
-        store
-            .envelopes_after(bob_id, 1, 0, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(queue_of(&server, bob_id).await.is_empty());
     // The store goes on working.
     store.insert_envelopes(&good).await.unwrap();
-    assert_eq!(
-        store
-            .envelopes_after(bob_id, 1, 0, 100)
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(queue_of(&server, bob_id).await.len(), 3);
 }
 crate::both_databases!(
     a_failed_batch_leaves_nothing,
@@ -238,14 +230,10 @@ async fn one_bad_write_fails_alone(kind: Kind) {
         results[1]
     );
     assert!(results[2].is_ok(), "{:?}", results[2]);
-    let stored: Vec<Vec<u8>> = server
-        .state
-        .store
-        .envelopes_after(bob_id, 1, 0, 100)
+    let stored: Vec<Vec<u8>> = queue_of(&server, bob_id)
         .await
-        .unwrap()
         .into_iter()
-        .map(|e| e.envelope_id)
+        .map(|(_, id)| id)
         .collect();
     assert_eq!(
         stored,

@@ -16,7 +16,7 @@
 //! it hands every stored envelope, in queue order, to the [`Notifier`], so
 //! a connected device gets it without reading it back.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -380,14 +380,12 @@ async fn read_accounts(
         }
         query.push(")");
         for row in query.build().fetch_all(&mut *connection).await? {
-            let username: String = row.try_get("username")?;
-            let account_id: i64 = row.try_get("id")?;
-            let entry = accounts
-                .entry(username)
-                .or_insert_with(|| (account_id, BTreeSet::new()));
-            if let Some(device) = row.try_get::<Option<i64>, _>("device_id")? {
-                entry.1.insert(u32::try_from(device).unwrap_or(0));
-            }
+            sends::add_account_row(
+                &mut accounts,
+                row.try_get("username")?,
+                row.try_get("id")?,
+                row.try_get("device_id")?,
+            );
         }
     }
     Ok(accounts)

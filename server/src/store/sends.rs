@@ -52,6 +52,22 @@ pub enum SendRefusal {
 /// An enabled account's id and device ids, as the transaction read them.
 pub(super) type Accounts = HashMap<String, (i64, BTreeSet<u32>)>;
 
+/// Adds one row of the account read (an account joined with one of its
+/// devices, or with none) to `accounts`.
+pub(super) fn add_account_row(
+    accounts: &mut Accounts,
+    username: &str,
+    account_id: i64,
+    device: Option<i64>,
+) {
+    let entry = accounts
+        .entry(username.to_string())
+        .or_insert_with(|| (account_id, BTreeSet::new()));
+    if let Some(device) = device {
+        entry.1.insert(u32::try_from(device).unwrap_or(0));
+    }
+}
+
 /// A row to insert: an envelope and the account it goes to.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct InsertRow<'a> {

@@ -8,7 +8,6 @@
 //! time: in-process SQLite pays a few microseconds per executed statement,
 //! and a single-row `INSERT` gives its sequence number directly.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -103,13 +102,7 @@ fn read_accounts(tx: &Connection, usernames: &[&str]) -> Result<Accounts, rusqli
     for username in usernames {
         let mut rows = statement.query([username])?;
         while let Some(row) = rows.next()? {
-            let account_id: i64 = row.get(0)?;
-            let entry = accounts
-                .entry((*username).to_string())
-                .or_insert_with(|| (account_id, BTreeSet::new()));
-            if let Some(device) = row.get::<_, Option<i64>>(1)? {
-                entry.1.insert(u32::try_from(device).unwrap_or(0));
-            }
+            sends::add_account_row(&mut accounts, username, row.get(0)?, row.get(1)?);
         }
     }
     Ok(accounts)
