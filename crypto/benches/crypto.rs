@@ -19,8 +19,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use hmac::{Hmac, Mac};
@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use starling_crypto::attachment::{
-    AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, ciphertext_len,
+    AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, CHUNK_SIZE, ciphertext_len,
 };
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
 use starling_crypto::ratchet::{CiphertextMessage, PreKeyMessage, RatchetMessage, Session};
@@ -267,8 +267,9 @@ fn primitives(c: &mut Criterion) {
         })
     });
 
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&random_bytes(&mut rng, 32)));
-    let nonce = *Nonce::from_slice(&[7u8; 12]);
+    let cipher =
+        ChaCha20Poly1305::new_from_slice(&random_bytes(&mut rng, 32)).expect("32-byte key");
+    let nonce = Nonce::from([7u8; 12]);
     let plaintext = random_bytes(&mut rng, MESSAGE_LEN);
     let ciphertext = cipher.encrypt(&nonce, &plaintext[..]).expect("encrypt");
     group.bench_function("aead_encrypt_256b", |b| {
@@ -443,8 +444,9 @@ fn message(c: &mut Criterion) {
     });
 
     // The AEAD work of one starling message, with its associated data size.
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&random_bytes(&mut rng, 32)));
-    let nonce = *Nonce::from_slice(&[9u8; 12]);
+    let cipher =
+        ChaCha20Poly1305::new_from_slice(&random_bytes(&mut rng, 32)).expect("32-byte key");
+    let nonce = Nonce::from([9u8; 12]);
     let ad = random_bytes(&mut rng, RATCHET_AD_LEN);
     group.bench_function("aead_in_chain", |bench| {
         bench.iter(|| {
@@ -552,7 +554,7 @@ fn chunk_nonce(index: usize) -> Nonce {
     let mut nonce = [0u8; 12];
     let index = u32::try_from(index).expect("chunk index fits in u32");
     nonce[8..].copy_from_slice(&index.to_be_bytes());
-    *Nonce::from_slice(&nonce)
+    Nonce::from(nonce)
 }
 
 fn attachment(c: &mut Criterion) {
@@ -577,14 +579,32 @@ fn attachment(c: &mut Criterion) {
         })
     });
 
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&random_bytes(&mut rng, 32)));
+    // The same stream into one buffer the caller owns, sized once: what a
+    // file-to-file encryption does (the client's, for one).
+    let mut sealed = vec![0u8; sealed_len];
+    group.bench_function("stream_encrypt_into", |b| {
+        b.iter(|| {
+            let mut encryptor = AttachmentEncryptor::new(&mut rng);
+            let mut written = 0;
+            for slice in plaintext.chunks(SLICE_LEN) {
+                written += encryptor
+                    .update_into(slice, &mut sealed[written..])
+                    .expect("update");
+            }
+            let mut last = Vec::with_capacity(SLICE_LEN);
+            encryptor.finish(&mut last).expect("finish")
+        })
+    });
+
+    let cipher =
+        ChaCha20Poly1305::new_from_slice(&random_bytes(&mut rng, 32)).expect("32-byte key");
     let mut buffer = plaintext.clone();
     let mut tags = vec![Tag::default(); ATTACHMENT_LEN.div_ceil(SLICE_LEN)];
     group.bench_function("raw_encrypt", |b| {
         b.iter(|| {
             for (index, (chunk, tag)) in buffer.chunks_mut(SLICE_LEN).zip(&mut tags).enumerate() {
                 *tag = cipher
-                    .encrypt_in_place_detached(&chunk_nonce(index), b"", chunk)
+                    .encrypt_inout_detached(&chunk_nonce(index), b"", chunk.into())
                     .expect("encrypt");
             }
         })
@@ -608,13 +628,34 @@ fn attachment(c: &mut Criterion) {
         decrypted.is_empty() || decrypted == plaintext,
         "stream decryption changed the bytes"
     );
+    let mut opened = vec![0u8; ATTACHMENT_LEN + CHUNK_SIZE];
+    let mut opened_len = 0;
+    group.bench_function("stream_decrypt_into", |b| {
+        b.iter(|| {
+            let mut decryptor = AttachmentDecryptor::new(&info);
+            opened_len = 0;
+            for slice in ciphertext.chunks(SLICE_LEN) {
+                opened_len += decryptor
+                    .update_into(slice, &mut opened[opened_len..])
+                    .expect("update");
+            }
+            let mut last = Vec::with_capacity(SLICE_LEN);
+            decryptor.finish(&mut last).expect("finish");
+            opened[opened_len..][..last.len()].copy_from_slice(&last);
+            opened_len += last.len();
+        })
+    });
+    assert!(
+        opened_len == 0 || opened[..opened_len] == plaintext[..],
+        "stream decryption into a buffer changed the bytes"
+    );
 
     // Fresh ciphertext and tags for the raw decryption, which works in place
     // on a copy made outside the timing.
     let mut raw_sealed = plaintext.clone();
     for (index, (chunk, tag)) in raw_sealed.chunks_mut(SLICE_LEN).zip(&mut tags).enumerate() {
         *tag = cipher
-            .encrypt_in_place_detached(&chunk_nonce(index), b"", chunk)
+            .encrypt_inout_detached(&chunk_nonce(index), b"", chunk.into())
             .expect("encrypt");
     }
     group.bench_function("raw_decrypt", |b| {
@@ -623,7 +664,7 @@ fn attachment(c: &mut Criterion) {
             |buffer| {
                 for (index, (chunk, tag)) in buffer.chunks_mut(SLICE_LEN).zip(&tags).enumerate() {
                     cipher
-                        .decrypt_in_place_detached(&chunk_nonce(index), b"", chunk, tag)
+                        .decrypt_inout_detached(&chunk_nonce(index), b"", chunk.into(), tag)
                         .expect("decrypt");
                 }
             },

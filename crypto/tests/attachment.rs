@@ -10,7 +10,7 @@ use common::rng;
 use rand::Rng;
 use starling_crypto::attachment::{
     ATTACHMENT_VERSION, AttachmentDecryptor, AttachmentEncryptor, AttachmentError, AttachmentInfo,
-    CHUNK_SIZE, HEADER_SIZE, TAG_SIZE, ciphertext_len,
+    CHUNK_SIZE, HEADER_SIZE, SEALED_CHUNK, TAG_SIZE, ciphertext_len,
 };
 
 fn plaintext(len: usize, seed: u64) -> Vec<u8> {
@@ -231,4 +231,145 @@ fn key_debug_is_redacted() {
     let shown = format!("{info:?}");
     assert!(!shown.contains(&key_hex[..16]));
     assert!(shown.contains("AttachmentKey(..)"));
+}
+
+/// Opens every chunk of `ciphertext` with `aead-stream`'s `StreamBE32`, the
+/// reference STREAM implementation, under the header as associated data.
+fn open_with_reference_stream(ciphertext: &[u8], info: &AttachmentInfo) -> Vec<u8> {
+    use aead_stream::DecryptorBE32;
+    use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+
+    let (header, mut body) = ciphertext.split_at(HEADER_SIZE);
+    let key = info.key.to_bytes();
+    let aead = ChaCha20Poly1305::new((&*key).into());
+    let prefix: &[u8; 7] = header[1..].try_into().unwrap();
+    let mut stream = DecryptorBE32::from_aead(aead, prefix.into());
+    let mut plaintext = Vec::new();
+    while body.len() > SEALED_CHUNK {
+        let (chunk, rest) = body.split_at(SEALED_CHUNK);
+        let mut buffer = chunk.to_vec();
+        stream.decrypt_next_in_place(header, &mut buffer).unwrap();
+        plaintext.extend_from_slice(&buffer);
+        body = rest;
+    }
+    let mut buffer = body.to_vec();
+    stream.decrypt_last_in_place(header, &mut buffer).unwrap();
+    plaintext.extend_from_slice(&buffer);
+    plaintext
+}
+
+#[test]
+fn chunks_are_the_reference_stream_construction() {
+    let mut rng = rng(6);
+    for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE + 9] {
+        let data = plaintext(len, 60 + len as u64);
+        let (ciphertext, info) = AttachmentEncryptor::encrypt_all(&data, &mut rng).unwrap();
+        assert_eq!(
+            open_with_reference_stream(&ciphertext, &info),
+            data,
+            "len {len}"
+        );
+    }
+}
+
+#[test]
+fn update_into_writes_what_update_appends_in_any_slicing() {
+    let mut rng = rng(7);
+    let data = plaintext(3 * CHUNK_SIZE + 4321, 7);
+    let seed = 70;
+    let mut ciphertext = Vec::new();
+    let mut by_vec = AttachmentEncryptor::new(&mut common::rng(seed));
+    let mut into_slices = AttachmentEncryptor::new(&mut common::rng(seed));
+    let mut sliced = Vec::new();
+    let mut out = vec![0u8; AttachmentEncryptor::max_update_len(100_000)];
+    let mut rest = &data[..];
+    while !rest.is_empty() {
+        let take = rng.gen_range(1..=rest.len().min(100_000));
+        by_vec.update(&rest[..take], &mut ciphertext).unwrap();
+        let expected = into_slices.update_len(take);
+        let written = into_slices.update_into(&rest[..take], &mut out).unwrap();
+        assert_eq!(written, expected);
+        sliced.extend_from_slice(&out[..written]);
+        rest = &rest[take..];
+    }
+    let info = by_vec.finish(&mut ciphertext).unwrap();
+    let sliced_info = into_slices.finish(&mut sliced).unwrap();
+    assert_eq!(sliced, ciphertext);
+    assert_eq!(sliced_info.digest, info.digest);
+
+    let mut decryptor = AttachmentDecryptor::new(&info);
+    let mut opened = Vec::new();
+    let mut out = vec![0u8; AttachmentDecryptor::max_update_len(100_000)];
+    let mut rest = &ciphertext[..];
+    while !rest.is_empty() {
+        let take = rng.gen_range(1..=rest.len().min(100_000));
+        let expected = decryptor.update_len(take);
+        let written = decryptor.update_into(&rest[..take], &mut out).unwrap();
+        assert_eq!(written, expected);
+        opened.extend_from_slice(&out[..written]);
+        rest = &rest[take..];
+    }
+    decryptor.finish(&mut opened).unwrap();
+    assert_eq!(opened, data);
+}
+
+#[test]
+fn a_short_output_buffer_is_refused_and_nothing_happens() {
+    let mut rng = rng(8);
+    let data = plaintext(CHUNK_SIZE + 10, 8);
+    let mut encryptor = AttachmentEncryptor::new(&mut rng);
+    let needed = encryptor.update_len(data.len());
+    assert_eq!(needed, HEADER_SIZE + SEALED_CHUNK);
+    let mut out = vec![0u8; needed - 1];
+    assert_eq!(
+        encryptor.update_into(&data, &mut out),
+        Err(AttachmentError::OutputTooSmall { needed })
+    );
+    // The refused call left no trace: the stream still decrypts to `data`.
+    let mut ciphertext = Vec::new();
+    encryptor.update(&data, &mut ciphertext).unwrap();
+    let info = encryptor.finish(&mut ciphertext).unwrap();
+    assert_eq!(info.plaintext_len, data.len() as u64);
+
+    let mut decryptor = AttachmentDecryptor::new(&info);
+    let needed = decryptor.update_len(ciphertext.len());
+    assert_eq!(needed, CHUNK_SIZE);
+    let mut out = vec![0u8; needed - 1];
+    assert_eq!(
+        decryptor.update_into(&ciphertext, &mut out),
+        Err(AttachmentError::OutputTooSmall { needed })
+    );
+    assert_eq!(decrypt(&ciphertext, &info).unwrap(), data);
+    let mut opened = Vec::new();
+    decryptor.update(&ciphertext, &mut opened).unwrap();
+    decryptor.finish(&mut opened).unwrap();
+    assert_eq!(opened, data);
+}
+
+#[test]
+fn a_failed_chunk_writes_nothing_and_earlier_chunks_stay() {
+    let mut rng = rng(9);
+    let data = plaintext(3 * CHUNK_SIZE, 9);
+    let (mut ciphertext, info) = AttachmentEncryptor::encrypt_all(&data, &mut rng).unwrap();
+    ciphertext[HEADER_SIZE + SEALED_CHUNK + 3] ^= 1;
+    let mut decryptor = AttachmentDecryptor::new(&info);
+    let mut out = vec![0xAA; AttachmentDecryptor::max_update_len(ciphertext.len())];
+    assert_eq!(
+        decryptor.update_into(&ciphertext, &mut out),
+        Err(AttachmentError::Authentication(1))
+    );
+    assert_eq!(&out[..CHUNK_SIZE], &data[..CHUNK_SIZE]);
+    assert!(
+        out[CHUNK_SIZE..2 * CHUNK_SIZE]
+            .iter()
+            .all(|&byte| byte == 0xAA)
+    );
+
+    let mut decryptor = AttachmentDecryptor::new(&info);
+    let mut opened = Vec::new();
+    assert_eq!(
+        decryptor.update(&ciphertext, &mut opened),
+        Err(AttachmentError::Authentication(1))
+    );
+    assert_eq!(opened, &data[..CHUNK_SIZE]);
 }

@@ -6,7 +6,7 @@
 use chacha20::ChaCha20;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -33,19 +33,22 @@ impl MessageKey {
 
     /// HKDF-Expand(prk = message key, info, 44): key || nonce. The message
     /// key is already uniform (an HMAC output), so no extract step.
-    fn expand(&self, info: &[u8]) -> Zeroizing<[u8; 44]> {
+    fn expand(&self, info: &[u8]) -> (Zeroizing<[u8; 32]>, [u8; 12]) {
         let mut okm = Zeroizing::new([0u8; 44]);
         if let Ok(hkdf) = Hkdf::<Sha256>::from_prk(&self.0[..]) {
             // 44 bytes is far below HKDF-SHA256's output limit.
             let _ = hkdf.expand(info, &mut okm[..]);
         }
-        okm
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&okm[..32]);
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&okm[32..]);
+        (key, nonce)
     }
 
     fn aead(&self, info: &[u8]) -> (ChaCha20Poly1305, Nonce) {
-        let okm = self.expand(info);
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&okm[..32]));
-        (cipher, *Nonce::from_slice(&okm[32..]))
+        let (key, nonce) = self.expand(info);
+        (ChaCha20Poly1305::new((&*key).into()), Nonce::from(nonce))
     }
 
     /// XORs `data` in place with the ChaCha20 keystream (RFC 8439 §2.4,
@@ -53,11 +56,8 @@ impl MessageKey {
     /// decrypts. No authentication: only for messages whose signature is
     /// checked before this runs (group messages).
     pub(crate) fn apply_keystream(self, info: &[u8], data: &mut [u8]) {
-        let okm = self.expand(info);
-        let mut cipher = ChaCha20::new(
-            chacha20::Key::from_slice(&okm[..32]),
-            chacha20::Nonce::from_slice(&okm[32..]),
-        );
+        let (key, nonce) = self.expand(info);
+        let mut cipher = ChaCha20::new((&*key).into(), (&nonce).into());
         // Fails only past the 256 GiB a nonce can cover; callers bound
         // messages far below that (crate::error::MAX_ENCODED_LEN).
         let _ = cipher.try_apply_keystream(data);

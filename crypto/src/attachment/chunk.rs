@@ -1,0 +1,151 @@
+//! The STREAM chunk cipher of an attachment: ChaCha20-Poly1305 under the
+//! attachment key, the header as every chunk's associated data, and the
+//! nonce schedule of `aead-stream`'s `StreamBE32` (7-byte prefix, 32-bit
+//! big-endian chunk index, last-chunk flag; SPEC §9.2). Chunks are sealed
+//! and opened out of place, from the caller's input straight into the
+//! caller's output. Framing, digest and lengths live in the encryptor and
+//! decryptor, not here.
+
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::aead::inout::InOutBuf;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+
+use super::{AttachmentError, AttachmentKey, HEADER_SIZE, TAG_SIZE};
+
+/// The index of the last chunk a stream may have: `StreamBE32` refuses a
+/// non-last chunk at `u32::MAX`, so a stream has at most 2^32 chunks.
+const LAST_INDEX: u64 = u32::MAX as u64;
+
+/// Seals or opens the chunks of one stream, in order.
+pub(super) struct ChunkCipher {
+    aead: ChaCha20Poly1305,
+    header: [u8; HEADER_SIZE],
+    /// The index of the next chunk.
+    next: u64,
+}
+
+impl ChunkCipher {
+    pub(super) fn new(key: &AttachmentKey, header: [u8; HEADER_SIZE]) -> Self {
+        Self {
+            aead: ChaCha20Poly1305::new(key.as_array().into()),
+            header,
+            next: 0,
+        }
+    }
+
+    /// The nonce of the next chunk, if the stream may have it:
+    /// `prefix (7) || BE32(index) || flag`.
+    fn nonce(&self, last: bool) -> Option<Nonce> {
+        let index = u32::try_from(self.next).ok()?;
+        if !last && u64::from(index) == LAST_INDEX {
+            return None;
+        }
+        let mut nonce = Nonce::default();
+        nonce[..7].copy_from_slice(&self.header[1..]);
+        nonce[7..11].copy_from_slice(&index.to_be_bytes());
+        nonce[11] = u8::from(last);
+        Some(nonce)
+    }
+
+    /// Seals `plaintext` as the next chunk into `sealed`, which must be
+    /// exactly `plaintext.len() + TAG_SIZE` bytes: ciphertext, then tag.
+    pub(super) fn seal(
+        &mut self,
+        plaintext: &[u8],
+        sealed: &mut [u8],
+        last: bool,
+    ) -> Result<(), AttachmentError> {
+        let nonce = self.nonce(last).ok_or(AttachmentError::TooLarge)?;
+        let (body, tag_out) = sealed.split_at_mut(sealed.len().saturating_sub(TAG_SIZE));
+        let buffer = InOutBuf::new(plaintext, body).map_err(|_| AttachmentError::TooLarge)?;
+        let tag = self
+            .aead
+            .encrypt_inout_detached(&nonce, &self.header, buffer)
+            .map_err(|_| AttachmentError::TooLarge)?;
+        if tag_out.len() != TAG_SIZE {
+            return Err(AttachmentError::TooLarge);
+        }
+        tag_out.copy_from_slice(&tag);
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Opens `sealed` (ciphertext, then tag) as the next chunk into
+    /// `plaintext`, which must be exactly `sealed.len() - TAG_SIZE` bytes.
+    /// The tag is checked first: on failure `plaintext` is left untouched.
+    pub(super) fn open(
+        &mut self,
+        sealed: &[u8],
+        plaintext: &mut [u8],
+        last: bool,
+    ) -> Result<(), AttachmentError> {
+        let failed = AttachmentError::Authentication(self.next);
+        let nonce = self.nonce(last).ok_or(failed.clone())?;
+        let Some(body_len) = sealed.len().checked_sub(TAG_SIZE) else {
+            return Err(failed);
+        };
+        let (body, tag) = sealed.split_at(body_len);
+        let tag = Tag::try_from(tag).map_err(|_| failed.clone())?;
+        let buffer = InOutBuf::new(body, plaintext).map_err(|_| failed.clone())?;
+        self.aead
+            .decrypt_inout_detached(&nonce, &self.header, buffer, &tag)
+            .map_err(|_| failed)?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cipher_at(next: u64) -> ChunkCipher {
+        let header = [2, 1, 2, 3, 4, 5, 6, 7];
+        let mut cipher = ChunkCipher::new(&AttachmentKey::from_bytes(&[9; 32]), header);
+        cipher.next = next;
+        cipher
+    }
+
+    #[test]
+    fn the_nonce_is_prefix_big_endian_index_and_flag() {
+        let nonce = cipher_at(0x0102_0304).nonce(false).unwrap();
+        assert_eq!(&nonce[..], &[1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 0]);
+        let nonce = cipher_at(5).nonce(true).unwrap();
+        assert_eq!(&nonce[..], &[1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 5, 1]);
+    }
+
+    #[test]
+    fn a_stream_holds_at_most_two_to_the_32_chunks() {
+        assert!(cipher_at(LAST_INDEX - 1).nonce(false).is_some());
+        assert!(cipher_at(LAST_INDEX).nonce(false).is_none());
+        assert!(cipher_at(LAST_INDEX).nonce(true).is_some());
+        assert!(cipher_at(LAST_INDEX + 1).nonce(true).is_none());
+        let mut sealed = [0u8; 3 + TAG_SIZE];
+        assert_eq!(
+            cipher_at(LAST_INDEX).seal(b"abc", &mut sealed, false),
+            Err(AttachmentError::TooLarge)
+        );
+        let mut opened = [0u8; 3];
+        assert_eq!(
+            cipher_at(LAST_INDEX).open(&sealed, &mut opened, false),
+            Err(AttachmentError::Authentication(LAST_INDEX))
+        );
+    }
+
+    #[test]
+    fn sealing_and_opening_move_the_index_on_only_when_they_succeed() {
+        let mut sealer = cipher_at(0);
+        let mut sealed = [0u8; 3 + TAG_SIZE];
+        sealer.seal(b"abc", &mut sealed, false).unwrap();
+        assert_eq!(sealer.next, 1);
+        let mut opener = cipher_at(0);
+        let mut opened = [0u8; 3];
+        let mut tampered = sealed;
+        tampered[0] ^= 1;
+        assert!(opener.open(&tampered, &mut opened, false).is_err());
+        assert_eq!((opener.next, opened), (0, [0; 3]));
+        opener.open(&sealed, &mut opened, false).unwrap();
+        assert_eq!((opener.next, &opened), (1, b"abc"));
+        assert!(opener.open(&sealed[..TAG_SIZE - 1], &mut [], true).is_err());
+    }
+}

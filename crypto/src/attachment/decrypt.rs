@@ -1,0 +1,205 @@
+//! The attachment decryptor: reads the header, opens each sealed chunk from
+//! the caller's input straight into the caller's output, digests the
+//! ciphertext as it goes, and checks digest and length at the end. Only a
+//! sealed chunk that arrives over several calls is gathered first.
+
+use subtle::ConstantTimeEq;
+
+use super::chunk::ChunkCipher;
+use super::digest::StreamDigest;
+use super::{
+    ATTACHMENT_VERSION, AttachmentError, AttachmentInfo, AttachmentKey, CHUNK_SIZE, HEADER_SIZE,
+    SEALED_CHUNK, TAG_SIZE,
+};
+
+/// Decrypts a stream and checks it against the digest and length from the
+/// message. Feed it with [`Self::update`] or [`Self::update_into`], close
+/// it with [`Self::finish`]; the file is genuine only when `finish` returns
+/// `Ok`. After an error, drop it.
+pub struct AttachmentDecryptor {
+    key: AttachmentKey,
+    expected_digest: [u8; 32],
+    expected_len: u64,
+    header: Vec<u8>,
+    cipher: Option<ChunkCipher>,
+    /// The start of a sealed chunk that arrived over several calls.
+    pending: Vec<u8>,
+    digest: StreamDigest,
+    plaintext_len: u64,
+}
+
+impl core::fmt::Debug for AttachmentDecryptor {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AttachmentDecryptor")
+            .field("plaintext_len", &self.plaintext_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AttachmentDecryptor {
+    /// Prepares to decrypt the attachment described by `info`.
+    pub fn new(info: &AttachmentInfo) -> Self {
+        Self {
+            key: info.key.clone(),
+            expected_digest: info.digest,
+            expected_len: info.plaintext_len,
+            header: Vec::with_capacity(HEADER_SIZE),
+            cipher: None,
+            pending: Vec::with_capacity(SEALED_CHUNK),
+            digest: StreamDigest::new(),
+            plaintext_len: 0,
+        }
+    }
+
+    /// The most bytes one [`Self::update_into`] call can write for
+    /// `data_len` bytes of ciphertext, whatever came before: size the
+    /// output buffer with it.
+    pub const fn max_update_len(data_len: usize) -> usize {
+        (data_len / SEALED_CHUNK + 1).saturating_mul(CHUNK_SIZE)
+    }
+
+    /// The most bytes the next `update_into(data)` writes, with
+    /// `data.len() == data_len` (exact unless a chunk fails).
+    pub fn update_len(&self, data_len: usize) -> usize {
+        let header = HEADER_SIZE - self.header.len().min(HEADER_SIZE);
+        let body = data_len.saturating_sub(header);
+        (self.pending.len().saturating_add(body) / SEALED_CHUNK).saturating_mul(CHUNK_SIZE)
+    }
+
+    /// Decrypts `data` into `out` and returns how many bytes of `out` now
+    /// hold plaintext, authenticated chunk by chunk. `out` must hold at
+    /// least [`Self::update_len`] bytes (else `OutputTooSmall`, and nothing
+    /// happened). On any other error the chunks before the failing one were
+    /// written, and the stream is not genuine.
+    pub fn update_into(&mut self, data: &[u8], out: &mut [u8]) -> Result<usize, AttachmentError> {
+        let mut written = 0;
+        self.decrypt_into(data, out, &mut written).map(|()| written)
+    }
+
+    /// Decrypts `data`, appending authenticated plaintext to `out`; on
+    /// error, `out` keeps the chunks before the failing one.
+    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), AttachmentError> {
+        let start = out.len();
+        out.resize(start.saturating_add(self.update_len(data.len())), 0);
+        let mut written = 0;
+        let result =
+            self.decrypt_into(data, out.get_mut(start..).unwrap_or_default(), &mut written);
+        out.truncate(start.saturating_add(written));
+        result
+    }
+
+    /// [`Self::update_into`], counting the bytes written even on failure.
+    fn decrypt_into(
+        &mut self,
+        mut data: &[u8],
+        out: &mut [u8],
+        written: &mut usize,
+    ) -> Result<(), AttachmentError> {
+        let needed = self.update_len(data.len());
+        if out.len() < needed {
+            return Err(AttachmentError::OutputTooSmall { needed });
+        }
+        if self.cipher.is_none() {
+            let take = (HEADER_SIZE - self.header.len()).min(data.len());
+            self.header.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.header.len() < HEADER_SIZE {
+                return Ok(());
+            }
+            self.start_stream()?;
+        }
+        if !self.pending.is_empty() {
+            let take = (SEALED_CHUNK - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < SEALED_CHUNK {
+                return Ok(());
+            }
+            // A full sealed chunk is never the last: open it now.
+            let pending = core::mem::take(&mut self.pending);
+            let opened = self.open(&pending, &mut out[*written..], false);
+            self.pending = pending;
+            self.pending.clear();
+            *written += opened?;
+        }
+        while data.len() >= SEALED_CHUNK {
+            let (chunk, rest) = data.split_at(SEALED_CHUNK);
+            *written += self.open(chunk, &mut out[*written..], false)?;
+            data = rest;
+        }
+        self.pending.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Checks the version of the complete header and starts the digest and
+    /// the chunk cipher.
+    fn start_stream(&mut self) -> Result<(), AttachmentError> {
+        let mut header = [0u8; HEADER_SIZE];
+        header.copy_from_slice(&self.header);
+        if header[0] != ATTACHMENT_VERSION {
+            return Err(AttachmentError::UnsupportedVersion(header[0]));
+        }
+        self.digest.update(&header);
+        self.cipher = Some(ChunkCipher::new(&self.key, header));
+        Ok(())
+    }
+
+    /// Digests `sealed` and opens it into the start of `out`; returns the
+    /// plaintext length, or an error if it fails or goes past the announced
+    /// length (then it counts as not written).
+    fn open(
+        &mut self,
+        sealed: &[u8],
+        out: &mut [u8],
+        last: bool,
+    ) -> Result<usize, AttachmentError> {
+        self.digest.update(sealed);
+        let cipher = self.cipher.as_mut().ok_or(AttachmentError::TooShort)?;
+        let len = sealed.len().saturating_sub(TAG_SIZE);
+        let plaintext = out
+            .get_mut(..len)
+            .ok_or(AttachmentError::OutputTooSmall { needed: len })?;
+        cipher.open(sealed, plaintext, last)?;
+        self.plaintext_len = self.plaintext_len.saturating_add(len as u64);
+        if self.plaintext_len > self.expected_len {
+            return Err(AttachmentError::LengthMismatch);
+        }
+        Ok(len)
+    }
+
+    /// Decrypts the last chunk, appending it to `out`, and checks digest
+    /// and length.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), AttachmentError> {
+        if self.cipher.is_none() {
+            return Err(AttachmentError::TooShort);
+        }
+        let pending = core::mem::take(&mut self.pending);
+        let start = out.len();
+        out.resize(start + pending.len().saturating_sub(TAG_SIZE), 0);
+        let opened = self.open(&pending, out.get_mut(start..).unwrap_or_default(), true);
+        if let Err(error) = opened {
+            out.truncate(start);
+            return Err(error);
+        }
+        let digest = self.digest.finalize();
+        if !bool::from(digest.ct_eq(&self.expected_digest)) {
+            return Err(AttachmentError::DigestMismatch);
+        }
+        if self.plaintext_len != self.expected_len {
+            return Err(AttachmentError::LengthMismatch);
+        }
+        Ok(())
+    }
+
+    /// Decrypts a whole buffer at once.
+    pub fn decrypt_all(
+        ciphertext: &[u8],
+        info: &AttachmentInfo,
+    ) -> Result<Vec<u8>, AttachmentError> {
+        let mut out = Vec::new();
+        let mut decryptor = Self::new(info);
+        decryptor.update(ciphertext, &mut out)?;
+        decryptor.finish(&mut out)?;
+        Ok(out)
+    }
+}
