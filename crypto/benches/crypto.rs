@@ -32,7 +32,8 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use starling_crypto::attachment::{
-    AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, CHUNK_SIZE, ciphertext_len,
+    AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, HEADER_SIZE, SEALED_CHUNK,
+    ciphertext_len,
 };
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
 use starling_crypto::ratchet::{CiphertextMessage, PreKeyMessage, RatchetMessage, Session};
@@ -557,6 +558,45 @@ fn chunk_nonce(index: usize) -> Nonce {
     Nonce::from(nonce)
 }
 
+/// Encrypts `plaintext` in 64 KiB pieces with `update_into`, each sealed
+/// into `out` (reused) and handed to `sink` before the next one.
+fn encrypt_piecewise(
+    plaintext: &[u8],
+    rng: &mut ChaCha20Rng,
+    out: &mut [u8],
+    mut sink: impl FnMut(&[u8]),
+) -> AttachmentInfo {
+    let mut encryptor = AttachmentEncryptor::new(rng);
+    for slice in plaintext.chunks(SLICE_LEN) {
+        let written = encryptor.update_into(slice, out).expect("update");
+        sink(&out[..written]);
+    }
+    let mut last = Vec::with_capacity(SLICE_LEN);
+    let info = encryptor.finish(&mut last).expect("finish");
+    sink(&last);
+    info
+}
+
+/// Decrypts `ciphertext` as a reader that knows the format does: the
+/// header, then whole sealed chunks, each opened with `update_into` into
+/// `out` (reused) and handed to `sink` before the next one.
+fn decrypt_piecewise(
+    ciphertext: &[u8],
+    info: &AttachmentInfo,
+    out: &mut [u8],
+    mut sink: impl FnMut(&[u8]),
+) {
+    let mut decryptor = AttachmentDecryptor::new(info);
+    let (header, body) = ciphertext.split_at(HEADER_SIZE);
+    for slice in std::iter::once(header).chain(body.chunks(SEALED_CHUNK)) {
+        let written = decryptor.update_into(slice, out).expect("update");
+        sink(&out[..written]);
+    }
+    let mut last = Vec::with_capacity(SLICE_LEN);
+    decryptor.finish(&mut last).expect("finish");
+    sink(&last);
+}
+
 fn attachment(c: &mut Criterion) {
     let mut rng = rng(5);
     let mut group = c.benchmark_group("attachment");
@@ -579,20 +619,22 @@ fn attachment(c: &mut Criterion) {
         })
     });
 
-    // The same stream into one buffer the caller owns, sized once: what a
-    // file-to-file encryption does (the client's, for one).
-    let mut sealed = vec![0u8; sealed_len];
+    // The client's file-to-file loop: each 64 KiB piece sealed into one
+    // reused buffer and handed on (to a file there) before the next.
+    let mut piece = vec![0u8; AttachmentEncryptor::max_update_len(SLICE_LEN)];
+    let mut checked = Vec::new();
+    let info = encrypt_piecewise(&plaintext, &mut rng, &mut piece, |sealed| {
+        checked.extend_from_slice(sealed)
+    });
+    assert_eq!(
+        AttachmentDecryptor::decrypt_all(&checked, &info).expect("decrypt"),
+        plaintext
+    );
     group.bench_function("stream_encrypt_into", |b| {
         b.iter(|| {
-            let mut encryptor = AttachmentEncryptor::new(&mut rng);
-            let mut written = 0;
-            for slice in plaintext.chunks(SLICE_LEN) {
-                written += encryptor
-                    .update_into(slice, &mut sealed[written..])
-                    .expect("update");
-            }
-            let mut last = Vec::with_capacity(SLICE_LEN);
-            encryptor.finish(&mut last).expect("finish")
+            encrypt_piecewise(&plaintext, &mut rng, &mut piece, |sealed| {
+                black_box(sealed);
+            })
         })
     });
 
@@ -628,27 +670,21 @@ fn attachment(c: &mut Criterion) {
         decrypted.is_empty() || decrypted == plaintext,
         "stream decryption changed the bytes"
     );
-    let mut opened = vec![0u8; ATTACHMENT_LEN + CHUNK_SIZE];
-    let mut opened_len = 0;
+    // The client's loop again: the header, then whole sealed chunks, each
+    // opened into one reused buffer.
+    let mut piece = vec![0u8; AttachmentDecryptor::max_update_len(SEALED_CHUNK)];
+    let mut checked = Vec::new();
+    decrypt_piecewise(&ciphertext, &info, &mut piece, |opened| {
+        checked.extend_from_slice(opened)
+    });
+    assert_eq!(checked, plaintext, "piecewise decryption changed the bytes");
     group.bench_function("stream_decrypt_into", |b| {
         b.iter(|| {
-            let mut decryptor = AttachmentDecryptor::new(&info);
-            opened_len = 0;
-            for slice in ciphertext.chunks(SLICE_LEN) {
-                opened_len += decryptor
-                    .update_into(slice, &mut opened[opened_len..])
-                    .expect("update");
-            }
-            let mut last = Vec::with_capacity(SLICE_LEN);
-            decryptor.finish(&mut last).expect("finish");
-            opened[opened_len..][..last.len()].copy_from_slice(&last);
-            opened_len += last.len();
+            decrypt_piecewise(&ciphertext, &info, &mut piece, |opened| {
+                black_box(opened);
+            })
         })
     });
-    assert!(
-        opened_len == 0 || opened[..opened_len] == plaintext[..],
-        "stream decryption into a buffer changed the bytes"
-    );
 
     // Fresh ciphertext and tags for the raw decryption, which works in place
     // on a copy made outside the timing.

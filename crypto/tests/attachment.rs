@@ -9,8 +9,9 @@ mod common;
 use common::rng;
 use rand::Rng;
 use starling_crypto::attachment::{
-    ATTACHMENT_VERSION, AttachmentDecryptor, AttachmentEncryptor, AttachmentError, AttachmentInfo,
-    CHUNK_SIZE, HEADER_SIZE, SEALED_CHUNK, TAG_SIZE, ciphertext_len,
+    ATTACHMENT_VERSION, ATTACHMENT_VERSION_2, AttachmentDecryptor, AttachmentEncryptor,
+    AttachmentError, AttachmentInfo, AttachmentKey, CHUNK_SIZE, HEADER_SIZE, SEALED_CHUNK,
+    TAG_SIZE, ciphertext_len,
 };
 
 fn plaintext(len: usize, seed: u64) -> Vec<u8> {
@@ -118,6 +119,62 @@ fn version_1_streams_are_refused() {
     assert_eq!(
         decrypt(&ciphertext, &info),
         Err(AttachmentError::UnsupportedVersion(1))
+    );
+}
+
+/// A version 2 stream as the reference STREAM implementation seals it: the
+/// header as every chunk's associated data. Returns it with its info.
+fn reference_version_2_stream(data: &[u8], seed: u64) -> (Vec<u8>, AttachmentInfo) {
+    use aead_stream::EncryptorBE32;
+    use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+
+    let mut rng = rng(seed);
+    let key: [u8; 32] = rng.r#gen();
+    let prefix: [u8; 7] = rng.r#gen();
+    let mut header = vec![ATTACHMENT_VERSION_2];
+    header.extend_from_slice(&prefix);
+    let aead = ChaCha20Poly1305::new((&key).into());
+    let mut stream = EncryptorBE32::from_aead(aead, (&prefix).into());
+    let mut ciphertext = header.clone();
+    let mut chunks = data.chunks_exact(CHUNK_SIZE);
+    for chunk in chunks.by_ref() {
+        let mut buffer = chunk.to_vec();
+        stream.encrypt_next_in_place(&header, &mut buffer).unwrap();
+        ciphertext.extend_from_slice(&buffer);
+    }
+    let mut buffer = chunks.remainder().to_vec();
+    stream.encrypt_last_in_place(&header, &mut buffer).unwrap();
+    ciphertext.extend_from_slice(&buffer);
+    let info = AttachmentInfo {
+        key: AttachmentKey::from_bytes(&key),
+        digest: *blake3::hash(&ciphertext).as_bytes(),
+        plaintext_len: data.len() as u64,
+    };
+    (ciphertext, info)
+}
+
+#[test]
+fn version_2_streams_still_decrypt_and_versions_cannot_be_swapped() {
+    for len in [0, 5, CHUNK_SIZE, 2 * CHUNK_SIZE + 3] {
+        let data = plaintext(len, 80 + len as u64);
+        let (ciphertext, info) = reference_version_2_stream(&data, len as u64);
+        assert_eq!(decrypt(&ciphertext, &info).unwrap(), data, "len {len}");
+
+        // Relabelled as version 3, every chunk fails (no associated data).
+        let mut relabelled = ciphertext.clone();
+        relabelled[0] = ATTACHMENT_VERSION;
+        assert_eq!(
+            decrypt(&relabelled, &info),
+            Err(AttachmentError::Authentication(0))
+        );
+    }
+    // And a version 3 stream relabelled as version 2 fails the same way.
+    let mut rng = rng(81);
+    let (mut ciphertext, info) = AttachmentEncryptor::encrypt_all(b"new", &mut rng).unwrap();
+    ciphertext[0] = ATTACHMENT_VERSION_2;
+    assert_eq!(
+        decrypt(&ciphertext, &info),
+        Err(AttachmentError::Authentication(0))
     );
 }
 
@@ -234,7 +291,7 @@ fn key_debug_is_redacted() {
 }
 
 /// Opens every chunk of `ciphertext` with `aead-stream`'s `StreamBE32`, the
-/// reference STREAM implementation, under the header as associated data.
+/// reference STREAM implementation, without associated data (version 3).
 fn open_with_reference_stream(ciphertext: &[u8], info: &AttachmentInfo) -> Vec<u8> {
     use aead_stream::DecryptorBE32;
     use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
@@ -248,12 +305,12 @@ fn open_with_reference_stream(ciphertext: &[u8], info: &AttachmentInfo) -> Vec<u
     while body.len() > SEALED_CHUNK {
         let (chunk, rest) = body.split_at(SEALED_CHUNK);
         let mut buffer = chunk.to_vec();
-        stream.decrypt_next_in_place(header, &mut buffer).unwrap();
+        stream.decrypt_next_in_place(b"", &mut buffer).unwrap();
         plaintext.extend_from_slice(&buffer);
         body = rest;
     }
     let mut buffer = body.to_vec();
-    stream.decrypt_last_in_place(header, &mut buffer).unwrap();
+    stream.decrypt_last_in_place(b"", &mut buffer).unwrap();
     plaintext.extend_from_slice(&buffer);
     plaintext
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt;
 use starling_crypto::attachment::{
     AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, AttachmentKey, CHUNK_SIZE,
-    ciphertext_len,
+    HEADER_SIZE, SEALED_CHUNK, ciphertext_len,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -259,23 +259,37 @@ async fn encrypt_file(source: &Path, target: &Path) -> Result<AttachmentInfo> {
         .map_err(|e| ClientError::Invalid(format!("cannot read {}: {e}", source.display())))?;
     let mut output = tokio::fs::File::create(target).await?;
     let mut encryptor = AttachmentEncryptor::new(&mut rand::rngs::OsRng);
+    // Each chunk is sealed from `buffer` straight into `out`.
     let mut buffer = vec![0u8; CHUNK_SIZE];
-    let mut out = Vec::with_capacity(CHUNK_SIZE + 64);
+    let mut out = vec![0u8; AttachmentEncryptor::max_update_len(CHUNK_SIZE)];
     loop {
         let read = input.read(&mut buffer).await?;
         if read == 0 {
             break;
         }
-        encryptor
-            .update(&buffer[..read], &mut out)
+        let written = encryptor
+            .update_into(&buffer[..read], &mut out)
             .map_err(ClientError::crypto)?;
-        output.write_all(&out).await?;
-        out.clear();
+        output.write_all(&out[..written]).await?;
     }
-    let info = encryptor.finish(&mut out).map_err(ClientError::crypto)?;
-    output.write_all(&out).await?;
+    let mut last = Vec::with_capacity(SEALED_CHUNK);
+    let info = encryptor.finish(&mut last).map_err(ClientError::crypto)?;
+    output.write_all(&last).await?;
     output.sync_all().await?;
     Ok(info)
+}
+
+/// Reads until `buffer` is full or the file ends; returns the bytes read.
+async fn read_up_to(input: &mut tokio::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let read = input.read(&mut buffer[filled..]).await?;
+        if read == 0 {
+            break;
+        }
+        filled += read;
+    }
+    Ok(filled)
 }
 
 /// Decrypts and verifies `source`; writes the plaintext to `output` when
@@ -287,21 +301,25 @@ async fn decrypt_file(
 ) -> Result<()> {
     let mut input = tokio::fs::File::open(source).await?;
     let mut decryptor = AttachmentDecryptor::new(info);
-    let mut buffer = vec![0u8; CHUNK_SIZE];
-    let mut out = Vec::with_capacity(CHUNK_SIZE);
+    // The header, then whole sealed chunks: each one is opened from
+    // `buffer` straight into `out`, none is gathered across reads.
+    let mut buffer = vec![0u8; SEALED_CHUNK];
+    let mut out = vec![0u8; AttachmentDecryptor::max_update_len(SEALED_CHUNK)];
+    let mut want = HEADER_SIZE;
     loop {
-        let read = input.read(&mut buffer).await?;
+        let read = read_up_to(&mut input, &mut buffer[..want]).await?;
         if read == 0 {
             break;
         }
-        decryptor
-            .update(&buffer[..read], &mut out)
+        let written = decryptor
+            .update_into(&buffer[..read], &mut out)
             .map_err(ClientError::crypto)?;
         if let Some(output) = output.as_mut() {
-            output.write_all(&out).await?;
+            output.write_all(&out[..written]).await?;
         }
-        out.clear();
+        want = SEALED_CHUNK;
     }
+    let mut out = Vec::with_capacity(CHUNK_SIZE);
     decryptor.finish(&mut out).map_err(ClientError::crypto)?;
     if let Some(output) = output.as_mut() {
         output.write_all(&out).await?;

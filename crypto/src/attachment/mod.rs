@@ -3,11 +3,13 @@
 //! specified by `aead-stream` (`StreamBE32`: 7-byte nonce prefix, 32-bit
 //! big-endian chunk counter, last-chunk flag). Constant memory for any size.
 //!
-//! Format (version 2): a header `version (1) || nonce prefix (7)`, then
+//! Format (version 3): a header `version (1) || nonce prefix (7)`, then
 //! chunks of [`CHUNK_SIZE`] plaintext bytes plus a 16-byte tag; the flagged
 //! last chunk holds 0 to `CHUNK_SIZE - 1` bytes, so a full chunk is never
 //! the last one and is sealed (or opened) as soon as it is complete. The
-//! header is every chunk's associated data. The BLAKE3 digest of the whole
+//! nonce prefix is in every chunk's nonce; chunks carry no associated data
+//! (version 2, still read, had the header as every chunk's associated
+//! data). The BLAKE3 digest of the whole
 //! ciphertext and the plaintext length travel, with the key, in the message
 //! that shares the file. Reordering, truncation, extension and tampering
 //! are all detected; output of [`AttachmentDecryptor::update`] is
@@ -38,9 +40,13 @@ pub use encrypt::AttachmentEncryptor;
 pub const CHUNK_SIZE: usize = 64 * 1024;
 /// Authentication tag per chunk.
 pub const TAG_SIZE: usize = 16;
-/// Format version, the first header byte. Version 2 (BLAKE3 digest, last
-/// chunk shorter than a full one) replaced version 1, which is refused.
-pub const ATTACHMENT_VERSION: u8 = 2;
+/// Format version, the first header byte, of the streams this crate
+/// writes. Version 3 seals every chunk without associated data; version 2
+/// (the header as every chunk's associated data) is still read; version 1
+/// is refused.
+pub const ATTACHMENT_VERSION: u8 = 3;
+/// The earlier format version that is still decrypted (SPEC §9.2).
+pub const ATTACHMENT_VERSION_2: u8 = 2;
 /// Header length: version and nonce prefix.
 pub const HEADER_SIZE: usize = 8;
 /// A full chunk once sealed: ciphertext and tag.
