@@ -431,7 +431,9 @@ impl<'a> AttachmentInput<'a> {
 }
 
 /// Feeds `stream` to a decryptor in slices of `slice_lens` (cyclically),
-/// with an empty update first and last, then finishes.
+/// with an empty update first and last, then finishes. Slices go in turn
+/// through `update` (appending to a `Vec`) and `update_into` (into a
+/// buffer of `max_update_len`).
 pub fn decrypt_in_slices(
     stream: &[u8],
     slice_lens: &[usize],
@@ -439,13 +441,22 @@ pub fn decrypt_in_slices(
 ) -> Result<Vec<u8>, AttachmentError> {
     let mut decryptor = AttachmentDecryptor::new(info);
     let mut out = Vec::new();
+    let mut buffer = Vec::new();
     decryptor.update(&[], &mut out)?;
     let mut rest = stream;
     let mut sizes = slice_lens.iter().cycle();
+    let mut into = false;
     while !rest.is_empty() {
         let take = sizes.next().copied().unwrap_or(rest.len()).min(rest.len());
         let (slice, tail) = rest.split_at(take);
-        decryptor.update(slice, &mut out)?;
+        if into {
+            buffer.resize(AttachmentDecryptor::max_update_len(slice.len()), 0);
+            let written = decryptor.update_into(slice, &mut buffer)?;
+            out.extend_from_slice(&buffer[..written]);
+        } else {
+            decryptor.update(slice, &mut out)?;
+        }
+        into = !into;
         rest = tail;
     }
     decryptor.update(&[], &mut out)?;
