@@ -259,11 +259,11 @@ async fn encrypt_file(source: &Path, target: &Path) -> Result<AttachmentInfo> {
         .map_err(|e| ClientError::Invalid(format!("cannot read {}: {e}", source.display())))?;
     let mut output = tokio::fs::File::create(target).await?;
     let mut encryptor = AttachmentEncryptor::new(&mut rand::rngs::OsRng);
-    // Each chunk is sealed from `buffer` straight into `out`.
+    // Whole chunks, each sealed from `buffer` straight into `out`.
     let mut buffer = vec![0u8; CHUNK_SIZE];
     let mut out = vec![0u8; AttachmentEncryptor::max_update_len(CHUNK_SIZE)];
     loop {
-        let read = input.read(&mut buffer).await?;
+        let read = read_up_to(&mut input, &mut buffer).await?;
         if read == 0 {
             break;
         }

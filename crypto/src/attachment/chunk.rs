@@ -67,16 +67,17 @@ impl ChunkCipher {
         sealed: &mut [u8],
         last: bool,
     ) -> Result<(), AttachmentError> {
+        let needed = plaintext.len().saturating_add(TAG_SIZE);
+        if sealed.len() != needed {
+            return Err(AttachmentError::OutputTooSmall { needed });
+        }
         let nonce = self.nonce(last).ok_or(AttachmentError::TooLarge)?;
-        let (body, tag_out) = sealed.split_at_mut(sealed.len().saturating_sub(TAG_SIZE));
+        let (body, tag_out) = sealed.split_at_mut(plaintext.len());
         let buffer = InOutBuf::new(plaintext, body).map_err(|_| AttachmentError::TooLarge)?;
         let tag = self
             .aead
             .encrypt_inout_detached(&nonce, self.associated_data(), buffer)
             .map_err(|_| AttachmentError::TooLarge)?;
-        if tag_out.len() != TAG_SIZE {
-            return Err(AttachmentError::TooLarge);
-        }
         tag_out.copy_from_slice(&tag);
         self.next += 1;
         Ok(())

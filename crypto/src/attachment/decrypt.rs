@@ -69,8 +69,10 @@ impl AttachmentDecryptor {
     /// Decrypts `data` into `out` and returns how many bytes of `out` now
     /// hold plaintext, authenticated chunk by chunk. `out` must hold at
     /// least [`Self::update_len`] bytes (else `OutputTooSmall`, and nothing
-    /// happened). On any other error the chunks before the failing one were
-    /// written, and the stream is not genuine.
+    /// happened). On any other error the stream is not genuine: discard
+    /// everything written for it (this call does not say how much it wrote
+    /// before failing; [`Self::update`] keeps the chunks before the failing
+    /// one).
     pub fn update_into(&mut self, data: &[u8], out: &mut [u8]) -> Result<usize, AttachmentError> {
         let mut written = 0;
         self.decrypt_into(data, out, &mut written).map(|()| written)
@@ -168,7 +170,7 @@ impl AttachmentDecryptor {
     }
 
     /// Decrypts the last chunk, appending it to `out`, and checks digest
-    /// and length.
+    /// and length. On any error nothing of the last chunk stays in `out`.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), AttachmentError> {
         if self.cipher.is_none() {
             return Err(AttachmentError::TooShort);
@@ -176,12 +178,18 @@ impl AttachmentDecryptor {
         let pending = core::mem::take(&mut self.pending);
         let start = out.len();
         out.resize(start + pending.len().saturating_sub(TAG_SIZE), 0);
-        let opened = self.open(&pending, out.get_mut(start..).unwrap_or_default(), true);
-        if let Err(error) = opened {
+        let checked = self
+            .open(&pending, out.get_mut(start..).unwrap_or_default(), true)
+            .and_then(|_| self.check_whole_stream());
+        if checked.is_err() {
             out.truncate(start);
-            return Err(error);
         }
-        let digest = self.digest.finalize();
+        checked
+    }
+
+    /// The checks that need the whole stream: digest, then length.
+    fn check_whole_stream(&mut self) -> Result<(), AttachmentError> {
+        let digest = core::mem::replace(&mut self.digest, StreamDigest::new()).finalize();
         if !bool::from(digest.ct_eq(&self.expected_digest)) {
             return Err(AttachmentError::DigestMismatch);
         }

@@ -124,6 +124,15 @@ mod tests {
     }
 
     #[test]
+    fn the_ciphers_wipe_their_keys_and_buffered_keystream_when_dropped() {
+        // Compiles only while the `zeroize` features of `chacha20poly1305`,
+        // `chacha20` and `cipher` (its buffered keystream block) are on.
+        fn wipes_on_drop<T: ZeroizeOnDrop>() {}
+        wipes_on_drop::<ChaCha20>();
+        wipes_on_drop::<ChaCha20Poly1305>();
+    }
+
+    #[test]
     fn the_keystream_is_its_own_inverse_and_bound_to_key_and_info() {
         let key = |byte| MessageKey::new(Box::new([byte; 32]));
         let mut data = *b"plain text";
