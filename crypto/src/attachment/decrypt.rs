@@ -7,6 +7,7 @@ use subtle::ConstantTimeEq;
 
 use super::chunk::ChunkCipher;
 use super::digest::StreamDigest;
+use super::pending::PendingChunk;
 use super::{
     ATTACHMENT_VERSION, ATTACHMENT_VERSION_2, AttachmentError, AttachmentInfo, AttachmentKey,
     CHUNK_SIZE, HEADER_SIZE, SEALED_CHUNK, TAG_SIZE,
@@ -23,7 +24,7 @@ pub struct AttachmentDecryptor {
     header: Vec<u8>,
     cipher: Option<ChunkCipher>,
     /// The start of a sealed chunk that arrived over several calls.
-    pending: Vec<u8>,
+    pending: PendingChunk,
     digest: StreamDigest,
     plaintext_len: u64,
 }
@@ -45,7 +46,7 @@ impl AttachmentDecryptor {
             expected_len: info.plaintext_len,
             header: Vec::with_capacity(HEADER_SIZE),
             cipher: None,
-            pending: Vec::with_capacity(SEALED_CHUNK),
+            pending: PendingChunk::new(SEALED_CHUNK),
             digest: StreamDigest::new(),
             plaintext_len: 0,
         }
@@ -110,18 +111,10 @@ impl AttachmentDecryptor {
             }
             self.start_stream()?;
         }
-        if !self.pending.is_empty() {
-            let take = (SEALED_CHUNK - self.pending.len()).min(data.len());
-            self.pending.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.pending.len() < SEALED_CHUNK {
-                return Ok(());
-            }
+        if let Some(chunk) = self.pending.complete(&mut data) {
             // A full sealed chunk is never the last: open it now.
-            let pending = core::mem::take(&mut self.pending);
-            let opened = self.open(&pending, &mut out[*written..], false);
-            self.pending = pending;
-            self.pending.clear();
+            let opened = self.open(&chunk, &mut out[*written..], false);
+            self.pending.recycle(chunk);
             *written += opened?;
         }
         while data.len() >= SEALED_CHUNK {
@@ -129,7 +122,7 @@ impl AttachmentDecryptor {
             *written += self.open(chunk, &mut out[*written..], false)?;
             data = rest;
         }
-        self.pending.extend_from_slice(data);
+        self.pending.start(data);
         Ok(())
     }
 
@@ -175,11 +168,15 @@ impl AttachmentDecryptor {
         if self.cipher.is_none() {
             return Err(AttachmentError::TooShort);
         }
-        let pending = core::mem::take(&mut self.pending);
+        let pending = core::mem::replace(&mut self.pending, PendingChunk::new(0));
         let start = out.len();
         out.resize(start + pending.len().saturating_sub(TAG_SIZE), 0);
         let checked = self
-            .open(&pending, out.get_mut(start..).unwrap_or_default(), true)
+            .open(
+                pending.bytes(),
+                out.get_mut(start..).unwrap_or_default(),
+                true,
+            )
             .and_then(|_| self.check_whole_stream());
         if checked.is_err() {
             out.truncate(start);

@@ -7,6 +7,7 @@ use rand_core::CryptoRngCore;
 
 use super::chunk::ChunkCipher;
 use super::digest::StreamDigest;
+use super::pending::PendingChunk;
 use super::{
     ATTACHMENT_VERSION, AttachmentError, AttachmentInfo, AttachmentKey, CHUNK_SIZE, HEADER_SIZE,
     SEALED_CHUNK, TAG_SIZE, ciphertext_len,
@@ -21,7 +22,7 @@ pub struct AttachmentEncryptor {
     header: [u8; HEADER_SIZE],
     header_sent: bool,
     /// The start of a chunk whose plaintext arrived over several calls.
-    pending: Vec<u8>,
+    pending: PendingChunk,
     digest: StreamDigest,
     plaintext_len: u64,
 }
@@ -48,7 +49,7 @@ impl AttachmentEncryptor {
             key,
             header,
             header_sent: false,
-            pending: Vec::with_capacity(CHUNK_SIZE),
+            pending: PendingChunk::new(CHUNK_SIZE),
             digest,
             plaintext_len: 0,
         }
@@ -89,18 +90,10 @@ impl AttachmentEncryptor {
             written = HEADER_SIZE;
         }
         self.plaintext_len = self.plaintext_len.saturating_add(data.len() as u64);
-        if !self.pending.is_empty() {
-            let take = (CHUNK_SIZE - self.pending.len()).min(data.len());
-            self.pending.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.pending.len() < CHUNK_SIZE {
-                return Ok(written);
-            }
+        if let Some(chunk) = self.pending.complete(&mut data) {
             // A full chunk is never the last: seal it now.
-            let pending = core::mem::take(&mut self.pending);
-            let sealed = self.seal_full(&pending, &mut out[written..]);
-            self.pending = pending;
-            self.pending.clear();
+            let sealed = self.seal_full(&chunk, &mut out[written..]);
+            self.pending.recycle(chunk);
             written += sealed?;
         }
         while data.len() >= CHUNK_SIZE {
@@ -108,7 +101,7 @@ impl AttachmentEncryptor {
             written += self.seal_full(chunk, &mut out[written..])?;
             data = rest;
         }
-        self.pending.extend_from_slice(data);
+        self.pending.start(data);
         Ok(written)
     }
 
@@ -143,7 +136,7 @@ impl AttachmentEncryptor {
         let sealed_start = out.len();
         out.resize(sealed_start + self.pending.len() + TAG_SIZE, 0);
         let sealed = out.get_mut(sealed_start..).unwrap_or_default();
-        if let Err(error) = self.cipher.seal(&self.pending, sealed, true) {
+        if let Err(error) = self.cipher.seal(self.pending.bytes(), sealed, true) {
             out.truncate(start);
             return Err(error);
         }

@@ -28,6 +28,7 @@ mod chunk;
 mod decrypt;
 mod digest;
 mod encrypt;
+mod pending;
 
 use rand_core::CryptoRngCore;
 use thiserror::Error;
