@@ -1,5 +1,5 @@
-//! Compiles the content protocol and the server's frame protocol with prost
-//! through protox (no `protoc` needed).
+//! Compiles the content protocol with prost through protox (no `protoc`
+//! needed). The server's frames come from `starling-protocol`.
 
 /// Content messages that carry plaintext or keys: prost derives no `Debug`
 /// for them; `src/content/debug.rs` writes one that leaves those out.
@@ -17,14 +17,11 @@ const REDACTED_DEBUG: [&str; 10] = [
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = [
-        "proto/starling/client/v1/content.proto",
-        "../server/proto/starling/server/v1/ws.proto",
-    ];
+    let files = ["proto/starling/client/v1/content.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
-    let descriptors = protox::compile(files, ["proto", "../server/proto"])?;
+    let descriptors = protox::compile(files, ["proto"])?;
     prost_build::Config::new()
         .skip_debug(REDACTED_DEBUG)
         .compile_fds(descriptors)?;

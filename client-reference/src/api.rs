@@ -6,11 +6,20 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use serde::{Deserialize, Serialize};
 use starling_crypto::PreKeyBundle;
 use zeroize::Zeroizing;
 
 use crate::error::{ClientError, Result};
+
+use starling_protocol::api::{
+    AttachmentCreated, BundleResponse, CreateAttachment, DeviceEnvelope, DeviceList, LinkCode,
+    LinkRequest, MultiSendRequest, RegisterRequest, SendRequest, UPLOAD_OFFSET, UploadStatus,
+};
+pub use starling_protocol::api::{
+    DirectoryEntry, JoinToken as CallToken, KeyUpload, PrekeyCounts,
+    RegisterResponse as Registered, StaleLists, TurnCredentials,
+};
+use starling_protocol::{ErrorBody, ErrorCode};
 
 mod retry;
 
@@ -43,63 +52,6 @@ impl Credentials {
     }
 }
 
-/// What the server returns for a registration or a link.
-#[derive(Deserialize)]
-pub struct Registered {
-    /// Username.
-    pub username: String,
-    /// The new device's id.
-    pub device_id: u32,
-    /// The new device's secret.
-    pub credential: String,
-}
-
-/// Prekeys to upload (each the crate's encoding, base64).
-#[derive(Debug, Default, Serialize)]
-pub struct KeyUpload {
-    /// A new signed prekey.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signed_prekey: Option<String>,
-    /// One-time X25519 prekeys.
-    pub one_time_prekeys: Vec<String>,
-    /// One-time ML-KEM prekeys.
-    pub kem_prekeys: Vec<String>,
-    /// The last-resort ML-KEM prekey.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_resort_kem_prekey: Option<String>,
-}
-
-/// Remaining one-time prekeys on the server.
-#[derive(Debug, Deserialize, Clone, Copy)]
-pub struct PrekeyCounts {
-    /// X25519.
-    pub one_time: u32,
-    /// ML-KEM.
-    pub kem: u32,
-}
-
-/// A directory entry.
-#[derive(Debug, Deserialize, Serialize, Clone)]
-pub struct DirectoryEntry {
-    /// Username.
-    pub username: String,
-    /// Display name.
-    pub display_name: String,
-    /// Title.
-    pub title: String,
-    /// Department.
-    pub department: String,
-}
-
-/// A stale device list, as the server reports it.
-#[derive(Debug, Deserialize, Clone, Default, PartialEq, Eq)]
-pub struct StaleLists {
-    /// Devices the send lacked.
-    pub missing: Vec<u32>,
-    /// Devices the send named that do not exist.
-    pub extra: Vec<u32>,
-}
-
 /// The outcome of a send.
 #[derive(Debug)]
 pub enum SendOutcome {
@@ -107,24 +59,6 @@ pub enum SendOutcome {
     Stored,
     /// Refused: these accounts' device lists were stale.
     Stale(BTreeMap<String, StaleLists>),
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    code: String,
-    reason: String,
-    #[serde(default)]
-    missing_devices: Option<Vec<u32>>,
-    #[serde(default)]
-    extra_devices: Option<Vec<u32>>,
-    #[serde(default)]
-    accounts: Option<BTreeMap<String, StaleLists>>,
-}
-
-#[derive(Serialize)]
-struct DeviceEnvelope {
-    device_id: u32,
-    content: String,
 }
 
 /// One account's envelopes in a send.
@@ -234,29 +168,27 @@ impl Api {
         invite: Option<&str>,
         identity_key: &[u8],
     ) -> Result<Registered> {
-        let body = serde_json::json!({
-            "username": username,
-            "invite_code": invite,
-            "identity_key": B64.encode(identity_key),
-        });
+        let body = RegisterRequest {
+            username: username.to_owned(),
+            invite_code: invite.map(str::to_owned),
+            identity_key: B64.encode(identity_key),
+        };
         self.json(self.request(Method::POST, "v1/accounts")?.json(&body))
             .await
     }
 
     /// Links a new device with a one-time code from an existing one.
     pub async fn link(&self, code: &str, identity_key: &[u8]) -> Result<Registered> {
-        let body =
-            serde_json::json!({ "link_code": code, "identity_key": B64.encode(identity_key) });
+        let body = LinkRequest {
+            link_code: code.to_owned(),
+            identity_key: B64.encode(identity_key),
+        };
         self.json(self.request(Method::POST, "v1/devices")?.json(&body))
             .await
     }
 
     /// Issues a one-time code that links a new device to this account.
     pub async fn link_code(&self) -> Result<String> {
-        #[derive(Deserialize)]
-        struct LinkCode {
-            code: String,
-        }
         let code: LinkCode = self
             .json(self.request(Method::POST, "v1/devices/link-code")?)
             .await?;
@@ -281,13 +213,9 @@ impl Api {
 
     /// An account's device ids.
     pub async fn devices(&self, username: &str) -> Result<Vec<u32>> {
-        #[derive(Deserialize)]
-        struct Devices {
-            devices: Vec<u32>,
-        }
         let path = format!("v1/accounts/{}/devices", path_segment(username));
         match self
-            .json::<Devices>(self.request(Method::GET, &path)?)
+            .json::<DeviceList>(self.request(Method::GET, &path)?)
             .await
         {
             Ok(d) => Ok(d.devices),
@@ -324,18 +252,9 @@ impl Api {
         username: &str,
         device: Option<u32>,
     ) -> Result<Vec<(u32, PreKeyBundle)>> {
-        #[derive(Deserialize)]
-        struct DeviceBundle {
-            device_id: u32,
-            bundle: String,
-        }
-        #[derive(Deserialize)]
-        struct Bundles {
-            devices: Vec<DeviceBundle>,
-        }
         let which = device.map_or_else(|| "*".to_owned(), |d| d.to_string());
         let path = format!("v1/keys/{}/{which}", path_segment(username));
-        let bundles: Bundles = match self.json(self.request(Method::GET, &path)?).await {
+        let bundles: BundleResponse = match self.json(self.request(Method::GET, &path)?).await {
             Ok(b) => b,
             Err(ClientError::Server { status: 404, .. }) => {
                 return Err(ClientError::UnknownUser(username.to_owned()));
@@ -359,7 +278,10 @@ impl Api {
         destination: &str,
         envelopes: &[(u32, Vec<u8>)],
     ) -> Result<SendOutcome> {
-        let body = serde_json::json!({ "envelopes": encode_envelopes(envelopes) });
+        let body = SendRequest {
+            envelopes: encode_envelopes(envelopes),
+            sealed: false,
+        };
         let path = format!("v1/messages/{}", path_segment(destination));
         self.send_request(
             self.request(Method::PUT, &path)?.json(&body),
@@ -370,11 +292,16 @@ impl Api {
 
     /// Sends to many accounts in one request (groups).
     pub async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome> {
-        let sends: Vec<serde_json::Value> = sends
-            .iter()
-            .map(|s| serde_json::json!({ "destination": s.destination, "envelopes": encode_envelopes(&s.envelopes) }))
-            .collect();
-        let body = serde_json::json!({ "sends": sends });
+        let body = MultiSendRequest {
+            sends: sends
+                .iter()
+                .map(|s| starling_protocol::api::AccountEnvelopes {
+                    destination: s.destination.clone(),
+                    envelopes: encode_envelopes(&s.envelopes),
+                })
+                .collect(),
+            sealed: false,
+        };
         self.send_request(self.request(Method::PUT, "v1/messages")?.json(&body), None)
             .await
     }
@@ -391,7 +318,7 @@ impl Api {
         let status = response.status();
         if status == StatusCode::CONFLICT {
             let body: ErrorBody = response.json().await.map_err(ClientError::protocol)?;
-            if body.code == "stale_devices" {
+            if body.error_code() == Some(ErrorCode::StaleDevices) {
                 let accounts = match (single, body.accounts) {
                     (_, Some(accounts)) => accounts,
                     (Some(destination), None) => BTreeMap::from([(
@@ -407,7 +334,7 @@ impl Api {
             }
             return Err(ClientError::Server {
                 status: status.as_u16(),
-                code: body.code,
+                code: body.code.into_owned(),
                 reason: body.reason,
             });
         }
@@ -429,14 +356,10 @@ impl Api {
 
     /// Creates an attachment of `size` ciphertext bytes; returns its id.
     pub async fn create_attachment(&self, size: u64) -> Result<String> {
-        #[derive(Deserialize)]
-        struct Created {
-            id: String,
-        }
-        let created: Created = self
+        let created: AttachmentCreated = self
             .json(
                 self.request(Method::POST, "v1/attachments")?
-                    .json(&serde_json::json!({ "size": size })),
+                    .json(&CreateAttachment { size }),
             )
             .await?;
         Ok(created.id)
@@ -444,17 +367,15 @@ impl Api {
 
     /// Bytes of an attachment the server already has.
     pub async fn attachment_received(&self, id: &str) -> Result<u64> {
-        #[derive(Deserialize)]
-        struct Status {
-            received: u64,
-        }
-        let status: Status = self
+        let status: UploadStatus = self
             .json(self.request(
                 Method::GET,
                 &format!("v1/attachments/{}/upload", path_segment(id)),
             )?)
             .await?;
-        Ok(status.received)
+        u64::try_from(status.received).map_err(|_| {
+            ClientError::Protocol("the server reported a negative upload offset".into())
+        })
     }
 
     /// Appends `body` to an attachment at `offset`.
@@ -467,7 +388,7 @@ impl Api {
     ) -> Result<()> {
         let request = self
             .request(Method::PUT, &format!("v1/attachments/{}", path_segment(id)))?
-            .header("Upload-Offset", offset.to_string())
+            .header(UPLOAD_OFFSET, offset.to_string())
             .header(reqwest::header::CONTENT_LENGTH, length.to_string())
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
@@ -522,7 +443,7 @@ async fn server_error(response: Response) -> ClientError {
     match response.json::<ErrorBody>().await {
         Ok(body) => ClientError::Server {
             status,
-            code: body.code,
+            code: body.code.into_owned(),
             reason: body.reason,
         },
         Err(_) => ClientError::Server {
@@ -530,44 +451,5 @@ async fn server_error(response: Response) -> ClientError {
             code: "unknown".into(),
             reason: "no error body".into(),
         },
-    }
-}
-
-/// A media relay join token (`POST /v1/calls/{call_id}/token`).
-#[derive(Deserialize)]
-pub struct CallToken {
-    /// The token; a secret until used.
-    pub token: String,
-    /// Expiry, Unix seconds.
-    pub expires_at: u64,
-    /// The relay's URL, if the server has one configured.
-    pub relay_url: Option<String>,
-}
-
-impl std::fmt::Debug for CallToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallToken")
-            .field("expires_at", &self.expires_at)
-            .field("relay_url", &self.relay_url)
-            .finish_non_exhaustive()
-    }
-}
-
-/// TURN credentials for calls (`GET /v1/calls/turn`).
-#[derive(Deserialize)]
-pub struct TurnCredentials {
-    /// `<expiry>:<username>`.
-    pub username: String,
-    /// The password; a secret.
-    pub password: String,
-    /// TURN server URLs (`turn:host:port?transport=udp`, ...).
-    pub urls: Vec<String>,
-}
-
-impl std::fmt::Debug for TurnCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TurnCredentials")
-            .field("urls", &self.urls)
-            .finish_non_exhaustive()
     }
 }

@@ -22,11 +22,8 @@ pub mod error;
 pub mod store;
 pub mod tls;
 
-/// The server's WebSocket frames (`server/proto/starling/server/v1/ws.proto`).
-#[allow(missing_docs, unreachable_pub, clippy::all)]
-pub mod frames {
-    include!(concat!(env!("OUT_DIR"), "/starling.server.v1.rs"));
-}
+/// The server's WebSocket frames (from `starling-protocol`).
+pub use starling_protocol::frames;
 
 pub use client::{
     CallOptions, CallReport, Client, Event, IncomingCall, PREKEY_BATCH, PREKEY_LOW_WATER, Progress,

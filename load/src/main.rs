@@ -24,7 +24,8 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use prost::Message as _;
 use rand::{Rng, SeedableRng};
-use starling_server::frames::{self, client_frame, server_frame};
+use starling_protocol::api::{RegisterRequest, RegisterResponse};
+use starling_protocol::frames::{self, client_frame, server_frame};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -167,20 +168,29 @@ async fn register(http: &reqwest::Client, args: &Args, index: usize) -> Result<S
     let mut rng = rand::rngs::StdRng::seed_from_u64(index as u64);
     let identity = starling_crypto::IdentityKeyPair::generate(&mut rng);
     let username = format!("{}{index}", args.prefix);
-    let response: serde_json::Value = http
+    let request = RegisterRequest {
+        username: username.clone(),
+        invite_code: None,
+        identity_key: base64::engine::general_purpose::STANDARD
+            .encode(identity.public().to_bytes()),
+    };
+    let response = http
         .post(format!("{}/v1/accounts", args.server))
-        .json(&serde_json::json!({
-            "username": username,
-            "identity_key": base64::engine::general_purpose::STANDARD.encode(identity.public().to_bytes()),
-        }))
+        .json(&request)
         .send()
-        .await?
-        .json()
         .await?;
-    let credential = response["credential"]
-        .as_str()
-        .ok_or_else(|| format!("registration refused: {response} (is open registration on?)"))?;
-    Ok(format!("Bearer {username}:1:{credential}"))
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        return Err(
+            format!("registration refused: {status} {body} (is open registration on?)").into(),
+        );
+    }
+    let registered: RegisterResponse = response.json().await?;
+    Ok(format!(
+        "Bearer {username}:{}:{}",
+        registered.device_id, registered.credential
+    ))
 }
 
 async fn connect(server: &str, auth: &str) -> Result<Socket, Error> {

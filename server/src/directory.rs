@@ -55,7 +55,7 @@ pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<DirectoryEntry>, Impor
         let line = u64::try_from(entries.len())
             .unwrap_or(u64::MAX)
             .saturating_add(2);
-        crate::routes::validate_username(&row.username).map_err(|e| ImportError::Row {
+        starling_protocol::Username::parse(&row.username).map_err(|e| ImportError::Row {
             line,
             reason: e.to_string(),
         })?;

@@ -7,7 +7,9 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use starling_protocol::api::StaleLists;
+use starling_protocol::ids::IdError;
+pub use starling_protocol::{ErrorBody, ErrorCode};
 use thiserror::Error;
 
 /// An API error.
@@ -17,7 +19,7 @@ pub enum AppError {
     #[error("{reason}")]
     BadRequest {
         /// Stable machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Explanation.
         reason: String,
     },
@@ -34,7 +36,7 @@ pub enum AppError {
     #[error("{reason}")]
     Conflict {
         /// Stable machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Explanation.
         reason: String,
     },
@@ -60,7 +62,7 @@ pub enum AppError {
     },
     /// A multi-recipient send named stale device lists for some accounts.
     #[error("device lists are stale for {} account(s)", .0.len())]
-    StaleDevicesMany(std::collections::BTreeMap<String, crate::routes::messages::StaleLists>),
+    StaleDevicesMany(std::collections::BTreeMap<String, StaleLists>),
     /// The body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
@@ -71,7 +73,7 @@ pub enum AppError {
 
 impl AppError {
     /// A 400 with a code and reason.
-    pub fn bad_request(code: &'static str, reason: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, reason: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             reason: reason.into(),
@@ -108,22 +110,22 @@ impl AppError {
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
         let code = match self {
-            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::StaleDevices { .. } | Self::StaleDevicesMany(_) => "stale_devices",
-            Self::TooLarge(_) => "too_large",
-            Self::TooManyRequests { .. } => "rate_limited",
-            Self::Busy { .. } => "server_busy",
-            Self::Internal(_) => "internal",
+            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => *code,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::StaleDevices { .. } | Self::StaleDevicesMany(_) => ErrorCode::StaleDevices,
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::TooManyRequests { .. } => ErrorCode::RateLimited,
+            Self::Busy { .. } => ErrorCode::ServerBusy,
+            Self::Internal(_) => ErrorCode::Internal,
         };
         let (missing_devices, extra_devices) = match self {
             Self::StaleDevices { missing, extra } => (Some(missing.clone()), Some(extra.clone())),
             _ => (None, None),
         };
         ErrorBody {
-            code,
+            code: code.as_str().into(),
             reason: self.to_string(),
             retry_after_secs: self.retry_after_secs(),
             missing_devices,
@@ -136,27 +138,14 @@ impl AppError {
     }
 }
 
-/// The JSON body of an error response.
-#[derive(Debug, Serialize)]
-pub struct ErrorBody {
-    /// Stable machine-readable code.
-    pub code: &'static str,
-    /// Explanation for a person.
-    pub reason: String,
-    /// With `rate_limited` and `server_busy`: seconds before a retry (the
-    /// `Retry-After` header says the same; WebSocket responses have only
-    /// this).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_after_secs: Option<u64>,
-    /// With `stale_devices`: devices to add.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub missing_devices: Option<Vec<u32>>,
-    /// With `stale_devices`: devices to drop.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub extra_devices: Option<Vec<u32>>,
-    /// With `stale_devices` on a multi-recipient send: per account.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accounts: Option<std::collections::BTreeMap<String, crate::routes::messages::StaleLists>>,
+impl From<IdError> for AppError {
+    fn from(error: IdError) -> Self {
+        let code = match error {
+            IdError::Username => ErrorCode::BadUsername,
+            _ => ErrorCode::BadPath,
+        };
+        Self::bad_request(code, error.to_string())
+    }
 }
 
 impl IntoResponse for AppError {
@@ -185,12 +174,12 @@ impl From<axum::extract::rejection::JsonRejection> for AppError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::TooLarge("request body too large".into());
         }
-        Self::bad_request("bad_json", rejection.body_text())
+        Self::bad_request(ErrorCode::BadJson, rejection.body_text())
     }
 }
 
 impl From<axum::extract::rejection::PathRejection> for AppError {
     fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
-        Self::bad_request("bad_path", rejection.body_text())
+        Self::bad_request(ErrorCode::BadPath, rejection.body_text())
     }
 }

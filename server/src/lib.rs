@@ -38,11 +38,8 @@ use crate::config::Config;
 use crate::registry::{Notifier, Registry};
 use crate::store::Store;
 
-/// Protobuf frames of the WebSocket (generated from `proto/`).
-#[allow(missing_docs, unreachable_pub, clippy::all)]
-pub mod frames {
-    include!(concat!(env!("OUT_DIR"), "/starling.server.v1.rs"));
-}
+/// Protobuf frames of the WebSocket (from `starling-protocol`).
+pub use starling_protocol::frames;
 
 /// Everything a request handler needs.
 #[derive(Clone)]

@@ -31,7 +31,7 @@ use prost::Message as _;
 
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::frames::{self, client_frame, server_frame};
 use crate::registry::{Inbox, Mailbox};
 use crate::routes::queue_send;
@@ -156,7 +156,7 @@ impl Connection {
                         self.handle_frame(&bytes, &mut sink, &mut sends).await?;
                     }
                     Some(Ok(Message::Text(_))) => {
-                        send_error(&mut sink, 0, "bad_frame", "frames are binary protobuf").await?;
+                        send_error(&mut sink, 0, ErrorCode::BadFrame, "frames are binary protobuf").await?;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break,
@@ -266,7 +266,7 @@ impl Connection {
         sends: &mut PendingSends,
     ) -> Result<(), ConnectionError> {
         let Ok(frame) = frames::ClientFrame::decode(bytes) else {
-            return send_error(sink, 0, "bad_frame", "not a ClientFrame").await;
+            return send_error(sink, 0, ErrorCode::BadFrame, "not a ClientFrame").await;
         };
         let request_id = frame.request_id;
         match frame.body {
@@ -275,7 +275,7 @@ impl Connection {
                     return send_error(
                         sink,
                         request_id,
-                        "too_many_ids",
+                        ErrorCode::TooManyIds,
                         "acknowledge fewer ids at once",
                     )
                     .await;
@@ -338,7 +338,7 @@ impl Connection {
             Some(client_frame::Body::Ping(_)) => {
                 respond(sink, request_id, Ok(serde_json::json!({}))).await
             }
-            None => send_error(sink, request_id, "bad_frame", "empty frame").await,
+            None => send_error(sink, request_id, ErrorCode::BadFrame, "empty frame").await,
         }
     }
 }
@@ -364,11 +364,11 @@ async fn send(
 async fn send_error(
     sink: &mut Sink,
     request_id: u64,
-    code: &str,
+    code: ErrorCode,
     reason: &str,
 ) -> Result<(), ConnectionError> {
     let error = frames::Error {
-        code: code.into(),
+        code: code.as_str().into(),
         reason: reason.into(),
     };
     send(sink, request_id, server_frame::Body::Error(error)).await

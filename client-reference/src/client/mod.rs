@@ -283,7 +283,7 @@ impl Client {
                 hex::encode(self.store.find_group(group).await?.group_id)
             ));
         }
-        let could_be_user = is_username(name);
+        let could_be_user = starling_protocol::Username::is_valid(name);
         match self.store.find_group(name).await {
             Ok(_) if could_be_user => Err(ClientError::Invalid(format!(
                 "`{name}` names both a person and a group; write @{name} for the person or #{name} for the group"
@@ -314,16 +314,3 @@ impl Client {
 /// How long processed envelope ids are remembered to show redeliveries
 /// once: twice the longest a server keeps an envelope (30 days by default).
 const SEEN_ENVELOPE_RETENTION_MILLIS: i64 = 60 * 86_400 * 1000;
-
-/// Whether `name` is shaped like a username (3 to 32 of `a-z 0-9 . _ -`,
-/// starting with a letter or digit), as the server requires.
-pub(crate) fn is_username(name: &str) -> bool {
-    let valid_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    let starts_well = name
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    (3..=32).contains(&name.len()) && valid_chars && starts_well
-}

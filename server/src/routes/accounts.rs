@@ -2,53 +2,33 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
 use starling_crypto::IdentityKey;
 
-use super::{ApiJson, ApiPath, decode_b64, validate_username};
+use starling_protocol::Username;
+
+use super::{ApiJson, ApiPath, decode_b64};
 use crate::AppState;
 use crate::auth::{AuthedDevice, Credential, hash_secret};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::store::{LinkError, NewDevice, RegisterError, now_millis};
-
-/// `POST /v1/accounts`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
-    /// The new username.
-    pub username: String,
-    /// A single-use invite code (required unless registration is open).
-    #[serde(default)]
-    pub invite_code: Option<String>,
-    /// The first device's encoded identity key (base64).
-    pub identity_key: String,
-}
-
-/// The new account's first device and its credential (shown once).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RegisterResponse {
-    /// The username.
-    pub username: String,
-    /// The device id (1).
-    pub device_id: u32,
-    /// The device credential.
-    pub credential: String,
-}
+pub use starling_protocol::api::{
+    DeviceList, LinkCode, LinkRequest, RegisterRequest, RegisterResponse,
+};
 
 pub(crate) async fn register(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, AppError> {
-    validate_username(&request.username)?;
+    Username::parse(&request.username)?;
     let identity_key = decode_b64("identity_key", &request.identity_key)?;
     IdentityKey::from_bytes(&identity_key)
-        .map_err(|e| AppError::bad_request("bad_identity_key", e.to_string()))?;
+        .map_err(|e| AppError::bad_request(ErrorCode::BadIdentityKey, e.to_string()))?;
     let invite = match (&request.invite_code, state.config.registration.open) {
         (Some(code), _) => Some(hash_secret(code.trim())),
         (None, true) => None,
         (None, false) => {
             return Err(AppError::bad_request(
-                "invite_required",
+                ErrorCode::InviteRequired,
                 "an invite code is required",
             ));
         }
@@ -75,18 +55,11 @@ pub(crate) async fn register(
             Err(AppError::Forbidden("invalid or expired invite code"))
         }
         Err(RegisterError::UsernameTaken) => Err(AppError::Conflict {
-            code: "username_taken",
+            code: ErrorCode::UsernameTaken,
             reason: "that username is taken".into(),
         }),
         Err(RegisterError::Database(e)) => Err(e.into()),
     }
-}
-
-/// An account's devices.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DeviceList {
-    /// Device ids, ascending.
-    pub devices: Vec<u32>,
 }
 
 pub(crate) async fn list_devices(
@@ -120,15 +93,6 @@ pub(crate) async fn remove_device(
 /// How long a link code is valid.
 const LINK_CODE_TTL_MS: i64 = 10 * 60 * 1000;
 
-/// A one-time code to link a new device (shown once).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LinkCode {
-    /// The code, to enter on the new device.
-    pub code: String,
-    /// Expiry, ms since the epoch.
-    pub expires_at: i64,
-}
-
 /// `POST /v1/devices/link-code`: an existing device authorises a new one.
 pub(crate) async fn create_link_code(
     State(state): State<AppState>,
@@ -143,23 +107,13 @@ pub(crate) async fn create_link_code(
     Ok(Json(LinkCode { code, expires_at }))
 }
 
-/// `POST /v1/devices`: a new device joins an account with a link code.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LinkRequest {
-    /// The code an existing device issued.
-    pub link_code: String,
-    /// The new device's encoded identity key (base64).
-    pub identity_key: String,
-}
-
 pub(crate) async fn link_device(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LinkRequest>,
 ) -> Result<Json<RegisterResponse>, AppError> {
     let identity_key = decode_b64("identity_key", &request.identity_key)?;
     IdentityKey::from_bytes(&identity_key)
-        .map_err(|e| AppError::bad_request("bad_identity_key", e.to_string()))?;
+        .map_err(|e| AppError::bad_request(ErrorCode::BadIdentityKey, e.to_string()))?;
     let credential = Credential::generate();
     let device = NewDevice {
         credential_hash: credential.hash,
@@ -183,7 +137,7 @@ pub(crate) async fn link_device(
         })),
         Err(LinkError::InvalidCode) => Err(AppError::Forbidden("invalid or expired link code")),
         Err(LinkError::TooManyDevices) => Err(AppError::Conflict {
-            code: "too_many_devices",
+            code: ErrorCode::TooManyDevices,
             reason: format!("an account may have at most {max} devices"),
         }),
         Err(LinkError::Database(e)) => Err(e.into()),

@@ -16,43 +16,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{ApiJson, ApiPath};
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::store::{AttachmentRecord, now_millis};
-
-/// Header naming where an upload resumes.
-pub const UPLOAD_OFFSET: &str = "upload-offset";
-
-/// `POST /v1/attachments`.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateAttachment {
-    /// Ciphertext size in bytes.
-    pub size: u64,
-}
-
-/// A created attachment.
-#[derive(Debug, Deserialize, Serialize)]
-pub struct AttachmentCreated {
-    /// Hex id.
-    pub id: String,
-    /// Expiry, ms since the epoch.
-    pub expires_at: i64,
-}
-
-/// Upload progress.
-#[derive(Debug, Deserialize, Serialize)]
-pub struct UploadStatus {
-    /// Announced size.
-    pub size: i64,
-    /// Bytes stored.
-    pub received: i64,
-}
+pub use starling_protocol::api::{
+    AttachmentCreated, CreateAttachment, UPLOAD_OFFSET, UploadStatus,
+};
 
 fn blob_path(state: &AppState, id: &[u8]) -> PathBuf {
     state
@@ -67,7 +40,10 @@ fn parse_id(id: &str) -> Result<Vec<u8>, AppError> {
         .ok()
         .filter(|bytes| bytes.len() == 16)
         .ok_or_else(|| {
-            AppError::bad_request("bad_attachment_id", "attachment ids are 32 hex digits")
+            AppError::bad_request(
+                ErrorCode::BadAttachmentId,
+                "attachment ids are 32 hex digits",
+            )
         })
 }
 
@@ -156,7 +132,7 @@ async fn checkpoint(
         .await?
     {
         return Err(AppError::Conflict {
-            code: "concurrent_upload",
+            code: ErrorCode::ConcurrentUpload,
             reason: "another upload of this attachment is in progress".into(),
         });
     }
@@ -183,11 +159,13 @@ pub(crate) async fn upload(
             .to_str()
             .ok()
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| AppError::bad_request("bad_offset", "Upload-Offset must be a number"))?,
+            .ok_or_else(|| {
+                AppError::bad_request(ErrorCode::BadOffset, "Upload-Offset must be a number")
+            })?,
     };
     if offset != record.received {
         return Err(AppError::Conflict {
-            code: "wrong_offset",
+            code: ErrorCode::WrongOffset,
             reason: format!("the upload continues at byte {}", record.received),
         });
     }
@@ -271,7 +249,7 @@ pub(crate) async fn download(
     let record = record(&state, &id).await?;
     if record.received != record.size {
         return Err(AppError::Conflict {
-            code: "incomplete",
+            code: ErrorCode::Incomplete,
             reason: "the upload has not finished".into(),
         });
     }
@@ -284,7 +262,7 @@ pub(crate) async fn download(
                 .ok()
                 .and_then(|v| parse_range(v, size))
                 .ok_or_else(|| {
-                    AppError::bad_request("bad_range", "unsatisfiable or malformed Range")
+                    AppError::bad_request(ErrorCode::BadRange, "unsatisfiable or malformed Range")
                 })?,
         ),
     };

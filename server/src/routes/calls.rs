@@ -19,13 +19,13 @@ use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use starling_call_token::{MAX_TOKEN_TTL_SECS, TokenSigner};
 
 use super::ApiPath;
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
+pub use starling_protocol::api::{JoinToken, TokenKey, TurnCredentials};
 
 /// File of the call-token signing key in the data folder.
 pub const KEY_FILE: &str = "call-token.key";
@@ -70,18 +70,6 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// A join token.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct JoinToken {
-    /// The token (base64url).
-    pub token: String,
-    /// Expiry, Unix seconds.
-    pub expires_at: u64,
-    /// Where the relay is, if configured.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub relay_url: Option<String>,
-}
-
 fn valid_call_id(call_id: &str) -> bool {
     (1..=64).contains(&call_id.len())
         && call_id
@@ -96,7 +84,7 @@ pub(crate) async fn join_token(
 ) -> Result<Json<JoinToken>, AppError> {
     if !valid_call_id(&call_id) {
         return Err(AppError::bad_request(
-            "bad_call_id",
+            ErrorCode::BadCallId,
             "a call id is 1 to 64 characters of a-z, A-Z, 0-9, '-' and '_'",
         ));
     }
@@ -116,7 +104,7 @@ pub(crate) async fn join_token(
             ttl,
             &mut rand::rngs::OsRng,
         )
-        .map_err(|e| AppError::bad_request("bad_call_id", e.to_string()))?;
+        .map_err(|e| AppError::bad_request(ErrorCode::BadCallId, e.to_string()))?;
     Ok(Json(JoinToken {
         token,
         expires_at: now + ttl,
@@ -124,30 +112,10 @@ pub(crate) async fn join_token(
     }))
 }
 
-/// The relay's verification key.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TokenKey {
-    /// Ed25519 public key, base64url.
-    pub public_key: String,
-}
-
 pub(crate) async fn token_key(State(state): State<AppState>) -> Json<TokenKey> {
     Json(TokenKey {
         public_key: URL_SAFE_NO_PAD.encode(state.call_tokens.public_key()),
     })
-}
-
-/// TURN credentials (coturn `use-auth-secret`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TurnCredentials {
-    /// `<expiry>:<username>`.
-    pub username: String,
-    /// base64(HMAC-SHA1(secret, username)).
-    pub password: String,
-    /// Seconds they stay valid.
-    pub ttl: u64,
-    /// TURN server URLs.
-    pub urls: Vec<String>,
 }
 
 /// coturn's REST scheme: the password is HMAC-SHA1 of the username under

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::store::DirectoryEntry;
 
 /// Most results one search returns.
@@ -25,10 +25,11 @@ pub(crate) async fn search(
     _device: AuthedDevice,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<DirectoryEntry>>, AppError> {
-    let Query(query) = query.map_err(|e| AppError::bad_request("bad_query", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| AppError::bad_request(ErrorCode::BadQuery, e.body_text()))?;
     if query.q.len() > 100 {
         return Err(AppError::bad_request(
-            "bad_query",
+            ErrorCode::BadQuery,
             "queries are at most 100 bytes",
         ));
     }

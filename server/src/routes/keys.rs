@@ -3,39 +3,18 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
 use starling_crypto::prekeys::{KemPreKey, OneTimePreKey, SignedPreKey};
 use starling_crypto::{IdentityKey, PreKeyBundle};
 
 use super::{ApiJson, ApiPath, decode_b64, encode_b64};
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::store::{PrekeyCounts, UploadedKeys};
-
-/// Most prekeys of each kind in one upload.
-pub const MAX_PREKEYS_PER_UPLOAD: usize = 200;
-
-/// `PUT /v1/keys`: encoded prekeys (base64), as produced by starling-crypto.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyUpload {
-    /// A new signed prekey.
-    #[serde(default)]
-    pub signed_prekey: Option<String>,
-    /// One-time X25519 prekeys.
-    #[serde(default)]
-    pub one_time_prekeys: Vec<String>,
-    /// One-time ML-KEM prekeys.
-    #[serde(default)]
-    pub kem_prekeys: Vec<String>,
-    /// A new last-resort ML-KEM prekey.
-    #[serde(default)]
-    pub last_resort_kem_prekey: Option<String>,
-}
+pub use starling_protocol::api::{BundleResponse, DeviceBundle, KeyUpload, MAX_PREKEYS_PER_UPLOAD};
 
 fn bad_key(what: &str, error: impl std::fmt::Display) -> AppError {
-    AppError::bad_request("bad_prekey", format!("{what}: {error}"))
+    AppError::bad_request(ErrorCode::BadPrekey, format!("{what}: {error}"))
 }
 
 fn verify_upload(identity: &IdentityKey, upload: &KeyUpload) -> Result<UploadedKeys, AppError> {
@@ -128,22 +107,6 @@ pub(crate) async fn count(
     ))
 }
 
-/// One device's bundle.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DeviceBundle {
-    /// The device.
-    pub device_id: u32,
-    /// The encoded, signed `PreKeyBundle` (base64).
-    pub bundle: String,
-}
-
-/// `GET /v1/keys/{username}/{device|*}`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BundleResponse {
-    /// Bundles of the requested devices that have a signed prekey.
-    pub devices: Vec<DeviceBundle>,
-}
-
 pub(crate) async fn fetch(
     State(state): State<AppState>,
     requester: AuthedDevice,
@@ -160,9 +123,9 @@ pub(crate) async fn fetch(
     let wanted: Vec<u32> = if device == "*" {
         all_devices
     } else {
-        let id: u32 = device
-            .parse()
-            .map_err(|_| AppError::bad_request("bad_device", "device must be a number or `*`"))?;
+        let id: u32 = device.parse().map_err(|_| {
+            AppError::bad_request(ErrorCode::BadDevice, "device must be a number or `*`")
+        })?;
         if !all_devices.contains(&id) {
             return Err(AppError::NotFound("device"));
         }

@@ -10,44 +10,17 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiPath, decode_b64};
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::metrics::Metrics;
-pub use crate::store::StaleLists;
 use crate::store::{Commit, Destination, NewEnvelope, SendOp, SendRefusal, WriteError, now_millis};
-
-/// One envelope of a send.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceEnvelope {
-    /// Destination device.
-    pub device_id: u32,
-    /// Opaque ciphertext, base64.
-    pub content: String,
-}
-
-/// `PUT /v1/messages/{username}`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SendRequest {
-    /// One per device of the destination (excluding the sending device
-    /// when writing to one's own account).
-    pub envelopes: Vec<DeviceEnvelope>,
-    /// Hide the sender from the stored envelope.
-    #[serde(default)]
-    pub sealed: bool,
-}
-
-/// A stored send.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SendResponse {
-    /// Envelopes stored.
-    pub stored: usize,
-}
+pub use starling_protocol::api::StaleLists;
+pub use starling_protocol::api::{
+    AccountEnvelopes, DeviceEnvelope, MAX_DESTINATIONS, MultiSendRequest, SendRequest, SendResponse,
+};
 
 pub(crate) async fn send(
     State(state): State<AppState>,
@@ -100,30 +73,6 @@ pub async fn queue_send(
     queue(state, sender, vec![destination], false).await
 }
 
-/// One destination of a multi-recipient send.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccountEnvelopes {
-    /// Destination username.
-    pub destination: String,
-    /// One per device of the destination.
-    pub envelopes: Vec<DeviceEnvelope>,
-}
-
-/// `PUT /v1/messages`: one request, envelopes for many accounts (groups).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct MultiSendRequest {
-    /// The destinations.
-    pub sends: Vec<AccountEnvelopes>,
-    /// Hide the sender from the stored envelopes.
-    #[serde(default)]
-    pub sealed: bool,
-}
-
-/// Most accounts one multi-recipient send may address.
-pub const MAX_DESTINATIONS: usize = 1_000;
-
 pub(crate) async fn send_many(
     State(state): State<AppState>,
     sender: AuthedDevice,
@@ -132,7 +81,7 @@ pub(crate) async fn send_many(
     admit_send(&state, &sender, true)?;
     if request.sends.is_empty() || request.sends.len() > MAX_DESTINATIONS {
         return Err(AppError::bad_request(
-            "bad_destinations",
+            ErrorCode::BadDestinations,
             format!("a send names 1 to {MAX_DESTINATIONS} accounts"),
         ));
     }
@@ -143,7 +92,7 @@ pub(crate) async fn send_many(
         .collect();
     if destinations.len() != request.sends.len() {
         return Err(AppError::bad_request(
-            "duplicate_destination",
+            ErrorCode::DuplicateDestination,
             "each account once per send",
         ));
     }
@@ -183,13 +132,13 @@ fn check_envelopes(state: &AppState, envelopes: &[(u32, Vec<u8>)]) -> Result<(),
     let limits = &state.config.messages;
     if envelopes.is_empty() {
         return Err(AppError::bad_request(
-            "no_envelopes",
+            ErrorCode::NoEnvelopes,
             "a send needs at least one envelope",
         ));
     }
     if envelopes.len() > limits.max_devices_per_account as usize {
         return Err(AppError::bad_request(
-            "too_many_envelopes",
+            ErrorCode::TooManyEnvelopes,
             "more envelopes than an account has devices",
         ));
     }
@@ -205,7 +154,7 @@ fn check_envelopes(state: &AppState, envelopes: &[(u32, Vec<u8>)]) -> Result<(),
     let named: BTreeSet<u32> = envelopes.iter().map(|(d, _)| *d).collect();
     if named.len() != envelopes.len() {
         return Err(AppError::bad_request(
-            "duplicate_device",
+            ErrorCode::DuplicateDevice,
             "one envelope per device",
         ));
     }

@@ -22,7 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::AppState;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 
 pub use messages::{
     DeviceEnvelope, QueuedSend, SendRequest, SendResponse, queue_send, send_to_account,
@@ -65,33 +65,17 @@ pub fn router() -> Router<AppState> {
 
 /// Decodes a base64 field, naming it in the error.
 pub(crate) fn decode_b64(field: &'static str, value: &str) -> Result<Vec<u8>, AppError> {
-    STANDARD
-        .decode(value)
-        .map_err(|_| AppError::bad_request("bad_base64", format!("`{field}` is not valid base64")))
+    STANDARD.decode(value).map_err(|_| {
+        AppError::bad_request(
+            ErrorCode::BadBase64,
+            format!("`{field}` is not valid base64"),
+        )
+    })
 }
 
 /// Encodes bytes for a JSON field.
 pub(crate) fn encode_b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
-}
-
-/// Usernames: 3 to 32 of `a-z 0-9 . _ -`, starting with a letter or digit.
-pub fn validate_username(username: &str) -> Result<(), AppError> {
-    let valid_chars = username
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    let starts_well = username
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if (3..=32).contains(&username.len()) && valid_chars && starts_well {
-        Ok(())
-    } else {
-        Err(AppError::bad_request(
-            "bad_username",
-            "usernames are 3 to 32 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit",
-        ))
-    }
 }
 
 /// `Json` whose rejections are [`AppError`]s (JSON bodies with a code).

@@ -3,21 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
 
 use super::ApiJson;
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::push::vet_endpoint;
-
-/// `PUT /v1/push`.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PushRegistration {
-    /// The push endpoint URL.
-    pub endpoint: String,
-}
+pub use starling_protocol::api::PushRegistration;
 
 pub(crate) async fn register(
     State(state): State<AppState>,
@@ -26,7 +18,7 @@ pub(crate) async fn register(
 ) -> Result<Json<serde_json::Value>, AppError> {
     vet_endpoint(&request.endpoint, &state.config.push)
         .await
-        .map_err(|e| AppError::bad_request("push_endpoint_refused", e.to_string()))?;
+        .map_err(|e| AppError::bad_request(ErrorCode::PushEndpointRefused, e.to_string()))?;
     state
         .store
         .set_push_endpoint(device.account_id, device.device_id, &request.endpoint)

@@ -4,18 +4,7 @@ use sqlx::Row;
 
 use super::{Store, with_pool};
 
-/// One published profile.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DirectoryEntry {
-    /// Username members write to.
-    pub username: String,
-    /// Published name.
-    pub display_name: String,
-    /// Published title (may be empty).
-    pub title: String,
-    /// Department name (may be empty).
-    pub department: String,
-}
+pub use starling_protocol::api::DirectoryEntry;
 
 impl Store {
     /// Creates or updates entries (and their departments) in one

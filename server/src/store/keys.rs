@@ -34,14 +34,7 @@ pub struct ClaimedKeys {
     pub kem: Option<Vec<u8>>,
 }
 
-/// How many one-time prekeys a device has left.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PrekeyCounts {
-    /// X25519 one-time prekeys.
-    pub one_time: u32,
-    /// ML-KEM one-time prekeys.
-    pub kem: u32,
-}
+pub use starling_protocol::api::PrekeyCounts;
 
 fn claim_sql(backend: Backend, table: &str, extra: &str) -> String {
     match backend {

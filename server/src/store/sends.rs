@@ -8,8 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 use super::{BatchOp, NewEnvelope};
 
 /// A send to store: envelopes for one or more accounts.
@@ -31,14 +29,7 @@ pub struct Destination {
     pub envelopes: Vec<NewEnvelope>,
 }
 
-/// A destination's device list as the sender should have named it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StaleLists {
-    /// Devices the send lacked.
-    pub missing: Vec<u32>,
-    /// Devices the send named that do not exist.
-    pub extra: Vec<u32>,
-}
+pub use starling_protocol::api::StaleLists;
 
 /// Why a send was refused as a whole (nothing of it is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]

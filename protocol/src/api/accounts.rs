@@ -1,0 +1,148 @@
+//! Registration, device linking, device lists and removal.
+
+use serde::{Deserialize, Serialize};
+
+use super::Redacted;
+
+/// `POST /v1/accounts`.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The new username.
+    pub username: String,
+    /// A single-use invite code (required unless registration is open).
+    #[serde(default)]
+    pub invite_code: Option<String>,
+    /// The first device's encoded identity key (base64).
+    pub identity_key: String,
+}
+
+impl std::fmt::Debug for RegisterRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            username,
+            invite_code,
+            identity_key: _,
+        } = self;
+        f.debug_struct("RegisterRequest")
+            .field("username", username)
+            .field("invite_code", &invite_code.as_ref().map(|_| Redacted))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The new account's first device, or a newly linked device, and its
+/// credential (shown once).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The username.
+    pub username: String,
+    /// The device id.
+    pub device_id: u32,
+    /// The device credential: a secret.
+    pub credential: String,
+}
+
+impl std::fmt::Debug for RegisterResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            username,
+            device_id,
+            credential: _,
+        } = self;
+        f.debug_struct("RegisterResponse")
+            .field("username", username)
+            .field("device_id", device_id)
+            .field("credential", &Redacted)
+            .finish()
+    }
+}
+
+/// `GET /v1/accounts/{username}/devices`: an account's devices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceList {
+    /// Device ids, ascending.
+    pub devices: Vec<u32>,
+}
+
+/// `DELETE /v1/devices/{device_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceRemoved {
+    /// The removed device.
+    pub removed: u32,
+}
+
+/// `POST /v1/devices/link-code`: a one-time code to link a new device
+/// (shown once).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct LinkCode {
+    /// The code, to enter on the new device: a secret.
+    pub code: String,
+    /// Expiry, ms since the epoch.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for LinkCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            code: _,
+            expires_at,
+        } = self;
+        f.debug_struct("LinkCode")
+            .field("code", &Redacted)
+            .field("expires_at", expires_at)
+            .finish()
+    }
+}
+
+/// `POST /v1/devices`: a new device joins an account with a link code.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// The code an existing device issued: a secret.
+    pub link_code: String,
+    /// The new device's encoded identity key (base64).
+    pub identity_key: String,
+}
+
+impl std::fmt::Debug for LinkRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkRequest").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let response = RegisterResponse {
+            username: "alice".into(),
+            device_id: 1,
+            credential: "s3cret-credential".into(),
+        };
+        let code = LinkCode {
+            code: "s3cret-code".into(),
+            expires_at: 1,
+        };
+        let request = RegisterRequest {
+            username: "alice".into(),
+            invite_code: Some("s3cret-invite".into()),
+            identity_key: "a2V5".into(),
+        };
+        let link = LinkRequest {
+            link_code: "s3cret-link".into(),
+            identity_key: "a2V5".into(),
+        };
+        let printed = format!("{response:?} {code:?} {request:?} {link:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("alice"));
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields() {
+        let json = r#"{"username":"a","identity_key":"","extra":1}"#;
+        assert!(serde_json::from_str::<RegisterRequest>(json).is_err());
+    }
+}

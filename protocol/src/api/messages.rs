@@ -1,0 +1,87 @@
+//! Sends: one envelope per device of each destination account.
+
+use serde::{Deserialize, Serialize};
+
+/// Most accounts one multi-recipient send may address.
+pub const MAX_DESTINATIONS: usize = 1_000;
+
+/// One envelope of a send.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEnvelope {
+    /// Destination device.
+    pub device_id: u32,
+    /// Opaque ciphertext, base64.
+    pub content: String,
+}
+
+/// `PUT /v1/messages/{username}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// One per device of the destination (excluding the sending device
+    /// when writing to one's own account).
+    pub envelopes: Vec<DeviceEnvelope>,
+    /// Hide the sender from the stored envelope.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
+}
+
+/// One destination of a multi-recipient send.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountEnvelopes {
+    /// Destination username.
+    pub destination: String,
+    /// One per device of the destination.
+    pub envelopes: Vec<DeviceEnvelope>,
+}
+
+/// `PUT /v1/messages`: one request, envelopes for many accounts (groups).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiSendRequest {
+    /// The destinations.
+    pub sends: Vec<AccountEnvelopes>,
+    /// Hide the sender from the stored envelopes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
+}
+
+/// A stored send.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendResponse {
+    /// Envelopes stored.
+    pub stored: usize,
+}
+
+/// A stale device list, as a `stale_devices` refusal reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleLists {
+    /// Devices the send lacked.
+    pub missing: Vec<u32>,
+    /// Devices the send named that do not exist.
+    pub extra: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsealed_send_is_written_as_before() {
+        let request = SendRequest {
+            envelopes: vec![DeviceEnvelope {
+                device_id: 2,
+                content: "AA==".into(),
+            }],
+            sealed: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&request).unwrap(),
+            r#"{"envelopes":[{"device_id":2,"content":"AA=="}]}"#
+        );
+        let read: SendRequest = serde_json::from_str(r#"{"envelopes":[]}"#).unwrap();
+        assert!(!read.sealed);
+    }
+}
