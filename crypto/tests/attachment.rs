@@ -9,9 +9,9 @@ mod common;
 use common::rng;
 use rand::Rng;
 use starling_crypto::attachment::{
-    ATTACHMENT_VERSION, ATTACHMENT_VERSION_2, AttachmentDecryptor, AttachmentEncryptor,
-    AttachmentError, AttachmentInfo, AttachmentKey, CHUNK_SIZE, HEADER_SIZE, SEALED_CHUNK,
-    TAG_SIZE, ciphertext_len,
+    ATTACHMENT_VERSION, AttachmentDecryptor, AttachmentEncryptor, AttachmentError, AttachmentInfo,
+    AttachmentKey, CHUNK_SIZE, HEADER_SIZE, LEGACY_ATTACHMENT_VERSION, SEALED_CHUNK, TAG_SIZE,
+    ciphertext_len,
 };
 
 fn plaintext(len: usize, seed: u64) -> Vec<u8> {
@@ -131,7 +131,7 @@ fn reference_version_2_stream(data: &[u8], seed: u64) -> (Vec<u8>, AttachmentInf
     let mut rng = rng(seed);
     let key: [u8; 32] = rng.r#gen();
     let prefix: [u8; 7] = rng.r#gen();
-    let mut header = vec![ATTACHMENT_VERSION_2];
+    let mut header = vec![LEGACY_ATTACHMENT_VERSION];
     header.extend_from_slice(&prefix);
     let aead = ChaCha20Poly1305::new((&key).into());
     let mut stream = EncryptorBE32::from_aead(aead, (&prefix).into());
@@ -171,7 +171,7 @@ fn version_2_streams_still_decrypt_and_versions_cannot_be_swapped() {
     // And a version 3 stream relabelled as version 2 fails the same way.
     let mut rng = rng(81);
     let (mut ciphertext, info) = AttachmentEncryptor::encrypt_all(b"new", &mut rng).unwrap();
-    ciphertext[0] = ATTACHMENT_VERSION_2;
+    ciphertext[0] = LEGACY_ATTACHMENT_VERSION;
     assert_eq!(
         decrypt(&ciphertext, &info),
         Err(AttachmentError::Authentication(0))

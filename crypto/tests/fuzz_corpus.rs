@@ -205,7 +205,7 @@ fn decrypt_group() {
     let snapshot = Group::build().0.snapshot();
     for (name, data, is_seed) in corpus("decrypt_group") {
         let mut group = snapshot.restore();
-        let outcome = group.inbound.decrypt(&data);
+        let outcome = group.inbound.verify_and_decrypt(&data);
         if let Err(error) = group.check_still_works() {
             panic!("{name}: after this input, {error}");
         }
@@ -215,7 +215,7 @@ fn decrypt_group() {
             let again = SenderKeyDistribution::from_bytes(&encoded).expect("re-encoding decodes");
             assert_eq!(*again.to_bytes(), *encoded, "{name}: canonical encoding");
             let mut fresh = InboundGroupSession::new(distribution);
-            let _ = fresh.decrypt(&data);
+            let _ = fresh.verify_and_decrypt(&data);
             group.inbound.add_distribution(distribution);
             for session in [&fresh, &group.inbound] {
                 let state = session.to_bytes();
@@ -302,7 +302,9 @@ fn decode_state() {
                 let distribution = s.distribution();
                 if let Ok(message) = s.encrypt(b"x") {
                     let mut inbound = InboundGroupSession::new(&distribution);
-                    inbound.decrypt(&message).expect("a member decrypts");
+                    inbound
+                        .verify_and_decrypt(&message)
+                        .expect("a member decrypts");
                 }
             });
         let inbound = InboundGroupSession::from_bytes(&data).map(|s| {

@@ -1,5 +1,6 @@
 //! Sender Keys across the public API: distribution through pairwise
-//! sessions, signatures, ordering limits, and rotation on removal.
+//! sessions, signatures (checked before decryption, by type), ordering
+//! limits, and rotation on removal.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,9 +9,10 @@ mod common;
 use common::{Device, FULL, rng, wire};
 use rand::seq::SliceRandom;
 use starling_crypto::group::{
-    GroupDecryptError, InboundGroupSession, MAX_GROUP_MESSAGE_GAP, OutboundGroupSession,
-    SenderKeyDistribution,
+    GroupDecryptError, GroupMessage, InboundGroupSession, MAX_GROUP_MESSAGE_GAP,
+    OutboundGroupSession, SenderKeyDistribution, VerifiedGroupMessage,
 };
+use zeroize::Zeroizing;
 
 const GROUP: &[u8] = b"group-7f3a";
 
@@ -52,7 +54,7 @@ impl Group {
         self.inbound[reader][sender]
             .as_mut()
             .unwrap()
-            .decrypt(bytes)
+            .verify_and_decrypt(bytes)
             .map(|p| p.to_vec())
     }
 }
@@ -80,7 +82,10 @@ fn distribution_travels_inside_pairwise_sessions() {
     let mut inbound =
         InboundGroupSession::new(&SenderKeyDistribution::from_bytes(&received.plaintext).unwrap());
     let message = outbound.encrypt(b"hello group").unwrap();
-    assert_eq!(&inbound.decrypt(&message).unwrap()[..], b"hello group");
+    assert_eq!(
+        &inbound.verify_and_decrypt(&message).unwrap()[..],
+        b"hello group"
+    );
     let _ = Device::new(&mut rng, FULL);
 }
 
@@ -205,9 +210,9 @@ fn sessions_survive_serialisation() {
     let mut outbound = OutboundGroupSession::from_bytes(&group.outbound[0].to_bytes()).unwrap();
     let inbound = group.inbound[1][0].as_ref().unwrap().to_bytes();
     let mut inbound = InboundGroupSession::from_bytes(&inbound).unwrap();
-    assert_eq!(&inbound.decrypt(&early).unwrap()[..], b"early");
+    assert_eq!(&inbound.verify_and_decrypt(&early).unwrap()[..], b"early");
     let next = outbound.encrypt(b"next").unwrap();
-    assert_eq!(&inbound.decrypt(&next).unwrap()[..], b"next");
+    assert_eq!(&inbound.verify_and_decrypt(&next).unwrap()[..], b"next");
     assert!(format!("{outbound:?}").ends_with(".. }"));
 }
 
@@ -227,4 +232,99 @@ fn a_message_carries_no_tag_and_version_1_is_refused() {
         Err(GroupDecryptError::Decode(_))
     ));
     assert_eq!(group.read(1, 0, &genuine).unwrap(), b"twelve bytes");
+}
+
+#[test]
+fn decryption_takes_only_a_verified_message() {
+    // The signature of `decrypt` is the guarantee: it takes a
+    // `VerifiedGroupMessage`, which only `GroupMessage::verify` makes (the
+    // `compile_fail` examples on both show the rest).
+    type Decrypt = fn(
+        &mut InboundGroupSession,
+        VerifiedGroupMessage,
+    ) -> Result<Zeroizing<Vec<u8>>, GroupDecryptError>;
+    let _: Decrypt = InboundGroupSession::decrypt;
+
+    let mut rng = rng(42);
+    let mut group = Group::new(2, &mut rng);
+    let bytes = group.outbound[0].encrypt(b"verified").unwrap();
+    let inbound = group.inbound[1][0].as_mut().unwrap();
+    let message = GroupMessage::from_bytes(&bytes).unwrap();
+    assert!(format!("{message:?}").ends_with(".. }"));
+    let verified = message.verify(inbound).unwrap();
+    assert!(format!("{verified:?}").ends_with(".. }"));
+    assert_eq!(&inbound.decrypt(verified).unwrap()[..], b"verified");
+
+    // A forged signature stops at `verify`, and the session is unchanged.
+    let mut forged: wire::GroupMessage = wire::decode(&group.outbound[0].encrypt(b"x").unwrap());
+    forged.signature[0] ^= 1;
+    let forged = GroupMessage::from_bytes(&wire::encode(&forged)).unwrap();
+    assert_eq!(
+        forged.verify(inbound).unwrap_err(),
+        GroupDecryptError::BadSignature
+    );
+    let genuine = group.outbound[0].encrypt(b"still works").unwrap();
+    assert_eq!(group.read(1, 0, &genuine).unwrap(), b"still works");
+}
+
+#[test]
+fn a_message_verified_against_another_session_is_refused() {
+    let mut rng = rng(43);
+    let mut group = Group::new(3, &mut rng);
+    let bytes = group.outbound[0].encrypt(b"for sender 0's chain").unwrap();
+
+    // Verified against reader 1's session for sender 0, it decrypts in
+    // reader 2's session for sender 0: same chain, same signing key.
+    let verified = GroupMessage::from_bytes(&bytes)
+        .unwrap()
+        .verify(group.inbound[1][0].as_ref().unwrap())
+        .unwrap();
+    let plaintext = group.inbound[2][0].as_mut().unwrap().decrypt(verified);
+    assert_eq!(&plaintext.unwrap()[..], b"for sender 0's chain");
+
+    // A session that holds another chain does not know it.
+    let verified = GroupMessage::from_bytes(&bytes)
+        .unwrap()
+        .verify(group.inbound[1][0].as_ref().unwrap())
+        .unwrap();
+    assert_eq!(
+        group.inbound[1][2]
+            .as_mut()
+            .unwrap()
+            .decrypt(verified)
+            .unwrap_err(),
+        GroupDecryptError::UnknownChain
+    );
+
+    // A session with the same chain under another signing key (from a
+    // distribution forged by a member) refuses it, whether verified
+    // elsewhere or against itself.
+    let genuine: wire::SenderKeyDistribution =
+        wire::decode(&group.outbound[0].distribution().to_bytes());
+    let impostor = OutboundGroupSession::new(GROUP, &mut rng).unwrap();
+    let impostor: wire::SenderKeyDistribution = wire::decode(&impostor.distribution().to_bytes());
+    let forged = wire::SenderKeyDistribution {
+        signing_key: impostor.signing_key,
+        ..genuine
+    };
+    let mut forged = InboundGroupSession::new(
+        &SenderKeyDistribution::from_bytes(&wire::encode(&forged)).unwrap(),
+    );
+    let verified = GroupMessage::from_bytes(&bytes)
+        .unwrap()
+        .verify(group.inbound[1][0].as_ref().unwrap())
+        .unwrap();
+    assert_eq!(
+        forged.decrypt(verified).unwrap_err(),
+        GroupDecryptError::VerifiedWithAnotherKey
+    );
+    assert_eq!(
+        GroupMessage::from_bytes(&bytes)
+            .unwrap()
+            .verify(&forged)
+            .unwrap_err(),
+        GroupDecryptError::BadSignature
+    );
+    // Reader 1 never decrypted it and still can.
+    assert_eq!(group.read(1, 0, &bytes).unwrap(), b"for sender 0's chain");
 }

@@ -68,7 +68,7 @@ fn produce() -> BTreeMap<String, String> {
     let mut inbound =
         InboundGroupSession::new(&SenderKeyDistribution::from_bytes(&distribution).unwrap());
     assert_eq!(
-        &inbound.decrypt(&group_message).unwrap()[..],
+        &inbound.verify_and_decrypt(&group_message).unwrap()[..],
         b"vector: hello group"
     );
 

@@ -324,7 +324,9 @@ impl Client {
             .inbound_group_session(&group.group_id, sender, device)
             .await?
             .ok_or_else(|| unreadable("no sender key from this member"))?;
-        let plaintext = inbound.decrypt(&group.message).map_err(unreadable)?;
+        let plaintext = inbound
+            .verify_and_decrypt(&group.message)
+            .map_err(unreadable)?;
         let content = Content::decode(plaintext.as_slice()).map_err(unreadable)?;
         if content.group_id != group.group_id {
             return Err(unreadable("group message names another group"));

@@ -101,7 +101,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(message) = outbound.encrypt(b"x") {
             let mut inbound = InboundGroupSession::new(&distribution);
             inbound
-                .decrypt(&message)
+                .verify_and_decrypt(&message)
                 .expect("a member decrypts a fresh message");
         }
     }

@@ -1,8 +1,8 @@
-//! Sender Keys on arbitrary bytes: `InboundGroupSession::decrypt` against a
-//! fixed member session (see `fixture::Group`), and
-//! `SenderKeyDistribution::from_bytes`. Never a panic; the member must still
-//! decrypt the sender's next genuine message; a decoded distribution must
-//! re-encode identically and be usable.
+//! Sender Keys on arbitrary bytes: `InboundGroupSession::verify_and_decrypt`
+//! (decode, verify, decrypt) against a fixed member session (see
+//! `fixture::Group`), and `SenderKeyDistribution::from_bytes`. Never a
+//! panic; the member must still decrypt the sender's next genuine message;
+//! a decoded distribution must re-encode identically and be usable.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -17,7 +17,7 @@ static SNAPSHOT: OnceLock<GroupSnapshot> = OnceLock::new();
 fuzz_target!(|data: &[u8]| {
     let snapshot = SNAPSHOT.get_or_init(|| Group::build().0.snapshot());
     let mut group = snapshot.restore();
-    let _ = group.inbound.decrypt(data);
+    let _ = group.inbound.verify_and_decrypt(data);
     if let Err(error) = group.check_still_works() {
         panic!("after this input, {error}");
     }
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(*again.to_bytes(), *encoded, "encoding is not canonical");
 
     let mut fresh = InboundGroupSession::new(&distribution);
-    let _ = fresh.decrypt(data);
+    let _ = fresh.verify_and_decrypt(data);
     group.inbound.add_distribution(&distribution);
     for session in [&fresh, &group.inbound] {
         let state = session.to_bytes();

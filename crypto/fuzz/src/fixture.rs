@@ -285,16 +285,16 @@ impl Group {
         let delivered = outbound.encrypt(b"g0").expect("encrypt");
         let skipped_old_chain = outbound.encrypt(b"g1").expect("encrypt");
         let g2 = outbound.encrypt(b"g2").expect("encrypt");
-        inbound.decrypt(&delivered).expect("decrypt g0");
-        inbound.decrypt(&g2).expect("decrypt g2");
+        inbound.verify_and_decrypt(&delivered).expect("decrypt g0");
+        inbound.verify_and_decrypt(&g2).expect("decrypt g2");
 
         let rotated = outbound.rotate(&mut rng);
         inbound.add_distribution(&rotated);
         let h0 = outbound.encrypt(b"h0").expect("encrypt");
         let skipped = outbound.encrypt(b"h1").expect("encrypt");
         let h2 = outbound.encrypt(b"h2").expect("encrypt");
-        inbound.decrypt(&h0).expect("decrypt h0");
-        inbound.decrypt(&h2).expect("decrypt h2");
+        inbound.verify_and_decrypt(&h0).expect("decrypt h0");
+        inbound.verify_and_decrypt(&h2).expect("decrypt h2");
 
         let history = GroupHistory {
             distribution: distribution.to_bytes().to_vec(),
@@ -327,7 +327,7 @@ impl Group {
             .outbound
             .encrypt(CHECK_PLAINTEXT)
             .map_err(|e| format!("cannot encrypt: {e}"))?;
-        match self.inbound.decrypt(&check) {
+        match self.inbound.verify_and_decrypt(&check) {
             Ok(plaintext) if plaintext[..] == *CHECK_PLAINTEXT => Ok(()),
             Ok(_) => Err("the check message decrypted to something else".into()),
             Err(e) => Err(format!("the member cannot decrypt the check message: {e}")),

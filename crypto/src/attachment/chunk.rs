@@ -10,7 +10,7 @@ use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 
-use super::{ATTACHMENT_VERSION_2, AttachmentError, AttachmentKey, HEADER_SIZE, TAG_SIZE};
+use super::{AttachmentError, AttachmentKey, HEADER_SIZE, LEGACY_ATTACHMENT_VERSION, TAG_SIZE};
 
 /// The index of the last chunk a stream may have: `StreamBE32` refuses a
 /// non-last chunk at `u32::MAX`, so a stream has at most 2^32 chunks.
@@ -38,7 +38,7 @@ impl ChunkCipher {
     /// four-block parallel path unaligned for the whole chunk, which costs
     /// about a third more MAC time (decision 25).
     fn associated_data(&self) -> &[u8] {
-        if self.header[0] == ATTACHMENT_VERSION_2 {
+        if self.header[0] == LEGACY_ATTACHMENT_VERSION {
             &self.header
         } else {
             &[]

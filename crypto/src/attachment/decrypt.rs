@@ -9,8 +9,8 @@ use super::chunk::ChunkCipher;
 use super::digest::StreamDigest;
 use super::pending::PendingChunk;
 use super::{
-    ATTACHMENT_VERSION, ATTACHMENT_VERSION_2, AttachmentError, AttachmentInfo, AttachmentKey,
-    CHUNK_SIZE, HEADER_SIZE, SEALED_CHUNK, TAG_SIZE,
+    ATTACHMENT_VERSION, AttachmentError, AttachmentInfo, AttachmentKey, CHUNK_SIZE, HEADER_SIZE,
+    LEGACY_ATTACHMENT_VERSION, SEALED_CHUNK, TAG_SIZE,
 };
 
 /// Decrypts a stream and checks it against the digest and length from the
@@ -131,7 +131,7 @@ impl AttachmentDecryptor {
     fn start_stream(&mut self) -> Result<(), AttachmentError> {
         let mut header = [0u8; HEADER_SIZE];
         header.copy_from_slice(&self.header);
-        if header[0] != ATTACHMENT_VERSION && header[0] != ATTACHMENT_VERSION_2 {
+        if header[0] != ATTACHMENT_VERSION && header[0] != LEGACY_ATTACHMENT_VERSION {
             return Err(AttachmentError::UnsupportedVersion(header[0]));
         }
         self.digest.update(&header);

@@ -42,12 +42,13 @@ pub const CHUNK_SIZE: usize = 64 * 1024;
 /// Authentication tag per chunk.
 pub const TAG_SIZE: usize = 16;
 /// Format version, the first header byte, of the streams this crate
-/// writes. Version 3 seals every chunk without associated data; version 2
-/// (the header as every chunk's associated data) is still read; version 1
+/// writes: the current version, 3, which seals every chunk without
+/// associated data. [`LEGACY_ATTACHMENT_VERSION`] is still read; version 1
 /// is refused.
 pub const ATTACHMENT_VERSION: u8 = 3;
-/// The earlier format version that is still decrypted (SPEC §9.2).
-pub const ATTACHMENT_VERSION_2: u8 = 2;
+/// The legacy format version, 2, that is still decrypted but never written:
+/// the header is every chunk's associated data (SPEC §9.5).
+pub const LEGACY_ATTACHMENT_VERSION: u8 = 2;
 /// Header length: version and nonce prefix.
 pub const HEADER_SIZE: usize = 8;
 /// A full chunk once sealed: ciphertext and tag.

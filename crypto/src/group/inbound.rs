@@ -1,6 +1,8 @@
-//! Another member's sender key as we receive it: verifies the signature,
-//! then decrypts, handling out-of-order delivery within bounds. As in the
-//! pairwise ratchet, nothing is committed until a message authenticates.
+//! Another member's sender key as we receive it: lends its chains' signing
+//! keys to [`GroupMessage::verify`], then decrypts the verified message,
+//! handling out-of-order delivery within bounds. Decryption takes a
+//! [`VerifiedGroupMessage`], so as in the pairwise ratchet nothing is
+//! derived or committed until a message authenticates.
 
 use std::collections::VecDeque;
 
@@ -9,14 +11,11 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use super::distribution::SenderKeyDistribution;
-use super::message::{
-    GroupMessage, INFO_SENDER_KEY, associated_data, check_group_id, signed_bytes,
-};
+use super::message::{GroupMessage, INFO_SENDER_KEY, VerifiedGroupMessage, check_group_id};
 use crate::error::{DecodeError, MAX_STATE_LEN, check_version, decode_proto, fixed};
 use crate::keys::verifying_key;
 use crate::proto::state;
 use crate::ratchet::{ChainKey, MessageKey};
-use crate::strict_signature::verify_strict;
 
 /// A group message may be at most this many iterations ahead of the next
 /// expected one.
@@ -44,6 +43,11 @@ pub enum GroupDecryptError {
     /// The signature does not verify.
     #[error("bad signature")]
     BadSignature,
+    /// The message was verified with a signing key other than the one this
+    /// session holds for its chain (against another sender's session, or
+    /// before the chain was replaced): verify it against this session.
+    #[error("message was verified with another signing key")]
+    VerifiedWithAnotherKey,
     /// Already decrypted, or older than the chain we were given.
     #[error("message {iteration} already received or expired")]
     DuplicateOrExpired {
@@ -120,24 +124,80 @@ impl InboundGroupSession {
         self.chains.truncate(MAX_GROUP_CHAINS);
     }
 
-    /// Verifies and decrypts one group message.
-    pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, GroupDecryptError> {
-        let message = GroupMessage::from_bytes(bytes)?;
-        if message.group_id != self.group_id {
+    /// Decrypts a message whose signature [`GroupMessage::verify`] checked
+    /// against this session. The session changes only if it succeeds.
+    ///
+    /// ```
+    /// use starling_crypto::group::{GroupMessage, InboundGroupSession, OutboundGroupSession};
+    /// let mut rng = rand_core::OsRng;
+    /// let mut outbound = OutboundGroupSession::new(b"group", &mut rng)?;
+    /// let mut inbound = InboundGroupSession::new(&outbound.distribution());
+    /// let bytes = outbound.encrypt(b"hello group")?;
+    /// let verified = GroupMessage::from_bytes(&bytes)?.verify(&inbound)?;
+    /// assert_eq!(&inbound.decrypt(verified)?[..], b"hello group");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A message whose signature was not checked does not reach it:
+    ///
+    /// ```compile_fail,E0308
+    /// use starling_crypto::group::{GroupMessage, InboundGroupSession, OutboundGroupSession};
+    /// let mut rng = rand_core::OsRng;
+    /// let mut outbound = OutboundGroupSession::new(b"group", &mut rng)?;
+    /// let mut inbound = InboundGroupSession::new(&outbound.distribution());
+    /// let bytes = outbound.encrypt(b"hello group")?;
+    /// let unverified = GroupMessage::from_bytes(&bytes)?;
+    /// assert_eq!(&inbound.decrypt(unverified)?[..], b"hello group");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn decrypt(
+        &mut self,
+        message: VerifiedGroupMessage,
+    ) -> Result<Zeroizing<Vec<u8>>, GroupDecryptError> {
+        if message.group_id() != self.group_id {
             return Err(GroupDecryptError::WrongGroup);
         }
         let chain = self
             .chains
             .iter_mut()
-            .find(|c| c.chain_id == message.chain_id)
+            .find(|c| c.chain_id == message.chain_id())
             .ok_or(GroupDecryptError::UnknownChain)?;
-        let ad = associated_data(&message.group_id, message.chain_id, message.iteration);
-        let signed = signed_bytes(&ad, &message.ciphertext);
-        verify_strict(&chain.signing_key, &signed, &message.signature)
-            .map_err(|_| GroupDecryptError::BadSignature)?;
-        // Verified: from here on the message cannot fail but for its
-        // position in the chain.
-        chain.decrypt(message)
+        if chain.signing_key != *message.signing_key() {
+            return Err(GroupDecryptError::VerifiedWithAnotherKey);
+        }
+        // Verified under this chain's key: from here on the message cannot
+        // fail but for its position in the chain.
+        let (iteration, ciphertext) = message.into_ciphertext();
+        chain.decrypt(iteration, ciphertext)
+    }
+
+    /// Decodes a group message, verifies it against this session and
+    /// decrypts it: [`GroupMessage::from_bytes`], [`GroupMessage::verify`],
+    /// then [`Self::decrypt`]. The session changes only if all succeed.
+    pub fn verify_and_decrypt(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, GroupDecryptError> {
+        let verified = GroupMessage::from_bytes(bytes)?.verify(self)?;
+        self.decrypt(verified)
+    }
+
+    /// The signing key of chain `chain_id`, for [`GroupMessage::verify`]:
+    /// `WrongGroup` if `group_id` is not this session's, `UnknownChain` if
+    /// no such chain is kept.
+    pub(super) fn signing_key(
+        &self,
+        group_id: &[u8],
+        chain_id: u32,
+    ) -> Result<&VerifyingKey, GroupDecryptError> {
+        if group_id != self.group_id {
+            return Err(GroupDecryptError::WrongGroup);
+        }
+        self.chains
+            .iter()
+            .find(|c| c.chain_id == chain_id)
+            .map(|c| &c.signing_key)
+            .ok_or(GroupDecryptError::UnknownChain)
     }
 
     /// Encodes the session for storage (encrypt it at rest).
@@ -207,11 +267,14 @@ fn boxed(bytes: &[u8]) -> Result<Box<[u8; 32]>, DecodeError> {
 }
 
 impl InboundChain {
-    /// Decrypts a message whose signature verified, if its iteration is
-    /// one the chain can still serve.
-    fn decrypt(&mut self, message: GroupMessage) -> Result<Zeroizing<Vec<u8>>, GroupDecryptError> {
-        let iteration = message.iteration;
-        let mut plaintext = Zeroizing::new(message.ciphertext);
+    /// Decrypts the ciphertext of a message whose signature verified under
+    /// this chain's key, if its iteration is one the chain can still serve.
+    fn decrypt(
+        &mut self,
+        iteration: u32,
+        ciphertext: Vec<u8>,
+    ) -> Result<Zeroizing<Vec<u8>>, GroupDecryptError> {
+        let mut plaintext = Zeroizing::new(ciphertext);
         if iteration < self.iteration {
             let position = self
                 .skipped

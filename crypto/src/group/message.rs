@@ -1,10 +1,17 @@
-//! The group message: format, and the bytes its signature covers (the
-//! context of the message, then its ciphertext).
+//! The group message: its format, the bytes its signature covers (the
+//! context of the message, then its ciphertext), and its verification.
+//!
+//! Verification is a type: a decoded [`GroupMessage`] becomes a
+//! [`VerifiedGroupMessage`] only through [`GroupMessage::verify`], and
+//! [`InboundGroupSession::decrypt`] accepts nothing else, so no message
+//! reaches decryption before its signature has been checked.
 
-use ed25519_dalek::Signature;
+use ed25519_dalek::{Signature, VerifyingKey};
 
+use super::inbound::{GroupDecryptError, InboundGroupSession};
 use crate::error::{DecodeError, MAX_ENCODED_LEN, check_version, decode_proto, fixed};
 use crate::proto::wire;
+use crate::strict_signature::verify_strict;
 
 /// Version of the group message format. Version 2 encrypts with ChaCha20
 /// and no Poly1305 tag (the signature authenticates); version 1 messages,
@@ -20,8 +27,9 @@ pub const INFO_SENDER_KEY: &[u8] = b"Starling_SenderKey_v2";
 /// Context prefix of the signed bytes.
 const CONTEXT_GROUP_MESSAGE: &[u8] = b"Starling_GroupMessage_v2";
 
-/// A parsed group message (signature not yet checked).
-pub(crate) struct GroupMessage {
+/// A decoded group message whose signature has not been checked. The only
+/// use of it is [`Self::verify`].
+pub struct GroupMessage {
     pub(crate) group_id: Vec<u8>,
     pub(crate) chain_id: u32,
     pub(crate) iteration: u32,
@@ -41,7 +49,9 @@ impl GroupMessage {
         })
     }
 
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes a group message (protobuf `GroupMessage`, version
+    /// [`GROUP_MESSAGE_VERSION`]). Its signature is not checked yet.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let proto: wire::GroupMessage = decode_proto(bytes, MAX_ENCODED_LEN)?;
         check_version(proto.version, GROUP_MESSAGE_VERSION)?;
         check_group_id(&proto.group_id)?;
@@ -53,6 +63,86 @@ impl GroupMessage {
             ciphertext: proto.ciphertext,
             signature: Signature::from_bytes(&signature),
         })
+    }
+
+    /// Checks the sender's signature over the message's context (version,
+    /// group id, chain id, iteration) and ciphertext with the signing key
+    /// of `session`'s chain `chain_id`; consumes the message. Fails, with
+    /// nothing decrypted or derived, with `WrongGroup` if the message is
+    /// for another group, `UnknownChain` if the session has no such chain,
+    /// and `BadSignature` if the signature does not verify.
+    pub fn verify(
+        self,
+        session: &InboundGroupSession,
+    ) -> Result<VerifiedGroupMessage, GroupDecryptError> {
+        let signing_key = *session.signing_key(&self.group_id, self.chain_id)?;
+        let ad = associated_data(&self.group_id, self.chain_id, self.iteration);
+        let signed = signed_bytes(&ad, &self.ciphertext);
+        verify_strict(&signing_key, &signed, &self.signature)
+            .map_err(|_| GroupDecryptError::BadSignature)?;
+        Ok(VerifiedGroupMessage {
+            message: self,
+            signing_key,
+        })
+    }
+}
+
+impl core::fmt::Debug for GroupMessage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GroupMessage")
+            .field("chain_id", &self.chain_id)
+            .field("iteration", &self.iteration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A group message whose signature verified under the signing key of an
+/// [`InboundGroupSession`]'s chain: what [`InboundGroupSession::decrypt`]
+/// takes. Only [`GroupMessage::verify`] makes one; it remembers the key it
+/// was verified with, and decryption refuses it unless the decrypting
+/// session's chain has that same key.
+///
+/// It cannot be built by hand:
+///
+/// ```compile_fail,E0451
+/// use starling_crypto::group::{GroupMessage, VerifiedGroupMessage};
+/// fn forge(message: GroupMessage) -> VerifiedGroupMessage {
+///     VerifiedGroupMessage { message, signing_key: todo!() }
+/// }
+/// ```
+pub struct VerifiedGroupMessage {
+    message: GroupMessage,
+    signing_key: VerifyingKey,
+}
+
+impl VerifiedGroupMessage {
+    /// The group the message is for.
+    pub(super) fn group_id(&self) -> &[u8] {
+        &self.message.group_id
+    }
+
+    /// The sender chain the message belongs to.
+    pub(super) fn chain_id(&self) -> u32 {
+        self.message.chain_id
+    }
+
+    /// The key the signature verified under.
+    pub(super) fn signing_key(&self) -> &VerifyingKey {
+        &self.signing_key
+    }
+
+    /// The message's iteration and ciphertext, for decryption.
+    pub(super) fn into_ciphertext(self) -> (u32, Vec<u8>) {
+        (self.message.iteration, self.message.ciphertext)
+    }
+}
+
+impl core::fmt::Debug for VerifiedGroupMessage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VerifiedGroupMessage")
+            .field("chain_id", &self.message.chain_id)
+            .field("iteration", &self.message.iteration)
+            .finish_non_exhaustive()
     }
 }
 

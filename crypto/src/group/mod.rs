@@ -6,7 +6,9 @@
 //! - `distribution`: the distribution message.
 //! - `outbound`: our own sending chain ([`OutboundGroupSession`]).
 //! - `inbound`: another member's chains as we receive them ([`InboundGroupSession`]).
-//! - `message`: the group message format, its signature and associated data.
+//! - `message`: the group message format ([`GroupMessage`]), its signature
+//!   and associated data, and [`VerifiedGroupMessage`], what a message
+//!   becomes once its signature is checked: decryption takes only that.
 
 mod distribution;
 mod inbound;
@@ -18,5 +20,8 @@ pub use inbound::{
     GroupDecryptError, InboundGroupSession, MAX_GROUP_CHAINS, MAX_GROUP_MESSAGE_GAP,
     MAX_GROUP_SKIPPED_KEYS,
 };
-pub use message::{DISTRIBUTION_VERSION, GROUP_MESSAGE_VERSION, INFO_SENDER_KEY, MAX_GROUP_ID_LEN};
+pub use message::{
+    DISTRIBUTION_VERSION, GROUP_MESSAGE_VERSION, GroupMessage, INFO_SENDER_KEY, MAX_GROUP_ID_LEN,
+    VerifiedGroupMessage,
+};
 pub use outbound::{GroupEncryptError, OutboundGroupSession};

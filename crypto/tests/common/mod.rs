@@ -210,6 +210,22 @@ pub mod wire {
         pub signature: Vec<u8>,
     }
 
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SenderKeyDistribution {
+        #[prost(uint32, tag = "1")]
+        pub version: u32,
+        #[prost(bytes = "vec", tag = "2")]
+        pub group_id: Vec<u8>,
+        #[prost(uint32, tag = "3")]
+        pub chain_id: u32,
+        #[prost(uint32, tag = "4")]
+        pub iteration: u32,
+        #[prost(bytes = "vec", tag = "5")]
+        pub chain_key: Vec<u8>,
+        #[prost(bytes = "vec", tag = "6")]
+        pub signing_key: Vec<u8>,
+    }
+
     pub fn decode<M: prost::Message + Default>(bytes: &[u8]) -> M {
         M::decode(bytes).unwrap()
     }
