@@ -10,13 +10,16 @@
 //! - `auth`: device credentials.
 //! - `routes`: the `/v1` HTTP API.
 //! - `ws`: the per-device WebSocket carrying protobuf frames.
-//! - `registry`: live connections and the notifier that wakes them.
+//! - `delivery`: the notifier that wakes devices, and the committed
+//!   envelopes the group-commit writer hands it.
+//! - `registry`: live connections (the notifier of a single node).
 //! - `tls`: certificates. `audit`: the schema check against the inventory.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod directory;
 pub mod error;
 pub mod limits;
@@ -35,7 +38,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
 use crate::config::Config;
-use crate::registry::{Notifier, Registry};
+use crate::delivery::Notifier;
+use crate::registry::Registry;
 use crate::store::Store;
 
 /// Protobuf frames of the WebSocket (from `starling-protocol`).

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::config::PushConfig;
-use crate::registry::{Notifier, Registry};
-use crate::store::CommittedEnvelope;
+use crate::delivery::{CommittedEnvelope, Notifier};
+use crate::registry::Registry;
 use crate::store::Store;
 
 /// Longest endpoint URL accepted.

@@ -1,16 +1,15 @@
-//! Live connections and the notifier interface that wakes them.
+//! Live connections of this process: the local half of delivery fan-out.
 //!
-//! The group-commit writer stores envelopes, then calls
-//! [`Notifier::envelope_committed`] for each, in queue order. The
-//! in-process [`Registry`] puts the envelope in the device's [`Mailbox`] if
-//! the device is connected here, so the connection sends it without reading
-//! it back from the database. A mailbox holds at most [`MAILBOX_ENVELOPES`]
-//! envelopes and [`MAILBOX_BYTES`] of content; past that it only records
-//! that the connection must read the queue itself. A multi-node deployment
-//! swaps in a notifier that also tells the other nodes, which call
-//! [`Registry::wake`]: a data-less wake-up after which the connection reads
-//! the device's whole queue (an envelope committed by another process may
-//! sit before what this one has already sent).
+//! The [`Registry`] is the single-node [`Notifier`]: for each envelope the
+//! group-commit writer committed, it puts the envelope in the device's
+//! [`Mailbox`] if the device is connected here, so the connection sends it
+//! without reading it back from the database. A mailbox holds at most
+//! [`MAILBOX_ENVELOPES`] envelopes and [`MAILBOX_BYTES`] of content; past
+//! that it only records that the connection must read the queue itself. A
+//! multi-node deployment swaps in a notifier that also tells the other
+//! nodes, which call [`Registry::wake`]: a data-less wake-up after which the
+//! connection reads the device's whole queue (an envelope committed by
+//! another process may sit before what this one has already sent).
 //!
 //! Nothing here touches the database.
 
@@ -20,16 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
-use crate::store::{CommittedEnvelope, StoredEnvelope};
-
-/// Wakes devices when something arrives for them.
-pub trait Notifier: Send + Sync + 'static {
-    /// This process committed an envelope for a device. Called in queue
-    /// order.
-    fn envelope_committed(&self, envelope: CommittedEnvelope);
-    /// The device should upload prekeys.
-    fn prekeys_low(&self, account_id: i64, device_id: u32, one_time: u32, kem: u32);
-}
+use crate::delivery::{CommittedEnvelope, Notifier, StoredEnvelope};
 
 /// Envelopes a mailbox holds before it falls back to "read the queue".
 pub const MAILBOX_ENVELOPES: usize = 64;

@@ -31,11 +31,11 @@ use prost::Message as _;
 
 use crate::AppState;
 use crate::auth::AuthedDevice;
+use crate::delivery::StoredEnvelope;
 use crate::error::{AppError, ErrorCode};
 use crate::frames::{self, client_frame, server_frame};
 use crate::registry::{Inbox, Mailbox};
 use crate::routes::queue_send;
-use crate::store::StoredEnvelope;
 
 /// Unacknowledged envelopes a connection may have outstanding.
 pub const MAX_IN_FLIGHT: usize = 256;

@@ -28,9 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sends::{self, Accounts, InsertRow, SendOp, SendRefusal};
 use super::sqlite_batch::SqliteWriter;
-use super::{Backend, NewEnvelope, Pool, Store, StoredEnvelope};
+use super::{Backend, NewEnvelope, Pool, Store};
+use crate::delivery::{CommittedEnvelope, Notifier, StoredEnvelope};
 use crate::metrics::Metrics;
-use crate::registry::Notifier;
 
 /// Most operations folded into one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -54,17 +54,6 @@ pub enum BatchOp {
         /// Envelope ids.
         ids: Vec<Vec<u8>>,
     },
-}
-
-/// An envelope the batch committed, with its destination.
-#[derive(Debug, Clone)]
-pub struct CommittedEnvelope {
-    /// Destination account.
-    pub account_id: i64,
-    /// Destination device.
-    pub device_id: u32,
-    /// The envelope as a reader of the queue would see it.
-    pub envelope: Arc<StoredEnvelope>,
 }
 
 /// What a committed batch did.

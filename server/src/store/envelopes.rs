@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::{BatchOp, Store, with_pool};
+use crate::delivery::StoredEnvelope;
 
 /// An envelope to queue.
 #[derive(Debug, Clone)]
@@ -22,23 +23,6 @@ pub struct NewEnvelope {
     pub created_at: i64,
     /// When it is dropped if still unacknowledged.
     pub expires_at: i64,
-    /// Opaque ciphertext.
-    pub content: Vec<u8>,
-}
-
-/// A queued envelope as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEnvelope {
-    /// Queue position (increasing per database).
-    pub seq: i64,
-    /// The id the device acknowledges.
-    pub envelope_id: Vec<u8>,
-    /// Sender username (empty when sealed).
-    pub sender: Option<String>,
-    /// Sender device.
-    pub sender_device: Option<u32>,
-    /// When the server accepted it.
-    pub created_at: i64,
     /// Opaque ciphertext.
     pub content: Vec<u8>,
 }

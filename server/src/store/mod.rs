@@ -28,12 +28,9 @@ use sqlx::sqlite::{
 
 pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError};
 pub use attachments::AttachmentRecord;
-pub use batch::{
-    BatchOp, BatchOutcome, Batcher, Commit, CommittedEnvelope, MAX_BATCH, QUEUE_CAPACITY,
-    WriteError,
-};
+pub use batch::{BatchOp, BatchOutcome, Batcher, Commit, MAX_BATCH, QUEUE_CAPACITY, WriteError};
 pub use directory::DirectoryEntry;
-pub use envelopes::{NewEnvelope, QueueStats, StoredEnvelope};
+pub use envelopes::{NewEnvelope, QueueStats};
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
 pub use sends::{Destination, SendOp, SendRefusal, StaleLists};
 
