@@ -10,6 +10,9 @@
 //! - `auth`: device credentials.
 //! - `routes`: the `/v1` HTTP API.
 //! - `ws`: the per-device WebSocket carrying protobuf frames.
+//! - `services`: what the routes and the WebSocket call (sends, a device's
+//!   queue).
+//! - `encoding`: base64 fields of the JSON API.
 //! - `delivery`: the notifier that wakes devices, and the committed
 //!   envelopes the group-commit writer hands it.
 //! - `registry`: live connections (the notifier of a single node).
@@ -21,12 +24,14 @@ pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod directory;
+mod encoding;
 pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod push;
 pub mod registry;
 pub mod routes;
+pub mod services;
 pub mod store;
 pub mod tls;
 pub mod ws;

@@ -9,6 +9,9 @@
 //! outstanding per connection. A malformed frame gets an `Error` frame and
 //! the connection carries on.
 //!
+//! This is transport: sends go to `services::sends`, queue reads and
+//! acknowledgements to `services::queue`.
+//!
 //! Live envelopes come from the connection's mailbox (see `registry`),
 //! straight from the writer that committed them; the connection reads the
 //! queue from the database only on connect, when the mailbox overflowed,
@@ -35,7 +38,8 @@ use crate::delivery::StoredEnvelope;
 use crate::error::{AppError, ErrorCode};
 use crate::frames::{self, client_frame, server_frame};
 use crate::registry::{Inbox, Mailbox};
-use crate::routes::queue_send;
+use crate::services::queue::{self, QueueError};
+use crate::services::sends;
 
 /// Unacknowledged envelopes a connection may have outstanding.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -99,10 +103,8 @@ struct Connection {
 enum ConnectionError {
     #[error("socket: {0}")]
     Socket(#[from] axum::Error),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("writer: {0}")]
-    Writer(#[from] crate::store::WriteError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 impl Connection {
@@ -135,7 +137,7 @@ impl Connection {
             server_frame::Body::QueueDrained(frames::QueueDrained {}),
         )
         .await?;
-        let mut sends = PendingSends::new();
+        let mut pending = PendingSends::new();
         let mut rescan =
             tokio::time::interval_at(tokio::time::Instant::now() + RESCAN_EVERY, RESCAN_EVERY);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -148,12 +150,12 @@ impl Connection {
                     self.take_inbox(inbox, &mut sink).await?;
                 }
                 _ = rescan.tick() => self.read_queue(&mut sink, 0).await?,
-                Some((request_id, result)) = sends.next(), if !sends.is_empty() => {
+                Some((request_id, result)) = pending.next(), if !pending.is_empty() => {
                     respond(&mut sink, request_id, result).await?;
                 }
-                message = stream.next(), if sends.len() < MAX_PENDING_SENDS => match message {
+                message = stream.next(), if pending.len() < MAX_PENDING_SENDS => match message {
                     Some(Ok(Message::Binary(bytes))) => {
-                        self.handle_frame(&bytes, &mut sink, &mut sends).await?;
+                        self.handle_frame(&bytes, &mut sink, &mut pending).await?;
                     }
                     Some(Ok(Message::Text(_))) => {
                         send_error(&mut sink, 0, ErrorCode::BadFrame, "frames are binary protobuf").await?;
@@ -209,16 +211,7 @@ impl Connection {
                 return Ok(());
             }
             let window = MAX_IN_FLIGHT - self.in_flight.len();
-            let queued = self
-                .state
-                .store
-                .envelopes_after(
-                    self.device.account_id,
-                    self.device.device_id,
-                    after,
-                    i64::try_from(window).unwrap_or(i64::MAX),
-                )
-                .await?;
+            let queued = queue::read_after(&self.state, &self.device, after, window).await?;
             let full_window = queued.len() == window;
             if let Some(last) = queued.last() {
                 after = last.seq;
@@ -263,82 +256,96 @@ impl Connection {
         &mut self,
         bytes: &[u8],
         sink: &mut Sink,
-        sends: &mut PendingSends,
+        pending: &mut PendingSends,
     ) -> Result<(), ConnectionError> {
         let Ok(frame) = frames::ClientFrame::decode(bytes) else {
             return send_error(sink, 0, ErrorCode::BadFrame, "not a ClientFrame").await;
         };
         let request_id = frame.request_id;
         match frame.body {
-            Some(client_frame::Body::Ack(ack)) => {
-                if ack.envelope_ids.len() > MAX_IN_FLIGHT * 4 {
-                    return send_error(
-                        sink,
-                        request_id,
-                        ErrorCode::TooManyIds,
-                        "acknowledge fewer ids at once",
-                    )
-                    .await;
-                }
-                for id in &ack.envelope_ids {
-                    self.in_flight.remove(id);
-                }
-                let op = crate::store::BatchOp::Acknowledge {
-                    account_id: self.device.account_id,
-                    device_id: self.device.device_id,
-                    ids: ack.envelope_ids,
-                };
-                if request_id == 0 {
-                    // Nobody waits for it: the connection carries on while
-                    // the delete commits. (Were it lost in a crash, the
-                    // envelopes would come again; clients drop duplicates.)
-                    self.state.writer.submit(op).await?;
-                } else {
-                    self.state.writer.write(op).await?;
-                    respond(sink, request_id, Ok(serde_json::json!({}))).await?;
-                }
-                if self.backlog && self.in_flight.len() <= REFILL_AT {
-                    // Room in the window: send what waited, many at once.
-                    self.read_queue(sink, self.cursor).await?;
-                }
-                Ok(())
-            }
+            Some(client_frame::Body::Ack(ack)) => self.handle_ack(sink, request_id, ack).await,
             Some(client_frame::Body::Send(send_message)) => {
-                let envelopes = send_message
-                    .envelopes
-                    .into_iter()
-                    .map(|e| (e.device_id, e.content))
-                    .collect();
-                // Checked and queued now, so that this connection's sends
-                // are stored in the order it made them; answered when
-                // stored, while the connection goes on delivering and
-                // reading frames.
-                let queued = queue_send(
-                    &self.state,
-                    &self.device,
-                    &send_message.destination,
-                    envelopes,
-                    send_message.sealed,
-                )
-                .await;
-                match queued {
-                    Ok(queued) => {
-                        sends.push(Box::pin(async move {
-                            let result = queued.stored().await;
-                            (
-                                request_id,
-                                result.map(|r| serde_json::json!({ "stored": r.stored })),
-                            )
-                        }));
-                        Ok(())
-                    }
-                    Err(error) => respond(sink, request_id, Err(error)).await,
-                }
+                self.handle_send(sink, pending, request_id, send_message)
+                    .await
             }
             Some(client_frame::Body::Ping(_)) => {
                 respond(sink, request_id, Ok(serde_json::json!({}))).await
             }
             None => send_error(sink, request_id, ErrorCode::BadFrame, "empty frame").await,
+        }
+    }
+
+    /// Takes acknowledged envelopes out of the window and deletes them;
+    /// answers only when asked to (a request id other than 0).
+    async fn handle_ack(
+        &mut self,
+        sink: &mut Sink,
+        request_id: u64,
+        ack: frames::Acknowledge,
+    ) -> Result<(), ConnectionError> {
+        if ack.envelope_ids.len() > MAX_IN_FLIGHT * 4 {
+            return send_error(
+                sink,
+                request_id,
+                ErrorCode::TooManyIds,
+                "acknowledge fewer ids at once",
+            )
+            .await;
+        }
+        for id in &ack.envelope_ids {
+            self.in_flight.remove(id);
+        }
+        let ids = ack.envelope_ids;
+        if request_id == 0 {
+            // Nobody waits for it: the connection carries on while the
+            // delete commits.
+            queue::acknowledge_later(&self.state, &self.device, ids).await?;
+        } else {
+            queue::acknowledge(&self.state, &self.device, ids).await?;
+            respond(sink, request_id, Ok(serde_json::json!({}))).await?;
+        }
+        if self.backlog && self.in_flight.len() <= REFILL_AT {
+            // Room in the window: send what waited, many at once.
+            self.read_queue(sink, self.cursor).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks and queues a send now, so that this connection's sends are
+    /// stored in the order it made them; it is answered when stored, while
+    /// the connection goes on delivering and reading frames.
+    async fn handle_send(
+        &self,
+        sink: &mut Sink,
+        pending: &mut PendingSends,
+        request_id: u64,
+        send_message: frames::SendMessage,
+    ) -> Result<(), ConnectionError> {
+        let envelopes = send_message
+            .envelopes
+            .into_iter()
+            .map(|e| (e.device_id, e.content))
+            .collect();
+        let queued = sends::queue_send(
+            &self.state,
+            &self.device,
+            send_message.destination,
+            envelopes,
+            send_message.sealed,
+        )
+        .await;
+        match queued {
+            Ok(queued) => {
+                pending.push(Box::pin(async move {
+                    let result = queued.stored().await;
+                    (
+                        request_id,
+                        result.map(|r| serde_json::json!({ "stored": r.stored })),
+                    )
+                }));
+                Ok(())
+            }
+            Err(error) => respond(sink, request_id, Err(error)).await,
         }
     }
 }

@@ -6,9 +6,10 @@ use starling_crypto::IdentityKey;
 
 use starling_protocol::Username;
 
-use super::{ApiJson, ApiPath, decode_b64};
+use super::{ApiJson, ApiPath};
 use crate::AppState;
 use crate::auth::{AuthedDevice, Credential, hash_secret};
+use crate::encoding::decode_b64;
 use crate::error::{AppError, ErrorCode};
 use crate::store::{LinkError, NewDevice, RegisterError, now_millis};
 pub use starling_protocol::api::{

@@ -6,9 +6,10 @@ use axum::extract::State;
 use starling_crypto::prekeys::{KemPreKey, OneTimePreKey, SignedPreKey};
 use starling_crypto::{IdentityKey, PreKeyBundle};
 
-use super::{ApiJson, ApiPath, decode_b64, encode_b64};
+use super::{ApiJson, ApiPath};
 use crate::AppState;
 use crate::auth::AuthedDevice;
+use crate::encoding::{decode_b64, encode_b64};
 use crate::error::{AppError, ErrorCode};
 use crate::store::{PrekeyCounts, UploadedKeys};
 pub use starling_protocol::api::{BundleResponse, DeviceBundle, KeyUpload, MAX_PREKEYS_PER_UPLOAD};

@@ -1,267 +1,33 @@
-//! Sends: one envelope per device of the destination account, refused as a
-//! whole when the sender's device list is stale, stored durably before the
-//! sender is told it worked. The shape of a send is checked here; the
-//! device lists are checked by the group-commit writer, in the transaction
-//! that stores the envelopes (`store::sends`).
-
-use std::collections::BTreeSet;
-use std::sync::Arc;
+//! Sends: `PUT /v1/messages/{username}` (one account) and
+//! `PUT /v1/messages` (several, for groups). The checks and the queueing
+//! to the group-commit writer are `services::sends`.
 
 use axum::Json;
 use axum::extract::State;
-use rand::RngCore;
+use starling_protocol::api::{MultiSendRequest, SendRequest, SendResponse};
 
-use super::{ApiJson, ApiPath, decode_b64};
+use super::{ApiJson, ApiPath};
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::{AppError, ErrorCode};
-use crate::metrics::Metrics;
-use crate::store::{Commit, Destination, NewEnvelope, SendOp, SendRefusal, WriteError, now_millis};
-pub use starling_protocol::api::StaleLists;
-pub use starling_protocol::api::{
-    AccountEnvelopes, DeviceEnvelope, MAX_DESTINATIONS, MultiSendRequest, SendRequest, SendResponse,
-};
+use crate::error::AppError;
+use crate::services::sends;
 
-pub(crate) async fn send(
+pub(super) async fn send(
     State(state): State<AppState>,
     sender: AuthedDevice,
     ApiPath(destination): ApiPath<String>,
     ApiJson(request): ApiJson<SendRequest>,
 ) -> Result<Json<SendResponse>, AppError> {
-    let envelopes = request
-        .envelopes
-        .iter()
-        .map(|e| Ok((e.device_id, decode_b64("content", &e.content)?)))
-        .collect::<Result<Vec<_>, AppError>>()?;
-    send_to_account(&state, &sender, &destination, envelopes, request.sealed)
+    let envelopes = sends::decode_envelopes(&request.envelopes)?;
+    sends::send_to_account(&state, &sender, destination, envelopes, request.sealed)
         .await
         .map(Json)
 }
 
-/// The send path shared by HTTP and the WebSocket.
-pub async fn send_to_account(
-    state: &AppState,
-    sender: &AuthedDevice,
-    destination: &str,
-    envelopes: Vec<(u32, Vec<u8>)>,
-    sealed: bool,
-) -> Result<SendResponse, AppError> {
-    queue_send(state, sender, destination, envelopes, sealed)
-        .await?
-        .stored()
-        .await
-}
-
-/// Checks a send's shape and queues it to the writer, behind every send
-/// queued before it (so one connection's sends keep their order). The
-/// writer checks the device list in the transaction that stores the
-/// envelopes; the returned [`QueuedSend`] resolves once they are stored,
-/// or with the refusal.
-pub async fn queue_send(
-    state: &AppState,
-    sender: &AuthedDevice,
-    destination: &str,
-    envelopes: Vec<(u32, Vec<u8>)>,
-    sealed: bool,
-) -> Result<QueuedSend, AppError> {
-    admit_send(state, sender, false)?;
-    check_envelopes(state, &envelopes)?;
-    let destination = Destination {
-        username: destination.to_string(),
-        envelopes: build(state, sender, envelopes, sealed),
-    };
-    queue(state, sender, vec![destination], false).await
-}
-
-pub(crate) async fn send_many(
+pub(super) async fn send_many(
     State(state): State<AppState>,
     sender: AuthedDevice,
     ApiJson(request): ApiJson<MultiSendRequest>,
 ) -> Result<Json<SendResponse>, AppError> {
-    admit_send(&state, &sender, true)?;
-    if request.sends.is_empty() || request.sends.len() > MAX_DESTINATIONS {
-        return Err(AppError::bad_request(
-            ErrorCode::BadDestinations,
-            format!("a send names 1 to {MAX_DESTINATIONS} accounts"),
-        ));
-    }
-    let destinations: BTreeSet<&str> = request
-        .sends
-        .iter()
-        .map(|s| s.destination.as_str())
-        .collect();
-    if destinations.len() != request.sends.len() {
-        return Err(AppError::bad_request(
-            ErrorCode::DuplicateDestination,
-            "each account once per send",
-        ));
-    }
-    let mut destinations = Vec::with_capacity(request.sends.len());
-    for send in request.sends {
-        let envelopes = send
-            .envelopes
-            .iter()
-            .map(|e| Ok((e.device_id, decode_b64("content", &e.content)?)))
-            .collect::<Result<Vec<_>, AppError>>()?;
-        check_envelopes(&state, &envelopes)?;
-        destinations.push(Destination {
-            username: send.destination,
-            envelopes: build(&state, &sender, envelopes, request.sealed),
-        });
-    }
-    queue(&state, &sender, destinations, true)
-        .await?
-        .stored()
-        .await
-        .map(Json)
-}
-
-/// Refuses a send while the writer is behind, before the send spends a
-/// token of the device's rate limit: a client that comes back after the
-/// `Retry-After` of a busy refusal finds its bucket as it left it, since
-/// the server took nothing. Otherwise spends the token.
-fn admit_send(state: &AppState, sender: &AuthedDevice, many: bool) -> Result<(), AppError> {
-    if state.writer.is_busy() {
-        return Err(write_error(&state.metrics, many, WriteError::Busy));
-    }
-    state.limits.send((sender.account_id, sender.device_id))
-}
-
-/// Size and shape checks.
-fn check_envelopes(state: &AppState, envelopes: &[(u32, Vec<u8>)]) -> Result<(), AppError> {
-    let limits = &state.config.messages;
-    if envelopes.is_empty() {
-        return Err(AppError::bad_request(
-            ErrorCode::NoEnvelopes,
-            "a send needs at least one envelope",
-        ));
-    }
-    if envelopes.len() > limits.max_devices_per_account as usize {
-        return Err(AppError::bad_request(
-            ErrorCode::TooManyEnvelopes,
-            "more envelopes than an account has devices",
-        ));
-    }
-    if let Some((device, _)) = envelopes
-        .iter()
-        .find(|(_, c)| c.len() > limits.max_envelope_bytes)
-    {
-        return Err(AppError::TooLarge(format!(
-            "envelope for device {device} exceeds {} bytes",
-            limits.max_envelope_bytes
-        )));
-    }
-    let named: BTreeSet<u32> = envelopes.iter().map(|(d, _)| *d).collect();
-    if named.len() != envelopes.len() {
-        return Err(AppError::bad_request(
-            ErrorCode::DuplicateDevice,
-            "one envelope per device",
-        ));
-    }
-    Ok(())
-}
-
-/// The envelopes of a send to one account (the writer fills in the
-/// account from the username).
-fn build(
-    state: &AppState,
-    sender: &AuthedDevice,
-    envelopes: Vec<(u32, Vec<u8>)>,
-    sealed: bool,
-) -> Vec<NewEnvelope> {
-    let now = now_millis();
-    let ttl = i64::try_from(state.config.envelope_ttl().as_millis()).unwrap_or(i64::MAX);
-    // Ids must be unique and unguessable: the thread's CSPRNG (seeded and
-    // reseeded from the OS) gives that without a system call per envelope.
-    let mut rng = rand::thread_rng();
-    envelopes
-        .into_iter()
-        .map(|(device_id, content)| {
-            let mut envelope_id = [0u8; 16];
-            rng.fill_bytes(&mut envelope_id);
-            NewEnvelope {
-                envelope_id,
-                account_id: 0,
-                device_id,
-                sender: (!sealed).then(|| sender.username.clone()),
-                sender_device: (!sealed).then_some(sender.device_id),
-                created_at: now,
-                expires_at: now.saturating_add(ttl),
-                content,
-            }
-        })
-        .collect()
-}
-
-/// A send queued to the group-commit writer.
-#[derive(Debug)]
-pub struct QueuedSend {
-    metrics: Arc<Metrics>,
-    count: usize,
-    /// A multi-recipient send reports stale lists per account.
-    many: bool,
-    commit: Commit,
-}
-
-impl QueuedSend {
-    /// Waits until every envelope is stored (the writer then wakes their
-    /// devices), or the writer refused the send.
-    pub async fn stored(self) -> Result<SendResponse, AppError> {
-        match self.commit.await {
-            Ok(()) => Ok(SendResponse { stored: self.count }),
-            Err(error) => Err(write_error(&self.metrics, self.many, error)),
-        }
-    }
-}
-
-/// What a client is told about a send the writer did not store.
-fn write_error(metrics: &Metrics, many: bool, error: WriteError) -> AppError {
-    match error {
-        WriteError::Refused(SendRefusal::UnknownAccount) => AppError::NotFound("account"),
-        WriteError::Refused(SendRefusal::StaleDevices(stale)) => {
-            metrics.stale_device_refusals.inc();
-            if many {
-                return AppError::StaleDevicesMany(stale);
-            }
-            let lists = stale.into_values().next();
-            let StaleLists { missing, extra } = lists.unwrap_or(StaleLists {
-                missing: Vec::new(),
-                extra: Vec::new(),
-            });
-            AppError::StaleDevices { missing, extra }
-        }
-        // Nothing was stored, and the client may send again after a second.
-        WriteError::Busy => {
-            metrics.sends_refused_busy.inc();
-            AppError::Busy {
-                retry_after_secs: 1,
-            }
-        }
-        WriteError::Failed(e) => AppError::Internal(format!("storing envelopes: {e}")),
-    }
-}
-
-/// Queues a send's envelopes, to be checked and stored in one transaction.
-async fn queue(
-    state: &AppState,
-    sender: &AuthedDevice,
-    destinations: Vec<Destination>,
-    many: bool,
-) -> Result<QueuedSend, AppError> {
-    let count = destinations.iter().map(|d| d.envelopes.len()).sum();
-    let op = SendOp {
-        sender: (sender.account_id, sender.device_id),
-        destinations,
-    };
-    let commit = state
-        .writer
-        .enqueue_send(op)
-        .await
-        .map_err(|e| write_error(&state.metrics, many, e))?;
-    Ok(QueuedSend {
-        metrics: state.metrics.clone(),
-        count,
-        many,
-        commit,
-    })
+    sends::send_many(&state, &sender, request).await.map(Json)
 }

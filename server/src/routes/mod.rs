@@ -13,20 +13,14 @@ pub mod calls;
 mod directory;
 mod health;
 pub mod keys;
-pub mod messages;
+mod messages;
 pub mod push;
 
 use axum::Router;
 use axum::routing::{delete, get, post, put};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 
 use crate::AppState;
-use crate::error::{AppError, ErrorCode};
-
-pub use messages::{
-    DeviceEnvelope, QueuedSend, SendRequest, SendResponse, queue_send, send_to_account,
-};
+use crate::error::AppError;
 
 /// The HTTP routes.
 pub fn router() -> Router<AppState> {
@@ -61,21 +55,6 @@ pub fn router() -> Router<AppState> {
             "/v1/attachments/{id}/upload",
             get(attachments::upload_status),
         )
-}
-
-/// Decodes a base64 field, naming it in the error.
-pub(crate) fn decode_b64(field: &'static str, value: &str) -> Result<Vec<u8>, AppError> {
-    STANDARD.decode(value).map_err(|_| {
-        AppError::bad_request(
-            ErrorCode::BadBase64,
-            format!("`{field}` is not valid base64"),
-        )
-    })
-}
-
-/// Encodes bytes for a JSON field.
-pub(crate) fn encode_b64(bytes: &[u8]) -> String {
-    STANDARD.encode(bytes)
 }
 
 /// `Json` whose rejections are [`AppError`]s (JSON bodies with a code).

@@ -1,0 +1,11 @@
+//! What the server does, apart from how requests reach it: the transport
+//! (`routes` for HTTP, `ws` for the WebSocket) parses a request,
+//! authenticates the device, calls one of these and encodes the answer.
+//! Services take typed inputs, use the `store` and the group-commit writer,
+//! and answer with values or an [`AppError`](crate::error::AppError).
+//!
+//! - [`sends`]: checks sends and queues them to the group-commit writer.
+//! - [`queue`]: a device's queue as its connection reads and acknowledges it.
+
+pub mod queue;
+pub mod sends;
