@@ -6,6 +6,8 @@
 //!
 //! - [`sends`]: checks sends and queues them to the group-commit writer.
 //! - [`queue`]: a device's queue as its connection reads and acknowledges it.
+//! - [`keys`]: prekey upload verification, bundle fetch (claims), counts.
 
+pub mod keys;
 pub mod queue;
 pub mod sends;
