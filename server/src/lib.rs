@@ -127,7 +127,7 @@ pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle
                 Err(e) => tracing::warn!(error = %e, "envelope expiry sweep failed"),
             }
             state.limits.forget_idle();
-            match routes::attachments::delete_expired(&state).await {
+            match services::blobs::delete_expired(&state).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "dropped expired attachments"),
                 Err(e) => tracing::warn!(error = %e, "attachment expiry sweep failed"),

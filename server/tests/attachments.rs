@@ -178,7 +178,7 @@ async fn resumable_and_ranged(kind: Kind) {
     );
     // Nothing has expired yet: the sweep keeps it.
     assert_eq!(
-        starling_server::routes::attachments::delete_expired(&server.state)
+        starling_server::services::blobs::delete_expired(&server.state)
             .await
             .unwrap(),
         0

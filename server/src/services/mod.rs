@@ -7,7 +7,10 @@
 //! - [`sends`]: checks sends and queues them to the group-commit writer.
 //! - [`queue`]: a device's queue as its connection reads and acknowledges it.
 //! - [`keys`]: prekey upload verification, bundle fetch (claims), counts.
+//! - [`blobs`]: attachment files: creation, resumable upload, ranged
+//!   download, expiry.
 
+pub mod blobs;
 pub mod keys;
 pub mod queue;
 pub mod sends;

@@ -1,0 +1,352 @@
+//! Attachment blobs: opaque ciphertext kept as one file each in the data
+//! folder's `attachments/`, uploaded in a stream (resumable from the last
+//! byte the server recorded), read back whole or as one byte range, and
+//! deleted once expired. Memory use is constant whatever the size.
+//!
+//! An upload records its progress every [`CHECKPOINT_BYTES`] (after making
+//! the bytes durable), so even a crash of the server loses at most one
+//! checkpoint's worth; bytes written past the last checkpoint are dropped
+//! when the upload resumes.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use futures_util::{Stream, StreamExt};
+use rand::RngCore;
+use starling_protocol::api::UploadStatus;
+use tokio::fs::File;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, Take};
+
+use crate::AppState;
+use crate::auth::AuthedDevice;
+use crate::error::{AppError, ErrorCode};
+use crate::store::{AttachmentRecord, now_millis};
+
+/// Bytes of an upload between two recorded checkpoints.
+pub const CHECKPOINT_BYTES: i64 = 8 << 20;
+
+/// An attachment's id: 16 random bytes, written as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobId([u8; 16]);
+
+impl BlobId {
+    /// Parses the hex form.
+    pub fn parse(id: &str) -> Result<Self, AppError> {
+        hex::decode(id)
+            .ok()
+            .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+            .map(Self)
+            .ok_or_else(|| {
+                AppError::bad_request(
+                    ErrorCode::BadAttachmentId,
+                    "attachment ids are 32 hex digits",
+                )
+            })
+    }
+
+    fn generate() -> Self {
+        let mut id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        Self(id)
+    }
+}
+
+impl fmt::Display for BlobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// An attachment just created, empty.
+#[derive(Debug)]
+pub struct NewBlob {
+    /// Its id.
+    pub id: BlobId,
+    /// When it is deleted (milliseconds since the epoch).
+    pub expires_at: i64,
+}
+
+/// Where a blob's file lives.
+fn blob_path(state: &AppState, id: &[u8]) -> PathBuf {
+    state
+        .config
+        .data_dir
+        .join("attachments")
+        .join(hex::encode(id))
+}
+
+fn io_error(error: std::io::Error) -> AppError {
+    AppError::Internal(format!("attachment file: {error}"))
+}
+
+async fn record(state: &AppState, id: &BlobId) -> Result<AttachmentRecord, AppError> {
+    state
+        .store
+        .attachment(&id.0, now_millis())
+        .await?
+        .ok_or(AppError::NotFound("attachment"))
+}
+
+/// Creates an empty attachment of `size` bytes (of ciphertext) for
+/// `owner` to upload.
+pub async fn create(
+    state: &AppState,
+    owner: &AuthedDevice,
+    size: u64,
+) -> Result<NewBlob, AppError> {
+    // The limit is on the file; its encryption adds a header and a tag per
+    // chunk, which the limit allows for.
+    let max = state.config.attachments.max_bytes;
+    if size > starling_crypto::attachment::ciphertext_len(max) {
+        return Err(AppError::TooLarge(format!(
+            "attachments are limited to {max} bytes"
+        )));
+    }
+    let size = i64::try_from(size).map_err(|_| AppError::TooLarge("size out of range".into()))?;
+    let id = BlobId::generate();
+    let path = blob_path(state, &id.0);
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+    }
+    File::create(&path).await.map_err(io_error)?;
+    let now = now_millis();
+    let ttl = i64::try_from(state.config.attachments.ttl_days.saturating_mul(86_400_000))
+        .unwrap_or(i64::MAX);
+    let expires_at = now.saturating_add(ttl);
+    state
+        .store
+        .create_attachment(&id.0, owner.account_id, size, now, expires_at)
+        .await?;
+    Ok(NewBlob { id, expires_at })
+}
+
+/// How much of an attachment its uploader has sent.
+pub async fn upload_status(
+    state: &AppState,
+    device: &AuthedDevice,
+    id: &BlobId,
+) -> Result<UploadStatus, AppError> {
+    let record = record(state, id).await?;
+    if record.account_id != device.account_id {
+        return Err(AppError::Forbidden(
+            "only the uploader may see upload progress",
+        ));
+    }
+    Ok(UploadStatus {
+        size: record.size,
+        received: record.received,
+    })
+}
+
+/// Opens an attachment for its uploader to write ([`Upload::append`]).
+pub async fn open_upload(
+    state: &AppState,
+    device: &AuthedDevice,
+    id: BlobId,
+) -> Result<Upload, AppError> {
+    let record = record(state, &id).await?;
+    if record.account_id != device.account_id {
+        return Err(AppError::Forbidden(
+            "only the uploader may write an attachment",
+        ));
+    }
+    Ok(Upload { id, record })
+}
+
+/// An attachment its uploader may write.
+#[derive(Debug)]
+pub struct Upload {
+    id: BlobId,
+    record: AttachmentRecord,
+}
+
+impl Upload {
+    /// Appends `body` at `offset`, which must be where the upload stands.
+    /// A body that ends early (the client went away) keeps what arrived,
+    /// so the upload can resume; one that runs past the announced size is
+    /// refused once what fits is recorded.
+    pub async fn append<S, B, E>(
+        self,
+        state: &AppState,
+        offset: i64,
+        body: S,
+    ) -> Result<UploadStatus, AppError>
+    where
+        S: Stream<Item = Result<B, E>>,
+        B: AsRef<[u8]>,
+    {
+        if offset != self.record.received {
+            return Err(AppError::Conflict {
+                code: ErrorCode::WrongOffset,
+                reason: format!("the upload continues at byte {}", self.record.received),
+            });
+        }
+        let mut writer = BlobWriter::open(state, self.id, offset).await?;
+        let outcome = self.receive(state, &mut writer, body).await?;
+        writer.finish(state).await?;
+        outcome?;
+        Ok(UploadStatus {
+            size: self.record.size,
+            received: writer.written,
+        })
+    }
+
+    /// Writes the body's chunks until it ends; the inner error refuses a
+    /// body larger than announced, after the bytes that fit.
+    async fn receive<S, B, E>(
+        &self,
+        state: &AppState,
+        writer: &mut BlobWriter,
+        body: S,
+    ) -> Result<Result<(), AppError>, AppError>
+    where
+        S: Stream<Item = Result<B, E>>,
+        B: AsRef<[u8]>,
+    {
+        let mut body = std::pin::pin!(body);
+        // An error of the body is the client going away: keep what arrived.
+        while let Some(Ok(chunk)) = body.next().await {
+            let chunk = chunk.as_ref();
+            let len = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+            if writer.written.saturating_add(len) > self.record.size {
+                return Ok(Err(AppError::TooLarge(format!(
+                    "the attachment was announced as {} bytes",
+                    self.record.size
+                ))));
+            }
+            writer.write(state, chunk).await?;
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// A blob's file open for an upload, and how far it got.
+struct BlobWriter {
+    id: BlobId,
+    file: File,
+    /// Bytes in the file.
+    written: i64,
+    /// Bytes recorded as received.
+    recorded: i64,
+}
+
+impl BlobWriter {
+    /// Opens the file at `offset`; bytes past it were written but never
+    /// recorded, and are dropped.
+    async fn open(state: &AppState, id: BlobId, offset: i64) -> Result<Self, AppError> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(blob_path(state, &id.0))
+            .await
+            .map_err(io_error)?;
+        let start = u64::try_from(offset).unwrap_or(0);
+        file.set_len(start).await.map_err(io_error)?;
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(io_error)?;
+        Ok(Self {
+            id,
+            file,
+            written: offset,
+            recorded: offset,
+        })
+    }
+
+    /// Writes a chunk, recording progress every [`CHECKPOINT_BYTES`].
+    async fn write(&mut self, state: &AppState, chunk: &[u8]) -> Result<(), AppError> {
+        self.file.write_all(chunk).await.map_err(io_error)?;
+        self.written += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+        state
+            .metrics
+            .attachment_bytes_received
+            .inc_by(chunk.len() as u64);
+        if self.written - self.recorded >= CHECKPOINT_BYTES {
+            self.checkpoint(state).await?;
+        }
+        Ok(())
+    }
+
+    /// Records whatever was written since the last checkpoint.
+    async fn finish(&mut self, state: &AppState) -> Result<(), AppError> {
+        if self.written != self.recorded {
+            self.checkpoint(state).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the bytes written durable and records them as received.
+    async fn checkpoint(&mut self, state: &AppState) -> Result<(), AppError> {
+        self.file.flush().await.map_err(io_error)?;
+        self.file.sync_data().await.map_err(io_error)?;
+        if !state
+            .store
+            .set_attachment_received(&self.id.0, self.recorded, self.written)
+            .await?
+        {
+            return Err(AppError::Conflict {
+                code: ErrorCode::ConcurrentUpload,
+                reason: "another upload of this attachment is in progress".into(),
+            });
+        }
+        self.recorded = self.written;
+        Ok(())
+    }
+}
+
+/// Opens a fully uploaded attachment for reading ([`Blob::read`]).
+pub async fn open_download(state: &AppState, id: &BlobId) -> Result<Blob, AppError> {
+    let record = record(state, id).await?;
+    if record.received != record.size {
+        return Err(AppError::Conflict {
+            code: ErrorCode::Incomplete,
+            reason: "the upload has not finished".into(),
+        });
+    }
+    Ok(Blob {
+        path: blob_path(state, &id.0),
+        size: u64::try_from(record.size).unwrap_or(0),
+    })
+}
+
+/// A fully uploaded attachment.
+#[derive(Debug)]
+pub struct Blob {
+    path: PathBuf,
+    size: u64,
+}
+
+/// Bytes `first..=last` of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub first: u64,
+    /// Last byte (included).
+    pub last: u64,
+}
+
+impl Blob {
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// A reader of the whole blob, or of `range` (which must lie within
+    /// it); its `limit()` is the number of bytes it yields.
+    pub async fn read(&self, range: Option<ByteRange>) -> Result<Take<File>, AppError> {
+        let mut file = File::open(&self.path).await.map_err(io_error)?;
+        let (start, len) = range.map_or((0, self.size), |r| (r.first, r.last - r.first + 1));
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(io_error)?;
+        Ok(file.take(len))
+    }
+}
+
+/// Deletes expired attachments and their files; returns how many.
+pub async fn delete_expired(state: &AppState) -> Result<usize, sqlx::Error> {
+    let ids = state.store.delete_expired_attachments(now_millis()).await?;
+    for id in &ids {
+        let _ = tokio::fs::remove_file(blob_path(state, id)).await;
+    }
+    Ok(ids.len())
+}
