@@ -77,7 +77,7 @@ impl AppState {
     /// the push sender). Loads the call-token key from the data folder,
     /// creating it on first start.
     pub fn new(store: Store, config: Config) -> std::io::Result<Self> {
-        let call_tokens = Arc::new(routes::calls::load_or_create_signer(&config.data_dir)?);
+        let call_tokens = Arc::new(services::calls::load_or_create_signer(&config.data_dir)?);
         let registry = Arc::new(Registry::default());
         let notifier: Arc<dyn Notifier> = Arc::new(push::PushNotifier::start(
             registry.clone(),

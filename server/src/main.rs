@@ -247,7 +247,7 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
             println!("{username} enabled");
         }
         AdminCommand::RelayKey => {
-            let signer = starling_server::routes::calls::load_or_create_signer(&config.data_dir)?;
+            let signer = starling_server::services::calls::load_or_create_signer(&config.data_dir)?;
             println!("{}", URL_SAFE_NO_PAD.encode(signer.public_key()));
         }
     }

@@ -1,179 +1,40 @@
-//! Calls: the media relay's join tokens and TURN credentials.
+//! Calls (`services::calls`):
 //!
-//! - `POST /v1/calls/{call_id}/token`: a short-lived token, signed with the
-//!   server's call-token key, that lets this device join one call on the
-//!   relay; the relay verifies it offline (`starling-call-token`).
+//! - `POST /v1/calls/{call_id}/token`: a short-lived token that lets this
+//!   device join one call on the media relay.
 //! - `GET /v1/calls/token-key`: the public key the relay is configured with.
-//! - `GET /v1/calls/turn`: time-limited TURN credentials in coturn's REST
-//!   scheme, when a TURN secret is configured.
-//!
-//! The server learns that a device asked to join a call id, nothing more:
-//! call signalling and media keys travel end to end.
-
-use std::io::Write;
-use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+//! - `GET /v1/calls/turn`: time-limited TURN credentials, when a TURN
+//!   secret is configured.
 
 use axum::Json;
 use axum::extract::State;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
-use starling_call_token::{MAX_TOKEN_TTL_SECS, TokenSigner};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use starling_protocol::api::{JoinToken, TokenKey, TurnCredentials};
 
 use super::ApiPath;
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::{AppError, ErrorCode};
-pub use starling_protocol::api::{JoinToken, TokenKey, TurnCredentials};
+use crate::error::AppError;
+use crate::services::calls;
 
-/// File of the call-token signing key in the data folder.
-pub const KEY_FILE: &str = "call-token.key";
-
-/// Loads the signing key, or creates it (readable by the owner only).
-pub fn load_or_create_signer(data_dir: &Path) -> std::io::Result<TokenSigner> {
-    let path = data_dir.join(KEY_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is not a 32-byte key", path.display()),
-                )
-            })?;
-            let bytes = zeroize::Zeroizing::new(bytes);
-            Ok(TokenSigner::from_bytes(&bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)?;
-            let signer = TokenSigner::generate(&mut rand::rngs::OsRng);
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&path)?;
-            file.write_all(&*signer.to_bytes())?;
-            file.sync_all()?;
-            Ok(signer)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn valid_call_id(call_id: &str) -> bool {
-    (1..=64).contains(&call_id.len())
-        && call_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-pub(crate) async fn join_token(
+pub(super) async fn join_token(
     State(state): State<AppState>,
     device: AuthedDevice,
     ApiPath(call_id): ApiPath<String>,
 ) -> Result<Json<JoinToken>, AppError> {
-    if !valid_call_id(&call_id) {
-        return Err(AppError::bad_request(
-            ErrorCode::BadCallId,
-            "a call id is 1 to 64 characters of a-z, A-Z, 0-9, '-' and '_'",
-        ));
-    }
-    let ttl = state
-        .config
-        .calls
-        .token_ttl_seconds
-        .clamp(1, MAX_TOKEN_TTL_SECS);
-    let now = now_secs();
-    let token = state
-        .call_tokens
-        .issue(
-            &call_id,
-            &device.username,
-            device.device_id,
-            now,
-            ttl,
-            &mut rand::rngs::OsRng,
-        )
-        .map_err(|e| AppError::bad_request(ErrorCode::BadCallId, e.to_string()))?;
-    Ok(Json(JoinToken {
-        token,
-        expires_at: now + ttl,
-        relay_url: state.config.calls.relay_url.clone(),
-    }))
+    calls::join_token(&state, &device, &call_id).map(Json)
 }
 
-pub(crate) async fn token_key(State(state): State<AppState>) -> Json<TokenKey> {
+pub(super) async fn token_key(State(state): State<AppState>) -> Json<TokenKey> {
     Json(TokenKey {
-        public_key: URL_SAFE_NO_PAD.encode(state.call_tokens.public_key()),
+        public_key: URL_SAFE_NO_PAD.encode(calls::token_key(&state)),
     })
 }
 
-/// coturn's REST scheme: the password is HMAC-SHA1 of the username under
-/// the shared secret.
-pub fn turn_password(secret: &str, username: &str) -> Result<String, AppError> {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    mac.update(username.as_bytes());
-    Ok(STANDARD.encode(mac.finalize().into_bytes()))
-}
-
-pub(crate) async fn turn_credentials(
+pub(super) async fn turn_credentials(
     State(state): State<AppState>,
     device: AuthedDevice,
 ) -> Result<Json<TurnCredentials>, AppError> {
-    let calls = &state.config.calls;
-    let Some(secret) = &calls.turn_secret else {
-        return Err(AppError::NotFound("TURN service (none configured)"));
-    };
-    let ttl = calls.turn_ttl_seconds.max(60);
-    let username = format!("{}:{}", now_secs() + ttl, device.username);
-    Ok(Json(TurnCredentials {
-        password: turn_password(&secret.0, &username)?,
-        username,
-        ttl,
-        urls: calls.turn_urls.clone(),
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn call_ids() {
-        assert!(valid_call_id("c0ffee-12_AB"));
-        assert!(!valid_call_id(""));
-        assert!(!valid_call_id("a/b"));
-        assert!(!valid_call_id(&"a".repeat(65)));
-    }
-
-    #[test]
-    fn turn_password_is_base64_of_hmac_sha1() {
-        // Known answer from an independent implementation (Python's hmac):
-        // base64(HMAC-SHA1(b"north", b"1433133176:alice")).
-        assert_eq!(
-            turn_password("north", "1433133176:alice").unwrap(),
-            "u4gNddj4IRK6vELk/fAjy7bO/4o="
-        );
-    }
-
-    #[test]
-    fn the_key_is_created_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create_signer(dir.path()).unwrap();
-        let second = load_or_create_signer(dir.path()).unwrap();
-        assert_eq!(first.public_key(), second.public_key());
-        std::fs::write(dir.path().join(KEY_FILE), b"short").unwrap();
-        assert!(load_or_create_signer(dir.path()).is_err());
-    }
+    calls::turn_credentials(&state, &device).map(Json)
 }
