@@ -9,10 +9,12 @@
 //! - [`keys`]: prekey upload verification, bundle fetch (claims), counts.
 //! - [`blobs`]: attachment files: creation, resumable upload, ranged
 //!   download, expiry.
+//! - [`directory`]: directory search.
 //! - [`calls`]: the call-token key file, join tokens, TURN credentials.
 
 pub mod blobs;
 pub mod calls;
+pub mod directory;
 pub mod keys;
 pub mod queue;
 pub mod sends;
