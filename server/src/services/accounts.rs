@@ -1,0 +1,145 @@
+//! Accounts and their devices: registration (open, or by invite code),
+//! linking a further device with a short-lived code an existing device
+//! asked for, device lists, device removal.
+//!
+//! A new device gets a random credential, returned once; the server keeps
+//! only its hash (`auth`).
+
+use starling_crypto::IdentityKey;
+use starling_protocol::Username;
+use starling_protocol::api::{LinkCode, RegisterResponse};
+
+use crate::AppState;
+use crate::auth::{AuthedDevice, Credential, hash_secret};
+use crate::error::{AppError, ErrorCode};
+use crate::store::{LinkError, NewDevice, RegisterError, now_millis};
+
+/// How long a link code is valid.
+const LINK_CODE_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// A device's identity key must be one.
+fn check_identity_key(identity_key: &[u8]) -> Result<(), AppError> {
+    IdentityKey::from_bytes(identity_key)
+        .map(drop)
+        .map_err(|e| AppError::bad_request(ErrorCode::BadIdentityKey, e.to_string()))
+}
+
+/// Registers `username` with its first device. Without an invite code
+/// only an open server accepts it.
+pub async fn register(
+    state: &AppState,
+    username: Username,
+    identity_key: Vec<u8>,
+    invite_code: Option<&str>,
+) -> Result<RegisterResponse, AppError> {
+    check_identity_key(&identity_key)?;
+    let invite = match (invite_code, state.config.registration.open) {
+        (Some(code), _) => Some(hash_secret(code.trim())),
+        (None, true) => None,
+        (None, false) => {
+            return Err(AppError::bad_request(
+                ErrorCode::InviteRequired,
+                "an invite code is required",
+            ));
+        }
+    };
+    let credential = Credential::generate();
+    let device = NewDevice {
+        credential_hash: credential.hash,
+        identity_key,
+    };
+    match state
+        .store
+        .register(username.as_str(), invite, &device, now_millis())
+        .await
+    {
+        Ok(_) => {
+            state.metrics.registrations.inc();
+            Ok(RegisterResponse {
+                username: username.into_string(),
+                device_id: 1,
+                credential: credential.secret,
+            })
+        }
+        Err(RegisterError::InvalidInvite) => {
+            Err(AppError::Forbidden("invalid or expired invite code"))
+        }
+        Err(RegisterError::UsernameTaken) => Err(AppError::Conflict {
+            code: ErrorCode::UsernameTaken,
+            reason: "that username is taken".into(),
+        }),
+        Err(RegisterError::Database(e)) => Err(e.into()),
+    }
+}
+
+/// The device ids of `username`'s account.
+pub async fn devices(state: &AppState, username: &str) -> Result<Vec<u32>, AppError> {
+    let (_, devices) = state
+        .store
+        .devices_of(username)
+        .await?
+        .ok_or(AppError::NotFound("account"))?;
+    Ok(devices)
+}
+
+/// Removes a device of the caller's own account.
+pub async fn remove_device(
+    state: &AppState,
+    device: &AuthedDevice,
+    device_id: u32,
+) -> Result<(), AppError> {
+    if !state
+        .store
+        .remove_device(device.account_id, device_id)
+        .await?
+    {
+        return Err(AppError::NotFound("device"));
+    }
+    Ok(())
+}
+
+/// A code with which a new device joins `device`'s account.
+pub async fn create_link_code(
+    state: &AppState,
+    device: &AuthedDevice,
+) -> Result<LinkCode, AppError> {
+    let code = Credential::generate().secret;
+    let expires_at = now_millis().saturating_add(LINK_CODE_TTL_MS);
+    state
+        .store
+        .create_link_code(&hash_secret(&code), device.account_id, expires_at)
+        .await?;
+    Ok(LinkCode { code, expires_at })
+}
+
+/// Adds a device to the account that asked for `link_code`.
+pub async fn link_device(
+    state: &AppState,
+    link_code: &str,
+    identity_key: Vec<u8>,
+) -> Result<RegisterResponse, AppError> {
+    check_identity_key(&identity_key)?;
+    let credential = Credential::generate();
+    let device = NewDevice {
+        credential_hash: credential.hash,
+        identity_key,
+    };
+    let max = state.config.messages.max_devices_per_account;
+    match state
+        .store
+        .link_device(&hash_secret(link_code.trim()), &device, max, now_millis())
+        .await
+    {
+        Ok((username, device_id)) => Ok(RegisterResponse {
+            username,
+            device_id,
+            credential: credential.secret,
+        }),
+        Err(LinkError::InvalidCode) => Err(AppError::Forbidden("invalid or expired link code")),
+        Err(LinkError::TooManyDevices) => Err(AppError::Conflict {
+            code: ErrorCode::TooManyDevices,
+            reason: format!("an account may have at most {max} devices"),
+        }),
+        Err(LinkError::Database(e)) => Err(e.into()),
+    }
+}
