@@ -5,18 +5,31 @@
 //! and WebSocket API on an [`AppState`]; `main.rs` wraps it in TLS and the
 //! command line.
 //!
-//! - `config`: the TOML configuration and environment overrides.
-//! - `store`: SQLite / PostgreSQL persistence.
-//! - `auth`: device credentials.
-//! - `routes`: the `/v1` HTTP API.
-//! - `ws`: the per-device WebSocket carrying protobuf frames.
-//! - `services`: what the routes and the WebSocket call (sends, a device's
-//!   queue).
-//! - `encoding`: base64 fields of the JSON API.
-//! - `delivery`: the notifier that wakes devices, and the committed
-//!   envelopes the group-commit writer hands it.
-//! - `registry`: live connections (the notifier of a single node).
-//! - `tls`: certificates. `audit`: the schema check against the inventory.
+//! ## Layers
+//!
+//! A request goes down through three layers, and nothing calls upwards:
+//!
+//! 1. Transport: `routes` (the `/v1` HTTP API, JSON) and `ws` (the
+//!    per-device WebSocket, protobuf frames). They parse a request,
+//!    authenticate the device (`auth`), call a service and encode the
+//!    answer or the [`error::AppError`].
+//! 2. Services (`services`): sends, a device's queue, prekeys, attachment
+//!    blobs, the directory, call tokens, accounts, push endpoints. They
+//!    hold the rules and take typed inputs.
+//! 3. Store (`store`): SQLite / PostgreSQL persistence, and the
+//!    group-commit writer through which every send and acknowledgement is
+//!    stored.
+//!
+//! Delivery fans out beside them: once the writer commits envelopes it
+//! hands each to the [`delivery::Notifier`], which on one node is the
+//! local `registry` of live connections (with `push` wake-ups for devices
+//! connected nowhere here). Several nodes (NATS, say) plug in behind the
+//! same trait; the store knows only the trait.
+//!
+//! Alongside: `config` (TOML and environment), `limits` (rate limits),
+//! `metrics` (Prometheus), `directory` (the directory's CSV format and
+//! matching), `encoding` (base64 fields), `tls` (certificates), `audit`
+//! (the schema check against the inventory).
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -30,7 +43,7 @@ pub mod limits;
 pub mod metrics;
 pub mod push;
 pub mod registry;
-pub mod routes;
+mod routes;
 pub mod services;
 pub mod store;
 pub mod tls;

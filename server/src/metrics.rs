@@ -1,14 +1,9 @@
-//! Prometheus metrics (`GET /metrics`, text format). Counts and sizes only:
-//! no usernames, device ids, addresses or content.
+//! Prometheus metrics (served at `GET /metrics`, text format). Counts and
+//! sizes only: no usernames, device ids, addresses or content.
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-
-use crate::AppState;
 
 /// The server's metrics.
 #[derive(Debug)]
@@ -105,20 +100,5 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
-    }
-}
-
-/// `GET /metrics`.
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    match state.metrics.render() {
-        Ok(body) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }

@@ -1,20 +1,25 @@
-//! The `/v1` HTTP API (JSON). Binary fields travel as standard base64.
+//! The `/v1` HTTP API (JSON; binary fields travel as standard base64).
+//! Each handler parses the request, authenticates the device, calls a
+//! service (`crate::services`) and encodes the answer; only [`router`] is
+//! visible outside.
 //!
-//! - `accounts`: registration, device lists, device removal.
+//! - `accounts`: registration, linked devices, device lists and removal.
 //! - `keys`: prekey upload, bundle fetch (claims one-time prekeys), counts.
 //! - `messages`: sends (one account, or many for groups).
 //! - `attachments`: resumable blob upload, ranged download.
 //! - `calls`: media relay join tokens and TURN credentials.
-//! - `health`: `/healthz`.
+//! - `directory`: directory search.
+//! - `push`: push endpoint registration.
+//! - `health`: `/healthz` and `/metrics`.
 
-pub mod accounts;
-pub mod attachments;
-pub mod calls;
+mod accounts;
+mod attachments;
+mod calls;
 mod directory;
 mod health;
-pub mod keys;
+mod keys;
 mod messages;
-pub mod push;
+mod push;
 
 use axum::Router;
 use axum::routing::{delete, get, post, put};
@@ -23,10 +28,10 @@ use crate::AppState;
 use crate::error::AppError;
 
 /// The HTTP routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/metrics", get(crate::metrics::metrics))
+        .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/accounts", post(accounts::register))
         .route(
@@ -60,15 +65,15 @@ pub fn router() -> Router<AppState> {
 /// `Json` whose rejections are [`AppError`]s (JSON bodies with a code).
 #[derive(axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(AppError))]
-pub struct ApiJson<T>(pub T);
+struct ApiJson<T>(T);
 
 /// `Path` whose rejections are [`AppError`]s.
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(AppError))]
-pub struct ApiPath<T>(pub T);
+struct ApiPath<T>(T);
 
 /// The API description, served at `/v1/openapi.json`.
-pub const OPENAPI: &str = include_str!("../../api/openapi.json");
+const OPENAPI: &str = include_str!("../../api/openapi.json");
 
 async fn openapi() -> impl axum::response::IntoResponse {
     (
