@@ -68,7 +68,7 @@ impl Connection {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| {
-                    if e.to_string().contains("pinned fingerprint") {
+                    if crate::tls::is_pin_mismatch(&e) {
                         ClientError::CertificateMismatch
                     } else {
                         ClientError::Network(e.to_string())

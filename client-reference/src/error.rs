@@ -79,6 +79,9 @@ impl ClientError {
 
 impl From<reqwest::Error> for ClientError {
     fn from(error: reqwest::Error) -> Self {
+        if crate::tls::is_pin_mismatch(&error) {
+            return Self::CertificateMismatch;
+        }
         // Name the root cause (refused, timed out, certificate); reqwest's
         // messages never include headers or bodies.
         let mut cause: &dyn std::error::Error = &error;
@@ -86,9 +89,6 @@ impl From<reqwest::Error> for ClientError {
             cause = source;
         }
         let root = cause.to_string();
-        if root.contains("pinned fingerprint") {
-            return Self::CertificateMismatch;
-        }
         Self::Network(format!("{} ({root})", error.without_url()))
     }
 }

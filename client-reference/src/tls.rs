@@ -1,7 +1,12 @@
 //! TLS to the server: either the usual web PKI roots, or a certificate
 //! pinned by its SHA-256 fingerprint (what `starling-server` prints on
 //! first start for its self-signed certificate).
+//!
+//! A certificate that does not match the pin fails the handshake with a
+//! [`PinMismatch`], which [`is_pin_mismatch`] finds again by type in
+//! whatever error chain the HTTP or WebSocket stack wraps it in.
 
+use std::error::Error as StdError;
 use std::sync::Arc;
 
 use rustls::DigitallySignedStruct;
@@ -50,6 +55,39 @@ pub fn client_config(fingerprint: Option<&str>) -> Result<rustls::ClientConfig> 
     Ok(config)
 }
 
+/// The server's certificate is not the pinned one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("certificate does not match the pinned fingerprint")]
+pub struct PinMismatch;
+
+/// Whether `error`, or any error it was caused by, is a [`PinMismatch`].
+///
+/// Follows `source()`, and also looks inside the two wrappers that do not
+/// lead there: an `io::Error` holding another error (`get_ref`), and
+/// rustls' `Error::Other`.
+pub fn is_pin_mismatch(error: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<PinMismatch>() {
+            return true;
+        }
+        if let Some(rustls::Error::Other(other)) = error.downcast_ref::<rustls::Error>()
+            && is_pin_mismatch(other.0.as_ref())
+        {
+            return true;
+        }
+        if let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && is_pin_mismatch(inner)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
 /// Accepts exactly one certificate, named by its SHA-256 fingerprint; the
 /// handshake signatures are still verified against it.
 #[derive(Debug)]
@@ -71,9 +109,9 @@ impl ServerCertVerifier for PinnedCertificate {
         if bool::from(seen.ct_eq(&self.fingerprint)) {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(
-                "certificate does not match the pinned fingerprint".into(),
-            ))
+            Err(rustls::Error::Other(rustls::OtherError(Arc::new(
+                PinMismatch,
+            ))))
         }
     }
 
@@ -124,5 +162,34 @@ mod tests {
         assert_eq!(parse_fingerprint(&colons).unwrap(), [0xab; 32]);
         assert!(parse_fingerprint("abcd").is_err());
         assert!(parse_fingerprint(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn a_pin_mismatch_is_found_through_its_wrappers() {
+        let rustls_error = rustls::Error::Other(rustls::OtherError(Arc::new(PinMismatch)));
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error);
+        assert!(is_pin_mismatch(&io));
+        let general = rustls::Error::General(PinMismatch.to_string());
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, general);
+        assert!(!is_pin_mismatch(&io), "text alone is not a pin mismatch");
+    }
+
+    #[test]
+    fn the_verifier_refuses_another_certificate_with_a_pin_mismatch() {
+        let verifier = PinnedCertificate {
+            fingerprint: [0xab; 32],
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+        };
+        let name = ServerName::try_from("localhost").unwrap();
+        let refused = verifier
+            .verify_server_cert(
+                &CertificateDer::from(vec![1, 2, 3]),
+                &[],
+                &name,
+                &[],
+                UnixTime::now(),
+            )
+            .unwrap_err();
+        assert!(is_pin_mismatch(&refused));
     }
 }
