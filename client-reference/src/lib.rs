@@ -26,8 +26,9 @@ pub mod tls;
 pub use starling_protocol::frames;
 
 pub use client::{
-    CallOptions, CallReport, Client, Event, IncomingCall, PREKEY_BATCH, PREKEY_LOW_WATER, Progress,
-    SIGNED_PREKEY_MAX_AGE_SECS, SafetyNumberView, ServerConfig, kind_for,
+    CallOptions, CallReport, CallSignalKind, Client, Event, IncomingCall, PREKEY_BATCH,
+    PREKEY_LOW_WATER, Progress, SIGNED_PREKEY_MAX_AGE_SECS, SafetyNumberView, ServerConfig,
+    UpdateKind, kind_for,
 };
 pub use error::{ClientError, Result};
 pub use store::StoreKey;

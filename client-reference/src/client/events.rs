@@ -2,7 +2,84 @@
 //! `Debug` shows ids, usernames and kinds, never message text or group
 //! names, so an event can go to a log.
 
+use std::fmt;
+
 use crate::store::HistoryEntry;
+
+/// What happened to an earlier message. Serialized (and shown) as
+/// "edited", "deleted", "reaction" or "read".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateKind {
+    /// Its author changed the text.
+    Edited,
+    /// Its author deleted it for everyone.
+    Deleted,
+    /// Someone reacted to it, or took a reaction back.
+    Reaction,
+    /// Its recipient read it.
+    Read,
+}
+
+impl UpdateKind {
+    /// The word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edited => "edited",
+            Self::Deleted => "deleted",
+            Self::Reaction => "reaction",
+            Self::Read => "read",
+        }
+    }
+}
+
+impl fmt::Display for UpdateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which call signal arrived. Serialized (and shown) as "offer",
+/// "answer", "leave", "hangup", "busy", "key" or "unknown".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallSignalKind {
+    /// A call rings.
+    Offer,
+    /// A callee joins.
+    Answer,
+    /// A participant leaves.
+    Leave,
+    /// The caller ends the call for everyone.
+    Hangup,
+    /// A callee is in another call.
+    Busy,
+    /// The caller's media keys for a new epoch.
+    Key,
+    /// A signal this client does not know.
+    Unknown,
+}
+
+impl CallSignalKind {
+    /// The word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Offer => "offer",
+            Self::Answer => "answer",
+            Self::Leave => "leave",
+            Self::Hangup => "hangup",
+            Self::Busy => "busy",
+            Self::Key => "key",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for CallSignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What arrived. `Debug` shows ids, usernames and kinds, never message
 /// text or group names.
@@ -17,8 +94,8 @@ pub enum Event {
         conversation: String,
         /// Its id (hex).
         message_id: String,
-        /// "edited", "deleted", "reaction" or "read".
-        change: &'static str,
+        /// What happened to it.
+        change: UpdateKind,
     },
     /// A group's name or members changed.
     GroupChanged {
@@ -44,8 +121,8 @@ pub enum Event {
         device: u32,
         /// The call (hex).
         call_id: String,
-        /// "offer", "answer", "leave", "hangup", "busy" or "key".
-        signal: &'static str,
+        /// Which signal.
+        signal: CallSignalKind,
     },
     /// A message could not be decrypted; a fresh session was requested.
     DecryptionFailed {
@@ -58,8 +135,8 @@ pub enum Event {
     },
 }
 
-impl std::fmt::Debug for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Message(entry) => f.debug_tuple("Message").field(entry).finish(),
             Self::Updated {
@@ -147,6 +224,50 @@ mod tests {
         assert!(!shown.contains("zq-marker"), "{shown}");
         for visible in ["0123abcd", "alice", "bob", "text", "00ff", "Message"] {
             assert!(shown.contains(visible), "{visible} missing from {shown}");
+        }
+    }
+
+    #[test]
+    fn kinds_serialize_to_the_same_words_as_before() {
+        let updated = Event::Updated {
+            conversation: "#00ff".into(),
+            message_id: "0123".into(),
+            change: UpdateKind::Reaction,
+        };
+        assert_eq!(
+            serde_json::to_string(&updated).unwrap(),
+            r##"{"event":"updated","conversation":"#00ff","message_id":"0123","change":"reaction"}"##
+        );
+        for kind in [
+            UpdateKind::Edited,
+            UpdateKind::Deleted,
+            UpdateKind::Reaction,
+            UpdateKind::Read,
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+        }
+        let call = Event::Call {
+            sender: "alice".into(),
+            device: 1,
+            call_id: "ab".into(),
+            signal: CallSignalKind::Hangup,
+        };
+        assert_eq!(
+            serde_json::to_string(&call).unwrap(),
+            r#"{"event":"call","sender":"alice","device":1,"call_id":"ab","signal":"hangup"}"#
+        );
+        for kind in [
+            CallSignalKind::Offer,
+            CallSignalKind::Answer,
+            CallSignalKind::Leave,
+            CallSignalKind::Hangup,
+            CallSignalKind::Busy,
+            CallSignalKind::Key,
+            CallSignalKind::Unknown,
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
         }
     }
 }

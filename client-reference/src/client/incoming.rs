@@ -9,7 +9,7 @@ use prost::Message as _;
 use starling_crypto::ratchet::{CiphertextMessage, Decrypted, PeerSessions};
 
 use super::Client;
-use super::events::Event;
+use super::events::{Event, UpdateKind};
 use crate::connection::{Connection, ServerEvent};
 use crate::content::{self, Content, Transport, transport};
 use crate::error::{ClientError, Result};
@@ -417,7 +417,7 @@ impl Client {
                     .edit_message(&edit.message_id, &conversation, sender, &edit.body)
                     .await?
                 {
-                    vec![updated(&edit.message_id, "edited")]
+                    vec![updated(&edit.message_id, UpdateKind::Edited)]
                 } else {
                     Vec::new()
                 }
@@ -431,7 +431,7 @@ impl Client {
                     if let Some(file) = file {
                         self.store.remove_attachment_file(&file).await;
                     }
-                    vec![updated(&delete.message_id, "deleted")]
+                    vec![updated(&delete.message_id, UpdateKind::Deleted)]
                 }
                 None => Vec::new(),
             },
@@ -442,7 +442,7 @@ impl Client {
                     .react(&reaction.message_id, &conversation, sender, emoji)
                     .await?
                 {
-                    vec![updated(&reaction.message_id, "reaction")]
+                    vec![updated(&reaction.message_id, UpdateKind::Reaction)]
                 } else {
                     Vec::new()
                 }
@@ -452,7 +452,7 @@ impl Client {
                 .mark_read(&conversation, &receipt.message_ids)
                 .await?
                 .iter()
-                .map(|id| updated(id, "read"))
+                .map(|id| updated(id, UpdateKind::Read))
                 .collect(),
             Some(Body::ExpirationTimer(timer)) => {
                 self.apply_timer(&conversation, timer.seconds).await?;

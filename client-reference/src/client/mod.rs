@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 pub use attachments::{Progress, kind_for};
 pub use calls::{CallOptions, CallReport, IncomingCall};
-pub use events::Event;
+pub use events::{CallSignalKind, Event, UpdateKind};
 pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
 pub use trust::SafetyNumberView;
 

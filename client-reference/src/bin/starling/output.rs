@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use starling_client::store::HistoryEntry;
-use starling_client::{Event, Progress};
+use starling_client::{CallSignalKind, Event, Progress};
 
 /// Where results go.
 #[derive(Debug, Clone, Copy)]
@@ -53,8 +53,8 @@ impl Output {
                     "WARNING: {username}'s safety number changed. Compare it again: starling safety-number {username}"
                 )
             }
-            Event::Call { sender, signal, call_id, .. } => match *signal {
-                "offer" => format!(
+            Event::Call { sender, signal, call_id, .. } => match signal {
+                CallSignalKind::Offer => format!(
                     "{} is calling (call {}): answer with `starling answer`",
                     clean(sender),
                     short(call_id)

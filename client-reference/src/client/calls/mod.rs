@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::events::CallSignalKind;
 use super::{Client, Event};
 use crate::call::keys::{FrameEncryptor, new_secret};
 use crate::call::media::{MediaSession, ReceivedFrame};
@@ -107,15 +108,15 @@ impl CallInbox {
     }
 }
 
-fn signal_name(kind: Option<&Kind>) -> &'static str {
+fn signal_kind(kind: Option<&Kind>) -> CallSignalKind {
     match kind {
-        Some(Kind::Offer(_)) => "offer",
-        Some(Kind::Answer(_)) => "answer",
-        Some(Kind::Leave(_)) => "leave",
-        Some(Kind::Hangup(_)) => "hangup",
-        Some(Kind::Busy(_)) => "busy",
-        Some(Kind::Key(_)) => "key",
-        None => "unknown",
+        Some(Kind::Offer(_)) => CallSignalKind::Offer,
+        Some(Kind::Answer(_)) => CallSignalKind::Answer,
+        Some(Kind::Leave(_)) => CallSignalKind::Leave,
+        Some(Kind::Hangup(_)) => CallSignalKind::Hangup,
+        Some(Kind::Busy(_)) => CallSignalKind::Busy,
+        Some(Kind::Key(_)) => CallSignalKind::Key,
+        None => CallSignalKind::Unknown,
     }
 }
 
@@ -200,7 +201,7 @@ impl Client {
             sender: sender.to_owned(),
             device,
             call_id: hex::encode(&call.call_id),
-            signal: signal_name(call.kind.as_ref()),
+            signal: signal_kind(call.kind.as_ref()),
         }])
     }
 
