@@ -9,7 +9,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use starling_crypto::PreKeyBundle;
 use zeroize::Zeroizing;
 
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, ServerUrlError};
 
 use starling_protocol::api::{
     AttachmentCreated, BundleResponse, CreateAttachment, DeviceEnvelope, DeviceList, LinkCode,
@@ -93,12 +93,12 @@ impl Api {
     /// An API client for `server` ("https://host:port"), TLS pinned to
     /// `fingerprint` when given.
     pub fn new(server: &str, fingerprint: Option<&str>) -> Result<Self> {
-        let base = url::Url::parse(server)
-            .map_err(|e| ClientError::Invalid(format!("server URL `{server}`: {e}")))?;
+        let base = url::Url::parse(server).map_err(|source| ServerUrlError::Parse {
+            url: server.to_owned(),
+            source,
+        })?;
         if !matches!(base.scheme(), "https" | "http") {
-            return Err(ClientError::Invalid(
-                "the server URL must start with https://".into(),
-            ));
+            return Err(ServerUrlError::Scheme.into());
         }
         let tls = crate::tls::client_config(fingerprint)?;
         let http = reqwest::Client::builder()
@@ -130,10 +130,7 @@ impl Api {
     }
 
     fn request(&self, method: Method, path: &str) -> Result<RequestBuilder> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let url = self.base.join(path).map_err(ServerUrlError::Join)?;
         let mut request = self.http.request(method, url);
         if let Some(credentials) = &self.credentials {
             request = request.header(
@@ -266,7 +263,7 @@ impl Api {
             .into_iter()
             .map(|d| {
                 let bytes = B64.decode(&d.bundle).map_err(ClientError::protocol)?;
-                let bundle = PreKeyBundle::from_bytes(&bytes).map_err(ClientError::crypto)?;
+                let bundle = PreKeyBundle::from_bytes(&bytes)?;
                 Ok((d.device_id, bundle))
             })
             .collect()
@@ -408,17 +405,14 @@ impl Api {
 
     /// The WebSocket URL of this server.
     pub fn websocket_url(&self) -> Result<url::Url> {
-        let mut url = self
-            .base
-            .join("v1/ws")
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let mut url = self.base.join("v1/ws").map_err(ServerUrlError::Join)?;
         let scheme = if self.base.scheme() == "https" {
             "wss"
         } else {
             "ws"
         };
         url.set_scheme(scheme)
-            .map_err(|()| ClientError::Invalid("bad server URL".into()))?;
+            .map_err(|()| ServerUrlError::WebSocket)?;
         Ok(url)
     }
 

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::api::Api;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, ServerUrlError};
 use crate::frames::{self, client_frame, server_frame};
 
 /// Any byte stream the socket can run over (TCP, or TLS over TCP).
@@ -52,10 +52,7 @@ impl Connection {
     /// Opens the authenticated WebSocket of `api`'s device.
     pub async fn open(api: &Api) -> Result<Self> {
         let url = api.websocket_url()?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| ClientError::Invalid("server URL has no host".into()))?
-            .to_owned();
+        let host = url.host_str().ok_or(ServerUrlError::NoHost)?.to_owned();
         let port = url.port_or_known_default().unwrap_or(443);
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
@@ -63,7 +60,7 @@ impl Connection {
         tcp.set_nodelay(true)?;
         let stream: Box<dyn Io> = if url.scheme() == "wss" {
             let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| ClientError::Invalid(e.to_string()))?;
+                .map_err(ServerUrlError::from)?;
             let tls = tokio_rustls::TlsConnector::from(api.tls())
                 .connect(name, tcp)
                 .await
@@ -81,10 +78,9 @@ impl Connection {
         let mut request = url
             .as_str()
             .into_client_request()
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+            .map_err(|e| ServerUrlError::Request(Box::new(e)))?;
         if let Some(auth) = api.authorization() {
-            let mut value =
-                HeaderValue::from_str(&auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
+            let mut value = HeaderValue::from_str(&auth)?;
             value.set_sensitive(true);
             request.headers_mut().insert("authorization", value);
         }

@@ -3,6 +3,8 @@
 //! - [`Client`]: register or link a device, send and receive direct and
 //!   group messages, attachments, directory search, safety numbers; what
 //!   arrives comes back as typed [`Event`]s.
+//! - [`Conversation`]: a person or a group, resolved once from what a
+//!   person types ([`Client::resolve`]).
 //! - [`store`]: the encrypted local database (SQLCipher, Argon2id key).
 //! - [`api`], [`connection`], [`tls`]: the server's HTTP API, the device's
 //!   WebSocket, and TLS with certificate pinning.
@@ -18,6 +20,7 @@ pub mod call;
 mod client;
 pub mod connection;
 pub mod content;
+pub mod conversation;
 pub mod error;
 pub mod store;
 pub mod tls;
@@ -30,5 +33,6 @@ pub use client::{
     PREKEY_LOW_WATER, Progress, SIGNED_PREKEY_MAX_AGE_SECS, SafetyNumberView, ServerConfig,
     UpdateKind, kind_for,
 };
+pub use conversation::{Conversation, ConversationRef, GroupId};
 pub use error::{ClientError, Result};
 pub use store::StoreKey;

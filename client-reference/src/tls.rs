@@ -24,19 +24,15 @@ pub fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
         .chars()
         .filter(|c| *c != ':' && !c.is_whitespace())
         .collect();
-    let bytes = hex::decode(&cleaned)
-        .map_err(|_| ClientError::Invalid("the CA fingerprint must be 64 hex digits".into()))?;
-    bytes.try_into().map_err(|_| {
-        ClientError::Invalid("the CA fingerprint must be 64 hex digits (SHA-256)".into())
-    })
+    let bytes = hex::decode(&cleaned).map_err(|_| ClientError::FingerprintNotHex)?;
+    bytes.try_into().map_err(|_| ClientError::FingerprintLength)
 }
 
 /// The TLS configuration for a server, pinned when `fingerprint` is given.
 pub fn client_config(fingerprint: Option<&str>) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        .with_safe_default_protocol_versions()?;
     let config = match fingerprint {
         Some(text) => builder
             .dangerous()

@@ -14,7 +14,7 @@ use sframe::header::KeyId;
 use sframe::key::{DecryptionKey, EncryptionKey};
 use zeroize::Zeroizing;
 
-use crate::error::{ClientError, Result};
+use crate::error::Result;
 
 /// The SFrame cipher suite of every call.
 pub const CIPHER_SUITE: CipherSuite = CipherSuite::AesGcm256Sha512;
@@ -32,10 +32,6 @@ pub fn key_id(epoch: u32, index: u8) -> KeyId {
 /// The epoch and participant index of a key id.
 pub fn split_key_id(key_id: KeyId) -> (u64, u8) {
     (key_id >> 8, key_id.to_le_bytes()[0])
-}
-
-fn media_error(error: impl std::fmt::Display) -> ClientError {
-    ClientError::Invalid(format!("media encryption: {error}"))
 }
 
 /// Encrypts our outgoing frames under the current epoch.
@@ -57,8 +53,7 @@ impl FrameEncryptor {
     /// Our key as participant `index` of `epoch`.
     pub fn new(epoch: u32, index: u8, secret: &[u8]) -> Result<Self> {
         Ok(Self {
-            key: EncryptionKey::derive_from(CIPHER_SUITE, key_id(epoch, index), secret)
-                .map_err(media_error)?,
+            key: EncryptionKey::derive_from(CIPHER_SUITE, key_id(epoch, index), secret)?,
             counter: MonotonicCounter::default(),
             epoch,
         })
@@ -72,10 +67,7 @@ impl FrameEncryptor {
     /// One SFrame ciphertext (header, ciphertext and tag) of `frame`.
     pub fn encrypt(&mut self, frame: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(frame.len() + 32);
-        MediaFrameView::try_new(&mut self.counter, &frame)
-            .map_err(media_error)?
-            .encrypt_into(&self.key, &mut out)
-            .map_err(media_error)?;
+        MediaFrameView::try_new(&mut self.counter, &frame)?.encrypt_into(&self.key, &mut out)?;
         Ok(out)
     }
 }
@@ -113,7 +105,7 @@ impl FrameDecryptor {
         let mut ids = Vec::with_capacity(indices.len());
         for index in indices {
             let id = key_id(epoch, *index);
-            let key = DecryptionKey::derive_from(CIPHER_SUITE, id, secret).map_err(media_error)?;
+            let key = DecryptionKey::derive_from(CIPHER_SUITE, id, secret)?;
             self.keys.insert(id, key);
             ids.push(id);
         }

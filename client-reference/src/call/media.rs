@@ -10,7 +10,7 @@
 //! [`MediaSession::direct_pair`] connects two engines to each other without
 //! the relay, in process, to measure what the relay adds.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +48,57 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Received frames waiting to be decrypted; beyond this, frames are dropped.
 const RECEIVED_QUEUE: usize = 4_096;
 
-fn media_error(error: impl std::fmt::Display) -> ClientError {
-    ClientError::Invalid(format!("call media: {error}"))
+/// Why the media connection of a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The relay URL the server gave does not parse.
+    #[error("{0}")]
+    RelayUrl(#[from] url::ParseError),
+    /// The relay URL names no host.
+    #[error("relay URL has no host")]
+    NoRelayHost,
+    /// The relay's host name does not resolve.
+    #[error("relay host does not resolve")]
+    RelayUnresolved,
+    /// The WebRTC engine failed.
+    #[error("{0}")]
+    WebRtc(#[from] webrtc::error::Error),
+    /// A connection state or candidate channel closed early.
+    #[error("{0}")]
+    Closed(#[from] watch::error::RecvError),
+    /// ICE candidates were not all gathered in time.
+    #[error("gathering local candidates timed out")]
+    GatheringTimeout,
+    /// The engine has no local description after setting one.
+    #[error("no local description")]
+    NoLocalDescription,
+    /// An HTTP client for the relay could not be made, or its answer
+    /// could not be read.
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    /// The relay could not be reached.
+    #[error("cannot reach the media relay: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    /// The relay refused the join.
+    #[error("the media relay refused to join ({status}): {body}")]
+    Refused {
+        /// Its HTTP status.
+        status: reqwest::StatusCode,
+        /// The start of its answer.
+        body: String,
+    },
+    /// The connection to the relay did not come up in time.
+    #[error("connecting to the media relay timed out")]
+    ConnectTimeout,
+    /// The connection to the relay failed or closed.
+    #[error("connection to the media relay {0}")]
+    Disconnected(RTCPeerConnectionState),
+}
+
+/// A [`ClientError::CallMedia`] from anything [`MediaError`] wraps.
+fn media_error(error: impl Into<MediaError>) -> ClientError {
+    ClientError::CallMedia(error.into())
 }
 
 fn codec(kind: MediaKind) -> RTCRtpCodecParameters {
@@ -158,18 +207,16 @@ impl std::fmt::Debug for MediaSession {
 /// sent), so host candidates are on the right interface, loopback included.
 fn local_address_towards(relay: &str) -> Result<IpAddr> {
     let url = url::Url::parse(relay).map_err(media_error)?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| media_error("relay URL has no host"))?;
+    let host = url.host_str().ok_or(MediaError::NoRelayHost)?;
     let port = url.port_or_known_default().unwrap_or(443);
     let target: SocketAddr = (host.trim_matches(['[', ']']), port)
         .to_socket_addrs()?
         .next()
-        .ok_or_else(|| media_error("relay host does not resolve"))?;
-    let bind: SocketAddr = if target.is_ipv4() {
-        "0.0.0.0:0".parse().map_err(media_error)?
+        .ok_or(MediaError::RelayUnresolved)?;
+    let bind = if target.is_ipv4() {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
     } else {
-        "[::]:0".parse().map_err(media_error)?
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
     };
     let probe = UdpSocket::bind(bind)?;
     probe.connect(target)?;
@@ -311,12 +358,12 @@ impl Endpoint {
             .map_err(media_error)?;
         tokio::time::timeout(CONNECT_TIMEOUT, self.gathered.wait_for(|done| *done))
             .await
-            .map_err(|_| media_error("gathering local candidates timed out"))?
+            .map_err(|_| MediaError::GatheringTimeout)?
             .map_err(media_error)?;
         self.connection
             .local_description()
             .await
-            .ok_or_else(|| media_error("no local description"))
+            .ok_or_else(|| MediaError::NoLocalDescription.into())
     }
 
     /// The session, once the remote description is set; not yet connected.
@@ -374,7 +421,7 @@ impl MediaSession {
             .body(offer.sdp)
             .send()
             .await
-            .map_err(|e| media_error(format!("cannot reach the media relay: {e}")))?;
+            .map_err(MediaError::Unreachable)?;
         let status = response.status();
         let leave_url = response
             .headers()
@@ -383,10 +430,10 @@ impl MediaSession {
             .map(|path| format!("{base}{path}"));
         let body = response.text().await.map_err(media_error)?;
         if !status.is_success() {
-            return Err(media_error(format!(
-                "the media relay refused to join ({status}): {}",
-                body.chars().take(200).collect::<String>()
-            )));
+            return Err(media_error(MediaError::Refused {
+                status,
+                body: body.chars().take(200).collect(),
+            }));
         }
         let answer = RTCSessionDescription::answer(body).map_err(media_error)?;
         endpoint
@@ -453,15 +500,13 @@ impl MediaSession {
             }),
         )
         .await
-        .map_err(|_| media_error("connecting to the media relay timed out"))?
+        .map_err(|_| MediaError::ConnectTimeout)?
         .map_err(media_error)?
         .to_owned();
         if state == RTCPeerConnectionState::Connected {
             Ok(())
         } else {
-            Err(media_error(format!(
-                "connection to the media relay {state}"
-            )))
+            Err(media_error(MediaError::Disconnected(state)))
         }
     }
 

@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::Client;
 use crate::content::{self, AttachmentKind};
+use crate::conversation::{Conversation, ConversationRef};
 use crate::error::{ClientError, Result};
 
 /// Attempts of an upload or download before giving up.
@@ -74,9 +75,9 @@ pub fn kind_for(name: &str) -> AttachmentKind {
 impl Client {
     /// Encrypts and uploads a file, then sends it to a conversation.
     /// Returns the message id.
-    pub async fn send_file(
+    pub async fn send_file<'a>(
         &mut self,
-        conversation: &str,
+        conversation: impl Into<ConversationRef<'a>>,
         path: &Path,
         kind: AttachmentKind,
         caption: &str,
@@ -85,7 +86,8 @@ impl Client {
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| ClientError::Invalid(format!("{} is not a file", path.display())))?;
+            .ok_or_else(|| ClientError::NotAFile(path.to_path_buf()))?;
+        let conversation = self.conversation(conversation.into()).await?;
         let outgoing = self.store.home().join("outgoing");
         tokio::fs::create_dir_all(&outgoing).await?;
         let encrypted = outgoing.join(hex::encode(content::new_message_id()));
@@ -93,7 +95,7 @@ impl Client {
         let result = match info {
             Ok(info) => {
                 self.upload_and_send(
-                    conversation,
+                    &conversation,
                     &encrypted,
                     info,
                     &file_name,
@@ -112,7 +114,7 @@ impl Client {
     #[allow(clippy::too_many_arguments)]
     async fn upload_and_send(
         &mut self,
-        conversation: &str,
+        conversation: &Conversation,
         encrypted: &Path,
         info: AttachmentInfo,
         file_name: &str,
@@ -149,12 +151,10 @@ impl Client {
             .store
             .message_content(message_id)
             .await?
-            .ok_or_else(|| ClientError::Invalid("no such message".into()))?;
+            .ok_or(ClientError::UnknownMessage)?;
         match content::Content::decode(bytes.as_slice())?.body {
             Some(content::content::Body::Attachment(a)) => Ok((a, file)),
-            _ => Err(ClientError::Invalid(
-                "that message has no attachment".into(),
-            )),
+            _ => Err(ClientError::NoAttachment),
         }
     }
 
@@ -177,7 +177,7 @@ impl Client {
         let verified = match download_resumable(self, &attachment, &info, &partial, progress).await
         {
             Ok(verified) => verified,
-            Err(e @ ClientError::Crypto(_)) => {
+            Err(e @ ClientError::Attachment(_)) => {
                 let _ = tokio::fs::remove_file(&partial).await;
                 return Err(e);
             }
@@ -214,9 +214,7 @@ impl Client {
             let name = destination
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .ok_or_else(|| {
-                    ClientError::Invalid(format!("{} is not a file name", destination.display()))
-                })?;
+                .ok_or_else(|| ClientError::NotAFileName(destination.to_path_buf()))?;
             let folder = destination
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
@@ -256,7 +254,10 @@ fn attachment_info(attachment: &content::Attachment) -> Result<AttachmentInfo> {
 async fn encrypt_file(source: &Path, target: &Path) -> Result<AttachmentInfo> {
     let mut input = tokio::fs::File::open(source)
         .await
-        .map_err(|e| ClientError::Invalid(format!("cannot read {}: {e}", source.display())))?;
+        .map_err(|source_error| ClientError::CannotRead {
+            path: source.to_path_buf(),
+            source: source_error,
+        })?;
     let mut output = tokio::fs::File::create(target).await?;
     let mut encryptor = AttachmentEncryptor::new(&mut rand::rngs::OsRng);
     // Whole chunks, each sealed from `buffer` straight into `out`.
@@ -267,13 +268,11 @@ async fn encrypt_file(source: &Path, target: &Path) -> Result<AttachmentInfo> {
         if read == 0 {
             break;
         }
-        let written = encryptor
-            .update_into(&buffer[..read], &mut out)
-            .map_err(ClientError::crypto)?;
+        let written = encryptor.update_into(&buffer[..read], &mut out)?;
         output.write_all(&out[..written]).await?;
     }
     let mut last = Vec::with_capacity(SEALED_CHUNK);
-    let info = encryptor.finish(&mut last).map_err(ClientError::crypto)?;
+    let info = encryptor.finish(&mut last)?;
     output.write_all(&last).await?;
     output.sync_all().await?;
     Ok(info)
@@ -311,16 +310,14 @@ async fn decrypt_file(
         if read == 0 {
             break;
         }
-        let written = decryptor
-            .update_into(&buffer[..read], &mut out)
-            .map_err(ClientError::crypto)?;
+        let written = decryptor.update_into(&buffer[..read], &mut out)?;
         if let Some(output) = output.as_mut() {
             output.write_all(&out[..written]).await?;
         }
         want = SEALED_CHUNK;
     }
     let mut out = Vec::with_capacity(CHUNK_SIZE);
-    decryptor.finish(&mut out).map_err(ClientError::crypto)?;
+    decryptor.finish(&mut out)?;
     if let Some(output) = output.as_mut() {
         output.write_all(&out).await?;
         output.sync_all().await?;
@@ -454,9 +451,7 @@ async fn download_resumable(
                     ));
                 }
                 if let Some(verifier) = verifier.as_mut() {
-                    verifier
-                        .update(&chunk, &mut scratch)
-                        .map_err(ClientError::crypto)?;
+                    verifier.update(&chunk, &mut scratch)?;
                     scratch.clear();
                 }
                 file.write_all(&chunk).await?;
@@ -474,7 +469,7 @@ async fn download_resumable(
                     .unwrap_or(0)
                     >= size;
                 if let (true, Some(verifier)) = (complete, verifier) {
-                    verifier.finish(&mut scratch).map_err(ClientError::crypto)?;
+                    verifier.finish(&mut scratch)?;
                     progress.finish();
                     return Ok(true);
                 }

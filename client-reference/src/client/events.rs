@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::conversation::Conversation;
 use crate::store::HistoryEntry;
 
 /// What happened to an earlier message. Serialized (and shown) as
@@ -91,7 +92,7 @@ pub enum Event {
     /// An earlier message was edited, deleted, reacted to or read.
     Updated {
         /// Its conversation.
-        conversation: String,
+        conversation: Conversation,
         /// Its id (hex).
         message_id: String,
         /// What happened to it.
@@ -198,7 +199,7 @@ mod tests {
     fn debug_leaves_out_text_and_group_names() {
         let entry = HistoryEntry {
             message_id: "0123abcd".into(),
-            conversation: "@alice".into(),
+            conversation: Conversation::parse_key("@alice").unwrap(),
             conversation_name: "alice".into(),
             sender: "alice".into(),
             sender_device: 2,
@@ -230,7 +231,7 @@ mod tests {
     #[test]
     fn kinds_serialize_to_the_same_words_as_before() {
         let updated = Event::Updated {
-            conversation: "#00ff".into(),
+            conversation: Conversation::parse_key("#00ff").unwrap(),
             message_id: "0123".into(),
             change: UpdateKind::Reaction,
         };

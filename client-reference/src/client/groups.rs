@@ -177,9 +177,7 @@ impl Client {
             .find_group(name.strip_prefix('#').unwrap_or(name))
             .await?;
         if !group.active {
-            return Err(ClientError::Invalid(format!(
-                "you are no longer a member of `{name}`"
-            )));
+            return Err(ClientError::NotAMember(name.to_owned()));
         }
         Ok(group)
     }
@@ -206,8 +204,8 @@ impl Client {
             to.push(self.username.clone());
         }
         self.send_pairwise(&to, &content).await?;
-        let key = format!("#{}", hex::encode(&group.group_id));
-        self.record_outgoing(&key, &content, None).await?;
+        self.record_outgoing(&group.conversation(), &content, None)
+            .await?;
         Ok(())
     }
 
@@ -275,9 +273,15 @@ impl Client {
                 .await?;
         }
         self.store.save_group(&group).await?;
-        let key = format!("#{}", hex::encode(&group.group_id));
         let mut events: Vec<Event> = self
-            .record(&key, sender, 0, sender == self.username, content, None)
+            .record(
+                &group.conversation(),
+                sender,
+                0,
+                sender == self.username,
+                content,
+                None,
+            )
             .await?
             .map(Event::Message)
             .into_iter()
@@ -335,10 +339,7 @@ impl Client {
         content: &Content,
     ) -> Result<()> {
         if !group.active {
-            return Err(ClientError::Invalid(format!(
-                "you are no longer a member of `{}`",
-                group.name
-            )));
+            return Err(ClientError::NotAMember(group.name.clone()));
         }
         let others: Vec<String> = group
             .members
@@ -363,8 +364,7 @@ impl Client {
                 match self.store.outbound_group_session(&group.group_id).await? {
                     Some(existing) => existing,
                     None => (
-                        OutboundGroupSession::new(&group.group_id, &mut rand::rngs::OsRng)
-                            .map_err(ClientError::crypto)?,
+                        OutboundGroupSession::new(&group.group_id, &mut rand::rngs::OsRng)?,
                         BTreeSet::new(),
                     ),
                 };
@@ -393,9 +393,7 @@ impl Client {
                     }
                 }
             }
-            let message = outbound
-                .encrypt(&content.encode_to_vec())
-                .map_err(ClientError::crypto)?;
+            let message = outbound.encrypt(&content.encode_to_vec())?;
             self.store
                 .save_outbound_group_session(&group.group_id, &outbound, &distributed)
                 .await?;

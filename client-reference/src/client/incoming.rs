@@ -12,6 +12,7 @@ use super::Client;
 use super::events::{Event, UpdateKind};
 use crate::connection::{Connection, ServerEvent};
 use crate::content::{self, Content, Transport, transport};
+use crate::conversation::Conversation;
 use crate::error::{ClientError, Result};
 use crate::frames::Envelope;
 use crate::store::{InboxItem, TrustChange};
@@ -375,16 +376,18 @@ impl Client {
             {
                 return Ok(Vec::new());
             }
-            format!("#{}", hex::encode(&group.group_id))
-        } else if own {
-            let to = if content.synced_to.is_empty() {
-                self.username.clone()
-            } else {
-                content.synced_to.clone()
-            };
-            format!("@{to}")
+            group.conversation()
         } else {
-            format!("@{sender}")
+            let peer = match (own, content.synced_to.as_str()) {
+                (true, "") => self.username.as_str(),
+                (true, to) => to,
+                (false, _) => sender,
+            };
+            let Ok(peer) = starling_protocol::Username::parse(peer) else {
+                tracing::warn!(sender, device, "a message names no valid conversation");
+                return Ok(Vec::new());
+            };
+            Conversation::Direct(peer)
         };
         let updated = |id: &[u8], change| Event::Updated {
             conversation: conversation.clone(),

@@ -23,6 +23,7 @@ pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
 pub use trust::SafetyNumberView;
 
 use crate::api::{Api, Credentials, DirectoryEntry};
+use crate::conversation::{Conversation, ConversationRef};
 use crate::error::{ClientError, Result};
 use crate::store::{AccountRecord, HistoryEntry, Store, StoreKey};
 
@@ -237,9 +238,7 @@ impl Client {
     /// Removes one of our devices (never this one: use another device).
     pub async fn remove_device(&mut self, device_id: u32) -> Result<()> {
         if device_id == self.device_id {
-            return Err(ClientError::Invalid(
-                "this is the device you are using; remove it from another device".into(),
-            ));
+            return Err(ClientError::RemovingThisDevice);
         }
         self.api.remove_device(device_id).await?;
         self.store.forget_device(&self.username, device_id).await?;
@@ -247,50 +246,63 @@ impl Client {
         Ok(())
     }
 
-    /// A conversation's history ("@user" or a group).
-    pub async fn history(&self, conversation: &str, limit: u32) -> Result<Vec<HistoryEntry>> {
-        let key = self.conversation_key(conversation).await?;
-        self.store.history(&key, limit).await
+    /// A conversation's history (`@user`, a group, or a [`Conversation`]).
+    pub async fn history<'a>(
+        &self,
+        conversation: impl Into<ConversationRef<'a>>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>> {
+        let conversation = self.conversation(conversation.into()).await?;
+        self.store.history(&conversation, limit).await
     }
 
     /// Full-text search over the local history, optionally in one conversation.
     pub async fn search(
         &self,
         words: &str,
-        conversation: Option<&str>,
+        conversation: Option<ConversationRef<'_>>,
     ) -> Result<Vec<HistoryEntry>> {
-        let key = match conversation {
-            Some(c) => Some(self.conversation_key(c).await?),
+        let conversation = match conversation {
+            Some(c) => Some(self.conversation(c).await?),
             None => None,
         };
-        self.store.search(words, key.as_deref()).await
+        self.store.search(words, conversation.as_ref()).await
     }
 
-    /// Maps what a person types (`@user`, `#group` (name or id prefix), or a
-    /// bare name) to a conversation key.
+    /// Resolves what a person types: `@user`, `#group` (its name or an id
+    /// prefix), or a bare name.
     ///
     /// Group names are chosen by whoever creates the group, so a bare name
     /// that could be a username never silently means a group: when a group
     /// of that name exists too, the name is refused as ambiguous and the
     /// person must say `@name` or `#name`.
-    pub async fn conversation_key(&self, name: &str) -> Result<String> {
+    pub async fn resolve(&self, name: &str) -> Result<Conversation> {
         if let Some(user) = name.strip_prefix('@') {
-            return Ok(format!("@{user}"));
+            return starling_protocol::Username::parse(user)
+                .map(Conversation::Direct)
+                .map_err(|source| ClientError::BadUsername {
+                    name: user.to_owned(),
+                    source,
+                });
         }
         if let Some(group) = name.strip_prefix('#') {
-            return Ok(format!(
-                "#{}",
-                hex::encode(self.store.find_group(group).await?.group_id)
-            ));
+            return Ok(self.store.find_group(group).await?.conversation());
         }
-        let could_be_user = starling_protocol::Username::is_valid(name);
-        match self.store.find_group(name).await {
-            Ok(_) if could_be_user => Err(ClientError::Invalid(format!(
-                "`{name}` names both a person and a group; write @{name} for the person or #{name} for the group"
-            ))),
-            Ok(group) => Ok(format!("#{}", hex::encode(group.group_id))),
-            Err(ClientError::UnknownGroup(_)) if could_be_user => Ok(format!("@{name}")),
-            Err(e) => Err(e),
+        let user = starling_protocol::Username::parse(name).ok();
+        match (self.store.find_group(name).await, user) {
+            (Ok(_), Some(_)) => Err(ClientError::AmbiguousName(name.to_owned())),
+            (Ok(group), None) => Ok(group.conversation()),
+            (Err(ClientError::UnknownGroup(_)), Some(user)) => Ok(Conversation::Direct(user)),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// The conversation a caller named: resolved as [`Self::resolve`]
+    /// does, or as given.
+    pub(crate) async fn conversation(&self, named: ConversationRef<'_>) -> Result<Conversation> {
+        match named {
+            ConversationRef::Named(name) => self.resolve(name).await,
+            ConversationRef::Resolved(conversation) => Ok(conversation.clone()),
         }
     }
 

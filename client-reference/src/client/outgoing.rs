@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use super::Client;
 use crate::api::{AccountEnvelopes, SendOutcome, StaleLists};
 use crate::content::{self, Content, Transport, new_content, transport};
+use crate::conversation::{Conversation, ConversationRef};
 use crate::error::{ClientError, Result};
 use crate::store::{HistoryEntry, NewMessage, now_millis};
 
@@ -79,9 +80,7 @@ impl Client {
             .observe_identity(username, device, bundle.identity(), own)
             .await?;
         let mut sessions = self.store.sessions(username, device).await?;
-        sessions
-            .initiate(&self.identity, bundle, &mut rand::rngs::OsRng)
-            .map_err(ClientError::crypto)?;
+        sessions.initiate(&self.identity, bundle, &mut rand::rngs::OsRng)?;
         self.store
             .save_sessions(username, device, &sessions, None)
             .await
@@ -113,7 +112,7 @@ impl Client {
             self.establish_from_server(username, device).await?;
             sessions = self.store.sessions(username, device).await?;
         }
-        let message = sessions.encrypt(plaintext).map_err(ClientError::crypto)?;
+        let message = sessions.encrypt(plaintext)?;
         self.store
             .save_sessions(username, device, &sessions, None)
             .await?;
@@ -202,48 +201,58 @@ impl Client {
         ))
     }
 
-    /// Sends a content body to a conversation ("@user", a username, or a
-    /// group) and records it in our history. Returns the message id.
-    pub async fn send_body(&mut self, conversation: &str, body: content::Body) -> Result<Vec<u8>> {
+    /// Sends a content body to a conversation (`@user`, a username, a
+    /// group, or a [`Conversation`]) and records it in our history.
+    /// Returns the message id.
+    pub async fn send_body<'a>(
+        &mut self,
+        conversation: impl Into<ConversationRef<'a>>,
+        body: content::Body,
+    ) -> Result<Vec<u8>> {
         self.send_with_quote(conversation, body, None).await
     }
 
     /// Like [`Self::send_body`], quoting an earlier message.
-    pub async fn send_with_quote(
+    pub async fn send_with_quote<'a>(
         &mut self,
-        conversation: &str,
+        conversation: impl Into<ConversationRef<'a>>,
         body: content::Body,
         quote: Option<content::Quote>,
     ) -> Result<Vec<u8>> {
-        let key = self.conversation_key(conversation).await?;
+        let conversation = self.conversation(conversation.into()).await?;
         let mut content = new_content(body);
         content.quote = quote;
-        if let Some(group_hex) = key.strip_prefix('#') {
-            let group_id = hex::decode(group_hex).map_err(ClientError::protocol)?;
-            let group = self
-                .store
-                .group(&group_id)
-                .await?
-                .ok_or_else(|| ClientError::UnknownGroup(conversation.to_owned()))?;
-            content.group_id = group_id;
-            content.expire_seconds = group.expire_seconds;
-            self.send_group_content(&group, &content).await?;
-        } else {
-            let to = key.trim_start_matches('@').to_owned();
-            content.synced_to = to.clone();
-            content.expire_seconds = self.store.contact(&to).await?.expire_seconds;
-            let mut recipients = vec![to];
-            if recipients[0] != self.username {
-                recipients.push(self.username.clone());
+        match &conversation {
+            Conversation::Group(group_id) => {
+                let group = self
+                    .store
+                    .group(group_id.as_bytes())
+                    .await?
+                    .ok_or_else(|| ClientError::UnknownGroup(group_id.to_hex()))?;
+                content.group_id = group_id.as_bytes().to_vec();
+                content.expire_seconds = group.expire_seconds;
+                self.send_group_content(&group, &content).await?;
             }
-            self.send_pairwise(&recipients, &content).await?;
+            Conversation::Direct(to) => {
+                content.synced_to = to.to_string();
+                content.expire_seconds = self.store.contact(to.as_str()).await?.expire_seconds;
+                let mut recipients = vec![to.to_string()];
+                if *to != self.username.as_str() {
+                    recipients.push(self.username.clone());
+                }
+                self.send_pairwise(&recipients, &content).await?;
+            }
         }
-        self.record_outgoing(&key, &content, None).await?;
+        self.record_outgoing(&conversation, &content, None).await?;
         Ok(content.message_id)
     }
 
     /// Sends a text message.
-    pub async fn send_text(&mut self, conversation: &str, text: &str) -> Result<Vec<u8>> {
+    pub async fn send_text<'a>(
+        &mut self,
+        conversation: impl Into<ConversationRef<'a>>,
+        text: &str,
+    ) -> Result<Vec<u8>> {
         self.send_body(
             conversation,
             content::Body::Text(content::Text {
@@ -256,7 +265,7 @@ impl Client {
     /// Records what we sent, as it will show in the history.
     pub(super) async fn record_outgoing(
         &mut self,
-        conversation: &str,
+        conversation: &Conversation,
         content: &Content,
         attachment_file: Option<String>,
     ) -> Result<Option<HistoryEntry>> {
@@ -275,7 +284,7 @@ impl Client {
     /// or is a duplicate.
     pub(super) async fn record(
         &mut self,
-        conversation: &str,
+        conversation: &Conversation,
         sender: &str,
         sender_device: u32,
         outgoing: bool,
@@ -297,7 +306,7 @@ impl Client {
             .then(|| now.saturating_add(i64::from(content.expire_seconds) * 1000));
         let message = NewMessage {
             message_id: content.message_id.clone(),
-            conversation: conversation.to_owned(),
+            conversation: conversation.clone(),
             sender: sender.to_owned(),
             sender_device,
             outgoing,
@@ -312,13 +321,13 @@ impl Client {
         if !self.store.insert_message(&message).await? {
             return Ok(None);
         }
-        let conversation_name = match conversation.strip_prefix('#') {
-            Some(group) => match hex::decode(group) {
-                Ok(id) => self.store.group(&id).await?.map(|g| g.name),
-                Err(_) => None,
-            }
-            .unwrap_or_else(|| group.to_owned()),
-            None => conversation.trim_start_matches('@').to_owned(),
+        let conversation_name = match conversation {
+            Conversation::Group(id) => self
+                .store
+                .group(id.as_bytes())
+                .await?
+                .map_or_else(|| id.to_hex(), |g| g.name),
+            Conversation::Direct(user) => user.to_string(),
         };
         Ok(Some(HistoryEntry {
             message_id: hex::encode(&message.message_id),
@@ -341,7 +350,7 @@ impl Client {
     pub async fn send_read_receipts(&mut self, entries: &[HistoryEntry]) -> Result<()> {
         let mut by_sender: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         for entry in entries {
-            if entry.outgoing || !entry.conversation.starts_with('@') {
+            if entry.outgoing || !matches!(entry.conversation, Conversation::Direct(_)) {
                 continue;
             }
             if let Ok(id) = hex::decode(&entry.message_id) {
@@ -358,29 +367,37 @@ impl Client {
     }
 
     /// Sets a conversation's disappearing-message timer, for both sides.
-    pub async fn set_timer(&mut self, conversation: &str, seconds: u32) -> Result<()> {
-        let key = self.conversation_key(conversation).await?;
-        self.apply_timer(&key, seconds).await?;
+    pub async fn set_timer<'a>(
+        &mut self,
+        conversation: impl Into<ConversationRef<'a>>,
+        seconds: u32,
+    ) -> Result<()> {
+        let conversation = self.conversation(conversation.into()).await?;
+        self.apply_timer(&conversation, seconds).await?;
         self.send_body(
-            conversation,
+            &conversation,
             content::Body::ExpirationTimer(content::ExpirationTimer { seconds }),
         )
         .await?;
         Ok(())
     }
 
-    pub(super) async fn apply_timer(&mut self, conversation: &str, seconds: u32) -> Result<()> {
-        if let Some(group_hex) = conversation.strip_prefix('#') {
-            let group_id = hex::decode(group_hex).map_err(ClientError::protocol)?;
-            if let Some(mut group) = self.store.group(&group_id).await? {
-                group.expire_seconds = seconds;
-                self.store.save_group(&group).await?;
+    pub(super) async fn apply_timer(
+        &mut self,
+        conversation: &Conversation,
+        seconds: u32,
+    ) -> Result<()> {
+        match conversation {
+            Conversation::Group(id) => {
+                if let Some(mut group) = self.store.group(id.as_bytes()).await? {
+                    group.expire_seconds = seconds;
+                    self.store.save_group(&group).await?;
+                }
+                Ok(())
             }
-            Ok(())
-        } else {
-            self.store
-                .set_contact_timer(conversation.trim_start_matches('@'), seconds)
-                .await
+            Conversation::Direct(user) => {
+                self.store.set_contact_timer(user.as_str(), seconds).await
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use super::Client;
 use crate::api::KeyUpload;
-use crate::error::{ClientError, Result};
+use crate::error::Result;
 
 /// One-time prekeys of each kind uploaded at a time.
 pub const PREKEY_BATCH: usize = 100;
@@ -47,8 +47,7 @@ impl Client {
         if x25519 {
             upload.one_time_prekeys = self
                 .prekeys
-                .generate_one_time_prekeys(PREKEY_BATCH, rng)
-                .map_err(ClientError::crypto)?
+                .generate_one_time_prekeys(PREKEY_BATCH, rng)?
                 .iter()
                 .map(|k| B64.encode(k.to_bytes()))
                 .collect();
@@ -56,8 +55,7 @@ impl Client {
         if kem {
             upload.kem_prekeys = self
                 .prekeys
-                .generate_kem_prekeys(&self.identity, PREKEY_BATCH, rng)
-                .map_err(ClientError::crypto)?
+                .generate_kem_prekeys(&self.identity, PREKEY_BATCH, rng)?
                 .iter()
                 .map(|k| B64.encode(k.to_bytes()))
                 .collect();

@@ -76,9 +76,7 @@ impl Client {
         if let Some(digits) = digits {
             let cleaned: String = digits.chars().filter(char::is_ascii_digit).collect();
             if !number.matches_digits(&cleaned) {
-                return Err(ClientError::Invalid(format!(
-                    "those digits are not the safety number with {username}: do not mark them verified"
-                )));
+                return Err(ClientError::SafetyNumberMismatch(username.to_owned()));
             }
         }
         self.store.set_verified(username).await

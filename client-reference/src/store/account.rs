@@ -87,8 +87,8 @@ impl Store {
             username: row.try_get("username")?,
             device_id: u32::try_from(device_id).map_err(ClientError::protocol)?,
             credential: Zeroizing::new(row.try_get("credential")?),
-            identity: IdentityKeyPair::from_bytes(&identity).map_err(ClientError::crypto)?,
-            prekeys: PreKeyStore::from_bytes(&prekeys).map_err(ClientError::crypto)?,
+            identity: IdentityKeyPair::from_bytes(&identity)?,
+            prekeys: PreKeyStore::from_bytes(&prekeys)?,
         })
     }
 
@@ -99,7 +99,7 @@ impl Store {
             .await?
             .ok_or(ClientError::NotRegistered)?;
         let bytes = Zeroizing::new(bytes);
-        PreKeyStore::from_bytes(&bytes).map_err(ClientError::crypto)
+        Ok(PreKeyStore::from_bytes(&bytes)?)
     }
 
     /// Replaces the stored prekey secrets.

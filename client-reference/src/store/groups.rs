@@ -9,6 +9,7 @@ use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
 use zeroize::Zeroizing;
 
 use super::Store;
+use crate::conversation::{Conversation, GroupId};
 use crate::error::{ClientError, Result};
 
 /// A group as this home knows it. `Debug` leaves out the name (chosen by
@@ -39,6 +40,13 @@ pub struct MemberChange {
     pub revision: u64,
     /// Removed (or left) rather than added.
     pub removed: bool,
+}
+
+impl GroupRecord {
+    /// The group as a conversation.
+    pub fn conversation(&self) -> Conversation {
+        Conversation::Group(GroupId::from_bytes(self.group_id.clone()))
+    }
 }
 
 impl std::fmt::Debug for GroupRecord {
@@ -144,9 +152,7 @@ impl Store {
                 let active: Vec<_> = several.iter().filter(|g| g.active).collect();
                 match active.as_slice() {
                     [one] => Ok((**one).clone()),
-                    _ => Err(ClientError::Invalid(format!(
-                        "several groups are called `{name_or_id}`; use the id from `starling group list`"
-                    ))),
+                    _ => Err(ClientError::AmbiguousGroup(name_or_id.to_owned())),
                 }
             }
         }
@@ -169,7 +175,7 @@ impl Store {
         let bytes = Zeroizing::new(bytes);
         let distributed: String = row.try_get("distributed")?;
         Ok(Some((
-            OutboundGroupSession::from_bytes(&bytes).map_err(ClientError::crypto)?,
+            OutboundGroupSession::from_bytes(&bytes)?,
             serde_json::from_str(&distributed).map_err(ClientError::protocol)?,
         )))
     }
@@ -219,7 +225,7 @@ impl Store {
         bytes
             .map(|b| {
                 let b = Zeroizing::new(b);
-                InboundGroupSession::from_bytes(&b).map_err(ClientError::crypto)
+                Ok(InboundGroupSession::from_bytes(&b)?)
             })
             .transpose()
     }

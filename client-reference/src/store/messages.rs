@@ -8,6 +8,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::Store;
+use crate::conversation::Conversation;
 use crate::error::{ClientError, Result};
 
 /// A message to record.
@@ -15,8 +16,8 @@ use crate::error::{ClientError, Result};
 pub struct NewMessage {
     /// The sender's 16-byte message id.
     pub message_id: Vec<u8>,
-    /// "@user" or "#<group id hex>".
-    pub conversation: String,
+    /// Its conversation (stored as its key, `@user` or `#<group id hex>`).
+    pub conversation: Conversation,
     /// Author's username.
     pub sender: String,
     /// Author's device.
@@ -45,8 +46,8 @@ pub struct NewMessage {
 pub struct HistoryEntry {
     /// Hex message id.
     pub message_id: String,
-    /// "@user" or "#<group id hex>".
-    pub conversation: String,
+    /// Its conversation (serialized as `@user` or `#<group id hex>`).
+    pub conversation: Conversation,
     /// What a person calls the conversation: the username, or the group's
     /// current name.
     pub conversation_name: String,
@@ -138,9 +139,10 @@ impl std::fmt::Debug for HistoryEntry {
 fn entry_from_row(row: &SqliteRow) -> Result<HistoryEntry> {
     let id: Vec<u8> = row.try_get("message_id")?;
     let reactions: String = row.try_get("reactions")?;
+    let conversation: String = row.try_get("conversation")?;
     Ok(HistoryEntry {
         message_id: hex::encode(id),
-        conversation: row.try_get("conversation")?,
+        conversation: Conversation::parse_key(&conversation)?,
         conversation_name: row.try_get("conversation_name")?,
         sender: row.try_get("sender")?,
         sender_device: u32::try_from(row.try_get::<i64, _>("sender_device")?).unwrap_or(0),
@@ -169,7 +171,7 @@ impl Store {
              content, sent_at, received_at, expires_at, attachment_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&message.message_id)
-        .bind(&message.conversation)
+        .bind(message.conversation.to_key())
         .bind(&message.sender)
         .bind(i64::from(message.sender_device))
         .bind(i64::from(message.outgoing))
@@ -186,12 +188,16 @@ impl Store {
     }
 
     /// The last `limit` messages of a conversation, oldest first.
-    pub async fn history(&self, conversation: &str, limit: u32) -> Result<Vec<HistoryEntry>> {
+    pub async fn history(
+        &self,
+        conversation: &Conversation,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>> {
         let rows = sqlx::query(&format!(
             "SELECT {ENTRY_COLUMNS} FROM (SELECT * FROM messages WHERE conversation = ? AND deleted = 0 \
              ORDER BY id DESC LIMIT ?) m ORDER BY m.id"
         ))
-        .bind(conversation)
+        .bind(conversation.to_key())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -203,9 +209,10 @@ impl Store {
     pub async fn search(
         &self,
         words: &str,
-        conversation: Option<&str>,
+        conversation: Option<&Conversation>,
     ) -> Result<Vec<HistoryEntry>> {
         let query = fts_query(words);
+        let conversation = conversation.map(Conversation::to_key);
         if query.is_empty() {
             return Ok(Vec::new());
         }
@@ -215,8 +222,8 @@ impl Store {
              ORDER BY m.id LIMIT 200"
         ))
         .bind(&query)
-        .bind(conversation)
-        .bind(conversation)
+        .bind(&conversation)
+        .bind(&conversation)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(entry_from_row).collect()
@@ -227,7 +234,7 @@ impl Store {
     pub async fn edit_message(
         &self,
         message_id: &[u8],
-        conversation: &str,
+        conversation: &Conversation,
         sender: &str,
         body: &str,
     ) -> Result<bool> {
@@ -237,7 +244,7 @@ impl Store {
         )
         .bind(body)
         .bind(message_id)
-        .bind(conversation)
+        .bind(conversation.to_key())
         .bind(sender)
         .execute(&self.pool)
         .await?;
@@ -250,14 +257,14 @@ impl Store {
     pub async fn delete_message(
         &self,
         message_id: &[u8],
-        conversation: &str,
+        conversation: &Conversation,
         sender: &str,
     ) -> Result<Option<Option<String>>> {
         let file: Option<Option<String>> = sqlx::query_scalar(
             "SELECT attachment_file FROM messages WHERE message_id = ? AND conversation = ? AND sender = ?",
         )
         .bind(message_id)
-        .bind(conversation)
+        .bind(conversation.to_key())
         .bind(sender)
         .fetch_optional(&self.pool)
         .await?;
@@ -277,7 +284,7 @@ impl Store {
     pub async fn react(
         &self,
         message_id: &[u8],
-        conversation: &str,
+        conversation: &Conversation,
         username: &str,
         emoji: Option<&str>,
     ) -> Result<bool> {
@@ -285,7 +292,7 @@ impl Store {
             "SELECT reactions FROM messages WHERE message_id = ? AND conversation = ? AND deleted = 0",
         )
         .bind(message_id)
-        .bind(conversation)
+        .bind(conversation.to_key())
         .fetch_optional(&self.pool)
         .await?;
         let Some(current) = current else {
@@ -309,16 +316,17 @@ impl Store {
     /// returns the ids that are ours there.
     pub async fn mark_read(
         &self,
-        conversation: &str,
+        conversation: &Conversation,
         message_ids: &[Vec<u8>],
     ) -> Result<Vec<Vec<u8>>> {
+        let conversation = conversation.to_key();
         let mut marked = Vec::new();
         for id in message_ids {
             let done = sqlx::query(
                 "UPDATE messages SET read = 1 WHERE message_id = ? AND conversation = ? AND outgoing = 1",
             )
             .bind(id)
-            .bind(conversation)
+            .bind(&conversation)
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 1 {
@@ -360,13 +368,13 @@ impl Store {
     pub async fn quoted_message(
         &self,
         message_id: &[u8],
-        conversation: &str,
+        conversation: &Conversation,
     ) -> Result<Option<(String, String)>> {
         Ok(sqlx::query_as(
             "SELECT sender, body FROM messages WHERE message_id = ? AND conversation = ? AND deleted = 0",
         )
         .bind(message_id)
-        .bind(conversation)
+        .bind(conversation.to_key())
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -411,7 +419,7 @@ mod tests {
     fn debug_hides_text() {
         let entry = HistoryEntry {
             message_id: "00ff".into(),
-            conversation: "#abcd".into(),
+            conversation: c("#abcd"),
             conversation_name: "zq-marker-group".into(),
             sender: "alice".into(),
             sender_device: 1,
@@ -429,7 +437,7 @@ mod tests {
         assert!(shown.contains("00ff") && shown.contains("alice") && shown.contains("file"));
         let message = NewMessage {
             message_id: vec![0xee; 16],
-            conversation: "@alice".into(),
+            conversation: c("@alice"),
             sender: "alice".into(),
             sender_device: 1,
             outgoing: false,
@@ -452,10 +460,14 @@ mod tests {
         assert_eq!(fts_query("   "), "");
     }
 
+    fn c(key: &str) -> Conversation {
+        Conversation::parse_key(key).unwrap()
+    }
+
     fn message(id: u8, conversation: &str, sender: &str, outgoing: bool) -> NewMessage {
         NewMessage {
             message_id: vec![id; 16],
-            conversation: conversation.into(),
+            conversation: c(conversation),
             sender: sender.into(),
             sender_device: 1,
             outgoing,
@@ -488,26 +500,26 @@ mod tests {
 
         assert!(
             !store
-                .react(&ours, "@mallory", "mallory", Some("x"))
+                .react(&ours, &c("@mallory"), "mallory", Some("x"))
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .mark_read("@mallory", std::slice::from_ref(&ours))
+                .mark_read(&c("@mallory"), std::slice::from_ref(&ours))
                 .await
                 .unwrap()
                 .is_empty()
         );
         assert!(
             !store
-                .edit_message(&carols, "@bob", "carol", "forged")
+                .edit_message(&carols, &c("@bob"), "carol", "forged")
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .delete_message(&carols, "@bob", "carol")
+                .delete_message(&carols, &c("@bob"), "carol")
                 .await
                 .unwrap()
                 .is_none()
@@ -515,49 +527,57 @@ mod tests {
         // In the right conversation, only the author edits or deletes.
         assert!(
             !store
-                .edit_message(&carols, "@carol", "bob", "forged")
+                .edit_message(&carols, &c("@carol"), "bob", "forged")
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .delete_message(&carols, "@carol", "bob")
+                .delete_message(&carols, &c("@carol"), "bob")
                 .await
                 .unwrap()
                 .is_none()
         );
-        let history = store.history("@bob", 10).await.unwrap();
+        let history = store.history(&c("@bob"), 10).await.unwrap();
         assert!(history[0].reactions.is_empty() && !history[0].read);
         assert_eq!(
-            store.history("@carol", 10).await.unwrap()[0].body,
+            store.history(&c("@carol"), 10).await.unwrap()[0].body,
             "original"
         );
 
-        assert!(store.react(&ours, "@bob", "bob", Some("👍")).await.unwrap());
+        assert!(
+            store
+                .react(&ours, &c("@bob"), "bob", Some("👍"))
+                .await
+                .unwrap()
+        );
         assert_eq!(
             store
-                .mark_read("@bob", std::slice::from_ref(&ours))
+                .mark_read(&c("@bob"), std::slice::from_ref(&ours))
                 .await
                 .unwrap(),
             [ours]
         );
         assert!(
             store
-                .edit_message(&carols, "@carol", "carol", "new")
+                .edit_message(&carols, &c("@carol"), "carol", "new")
                 .await
                 .unwrap()
         );
-        let history = store.history("@bob", 10).await.unwrap();
+        let history = store.history(&c("@bob"), 10).await.unwrap();
         assert_eq!(history[0].reactions["bob"], "👍");
         assert!(history[0].read);
-        assert_eq!(store.history("@carol", 10).await.unwrap()[0].body, "new");
+        assert_eq!(
+            store.history(&c("@carol"), 10).await.unwrap()[0].body,
+            "new"
+        );
         assert!(
             store
-                .delete_message(&carols, "@carol", "carol")
+                .delete_message(&carols, &c("@carol"), "carol")
                 .await
                 .unwrap()
                 .is_some()
         );
-        assert!(store.history("@carol", 10).await.unwrap().is_empty());
+        assert!(store.history(&c("@carol"), 10).await.unwrap().is_empty());
     }
 }

@@ -63,10 +63,7 @@ impl StoreKey {
         let salt = match std::fs::read(&salt_path) {
             Ok(salt) if salt.len() == 16 => salt,
             Ok(_) => {
-                return Err(ClientError::Invalid(format!(
-                    "{} is damaged",
-                    salt_path.display()
-                )));
+                return Err(ClientError::DamagedSalt(salt_path));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(home)?;
@@ -77,12 +74,13 @@ impl StoreKey {
             }
             Err(e) => return Err(e.into()),
         };
-        let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, Some(32))
-            .map_err(ClientError::crypto)?;
+        let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, Some(32))?;
         let mut key = Zeroizing::new([0u8; 32]);
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password_into(passphrase.as_bytes(), &salt, &mut *key)
-            .map_err(ClientError::crypto)?;
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password_into(
+            passphrase.as_bytes(),
+            &salt,
+            &mut *key,
+        )?;
         Ok(Self(key))
     }
 

@@ -7,7 +7,7 @@ use starling_crypto::ratchet::PeerSessions;
 use zeroize::Zeroizing;
 
 use super::{Store, now_millis};
-use crate::error::{ClientError, Result};
+use crate::error::Result;
 
 /// A decrypted envelope staged until its content is applied.
 #[derive(Clone)]
@@ -80,7 +80,7 @@ impl Store {
             Some(row) => {
                 let bytes: Vec<u8> = row.try_get("state")?;
                 let bytes = Zeroizing::new(bytes);
-                PeerSessions::from_bytes(&bytes).map_err(ClientError::crypto)
+                Ok(PeerSessions::from_bytes(&bytes)?)
             }
             None => Ok(PeerSessions::new()),
         }

@@ -175,7 +175,7 @@ impl Store {
                 let key: Vec<u8> = row.try_get("identity_key")?;
                 Ok((
                     u32::try_from(device).map_err(ClientError::protocol)?,
-                    IdentityKey::from_bytes(&key).map_err(ClientError::crypto)?,
+                    IdentityKey::from_bytes(&key)?,
                 ))
             })
             .collect()

@@ -1,22 +1,10 @@
 //! `starling call` and `starling answer`: headless calls that publish
 //! synthetic audio (and video) and print what they measured.
 
-use std::time::Duration;
+use starling_client::{CallOptions, CallReport, Client};
 
-use starling_client::{CallOptions, CallReport, Client, ClientError, Result};
-
+use crate::error::{Result, seconds};
 use crate::output::Output;
-
-/// Seconds as typed on the command line, checked.
-pub(crate) fn seconds(flag: &str, value: f64) -> Result<Duration> {
-    if value.is_finite() && (0.0..=86_400.0).contains(&value) {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(ClientError::Invalid(format!(
-            "{flag} takes a number of seconds, at most 86400"
-        )))
-    }
-}
 
 fn report(out: Output, report: &CallReport) {
     out.print(report, || {
@@ -47,7 +35,8 @@ pub(crate) async fn call(
         duration: seconds("--duration", duration)?,
         video: !audio_only,
     };
-    let measured = client.place_call(with, options).await?;
+    let conversation = client.resolve(with).await?;
+    let measured = client.place_call(&conversation, options).await?;
     report(out, &measured);
     Ok(())
 }

@@ -4,7 +4,14 @@
 
 mod calls;
 mod commands;
+mod devices;
+mod directory;
+mod error;
+mod groups;
+mod messages;
 mod output;
+mod reading;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -37,7 +37,7 @@ impl Output {
             Event::Message(entry) => message_line(entry),
             Event::Updated { conversation, message_id, change } => format!(
                 "[{}] message {} {change}",
-                clean(conversation),
+                clean(&conversation.to_key()),
                 short(message_id)
             ),
             Event::GroupChanged { name, members, active, .. } => {
@@ -89,7 +89,7 @@ fn short(id: &str) -> &str {
 pub(crate) fn message_line(entry: &HistoryEntry) -> String {
     let mut line = format!(
         "[{}{}] {}{}: {}",
-        if entry.conversation.starts_with('#') {
+        if entry.conversation.group_id().is_some() {
             "#"
         } else {
             ""
@@ -199,7 +199,7 @@ mod tests {
     fn entry(sender: &str, name: &str, body: &str) -> HistoryEntry {
         HistoryEntry {
             message_id: "0011223344".into(),
-            conversation: "#abcd".into(),
+            conversation: starling_client::Conversation::parse_key("#abcd").unwrap(),
             conversation_name: name.into(),
             sender: sender.into(),
             sender_device: 1,

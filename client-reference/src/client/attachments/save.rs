@@ -123,10 +123,7 @@ async fn place_inner(temp: &Path, folder: &Path, name: &str) -> Result<PathBuf> 
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ClientError::Invalid(format!(
-        "{} and its numbered variants already exist; save it elsewhere",
-        folder.join(name).display()
-    )))
+    Err(ClientError::NamesTaken(folder.join(name)))
 }
 
 /// Copies `source` to `target`, which must not exist yet (a symlink there

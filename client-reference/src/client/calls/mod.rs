@@ -21,6 +21,7 @@ use crate::call::run::{Shared, lock};
 
 mod session;
 use crate::content::{self, CallSignal, call_signal::Kind};
+use crate::conversation::{Conversation, ConversationRef};
 use crate::error::{ClientError, Result};
 
 /// Signals waiting for the call loop; beyond this, the oldest are dropped.
@@ -165,7 +166,7 @@ impl Client {
         &mut self,
         sender: &str,
         device: u32,
-        conversation: &str,
+        conversation: &Conversation,
         content: &content::Content,
         call: &CallSignal,
     ) -> Result<Vec<Event>> {
@@ -208,24 +209,12 @@ impl Client {
     /// Calls `target` (`@user`, `#group`, or a bare name as elsewhere) and
     /// stays for `options.duration`, publishing synthetic media; returns
     /// what was measured. The call ends for everyone when it returns.
-    pub async fn place_call(&mut self, target: &str, options: CallOptions) -> Result<CallReport> {
-        let key = self.conversation_key(target).await?;
-        let invited: Vec<String> = match key.strip_prefix('#') {
-            Some(group_hex) => {
-                let group = self.active_group(group_hex).await?;
-                group
-                    .members
-                    .into_iter()
-                    .filter(|m| *m != self.username)
-                    .collect()
-            }
-            None => vec![key.trim_start_matches('@').to_owned()],
-        };
-        if invited.is_empty() || invited.len() >= MAX_CALL_PARTICIPANTS {
-            return Err(ClientError::Invalid(format!(
-                "a call has 2 to {MAX_CALL_PARTICIPANTS} participants"
-            )));
-        }
+    pub async fn place_call<'a>(
+        &mut self,
+        target: impl Into<ConversationRef<'a>>,
+        options: CallOptions,
+    ) -> Result<CallReport> {
+        let invited = self.invited(target.into()).await?;
         let mut call_id = vec![0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut call_id);
         let (media, frames) = self.join_media(&call_id, invited.len()).await?;
@@ -312,7 +301,7 @@ impl Client {
                 event = connection.next_event() => event?,
                 _ = tokio::time::sleep_until(deadline) => {
                     connection.close().await;
-                    return Err(ClientError::Invalid("no call came in time".into()));
+                    return Err(ClientError::NoCall);
                 }
             };
             let Some(event) = event else {
@@ -364,6 +353,35 @@ impl Client {
         result
     }
 
+    /// Who a call to `target` rings: the person, or the group's other
+    /// members while we are one of them.
+    async fn invited(&self, target: ConversationRef<'_>) -> Result<Vec<String>> {
+        let invited: Vec<String> = match self.conversation(target).await? {
+            Conversation::Group(id) => {
+                let group = self
+                    .store
+                    .group(id.as_bytes())
+                    .await?
+                    .ok_or_else(|| ClientError::UnknownGroup(id.to_hex()))?;
+                if !group.active {
+                    return Err(ClientError::NotAMember(id.to_hex()));
+                }
+                group
+                    .members
+                    .into_iter()
+                    .filter(|m| *m != self.username)
+                    .collect()
+            }
+            Conversation::Direct(user) => vec![user.into_string()],
+        };
+        if invited.is_empty() || invited.len() >= MAX_CALL_PARTICIPANTS {
+            return Err(ClientError::CallSize {
+                max: MAX_CALL_PARTICIPANTS,
+            });
+        }
+        Ok(invited)
+    }
+
     async fn join_media(
         &self,
         call_id: &[u8],
@@ -371,11 +389,10 @@ impl Client {
     ) -> Result<(MediaSession, mpsc::Receiver<ReceivedFrame>)> {
         let call = hex::encode(call_id);
         let token = self.api.call_token(&call).await?;
-        let relay = token.relay_url.as_deref().ok_or_else(|| {
-            ClientError::Invalid(
-                "this server has no media relay configured (calls.relay_url)".into(),
-            )
-        })?;
+        let relay = token
+            .relay_url
+            .as_deref()
+            .ok_or(ClientError::NoMediaRelay)?;
         let turn = self.api.turn_credentials().await?;
         MediaSession::join(relay, &call, &token.token, slots, turn.as_ref()).await
     }

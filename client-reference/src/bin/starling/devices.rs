@@ -1,0 +1,49 @@
+//! `starling devices`: list our devices, remove one, or issue a code to
+//! link a new one.
+
+use starling_client::Client;
+
+use crate::DeviceCommand;
+use crate::error::Result;
+use crate::output::Output;
+
+/// Runs one `starling devices` subcommand (listing when none is given).
+pub(crate) async fn run(
+    client: &mut Client,
+    command: Option<DeviceCommand>,
+    out: Output,
+) -> Result<()> {
+    match command.unwrap_or(DeviceCommand::List) {
+        DeviceCommand::List => list(client, out).await,
+        DeviceCommand::Remove { id } => {
+            client.remove_device(id).await?;
+            out.print(&serde_json::json!({ "removed": id }), || {
+                format!("removed device {id}")
+            });
+            Ok(())
+        }
+        DeviceCommand::LinkCode => {
+            let code = client.link_code().await?;
+            out.print(&serde_json::json!({ "link_code": code }), || {
+                format!(
+                    "link code (valid 10 minutes, once): {code}\non the new device: starling link --server URL --code {code}"
+                )
+            });
+            Ok(())
+        }
+    }
+}
+
+async fn list(client: &Client, out: Output) -> Result<()> {
+    let this = client.device_id();
+    for device in client.devices().await? {
+        out.print(
+            &serde_json::json!({ "device_id": device, "this_device": device == this }),
+            || {
+                let marker = if device == this { " (this one)" } else { "" };
+                format!("device {device}{marker}")
+            },
+        );
+    }
+    Ok(())
+}

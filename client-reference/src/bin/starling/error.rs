@@ -1,0 +1,64 @@
+//! The `starling` command's errors: the client library's, and those of
+//! arguments only the command line has (passphrase prompts, message id
+//! prefixes, numbers of seconds). Each prints as one line saying what to
+//! do next.
+
+use starling_client::ClientError;
+use thiserror::Error;
+
+/// Everything a `starling` command can fail with.
+#[derive(Debug, Error)]
+pub(crate) enum CliError {
+    /// The client library failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// No `--home` and no data folder to put one in.
+    #[error("no data folder on this system: pass --home DIR")]
+    NoDataFolder,
+    /// The passphrase was typed differently the second time.
+    #[error("the passphrases differ; try again")]
+    PassphrasesDiffer,
+    /// An empty passphrase.
+    #[error("an empty passphrase is not allowed")]
+    EmptyPassphrase,
+    /// A location outside the globe.
+    #[error("latitude is -90..90 and longitude -180..180")]
+    BadLocation,
+    /// A number of seconds that is negative, too large or not a number.
+    #[error("{flag} takes a number of seconds, at most 86400")]
+    BadSeconds {
+        /// The option, e.g. `--wait`.
+        flag: &'static str,
+    },
+    /// A message id prefix that is too short or not hex.
+    #[error("give a message id (at least 4 hex characters, from `starling history`)")]
+    BadMessageId,
+    /// No message id starts with the prefix.
+    #[error("no message `{0}` (see `starling history`)")]
+    NoSuchMessage(String),
+    /// Several message ids start with the prefix.
+    #[error("`{0}` matches several messages; give more characters")]
+    AmbiguousMessageId(String),
+    /// Editing or deleting someone else's message, or one of another
+    /// conversation.
+    #[error("you can only {0} your own messages of this conversation")]
+    NotYourMessage(&'static str),
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Client(error.into())
+    }
+}
+
+/// Shorthand.
+pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
+
+/// Seconds as typed on the command line, checked.
+pub(crate) fn seconds(flag: &'static str, value: f64) -> Result<std::time::Duration> {
+    if value.is_finite() && (0.0..=86_400.0).contains(&value) {
+        Ok(std::time::Duration::from_secs_f64(value))
+    } else {
+        Err(CliError::BadSeconds { flag })
+    }
+}

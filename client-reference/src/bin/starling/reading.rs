@@ -1,0 +1,145 @@
+//! What a person reads: `receive`, `chat`, `history`, `search`, and
+//! `save` for a received attachment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use starling_client::{Client, ClientError, ConversationRef, Event};
+use tokio::io::AsyncBufReadExt;
+
+use crate::error::{Result, seconds};
+use crate::messages::message_id_of;
+use crate::output::{Output, clean, message_line};
+
+/// Messages of the conversation shown when a chat starts.
+const CHAT_HISTORY: u32 = 20;
+
+/// `starling receive`: what arrived (waiting up to `wait` seconds for
+/// something), attachments saved to `save_dir`, read receipts sent.
+pub(crate) async fn receive(
+    client: &mut Client,
+    wait: Option<f64>,
+    save_dir: Option<PathBuf>,
+    read_receipts: bool,
+    out: Output,
+) -> Result<()> {
+    let wait = wait.map(|s| seconds("--wait", s)).transpose()?;
+    let events = client.receive(wait).await?;
+    for event in &events {
+        out.event(event);
+        if let (Event::Message(entry), Some(dir)) = (event, &save_dir)
+            && matches!(entry.kind.as_str(), "file" | "image" | "voice" | "video")
+        {
+            tokio::fs::create_dir_all(dir).await?;
+            let id =
+                hex::decode(&entry.message_id).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let mut progress = out.progress("downloading");
+            let path = client.save_attachment(&id, dir, progress.as_mut()).await?;
+            out.print(
+                &serde_json::json!({ "saved": path, "message_id": entry.message_id }),
+                || format!("  saved {}", clean(&path.to_string_lossy())),
+            );
+        }
+    }
+    if read_receipts {
+        let shown: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(entry) => Some(entry.clone()),
+                _ => None,
+            })
+            .collect();
+        client.send_read_receipts(&shown).await?;
+    }
+    Ok(())
+}
+
+/// `starling save`: a received attachment, decrypted to `path`.
+pub(crate) async fn save(
+    client: &mut Client,
+    message: &str,
+    path: &Path,
+    out: Output,
+) -> Result<()> {
+    let message_id = message_id_of(client, message).await?;
+    let mut progress = out.progress("downloading");
+    let written = client
+        .save_attachment(&message_id, path, progress.as_mut())
+        .await?;
+    out.print(&serde_json::json!({ "saved": written }), || {
+        format!("saved {}", clean(&written.to_string_lossy()))
+    });
+    Ok(())
+}
+
+/// `starling history`.
+pub(crate) async fn history(client: &Client, name: &str, limit: u32, out: Output) -> Result<()> {
+    let conversation = client.resolve(name).await?;
+    for entry in client.history(&conversation, limit).await? {
+        out.print(&entry, || message_line(&entry));
+    }
+    Ok(())
+}
+
+/// `starling search`, in every conversation or the one named.
+pub(crate) async fn search(
+    client: &Client,
+    words: &str,
+    name: Option<&str>,
+    out: Output,
+) -> Result<()> {
+    let conversation = match name {
+        Some(name) => Some(client.resolve(name).await?),
+        None => None,
+    };
+    let within = conversation.as_ref().map(ConversationRef::from);
+    for entry in client.search(words, within).await? {
+        out.print(&entry, || message_line(&entry));
+    }
+    Ok(())
+}
+
+/// `starling chat`: the conversation's last messages, then each line
+/// typed is sent and what arrives is shown, until `/quit` or the end of
+/// the input.
+pub(crate) async fn chat(client: &mut Client, with: &str, out: Output) -> Result<()> {
+    let conversation = client.resolve(with).await?;
+    for entry in client.history(&conversation, CHAT_HISTORY).await? {
+        out.print(&entry, || message_line(&entry));
+    }
+    if !out.json {
+        eprintln!("chatting with {with}: type a message and press Enter; /quit or Ctrl-D to leave");
+    }
+    let mut connection = client.connect().await?;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut drained = false;
+    let mut keepalive = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Some(line) = line? else { break };
+                let line = line.trim();
+                if line == "/quit" { break; }
+                if line.is_empty() { continue; }
+                if let Err(e) = client.send_text(&conversation, line).await {
+                    out.print(&serde_json::json!({ "error": e.to_string() }), || format!("error: {e}"));
+                }
+            }
+            events = client.next_events(&mut connection, &mut drained) => {
+                let Some(events) = events? else {
+                    return Err(ClientError::Network("the server closed the connection".into()).into());
+                };
+                for event in events {
+                    let here = match &event {
+                        Event::Message(entry) => entry.conversation == conversation,
+                        _ => true,
+                    };
+                    if here { out.event(&event); }
+                }
+            }
+            _ = keepalive.tick() => connection.ping().await?,
+        }
+    }
+    connection.close().await;
+    Ok(())
+}
