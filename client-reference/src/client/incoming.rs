@@ -9,7 +9,7 @@ use prost::Message as _;
 use starling_crypto::ratchet::{CiphertextMessage, Decrypted, PeerSessions};
 
 use super::Client;
-use super::events::{Event, UpdateKind};
+use super::events::Event;
 use crate::connection::{Connection, ServerEvent};
 use crate::content::{self, Content, Transport, transport};
 use crate::conversation::Conversation;
@@ -362,37 +362,15 @@ impl Client {
     ) -> Result<Vec<Event>> {
         use content::Body;
         let own = sender == self.username;
-        let conversation = if !content.group_id.is_empty() {
-            let Some(group) = self.store.group(&content.group_id).await? else {
-                return match &content.body {
-                    Some(Body::GroupControl(control)) if pairwise => {
-                        self.apply_group_control(sender, &content, control).await
-                    }
-                    _ => Ok(Vec::new()),
-                };
+        let Some(conversation) = self.conversation_of(sender, &content).await? else {
+            // Only a control message may apply outside a known conversation
+            // (it can create the group it names).
+            return match &content.body {
+                Some(Body::GroupControl(control)) if pairwise => {
+                    self.apply_group_control(sender, &content, control).await
+                }
+                _ => Ok(Vec::new()),
             };
-            if !group.members.iter().any(|m| m == sender)
-                && !matches!(content.body, Some(Body::GroupControl(_)))
-            {
-                return Ok(Vec::new());
-            }
-            group.conversation()
-        } else {
-            let peer = match (own, content.synced_to.as_str()) {
-                (true, "") => self.username.as_str(),
-                (true, to) => to,
-                (false, _) => sender,
-            };
-            let Ok(peer) = starling_protocol::Username::parse(peer) else {
-                tracing::warn!(sender, device, "a message names no valid conversation");
-                return Ok(Vec::new());
-            };
-            Conversation::Direct(peer)
-        };
-        let updated = |id: &[u8], change| Event::Updated {
-            conversation: conversation.clone(),
-            message_id: hex::encode(id),
-            change,
         };
         let events = match &content.body {
             Some(Body::SenderKey(key)) if pairwise => {
@@ -414,49 +392,9 @@ impl Client {
                 self.store.forget_distribution(sender, device).await?;
                 Vec::new()
             }
-            Some(Body::Edit(edit)) => {
-                if self
-                    .store
-                    .edit_message(&edit.message_id, &conversation, sender, &edit.body)
-                    .await?
-                {
-                    vec![updated(&edit.message_id, UpdateKind::Edited)]
-                } else {
-                    Vec::new()
-                }
-            }
-            Some(Body::Delete(delete)) => match self
-                .store
-                .delete_message(&delete.message_id, &conversation, sender)
-                .await?
-            {
-                Some(file) => {
-                    if let Some(file) = file {
-                        self.store.remove_attachment_file(&file).await;
-                    }
-                    vec![updated(&delete.message_id, UpdateKind::Deleted)]
-                }
-                None => Vec::new(),
-            },
-            Some(Body::Reaction(reaction)) => {
-                let emoji = (!reaction.remove).then_some(reaction.emoji.as_str());
-                if self
-                    .store
-                    .react(&reaction.message_id, &conversation, sender, emoji)
-                    .await?
-                {
-                    vec![updated(&reaction.message_id, UpdateKind::Reaction)]
-                } else {
-                    Vec::new()
-                }
-            }
-            Some(Body::ReadReceipt(receipt)) => self
-                .store
-                .mark_read(&conversation, &receipt.message_ids)
-                .await?
-                .iter()
-                .map(|id| updated(id, UpdateKind::Read))
-                .collect(),
+            Some(
+                body @ (Body::Edit(_) | Body::Delete(_) | Body::Reaction(_) | Body::ReadReceipt(_)),
+            ) => self.apply_update(sender, &conversation, body).await?,
             Some(Body::ExpirationTimer(timer)) => {
                 self.apply_timer(&conversation, timer.seconds).await?;
                 self.record(&conversation, sender, device, own, &content, None)
@@ -473,6 +411,37 @@ impl Client {
                 .collect(),
         };
         Ok(events)
+    }
+
+    /// The conversation a content from `sender` belongs to; `None` for a
+    /// group we do not know, a group `sender` is not a member of (unless
+    /// the content is a control message), or a direct message that names
+    /// no valid account.
+    async fn conversation_of(
+        &self,
+        sender: &str,
+        content: &Content,
+    ) -> Result<Option<Conversation>> {
+        if !content.group_id.is_empty() {
+            let Some(group) = self.store.group(&content.group_id).await? else {
+                return Ok(None);
+            };
+            let member = group.members.iter().any(|m| m == sender);
+            let control = matches!(content.body, Some(content::Body::GroupControl(_)));
+            return Ok((member || control).then(|| group.conversation()));
+        }
+        let peer = match (sender == self.username, content.synced_to.as_str()) {
+            (true, "") => self.username.as_str(),
+            (true, to) => to,
+            (false, _) => sender,
+        };
+        match starling_protocol::Username::parse(peer) {
+            Ok(peer) => Ok(Some(Conversation::Direct(peer))),
+            Err(_) => {
+                tracing::warn!(sender, "a message names no valid conversation");
+                Ok(None)
+            }
+        }
     }
 
     /// After an unreadable message: a fresh session with the sender's

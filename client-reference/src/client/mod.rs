@@ -1,6 +1,7 @@
 //! [`Client`]: one device's view of its account. It owns the encrypted
 //! store and the server API; submodules hold one concern each (prekeys,
-//! outgoing and incoming messages, groups, attachments, trust).
+//! outgoing and incoming messages, changes to earlier messages, groups,
+//! attachments, calls, trust).
 
 mod attachments;
 mod calls;
@@ -10,6 +11,7 @@ mod incoming;
 mod outgoing;
 mod prekeys;
 mod trust;
+mod updates;
 
 use std::path::Path;
 
