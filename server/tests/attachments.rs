@@ -7,11 +7,11 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{Kind, TestServer};
+use common::{DbKind, TestServer};
 use futures_util::StreamExt;
-use http_body_util::BodyExt;
 use serde_json::json;
-use starling_server::app;
+use starling_test_support::both_databases;
+use starling_test_support::http::oneshot;
 use tower::ServiceExt;
 
 /// Deterministic bytes of blob position `i`.
@@ -19,10 +19,13 @@ fn byte_at(i: u64) -> u8 {
     (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0]
 }
 
+/// The blob's bytes over `range`.
 fn bytes(range: std::ops::Range<u64>) -> Vec<u8> {
     range.map(byte_at).collect()
 }
 
+/// Uploads `body` at `offset`; returns the status and the JSON body
+/// (`null` if none).
 async fn put(
     server: &TestServer,
     auth: &str,
@@ -35,12 +38,14 @@ async fn put(
         .header("upload-offset", offset.to_string())
         .body(body)
         .unwrap();
-    let response = app(server.state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(json!(null)))
+    let reply = oneshot(server.router(), request).await;
+    (
+        reply.status,
+        serde_json::from_slice(&reply.bytes).unwrap_or(json!(null)),
+    )
 }
 
+/// Creates an attachment of `size` bytes; returns its id.
 async fn create(server: &TestServer, auth: &str, size: u64) -> String {
     let (status, body) = server
         .request(
@@ -54,6 +59,8 @@ async fn create(server: &TestServer, auth: &str, size: u64) -> String {
     body["id"].as_str().unwrap().to_string()
 }
 
+/// Downloads the attachment, or `range` of it; returns the status, the
+/// bytes and the `Content-Range` header.
 async fn get(
     server: &TestServer,
     auth: &str,
@@ -64,26 +71,12 @@ async fn get(
     if let Some(range) = range {
         request = request.header("range", range);
     }
-    let response = app(server.state.clone())
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let content_range = response
-        .headers()
-        .get("content-range")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, body, content_range)
+    let reply = oneshot(server.router(), request.body(Body::empty()).unwrap()).await;
+    let content_range = reply.header("content-range").map(str::to_owned);
+    (reply.status, reply.bytes.to_vec(), content_range)
 }
 
-async fn resumable_and_ranged(kind: Kind) {
+async fn resumable_and_ranged(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
@@ -188,18 +181,16 @@ async fn resumable_and_ranged(kind: Kind) {
         StatusCode::PARTIAL_CONTENT
     );
 }
-crate::both_databases!(
-    resumable_upload_and_ranged_download,
-    super::resumable_and_ranged
-);
+both_databases!(resumable_upload_and_ranged_download, resumable_and_ranged);
 
+/// Peak resident memory of this process so far (VmHWM), in KiB.
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-async fn large_blob_in_bounded_memory(kind: Kind) {
+async fn large_blob_in_bounded_memory(kind: DbKind) {
     const SIZE: u64 = 200 << 20;
     const CHUNK: u64 = 256 << 10;
     let server = TestServer::start_with(kind, |c| c.attachments.max_bytes = SIZE).await;
@@ -219,7 +210,8 @@ async fn large_blob_in_bounded_memory(kind: Kind) {
         .header("authorization", &alice.auth)
         .body(Body::empty())
         .unwrap();
-    let response = app(server.state.clone()).oneshot(request).await.unwrap();
+    // Read as a stream, not collected: memory must stay bounded.
+    let response = server.router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let mut stream = response.into_body().into_data_stream();
     let mut position = 0u64;
@@ -243,7 +235,7 @@ async fn large_blob_in_bounded_memory(kind: Kind) {
         "peak memory grew by {growth_mib} MiB streaming 200 MiB"
     );
 }
-crate::both_databases!(
+both_databases!(
     large_blob_streams_in_bounded_memory,
-    super::large_blob_in_bounded_memory
+    large_blob_in_bounded_memory
 );

@@ -9,10 +9,12 @@ mod common;
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Kind, TestServer};
+use common::{DbKind, TestServer};
 use hmac::Mac;
 use starling_call_token::{TokenError, TokenVerifier};
+use starling_test_support::both_databases;
 
+/// Seconds since the Unix epoch.
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -20,7 +22,7 @@ fn now() -> u64 {
         .as_secs()
 }
 
-async fn join_tokens_verify_offline_once(kind: Kind) {
+async fn join_tokens_verify_offline_once(kind: DbKind) {
     let server = TestServer::start_with(kind, |c| {
         c.calls.relay_url = Some("udp://relay.example:3478".into());
     })
@@ -79,9 +81,9 @@ async fn join_tokens_verify_offline_once(kind: Kind) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
-crate::both_databases!(join_tokens, super::join_tokens_verify_offline_once);
+both_databases!(join_tokens, join_tokens_verify_offline_once);
 
-async fn turn_credentials_follow_coturns_rest_scheme(kind: Kind) {
+async fn turn_credentials_follow_coturns_rest_scheme(kind: DbKind) {
     let plain = TestServer::start(kind).await;
     let alice = plain.register("alice", 1).await;
     let (status, _) = plain
@@ -118,4 +120,4 @@ async fn turn_credentials_follow_coturns_rest_scheme(kind: Kind) {
     // The secret never appears in the configuration's debug output.
     assert!(!format!("{:?}", server.state.config).contains("s3cret"));
 }
-crate::both_databases!(turn, super::turn_credentials_follow_coturns_rest_scheme);
+both_databases!(turn, turn_credentials_follow_coturns_rest_scheme);

@@ -7,96 +7,97 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Kind, TestDb};
-use serde_json::{Value, json};
+use common::{DbKind, JsonRequest, TestDatabase};
+use serde_json::json;
+use starling_test_support::{WatchedChild, both_databases, wait_until};
 
+/// The real server binary on a database, in plain HTTP on a fixed port
+/// (so that it comes back on the same one).
 struct Server {
-    db: TestDb,
-    port: u16,
+    db: TestDatabase,
+    addr: SocketAddr,
 }
 
 impl Server {
+    /// Its base URL.
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `starling-server` with this server's environment.
     fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_starling-server"));
         command
-            .env("STARLING_DATA_DIR", self.db.dir.path())
-            .env("STARLING_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("STARLING_DATA_DIR", self.db.dir())
+            .env("STARLING_LISTEN", self.addr.to_string())
             .env("STARLING_TLS_MODE", "plain_http")
-            .env("DATABASE_URL", &self.db.url)
+            .env("DATABASE_URL", self.db.url())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
         command
     }
 
-    async fn spawn(&self) -> Child {
-        let mut child = self
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{}/healthz", self.port);
-        for _ in 0..200 {
-            if reqwest::get(&url)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return child;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        panic!("server did not start");
+    /// Starts the server and returns once it accepts connections.
+    async fn spawn(&self) -> WatchedChild {
+        let mut child = WatchedChild::spawn("starling-server", &mut self.command(), None);
+        child
+            .wait_for_line(Duration::from_secs(30), "its start", |l| {
+                l.contains("listening on")
+            })
+            .await;
+        child
+            .wait_for_port(Duration::from_secs(30), self.addr)
+            .await;
+        child
     }
 
+    /// A single-use invite code from `starling-server admin invite`.
     fn invite(&self) -> String {
         let output = self.command().args(["admin", "invite"]).output().unwrap();
         assert!(output.status.success());
         String::from_utf8(output.stdout).unwrap().trim().to_string()
     }
 
+    /// Registers `username` with a fresh identity; returns its bearer
+    /// credential.
     async fn register(&self, client: &reqwest::Client, username: &str, seed: u64) -> String {
         let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(seed);
         let identity = starling_crypto::IdentityKeyPair::generate(&mut rng);
-        let body: Value = client
-            .post(format!("http://127.0.0.1:{}/v1/accounts", self.port))
+        let reply = JsonRequest::post("/v1/accounts")
             .json(&json!({
                 "username": username,
                 "invite_code": self.invite(),
                 "identity_key": STANDARD.encode(identity.public().to_bytes()),
             }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .send(client, &self.url())
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.json());
         format!(
             "Bearer {username}:1:{}",
-            body["credential"].as_str().unwrap()
+            reply.json()["credential"].as_str().unwrap()
         )
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback address nothing listens on right now.
+fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
 }
 
-async fn kill_during_sends(kind: Kind) {
+async fn kill_during_sends(kind: DbKind) {
     let server = Server {
-        db: TestDb::new(kind).await,
-        port: free_port(),
+        db: TestDatabase::create(kind).await,
+        addr: free_addr(),
     };
     let mut child = server.spawn().await;
     let client = reqwest::Client::new();
@@ -107,7 +108,7 @@ async fn kill_during_sends(kind: Kind) {
     let mut senders = Vec::new();
     for sender in 0..4u32 {
         let (client, alice, acknowledged) = (client.clone(), alice.clone(), acknowledged.clone());
-        let url = format!("http://127.0.0.1:{}/v1/messages/bob", server.port);
+        let url = format!("{}/v1/messages/bob", server.url());
         senders.push(tokio::spawn(async move {
             for n in 0..100_000u32 {
                 let content = format!("{sender}:{n}");
@@ -121,9 +122,15 @@ async fn kill_during_sends(kind: Kind) {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    // The kill lands in the middle of the stream: the senders are still
+    // going once a few hundred sends are acknowledged.
+    wait_until(
+        Duration::from_secs(60),
+        "200 acknowledged sends",
+        || async { acknowledged.lock().unwrap().len() >= 200 },
+    )
+    .await;
+    child.kill(); // SIGKILL
     for sender in senders {
         sender.await.unwrap();
     }
@@ -136,17 +143,7 @@ async fn kill_during_sends(kind: Kind) {
 
     // Restart on the same data; Bob reads his whole queue.
     let mut child = server.spawn().await;
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://127.0.0.1:{}/v1/ws",
-            server.port
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", bob.parse().unwrap());
-    let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let mut ws = common::Ws { socket };
+    let mut ws = common::Ws::connect(server.addr, &bob).await;
     let mut stored = HashSet::new();
     loop {
         let envelopes = ws.drain_window().await;
@@ -166,10 +163,6 @@ async fn kill_during_sends(kind: Kind) {
         lost.len(),
         lost.first()
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 }
-crate::both_databases!(
-    kill_9_loses_no_acknowledged_envelope,
-    super::kill_during_sends
-);
+both_databases!(kill_9_loses_no_acknowledged_envelope, kill_during_sends);

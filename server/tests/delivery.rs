@@ -7,11 +7,13 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Kind, TestServer, b64};
+use common::{DbKind, TestDatabase, TestServer, b64};
 use serde_json::json;
 use starling_server::frames::{self, client_frame, server_frame};
 use starling_server::store::{NewEnvelope, Store, now_millis};
+use starling_test_support::both_databases;
 
+/// Sends `content` from `auth` to `to`'s device 1 over HTTP.
 async fn send(server: &TestServer, auth: &str, to: &str, content: &[u8]) {
     let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(content) }] });
     let (status, body) = server
@@ -20,7 +22,7 @@ async fn send(server: &TestServer, auth: &str, to: &str, content: &[u8]) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-async fn order_ack_and_redelivery(kind: Kind) {
+async fn order_ack_and_redelivery(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
@@ -76,12 +78,9 @@ async fn order_ack_and_redelivery(kind: Kind) {
     assert!(connections >= 1, "{text}");
     assert!(!text.contains("alice") && !text.contains("bob"));
 }
-crate::both_databases!(
-    delivery_order_and_acknowledgement,
-    super::order_ack_and_redelivery
-);
+both_databases!(delivery_order_and_acknowledgement, order_ack_and_redelivery);
 
-async fn sealed_and_ws_send(kind: Kind) {
+async fn sealed_and_ws_send(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
@@ -145,9 +144,9 @@ async fn sealed_and_ws_send(kind: Kind) {
         (json!([1]), json!([5]))
     );
 }
-crate::both_databases!(websocket_send_and_sealed_sender, super::sealed_and_ws_send);
+both_databases!(websocket_send_and_sealed_sender, sealed_and_ws_send);
 
-async fn malformed_frames(kind: Kind) {
+async fn malformed_frames(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     let mut ws = server.ws(&alice.auth).await;
@@ -186,11 +185,11 @@ async fn malformed_frames(kind: Kind) {
     assert_eq!(frame.request_id, 3);
     assert!(matches!(frame.body, Some(server_frame::Body::Response(r)) if r.status == 200));
 }
-crate::both_databases!(malformed_frames_get_an_error_frame, super::malformed_frames);
+both_databases!(malformed_frames_get_an_error_frame, malformed_frames);
 
-async fn survive_restart_and_expire(kind: Kind) {
-    let db = common::TestDb::new(kind).await;
-    let store = db.store().await;
+async fn survive_restart_and_expire(kind: DbKind) {
+    let db = TestDatabase::create(kind).await;
+    let store = common::open_store(&db).await;
     let now = now_millis();
     // A device to address.
     let device = starling_server::store::NewDevice {
@@ -215,7 +214,7 @@ async fn survive_restart_and_expire(kind: Kind) {
     store.close().await;
     drop(store);
     // A new process opens the same database.
-    let store = Store::open(Some(&db.url), db.dir.path()).await.unwrap();
+    let store = Store::open(Some(db.url()), db.dir()).await.unwrap();
     store.migrate().await.unwrap();
     let queued = store.envelopes_after(account, 1, 0, 10).await.unwrap();
     assert_eq!(queued.len(), 2);
@@ -230,12 +229,12 @@ async fn survive_restart_and_expire(kind: Kind) {
     );
     assert_eq!(store.queue_stats().await.unwrap().count, 1);
 }
-crate::both_databases!(
+both_databases!(
     envelopes_survive_restart_and_expire,
-    super::survive_restart_and_expire
+    survive_restart_and_expire
 );
 
-async fn removing_a_device_drops_its_queue(kind: Kind) {
+async fn removing_a_device_drops_its_queue(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
@@ -250,4 +249,4 @@ async fn removing_a_device_drops_its_queue(kind: Kind) {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
-crate::both_databases!(device_removal, super::removing_a_device_drops_its_queue);
+both_databases!(device_removal, removing_a_device_drops_its_queue);

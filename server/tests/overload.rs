@@ -9,13 +9,11 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use common::{Kind, TestServer, b64, envelope};
+use axum::http::StatusCode;
+use common::{DbKind, JsonRequest, TestServer, b64, envelope};
 use serde_json::json;
-use starling_server::app;
 use starling_server::frames::{self, client_frame, server_frame};
-use tower::ServiceExt;
+use starling_test_support::both_databases;
 
 /// A send over the WebSocket; returns the response's status and body.
 async fn ws_send(ws: &mut common::Ws, destination: &str) -> (u32, serde_json::Value) {
@@ -45,7 +43,7 @@ async fn queued(server: &TestServer) -> i64 {
     server.state.store.queue_stats().await.unwrap().count
 }
 
-async fn busy_writer_refuses_sends(kind: Kind) {
+async fn busy_writer_refuses_sends(kind: DbKind) {
     let server = TestServer::start_with(kind, |config| {
         config.messages.busy_at_queued_writes = 0;
     })
@@ -55,18 +53,17 @@ async fn busy_writer_refuses_sends(kind: Kind) {
 
     // HTTP: 503, a stable code, and when to come back.
     let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"hello") }] });
-    let request = Request::builder()
-        .method("PUT")
-        .uri("/v1/messages/bob")
-        .header("authorization", &alice.auth)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = app(server.state.clone()).oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let reply = server
+        .send(
+            JsonRequest::put("/v1/messages/bob")
+                .auth(Some(&alice.auth))
+                .json(&body),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
-        response.headers().get(header::RETRY_AFTER).unwrap(),
-        "1",
+        reply.header("retry-after"),
+        Some("1"),
         "a busy refusal says when to retry"
     );
     let (status, body) = server
@@ -114,12 +111,12 @@ async fn busy_writer_refuses_sends(kind: Kind) {
     bob_ws.ack(vec![delivered[0].id.clone()]).await;
     assert_eq!(queued(&server).await, 0);
 }
-crate::both_databases!(
+both_databases!(
     a_busy_writer_refuses_sends_and_stores_nothing,
-    super::busy_writer_refuses_sends
+    busy_writer_refuses_sends
 );
 
-async fn default_mark_stores(kind: Kind) {
+async fn default_mark_stores(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     server.register("bob", 2).await;
@@ -129,12 +126,9 @@ async fn default_mark_stores(kind: Kind) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(queued(&server).await, 1);
 }
-crate::both_databases!(
-    with_room_in_the_queue_sends_are_stored,
-    super::default_mark_stores
-);
+both_databases!(with_room_in_the_queue_sends_are_stored, default_mark_stores);
 
-async fn busy_refusals_spend_no_rate_limit(kind: Kind) {
+async fn busy_refusals_spend_no_rate_limit(kind: DbKind) {
     let server = TestServer::start_with(kind, |config| {
         config.messages.busy_at_queued_writes = 0;
         config.messages.sends_per_second = 1;
@@ -162,7 +156,7 @@ async fn busy_refusals_spend_no_rate_limit(kind: Kind) {
         assert_eq!(body["code"], "server_busy");
     }
 }
-crate::both_databases!(
+both_databases!(
     busy_refusals_leave_the_rate_limit_untouched,
-    super::busy_refusals_spend_no_rate_limit
+    busy_refusals_spend_no_rate_limit
 );

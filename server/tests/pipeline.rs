@@ -9,12 +9,14 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Kind, TestServer, b64, envelope};
+use common::{DbKind, TestServer, b64, envelope};
 use serde_json::json;
 use starling_server::frames::{self, client_frame, server_frame};
 use starling_server::store::{BatchOp, NewEnvelope, WriteError};
 use starling_server::ws::MAX_IN_FLIGHT;
+use starling_test_support::both_databases;
 
+/// The account id of `username`.
 async fn account_id(server: &TestServer, username: &str) -> i64 {
     server
         .state
@@ -39,7 +41,7 @@ async fn queue_of(server: &TestServer, account_id: i64) -> Vec<(i64, Vec<u8>)> {
         .collect()
 }
 
-async fn full_window_keeps_order(kind: Kind) {
+async fn full_window_keeps_order(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
@@ -88,12 +90,9 @@ async fn full_window_keeps_order(kind: Kind) {
     expected.push(b"live".to_vec());
     assert_eq!(next, expected);
 }
-crate::both_databases!(
-    a_full_window_keeps_queue_order,
-    super::full_window_keeps_order
-);
+both_databases!(a_full_window_keeps_queue_order, full_window_keeps_order);
 
-async fn pipelined_sends_keep_order(kind: Kind) {
+async fn pipelined_sends_keep_order(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
@@ -138,12 +137,9 @@ async fn pipelined_sends_keep_order(kind: Kind) {
     let expected: Vec<Vec<u8>> = (1..=20u8).filter(|i| *i != 10).map(|i| vec![i]).collect();
     assert_eq!(contents, expected);
 }
-crate::both_databases!(
-    pipelined_sends_keep_their_order,
-    super::pipelined_sends_keep_order
-);
+both_databases!(pipelined_sends_keep_their_order, pipelined_sends_keep_order);
 
-async fn batch_numbers_match_the_queue(kind: Kind) {
+async fn batch_numbers_match_the_queue(kind: DbKind) {
     let server = TestServer::start(kind).await;
     server.register("bob", 2).await;
     let bob_id = account_id(&server, "bob").await;
@@ -172,12 +168,12 @@ async fn batch_numbers_match_the_queue(kind: Kind) {
         .collect();
     assert_eq!(indices, (0..300).collect::<Vec<_>>());
 }
-crate::both_databases!(
+both_databases!(
     batch_sequence_numbers_match_the_queue,
-    super::batch_numbers_match_the_queue
+    batch_numbers_match_the_queue
 );
 
-async fn failed_batch_leaves_nothing(kind: Kind) {
+async fn failed_batch_leaves_nothing(kind: DbKind) {
     let server = TestServer::start(kind).await;
     server.register("bob", 2).await;
     let bob_id = account_id(&server, "bob").await;
@@ -199,12 +195,9 @@ async fn failed_batch_leaves_nothing(kind: Kind) {
     store.insert_envelopes(&good).await.unwrap();
     assert_eq!(queue_of(&server, bob_id).await.len(), 3);
 }
-crate::both_databases!(
-    a_failed_batch_leaves_nothing,
-    super::failed_batch_leaves_nothing
-);
+both_databases!(a_failed_batch_leaves_nothing, failed_batch_leaves_nothing);
 
-async fn one_bad_write_fails_alone(kind: Kind) {
+async fn one_bad_write_fails_alone(kind: DbKind) {
     let server = TestServer::start(kind).await;
     server.register("bob", 2).await;
     let bob_id = account_id(&server, "bob").await;
@@ -243,7 +236,7 @@ async fn one_bad_write_fails_alone(kind: Kind) {
         ]
     );
 }
-crate::both_databases!(
+both_databases!(
     one_bad_write_fails_alone_and_the_others_are_stored,
-    super::one_bad_write_fails_alone
+    one_bad_write_fails_alone
 );

@@ -2,6 +2,11 @@
 //! endpoint (a local HTTP server) gets a content-free POST, coalesced; a
 //! connected device gets none; a 404 endpoint is dropped; internal
 //! addresses are refused unless configured.
+//!
+//! A wake-up that must *not* happen is checked against one that must: the
+//! server sends wake-ups one at a time, in the order the envelopes were
+//! committed, so once a later device's wake-up has arrived, any for the
+//! earlier envelopes would have arrived before it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,23 +15,28 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::{Kind, TestServer, b64};
+use common::{DbKind, TestServer, b64};
 use serde_json::json;
+use starling_test_support::{both_databases, wait_until};
 
-/// A local push endpoint recording the bodies it receives; `/gone`
-/// answers 404.
-async fn endpoint() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let received = Arc::new(Mutex::new(Vec::new()));
+/// Wake-ups received: the name in the endpoint's path, and the body.
+type WakeUps = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A local push endpoint recording the wake-ups it receives at
+/// `/wake/{name}`; `/gone` answers 404.
+async fn endpoint() -> (String, WakeUps) {
+    let received = WakeUps::default();
     let sink = received.clone();
     let router = axum::Router::new()
         .route(
-            "/wake",
-            post(move |body: axum::body::Bytes| {
+            "/wake/{name}",
+            post(move |Path(name): Path<String>, body: axum::body::Bytes| {
                 let sink = sink.clone();
                 async move {
-                    sink.lock().unwrap().push(body.to_vec());
+                    sink.lock().unwrap().push((name, body.to_vec()));
                     StatusCode::CREATED
                 }
             }),
@@ -40,20 +50,27 @@ async fn endpoint() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
     (base, received)
 }
 
-async fn wait_for(received: &Mutex<Vec<Vec<u8>>>, count: usize) {
-    for _ in 0..100 {
-        if received.lock().unwrap().len() >= count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "expected {count} wake-ups, got {}",
-        received.lock().unwrap().len()
-    );
+/// The names woken so far, in order.
+fn woken(received: &Mutex<Vec<(String, Vec<u8>)>>) -> Vec<String> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
-async fn wake_ups(kind: Kind) {
+/// Waits until `name` has been woken.
+async fn wait_for_wake_up(received: &Mutex<Vec<(String, Vec<u8>)>>, name: &str) {
+    wait_until(
+        Duration::from_secs(10),
+        format!("{name}'s wake-up"),
+        || async { woken(received).iter().any(|n| n == name) },
+    )
+    .await;
+}
+
+async fn wake_ups(kind: DbKind) {
     let (base, received) = endpoint().await;
     let server = TestServer::start_with(kind, |c| {
         c.push.allow_private_addresses = true;
@@ -62,17 +79,20 @@ async fn wake_ups(kind: Kind) {
     })
     .await;
     let alice = server.register("alice", 1).await;
-    let bob = server.register("bob", 2).await;
-    let carol = server.register("carol", 3).await;
-    let (status, _) = server
-        .request(
-            "PUT",
-            "/v1/push",
-            Some(&bob.auth),
-            Some(json!({ "endpoint": format!("{base}/wake") })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let mut others = Vec::new();
+    for (seed, name) in (2..).zip(["bob", "carol", "dave", "erin"]) {
+        let user = server.register(name, seed).await;
+        let (status, _) = server
+            .request(
+                "PUT",
+                "/v1/push",
+                Some(&user.auth),
+                Some(json!({ "endpoint": format!("{base}/wake/{name}") })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        others.push(user);
+    }
     let send = |to: &'static str| {
         let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"secret words") }] });
         let server = &server;
@@ -90,34 +110,28 @@ async fn wake_ups(kind: Kind) {
         }
     };
     send("bob").await;
-    wait_for(&received, 1).await;
+    wait_for_wake_up(&received, "bob").await;
     assert_eq!(
         received.lock().unwrap()[0],
-        Vec::<u8>::new(),
+        ("bob".to_owned(), Vec::<u8>::new()),
         "a wake-up carries nothing"
     );
     // Coalesced: more envelopes within the interval wake nobody again.
     send("bob").await;
     send("bob").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(received.lock().unwrap().len(), 1);
+    send("dave").await;
+    wait_for_wake_up(&received, "dave").await;
+    assert_eq!(woken(&received), ["bob", "dave"]);
 
     // A connected device is woken over its socket, not by push.
-    let (status, _) = server
-        .request(
-            "PUT",
-            "/v1/push",
-            Some(&carol.auth),
-            Some(json!({ "endpoint": format!("{base}/wake") })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let carol = &others[1];
     let mut ws = server.ws(&carol.auth).await;
     ws.drain().await;
     send("carol").await;
     ws.next_envelope().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(received.lock().unwrap().len(), 1);
+    send("erin").await;
+    wait_for_wake_up(&received, "erin").await;
+    assert_eq!(woken(&received), ["bob", "dave", "erin"]);
     drop(ws);
 
     // A dead endpoint is dropped.
@@ -132,26 +146,31 @@ async fn wake_ups(kind: Kind) {
     assert_eq!(status, StatusCode::OK);
     let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"x") }] });
     server
-        .request("PUT", "/v1/messages/alice", Some(&bob.auth), Some(body))
+        .request(
+            "PUT",
+            "/v1/messages/alice",
+            Some(&others[0].auth),
+            Some(body),
+        )
         .await;
-    for _ in 0..100 {
-        if server
-            .state
-            .store
-            .push_endpoint(1, 1)
-            .await
-            .unwrap()
-            .is_none()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(server.state.store.push_endpoint(1, 1).await.unwrap(), None);
+    wait_until(
+        Duration::from_secs(10),
+        "alice's endpoint to be dropped after its 404",
+        || async {
+            server
+                .state
+                .store
+                .push_endpoint(1, 1)
+                .await
+                .unwrap()
+                .is_none()
+        },
+    )
+    .await;
 }
-crate::both_databases!(offline_devices_get_a_content_free_wake_up, super::wake_ups);
+both_databases!(offline_devices_get_a_content_free_wake_up, wake_ups);
 
-async fn internal_endpoints_refused(kind: Kind) {
+async fn internal_endpoints_refused(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     for endpoint in [
@@ -179,7 +198,7 @@ async fn internal_endpoints_refused(kind: Kind) {
     }
     assert_eq!(server.state.store.push_endpoint(1, 1).await.unwrap(), None);
 }
-crate::both_databases!(
+both_databases!(
     internal_push_endpoints_are_refused,
-    super::internal_endpoints_refused
+    internal_endpoints_refused
 );

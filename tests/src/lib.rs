@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: starts the real `starling-server`
 //! binary (self-signed TLS, SQLite in a temporary folder or a fresh
-//! PostgreSQL database) and gives tests clients and the `starling` command.
+//! PostgreSQL database, both from `starling-test-support`) and gives tests
+//! clients and the `starling` command.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,39 +11,18 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sqlx::Connection;
 use starling_client::{Client, Event, ServerConfig, StoreKey};
+pub use starling_test_support::DbKind;
+use starling_test_support::{TestDatabase, WatchedChild, metrics};
 
 mod relay;
-pub use relay::TestRelay;
+pub use relay::{TestRelay, wait_for_participants};
 
-/// Which database the server runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs a test body once per database.
-#[macro_export]
-macro_rules! both_databases {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$body($crate::Db::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$body($crate::Db::Postgres).await;
-            }
-        }
-    };
-}
+/// How long a server or relay may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A binary of the workspace, next to this test's executable.
 pub fn workspace_binary(name: &str) -> PathBuf {
@@ -70,93 +50,57 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A running server.
+/// A running `starling-server`: self-signed TLS on a loopback port, its
+/// data folder and log in a temporary folder, and its database.
 pub struct TestServer {
-    pub dir: tempfile::TempDir,
+    /// The server's database (on SQLite, the file in its data folder) and
+    /// the temporary folder holding everything the server writes.
+    pub db: TestDatabase,
+    /// Its base URL, `https://127.0.0.1:PORT`.
     pub url: String,
+    /// Its certificate's SHA-256 fingerprint, as clients pin it.
     pub fingerprint: String,
-    pub database_url: String,
+    /// Where its stdout and stderr go.
     pub log_path: PathBuf,
     log_filter: String,
     port: u16,
-    child: Child,
-    pg_name: Option<String>,
+    child: WatchedChild,
     extra_env: Vec<(String, String)>,
 }
 
 impl TestServer {
     /// Starts a server on `db` with open registration.
-    pub async fn start(db: Db) -> Self {
+    pub async fn start(db: DbKind) -> Self {
         Self::start_with(db, "info").await
     }
 
     /// Starts a server with a log filter (`RUST_LOG`).
-    pub async fn start_with(db: Db, log_filter: &str) -> Self {
+    pub async fn start_with(db: DbKind, log_filter: &str) -> Self {
         Self::start_with_env(db, log_filter, Vec::new()).await
     }
 
     /// Starts a server with extra environment variables.
     pub async fn start_with_env(
-        db: Db,
+        db: DbKind,
         log_filter: &str,
         extra_env: Vec<(String, String)>,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (database_url, pg_name) = match db {
-            // The server's default: SQLite in its data folder.
-            Db::Sqlite => (
-                format!("sqlite://{}", dir.path().join("data/starling.db").display()),
-                None,
-            ),
-            Db::Postgres => {
-                let admin = std::env::var("STARLING_TEST_POSTGRES")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-                let name = format!(
-                    "starling_e2e_{}_{}",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::Relaxed)
-                );
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("PostgreSQL must be running");
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                let base = admin.rsplit_once('/').unwrap().0;
-                (format!("{base}/{name}"), Some(name))
-            }
-        };
+        // On SQLite, the server's default: a file in its data folder.
+        let db = TestDatabase::create_with_sqlite_file(db, "data/starling.db").await;
         let port = free_port();
-        let log_path = dir.path().join("server.log");
-        let child = spawn_server(
-            dir.path(),
-            &database_url,
-            port,
-            log_filter,
-            &log_path,
-            &extra_env,
-        );
-        let mut server = Self {
+        let log_path = db.dir().join("server.log");
+        let mut child = spawn_server(&db, port, log_filter, &log_path, &extra_env);
+        let fingerprint = wait_ready(&mut child, port).await;
+        Self {
             url: format!("https://127.0.0.1:{port}"),
-            fingerprint: String::new(),
-            database_url,
+            fingerprint,
             log_path,
             log_filter: log_filter.to_owned(),
             port,
             child,
-            pg_name,
-            dir,
+            db,
             extra_env,
-        };
-        server.fingerprint = server.wait_ready().await;
-        server
+        }
     }
 
     /// Kills the server (SIGKILL) and starts it again on the same port,
@@ -165,35 +109,27 @@ impl TestServer {
         self.stop();
         std::fs::write(&self.log_path, b"").unwrap();
         self.child = spawn_server(
-            self.dir.path(),
-            &self.database_url,
+            &self.db,
             self.port,
             &self.log_filter,
             &self.log_path,
             &self.extra_env,
         );
-        let fingerprint = self.wait_ready().await;
+        let fingerprint = wait_ready(&mut self.child, self.port).await;
         assert_eq!(
             fingerprint, self.fingerprint,
             "the certificate survives a restart"
         );
     }
 
-    async fn wait_ready(&mut self) -> String {
-        for _ in 0..300 {
-            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-            if let Some(line) = log.lines().find(|l| l.contains("fingerprint:")) {
-                let fingerprint = line.rsplit(' ').next().unwrap().trim().to_owned();
-                if log.contains("listening on") {
-                    return fingerprint;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("server exited with {status}: {log}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server did not start");
+    /// The server's database URL (`sqlite://…` or `postgres://…`).
+    pub fn database_url(&self) -> &str {
+        self.db.url()
+    }
+
+    /// The temporary folder holding all the server writes.
+    pub fn dir(&self) -> &Path {
+        self.db.dir()
     }
 
     /// The configuration clients use.
@@ -206,7 +142,7 @@ impl TestServer {
 
     /// A single-use invite code from `starling-server admin invite`.
     pub fn invite(&self) -> String {
-        let output = server_command(self.dir.path(), &self.database_url)
+        let output = server_command(&self.db)
             .args(["admin", "invite"])
             .output()
             .unwrap();
@@ -220,7 +156,7 @@ impl TestServer {
 
     /// Runs `starling-server admin ARGS` against this server's database.
     pub fn admin(&self, args: &[&str]) -> String {
-        let output = server_command(self.dir.path(), &self.database_url)
+        let output = server_command(&self.db)
             .arg("admin")
             .args(args)
             .output()
@@ -235,7 +171,14 @@ impl TestServer {
 
     /// The server's data folder.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.dir().join("data")
+    }
+
+    /// The server's Prometheus metrics (`/metrics`).
+    pub async fn metrics(&self) -> String {
+        metrics::scrape(&format!("{}/metrics", self.url))
+            .await
+            .unwrap()
     }
 
     /// Registers a library client in a fresh home.
@@ -248,74 +191,64 @@ impl TestServer {
         TestClient { client, home, key }
     }
 
-    /// Stops the server (SIGKILL) — used before scanning its files.
+    /// Stops the server (SIGKILL) — used before scanning its files; all
+    /// it printed is in its log when this returns.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 
+/// Starts the server binary on `db`, listening on `port`, its output
+/// appended to `log_path`.
 fn spawn_server(
-    dir: &Path,
-    database_url: &str,
+    db: &TestDatabase,
     port: u16,
     log_filter: &str,
     log_path: &Path,
     extra_env: &[(String, String)],
-) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
-        .unwrap();
-    server_command(dir, database_url)
+) -> WatchedChild {
+    let mut command = server_command(db);
+    command
         .env("STARLING_LISTEN", format!("127.0.0.1:{port}"))
         .env("STARLING_OPEN_REGISTRATION", "true")
         .env("RUST_LOG", log_filter)
-        .envs(extra_env.iter().map(|(k, v)| (k, v)))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        .envs(extra_env.iter().map(|(k, v)| (k, v)));
+    WatchedChild::spawn("starling-server", &mut command, Some(log_path))
 }
 
-fn server_command(dir: &Path, database_url: &str) -> Command {
+/// Waits until the server printed its certificate's fingerprint and
+/// accepts connections; returns the fingerprint.
+async fn wait_ready(child: &mut WatchedChild, port: u16) -> String {
+    let line = child
+        .wait_for_line(START_TIMEOUT, "its certificate fingerprint", |l| {
+            l.contains("fingerprint:")
+        })
+        .await;
+    // The line is printed just before the server binds its port.
+    child
+        .wait_for_port(START_TIMEOUT, ([127, 0, 0, 1], port).into())
+        .await;
+    line.rsplit(' ').next().unwrap().trim().to_owned()
+}
+
+/// `starling-server` with its data folder and database set.
+fn server_command(db: &TestDatabase) -> Command {
     let mut command = Command::new(workspace_binary("starling-server"));
     command
-        .env("STARLING_DATA_DIR", dir.join("data"))
+        .env("STARLING_DATA_DIR", db.dir().join("data"))
         .env_remove("STARLING_TLS_MODE")
         .stdin(Stdio::null());
-    if database_url.starts_with("postgres") {
-        command.env("DATABASE_URL", database_url);
-    } else {
-        command.env_remove("DATABASE_URL");
-    }
+    match db.kind() {
+        DbKind::Postgres => command.env("DATABASE_URL", db.url()),
+        DbKind::Sqlite => command.env_remove("DATABASE_URL"),
+    };
     command
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // The server goes before its database does (the field's drop).
         self.stop();
-        if let Some(name) = self.pg_name.take() {
-            let admin = std::env::var("STARLING_TEST_POSTGRES")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-            // Best effort, on a fresh thread with its own runtime.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async move {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut conn)
-                                .await;
-                    }
-                });
-            })
-            .join();
-        }
     }
 }
 
@@ -376,6 +309,7 @@ impl TestClient {
     }
 }
 
+/// How many of `events` are messages.
 pub fn message_count(events: &[Event]) -> usize {
     events
         .iter()

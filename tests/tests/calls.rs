@@ -7,11 +7,13 @@
 use std::time::Duration;
 
 use starling_client::{CallOptions, Event};
-use starling_e2e::{Db, TestRelay};
+use starling_e2e::TestRelay;
+use starling_e2e::wait_for_participants;
+use starling_test_support::{DbKind, metrics, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_to_one_call_delivers_every_frame_intact_both_ways() {
-    let (server, relay) = TestRelay::start(Db::Sqlite).await;
+    let (server, relay) = TestRelay::start(DbKind::Sqlite).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
     alice.client.send_text("bob", "call me").await.unwrap();
@@ -65,7 +67,7 @@ async fn what_the_relay_forwards_cannot_be_decrypted_without_the_call_keys() {
     use starling_client::call::keys::{FrameDecryptor, OpenError};
     use starling_client::call::media::MediaSession;
 
-    let (server, _relay) = TestRelay::start(Db::Sqlite).await;
+    let (server, _relay) = TestRelay::start(DbKind::Sqlite).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
     // Mallory has an account, and, like the relay's operator, a valid token
@@ -120,7 +122,7 @@ async fn what_the_relay_forwards_cannot_be_decrypted_without_the_call_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_call_of_six_rekeys_at_every_join_and_leave() {
-    let (server, _relay) = TestRelay::start(Db::Sqlite).await;
+    let (server, relay) = TestRelay::start(DbKind::Sqlite).await;
     let names = ["alice", "bob", "carol", "dave", "erin", "frank"];
     let mut clients = Vec::new();
     for name in names {
@@ -144,14 +146,18 @@ async fn a_group_call_of_six_rekeys_at_every_join_and_leave() {
     };
     let mut callees = Vec::new();
     for (i, mut member) in clients.into_iter().enumerate() {
-        // erin (i = 3) joins two seconds late; frank (i = 4) leaves early.
-        let (delay, stay) = match i {
-            3 => (2, 5),
-            4 => (0, 4),
-            _ => (0, 8),
+        // erin (i = 3) joins late, once the caller and the four others are
+        // on the relay; frank (i = 4) leaves early.
+        let (late, stay) = match i {
+            3 => (true, 5),
+            4 => (false, 4),
+            _ => (false, 8),
         };
+        let relay_url = relay.url.clone();
         callees.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(delay)).await;
+            if late {
+                wait_for_participants(&relay_url, Duration::from_secs(30), 5).await;
+            }
             let report = member
                 .client
                 .answer_call(Duration::from_secs(30), options(stay))
@@ -218,7 +224,7 @@ fn starling(home: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_places_and_answers_a_call_and_reports_it() {
-    let (server, _relay) = TestRelay::start(Db::Sqlite).await;
+    let (server, _relay) = TestRelay::start(DbKind::Sqlite).await;
     let homes = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     for (home, name) in homes.iter().zip(["alice", "bob"]) {
         let invite = server.invite();
@@ -244,7 +250,16 @@ async fn the_command_places_and_answers_a_call_and_reports_it() {
             &["answer", "--wait", "30", "--duration", "4", "--audio-only"],
         )
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Bob's `answer` is connected and ringing before the call is placed.
+    wait_until(
+        Duration::from_secs(30),
+        "bob's answer to connect",
+        || async {
+            let metrics = server.metrics().await;
+            metrics::value(&metrics, "starling_websocket_connections").unwrap_or(0.0) >= 1.0
+        },
+    )
+    .await;
     let caller = starling(
         homes[0].path(),
         &["call", "bob", "--duration", "4", "--audio-only"],
@@ -270,7 +285,7 @@ async fn the_command_places_and_answers_a_call_and_reports_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_killed_without_hanging_up_is_dropped_and_freed() {
-    let (server, relay) = TestRelay::start(Db::Sqlite).await;
+    let (server, relay) = TestRelay::start(DbKind::Sqlite).await;
     let mut alice = server.client("alice").await;
     let bob_home = tempfile::tempdir().unwrap();
     let invite = server.invite();
@@ -297,25 +312,19 @@ async fn a_participant_killed_without_hanging_up_is_dropped_and_freed() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Bob is killed two seconds after both are on the relay.
-    let metrics_url = format!("{}/metrics", relay.url);
+    // Bob is killed once media has flowed for a while: both are on the
+    // relay and it has forwarded about two seconds of audio both ways.
+    let relay_url = relay.url.clone();
     let killer = tokio::spawn(async move {
-        for _ in 0..300 {
-            let metrics = reqwest::get(&metrics_url)
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            if metrics
-                .lines()
-                .any(|l| l == "starling_relay_participants 2")
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        wait_for_participants(&relay_url, Duration::from_secs(30), 2).await;
+        let metrics_url = format!("{relay_url}/metrics");
+        wait_until(Duration::from_secs(30), "200 packets forwarded", || async {
+            metrics::scrape(&metrics_url).await.is_ok_and(|text| {
+                metrics::value(&text, "starling_relay_forwarded_packets_total")
+                    .is_some_and(|n| n >= 200.0)
+            })
+        })
+        .await;
         bob.kill().unwrap();
         bob.wait().unwrap();
     });
@@ -338,16 +347,7 @@ async fn a_participant_killed_without_hanging_up_is_dropped_and_freed() {
     assert!(started.elapsed() < Duration::from_secs(55), "{report:?}");
     assert!(report.frames_received > 20, "{report:?}");
     // The relay freed Bob's leg too.
-    let mut metrics = String::new();
-    for _ in 0..40 {
-        metrics = relay.metrics().await;
-        if metrics
-            .lines()
-            .any(|l| l == "starling_relay_participants 0")
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("the relay still holds participants: {metrics}");
+    relay
+        .wait_for_participants(Duration::from_secs(30), 0)
+        .await;
 }

@@ -9,14 +9,17 @@ use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
-use starling_e2e::{Db, TestServer, both_databases, workspace_binary};
+use starling_e2e::{TestServer, workspace_binary};
+use starling_test_support::{DbKind, both_databases};
 
+/// The `starling` command with one home, as one person uses it.
 struct Cli<'a> {
     server: &'a TestServer,
     home: tempfile::TempDir,
 }
 
 impl<'a> Cli<'a> {
+    /// A person with an empty home for the command.
     fn new(server: &'a TestServer) -> Self {
         Self {
             server,
@@ -24,6 +27,7 @@ impl<'a> Cli<'a> {
         }
     }
 
+    /// Runs `starling --home HOME ARGS` with `passphrase`.
     fn run_with(&self, passphrase: &str, args: &[&str]) -> Output {
         std::process::Command::new(workspace_binary("starling"))
             .arg("--home")
@@ -52,6 +56,22 @@ impl<'a> Cli<'a> {
             .collect()
     }
 
+    /// Runs `receive` until a message is among what arrived (receipts
+    /// and other events may come first); at most 30 s.
+    fn receive_a_message(&self) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut received = Vec::new();
+        while messages(&received).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no message arrived within 30 s: {received:?}"
+            );
+            received.extend(self.json(&["receive", "--wait", "10"]));
+        }
+        received
+    }
+
+    /// Registers `username` with a fresh invite code.
     fn register(&self, username: &str) {
         let invite = self.server.invite();
         let lines = self.json(&[
@@ -69,11 +89,12 @@ impl<'a> Cli<'a> {
     }
 }
 
+/// The message events among JSON lines.
 fn messages(lines: &[Value]) -> Vec<&Value> {
     lines.iter().filter(|l| l["event"] == "message").collect()
 }
 
-async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: Db) {
+async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: DbKind) {
     let server = TestServer::start(db).await;
     let alice = Cli::new(&server);
     let bob = Cli::new(&server);
@@ -119,7 +140,9 @@ async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: Db) {
         use std::io::Write;
         let mut stdin = chat.stdin.take().unwrap();
         stdin.write_all(b"typed in the chat\n").unwrap();
-        std::thread::sleep(std::time::Duration::from_secs(2));
+        // The chat quits once what was typed reached bob.
+        let in_chat = bob.receive_a_message();
+        assert_eq!(messages(&in_chat)[0]["body"], "typed in the chat");
         stdin.write_all(b"/quit\n").unwrap();
     }
     let finished = chat.wait_with_output().unwrap();
@@ -128,8 +151,6 @@ async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: Db) {
         "{}",
         String::from_utf8_lossy(&finished.stderr)
     );
-    let in_chat = bob.json(&["receive", "--wait", "10"]);
-    assert_eq!(messages(&in_chat)[0]["body"], "typed in the chat");
 
     // A file, saved by the recipient.
     let dir = tempfile::tempdir().unwrap();
@@ -201,6 +222,7 @@ both_databases!(
     a_person_can_chat_share_a_file_and_verify_with_the_command
 );
 
+/// The one line a failed command printed on stderr.
 fn error_line(output: &Output) -> String {
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr.clone()).unwrap();
@@ -211,7 +233,7 @@ fn error_line(output: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_one_clear_line() {
-    let server = TestServer::start(Db::Sqlite).await;
+    let server = TestServer::start(DbKind::Sqlite).await;
     let alice = Cli::new(&server);
     // Not registered yet.
     let line = error_line(&alice.run_with("pw-one", &["send", "bob", "hi"]));

@@ -1,12 +1,17 @@
-//! A 100 MiB file, encrypted, uploaded, downloaded and decrypted through
-//! the real server with bounded client memory and the right digest, on
-//! SQLite and on PostgreSQL.
+//! Files through the real server: a 100 MiB file, encrypted, uploaded,
+//! downloaded and decrypted with bounded client memory and the right
+//! digest; uploads and downloads resume where they broke off (both on
+//! SQLite and on PostgreSQL); and saving a received file never overwrites
+//! a file nor follows a symlink (SQLite only).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::time::Duration;
+
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use starling_e2e::{Db, TestServer, both_databases};
+use starling_e2e::TestServer;
+use starling_test_support::{DbKind, Wait, both_databases};
 
 /// Peak resident memory of this process so far (VmHWM), in KiB.
 fn peak_rss_kib() -> u64 {
@@ -15,9 +20,10 @@ fn peak_rss_kib() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// The size of the file sent.
 const SIZE: usize = 100 * 1024 * 1024;
 
-async fn a_100_mib_file_round_trips_with_bounded_memory(db: Db) {
+async fn a_100_mib_file_round_trips_with_bounded_memory(db: DbKind) {
     let server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
@@ -93,7 +99,7 @@ fn stored_attachment_bytes(server: &TestServer) -> u64 {
     walk(&server.data_dir().join("attachments"))
 }
 
-async fn transfers_resume_after_the_connection_drops(db: Db) {
+async fn transfers_resume_after_the_connection_drops(db: DbKind) {
     const SIZE: usize = 48 * 1024 * 1024;
     let mut server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
@@ -119,12 +125,11 @@ async fn transfers_resume_after_the_connection_drops(db: Db) {
             .await;
         (alice, id, progress)
     });
-    let mut waited = 0;
-    while stored_attachment_bytes(&server) < 20 * 1024 * 1024 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        waited += 1;
-        assert!(waited < 4000, "the upload never started");
-    }
+    // Checked often: the upload passes through this state quickly.
+    Wait::new(Duration::from_secs(60), "20 MiB of the upload to be stored")
+        .every(Duration::from_millis(5))
+        .until(|| async { stored_attachment_bytes(&server) >= 20 * 1024 * 1024 })
+        .await;
     assert!(
         stored_attachment_bytes(&server) < SIZE as u64,
         "the upload finished before the restart"
@@ -192,3 +197,68 @@ impl starling_client::Progress for Recorder {
     fn finish(&mut self) {}
 }
 both_databases!(resumable, transfers_resume_after_the_connection_drops);
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saving_never_overwrites_nor_follows_a_symlink() {
+    let server = TestServer::start(DbKind::Sqlite).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("notes.txt");
+    std::fs::write(&source, b"attachment body").unwrap();
+    alice
+        .client
+        .send_file(
+            "bob",
+            &source,
+            starling_client::content::AttachmentKind::File,
+            "",
+            &mut (),
+        )
+        .await
+        .unwrap();
+    let received = bob.messages(1).await;
+    let id = hex::decode(&received[0].message_id).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, out.path().join("notes.txt")).unwrap();
+    let mut saved = Vec::new();
+    for _ in 0..2 {
+        saved.push(
+            bob.client
+                .save_attachment(&id, out.path(), &mut ())
+                .await
+                .unwrap(),
+        );
+    }
+    // A file path that is taken gets a number too.
+    let taken = out.path().join("notes (1).txt");
+    saved.push(
+        bob.client
+            .save_attachment(&id, &taken, &mut ())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        saved,
+        [
+            out.path().join("notes (1).txt"),
+            out.path().join("notes (2).txt"),
+            out.path().join("notes (1) (1).txt"),
+        ]
+    );
+    for file in &saved {
+        assert_eq!(std::fs::read(file).unwrap(), b"attachment body");
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    let link = std::fs::symlink_metadata(out.path().join("notes.txt")).unwrap();
+    assert!(link.file_type().is_symlink());
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        4,
+        "no temporary files left"
+    );
+}

@@ -6,9 +6,10 @@
 
 use sqlx::Connection;
 use starling_client::{ClientError, Event};
-use starling_e2e::{Db, TestServer, both_databases, texts};
+use starling_e2e::{TestServer, texts};
+use starling_test_support::{DbKind, both_databases};
 
-async fn direct_messages_both_ways_and_in_order_after_being_offline(db: Db) {
+async fn direct_messages_both_ways_and_in_order_after_being_offline(db: DbKind) {
     let server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
@@ -82,7 +83,7 @@ both_databases!(
     direct_messages_both_ways_and_in_order_after_being_offline
 );
 
-async fn both_devices_of_an_account_see_the_whole_conversation(db: Db) {
+async fn both_devices_of_an_account_see_the_whole_conversation(db: DbKind) {
     let server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
@@ -156,7 +157,7 @@ both_databases!(
     both_devices_of_an_account_see_the_whole_conversation
 );
 
-async fn a_removed_group_member_can_read_nothing_sent_afterwards(db: Db) {
+async fn a_removed_group_member_can_read_nothing_sent_afterwards(db: DbKind) {
     let server = TestServer::start(db).await;
     let mut members = Vec::new();
     for name in ["ann", "ben", "cat", "dan", "eve"] {
@@ -244,7 +245,7 @@ both_databases!(
     a_removed_group_member_can_read_nothing_sent_afterwards
 );
 
-async fn a_new_identity_warns_and_blocks_a_verified_contact(db: Db) {
+async fn a_new_identity_warns_and_blocks_a_verified_contact(db: DbKind) {
     let server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
@@ -332,14 +333,15 @@ macro_rules! flip_last_bytes {
     }};
 }
 
-async fn tamper_with_queued_envelopes(server: &TestServer, db: Db) -> usize {
+/// Flips a byte of every queued envelope; returns how many there were.
+async fn tamper_with_queued_envelopes(server: &TestServer, db: DbKind) -> usize {
     match db {
-        Db::Sqlite => flip_last_bytes!(sqlx::SqliteConnection, &server.database_url),
-        Db::Postgres => flip_last_bytes!(sqlx::PgConnection, &server.database_url),
+        DbKind::Sqlite => flip_last_bytes!(sqlx::SqliteConnection, server.database_url()),
+        DbKind::Postgres => flip_last_bytes!(sqlx::PgConnection, server.database_url()),
     }
 }
 
-async fn a_tampered_envelope_is_reported_and_the_conversation_recovers(db: Db) {
+async fn a_tampered_envelope_is_reported_and_the_conversation_recovers(db: DbKind) {
     let server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
@@ -379,7 +381,7 @@ both_databases!(
     a_tampered_envelope_is_reported_and_the_conversation_recovers
 );
 
-async fn disappearing_messages_vanish_on_both_sides(db: Db) {
+async fn disappearing_messages_vanish_on_both_sides(db: DbKind) {
     let server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
@@ -403,6 +405,8 @@ async fn disappearing_messages_vanish_on_both_sides(db: Db) {
         .await
         .unwrap();
     alice.messages(1).await;
+    // The behaviour under test is time passing: the 2 s timer runs out
+    // (the clients read the wall clock, which a test cannot move).
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
     for side in [&alice, &bob] {
         side.client.delete_expired().await.unwrap();
@@ -431,7 +435,7 @@ async fn disappearing_messages_vanish_on_both_sides(db: Db) {
 }
 both_databases!(disappearing, disappearing_messages_vanish_on_both_sides);
 
-async fn prekeys_are_replenished_when_the_server_runs_low(db: Db) {
+async fn prekeys_are_replenished_when_the_server_runs_low(db: DbKind) {
     let server = TestServer::start(db).await;
     let alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
@@ -464,7 +468,7 @@ both_databases!(
     prekeys_are_replenished_when_the_server_runs_low
 );
 
-async fn a_redelivery_after_a_crash_before_the_ack_is_shown_once(db: Db) {
+async fn a_redelivery_after_a_crash_before_the_ack_is_shown_once(db: DbKind) {
     let server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;

@@ -5,11 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use starling_client::{Client, ClientError, Event};
-use starling_e2e::{Db, TestServer, texts};
+use starling_e2e::{TestServer, texts};
+use starling_test_support::DbKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_named_like_a_person_never_captures_their_messages() {
-    let server = TestServer::start(Db::Sqlite).await;
+    let server = TestServer::start(DbKind::Sqlite).await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
     let mut eve = server.client("eve").await;
@@ -71,7 +72,7 @@ async fn a_group_named_like_a_person_never_captures_their_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_home_in_use_cannot_be_opened_a_second_time() {
-    let server = TestServer::start(Db::Sqlite).await;
+    let server = TestServer::start(DbKind::Sqlite).await;
     let alice = server.client("alice").await;
     let second = Client::open(alice.home.path(), &alice.key).await;
     assert!(matches!(second, Err(ClientError::HomeInUse)), "{second:?}");

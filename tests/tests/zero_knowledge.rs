@@ -13,8 +13,10 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::RngCore;
 use starling_client::Event;
-use starling_e2e::{Db, TestServer};
+use starling_e2e::TestServer;
+use starling_test_support::DbKind;
 
+/// A random marker, recognisable in any file it ends up in.
 fn marker(label: &str) -> String {
     let mut bytes = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -41,6 +43,7 @@ fn encodings(marker: &str) -> Vec<Vec<u8>> {
     forms
 }
 
+/// Every file under `dir`, recursively.
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -79,7 +82,7 @@ fn scan(dir: &Path, markers: &[String]) -> Vec<(PathBuf, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_stores_no_content_and_the_scan_would_notice_if_it_did() {
-    let mut server = TestServer::start_with(Db::Sqlite, "debug").await;
+    let mut server = TestServer::start_with(DbKind::Sqlite, "debug").await;
     let mut alice = server.client("alice").await;
     let mut bob = server.client("bob").await;
     let mut carol = server.client("carol").await;
@@ -168,7 +171,7 @@ async fn the_server_stores_no_content_and_the_scan_would_notice_if_it_did() {
     server.stop();
     let mut all = markers.clone();
     all.push(planted.clone());
-    let found = scan(server.dir.path(), &all);
+    let found = scan(server.dir(), &all);
     assert!(
         found.iter().any(|(_, m)| *m == planted),
         "the scan missed the planted marker: {found:?}"

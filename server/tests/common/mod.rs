@@ -1,163 +1,55 @@
-//! Test harness: a fresh database of each kind (a temporary SQLite file, a
-//! new PostgreSQL database), the app on a loopback port, and clients for
-//! its HTTP and WebSocket APIs.
+//! The server's test harness: the app over a fresh database of each kind
+//! (from `starling-test-support`), on a loopback port for WebSockets and
+//! in process for HTTP, registered users with real identities and
+//! prekeys, and a WebSocket client that speaks the frames.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::BodyExt;
 use prost::Message as _;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use starling_server::config::Config;
 use starling_server::frames::{self, client_frame, server_frame};
 use starling_server::store::{NewEnvelope, Store, now_millis};
 use starling_server::{AppState, app};
+pub use starling_test_support::{DbKind, JsonRequest, Reply, TestDatabase};
 use tokio_tungstenite::tungstenite;
-use tower::ServiceExt;
 
-/// Where PostgreSQL test databases are created.
-pub fn postgres_admin_url() -> String {
-    std::env::var("STARLING_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh, migrated database, removed on drop (PostgreSQL: dropped by the
-/// next test run if this one is killed).
-pub struct TestDb {
-    pub kind: Kind,
-    pub url: String,
-    pub dir: tempfile::TempDir,
-    pg_name: Option<String>,
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-impl TestDb {
-    pub async fn new(kind: Kind) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        match kind {
-            Kind::Sqlite => {
-                let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                Self {
-                    kind,
-                    url,
-                    dir,
-                    pg_name: None,
-                }
-            }
-            Kind::Postgres => {
-                let name = format!(
-                    "starling_t_{}_{}",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::Relaxed)
-                );
-                let admin = postgres_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("PostgreSQL must be running for the tests (see .ci/test)");
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                let base = admin.rsplit_once('/').unwrap().0;
-                Self {
-                    kind,
-                    url: format!("{base}/{name}"),
-                    dir,
-                    pg_name: Some(name),
-                }
-            }
-        }
-    }
-
-    pub async fn store(&self) -> Store {
-        let store = Store::open(Some(&self.url), self.dir.path()).await.unwrap();
-        store.migrate().await.unwrap();
-        store
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(name) = self.pg_name.take() {
-            let admin = postgres_admin_url();
-            // Best effort, on a separate thread: Drop cannot await.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async move {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut conn)
-                                .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-/// Runs a test body once per database kind.
-#[macro_export]
-macro_rules! both_databases {
-    ($(#[$meta:meta])* $name:ident, $body:path) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $body($crate::common::Kind::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $body($crate::common::Kind::Postgres).await;
-            }
-        }
-    };
+/// A fresh, migrated store on `db`.
+pub async fn open_store(db: &TestDatabase) -> Store {
+    let store = Store::open(Some(db.url()), db.dir()).await.unwrap();
+    store.migrate().await.unwrap();
+    store
 }
 
 /// The app over a database, plus a loopback listener for WebSockets.
 pub struct TestServer {
-    pub db: TestDb,
+    pub db: TestDatabase,
     pub state: AppState,
     pub addr: std::net::SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TestServer {
-    pub async fn start(kind: Kind) -> Self {
+    /// The app with the default configuration on a fresh database.
+    pub async fn start(kind: DbKind) -> Self {
         Self::start_with(kind, |_| {}).await
     }
 
-    pub async fn start_with(kind: Kind, adjust: impl FnOnce(&mut Config)) -> Self {
-        let db = TestDb::new(kind).await;
+    /// The app with the configuration `adjust` leaves, on a fresh database.
+    pub async fn start_with(kind: DbKind, adjust: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDatabase::create(kind).await;
         let mut config = Config {
-            data_dir: db.dir.path().to_path_buf(),
+            data_dir: db.dir().to_path_buf(),
             ..Config::default()
         };
         adjust(&mut config);
-        let state = AppState::new(db.store().await, config).unwrap();
+        let state = AppState::new(open_store(&db).await, config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = app(state.clone());
@@ -172,7 +64,18 @@ impl TestServer {
         }
     }
 
-    /// One HTTP request through the router; returns status and JSON body.
+    /// The app's router, as the server serves it.
+    pub fn router(&self) -> axum::Router {
+        app(self.state.clone())
+    }
+
+    /// Sends `request` through the router in process.
+    pub async fn send(&self, request: JsonRequest) -> Reply {
+        request.oneshot(self.router()).await
+    }
+
+    /// One HTTP request through the router, with an optional JSON body;
+    /// returns the status and the JSON body.
     pub async fn request(
         &self,
         method: &str,
@@ -180,10 +83,15 @@ impl TestServer {
         auth: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let raw = body.map(|b| b.to_string().into_bytes());
-        self.request_raw(method, path, auth, raw).await
+        let mut request = JsonRequest::new(method, path).auth(auth);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await.into_pair()
     }
 
+    /// As [`Self::request`], with the body's bytes as they are (labelled
+    /// JSON).
     pub async fn request_raw(
         &self,
         method: &str,
@@ -191,24 +99,14 @@ impl TestServer {
         auth: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(auth) = auth {
-            request = request.header("authorization", auth);
+        let mut request = JsonRequest::new(method, path).auth(auth);
+        if let Some(body) = body {
+            request = request.raw_json(body);
         }
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(body.map(Body::from).unwrap_or_else(Body::empty))
-            .unwrap();
-        let response = app(self.state.clone()).oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value)
+        self.send(request).await.into_pair()
     }
 
+    /// A single-use invite code, stored directly.
     pub async fn invite(&self) -> String {
         let code = hex::encode(rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_be_bytes());
         let hash = starling_server::auth::hash_secret(&code);
@@ -254,17 +152,9 @@ impl TestServer {
         user
     }
 
+    /// A device's WebSocket to this server, authenticated with `auth`.
     pub async fn ws(&self, auth: &str) -> Ws {
-        let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{}/v1/ws",
-            self.addr
-        ))
-        .unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", auth.parse().unwrap());
-        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        Ws { socket }
+        Ws::connect(self.addr, auth).await
     }
 }
 
@@ -274,6 +164,7 @@ impl Drop for TestServer {
     }
 }
 
+/// A registered user's device: its credential, identity and prekeys.
 pub struct TestUser {
     pub username: String,
     pub auth: String,
@@ -283,6 +174,8 @@ pub struct TestUser {
 }
 
 impl TestUser {
+    /// Uploads `count` one-time and ML-KEM prekeys (and, the first time,
+    /// the signed and last-resort ones); returns the server's counts.
     pub async fn upload_prekeys(&mut self, server: &TestServer, count: usize) -> Value {
         let mut body = json!({
             "one_time_prekeys": self.prekeys.generate_one_time_prekeys(count, &mut self.rng).unwrap()
@@ -308,10 +201,12 @@ impl TestUser {
     }
 }
 
+/// Standard base64, as the JSON API carries bytes.
 pub fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
+/// A device's WebSocket (`/v1/ws`), speaking protobuf frames.
 pub struct Ws {
     pub socket: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
@@ -319,6 +214,21 @@ pub struct Ws {
 }
 
 impl Ws {
+    /// Connects to the server at `addr` (plain HTTP) as the device `auth`
+    /// names.
+    pub async fn connect(addr: std::net::SocketAddr, auth: &str) -> Self {
+        let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/v1/ws"
+        ))
+        .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", auth.parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        Self { socket }
+    }
+
+    /// The next frame; panics if none comes within 10 s.
     pub async fn next_frame(&mut self) -> frames::ServerFrame {
         loop {
             let message =
@@ -365,6 +275,7 @@ impl Ws {
         }
     }
 
+    /// The next envelope, skipping other frames.
     pub async fn next_envelope(&mut self) -> frames::Envelope {
         loop {
             if let Some(server_frame::Body::Envelope(e)) = self.next_frame().await.body {
@@ -373,6 +284,7 @@ impl Ws {
         }
     }
 
+    /// Sends one frame.
     pub async fn send_frame(&mut self, frame: frames::ClientFrame) {
         self.socket
             .send(tungstenite::Message::Binary(frame.encode_to_vec().into()))
@@ -380,6 +292,7 @@ impl Ws {
             .unwrap();
     }
 
+    /// Acknowledges envelopes and waits for the server's 200.
     pub async fn ack(&mut self, ids: Vec<Vec<u8>>) {
         self.send_frame(frames::ClientFrame {
             request_id: 99,

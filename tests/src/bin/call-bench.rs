@@ -18,18 +18,21 @@ use starling_client::call::frames::{MediaKind, synthetic_frame, verify_frame};
 use starling_client::call::keys::{FrameDecryptor, FrameEncryptor, new_secret};
 use starling_client::call::media::{MediaSession, ReceivedFrame};
 use starling_client::call::stats::CallStats;
-use starling_e2e::{Db, TestRelay};
+use starling_e2e::{DbKind, TestRelay};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+/// The one key epoch of the benchmark.
 const EPOCH: u32 = 1;
 /// Both ways, not reported: the first frames after connecting.
 const WARM_UP: Duration = Duration::from_secs(1);
 /// How long receivers keep listening after the senders stop.
 const DRAIN: Duration = Duration::from_millis(500);
+/// The media kinds sent.
 const KINDS: [MediaKind; 2] = [MediaKind::Audio, MediaKind::Video];
 
+/// Microseconds since the Unix epoch (frames carry their send time).
 fn now_micros() -> u64 {
     u64::try_from(
         SystemTime::now()
@@ -40,6 +43,7 @@ fn now_micros() -> u64 {
     .unwrap()
 }
 
+/// The index of `kind` in per-kind arrays.
 fn slot(kind: MediaKind) -> usize {
     usize::from(kind == MediaKind::Video)
 }
@@ -52,6 +56,7 @@ struct Peer {
     decryptor: Option<FrameDecryptor>,
 }
 
+/// Both engines keyed for one epoch, each able to read the other.
 fn peers(sessions: [(MediaSession, mpsc::Receiver<ReceivedFrame>); 2]) -> [Peer; 2] {
     let secret = new_secret(&mut rand::rngs::OsRng);
     let mut index = 0u8;
@@ -89,6 +94,7 @@ async fn send(
         let kind = tokio::select! {
             _ = audio_tick.tick() => MediaKind::Audio,
             _ = video_tick.tick() => MediaKind::Video,
+            // The send window is what is measured: it ends on the clock.
             () = tokio::time::sleep_until(deadline) => break,
         };
         let sequence = &mut next[slot(kind)];
@@ -106,6 +112,8 @@ struct Received {
     corrupt: u64,
 }
 
+/// Decrypts and counts frames until told to stop; hands back the
+/// receiver and decryptor for the next phase.
 async fn receive(
     mut frames: mpsc::Receiver<ReceivedFrame>,
     mut decryptor: FrameDecryptor,
@@ -146,6 +154,7 @@ struct Row {
 }
 
 impl Row {
+    /// The share of frames sent that never arrived.
     fn loss(&self) -> f64 {
         1.0 - self.received as f64 / f64::from(self.sent.max(1))
     }
@@ -194,6 +203,8 @@ async fn phase(
         }
         sequences[index] = next;
     }
+    // A bounded wait is the measurement: frames that have not arrived
+    // DRAIN after the senders stopped count as lost.
     tokio::time::sleep(DRAIN).await;
     stop.send(true).unwrap();
     for (receiver, task) in receivers.into_iter().enumerate() {
@@ -244,8 +255,9 @@ async fn measure(path: &'static str, mut peers: [Peer; 2], duration: Duration) -
     rows
 }
 
+/// Both engines through a real relay; measures every phase.
 async fn through_relay(duration: Duration) -> Vec<Row> {
-    let (server, _relay) = TestRelay::start(Db::Sqlite).await;
+    let (server, _relay) = TestRelay::start(DbKind::Sqlite).await;
     let alice = server.client("alice").await;
     let bob = server.client("bob").await;
     let call_id = hex::encode(rand::random::<[u8; 16]>());
@@ -263,6 +275,7 @@ async fn through_relay(duration: Duration) -> Vec<Row> {
     measure("relay", peers(sessions), duration).await
 }
 
+/// Prints the rows as a Markdown table.
 fn print(rows: &[Row]) {
     println!("| path | mode | direction | kind | sent | received | loss | frames/s | p50 | p99 |");
     println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|");
@@ -284,6 +297,7 @@ fn print(rows: &[Row]) {
     }
 }
 
+/// Prints the relay's figures against the direct ones.
 fn print_ratios(direct: &[Row], relay: &[Row]) {
     println!();
     println!(

@@ -11,21 +11,25 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use starling_e2e::{Db, TestServer};
+use starling_e2e::{DbKind, TestServer};
 use tokio::io::AsyncWriteExt;
 
+/// The size of the transferred file.
 const FILE_SIZE: usize = 100 * 1024 * 1024;
 
+/// The median of `samples`.
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
 
+/// The 90th percentile of `samples`.
 fn p90(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() * 9 / 10]
 }
 
+/// Time to a first message with a new contact against a next message.
 async fn first_messages(server: &TestServer, rounds: usize) {
     let mut first = Vec::new();
     let mut next = Vec::new();
@@ -67,6 +71,8 @@ async fn first_messages(server: &TestServer, rounds: usize) {
     );
 }
 
+/// Uploads and downloads `source` as a plain attachment blob; returns
+/// the time taken.
 async fn plain_http(
     server: &TestServer,
     http: &reqwest::Client,
@@ -115,6 +121,7 @@ async fn plain_http(
     start.elapsed()
 }
 
+/// A 100 MiB file end to end encrypted against plain HTTP.
 async fn transfers(server: &TestServer, rounds: usize) {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("big.bin");
@@ -184,7 +191,7 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20);
-    for db in [Db::Sqlite, Db::Postgres] {
+    for db in [DbKind::Sqlite, DbKind::Postgres] {
         let server = TestServer::start_with(db, "warn").await;
         println!("\n### {db:?}\n\n| measure | median | p90 / rate |\n|---|---:|---:|");
         first_messages(&server, rounds).await;

@@ -1,0 +1,13 @@
+//! The HTTP API against SQLite and PostgreSQL, in process: one test
+//! binary, a module per area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod accounts;
+mod declared_surface;
+mod malformed_input;
+mod prekeys;
+mod sends;

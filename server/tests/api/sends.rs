@@ -1,0 +1,171 @@
+//! Sends over the HTTP API: device lists that are stale are refused with
+//! what is missing and extra, a send to several accounts is stored whole
+//! or not at all, and sends and bundle fetches are rate-limited per device.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use starling_test_support::both_databases;
+
+use crate::common::{DbKind, TestServer, b64};
+
+async fn stale_devices(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let _bob = server.register("bob", 2).await;
+    let send = |devices: Vec<u32>| json!({ "envelopes": devices.iter().map(|d| json!({"device_id": d, "content": b64(b"x")})).collect::<Vec<_>>() });
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages/bob",
+            Some(&alice.auth),
+            Some(send(vec![1, 2])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["code"], "stale_devices");
+    assert_eq!(body["extra_devices"], json!([2]));
+    assert_eq!(body["missing_devices"], json!([]));
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages/bob",
+            Some(&alice.auth),
+            Some(send(vec![1])),
+        )
+        .await;
+    assert_eq!((status, body["stored"].as_u64()), (StatusCode::OK, Some(1)));
+    // Writing to one's own account excludes the sending device.
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages/alice",
+            Some(&alice.auth),
+            Some(send(vec![1])),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["extra_devices"]),
+        (StatusCode::CONFLICT, &json!([1]))
+    );
+    let (status, _) = server
+        .request(
+            "PUT",
+            "/v1/messages/nobody",
+            Some(&alice.auth),
+            Some(send(vec![1])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+both_databases!(stale_device_lists_are_refused, stale_devices);
+
+async fn multi_recipient(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let _bob = server.register("bob", 2).await;
+    let _carol = server.register("carol", 3).await;
+    let to = |name: &str, devices: &[u32]| json!({ "destination": name, "envelopes": devices.iter().map(|d| json!({"device_id": d, "content": b64(b"g")})).collect::<Vec<_>>() });
+    // One stale destination refuses the whole send, naming every stale one.
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [to("bob", &[1]), to("carol", &[1, 4])] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        body["accounts"],
+        json!({ "carol": { "missing": [], "extra": [4] } })
+    );
+    assert_eq!(
+        server.state.store.queue_stats().await.unwrap().count,
+        0,
+        "nothing stored"
+    );
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [to("bob", &[1]), to("carol", &[1])] })),
+        )
+        .await;
+    assert_eq!((status, body["stored"].as_u64()), (StatusCode::OK, Some(2)));
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [to("bob", &[1]), to("bob", &[1])] })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("duplicate_destination"))
+    );
+    let (status, _) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+both_databases!(multi_recipient_sends, multi_recipient);
+
+async fn rate_limits(kind: DbKind) {
+    let server = TestServer::start_with(kind, |c| {
+        c.messages.sends_per_second = 1;
+        c.messages.send_burst = 3;
+        c.messages.bundle_fetches_per_second = 1;
+        c.messages.bundle_fetch_burst = 2;
+    })
+    .await;
+    let alice = server.register("alice", 1).await;
+    let carol = server.register("carol", 3).await;
+    let _bob = server.register("bob", 2).await;
+    let send = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"x") }] });
+    for _ in 0..3 {
+        let (status, _) = server
+            .request(
+                "PUT",
+                "/v1/messages/bob",
+                Some(&alice.auth),
+                Some(send.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages/bob",
+            Some(&alice.auth),
+            Some(send.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    // Another device is not affected.
+    let (status, _) = server
+        .request("PUT", "/v1/messages/bob", Some(&carol.auth), Some(send))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for expected in [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        let (status, _) = server
+            .request("GET", "/v1/keys/bob/*", Some(&alice.auth), None)
+            .await;
+        assert_eq!(status, expected);
+    }
+}
+both_databases!(rate_limited_devices_get_429, rate_limits);
