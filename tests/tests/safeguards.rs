@@ -24,7 +24,9 @@ async fn a_group_named_like_a_person_never_captures_their_messages() {
 
     let ambiguous = alice.client.send_text("bob", "for bob only").await;
     match ambiguous {
-        Err(ClientError::Invalid(reason)) => {
+        Err(error @ ClientError::AmbiguousName(_)) => {
+            // The message tells the person how to say which one they mean.
+            let reason = error.to_string();
             assert!(
                 reason.contains("@bob") && reason.contains("#bob"),
                 "{reason}"
