@@ -1,5 +1,11 @@
 //! Starling's reference client: a library any app can embed.
 //!
+//! It is the shell around the client core (`starling-client-core`): the
+//! core holds the protocol logic and the plain types ([`content`],
+//! [`Conversation`], [`Event`]) with no I/O; this crate adds the tokio
+//! runtime, the SQLCipher store, the HTTP and WebSocket transport and the
+//! call media, and re-exports the core's types under its own paths.
+//!
 //! - [`Client`]: register or link a device, send and receive direct and
 //!   group messages, attachments, directory search, safety numbers; what
 //!   arrives comes back as typed [`Event`]s.

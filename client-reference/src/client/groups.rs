@@ -14,13 +14,13 @@ use prost::Message as _;
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession, SenderKeyDistribution};
 
 use super::Client;
-use super::events::Event;
 use crate::api::AccountEnvelopes;
 use crate::content::{
     self, Content, GroupControl, Transport, group_control::Action, new_content, transport,
 };
 use crate::error::{ClientError, Result};
 use crate::store::GroupRecord;
+use starling_client_core::Event;
 
 mod membership;
 

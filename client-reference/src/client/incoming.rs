@@ -9,13 +9,13 @@ use prost::Message as _;
 use starling_crypto::ratchet::{CiphertextMessage, Decrypted, PeerSessions};
 
 use super::Client;
-use super::events::Event;
 use crate::connection::{Connection, ServerEvent};
 use crate::content::{self, Content, Transport, transport};
 use crate::conversation::Conversation;
 use crate::error::{ClientError, Result};
 use crate::frames::Envelope;
 use crate::store::{InboxItem, TrustChange};
+use starling_client_core::Event;
 
 /// Shortest time between two session repairs with one sender device.
 pub(super) const REPAIR_INTERVAL: Duration = Duration::from_secs(600);

@@ -5,7 +5,6 @@
 
 mod attachments;
 mod calls;
-mod events;
 mod groups;
 mod incoming;
 mod outgoing;
@@ -20,8 +19,8 @@ use zeroize::Zeroizing;
 
 pub use attachments::{Progress, kind_for};
 pub use calls::{CallOptions, CallReport, IncomingCall};
-pub use events::{CallSignalKind, Event, UpdateKind};
 pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
+pub use starling_client_core::{CallSignalKind, Event, UpdateKind};
 pub use trust::SafetyNumberView;
 
 use crate::api::{Api, Credentials, DirectoryEntry};

@@ -4,10 +4,10 @@
 //! sender's own messages; what changed comes back as [`Event::Updated`].
 
 use super::Client;
-use super::events::{Event, UpdateKind};
 use crate::content::Body;
 use crate::conversation::Conversation;
 use crate::error::Result;
+use starling_client_core::{Event, UpdateKind};
 
 impl Client {
     /// Applies an edit, deletion, reaction or read receipt from `sender`

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::events::CallSignalKind;
 use super::{Client, Event};
 use crate::call::keys::{FrameEncryptor, new_secret};
 use crate::call::media::{MediaSession, ReceivedFrame};
 use crate::call::run::{Shared, lock};
+use starling_client_core::CallSignalKind;
 
 mod session;
 use crate::content::{self, CallSignal, call_signal::Kind};

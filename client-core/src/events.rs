@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::conversation::Conversation;
-use crate::store::HistoryEntry;
+use crate::history::HistoryEntry;
 
 /// What happened to an earlier message. Serialized (and shown) as
 /// "edited", "deleted", "reaction" or "read".

@@ -154,10 +154,14 @@ impl fmt::Debug for CallKey {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Content, content::Body, new_content};
+    use super::super::{Content, content::Body, content_at};
     use super::*;
 
     const MARKER: &str = "zq-secret-marker";
+
+    fn new_content(body: Body) -> Content {
+        content_at(body, 0, &mut rand::rngs::OsRng)
+    }
 
     fn assert_redacted(content: &Content) {
         let shown = format!("{content:?} {content:#?}");

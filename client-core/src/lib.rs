@@ -1,0 +1,29 @@
+//! Starling's client core: the protocol logic of a client device, with no
+//! I/O of its own.
+//!
+//! The client is split the way a sans-IO engine and its I/O loop are: this
+//! crate decides, the shell (`starling-client`) does. Nothing here opens a
+//! file, a socket or a database, starts a thread or task, or reads the
+//! system clock or the OS random source; it depends on no async runtime.
+//!
+//! - [`content`]: the protobuf content carried inside the encryption, with
+//!   `Debug` impls that leave out text and keys, and how each content reads
+//!   in the history.
+//! - [`conversation`]: [`Conversation`] (a person or a group), [`GroupId`]
+//!   and [`ConversationRef`], parsed once where a name enters.
+//! - [`events`] and [`history`]: what the app is shown ([`Event`],
+//!   [`HistoryEntry`]).
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod content;
+pub mod conversation;
+pub mod events;
+pub mod history;
+
+pub use conversation::{Conversation, ConversationKeyError, ConversationRef, GroupId};
+pub use events::{CallSignalKind, Event, UpdateKind};
+pub use history::HistoryEntry;
