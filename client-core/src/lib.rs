@@ -13,17 +13,26 @@
 //!   and [`ConversationRef`], parsed once where a name enters.
 //! - [`events`] and [`history`]: what the app is shown ([`Event`],
 //!   [`HistoryEntry`]).
+//! - [`Storage`], [`Transport`], [`Clock`]: what the core asks of the shell
+//!   (the device's local state, the server, the time). Randomness comes in
+//!   as a `rand_core::CryptoRngCore` parameter.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod clock;
 pub mod content;
 pub mod conversation;
 pub mod events;
 pub mod history;
+pub mod storage;
+pub mod transport;
 
+pub use clock::Clock;
 pub use conversation::{Conversation, ConversationKeyError, ConversationRef, GroupId};
 pub use events::{CallSignalKind, Event, UpdateKind};
 pub use history::HistoryEntry;
+pub use storage::Storage;
+pub use transport::Transport;

@@ -21,6 +21,8 @@ pub use starling_protocol::api::{
 };
 use starling_protocol::{ErrorBody, ErrorCode};
 
+pub use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
+
 mod retry;
 
 /// A device's credentials for the server.
@@ -50,24 +52,6 @@ impl Credentials {
             self.username, self.device_id, *self.secret
         ))
     }
-}
-
-/// The outcome of a send.
-#[derive(Debug)]
-pub enum SendOutcome {
-    /// Stored durably by the server.
-    Stored,
-    /// Refused: these accounts' device lists were stale.
-    Stale(BTreeMap<String, StaleLists>),
-}
-
-/// One account's envelopes in a send.
-#[derive(Debug, Clone)]
-pub struct AccountEnvelopes {
-    /// Destination username.
-    pub destination: String,
-    /// (device id, ciphertext) for every device.
-    pub envelopes: Vec<(u32, Vec<u8>)>,
 }
 
 fn encode_envelopes(envelopes: &[(u32, Vec<u8>)]) -> Vec<DeviceEnvelope> {

@@ -28,6 +28,7 @@ pub mod connection;
 pub mod content;
 pub mod conversation;
 pub mod error;
+mod ports;
 pub mod store;
 pub mod tls;
 
@@ -41,4 +42,5 @@ pub use client::{
 };
 pub use conversation::{Conversation, ConversationRef, GroupId};
 pub use error::{ClientError, Result};
+pub use ports::SystemClock;
 pub use store::StoreKey;

@@ -7,6 +7,7 @@ use starling_crypto::IdentityKey;
 
 use super::{Store, now_millis};
 use crate::error::{ClientError, Result};
+pub use starling_client_core::storage::ContactRecord;
 
 /// What observing a device's identity key found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,17 +18,6 @@ pub enum TrustChange {
     FirstContact,
     /// A new device of a known account, or a device whose key changed.
     Changed,
-}
-
-/// A contact's trust state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContactRecord {
-    /// Safety number compared and confirmed.
-    pub verified: bool,
-    /// Keys changed since trust was established.
-    pub identity_changed: bool,
-    /// Disappearing-message timer of the conversation, 0 = off.
-    pub expire_seconds: u32,
 }
 
 impl Store {

@@ -1,0 +1,63 @@
+//! [`Transport`]: the server calls the protocol logic makes. The shell
+//! implements it over HTTP; the core says what to upload, fetch and send.
+
+use std::collections::BTreeMap;
+
+use starling_crypto::PreKeyBundle;
+use starling_protocol::api::{KeyUpload, PrekeyCounts, StaleLists};
+
+/// The outcome of a send.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// Stored durably by the server.
+    Stored,
+    /// Refused: these accounts' device lists were stale.
+    Stale(BTreeMap<String, StaleLists>),
+}
+
+/// One account's envelopes in a send.
+#[derive(Debug, Clone)]
+pub struct AccountEnvelopes {
+    /// Destination username.
+    pub destination: String,
+    /// (device id, ciphertext) for every device.
+    pub envelopes: Vec<(u32, Vec<u8>)>,
+}
+
+/// The server, as the protocol logic calls it, authenticated as this
+/// device. Only ciphertext, public keys and routing data pass through.
+/// Errors are the shell's own ([`Transport::Error`]); the core hands them
+/// back unchanged.
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    /// What a server call fails with.
+    type Error: std::error::Error + 'static;
+
+    /// Uploads prekeys; returns the stock left on the server.
+    async fn upload_keys(&self, upload: &KeyUpload) -> Result<PrekeyCounts, Self::Error>;
+
+    /// The stock of one-time prekeys on the server.
+    async fn key_count(&self) -> Result<PrekeyCounts, Self::Error>;
+
+    /// An account's device ids.
+    async fn devices(&self, username: &str) -> Result<Vec<u32>, Self::Error>;
+
+    /// Fetches (and claims one-time prekeys of) the bundles of an account's
+    /// devices: all of them when `device` is `None`. Each bundle's
+    /// signatures are verified by the time it is returned.
+    async fn bundles(
+        &self,
+        username: &str,
+        device: Option<u32>,
+    ) -> Result<Vec<(u32, PreKeyBundle)>, Self::Error>;
+
+    /// Sends one envelope per device of an account.
+    async fn send(
+        &self,
+        destination: &str,
+        envelopes: &[(u32, Vec<u8>)],
+    ) -> Result<SendOutcome, Self::Error>;
+
+    /// Sends to many accounts in one request (groups).
+    async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome, Self::Error>;
+}

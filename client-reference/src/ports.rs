@@ -1,0 +1,79 @@
+//! The client core's [`Storage`], [`Transport`] and [`Clock`], implemented
+//! by the shell: the SQLCipher [`Store`], the HTTP [`Api`] and the system
+//! clock. Each call delegates to the method of the same name.
+
+use starling_client_core::storage::ContactRecord;
+use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
+use starling_client_core::{Clock, Storage, Transport};
+use starling_crypto::{IdentityKey, PreKeyBundle, PreKeyStore};
+use starling_protocol::api::{KeyUpload, PrekeyCounts};
+
+use crate::api::Api;
+use crate::error::{ClientError, Result};
+use crate::store::Store;
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> i64 {
+        crate::store::now_millis()
+    }
+}
+
+impl Storage for Store {
+    type Error = ClientError;
+
+    async fn load_prekeys(&self) -> Result<PreKeyStore> {
+        Store::load_prekeys(self).await
+    }
+
+    async fn save_prekeys(&self, prekeys: &PreKeyStore) -> Result<()> {
+        Store::save_prekeys(self, prekeys).await
+    }
+
+    async fn identity_keys(&self, username: &str) -> Result<Vec<(u32, IdentityKey)>> {
+        Store::identity_keys(self, username).await
+    }
+
+    async fn contact(&self, username: &str) -> Result<ContactRecord> {
+        Store::contact(self, username).await
+    }
+
+    async fn set_verified(&self, username: &str) -> Result<()> {
+        Store::set_verified(self, username).await
+    }
+}
+
+impl Transport for Api {
+    type Error = ClientError;
+
+    async fn upload_keys(&self, upload: &KeyUpload) -> Result<PrekeyCounts> {
+        Api::upload_keys(self, upload).await
+    }
+
+    async fn key_count(&self) -> Result<PrekeyCounts> {
+        Api::key_count(self).await
+    }
+
+    async fn devices(&self, username: &str) -> Result<Vec<u32>> {
+        Api::devices(self, username).await
+    }
+
+    async fn bundles(
+        &self,
+        username: &str,
+        device: Option<u32>,
+    ) -> Result<Vec<(u32, PreKeyBundle)>> {
+        Api::bundles(self, username, device).await
+    }
+
+    async fn send(&self, destination: &str, envelopes: &[(u32, Vec<u8>)]) -> Result<SendOutcome> {
+        Api::send(self, destination, envelopes).await
+    }
+
+    async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome> {
+        Api::send_many(self, sends).await
+    }
+}
