@@ -16,6 +16,8 @@
 //! - [`Storage`], [`Transport`], [`Clock`]: what the core asks of the shell
 //!   (the device's local state, the server, the time). Randomness comes in
 //!   as a `rand_core::CryptoRngCore` parameter.
+//! - [`prekeys`]: the device's prekey upkeep (first upload, top-up,
+//!   signed-prekey rotation), generic over those traits.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -27,6 +29,7 @@ pub mod content;
 pub mod conversation;
 pub mod events;
 pub mod history;
+pub mod prekeys;
 pub mod storage;
 pub mod transport;
 

@@ -2,6 +2,7 @@
 //! by the shell: the SQLCipher [`Store`], the HTTP [`Api`] and the system
 //! clock. Each call delegates to the method of the same name.
 
+use starling_client_core::prekeys::PrekeyError;
 use starling_client_core::storage::ContactRecord;
 use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
 use starling_client_core::{Clock, Storage, Transport};
@@ -75,5 +76,16 @@ impl Transport for Api {
 
     async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome> {
         Api::send_many(self, sends).await
+    }
+}
+
+/// The shell's store and server both fail with [`ClientError`]; prekey
+/// generation failures keep their own variant.
+impl From<PrekeyError<ClientError, ClientError>> for ClientError {
+    fn from(error: PrekeyError<ClientError, ClientError>) -> Self {
+        match error {
+            PrekeyError::Storage(e) | PrekeyError::Transport(e) => e,
+            PrekeyError::PreKeys(e) => Self::PreKeys(e),
+        }
     }
 }
