@@ -18,6 +18,8 @@
 //!   as a `rand_core::CryptoRngCore` parameter.
 //! - [`prekeys`]: the device's prekey upkeep (first upload, top-up,
 //!   signed-prekey rotation), generic over those traits.
+//! - [`trust`]: safety numbers, verification, and the rule that a verified
+//!   contact whose keys changed cannot be sent to.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -32,6 +34,10 @@ pub mod history;
 pub mod prekeys;
 pub mod storage;
 pub mod transport;
+pub mod trust;
+
+#[cfg(test)]
+mod testing;
 
 pub use clock::Clock;
 pub use conversation::{Conversation, ConversationKeyError, ConversationRef, GroupId};

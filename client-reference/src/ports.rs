@@ -5,6 +5,7 @@
 use starling_client_core::prekeys::PrekeyError;
 use starling_client_core::storage::ContactRecord;
 use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
+use starling_client_core::trust::TrustError;
 use starling_client_core::{Clock, Storage, Transport};
 use starling_crypto::{IdentityKey, PreKeyBundle, PreKeyStore};
 use starling_protocol::api::{KeyUpload, PrekeyCounts};
@@ -86,6 +87,19 @@ impl From<PrekeyError<ClientError, ClientError>> for ClientError {
         match error {
             PrekeyError::Storage(e) | PrekeyError::Transport(e) => e,
             PrekeyError::PreKeys(e) => Self::PreKeys(e),
+        }
+    }
+}
+
+/// Store failures come back whole; the trust outcomes keep the variants
+/// (and so the messages) they always had.
+impl From<TrustError<ClientError>> for ClientError {
+    fn from(error: TrustError<ClientError>) -> Self {
+        match error {
+            TrustError::Storage(e) => e,
+            TrustError::UnknownUser(user) => Self::UnknownUser(user),
+            TrustError::SafetyNumberMismatch(user) => Self::SafetyNumberMismatch(user),
+            TrustError::UntrustedIdentity(user) => Self::UntrustedIdentity(user),
         }
     }
 }

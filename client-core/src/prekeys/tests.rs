@@ -1,93 +1,9 @@
 //! Prekey upkeep against an in-memory store and server, with a fixed
 //! clock: no runtime, no sockets.
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
-use starling_crypto::{IdentityKey, PreKeyBundle};
-
 use super::*;
 use crate::clock::FixedClock;
-use crate::storage::ContactRecord;
-use crate::transport::{AccountEnvelopes, SendOutcome};
-
-/// Runs a future whose I/O is all in memory (it never waits).
-fn run<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("an in-memory fake never waits"),
-    }
-}
-
-#[derive(Debug, Error)]
-#[error("fake failure")]
-struct Fake;
-
-#[derive(Default)]
-struct Memory {
-    saved: RefCell<Option<Vec<u8>>>,
-    counts: Cell<(u32, u32)>,
-    uploads: RefCell<Vec<KeyUpload>>,
-    /// Fails the upload, as an unreachable server would.
-    offline: Cell<bool>,
-}
-
-impl Storage for Memory {
-    type Error = Fake;
-    async fn load_prekeys(&self) -> Result<PreKeyStore, Fake> {
-        let bytes = self.saved.borrow().clone().ok_or(Fake)?;
-        PreKeyStore::from_bytes(&bytes).map_err(|_| Fake)
-    }
-    async fn save_prekeys(&self, prekeys: &PreKeyStore) -> Result<(), Fake> {
-        *self.saved.borrow_mut() = Some(prekeys.to_bytes().to_vec());
-        Ok(())
-    }
-    async fn identity_keys(&self, _: &str) -> Result<Vec<(u32, IdentityKey)>, Fake> {
-        Ok(Vec::new())
-    }
-    async fn contact(&self, _: &str) -> Result<ContactRecord, Fake> {
-        Ok(ContactRecord::default())
-    }
-    async fn set_verified(&self, _: &str) -> Result<(), Fake> {
-        Ok(())
-    }
-}
-
-impl Transport for Memory {
-    type Error = Fake;
-    async fn upload_keys(&self, upload: &KeyUpload) -> Result<PrekeyCounts, Fake> {
-        if self.offline.get() {
-            return Err(Fake);
-        }
-        self.uploads.borrow_mut().push(upload.clone());
-        Ok(PrekeyCounts {
-            one_time: 100,
-            kem: 100,
-        })
-    }
-    async fn key_count(&self) -> Result<PrekeyCounts, Fake> {
-        let (one_time, kem) = self.counts.get();
-        Ok(PrekeyCounts { one_time, kem })
-    }
-    async fn devices(&self, _: &str) -> Result<Vec<u32>, Fake> {
-        Ok(vec![1])
-    }
-    async fn bundles(&self, _: &str, _: Option<u32>) -> Result<Vec<(u32, PreKeyBundle)>, Fake> {
-        Ok(Vec::new())
-    }
-    async fn send(&self, _: &str, _: &[(u32, Vec<u8>)]) -> Result<SendOutcome, Fake> {
-        Ok(SendOutcome::Stored)
-    }
-    async fn send_many(&self, _: &[AccountEnvelopes]) -> Result<SendOutcome, Fake> {
-        Ok(SendOutcome::Stored)
-    }
-}
+use crate::testing::{Fake, Memory, run};
 
 const DAY_MILLIS: i64 = 86_400_000;
 
