@@ -20,6 +20,71 @@
 //!   signed-prekey rotation), generic over those traits.
 //! - [`trust`]: safety numbers, verification, and the rule that a verified
 //!   contact whose keys changed cannot be sent to.
+//!
+//! # The traits
+//!
+//! Both I/O traits use `async fn` and return the implementor's own error
+//! ([`Storage::Error`], [`Transport::Error`]); an operation of the core
+//! returns its own error enum ([`prekeys::PrekeyError`],
+//! [`trust::TrustError`]) that carries those back whole, and the shell maps
+//! it to its error type. A [`Storage`] call is one durable step; a
+//! [`Transport`] call is one authenticated request. Neither trait requires
+//! `Send` futures: the shell chooses its executor, and with concrete types
+//! the futures are `Send` when the shell's are. The functions are generic
+//! (`S: Storage, T: Transport`), never `dyn`, so a test double is an
+//! in-memory value and a test polls the future once, with no runtime.
+//!
+//! # What is still in the shell
+//!
+//! The shell's `Client` holds the store, the API, the account's identity
+//! and prekey secrets, and calls into this crate for the parts already
+//! here. The rest of the protocol logic moves next, one concept at a time,
+//! each as functions (and later state machines) generic over the same
+//! traits, with [`Storage`] and [`Transport`] growing only the calls that
+//! concept needs:
+//!
+//! 1. **Outgoing** (`client/outgoing.rs`): sessions with every device of a
+//!    recipient from fetched bundles (`ensure_sessions`, `establish`),
+//!    pairwise encryption for each device plus the copy to our own other
+//!    devices, and the stale-device answer (fix the lists, resend). Needs
+//!    `Storage` calls for sessions (`sessions`, `save_sessions`,
+//!    `delete_sessions`), `observe_identity` (trust on first use), and
+//!    recording a sent message; [`Transport::bundles`], [`Transport::send`]
+//!    and [`Transport::send_many`] are already here. The own-devices
+//!    cache, now a `std::time::Instant` in `Client`, becomes a millisecond
+//!    value from [`Clock`].
+//! 2. **Incoming** (`client/incoming.rs`, `client/updates.rs`): opening an
+//!    envelope (pairwise or Sender Key), staging it in the inbox with the
+//!    new session state in one durable step, applying the content (history,
+//!    edits, deletions, reactions, receipts, timers) and returning the
+//!    [`Event`]s; a failed decryption becomes an event and a session repair
+//!    (its rate limit, now `Instant`s in `Client`, moves to [`Clock`] time).
+//!    This is the part to shape as an engine: `handle_envelope(envelope,
+//!    now) -> Vec<Event>` plus the envelopes to send, with the connection's
+//!    acknowledgement left to the shell after the durable step.
+//! 3. **Groups** (`client/groups.rs`, `client/groups/membership.rs`): control
+//!    messages, membership, Sender Key distribution and rotation on removal.
+//!    Needs the group and group-session calls of the store.
+//! 4. **Call signalling** (`client/calls/`): offers, answers, leaves,
+//!    hang-ups, busy and the caller's epoch keys are content like any other
+//!    and move with incoming and outgoing; the call loop and media
+//!    (`call/`, WebRTC, SFrame) stay in the shell.
+//! 5. **Trust on first use**: the decision in the store's
+//!    `observe_identity` (known, first contact, changed, newly linked own
+//!    device) moves here as a pure function over what the store returns,
+//!    leaving the store one transaction that reads and writes.
+//!
+//! After that the shell's `Client` becomes a `Core<SqlStore,
+//! HttpTransport, SystemClock>` (the account's state and these functions
+//! as methods) plus what only a shell can do: the WebSocket connection
+//! (`connection.rs`) feeding envelopes in and acknowledging them, the
+//! attachment files (streaming encryption, resumable upload and download,
+//! saving), the call media, and opening or creating the home and its
+//! SQLCipher store. Attachment encryption itself is already in
+//! `starling-crypto`; the attachment *messages* move with outgoing. The
+//! last step is building this crate for `wasm32-unknown-unknown`, for
+//! which nothing in this crate stands in the way: no `std::time`, no threads, no
+//! OS randomness.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
