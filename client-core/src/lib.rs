@@ -81,10 +81,12 @@
 //! attachment files (streaming encryption, resumable upload and download,
 //! saving), the call media, and opening or creating the home and its
 //! SQLCipher store. Attachment encryption itself is already in
-//! `starling-crypto`; the attachment *messages* move with outgoing. The
-//! last step is building this crate for `wasm32-unknown-unknown`, for
-//! which nothing in this crate stands in the way: no `std::time`, no threads, no
-//! OS randomness.
+//! `starling-crypto`; the attachment *messages* move with outgoing.
+//!
+//! The crate already type-checks for `wasm32-unknown-unknown` (`cargo
+//! check -p starling-client-core --target wasm32-unknown-unknown`): no
+//! `std::time`, no threads, no OS randomness. Keeping it so as code moves
+//! in is what lets a browser or mobile shell reuse it.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
