@@ -327,10 +327,10 @@ impl PreKeyStore {
         if let Some(id) = one_time_id {
             self.one_time.remove(&id);
         }
-        if let Some(id) = kem_id {
-            if self.kem.get(&id).is_some_and(|k| !k.public.last_resort) {
-                self.kem.remove(&id);
-            }
+        if let Some(id) = kem_id
+            && self.kem.get(&id).is_some_and(|k| !k.public.last_resort)
+        {
+            self.kem.remove(&id);
         }
         if one_time_id.is_none() {
             if self.seen_base_keys.len() >= MAX_SEEN_BASE_KEYS {

@@ -17,7 +17,7 @@
 //! queue from the database only on connect, when the mailbox overflowed,
 //! when another node queued something, when acknowledgements open the
 //! window on envelopes that had to wait, and once every
-//! [`RESCAN_EVERY`] (for envelopes another server process queued).
+//! `RESCAN_EVERY` (for envelopes another server process queued).
 
 use std::collections::HashSet;
 use std::pin::Pin;

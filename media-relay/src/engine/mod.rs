@@ -384,14 +384,13 @@ impl Engine {
     /// Which participant a datagram is for: the one last seen at its
     /// source, else the one whose ICE accepts it (a STUN check names it).
     fn demux(&mut self, input: &str0m::Input<'_>, key: RouteKey) -> Option<ParticipantId> {
-        if let Some(id) = self.routes.get(&key) {
-            if self
+        if let Some(id) = self.routes.get(&key)
+            && self
                 .participants
                 .get(id)
                 .is_some_and(|p| p.rtc.accepts(input))
-            {
-                return Some(*id);
-            }
+        {
+            return Some(*id);
         }
         let id = self
             .participants
@@ -406,17 +405,16 @@ impl Engine {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
-        if let Some(evicted) = p.remember_route(key) {
-            if self.routes.get(&evicted) == Some(&id) {
-                self.routes.remove(&evicted);
-            }
+        if let Some(evicted) = p.remember_route(key)
+            && self.routes.get(&evicted) == Some(&id)
+        {
+            self.routes.remove(&evicted);
         }
-        if let Some(previous) = self.routes.insert(key, id) {
-            if previous != id {
-                if let Some(other) = self.participants.get_mut(&previous) {
-                    other.forget_route(key);
-                }
-            }
+        if let Some(previous) = self.routes.insert(key, id)
+            && previous != id
+            && let Some(other) = self.participants.get_mut(&previous)
+        {
+            other.forget_route(key);
         }
     }
 
