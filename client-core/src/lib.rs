@@ -20,6 +20,8 @@
 //!   signed-prekey rotation), generic over those traits.
 //! - [`trust`]: safety numbers, verification, and the rule that a verified
 //!   contact whose keys changed cannot be sent to.
+//! - [`tofu`]: trust on first use, what seeing a device's identity key
+//!   means (trusted, announced, or a changed safety number).
 //!
 //! # The traits
 //!
@@ -48,9 +50,10 @@
 //!    pairwise encryption for each device plus the copy to our own other
 //!    devices, and the stale-device answer (fix the lists, resend). Needs
 //!    `Storage` calls for sessions (`sessions`, `save_sessions`,
-//!    `delete_sessions`), `observe_identity` (trust on first use), and
-//!    recording a sent message; [`Transport::bundles`], [`Transport::send`]
-//!    and [`Transport::send_many`] are already here. The own-devices
+//!    `delete_sessions`), `observe_identity` (the store's transaction
+//!    around [`tofu::observe`]) and recording a sent message;
+//!    [`Transport::bundles`], [`Transport::send`] and
+//!    [`Transport::send_many`] are already here. The own-devices
 //!    cache, now a `std::time::Instant` in `Client`, becomes a millisecond
 //!    value from [`Clock`].
 //! 2. **Incoming** (`client/incoming.rs`, `client/updates.rs`): opening an
@@ -59,6 +62,7 @@
 //!    edits, deletions, reactions, receipts, timers) and returning the
 //!    [`Event`]s; a failed decryption becomes an event and a session repair
 //!    (its rate limit, now `Instant`s in `Client`, moves to [`Clock`] time).
+//!    Needs `Storage` calls for the inbox, and `observe_identity` too.
 //!    This is the part to shape as an engine: `handle_envelope(envelope,
 //!    now) -> Vec<Event>` plus the envelopes to send, with the connection's
 //!    acknowledgement left to the shell after the durable step.
@@ -69,10 +73,6 @@
 //!    hang-ups, busy and the caller's epoch keys are content like any other
 //!    and move with incoming and outgoing; the call loop and media
 //!    (`call/`, WebRTC, SFrame) stay in the shell.
-//! 5. **Trust on first use**: the decision in the store's
-//!    `observe_identity` (known, first contact, changed, newly linked own
-//!    device) moves here as a pure function over what the store returns,
-//!    leaving the store one transaction that reads and writes.
 //!
 //! After that the shell's `Client` becomes a `Core<SqlStore,
 //! HttpTransport, SystemClock>` (the account's state and these functions
@@ -100,6 +100,7 @@ pub mod events;
 pub mod history;
 pub mod prekeys;
 pub mod storage;
+pub mod tofu;
 pub mod transport;
 pub mod trust;
 

@@ -8,24 +8,17 @@ use starling_crypto::IdentityKey;
 use super::{Store, now_millis};
 use crate::error::{ClientError, Result};
 pub use starling_client_core::storage::ContactRecord;
-
-/// What observing a device's identity key found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrustChange {
-    /// Already known with this key.
-    Known,
-    /// First key ever seen for this account (trusted on first use).
-    FirstContact,
-    /// A new device of a known account, or a device whose key changed.
-    Changed,
-}
+pub use starling_client_core::tofu::TrustChange;
+use starling_client_core::tofu::{self, Prior, StoredKey};
 
 impl Store {
     /// Records the identity key of `username`'s device, trusting it on
     /// first use. A change on a known account is flagged and warned about.
     /// For this home's own account (`own_device` is this device's id), a
     /// device that was not there when this home was set up is announced as
-    /// newly linked, without blocking anything.
+    /// newly linked, without blocking anything. The decision is the client
+    /// core's ([`tofu::observe`]); this reads what it needs and records the
+    /// outcome in one transaction.
     pub async fn observe_identity(
         &self,
         username: &str,
@@ -42,7 +35,12 @@ impl Store {
         .bind(i64::from(device_id))
         .fetch_optional(&mut *tx)
         .await?;
-        if existing.as_deref() == Some(&bytes[..]) {
+        let stored = match existing.as_deref() {
+            None => StoredKey::Absent,
+            Some(old) if old == &bytes[..] => StoredKey::Same,
+            Some(_) => StoredKey::Different,
+        };
+        if stored == StoredKey::Same {
             return Ok(TrustChange::Known);
         }
         let known: i64 =
@@ -66,42 +64,27 @@ impl Store {
             .bind(username)
             .execute(&mut *tx)
             .await?;
-        let change = if existing.is_none() && known == 0 {
-            TrustChange::FirstContact
-        } else {
-            TrustChange::Changed
-        };
-        let present_at_setup = match own_device {
-            Some(_) if existing.is_none() => {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM setup_devices WHERE device_id = ?",
-                )
+        let present_at_setup = if own_device.is_some() && stored == StoredKey::Absent {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM setup_devices WHERE device_id = ?")
                 .bind(i64::from(device_id))
                 .fetch_one(&mut *tx)
                 .await?
-                    > 0
-            }
-            _ => false,
+                > 0
+        } else {
+            false
         };
-        let warning = match own_device {
-            // Devices the account had when this home was set up are ours.
-            Some(_) if present_at_setup => None,
-            Some(_) if existing.is_none() => Some(format!(
-                "a new device ({device_id}) was linked to your account; if it is not yours, remove it: starling devices remove {device_id}"
-            )),
-            Some(_) => Some(format!(
-                "your device {device_id} has a new identity key; if you did not reinstall it, remove it: starling devices remove {device_id}"
-            )),
-            None if change == TrustChange::FirstContact => None,
-            None if existing.is_some() => Some(format!(
-                "{username}'s device {device_id} has a new identity key: the safety number changed"
-            )),
-            None => Some(format!(
-                "{username} has a new device ({device_id}): the safety number changed"
-            )),
-        };
-        if let Some(text) = warning {
-            if own_device.is_none() {
+        let observed = tofu::observe(
+            username,
+            device_id,
+            &Prior {
+                stored,
+                account_known: known != 0,
+                own_account: own_device.is_some(),
+                present_at_setup,
+            },
+        );
+        if let Some(text) = &observed.warning {
+            if observed.mark_identity_changed {
                 sqlx::query("UPDATE contacts SET identity_changed = 1 WHERE username = ?")
                     .bind(username)
                     .execute(&mut *tx)
@@ -109,13 +92,13 @@ impl Store {
             }
             sqlx::query("INSERT INTO warnings (username, text, created_at) VALUES (?, ?, ?)")
                 .bind(username)
-                .bind(&text)
+                .bind(text)
                 .bind(now_millis())
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        Ok(change)
+        Ok(observed.change)
     }
 
     /// Records the devices our account has as this home is set up; they are
