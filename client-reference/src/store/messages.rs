@@ -71,13 +71,28 @@ impl std::fmt::Debug for NewMessage {
     }
 }
 
-fn entry_from_row(row: &SqliteRow) -> Result<HistoryEntry> {
+/// The rows as history entries. A row whose conversation key this client
+/// no longer accepts (an older client stored names it did not check) is
+/// left out with a warning, so that one such row cannot make a whole
+/// history or search fail.
+fn entries_from_rows(rows: &[SqliteRow]) -> Result<Vec<HistoryEntry>> {
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key: String = row.try_get("conversation")?;
+        match Conversation::parse_key(&key) {
+            Ok(conversation) => entries.push(entry_from_row(row, conversation)?),
+            Err(_) => tracing::warn!("a stored message names an unreadable conversation; left out"),
+        }
+    }
+    Ok(entries)
+}
+
+fn entry_from_row(row: &SqliteRow, conversation: Conversation) -> Result<HistoryEntry> {
     let id: Vec<u8> = row.try_get("message_id")?;
     let reactions: String = row.try_get("reactions")?;
-    let conversation: String = row.try_get("conversation")?;
     Ok(HistoryEntry {
         message_id: hex::encode(id),
-        conversation: Conversation::parse_key(&conversation)?,
+        conversation,
         conversation_name: row.try_get("conversation_name")?,
         sender: row.try_get("sender")?,
         sender_device: u32::try_from(row.try_get::<i64, _>("sender_device")?).unwrap_or(0),
@@ -136,7 +151,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(entry_from_row).collect()
+        entries_from_rows(&rows)
     }
 
     /// Full-text search over the history (FTS5 query syntax; plain words
@@ -161,7 +176,7 @@ impl Store {
         .bind(&conversation)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(entry_from_row).collect()
+        entries_from_rows(&rows)
     }
 
     /// Replaces a message's text, if it is in `conversation` and `sender`
@@ -414,6 +429,31 @@ mod tests {
             expires_at: None,
             attachment_file: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_row_with_an_unreadable_conversation_is_left_out() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path(), &crate::StoreKey::from_bytes([4; 32]))
+            .await
+            .unwrap();
+        store
+            .insert_message(&message(1, "@bob", "bob", false))
+            .await
+            .unwrap();
+        // What an older client could store for a name it did not check.
+        let mut legacy = message(2, "@bob", "Bob Smith", false);
+        legacy.body = "original too".into();
+        store.insert_message(&legacy).await.unwrap();
+        sqlx::query("UPDATE messages SET conversation = '@Bob Smith' WHERE message_id = ?")
+            .bind(vec![2u8; 16])
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(store.history(&c("@bob"), 10).await.unwrap().len(), 1);
+        let found = store.search("original", None).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].conversation, c("@bob"));
     }
 
     #[tokio::test]
