@@ -22,6 +22,10 @@
 //!   contact whose keys changed cannot be sent to.
 //! - [`tofu`]: trust on first use, what seeing a device's identity key
 //!   means (trusted, announced, or a changed safety number).
+//! - [`outgoing`]: the pairwise send path: sessions with every device of a
+//!   recipient from fetched bundles, encryption per device, the copy to our
+//!   own other devices, and the stale-device answer (fix the lists,
+//!   resend).
 //!
 //! # The traits
 //!
@@ -45,24 +49,23 @@
 //! traits, with [`Storage`] and [`Transport`] growing only the calls that
 //! concept needs:
 //!
-//! 1. **Outgoing** (`client/outgoing.rs`): sessions with every device of a
-//!    recipient from fetched bundles (`ensure_sessions`, `establish`),
-//!    pairwise encryption for each device plus the copy to our own other
-//!    devices, and the stale-device answer (fix the lists, resend). Needs
-//!    `Storage` calls for sessions (`sessions`, `save_sessions`,
-//!    `delete_sessions`), `observe_identity` (the store's transaction
-//!    around [`tofu::observe`]) and recording a sent message;
-//!    [`Transport::bundles`], [`Transport::send`] and
-//!    [`Transport::send_many`] are already here. The own-devices
-//!    cache, now a `std::time::Instant` in `Client`, becomes a millisecond
-//!    value from [`Clock`].
+//! 1. **Outgoing, the rest** (`client/outgoing.rs`, `client/groups.rs`,
+//!    `client/attachments.rs`): the pairwise path is here ([`outgoing`]);
+//!    the shell still builds the content for a conversation (its timer,
+//!    quote and copy target), records what was sent in the history
+//!    (`record`, the store's `insert_message`) and sends to groups, which
+//!    call the core's pairwise helpers for Sender Key distribution. These
+//!    move with a `Storage` call for recording a message and the group
+//!    calls below.
 //! 2. **Incoming** (`client/incoming.rs`, `client/updates.rs`): opening an
 //!    envelope (pairwise or Sender Key), staging it in the inbox with the
 //!    new session state in one durable step, applying the content (history,
 //!    edits, deletions, reactions, receipts, timers) and returning the
 //!    [`Event`]s; a failed decryption becomes an event and a session repair
 //!    (its rate limit, now `Instant`s in `Client`, moves to [`Clock`] time).
-//!    Needs `Storage` calls for the inbox, and `observe_identity` too.
+//!    Needs `Storage` calls for the inbox and sessions saved with an
+//!    inbox item in one step; [`Storage::observe_identity`] and
+//!    [`Storage::sessions`] are already here.
 //!    This is the part to shape as an engine: `handle_envelope(envelope,
 //!    now) -> Vec<Event>` plus the envelopes to send, with the connection's
 //!    acknowledgement left to the shell after the durable step.
@@ -98,6 +101,7 @@ pub mod content;
 pub mod conversation;
 pub mod events;
 pub mod history;
+pub mod outgoing;
 pub mod prekeys;
 pub mod storage;
 pub mod tofu;

@@ -2,7 +2,10 @@
 //! shell implements it over its encrypted database; the core only says
 //! what to load and what to keep, never how.
 
+use starling_crypto::ratchet::PeerSessions;
 use starling_crypto::{IdentityKey, PreKeyStore};
+
+use crate::tofu::TrustChange;
 
 /// A contact's trust state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,4 +43,31 @@ pub trait Storage {
     /// Marks a contact verified (their current keys) and clears their
     /// warnings.
     async fn set_verified(&self, username: &str) -> Result<(), Self::Error>;
+
+    /// Records a device's identity key as seen, deciding what it means
+    /// ([`crate::tofu::observe`]) and carrying out the outcome in one
+    /// durable step. `own_device` is this device's id when `username` is
+    /// our own account.
+    async fn observe_identity(
+        &self,
+        username: &str,
+        device_id: u32,
+        key: &IdentityKey,
+        own_device: Option<u32>,
+    ) -> Result<TrustChange, Self::Error>;
+
+    /// Forgets a device of an account: its identity key (and with it the
+    /// device's place in the lists we send to).
+    async fn forget_device(&self, username: &str, device_id: u32) -> Result<(), Self::Error>;
+
+    /// The sessions with one device (none when it is new to us).
+    async fn sessions(&self, username: &str, device_id: u32) -> Result<PeerSessions, Self::Error>;
+
+    /// Replaces the sessions with one device.
+    async fn save_sessions(
+        &self,
+        username: &str,
+        device_id: u32,
+        sessions: &PeerSessions,
+    ) -> Result<(), Self::Error>;
 }

@@ -8,11 +8,13 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use starling_crypto::ratchet::PeerSessions;
 use starling_crypto::{IdentityKey, PreKeyBundle, PreKeyStore};
-use starling_protocol::api::{KeyUpload, PrekeyCounts};
+use starling_protocol::api::{KeyUpload, PrekeyCounts, StaleLists};
 use thiserror::Error;
 
 use crate::storage::{ContactRecord, Storage};
+use crate::tofu::TrustChange;
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 
 /// Runs a future whose I/O is all in memory.
@@ -42,6 +44,16 @@ pub(crate) struct Memory {
     pub(crate) uploads: RefCell<Vec<KeyUpload>>,
     /// Fails the upload, as an unreachable server would.
     pub(crate) offline: Cell<bool>,
+    /// Stored sessions, serialised, by (username, device).
+    pub(crate) sessions: RefCell<BTreeMap<(String, u32), Vec<u8>>>,
+    /// Device lists the server gives, by account (`[1]` when absent).
+    pub(crate) devices: RefCell<BTreeMap<String, Vec<u32>>>,
+    /// Bundles the server serves, by account.
+    pub(crate) bundles: RefCell<BTreeMap<String, Vec<(u32, PreKeyBundle)>>>,
+    /// Refusals the server answers the next sends with, in order.
+    pub(crate) refusals: RefCell<Vec<BTreeMap<String, StaleLists>>>,
+    /// Every send the server was asked for, refused or stored.
+    pub(crate) sent: RefCell<Vec<Vec<AccountEnvelopes>>>,
 }
 
 impl Storage for Memory {
@@ -77,6 +89,58 @@ impl Storage for Memory {
         contact.identity_changed = false;
         Ok(())
     }
+    async fn observe_identity(
+        &self,
+        username: &str,
+        device_id: u32,
+        key: &IdentityKey,
+        _own_device: Option<u32>,
+    ) -> Result<TrustChange, Fake> {
+        let mut identities = self.identities.borrow_mut();
+        let devices = identities.entry(username.to_owned()).or_default();
+        let first = devices.is_empty();
+        match devices.iter_mut().find(|(d, _)| *d == device_id) {
+            Some((_, old)) if old == key => return Ok(TrustChange::Known),
+            Some((_, old)) => *old = key.clone(),
+            None => {
+                devices.push((device_id, key.clone()));
+                devices.sort_by_key(|(d, _)| *d);
+            }
+        }
+        Ok(if first {
+            TrustChange::FirstContact
+        } else {
+            TrustChange::Changed
+        })
+    }
+    async fn forget_device(&self, username: &str, device_id: u32) -> Result<(), Fake> {
+        if let Some(devices) = self.identities.borrow_mut().get_mut(username) {
+            devices.retain(|(d, _)| *d != device_id);
+        }
+        Ok(())
+    }
+    async fn sessions(&self, username: &str, device_id: u32) -> Result<PeerSessions, Fake> {
+        match self
+            .sessions
+            .borrow()
+            .get(&(username.to_owned(), device_id))
+        {
+            Some(bytes) => PeerSessions::from_bytes(bytes).map_err(|_| Fake),
+            None => Ok(PeerSessions::new()),
+        }
+    }
+    async fn save_sessions(
+        &self,
+        username: &str,
+        device_id: u32,
+        sessions: &PeerSessions,
+    ) -> Result<(), Fake> {
+        self.sessions.borrow_mut().insert(
+            (username.to_owned(), device_id),
+            sessions.to_bytes().to_vec(),
+        );
+        Ok(())
+    }
 }
 
 impl Transport for Memory {
@@ -95,16 +159,47 @@ impl Transport for Memory {
         let (one_time, kem) = self.counts.get();
         Ok(PrekeyCounts { one_time, kem })
     }
-    async fn devices(&self, _: &str) -> Result<Vec<u32>, Fake> {
-        Ok(vec![1])
+    async fn devices(&self, username: &str) -> Result<Vec<u32>, Fake> {
+        Ok(self
+            .devices
+            .borrow()
+            .get(username)
+            .cloned()
+            .unwrap_or_else(|| vec![1]))
     }
-    async fn bundles(&self, _: &str, _: Option<u32>) -> Result<Vec<(u32, PreKeyBundle)>, Fake> {
-        Ok(Vec::new())
+    async fn bundles(
+        &self,
+        username: &str,
+        device: Option<u32>,
+    ) -> Result<Vec<(u32, PreKeyBundle)>, Fake> {
+        Ok(self
+            .bundles
+            .borrow()
+            .get(username)
+            .into_iter()
+            .flatten()
+            .filter(|(d, _)| device.is_none_or(|wanted| wanted == *d))
+            .cloned()
+            .collect())
     }
-    async fn send(&self, _: &str, _: &[(u32, Vec<u8>)]) -> Result<SendOutcome, Fake> {
-        Ok(SendOutcome::Stored)
+    async fn send(
+        &self,
+        destination: &str,
+        envelopes: &[(u32, Vec<u8>)],
+    ) -> Result<SendOutcome, Fake> {
+        self.send_many(&[AccountEnvelopes {
+            destination: destination.to_owned(),
+            envelopes: envelopes.to_vec(),
+        }])
+        .await
     }
-    async fn send_many(&self, _: &[AccountEnvelopes]) -> Result<SendOutcome, Fake> {
-        Ok(SendOutcome::Stored)
+    async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome, Fake> {
+        self.sent.borrow_mut().push(sends.to_vec());
+        let mut refusals = self.refusals.borrow_mut();
+        if refusals.is_empty() {
+            Ok(SendOutcome::Stored)
+        } else {
+            Ok(SendOutcome::Stale(refusals.remove(0)))
+        }
     }
 }

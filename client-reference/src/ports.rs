@@ -2,11 +2,14 @@
 //! by the shell: the SQLCipher [`Store`], the HTTP [`Api`] and the system
 //! clock. Each call delegates to the method of the same name.
 
+use starling_client_core::outgoing::OutgoingError;
 use starling_client_core::prekeys::PrekeyError;
 use starling_client_core::storage::ContactRecord;
+use starling_client_core::tofu::TrustChange;
 use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
 use starling_client_core::trust::TrustError;
 use starling_client_core::{Clock, Storage, Transport};
+use starling_crypto::ratchet::PeerSessions;
 use starling_crypto::{IdentityKey, PreKeyBundle, PreKeyStore};
 use starling_protocol::api::{KeyUpload, PrekeyCounts};
 
@@ -45,6 +48,33 @@ impl Storage for Store {
 
     async fn set_verified(&self, username: &str) -> Result<()> {
         Store::set_verified(self, username).await
+    }
+
+    async fn observe_identity(
+        &self,
+        username: &str,
+        device_id: u32,
+        key: &IdentityKey,
+        own_device: Option<u32>,
+    ) -> Result<TrustChange> {
+        Store::observe_identity(self, username, device_id, key, own_device).await
+    }
+
+    async fn forget_device(&self, username: &str, device_id: u32) -> Result<()> {
+        Store::forget_device(self, username, device_id).await
+    }
+
+    async fn sessions(&self, username: &str, device_id: u32) -> Result<PeerSessions> {
+        Store::sessions(self, username, device_id).await
+    }
+
+    async fn save_sessions(
+        &self,
+        username: &str,
+        device_id: u32,
+        sessions: &PeerSessions,
+    ) -> Result<()> {
+        Store::save_sessions(self, username, device_id, sessions, None).await
     }
 }
 
@@ -100,6 +130,23 @@ impl From<TrustError<ClientError>> for ClientError {
             TrustError::UnknownUser(user) => Self::UnknownUser(user),
             TrustError::SafetyNumberMismatch(user) => Self::SafetyNumberMismatch(user),
             TrustError::UntrustedIdentity(user) => Self::UntrustedIdentity(user),
+        }
+    }
+}
+
+/// Store and server failures come back whole; the other outcomes keep the
+/// variants (and so the messages) they always had.
+impl From<OutgoingError<ClientError, ClientError>> for ClientError {
+    fn from(error: OutgoingError<ClientError, ClientError>) -> Self {
+        match error {
+            OutgoingError::Storage(e) | OutgoingError::Transport(e) => e,
+            OutgoingError::Session(e) => Self::Session(e),
+            OutgoingError::Encrypt(e) => Self::Encrypt(e),
+            OutgoingError::Trust(e) => e.into(),
+            OutgoingError::UnknownUser(user) => Self::UnknownUser(user),
+            OutgoingError::DeviceListsKeptChanging => {
+                Self::Protocol("the recipients' device lists kept changing; try again".into())
+            }
         }
     }
 }

@@ -44,7 +44,7 @@ impl Client {
     pub async fn connect(&mut self) -> Result<Connection> {
         let connection = Connection::open(&self.api).await?;
         self.maintain_prekeys_or_log().await;
-        self.own_devices = None;
+        self.own_devices.forget();
         Ok(connection)
     }
 
@@ -294,7 +294,7 @@ impl Client {
             )
             .await?;
         if own && change != TrustChange::Known {
-            self.own_devices = None;
+            self.own_devices.forget();
         }
         let item = InboxItem {
             envelope_id: envelope.id.clone(),

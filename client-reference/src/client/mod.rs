@@ -14,6 +14,7 @@ mod updates;
 
 use std::path::Path;
 
+use starling_client_core::outgoing::OwnDevices;
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use zeroize::Zeroizing;
 
@@ -57,7 +58,7 @@ pub struct Client {
     identity: IdentityKeyPair,
     prekeys: PreKeyStore,
     /// Our account's devices and when the server listed them.
-    own_devices: Option<(std::time::Instant, Vec<u32>)>,
+    own_devices: OwnDevices,
     /// Signals of the call this client is in, waiting for the call loop.
     call_inbox: calls::CallInbox,
     /// Devices a session repair was last started with, and when.
@@ -91,7 +92,7 @@ impl Client {
             device_id: account.device_id,
             identity: account.identity,
             prekeys: account.prekeys,
-            own_devices: None,
+            own_devices: OwnDevices::default(),
             repaired: std::collections::HashMap::new(),
             call_inbox: calls::CallInbox::default(),
         };
@@ -191,7 +192,7 @@ impl Client {
             device_id: registered.device_id,
             identity: record.identity,
             prekeys: record.prekeys,
-            own_devices: None,
+            own_devices: OwnDevices::default(),
             repaired: std::collections::HashMap::new(),
             call_inbox: calls::CallInbox::default(),
         };
@@ -243,7 +244,7 @@ impl Client {
         }
         self.api.remove_device(device_id).await?;
         self.store.forget_device(&self.username, device_id).await?;
-        self.own_devices = None;
+        self.own_devices.forget();
         Ok(())
     }
 

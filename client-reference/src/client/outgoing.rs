@@ -1,89 +1,44 @@
-//! Outgoing messages: sessions with every device of the recipients (bundles
-//! fetched as needed), pairwise encryption, the copy to our own other
-//! devices, and the stale-device dance (fix the lists, resend) that a
-//! person never notices.
+//! Outgoing messages: what to send and how it is recorded. The pairwise
+//! path (sessions with every device of the recipients, encryption, the copy
+//! to our own other devices, the stale-device answer) is the client core's
+//! ([`starling_client_core::outgoing`]), over this device's store, server
+//! and clock.
 
 use std::collections::BTreeMap;
 
 use prost::Message as _;
-use starling_crypto::PreKeyBundle;
-use zeroize::Zeroizing;
+use rand::rngs::OsRng;
+use starling_client_core::outgoing::Outgoing;
 
 use super::Client;
-use crate::api::{AccountEnvelopes, SendOutcome, StaleLists};
-use crate::content::{self, Content, Transport, new_content, transport};
+use crate::api::{AccountEnvelopes, Api};
+use crate::content::{self, Content, new_content};
 use crate::conversation::{Conversation, ConversationRef};
 use crate::error::{ClientError, Result};
-use crate::store::{HistoryEntry, NewMessage, now_millis};
-
-/// How long our own device list is trusted before it is listed again (a
-/// device linked meanwhile is also learned from its first message).
-const OWN_DEVICES_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Times a send is retried after the server reports stale device lists.
-const STALE_RETRIES: usize = 4;
+use crate::ports::SystemClock;
+use crate::store::{HistoryEntry, NewMessage, Store, now_millis};
 
 impl Client {
-    /// Our account's devices other than this one.
-    pub(super) async fn own_other_devices(&mut self) -> Result<Vec<u32>> {
-        let devices = match &self.own_devices {
-            Some((listed, devices)) if listed.elapsed() < OWN_DEVICES_MAX_AGE => devices.clone(),
-            _ => {
-                let devices = self.api.devices(&self.username).await?;
-                self.own_devices = Some((std::time::Instant::now(), devices.clone()));
-                devices
-            }
-        };
-        Ok(devices
-            .into_iter()
-            .filter(|d| *d != self.device_id)
-            .collect())
+    /// The core's outgoing path over this device's store, server and clock.
+    fn outgoing(&mut self) -> Outgoing<'_, Store, Api, SystemClock> {
+        Outgoing {
+            storage: &self.store,
+            transport: &self.api,
+            clock: &SystemClock,
+            username: &self.username,
+            device_id: self.device_id,
+            identity: &self.identity,
+            own_devices: &mut self.own_devices,
+        }
     }
 
     /// The devices of `username` we send to, learning them from the server
     /// when we know none yet.
     pub(super) async fn ensure_sessions(&mut self, username: &str) -> Result<Vec<u32>> {
-        if username == self.username {
-            return self.own_other_devices().await;
-        }
-        let known: Vec<u32> = self
-            .store
-            .identity_keys(username)
-            .await?
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect();
-        if !known.is_empty() {
-            return Ok(known);
-        }
-        let bundles = self.api.bundles(username, None).await?;
-        if bundles.is_empty() {
-            return Err(ClientError::UnknownUser(username.to_owned()));
-        }
-        let mut devices = Vec::new();
-        for (device, bundle) in bundles {
-            self.establish(username, device, &bundle).await?;
-            devices.push(device);
-        }
-        Ok(devices)
-    }
-
-    /// Starts a fresh session with a device from its bundle.
-    pub(super) async fn establish(
-        &mut self,
-        username: &str,
-        device: u32,
-        bundle: &PreKeyBundle,
-    ) -> Result<()> {
-        let own = (username == self.username).then_some(self.device_id);
-        self.store
-            .observe_identity(username, device, bundle.identity(), own)
-            .await?;
-        let mut sessions = self.store.sessions(username, device).await?;
-        sessions.initiate(&self.identity, bundle, &mut rand::rngs::OsRng)?;
-        self.store
-            .save_sessions(username, device, &sessions, None)
-            .await
+        Ok(self
+            .outgoing()
+            .ensure_sessions(username, &mut OsRng)
+            .await?)
     }
 
     /// Fetches a device's bundle and starts a fresh session with it.
@@ -92,69 +47,16 @@ impl Client {
         username: &str,
         device: u32,
     ) -> Result<()> {
-        for (id, bundle) in self.api.bundles(username, Some(device)).await? {
-            self.establish(username, id, &bundle).await?;
-        }
-        Ok(())
-    }
-
-    /// Encrypts for one device (starting a session if there is none) and
-    /// wraps it for the server. The advanced session is saved first, so no
-    /// message key is ever used twice.
-    async fn encrypt_for(
-        &mut self,
-        username: &str,
-        device: u32,
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>> {
-        let mut sessions = self.store.sessions(username, device).await?;
-        if sessions.is_empty() {
-            self.establish_from_server(username, device).await?;
-            sessions = self.store.sessions(username, device).await?;
-        }
-        let message = sessions.encrypt(plaintext)?;
-        self.store
-            .save_sessions(username, device, &sessions, None)
-            .await?;
-        Ok(Transport {
-            body: Some(transport::Body::Pairwise(message.to_bytes())),
-        }
-        .encode_to_vec())
-    }
-
-    /// Applies the server's corrections to our device lists: forgets
-    /// devices that are gone, starts sessions with new ones.
-    pub(super) async fn fix_device_lists(
-        &mut self,
-        stale: BTreeMap<String, StaleLists>,
-    ) -> Result<()> {
-        for (username, lists) in stale {
-            if username == self.username {
-                self.own_devices = None;
-            }
-            for device in lists.extra {
-                self.store.forget_device(&username, device).await?;
-            }
-            for device in lists.missing {
-                self.establish_from_server(&username, device).await?;
-            }
-        }
-        Ok(())
+        Ok(self
+            .outgoing()
+            .establish_from_server(username, device, &mut OsRng)
+            .await?)
     }
 
     /// One attempt of a send: true when stored (or nothing to send); false
     /// when the server refused stale device lists, which are now fixed.
     pub(super) async fn send_or_fix(&mut self, sends: &[AccountEnvelopes]) -> Result<bool> {
-        if sends.is_empty() {
-            return Ok(true);
-        }
-        match self.api.send_many(sends).await? {
-            SendOutcome::Stored => Ok(true),
-            SendOutcome::Stale(stale) => {
-                self.fix_device_lists(stale).await?;
-                Ok(false)
-            }
-        }
+        Ok(self.outgoing().send_or_fix(sends, &mut OsRng).await?)
     }
 
     /// Sends `content`, pairwise-encrypted, to every device of each
@@ -164,41 +66,10 @@ impl Client {
         recipients: &[String],
         content: &Content,
     ) -> Result<()> {
-        let plaintext = Zeroizing::new(content.encode_to_vec());
-        let mut encrypted: BTreeMap<(String, u32), Vec<u8>> = BTreeMap::new();
-        for _ in 0..STALE_RETRIES {
-            let mut sends = Vec::new();
-            for username in recipients {
-                if *username != self.username {
-                    self.check_sendable(username).await?;
-                }
-                let mut envelopes = Vec::new();
-                for device in self.ensure_sessions(username).await? {
-                    let key = (username.clone(), device);
-                    let ciphertext = match encrypted.get(&key) {
-                        Some(c) => c.clone(),
-                        None => {
-                            let c = self.encrypt_for(username, device, &plaintext).await?;
-                            encrypted.insert(key, c.clone());
-                            c
-                        }
-                    };
-                    envelopes.push((device, ciphertext));
-                }
-                if !envelopes.is_empty() {
-                    sends.push(AccountEnvelopes {
-                        destination: username.clone(),
-                        envelopes,
-                    });
-                }
-            }
-            if self.send_or_fix(&sends).await? {
-                return Ok(());
-            }
-        }
-        Err(ClientError::Protocol(
-            "the recipients' device lists kept changing; try again".into(),
-        ))
+        Ok(self
+            .outgoing()
+            .send_pairwise(recipients, content, &mut OsRng)
+            .await?)
     }
 
     /// Sends a content body to a conversation (`@user`, a username, a

@@ -1,0 +1,365 @@
+//! Outgoing messages, pairwise: sessions with every device of the
+//! recipients (bundles fetched as needed), encryption for each device, the
+//! copy to our own other devices, and the stale-device answer (fix the
+//! lists, resend) that a person never notices.
+//!
+//! [`Outgoing`] borrows what a send needs from the shell (its store, its
+//! server, its clock, the account's identity and the own-devices cache);
+//! randomness comes in as a parameter of the calls that start sessions.
+//! Every session advanced by an encryption is saved before the ciphertext
+//! leaves, so no message key is ever used twice.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+use rand_core::CryptoRngCore;
+use starling_crypto::ratchet::{EncryptError, SessionSetupError};
+use starling_crypto::{IdentityKeyPair, PreKeyBundle};
+use starling_protocol::api::StaleLists;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::clock::Clock;
+use crate::content::{self, Content, transport};
+use crate::storage::Storage;
+use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
+use crate::trust::{self, TrustError};
+
+/// How long our own device list is trusted before it is listed again, in
+/// milliseconds (a device linked meanwhile is also learned from its first
+/// message).
+pub const OWN_DEVICES_MAX_AGE_MILLIS: i64 = 60_000;
+
+/// Times a send is retried after the server reports stale device lists.
+pub const STALE_RETRIES: usize = 4;
+
+/// Our account's devices and when the server listed them ([`Clock`]
+/// milliseconds), kept between sends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnDevices {
+    listed: Option<(i64, Vec<u32>)>,
+}
+
+impl OwnDevices {
+    /// Forgets the list, so the next send asks the server again.
+    pub fn forget(&mut self) {
+        self.listed = None;
+    }
+
+    /// The list, when it was made less than
+    /// [`OWN_DEVICES_MAX_AGE_MILLIS`] before `now` (and not in its future).
+    fn fresh(&self, now: i64) -> Option<&[u32]> {
+        match &self.listed {
+            Some((listed, devices))
+                if (0..OWN_DEVICES_MAX_AGE_MILLIS).contains(&now.saturating_sub(*listed)) =>
+            {
+                Some(devices)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a send failed. Exhaustive on purpose: a shell maps each arm to its
+/// own error type.
+#[derive(Debug, Error)]
+pub enum OutgoingError<S, T> {
+    /// The local store failed.
+    #[error(transparent)]
+    Storage(S),
+    /// The server call failed.
+    #[error(transparent)]
+    Transport(T),
+    /// A session could not be started from a bundle.
+    #[error(transparent)]
+    Session(SessionSetupError),
+    /// Encryption failed.
+    #[error(transparent)]
+    Encrypt(EncryptError),
+    /// A recipient cannot be sent to (a verified contact whose keys
+    /// changed).
+    #[error(transparent)]
+    Trust(TrustError<S>),
+    /// The server knows no device of the account.
+    #[error("unknown user `{0}`")]
+    UnknownUser(String),
+    /// The recipients' device lists changed on every attempt.
+    #[error("the recipients' device lists kept changing; try again")]
+    DeviceListsKeptChanging,
+}
+
+/// A send's view of the device: its store, server, clock, the account's
+/// identity and the own-devices cache.
+pub struct Outgoing<'a, S, T, C> {
+    /// The device's local state.
+    pub storage: &'a S,
+    /// The server, authenticated as this device.
+    pub transport: &'a T,
+    /// Where "now" comes from.
+    pub clock: &'a C,
+    /// Our username.
+    pub username: &'a str,
+    /// This device's id.
+    pub device_id: u32,
+    /// This device's identity key pair.
+    pub identity: &'a IdentityKeyPair,
+    /// Our account's devices, as last listed.
+    pub own_devices: &'a mut OwnDevices,
+}
+
+impl<S, T, C> std::fmt::Debug for Outgoing<'_, S, T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("username", &self.username)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a send fails with, for a store `S` and a server `T`.
+pub type Result<V, S, T> =
+    std::result::Result<V, OutgoingError<<S as Storage>::Error, <T as Transport>::Error>>;
+
+impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
+    /// Our account's devices other than this one.
+    pub async fn own_other_devices(&mut self) -> Result<Vec<u32>, S, T> {
+        let now = self.clock.now_millis();
+        let devices = match self.own_devices.fresh(now) {
+            Some(devices) => devices.to_vec(),
+            None => {
+                let devices = self
+                    .transport
+                    .devices(self.username)
+                    .await
+                    .map_err(OutgoingError::Transport)?;
+                self.own_devices.listed = Some((now, devices.clone()));
+                devices
+            }
+        };
+        Ok(devices
+            .into_iter()
+            .filter(|d| *d != self.device_id)
+            .collect())
+    }
+
+    /// The devices of `username` we send to, learning them (and starting
+    /// sessions from their bundles) when we know none yet.
+    pub async fn ensure_sessions(
+        &mut self,
+        username: &str,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<u32>, S, T> {
+        if username == self.username {
+            return self.own_other_devices().await;
+        }
+        let known: Vec<u32> = self
+            .storage
+            .identity_keys(username)
+            .await
+            .map_err(OutgoingError::Storage)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        if !known.is_empty() {
+            return Ok(known);
+        }
+        let bundles = self
+            .transport
+            .bundles(username, None)
+            .await
+            .map_err(OutgoingError::Transport)?;
+        if bundles.is_empty() {
+            return Err(OutgoingError::UnknownUser(username.to_owned()));
+        }
+        let mut devices = Vec::new();
+        for (device, bundle) in bundles {
+            self.establish(username, device, &bundle, rng).await?;
+            devices.push(device);
+        }
+        Ok(devices)
+    }
+
+    /// Starts a fresh session with a device from its bundle, recording its
+    /// identity key first.
+    pub async fn establish(
+        &self,
+        username: &str,
+        device: u32,
+        bundle: &PreKeyBundle,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(), S, T> {
+        let own = (username == self.username).then_some(self.device_id);
+        self.storage
+            .observe_identity(username, device, bundle.identity(), own)
+            .await
+            .map_err(OutgoingError::Storage)?;
+        let mut sessions = self
+            .storage
+            .sessions(username, device)
+            .await
+            .map_err(OutgoingError::Storage)?;
+        sessions
+            .initiate(self.identity, bundle, rng)
+            .map_err(OutgoingError::Session)?;
+        self.storage
+            .save_sessions(username, device, &sessions)
+            .await
+            .map_err(OutgoingError::Storage)
+    }
+
+    /// Fetches a device's bundle and starts a fresh session with it.
+    pub async fn establish_from_server(
+        &self,
+        username: &str,
+        device: u32,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(), S, T> {
+        let bundles = self
+            .transport
+            .bundles(username, Some(device))
+            .await
+            .map_err(OutgoingError::Transport)?;
+        for (id, bundle) in bundles {
+            self.establish(username, id, &bundle, rng).await?;
+        }
+        Ok(())
+    }
+
+    /// Encrypts for one device (starting a session if there is none) and
+    /// wraps it for the server. The advanced session is saved first, so no
+    /// message key is ever used twice.
+    pub async fn encrypt_for(
+        &self,
+        username: &str,
+        device: u32,
+        plaintext: &[u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<u8>, S, T> {
+        let mut sessions = self
+            .storage
+            .sessions(username, device)
+            .await
+            .map_err(OutgoingError::Storage)?;
+        if sessions.is_empty() {
+            self.establish_from_server(username, device, rng).await?;
+            sessions = self
+                .storage
+                .sessions(username, device)
+                .await
+                .map_err(OutgoingError::Storage)?;
+        }
+        let message = sessions
+            .encrypt(plaintext)
+            .map_err(OutgoingError::Encrypt)?;
+        self.storage
+            .save_sessions(username, device, &sessions)
+            .await
+            .map_err(OutgoingError::Storage)?;
+        Ok(content::Transport {
+            body: Some(transport::Body::Pairwise(message.to_bytes())),
+        }
+        .encode_to_vec())
+    }
+
+    /// Applies the server's corrections to our device lists: forgets
+    /// devices that are gone, starts sessions with new ones.
+    pub async fn fix_device_lists(
+        &mut self,
+        stale: BTreeMap<String, StaleLists>,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(), S, T> {
+        for (username, lists) in stale {
+            if username == self.username {
+                self.own_devices.forget();
+            }
+            for device in lists.extra {
+                self.storage
+                    .forget_device(&username, device)
+                    .await
+                    .map_err(OutgoingError::Storage)?;
+            }
+            for device in lists.missing {
+                self.establish_from_server(&username, device, rng).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One attempt of a send: true when stored (or nothing to send); false
+    /// when the server refused stale device lists, which are now fixed.
+    pub async fn send_or_fix(
+        &mut self,
+        sends: &[AccountEnvelopes],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<bool, S, T> {
+        if sends.is_empty() {
+            return Ok(true);
+        }
+        match self
+            .transport
+            .send_many(sends)
+            .await
+            .map_err(OutgoingError::Transport)?
+        {
+            SendOutcome::Stored => Ok(true),
+            SendOutcome::Stale(stale) => {
+                self.fix_device_lists(stale, rng).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Sends `content`, pairwise-encrypted, to every device of each
+    /// recipient (our own account means our other devices). A device is
+    /// encrypted for once; a resend after fixing the lists reuses its
+    /// ciphertext.
+    pub async fn send_pairwise(
+        &mut self,
+        recipients: &[String],
+        content: &Content,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(), S, T> {
+        let plaintext = Zeroizing::new(content.encode_to_vec());
+        let mut encrypted: BTreeMap<(String, u32), Vec<u8>> = BTreeMap::new();
+        for _ in 0..STALE_RETRIES {
+            let mut sends = Vec::new();
+            for username in recipients {
+                if *username != self.username {
+                    trust::check_sendable(self.storage, username)
+                        .await
+                        .map_err(|e| match e {
+                            TrustError::Storage(e) => OutgoingError::Storage(e),
+                            other => OutgoingError::Trust(other),
+                        })?;
+                }
+                let mut envelopes = Vec::new();
+                for device in self.ensure_sessions(username, rng).await? {
+                    let key = (username.clone(), device);
+                    let ciphertext = match encrypted.get(&key) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = self.encrypt_for(username, device, &plaintext, rng).await?;
+                            encrypted.insert(key, c.clone());
+                            c
+                        }
+                    };
+                    envelopes.push((device, ciphertext));
+                }
+                if !envelopes.is_empty() {
+                    sends.push(AccountEnvelopes {
+                        destination: username.clone(),
+                        envelopes,
+                    });
+                }
+            }
+            if self.send_or_fix(&sends, rng).await? {
+                return Ok(());
+            }
+        }
+        Err(OutgoingError::DeviceListsKeptChanging)
+    }
+}
+
+#[cfg(test)]
+#[path = "outgoing/tests.rs"]
+mod tests;

@@ -1,0 +1,252 @@
+//! Tests of the pairwise outgoing path against the in-memory store and
+//! server: sessions from bundles, one envelope per device, the copy to our
+//! own other devices, and the stale-device answer.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+use rand::rngs::OsRng;
+use starling_crypto::ratchet::{CiphertextMessage, PeerSessions};
+use starling_crypto::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+use starling_protocol::api::StaleLists;
+
+use super::{Outgoing, OutgoingError, OwnDevices};
+use crate::clock::FixedClock;
+use crate::content::{self, Content, transport};
+use crate::testing::{Memory, run};
+
+/// A device someone else holds: its keys, and the bundle its server serves.
+struct Peer {
+    identity: IdentityKeyPair,
+    prekeys: PreKeyStore,
+}
+
+impl Peer {
+    fn new() -> Self {
+        let identity = IdentityKeyPair::generate(&mut OsRng);
+        let mut prekeys = PreKeyStore::new();
+        prekeys.generate_signed_prekey(&identity, 0, &mut OsRng);
+        prekeys.generate_one_time_prekeys(1, &mut OsRng).unwrap();
+        Self { identity, prekeys }
+    }
+
+    fn bundle(&self) -> PreKeyBundle {
+        self.prekeys.bundle(&self.identity).unwrap()
+    }
+
+    /// Opens an envelope meant for this device.
+    fn open(&mut self, envelope: &[u8]) -> Content {
+        let wrapped = content::Transport::decode(envelope).unwrap();
+        let Some(transport::Body::Pairwise(bytes)) = wrapped.body else {
+            panic!("not a pairwise envelope");
+        };
+        let message = CiphertextMessage::from_bytes(&bytes).unwrap();
+        let decrypted = PeerSessions::new()
+            .decrypt(&self.identity, &mut self.prekeys, &message, &mut OsRng)
+            .unwrap();
+        Content::decode(decrypted.plaintext.as_slice()).unwrap()
+    }
+}
+
+fn text(body: &str) -> Content {
+    content::content_at(
+        content::Body::Text(content::Text {
+            body: body.to_owned(),
+        }),
+        1,
+        &mut OsRng,
+    )
+}
+
+/// Runs `f` with alice's device 1 sending through `memory`.
+fn as_alice<V>(
+    memory: &Memory,
+    own_devices: &mut OwnDevices,
+    f: impl AsyncFnOnce(&mut Outgoing<'_, Memory, Memory, FixedClock>) -> V,
+) -> V {
+    let identity = IdentityKeyPair::generate(&mut OsRng);
+    let mut outgoing = Outgoing {
+        storage: memory,
+        transport: memory,
+        clock: &FixedClock(1_000_000),
+        username: "alice",
+        device_id: 1,
+        identity: &identity,
+        own_devices,
+    };
+    run(f(&mut outgoing))
+}
+
+/// The envelopes of one send, by destination.
+fn by_destination(memory: &Memory, send: usize) -> BTreeMap<String, Vec<(u32, Vec<u8>)>> {
+    memory.sent.borrow()[send]
+        .iter()
+        .map(|a| (a.destination.clone(), a.envelopes.clone()))
+        .collect()
+}
+
+#[test]
+fn a_new_contact_gets_sessions_from_bundles_and_an_envelope_per_device() {
+    let memory = Memory::default();
+    let mut bob = [Peer::new(), Peer::new()];
+    memory.bundles.borrow_mut().insert(
+        "bob".into(),
+        vec![(1, bob[0].bundle()), (3, bob[1].bundle())],
+    );
+    let message = text("hello");
+    as_alice(&memory, &mut OwnDevices::default(), async |o| {
+        o.send_pairwise(&["bob".into()], &message, &mut OsRng).await
+    })
+    .unwrap();
+
+    let known: Vec<u32> = memory.identities.borrow()["bob"]
+        .iter()
+        .map(|(d, _)| *d)
+        .collect();
+    assert_eq!(known, [1, 3]);
+    assert_eq!(memory.sessions.borrow().len(), 2);
+    assert_eq!(memory.sent.borrow().len(), 1);
+    let sent = by_destination(&memory, 0);
+    let envelopes = &sent["bob"];
+    assert_eq!(
+        envelopes.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+        [1, 3]
+    );
+    for (peer, (_, envelope)) in bob.iter_mut().zip(envelopes) {
+        assert_eq!(peer.open(envelope), message);
+    }
+}
+
+#[test]
+fn an_unknown_account_is_refused() {
+    let memory = Memory::default();
+    let result = as_alice(&memory, &mut OwnDevices::default(), async |o| {
+        o.send_pairwise(&["nobody".into()], &text("hi"), &mut OsRng)
+            .await
+    });
+    assert!(matches!(result, Err(OutgoingError::UnknownUser(u)) if u == "nobody"));
+    assert!(memory.sent.borrow().is_empty());
+}
+
+#[test]
+fn stale_lists_are_fixed_and_the_send_repeated() {
+    let memory = Memory::default();
+    let mut bob1 = Peer::new();
+    let mut bob2 = Peer::new();
+    memory
+        .bundles
+        .borrow_mut()
+        .insert("bob".into(), vec![(1, bob1.bundle())]);
+    let message = text("hello");
+    let mut own_devices = OwnDevices::default();
+    as_alice(&memory, &mut own_devices, async |o| {
+        o.ensure_sessions("bob", &mut OsRng).await
+    })
+    .unwrap();
+    // Bob linked device 2 and removed device 1 meanwhile.
+    memory
+        .bundles
+        .borrow_mut()
+        .insert("bob".into(), vec![(2, bob2.bundle())]);
+    memory.refusals.borrow_mut().push(BTreeMap::from([(
+        "bob".to_owned(),
+        StaleLists {
+            missing: vec![2],
+            extra: vec![1],
+        },
+    )]));
+    as_alice(&memory, &mut own_devices, async |o| {
+        o.send_pairwise(&["bob".into()], &message, &mut OsRng).await
+    })
+    .unwrap();
+
+    assert_eq!(memory.sent.borrow().len(), 2);
+    let refused = by_destination(&memory, 0);
+    assert_eq!(refused["bob"].len(), 1);
+    assert_eq!(refused["bob"][0].0, 1);
+    assert_eq!(bob1.open(&refused["bob"][0].1), message);
+    let stored = by_destination(&memory, 1);
+    assert_eq!(stored["bob"].len(), 1);
+    assert_eq!(stored["bob"][0].0, 2);
+    assert_eq!(bob2.open(&stored["bob"][0].1), message);
+}
+
+#[test]
+fn lists_that_keep_changing_give_up() {
+    let memory = Memory::default();
+    let bob = Peer::new();
+    memory
+        .bundles
+        .borrow_mut()
+        .insert("bob".into(), vec![(1, bob.bundle())]);
+    for _ in 0..super::STALE_RETRIES {
+        memory
+            .refusals
+            .borrow_mut()
+            .push(BTreeMap::from([("bob".to_owned(), StaleLists::default())]));
+    }
+    let result = as_alice(&memory, &mut OwnDevices::default(), async |o| {
+        o.send_pairwise(&["bob".into()], &text("hi"), &mut OsRng)
+            .await
+    });
+    assert!(matches!(
+        result,
+        Err(OutgoingError::DeviceListsKeptChanging)
+    ));
+    assert_eq!(memory.sent.borrow().len(), super::STALE_RETRIES);
+}
+
+#[test]
+fn the_copy_goes_to_our_other_devices_never_this_one() {
+    let memory = Memory::default();
+    let mut bob = Peer::new();
+    let mut alice2 = Peer::new();
+    let mut alice3 = Peer::new();
+    memory
+        .bundles
+        .borrow_mut()
+        .insert("bob".into(), vec![(1, bob.bundle())]);
+    memory.bundles.borrow_mut().insert(
+        "alice".into(),
+        vec![(2, alice2.bundle()), (3, alice3.bundle())],
+    );
+    memory
+        .devices
+        .borrow_mut()
+        .insert("alice".into(), vec![1, 2, 3]);
+    let message = text("hello");
+    as_alice(&memory, &mut OwnDevices::default(), async |o| {
+        o.send_pairwise(&["bob".into(), "alice".into()], &message, &mut OsRng)
+            .await
+    })
+    .unwrap();
+
+    let sent = by_destination(&memory, 0);
+    assert_eq!(bob.open(&sent["bob"][0].1), message);
+    let own = &sent["alice"];
+    assert_eq!(own.iter().map(|(d, _)| *d).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(alice2.open(&own[0].1), message);
+    assert_eq!(alice3.open(&own[1].1), message);
+    assert!(
+        !memory
+            .sessions
+            .borrow()
+            .contains_key(&("alice".to_owned(), 1))
+    );
+}
+
+#[test]
+fn the_own_device_list_is_kept_for_a_minute() {
+    let mut own = OwnDevices {
+        listed: Some((1_000, vec![1, 2])),
+    };
+    assert_eq!(own.fresh(1_000), Some(&[1, 2][..]));
+    assert_eq!(
+        own.fresh(1_000 + super::OWN_DEVICES_MAX_AGE_MILLIS - 1),
+        Some(&[1, 2][..])
+    );
+    assert_eq!(own.fresh(1_000 + super::OWN_DEVICES_MAX_AGE_MILLIS), None);
+    assert_eq!(own.fresh(999), None);
+    own.forget();
+    assert_eq!(own.fresh(1_000), None);
+}
