@@ -219,7 +219,9 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
             .bundles(username, Some(device))
             .await
             .map_err(OutgoingError::Transport)?;
-        for (id, bundle) in bundles {
+        // Only the device asked for: a server that answers with others
+        // must not get their keys recorded on the way.
+        for (id, bundle) in bundles.into_iter().filter(|(id, _)| *id == device) {
             self.establish(username, id, &bundle, rng).await?;
         }
         Ok(())
@@ -262,15 +264,23 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
     }
 
     /// Applies the server's corrections to our device lists: forgets
-    /// devices that are gone, starts sessions with new ones.
+    /// devices that are gone, starts sessions with new ones. Only the
+    /// accounts of `sends` are corrected, and never this device itself: a
+    /// server naming other accounts or this device is ignored there.
     pub async fn fix_device_lists(
         &mut self,
         stale: BTreeMap<String, StaleLists>,
+        sends: &[AccountEnvelopes],
         rng: &mut impl CryptoRngCore,
     ) -> Result<(), S, T> {
-        for (username, lists) in stale {
+        for (username, mut lists) in stale {
+            if !sends.iter().any(|s| s.destination == username) {
+                continue;
+            }
             if username == self.username {
                 self.own_devices.forget();
+                lists.extra.retain(|d| *d != self.device_id);
+                lists.missing.retain(|d| *d != self.device_id);
             }
             for device in lists.extra {
                 self.storage
@@ -303,7 +313,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         {
             SendOutcome::Stored => Ok(true),
             SendOutcome::Stale(stale) => {
-                self.fix_device_lists(stale, rng).await?;
+                self.fix_device_lists(stale, sends, rng).await?;
                 Ok(false)
             }
         }
@@ -322,16 +332,9 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         let plaintext = Zeroizing::new(content.encode_to_vec());
         let mut encrypted: BTreeMap<(String, u32), Vec<u8>> = BTreeMap::new();
         for _ in 0..STALE_RETRIES {
+            self.check_recipients(recipients).await?;
             let mut sends = Vec::new();
             for username in recipients {
-                if *username != self.username {
-                    trust::check_sendable(self.storage, username)
-                        .await
-                        .map_err(|e| match e {
-                            TrustError::Storage(e) => OutgoingError::Storage(e),
-                            other => OutgoingError::Trust(other),
-                        })?;
-                }
                 let mut envelopes = Vec::new();
                 for device in self.ensure_sessions(username, rng).await? {
                     let key = (username.clone(), device);
@@ -352,11 +355,29 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
                     });
                 }
             }
+            // Setting up sessions may have met a new key of a verified
+            // contact (a device the server just said was gone, served
+            // again with another key): nothing leaves before the check.
+            self.check_recipients(recipients).await?;
             if self.send_or_fix(&sends, rng).await? {
                 return Ok(());
             }
         }
         Err(OutgoingError::DeviceListsKeptChanging)
+    }
+
+    /// Refuses the send when a recipient other than ourselves is verified
+    /// and has changed keys since.
+    async fn check_recipients(&self, recipients: &[String]) -> Result<(), S, T> {
+        for username in recipients.iter().filter(|u| **u != self.username) {
+            trust::check_sendable(self.storage, username)
+                .await
+                .map_err(|e| match e {
+                    TrustError::Storage(e) => OutgoingError::Storage(e),
+                    other => OutgoingError::Trust(other),
+                })?;
+        }
+        Ok(())
     }
 }
 

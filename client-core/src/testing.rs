@@ -40,6 +40,8 @@ pub(crate) struct Memory {
     pub(crate) saved: RefCell<Option<Vec<u8>>>,
     pub(crate) identities: RefCell<BTreeMap<String, Vec<(u32, IdentityKey)>>>,
     pub(crate) contacts: RefCell<BTreeMap<String, ContactRecord>>,
+    /// Accounts whose keys were ever observed.
+    pub(crate) known: RefCell<std::collections::BTreeSet<String>>,
     pub(crate) counts: Cell<(u32, u32)>,
     pub(crate) uploads: RefCell<Vec<KeyUpload>>,
     /// Fails the upload, as an unreachable server would.
@@ -94,11 +96,13 @@ impl Storage for Memory {
         username: &str,
         device_id: u32,
         key: &IdentityKey,
-        _own_device: Option<u32>,
+        own_device: Option<u32>,
     ) -> Result<TrustChange, Fake> {
         let mut identities = self.identities.borrow_mut();
         let devices = identities.entry(username.to_owned()).or_default();
-        let first = devices.is_empty();
+        // An account stays known once seen, as in the real store, even
+        // when all its devices were forgotten.
+        let first = self.known.borrow_mut().insert(username.to_owned());
         match devices.iter_mut().find(|(d, _)| *d == device_id) {
             Some((_, old)) if old == key => return Ok(TrustChange::Known),
             Some((_, old)) => *old = key.clone(),
@@ -107,16 +111,25 @@ impl Storage for Memory {
                 devices.sort_by_key(|(d, _)| *d);
             }
         }
-        Ok(if first {
-            TrustChange::FirstContact
-        } else {
-            TrustChange::Changed
-        })
+        if first {
+            return Ok(TrustChange::FirstContact);
+        }
+        if own_device.is_none() {
+            self.contacts
+                .borrow_mut()
+                .entry(username.to_owned())
+                .or_default()
+                .identity_changed = true;
+        }
+        Ok(TrustChange::Changed)
     }
     async fn forget_device(&self, username: &str, device_id: u32) -> Result<(), Fake> {
         if let Some(devices) = self.identities.borrow_mut().get_mut(username) {
             devices.retain(|(d, _)| *d != device_id);
         }
+        self.sessions
+            .borrow_mut()
+            .remove(&(username.to_owned(), device_id));
         Ok(())
     }
     async fn sessions(&self, username: &str, device_id: u32) -> Result<PeerSessions, Fake> {

@@ -250,3 +250,91 @@ fn the_own_device_list_is_kept_for_a_minute() {
     own.forget();
     assert_eq!(own.fresh(1_000), None);
 }
+
+#[test]
+fn a_verified_contact_served_new_keys_mid_send_gets_nothing() {
+    let memory = Memory::default();
+    let mut bob = Peer::new();
+    memory
+        .bundles
+        .borrow_mut()
+        .insert("bob".into(), vec![(1, bob.bundle())]);
+    let mut own = OwnDevices::default();
+    let first = text("first");
+    as_alice(&memory, &mut own, async |o| {
+        o.send_pairwise(&["bob".into()], &first, &mut OsRng).await
+    })
+    .unwrap();
+    assert_eq!(bob.open(&by_destination(&memory, 0)["bob"][0].1), first);
+    run(crate::storage::Storage::set_verified(&memory, "bob")).unwrap();
+
+    // The server says bob's device is gone, then serves its own key for
+    // him: the new key is met while setting up, and nothing is sent.
+    let mallory = Peer::new();
+    memory
+        .bundles
+        .borrow_mut()
+        .insert("bob".into(), vec![(1, mallory.bundle())]);
+    memory.refusals.borrow_mut().push(BTreeMap::from([(
+        "bob".to_owned(),
+        StaleLists {
+            missing: vec![],
+            extra: vec![1],
+        },
+    )]));
+    let result = as_alice(&memory, &mut own, async |o| {
+        o.send_pairwise(&["bob".into()], &text("secret"), &mut OsRng)
+            .await
+    });
+    assert!(matches!(result, Err(OutgoingError::Trust(_))), "{result:?}");
+    // The refused attempt (to bob's old session) and nothing after it.
+    assert_eq!(memory.sent.borrow().len(), 2);
+}
+
+#[test]
+fn corrections_for_other_accounts_or_this_device_are_ignored() {
+    let memory = Memory::default();
+    let bob = Peer::new();
+    let carol = Peer::new();
+    memory.bundles.borrow_mut().extend([
+        ("bob".to_owned(), vec![(1, bob.bundle())]),
+        ("carol".to_owned(), vec![(1, carol.bundle())]),
+    ]);
+    let mut own = OwnDevices::default();
+    as_alice(&memory, &mut own, async |o| {
+        o.send_pairwise(&["carol".into()], &text("hi"), &mut OsRng)
+            .await
+    })
+    .unwrap();
+    // A send to bob answered with corrections for carol and for this
+    // very device (alice's 1).
+    memory.refusals.borrow_mut().push(BTreeMap::from([
+        (
+            "carol".to_owned(),
+            StaleLists {
+                missing: vec![],
+                extra: vec![1],
+            },
+        ),
+        (
+            "alice".to_owned(),
+            StaleLists {
+                missing: vec![1],
+                extra: vec![],
+            },
+        ),
+    ]));
+    as_alice(&memory, &mut own, async |o| {
+        o.send_pairwise(&["bob".into()], &text("hello"), &mut OsRng)
+            .await
+    })
+    .unwrap();
+    assert_eq!(memory.identities.borrow()["carol"].len(), 1);
+    assert!(!memory.identities.borrow().contains_key("alice"));
+    assert!(
+        memory
+            .sessions
+            .borrow()
+            .contains_key(&("carol".to_owned(), 1))
+    );
+}
