@@ -106,8 +106,11 @@ impl core::fmt::Debug for GroupMessage {
 ///
 /// ```compile_fail,E0451
 /// use starling_crypto::group::{GroupMessage, VerifiedGroupMessage};
-/// fn forge(message: GroupMessage) -> VerifiedGroupMessage {
-///     VerifiedGroupMessage { message, signing_key: todo!() }
+/// fn forge(
+///     message: GroupMessage,
+///     signing_key: ed25519_dalek::VerifyingKey,
+/// ) -> VerifiedGroupMessage {
+///     VerifiedGroupMessage { message, signing_key }
 /// }
 /// ```
 pub struct VerifiedGroupMessage {
