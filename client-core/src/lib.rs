@@ -99,10 +99,13 @@
 pub mod clock;
 pub mod content;
 pub mod conversation;
+pub mod device;
+pub mod error;
 pub mod events;
 pub mod history;
 pub mod outgoing;
 pub mod prekeys;
+pub mod records;
 pub mod storage;
 pub mod tofu;
 pub mod transport;
@@ -113,6 +116,8 @@ mod testing;
 
 pub use clock::Clock;
 pub use conversation::{Conversation, ConversationKeyError, ConversationRef, GroupId};
+pub use device::{Account, Device};
+pub use error::DeviceError;
 pub use events::{CallSignalKind, Event, UpdateKind};
 pub use history::HistoryEntry;
 pub use storage::Storage;

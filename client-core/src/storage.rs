@@ -2,9 +2,14 @@
 //! shell implements it over its encrypted database; the core only says
 //! what to load and what to keep, never how.
 
+use std::collections::BTreeSet;
+
+use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
 use starling_crypto::ratchet::PeerSessions;
 use starling_crypto::{IdentityKey, PreKeyStore};
 
+use crate::conversation::Conversation;
+use crate::records::{GroupRecord, InboxItem, NewMessage};
 use crate::tofu::TrustChange;
 
 /// A contact's trust state.
@@ -22,7 +27,9 @@ pub struct ContactRecord {
 ///
 /// Each call is one durable step: when it returns `Ok`, what it wrote
 /// survives a crash. Errors are the shell's own ([`Storage::Error`]); the
-/// core hands them back unchanged.
+/// core hands them back unchanged. The core never runs two calls at once
+/// on one device (its operations take `&mut self`), so an implementation
+/// need not order concurrent writes to one peer's state.
 #[allow(async_fn_in_trait)]
 pub trait Storage {
     /// What a storage call fails with.
@@ -70,4 +77,140 @@ pub trait Storage {
         device_id: u32,
         sessions: &PeerSessions,
     ) -> Result<(), Self::Error>;
+
+    // The inbox: decrypted envelopes staged until applied, and the ids of
+    // envelopes already processed (a redelivery is shown once).
+
+    /// Whether the envelope was already processed.
+    async fn envelope_seen(&self, envelope_id: &[u8]) -> Result<bool, Self::Error>;
+
+    /// The staged item of an envelope decrypted but not yet applied.
+    async fn inbox_item(&self, envelope_id: &[u8]) -> Result<Option<InboxItem>, Self::Error>;
+
+    /// Every staged item, in the order staged.
+    async fn pending_inbox(&self) -> Result<Vec<InboxItem>, Self::Error>;
+
+    /// Marks an envelope processed and drops its staged item.
+    async fn finish_envelope(&self, envelope_id: &[u8]) -> Result<(), Self::Error>;
+
+    /// Saves the sessions with a device together with what their
+    /// decryption produced, in one durable step: the staged item and, when
+    /// the message consumed a one-time prekey, the remaining prekeys.
+    async fn stage_pairwise(
+        &self,
+        username: &str,
+        device_id: u32,
+        sessions: &PeerSessions,
+        consumed: Option<&PreKeyStore>,
+        item: &InboxItem,
+    ) -> Result<(), Self::Error>;
+
+    // Groups.
+
+    /// A group by id.
+    async fn group(&self, group_id: &[u8]) -> Result<Option<GroupRecord>, Self::Error>;
+
+    /// Inserts or replaces a group's state.
+    async fn save_group(&self, group: &GroupRecord) -> Result<(), Self::Error>;
+
+    /// Our outbound Sender Key session of a group and the member devices
+    /// (`user.device`) holding it.
+    async fn outbound_group_session(
+        &self,
+        group_id: &[u8],
+    ) -> Result<Option<(OutboundGroupSession, BTreeSet<String>)>, Self::Error>;
+
+    /// Saves our outbound session of a group and who holds it.
+    async fn save_outbound_group_session(
+        &self,
+        group_id: &[u8],
+        session: &OutboundGroupSession,
+        holders: &BTreeSet<String>,
+    ) -> Result<(), Self::Error>;
+
+    /// Drops our outbound session of a group: the next send starts a new
+    /// one.
+    async fn reset_outbound_group_session(&self, group_id: &[u8]) -> Result<(), Self::Error>;
+
+    /// A member device's inbound Sender Key session.
+    async fn inbound_group_session(
+        &self,
+        group_id: &[u8],
+        sender: &str,
+        device_id: u32,
+    ) -> Result<Option<InboundGroupSession>, Self::Error>;
+
+    /// Saves a member device's inbound session, with the item its
+    /// decryption staged (if any) in the same durable step.
+    async fn save_inbound_group_session(
+        &self,
+        group_id: &[u8],
+        sender: &str,
+        device_id: u32,
+        session: &InboundGroupSession,
+        item: Option<&InboxItem>,
+    ) -> Result<(), Self::Error>;
+
+    /// Drops the inbound sessions of one member of a group (all members
+    /// when `None`).
+    async fn drop_inbound_group_sessions(
+        &self,
+        group_id: &[u8],
+        member: Option<&str>,
+    ) -> Result<(), Self::Error>;
+
+    /// Forgets that a device holds any of our sender keys (its session was
+    /// reset, so it must be given them again).
+    async fn forget_distribution(&self, username: &str, device_id: u32) -> Result<(), Self::Error>;
+
+    // The history.
+
+    /// Records a message; false when its id is already recorded.
+    async fn insert_message(&self, message: &NewMessage) -> Result<bool, Self::Error>;
+
+    /// The author and text of a message of a conversation, for a reply.
+    async fn quoted_message(
+        &self,
+        message_id: &[u8],
+        conversation: &Conversation,
+    ) -> Result<Option<(String, String)>, Self::Error>;
+
+    /// Replaces the text of `sender`'s message; false when there is no such
+    /// message of theirs.
+    async fn edit_message(
+        &self,
+        message_id: &[u8],
+        conversation: &Conversation,
+        sender: &str,
+        body: &str,
+    ) -> Result<bool, Self::Error>;
+
+    /// Deletes `sender`'s message and its attachment file; false when there
+    /// is no such message of theirs.
+    async fn delete_message(
+        &self,
+        message_id: &[u8],
+        conversation: &Conversation,
+        sender: &str,
+    ) -> Result<bool, Self::Error>;
+
+    /// Sets (or with `None` removes) `username`'s reaction to a message;
+    /// false when there is no such message.
+    async fn react(
+        &self,
+        message_id: &[u8],
+        conversation: &Conversation,
+        username: &str,
+        emoji: Option<&str>,
+    ) -> Result<bool, Self::Error>;
+
+    /// Marks our messages read; returns the ids that were not read before.
+    async fn mark_read(
+        &self,
+        conversation: &Conversation,
+        message_ids: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, Self::Error>;
+
+    /// Sets a direct conversation's disappearing-message timer.
+    async fn set_contact_timer(&self, username: &str, seconds: u32) -> Result<(), Self::Error>;
 }

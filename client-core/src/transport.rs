@@ -60,4 +60,8 @@ pub trait Transport {
 
     /// Sends to many accounts in one request (groups).
     async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome, Self::Error>;
+
+    /// Whether a failed call means the account or device asked about no
+    /// longer exists (the server answered "not found").
+    fn is_not_found(error: &Self::Error) -> bool;
 }

@@ -9,11 +9,17 @@ use starling_client_core::tofu::TrustChange;
 use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
 use starling_client_core::trust::TrustError;
 use starling_client_core::{Clock, Storage, Transport};
+use std::collections::BTreeSet;
+
+use starling_client_core::DeviceError;
+use starling_client_core::records::{GroupRecord, InboxItem, NewMessage};
+use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
 use starling_crypto::ratchet::PeerSessions;
 use starling_crypto::{IdentityKey, PreKeyBundle, PreKeyStore};
 use starling_protocol::api::{KeyUpload, PrekeyCounts};
 
 use crate::api::Api;
+use crate::conversation::Conversation;
 use crate::error::{ClientError, Result};
 use crate::store::Store;
 
@@ -76,6 +82,160 @@ impl Storage for Store {
     ) -> Result<()> {
         Store::save_sessions(self, username, device_id, sessions, None).await
     }
+
+    async fn envelope_seen(&self, envelope_id: &[u8]) -> Result<bool> {
+        Store::envelope_seen(self, envelope_id).await
+    }
+
+    async fn inbox_item(&self, envelope_id: &[u8]) -> Result<Option<InboxItem>> {
+        Store::inbox_item(self, envelope_id).await
+    }
+
+    async fn pending_inbox(&self) -> Result<Vec<InboxItem>> {
+        Store::pending_inbox(self).await
+    }
+
+    async fn finish_envelope(&self, envelope_id: &[u8]) -> Result<()> {
+        Store::finish_envelope(self, envelope_id).await
+    }
+
+    async fn stage_pairwise(
+        &self,
+        username: &str,
+        device_id: u32,
+        sessions: &PeerSessions,
+        consumed: Option<&PreKeyStore>,
+        item: &InboxItem,
+    ) -> Result<()> {
+        Store::save_sessions_with_inbox(self, username, device_id, sessions, consumed, Some(item))
+            .await
+    }
+
+    async fn group(&self, group_id: &[u8]) -> Result<Option<GroupRecord>> {
+        Store::group(self, group_id).await
+    }
+
+    async fn save_group(&self, group: &GroupRecord) -> Result<()> {
+        Store::save_group(self, group).await
+    }
+
+    async fn outbound_group_session(
+        &self,
+        group_id: &[u8],
+    ) -> Result<Option<(OutboundGroupSession, BTreeSet<String>)>> {
+        Store::outbound_group_session(self, group_id).await
+    }
+
+    async fn save_outbound_group_session(
+        &self,
+        group_id: &[u8],
+        session: &OutboundGroupSession,
+        holders: &BTreeSet<String>,
+    ) -> Result<()> {
+        Store::save_outbound_group_session(self, group_id, session, holders).await
+    }
+
+    async fn reset_outbound_group_session(&self, group_id: &[u8]) -> Result<()> {
+        Store::reset_outbound_group_session(self, group_id).await
+    }
+
+    async fn inbound_group_session(
+        &self,
+        group_id: &[u8],
+        sender: &str,
+        device_id: u32,
+    ) -> Result<Option<InboundGroupSession>> {
+        Store::inbound_group_session(self, group_id, sender, device_id).await
+    }
+
+    async fn save_inbound_group_session(
+        &self,
+        group_id: &[u8],
+        sender: &str,
+        device_id: u32,
+        session: &InboundGroupSession,
+        item: Option<&InboxItem>,
+    ) -> Result<()> {
+        Store::save_inbound_group_session_with_inbox(
+            self, group_id, sender, device_id, session, item,
+        )
+        .await
+    }
+
+    async fn drop_inbound_group_sessions(
+        &self,
+        group_id: &[u8],
+        member: Option<&str>,
+    ) -> Result<()> {
+        Store::drop_inbound_group_sessions(self, group_id, member).await
+    }
+
+    async fn forget_distribution(&self, username: &str, device_id: u32) -> Result<()> {
+        Store::forget_distribution(self, username, device_id).await
+    }
+
+    async fn insert_message(&self, message: &NewMessage) -> Result<bool> {
+        Store::insert_message(self, message).await
+    }
+
+    async fn quoted_message(
+        &self,
+        message_id: &[u8],
+        conversation: &Conversation,
+    ) -> Result<Option<(String, String)>> {
+        Store::quoted_message(self, message_id, conversation).await
+    }
+
+    async fn edit_message(
+        &self,
+        message_id: &[u8],
+        conversation: &Conversation,
+        sender: &str,
+        body: &str,
+    ) -> Result<bool> {
+        Store::edit_message(self, message_id, conversation, sender, body).await
+    }
+
+    /// Deletes the row, then its attachment file (a file left behind by a
+    /// crash in between is only ciphertext, removed with the home).
+    async fn delete_message(
+        &self,
+        message_id: &[u8],
+        conversation: &Conversation,
+        sender: &str,
+    ) -> Result<bool> {
+        match Store::delete_message(self, message_id, conversation, sender).await? {
+            Some(file) => {
+                if let Some(file) = file {
+                    self.remove_attachment_file(&file).await;
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn react(
+        &self,
+        message_id: &[u8],
+        conversation: &Conversation,
+        username: &str,
+        emoji: Option<&str>,
+    ) -> Result<bool> {
+        Store::react(self, message_id, conversation, username, emoji).await
+    }
+
+    async fn mark_read(
+        &self,
+        conversation: &Conversation,
+        message_ids: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>> {
+        Store::mark_read(self, conversation, message_ids).await
+    }
+
+    async fn set_contact_timer(&self, username: &str, seconds: u32) -> Result<()> {
+        Store::set_contact_timer(self, username, seconds).await
+    }
 }
 
 impl Transport for Api {
@@ -107,6 +267,13 @@ impl Transport for Api {
 
     async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome> {
         Api::send_many(self, sends).await
+    }
+
+    fn is_not_found(error: &ClientError) -> bool {
+        matches!(
+            error,
+            ClientError::UnknownUser(_) | ClientError::Server { status: 404, .. }
+        )
     }
 }
 
@@ -146,6 +313,26 @@ impl From<OutgoingError<ClientError, ClientError>> for ClientError {
             OutgoingError::UnknownUser(user) => Self::UnknownUser(user),
             OutgoingError::DeviceListsKeptChanging => {
                 Self::Protocol("the recipients' device lists kept changing; try again".into())
+            }
+        }
+    }
+}
+
+/// Store and server failures come back whole; the protocol's refusals keep
+/// the variants (and so the messages) they always had.
+impl From<DeviceError<ClientError, ClientError>> for ClientError {
+    fn from(error: DeviceError<ClientError, ClientError>) -> Self {
+        match error {
+            DeviceError::Storage(e) | DeviceError::Transport(e) => e,
+            DeviceError::Outgoing(e) => e.into(),
+            DeviceError::Trust(e) => e.into(),
+            DeviceError::Prekeys(e) => e.into(),
+            DeviceError::GroupEncrypt(e) => Self::GroupEncrypt(e),
+            DeviceError::UnknownGroup(group) => Self::UnknownGroup(group),
+            DeviceError::NotAMember(group) => Self::NotAMember(group),
+            DeviceError::DamagedInbox(e) => e.into(),
+            DeviceError::MembersKeptChanging => {
+                Self::Protocol("the members' device lists kept changing; try again".into())
             }
         }
     }

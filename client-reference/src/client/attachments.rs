@@ -88,7 +88,7 @@ impl Client {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| ClientError::NotAFile(path.to_path_buf()))?;
         let conversation = self.conversation(conversation.into()).await?;
-        let outgoing = self.store.home().join("outgoing");
+        let outgoing = self.store().home().join("outgoing");
         tokio::fs::create_dir_all(&outgoing).await?;
         let encrypted = outgoing.join(hex::encode(content::new_message_id()));
         let info = encrypt_file(path, &encrypted).await;
@@ -123,7 +123,7 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<Vec<u8>> {
         let size = ciphertext_len(info.plaintext_len);
-        let id = self.api.create_attachment(size).await?;
+        let id = self.api().create_attachment(size).await?;
         upload_resumable(self, &id, encrypted, size, progress).await?;
         let attachment = content::Attachment {
             kind: kind.into(),
@@ -148,7 +148,7 @@ impl Client {
     ) -> Result<(content::Attachment, Option<String>)> {
         use prost::Message as _;
         let (bytes, file) = self
-            .store
+            .store()
             .message_content(message_id)
             .await?
             .ok_or(ClientError::UnknownMessage)?;
@@ -166,7 +166,7 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<PathBuf> {
         let (attachment, file) = self.attachment_of(message_id).await?;
-        let dir = self.store.attachments_dir();
+        let dir = self.store().attachments_dir();
         if let Some(file) = file {
             return Ok(dir.join(file));
         }
@@ -190,7 +190,7 @@ impl Client {
         }
         let path = dir.join(&name);
         tokio::fs::rename(&partial, &path).await?;
-        self.store.set_attachment_file(message_id, &name).await?;
+        self.store().set_attachment_file(message_id, &name).await?;
         Ok(path)
     }
 
@@ -340,7 +340,7 @@ async fn upload_resumable(
         let offset = if attempt == 0 {
             0
         } else {
-            match client.api.attachment_received(id).await {
+            match client.api().attachment_received(id).await {
                 Ok(offset) => offset,
                 Err(e @ ClientError::Network(_)) => {
                     last_error = Some(e);
@@ -358,7 +358,7 @@ async fn upload_resumable(
         file.seek(std::io::SeekFrom::Start(offset)).await?;
         let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let stream = tokio_util_stream(file.take(size - offset), sent_tx);
-        let upload = client.api.upload_attachment(
+        let upload = client.api().upload_attachment(
             id,
             offset,
             size - offset,
@@ -432,7 +432,7 @@ async fn download_resumable(
         let mut scratch = Vec::with_capacity(CHUNK_SIZE + 64);
         let result: Result<()> = async {
             let response = client
-                .api
+                .api()
                 .download_attachment(&attachment.server_id, offset)
                 .await?;
             let mut file = tokio::fs::OpenOptions::new()

@@ -10,11 +10,11 @@ mod incoming;
 mod outgoing;
 mod prekeys;
 mod trust;
-mod updates;
 
 use std::path::Path;
 
-use starling_client_core::outgoing::OwnDevices;
+use rand::rngs::OsRng;
+use starling_client_core::{Account, Device};
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use zeroize::Zeroizing;
 
@@ -27,6 +27,7 @@ pub use trust::SafetyNumberView;
 use crate::api::{Api, Credentials, DirectoryEntry};
 use crate::conversation::{Conversation, ConversationRef};
 use crate::error::{ClientError, Result};
+use crate::ports::SystemClock;
 use crate::store::{AccountRecord, HistoryEntry, Store, StoreKey};
 
 /// Where to find the server, for registration and linking.
@@ -49,27 +50,19 @@ enum Setup<'a> {
     },
 }
 
+/// The client core over this shell's store, server, clock and randomness.
+type Core = Device<Store, Api, SystemClock, OsRng>;
+
 /// One device of an account.
 pub struct Client {
-    store: Store,
-    api: Api,
-    username: String,
-    device_id: u32,
-    identity: IdentityKeyPair,
-    prekeys: PreKeyStore,
-    /// Our account's devices and when the server listed them.
-    own_devices: OwnDevices,
-    /// Signals of the call this client is in, waiting for the call loop.
-    call_inbox: calls::CallInbox,
-    /// Devices a session repair was last started with, and when.
-    repaired: std::collections::HashMap<(String, u32), std::time::Instant>,
+    core: Core,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("username", &self.username)
-            .field("device_id", &self.device_id)
+            .field("username", &self.core.username())
+            .field("device_id", &self.core.device_id())
             .finish_non_exhaustive()
     }
 }
@@ -85,19 +78,18 @@ impl Client {
                 device_id: account.device_id,
                 secret: account.credential.clone(),
             });
-        let client = Self {
+        let client = Self::with_core(
             store,
             api,
-            username: account.username,
-            device_id: account.device_id,
-            identity: account.identity,
-            prekeys: account.prekeys,
-            own_devices: OwnDevices::default(),
-            repaired: std::collections::HashMap::new(),
-            call_inbox: calls::CallInbox::default(),
-        };
+            Account {
+                username: account.username,
+                device_id: account.device_id,
+                identity: account.identity,
+                prekeys: account.prekeys,
+            },
+        );
         client
-            .store
+            .store()
             .delete_expired_files(crate::store::now_millis())
             .await?;
         Ok(client)
@@ -185,67 +177,70 @@ impl Client {
             device_id: registered.device_id,
             secret: credential,
         });
-        let mut client = Self {
+        let mut client = Self::with_core(
             store,
             api,
-            username: registered.username,
-            device_id: registered.device_id,
-            identity: record.identity,
-            prekeys: record.prekeys,
-            own_devices: OwnDevices::default(),
-            repaired: std::collections::HashMap::new(),
-            call_inbox: calls::CallInbox::default(),
-        };
-        let devices = client.api.devices(&client.username).await?;
-        client.store.record_setup_devices(&devices).await?;
-        client.upload_initial_prekeys().await?;
+            Account {
+                username: registered.username,
+                device_id: registered.device_id,
+                identity: record.identity,
+                prekeys: record.prekeys,
+            },
+        );
+        let devices = client.api().devices(client.username()).await?;
+        client.store().record_setup_devices(&devices).await?;
+        client.core.upload_initial_prekeys().await?;
         Ok(client)
+    }
+
+    fn with_core(store: Store, api: Api, account: Account) -> Self {
+        Self {
+            core: Device::new(store, api, SystemClock, OsRng, account),
+        }
     }
 
     /// Our username.
     pub fn username(&self) -> &str {
-        &self.username
+        self.core.username()
     }
 
     /// Our device id.
     pub fn device_id(&self) -> u32 {
-        self.device_id
+        self.core.device_id()
     }
 
     /// The local store.
     pub fn store(&self) -> &Store {
-        &self.store
+        self.core.storage()
     }
 
     /// The server API, authenticated as this device.
     pub fn api(&self) -> &Api {
-        &self.api
+        self.core.transport()
     }
 
     /// Searches the organisation's directory.
     pub async fn directory_search(&self, query: &str, limit: u32) -> Result<Vec<DirectoryEntry>> {
-        self.api.directory(query, limit).await
+        self.api().directory(query, limit).await
     }
 
     /// Our account's devices, as the server lists them.
     pub async fn devices(&self) -> Result<Vec<u32>> {
-        self.api.devices(&self.username).await
+        self.api().devices(self.username()).await
     }
 
     /// Issues a one-time code to link another device.
     pub async fn link_code(&self) -> Result<String> {
-        self.api.link_code().await
+        self.api().link_code().await
     }
 
     /// Removes one of our devices (never this one: use another device).
     pub async fn remove_device(&mut self, device_id: u32) -> Result<()> {
-        if device_id == self.device_id {
+        if device_id == self.device_id() {
             return Err(ClientError::RemovingThisDevice);
         }
-        self.api.remove_device(device_id).await?;
-        self.store.forget_device(&self.username, device_id).await?;
-        self.own_devices.forget();
-        Ok(())
+        self.api().remove_device(device_id).await?;
+        Ok(self.core.forget_own_device(device_id).await?)
     }
 
     /// A conversation's history (`@user`, a group, or a [`Conversation`]).
@@ -255,7 +250,7 @@ impl Client {
         limit: u32,
     ) -> Result<Vec<HistoryEntry>> {
         let conversation = self.conversation(conversation.into()).await?;
-        self.store.history(&conversation, limit).await
+        self.store().history(&conversation, limit).await
     }
 
     /// Full-text search over the local history, optionally in one conversation.
@@ -268,7 +263,7 @@ impl Client {
             Some(c) => Some(self.conversation(c).await?),
             None => None,
         };
-        self.store.search(words, conversation.as_ref()).await
+        self.store().search(words, conversation.as_ref()).await
     }
 
     /// Resolves what a person types: `@user`, `#group` (its name or an id
@@ -288,10 +283,10 @@ impl Client {
                 });
         }
         if let Some(group) = name.strip_prefix('#') {
-            return Ok(self.store.find_group(group).await?.conversation());
+            return Ok(self.store().find_group(group).await?.conversation());
         }
         let user = starling_protocol::Username::parse(name).ok();
-        match (self.store.find_group(name).await, user) {
+        match (self.store().find_group(name).await, user) {
             (Ok(_), Some(_)) => Err(ClientError::AmbiguousName(name.to_owned())),
             (Ok(group), None) => Ok(group.conversation()),
             (Err(ClientError::UnknownGroup(_)), Some(user)) => Ok(Conversation::Direct(user)),
@@ -313,15 +308,15 @@ impl Client {
     /// the server cannot deliver them again.
     pub async fn delete_expired(&self) -> Result<usize> {
         let now = crate::store::now_millis();
-        self.store
+        self.store()
             .prune_seen_envelopes(now.saturating_sub(SEEN_ENVELOPE_RETENTION_MILLIS))
             .await?;
-        self.store.delete_expired_files(now).await
+        self.store().delete_expired_files(now).await
     }
 
     /// Closes the store cleanly.
     pub async fn close(self) {
-        self.store.close().await;
+        self.store().close().await;
     }
 }
 

@@ -1,44 +1,20 @@
 //! Prekeys: the upkeep the client core decides
-//! ([`starling_client_core::prekeys`]), run against this device's store,
-//! the server and the system clock.
-
-use starling_client_core::prekeys;
+//! ([`starling_client_core::prekeys`]), run by this device's core against
+//! its store, the server and the system clock.
 
 use super::Client;
 use crate::error::Result;
-use crate::ports::SystemClock;
 
-pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
+pub use starling_client_core::prekeys::{
+    PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS,
+};
 
 impl Client {
-    /// Uploads the signed prekey, one batch of one-time prekeys of each
-    /// kind and the last-resort ML-KEM prekey.
-    pub(super) async fn upload_initial_prekeys(&mut self) -> Result<()> {
-        prekeys::upload_initial(
-            &self.identity,
-            &mut self.prekeys,
-            &self.store,
-            &self.api,
-            &SystemClock,
-            &mut rand::rngs::OsRng,
-        )
-        .await?;
-        Ok(())
-    }
-
     /// Tops up the server's stock of one-time prekeys when it is low, and
     /// rotates the signed prekey when it is due. Called when the server
     /// says the stock is low and whenever the client connects.
     pub async fn maintain_prekeys(&mut self) -> Result<()> {
-        prekeys::maintain(
-            &self.identity,
-            &mut self.prekeys,
-            &self.store,
-            &self.api,
-            &SystemClock,
-            &mut rand::rngs::OsRng,
-        )
-        .await?;
+        self.core.maintain_prekeys().await?;
         Ok(())
     }
 

@@ -2,74 +2,15 @@
 //! messages), our outbound Sender Key session and who holds it, and the
 //! inbound sessions of the other members' devices.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use sqlx::Row;
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
 use zeroize::Zeroizing;
 
 use super::Store;
-use crate::conversation::{Conversation, GroupId};
 use crate::error::{ClientError, Result};
-
-/// A group as this home knows it. `Debug` leaves out the name (chosen by
-/// a member, like a message text).
-#[derive(Clone, PartialEq, Eq)]
-pub struct GroupRecord {
-    /// 16 random bytes chosen by the creator.
-    pub group_id: Vec<u8>,
-    /// Display name.
-    pub name: String,
-    /// Members' usernames, this account included while it is a member.
-    pub members: Vec<String>,
-    /// Increases with every change.
-    pub revision: u64,
-    /// False once this account left or was removed.
-    pub active: bool,
-    /// Disappearing-message timer, 0 = off.
-    pub expire_seconds: u32,
-    /// The last explicit change of each member who was ever added to or
-    /// removed from the group by an update (not by its creation).
-    pub member_changes: BTreeMap<String, MemberChange>,
-}
-
-/// One member's last explicit change in a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MemberChange {
-    /// The revision of the update that made it.
-    pub revision: u64,
-    /// Removed (or left) rather than added.
-    pub removed: bool,
-}
-
-impl GroupRecord {
-    /// The group as a conversation.
-    pub fn conversation(&self) -> Conversation {
-        Conversation::Group(GroupId::from_bytes(self.group_id.clone()))
-    }
-}
-
-impl std::fmt::Debug for GroupRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Self {
-            group_id,
-            name: _,
-            members,
-            revision,
-            active,
-            expire_seconds,
-            member_changes,
-        } = self;
-        f.debug_struct("GroupRecord")
-            .field("group_id", &hex::encode(group_id))
-            .field("members", members)
-            .field("revision", revision)
-            .field("active", active)
-            .field("expire_seconds", expire_seconds)
-            .field("member_changes", member_changes)
-            .finish_non_exhaustive()
-    }
-}
+use starling_client_core::records::GroupRecord;
 
 fn group_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GroupRecord> {
     let members: String = row.try_get("members")?;

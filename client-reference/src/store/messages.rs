@@ -11,65 +11,7 @@ use super::Store;
 use crate::conversation::Conversation;
 use crate::error::{ClientError, Result};
 pub use starling_client_core::HistoryEntry;
-
-/// A message to record.
-#[derive(Clone)]
-pub struct NewMessage {
-    /// The sender's 16-byte message id.
-    pub message_id: Vec<u8>,
-    /// Its conversation (stored as its key, `@user` or `#<group id hex>`).
-    pub conversation: Conversation,
-    /// Author's username.
-    pub sender: String,
-    /// Author's device.
-    pub sender_device: u32,
-    /// Sent by this account (from any of its devices).
-    pub outgoing: bool,
-    /// Content kind ("text", "file", "location", …, "unsupported").
-    pub kind: String,
-    /// What a person reads; indexed for search.
-    pub body: String,
-    /// The whole decrypted Content.
-    pub content: Vec<u8>,
-    /// Sender's clock, ms.
-    pub sent_at: i64,
-    /// Our clock, ms.
-    pub received_at: i64,
-    /// When both sides delete it, ms (disappearing messages).
-    pub expires_at: Option<i64>,
-    /// Encrypted blob in the attachments folder.
-    pub attachment_file: Option<String>,
-}
-
-impl std::fmt::Debug for NewMessage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Self {
-            message_id,
-            conversation,
-            sender,
-            sender_device,
-            outgoing,
-            kind,
-            body: _,
-            content: _,
-            sent_at,
-            received_at,
-            expires_at,
-            attachment_file: _,
-        } = self;
-        f.debug_struct("NewMessage")
-            .field("message_id", &hex::encode(message_id))
-            .field("conversation", conversation)
-            .field("sender", sender)
-            .field("sender_device", sender_device)
-            .field("outgoing", outgoing)
-            .field("kind", kind)
-            .field("sent_at", sent_at)
-            .field("received_at", received_at)
-            .field("expires_at", expires_at)
-            .finish_non_exhaustive()
-    }
-}
+use starling_client_core::records::NewMessage;
 
 /// The rows as history entries. A row whose conversation key this client
 /// no longer accepts (an older client stored names it did not check) is

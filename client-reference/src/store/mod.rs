@@ -25,9 +25,8 @@ use sqlx::sqlite::{
 use zeroize::Zeroizing;
 
 pub use account::AccountRecord;
-pub use groups::{GroupRecord, MemberChange};
-pub use messages::{HistoryEntry, NewMessage};
-pub use sessions::InboxItem;
+pub use messages::HistoryEntry;
+pub use starling_client_core::records::{GroupRecord, InboxItem, MemberChange, NewMessage};
 pub use trust::{ContactRecord, TrustChange};
 
 use crate::error::{ClientError, Result};

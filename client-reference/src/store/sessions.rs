@@ -8,32 +8,7 @@ use zeroize::Zeroizing;
 
 use super::{Store, now_millis};
 use crate::error::Result;
-
-/// A decrypted envelope staged until its content is applied.
-#[derive(Clone)]
-pub struct InboxItem {
-    /// The server's envelope id.
-    pub envelope_id: Vec<u8>,
-    /// Sender account.
-    pub sender: String,
-    /// Sender device.
-    pub sender_device: u32,
-    /// Came through a pairwise session (not a group's sender key).
-    pub pairwise: bool,
-    /// The sender's keys changed when it was decrypted.
-    pub identity_changed: bool,
-    /// The decrypted Content.
-    pub content: Zeroizing<Vec<u8>>,
-}
-
-impl std::fmt::Debug for InboxItem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InboxItem")
-            .field("sender", &self.sender)
-            .field("sender_device", &self.sender_device)
-            .finish_non_exhaustive()
-    }
-}
+use starling_client_core::records::InboxItem;
 
 const INBOX_COLUMNS: &str =
     "envelope_id, sender, sender_device, pairwise, identity_changed, content";

@@ -7,33 +7,27 @@
 //! the participants only, so a newcomer cannot read what came before it
 //! and a leaver nothing after. Media keys never reach the server or relay.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{Client, Event};
+use super::Client;
 use crate::call::keys::{FrameEncryptor, new_secret};
 use crate::call::media::{MediaSession, ReceivedFrame};
 use crate::call::run::{Shared, lock};
-use starling_client_core::CallSignalKind;
+use starling_client_core::device::call_signal;
 
 mod session;
-use crate::content::{self, CallSignal, call_signal::Kind};
+use crate::content::{self, call_signal::Kind};
 use crate::conversation::{Conversation, ConversationRef};
 use crate::error::{ClientError, Result};
 
-/// Signals waiting for the call loop; beyond this, the oldest are dropped.
-const MAX_QUEUED_SIGNALS: usize = 1_024;
 /// Most participants a call may have (SFrame key ids hold 8 bits of index).
 pub(crate) const MAX_CALL_PARTICIPANTS: usize = 64;
 /// A participant the caller has not heard from for this long is dropped
 /// (as the relay frees it after its idle timeout).
 pub(super) const VANISHED_AFTER: Duration = Duration::from_secs(10);
-/// Calls remembered as answered, for "missed call" entries.
-const MAX_ANSWERED: usize = 256;
-
 /// How to run a headless call.
 #[derive(Debug, Clone, Copy)]
 pub struct CallOptions {
@@ -83,49 +77,9 @@ pub struct CallReport {
     pub latency_p99_ms: f64,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-enum CallMode {
-    #[default]
-    Idle,
-    /// Waiting for an offer (`answer_call`).
-    Ringing,
-    /// In the call with this id.
-    Active(Vec<u8>),
-}
-
-/// Call signals for the running call loop, filled as envelopes are applied.
-#[derive(Debug, Default)]
-pub(crate) struct CallInbox {
-    mode: CallMode,
-    pub(super) signals: VecDeque<(String, u32, CallSignal)>,
-    answered: VecDeque<Vec<u8>>,
-}
-
-impl CallInbox {
-    /// Out of any call: drops queued signals, keeps the answered calls.
-    fn idle(&mut self) {
-        self.mode = CallMode::Idle;
-        self.signals.clear();
-    }
-}
-
-fn signal_kind(kind: Option<&Kind>) -> CallSignalKind {
-    match kind {
-        Some(Kind::Offer(_)) => CallSignalKind::Offer,
-        Some(Kind::Answer(_)) => CallSignalKind::Answer,
-        Some(Kind::Leave(_)) => CallSignalKind::Leave,
-        Some(Kind::Hangup(_)) => CallSignalKind::Hangup,
-        Some(Kind::Busy(_)) => CallSignalKind::Busy,
-        Some(Kind::Key(_)) => CallSignalKind::Key,
-        None => CallSignalKind::Unknown,
-    }
-}
-
+/// A call signal as content, with a fresh id.
 pub(super) fn signal(call_id: &[u8], kind: Kind) -> content::Content {
-    content::new_content(content::Body::Call(CallSignal {
-        call_id: call_id.to_vec(),
-        kind: Some(kind),
-    }))
+    content::new_content(call_signal(call_id, kind))
 }
 
 #[derive(Debug, Clone)]
@@ -160,52 +114,6 @@ impl Role {
 }
 
 impl Client {
-    /// Applies a call signal from `sender`'s `device`: queues it for a
-    /// running call, records offers and missed calls in the history.
-    pub(super) async fn apply_call_signal(
-        &mut self,
-        sender: &str,
-        device: u32,
-        conversation: &Conversation,
-        content: &content::Content,
-        call: &CallSignal,
-    ) -> Result<Vec<Event>> {
-        let own = sender == self.username;
-        let inbox = &mut self.call_inbox;
-        let for_loop = match &inbox.mode {
-            CallMode::Idle => false,
-            CallMode::Ringing => matches!(call.kind, Some(Kind::Offer(_))),
-            CallMode::Active(id) => {
-                *id == call.call_id || matches!(call.kind, Some(Kind::Offer(_)))
-            }
-        };
-        if for_loop && !(own && device == self.device_id) {
-            if inbox.signals.len() >= MAX_QUEUED_SIGNALS {
-                inbox.signals.pop_front();
-            }
-            inbox
-                .signals
-                .push_back((sender.to_owned(), device, call.clone()));
-        }
-        let answered = inbox.answered.contains(&call.call_id)
-            || matches!(&inbox.mode, CallMode::Active(id) if *id == call.call_id);
-        let record = match call.kind {
-            Some(Kind::Offer(_)) => !own,
-            Some(Kind::Hangup(_)) => !own && !answered,
-            _ => false,
-        };
-        if record {
-            self.record(conversation, sender, device, false, content, None)
-                .await?;
-        }
-        Ok(vec![Event::Call {
-            sender: sender.to_owned(),
-            device,
-            call_id: hex::encode(&call.call_id),
-            signal: signal_kind(call.kind.as_ref()),
-        }])
-    }
-
     /// Calls `target` (`@user`, `#group`, or a bare name as elsewhere) and
     /// stays for `options.duration`, publishing synthetic media; returns
     /// what was measured. The call ends for everyone when it returns.
@@ -232,12 +140,12 @@ impl Client {
                 max_participants: u32::try_from(invited.len() + 1).unwrap_or(u32::MAX),
             }),
         );
-        self.call_inbox.mode = CallMode::Active(call_id.clone());
+        self.core.calls().join(&call_id);
         let role = Role::Caller {
             invited: invited.clone(),
             participants: vec![Participant {
-                username: self.username.clone(),
-                device: self.device_id,
+                username: self.username().to_owned(),
+                device: self.device_id(),
                 index: 0,
                 joined_at: std::time::Instant::now(),
             }],
@@ -253,7 +161,7 @@ impl Client {
                 Err(e)
             }
         };
-        self.call_inbox.idle();
+        self.core.calls().idle();
         result
     }
 
@@ -271,9 +179,9 @@ impl Client {
     /// Waits up to `wait` for a call to ring (an app shows it, then calls
     /// [`Self::answer`] or lets it ring out).
     pub async fn wait_for_call(&mut self, wait: Duration) -> Result<IncomingCall> {
-        self.call_inbox.mode = CallMode::Ringing;
+        self.core.calls().ring();
         let result = self.first_offer(wait).await;
-        self.call_inbox.idle();
+        self.core.calls().idle();
         result
     }
 
@@ -285,7 +193,7 @@ impl Client {
         let deadline = tokio::time::Instant::now() + wait;
         let mut drained = false;
         loop {
-            if let Some((caller, _, call)) = self.call_inbox.signals.pop_front() {
+            if let Some((caller, _, call)) = self.core.calls().next_signal() {
                 if let Some(Kind::Offer(offer)) = call.kind {
                     connection.close().await;
                     return Ok(IncomingCall {
@@ -328,18 +236,14 @@ impl Client {
             .clamp(2, MAX_CALL_PARTICIPANTS)
             - 1;
         let (media, frames) = self.join_media(&call_id, slots).await?;
-        self.call_inbox.mode = CallMode::Active(call_id.clone());
-        if self.call_inbox.answered.len() >= MAX_ANSWERED {
-            self.call_inbox.answered.pop_front();
-        }
-        self.call_inbox.answered.push_back(call_id.clone());
+        self.core.calls().answer(&call_id);
         let answer = signal(&call_id, Kind::Answer(content::CallAnswer {}));
         if let Err(e) = self
             .send_pairwise(std::slice::from_ref(&caller), &answer)
             .await
         {
             media.leave().await;
-            self.call_inbox.idle();
+            self.core.calls().idle();
             return Err(e);
         }
         let role = Role::Callee {
@@ -349,7 +253,7 @@ impl Client {
         let result = self
             .run_call(&call_id, role, media, frames, Arc::default(), options)
             .await;
-        self.call_inbox.idle();
+        self.core.calls().idle();
         result
     }
 
@@ -359,7 +263,7 @@ impl Client {
         let invited: Vec<String> = match self.conversation(target).await? {
             Conversation::Group(id) => {
                 let group = self
-                    .store
+                    .store()
                     .group(id.as_bytes())
                     .await?
                     .ok_or_else(|| ClientError::UnknownGroup(id.to_hex()))?;
@@ -369,7 +273,7 @@ impl Client {
                 group
                     .members
                     .into_iter()
-                    .filter(|m| *m != self.username)
+                    .filter(|m| *m != self.username())
                     .collect()
             }
             Conversation::Direct(user) => vec![user.into_string()],
@@ -388,12 +292,12 @@ impl Client {
         slots: usize,
     ) -> Result<(MediaSession, mpsc::Receiver<ReceivedFrame>)> {
         let call = hex::encode(call_id);
-        let token = self.api.call_token(&call).await?;
+        let token = self.api().call_token(&call).await?;
         let relay = token
             .relay_url
             .as_deref()
             .ok_or(ClientError::NoMediaRelay)?;
-        let turn = self.api.turn_credentials().await?;
+        let turn = self.api().turn_credentials().await?;
         MediaSession::join(relay, &call, &token.token, slots, turn.as_ref()).await
     }
 }

@@ -89,7 +89,7 @@ impl Client {
         let mut most = 1;
         let mut check = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let signals: Vec<_> = self.call_inbox.signals.drain(..).collect();
+            let signals: Vec<_> = self.core.calls().take_signals();
             for (sender, device, call) in signals {
                 if call.call_id != call_id {
                     if matches!(call.kind, Some(Kind::Offer(_))) {
@@ -226,7 +226,7 @@ impl Client {
                 let me = key
                     .participants
                     .iter()
-                    .find(|p| p.username == self.username && p.device_id == self.device_id);
+                    .find(|p| p.username == self.username() && p.device_id == self.device_id());
                 let Some(me) = me else { return Ok(false) };
                 let Ok(index) = u8::try_from(me.index) else {
                     return Ok(false);
@@ -275,7 +275,7 @@ impl Client {
         );
         let others: HashSet<String> = participants
             .iter()
-            .filter(|p| p.username != self.username)
+            .filter(|p| p.username != self.username())
             .map(|p| p.username.clone())
             .collect();
         let others: Vec<String> = others.into_iter().collect();

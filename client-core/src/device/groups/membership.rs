@@ -8,7 +8,7 @@
 //! removed member back; only an explicit add at a later revision does.
 
 use crate::content::GroupControl;
-use crate::store::{GroupRecord, MemberChange};
+use crate::records::{GroupRecord, MemberChange};
 
 /// Applies one explicit change to `user`; false when the member's last
 /// change wins over it (a later revision, or a removal at the same one).

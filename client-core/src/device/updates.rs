@@ -3,13 +3,24 @@
 //! conversation it arrived in, and edits and deletions only to the
 //! sender's own messages; what changed comes back as [`Event::Updated`].
 
-use super::Client;
+use rand_core::CryptoRngCore;
+
+use super::{Device, Result};
+use crate::clock::Clock;
 use crate::content::Body;
 use crate::conversation::Conversation;
-use crate::error::Result;
-use starling_client_core::{Event, UpdateKind};
+use crate::error::DeviceError;
+use crate::events::{Event, UpdateKind};
+use crate::storage::Storage;
+use crate::transport::Transport;
 
-impl Client {
+impl<S, T, C, R> Device<S, T, C, R>
+where
+    S: Storage,
+    T: Transport,
+    C: Clock,
+    R: CryptoRngCore,
+{
     /// Applies an edit, deletion, reaction or read receipt from `sender`
     /// in `conversation`; any other body changes nothing.
     pub(super) async fn apply_update(
@@ -17,34 +28,37 @@ impl Client {
         sender: &str,
         conversation: &Conversation,
         body: &Body,
-    ) -> Result<Vec<Event>> {
+    ) -> Result<Vec<Event>, S, T> {
         let updated = |id: &[u8], change| Event::Updated {
             conversation: conversation.clone(),
             message_id: hex::encode(id),
             change,
         };
+        let store = &self.storage;
         let changed = match body {
-            Body::Edit(edit) => self
-                .store
+            Body::Edit(edit) => store
                 .edit_message(&edit.message_id, conversation, sender, &edit.body)
-                .await?
+                .await
+                .map_err(DeviceError::Storage)?
                 .then(|| updated(&edit.message_id, UpdateKind::Edited)),
-            Body::Delete(delete) => self
-                .delete_for_everyone(sender, conversation, &delete.message_id)
-                .await?
+            Body::Delete(delete) => store
+                .delete_message(&delete.message_id, conversation, sender)
+                .await
+                .map_err(DeviceError::Storage)?
                 .then(|| updated(&delete.message_id, UpdateKind::Deleted)),
             Body::Reaction(reaction) => {
                 let emoji = (!reaction.remove).then_some(reaction.emoji.as_str());
-                self.store
+                store
                     .react(&reaction.message_id, conversation, sender, emoji)
-                    .await?
+                    .await
+                    .map_err(DeviceError::Storage)?
                     .then(|| updated(&reaction.message_id, UpdateKind::Reaction))
             }
             Body::ReadReceipt(receipt) => {
-                let read = self
-                    .store
+                let read = store
                     .mark_read(conversation, &receipt.message_ids)
-                    .await?;
+                    .await
+                    .map_err(DeviceError::Storage)?;
                 return Ok(read
                     .iter()
                     .map(|id| updated(id, UpdateKind::Read))
@@ -53,28 +67,5 @@ impl Client {
             _ => None,
         };
         Ok(changed.into_iter().collect())
-    }
-
-    /// Deletes `sender`'s message `message_id` of `conversation` and its
-    /// attachment file; false when there is no such message of theirs.
-    async fn delete_for_everyone(
-        &self,
-        sender: &str,
-        conversation: &Conversation,
-        message_id: &[u8],
-    ) -> Result<bool> {
-        match self
-            .store
-            .delete_message(message_id, conversation, sender)
-            .await?
-        {
-            Some(file) => {
-                if let Some(file) = file {
-                    self.store.remove_attachment_file(&file).await;
-                }
-                Ok(true)
-            }
-            None => Ok(false),
-        }
     }
 }

@@ -1,0 +1,399 @@
+//! Incoming envelopes: decrypt (pairwise or Sender Key), trust on first
+//! use, stage the content with the advanced session in one durable step,
+//! then apply it. A message that cannot be decrypted is reported, never
+//! fatal, and starts a session repair with its sender.
+//!
+//! The caller acknowledges an envelope to the server only after
+//! [`Device::process_envelope`] returned `Ok`: by then what it carried is
+//! durable, so a crash at any instant loses nothing.
+
+use prost::Message as _;
+use rand_core::CryptoRngCore;
+use starling_crypto::ratchet::{CiphertextMessage, Decrypted, PeerSessions};
+use starling_protocol::frames::Envelope;
+
+use super::{Device, Result};
+use crate::clock::Clock;
+use crate::content::{self, Body, Content, transport};
+use crate::conversation::Conversation;
+use crate::error::DeviceError;
+use crate::events::Event;
+use crate::records::InboxItem;
+use crate::storage::Storage;
+use crate::tofu::TrustChange;
+use crate::transport::Transport;
+
+/// Shortest time between two session repairs with one sender device, in
+/// milliseconds.
+pub const REPAIR_INTERVAL_MILLIS: i64 = 600_000;
+
+/// Why an envelope yielded nothing readable.
+enum Failure<E> {
+    /// The envelope cannot be read: report it, acknowledge it, repair.
+    Unreadable(String),
+    /// Our side failed (store, network): do not acknowledge.
+    Local(E),
+}
+
+fn unreadable<E>(error: impl std::fmt::Display) -> Failure<E> {
+    Failure::Unreadable(error.to_string())
+}
+
+type Opened<S, T> = std::result::Result<
+    InboxItem,
+    Failure<DeviceError<<S as Storage>::Error, <T as Transport>::Error>>,
+>;
+
+fn storage<S, T>(error: S) -> Failure<DeviceError<S, T>> {
+    Failure::Local(DeviceError::Storage(error))
+}
+
+impl<S, T, C, R> Device<S, T, C, R>
+where
+    S: Storage,
+    T: Transport,
+    C: Clock,
+    R: CryptoRngCore,
+{
+    /// Decrypts and applies one envelope. Store and network failures are
+    /// returned (the envelope must stay on the server); unreadable
+    /// envelopes become an [`Event::DecryptionFailed`].
+    pub async fn process_envelope(&mut self, envelope: &Envelope) -> Result<Vec<Event>, S, T> {
+        let seen = self.storage.envelope_seen(&envelope.id).await;
+        if seen.map_err(DeviceError::Storage)? {
+            return Ok(Vec::new());
+        }
+        // Decrypted before a crash: apply what was staged, do not decrypt
+        // again (the session has moved on).
+        let staged = self.storage.inbox_item(&envelope.id).await;
+        if let Some(item) = staged.map_err(DeviceError::Storage)? {
+            return self.apply_staged(item).await;
+        }
+        match self.open_envelope(envelope).await {
+            Ok(item) => self.apply_staged(item).await,
+            Err(Failure::Local(error)) => Err(error),
+            Err(Failure::Unreadable(reason)) => self.unreadable(envelope, reason).await,
+        }
+    }
+
+    /// Reports an unreadable envelope and repairs the session with its
+    /// sender's device.
+    async fn unreadable(
+        &mut self,
+        envelope: &Envelope,
+        reason: String,
+    ) -> Result<Vec<Event>, S, T> {
+        tracing::warn!(sender = %envelope.sender, device = envelope.sender_device, "undecryptable envelope");
+        // Done with the envelope first: a repair that cannot happen now (the
+        // sender's server unreachable) must not block the messages queued
+        // behind it.
+        let finished = self.storage.finish_envelope(&envelope.id).await;
+        finished.map_err(DeviceError::Storage)?;
+        if !envelope.sender.is_empty()
+            && let Err(error) = self
+                .repair_session(&envelope.sender, envelope.sender_device)
+                .await
+        {
+            tracing::warn!(%error, "session repair failed; the next unreadable message retries it");
+        }
+        Ok(vec![Event::DecryptionFailed {
+            sender: envelope.sender.clone(),
+            device: envelope.sender_device,
+            reason,
+        }])
+    }
+
+    /// Applies envelopes that were decrypted but not applied when the
+    /// device last stopped (a crash); their envelopes may already be gone
+    /// from the server.
+    pub async fn apply_pending(&mut self) -> Result<Vec<Event>, S, T> {
+        let pending = self.storage.pending_inbox().await;
+        let mut events = Vec::new();
+        for item in pending.map_err(DeviceError::Storage)? {
+            events.extend(self.apply_staged(item).await?);
+        }
+        Ok(events)
+    }
+
+    /// Applies a staged envelope's content, then marks it processed.
+    async fn apply_staged(&mut self, item: InboxItem) -> Result<Vec<Event>, S, T> {
+        let mut events = Vec::new();
+        // Validated before staging; a failure here means a damaged store.
+        let content =
+            Content::decode(item.content.as_slice()).map_err(DeviceError::DamagedInbox)?;
+        if item.identity_changed {
+            events.push(Event::IdentityChanged {
+                username: item.sender.clone(),
+            });
+        }
+        events.extend(
+            self.apply_content(&item.sender, item.sender_device, content, item.pairwise)
+                .await?,
+        );
+        let finished = self.storage.finish_envelope(&item.envelope_id).await;
+        finished.map_err(DeviceError::Storage)?;
+        Ok(events)
+    }
+
+    async fn open_envelope(&mut self, envelope: &Envelope) -> Opened<S, T> {
+        if envelope.sender.is_empty() {
+            return Err(unreadable(
+                "sealed envelopes are not supported by this client",
+            ));
+        }
+        let transport =
+            content::Transport::decode(envelope.content.as_slice()).map_err(unreadable)?;
+        match transport.body {
+            Some(transport::Body::Pairwise(bytes)) => self.open_pairwise(envelope, &bytes).await,
+            Some(transport::Body::Group(group)) => self.open_group(envelope, &group).await,
+            None => Err(unreadable("empty transport")),
+        }
+    }
+
+    /// Decrypts a pairwise envelope and stages its content together with
+    /// the advanced session.
+    async fn open_pairwise(&mut self, envelope: &Envelope, bytes: &[u8]) -> Opened<S, T> {
+        let sender = envelope.sender.as_str();
+        let device = envelope.sender_device;
+        let message = CiphertextMessage::from_bytes(bytes).map_err(unreadable)?;
+        let mut sessions = self
+            .storage
+            .sessions(sender, device)
+            .await
+            .map_err(storage)?;
+        let account = &mut self.account;
+        let decrypted = sessions
+            .decrypt(
+                &account.identity,
+                &mut account.prekeys,
+                &message,
+                &mut self.rng,
+            )
+            .map_err(unreadable)?;
+        let staged = self.stage_pairwise(envelope, &sessions, decrypted).await;
+        if staged.is_err() {
+            // The one-time prekey this message consumed is back in the
+            // store: a redelivery must decrypt as the first attempt would.
+            self.account.prekeys = self.storage.load_prekeys().await.map_err(storage)?;
+        }
+        staged
+    }
+
+    /// Checks a decrypted pairwise content, records the sender's identity
+    /// and stages the content with the advanced session (and the consumed
+    /// prekey) in one durable step.
+    async fn stage_pairwise(
+        &mut self,
+        envelope: &Envelope,
+        sessions: &PeerSessions,
+        decrypted: Decrypted,
+    ) -> Opened<S, T> {
+        let sender = envelope.sender.as_str();
+        let device = envelope.sender_device;
+        Content::decode(decrypted.plaintext.as_slice()).map_err(unreadable)?;
+        let own = sender == self.account.username;
+        let change = self
+            .storage
+            .observe_identity(
+                sender,
+                device,
+                &decrypted.sender,
+                own.then_some(self.account.device_id),
+            )
+            .await
+            .map_err(storage)?;
+        if own && change != TrustChange::Known {
+            self.own_devices.forget();
+        }
+        let item = InboxItem {
+            envelope_id: envelope.id.clone(),
+            sender: sender.to_owned(),
+            sender_device: device,
+            pairwise: true,
+            identity_changed: change == TrustChange::Changed && !own,
+            content: decrypted.plaintext,
+        };
+        let consumed = decrypted.new_session.then_some(&self.account.prekeys);
+        self.storage
+            .stage_pairwise(sender, device, sessions, consumed, &item)
+            .await
+            .map_err(storage)?;
+        Ok(item)
+    }
+
+    /// Decrypts a group envelope and stages its content together with the
+    /// advanced sender key.
+    async fn open_group(
+        &mut self,
+        envelope: &Envelope,
+        group: &content::GroupCiphertext,
+    ) -> Opened<S, T> {
+        let sender = envelope.sender.as_str();
+        let device = envelope.sender_device;
+        let mut inbound = self
+            .storage
+            .inbound_group_session(&group.group_id, sender, device)
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| unreadable("no sender key from this member"))?;
+        let plaintext = inbound
+            .verify_and_decrypt(&group.message)
+            .map_err(unreadable)?;
+        let content = Content::decode(plaintext.as_slice()).map_err(unreadable)?;
+        if content.group_id != group.group_id {
+            return Err(unreadable("group message names another group"));
+        }
+        let item = InboxItem {
+            envelope_id: envelope.id.clone(),
+            sender: sender.to_owned(),
+            sender_device: device,
+            pairwise: false,
+            identity_changed: false,
+            content: plaintext,
+        };
+        self.storage
+            .save_inbound_group_session(&group.group_id, sender, device, &inbound, Some(&item))
+            .await
+            .map_err(storage)?;
+        Ok(item)
+    }
+
+    /// Applies a decrypted content from `sender`'s `device`.
+    async fn apply_content(
+        &mut self,
+        sender: &str,
+        device: u32,
+        content: Content,
+        pairwise: bool,
+    ) -> Result<Vec<Event>, S, T> {
+        let Some(conversation) = self.conversation_of(sender, &content).await? else {
+            // Only a control message may apply outside a known conversation
+            // (it can create the group it names).
+            return match &content.body {
+                Some(Body::GroupControl(control)) if pairwise => {
+                    self.apply_group_control(sender, &content, control).await
+                }
+                _ => Ok(Vec::new()),
+            };
+        };
+        match &content.body {
+            Some(Body::SenderKey(key)) if pairwise => {
+                self.import_sender_key(sender, device, &content.group_id, &key.distribution)
+                    .await?;
+                Ok(Vec::new())
+            }
+            Some(Body::GroupControl(control)) if pairwise => {
+                self.apply_group_control(sender, &content, control).await
+            }
+            Some(Body::Call(call)) if pairwise && content.group_id.is_empty() => {
+                self.apply_call_signal(sender, device, &conversation, &content, call)
+                    .await
+            }
+            Some(Body::SenderKey(_) | Body::GroupControl(_) | Body::Call(_)) => Ok(Vec::new()),
+            Some(Body::SessionReset(_)) => {
+                let forgot = self.storage.forget_distribution(sender, device).await;
+                forgot.map_err(DeviceError::Storage)?;
+                Ok(Vec::new())
+            }
+            Some(
+                body @ (Body::Edit(_) | Body::Delete(_) | Body::Reaction(_) | Body::ReadReceipt(_)),
+            ) => self.apply_update(sender, &conversation, body).await,
+            Some(Body::ExpirationTimer(timer)) => {
+                self.apply_timer(&conversation, timer.seconds).await?;
+                self.record_received(&conversation, sender, device, &content)
+                    .await
+            }
+            _ => {
+                self.record_received(&conversation, sender, device, &content)
+                    .await
+            }
+        }
+    }
+
+    /// Records a received content; the message event when it shows in
+    /// the history.
+    async fn record_received(
+        &mut self,
+        conversation: &Conversation,
+        sender: &str,
+        device: u32,
+        content: &Content,
+    ) -> Result<Vec<Event>, S, T> {
+        let own = sender == self.account.username;
+        Ok(self
+            .record(conversation, sender, device, own, content, None)
+            .await?
+            .map(Event::Message)
+            .into_iter()
+            .collect())
+    }
+
+    /// The conversation a content from `sender` belongs to; `None` for a
+    /// group we do not know, a group `sender` is not a member of (unless
+    /// the content is a control message), or a direct message that names
+    /// no valid account.
+    async fn conversation_of(
+        &self,
+        sender: &str,
+        content: &Content,
+    ) -> Result<Option<Conversation>, S, T> {
+        if !content.group_id.is_empty() {
+            let group = self.storage.group(&content.group_id).await;
+            let Some(group) = group.map_err(DeviceError::Storage)? else {
+                return Ok(None);
+            };
+            let member = group.members.iter().any(|m| m == sender);
+            let control = matches!(content.body, Some(Body::GroupControl(_)));
+            return Ok((member || control).then(|| group.conversation()));
+        }
+        let username = self.account.username.as_str();
+        let peer = match (sender == username, content.synced_to.as_str()) {
+            (true, "") => username,
+            (true, to) => to,
+            (false, _) => sender,
+        };
+        match starling_protocol::Username::parse(peer) {
+            Ok(peer) => Ok(Some(Conversation::Direct(peer))),
+            Err(_) => {
+                tracing::warn!(sender, "a message names no valid conversation");
+                Ok(None)
+            }
+        }
+    }
+
+    /// After an unreadable message: a fresh session with the sender's
+    /// device, announced with a reset message so its next messages use it.
+    /// At most one repair per sender device in [`REPAIR_INTERVAL_MILLIS`],
+    /// so a burst of unreadable messages costs one bundle; a failed attempt
+    /// may be retried at once.
+    async fn repair_session(&mut self, sender: &str, device: u32) -> Result<(), S, T> {
+        let now = self.clock.now_millis();
+        self.repaired.retain(|_, started| {
+            (0..REPAIR_INTERVAL_MILLIS).contains(&now.saturating_sub(*started))
+        });
+        let key = (sender.to_owned(), device);
+        if self.repaired.contains_key(&key) {
+            return Ok(());
+        }
+        self.repaired.insert(key.clone(), now);
+        let result = self.establish_and_reset(sender, device).await;
+        if result.is_err() {
+            self.repaired.remove(&key);
+        }
+        result
+    }
+
+    async fn establish_and_reset(&mut self, sender: &str, device: u32) -> Result<(), S, T> {
+        match self.establish_from_server(sender, device).await {
+            Ok(()) => {}
+            // The device is gone: nothing to repair.
+            Err(DeviceError::Outgoing(crate::outgoing::OutgoingError::UnknownUser(_))) => {
+                return Ok(());
+            }
+            Err(DeviceError::Transport(e)) if T::is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let reset = self.new_content(Body::SessionReset(content::SessionReset {}));
+        self.send_pairwise(&[sender.to_owned()], &reset).await
+    }
+}

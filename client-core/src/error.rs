@@ -1,0 +1,83 @@
+//! [`DeviceError`]: what an operation of a [`crate::Device`] fails with.
+//! The shell's own store and server errors come back whole; the rest say
+//! what the protocol refused.
+
+use starling_crypto::group::GroupEncryptError;
+use thiserror::Error;
+
+use crate::outgoing::OutgoingError;
+use crate::prekeys::PrekeyError;
+use crate::trust::TrustError;
+
+/// Why a device operation failed, for a store failing with `S` and a
+/// server failing with `T`. Exhaustive on purpose: a shell maps each arm
+/// to its own error type.
+#[derive(Debug, Error)]
+pub enum DeviceError<S, T> {
+    /// The local store failed.
+    #[error(transparent)]
+    Storage(S),
+    /// The server call failed.
+    #[error(transparent)]
+    Transport(T),
+    /// A pairwise send failed.
+    #[error(transparent)]
+    Outgoing(OutgoingError<S, T>),
+    /// A trust rule refused (a verified contact's keys changed, a safety
+    /// number did not match).
+    #[error(transparent)]
+    Trust(TrustError<S>),
+    /// Prekey upkeep failed.
+    #[error(transparent)]
+    Prekeys(PrekeyError<S, T>),
+    /// A group message could not be encrypted.
+    #[error(transparent)]
+    GroupEncrypt(GroupEncryptError),
+    /// No group with this id (hex) is known.
+    #[error("unknown group `{0}`")]
+    UnknownGroup(String),
+    /// We left the group (named here) or were removed from it.
+    #[error("you are no longer a member of `{0}`")]
+    NotAMember(String),
+    /// A staged message no longer decodes: the local store is damaged.
+    #[error("the local store holds a damaged message: {0}")]
+    DamagedInbox(prost::DecodeError),
+    /// The group members' device lists changed on every attempt.
+    #[error("the members' device lists kept changing; try again")]
+    MembersKeptChanging,
+}
+
+impl<S, T> From<OutgoingError<S, T>> for DeviceError<S, T> {
+    fn from(error: OutgoingError<S, T>) -> Self {
+        match error {
+            OutgoingError::Storage(e) => Self::Storage(e),
+            OutgoingError::Transport(e) => Self::Transport(e),
+            other => Self::Outgoing(other),
+        }
+    }
+}
+
+impl<S, T> From<TrustError<S>> for DeviceError<S, T> {
+    fn from(error: TrustError<S>) -> Self {
+        match error {
+            TrustError::Storage(e) => Self::Storage(e),
+            other => Self::Trust(other),
+        }
+    }
+}
+
+impl<S, T> From<PrekeyError<S, T>> for DeviceError<S, T> {
+    fn from(error: PrekeyError<S, T>) -> Self {
+        match error {
+            PrekeyError::Storage(e) => Self::Storage(e),
+            PrekeyError::Transport(e) => Self::Transport(e),
+            other => Self::Prekeys(other),
+        }
+    }
+}
+
+impl<S, T> From<GroupEncryptError> for DeviceError<S, T> {
+    fn from(error: GroupEncryptError) -> Self {
+        Self::GroupEncrypt(error)
+    }
+}
