@@ -26,12 +26,16 @@
 //!   recipient from fetched bundles, encryption per device, the copy to our
 //!   own other devices, and the stale-device answer (fix the lists,
 //!   resend).
+//! - [`device`]: [`Device`], the engine the rest is driven through.
+//! - [`records`]: what the core keeps through [`Storage`] (groups, history
+//!   rows, staged envelopes); [`DeviceError`] is what its operations fail
+//!   with.
 //!
 //! # The traits
 //!
 //! Both I/O traits use `async fn` and return the implementor's own error
 //! ([`Storage::Error`], [`Transport::Error`]); an operation of the core
-//! returns its own error enum ([`prekeys::PrekeyError`],
+//! returns its own error enum ([`DeviceError`], [`prekeys::PrekeyError`],
 //! [`trust::TrustError`]) that carries those back whole, and the shell maps
 //! it to its error type. A [`Storage`] call is one durable step; a
 //! [`Transport`] call is one authenticated request. Neither trait requires
@@ -40,51 +44,20 @@
 //! (`S: Storage, T: Transport`), never `dyn`, so a test double is an
 //! in-memory value and a test polls the future once, with no runtime.
 //!
-//! # What is still in the shell
+//! # The engine
 //!
-//! The shell's `Client` holds the store, the API, the account's identity
-//! and prekey secrets, and calls into this crate for the parts already
-//! here. The rest of the protocol logic moves next, one concept at a time,
-//! each as functions (and later state machines) generic over the same
-//! traits, with [`Storage`] and [`Transport`] growing only the calls that
-//! concept needs:
-//!
-//! 1. **Outgoing, the rest** (`client/outgoing.rs`, `client/groups.rs`,
-//!    `client/attachments.rs`): the pairwise path is here ([`outgoing`]);
-//!    the shell still builds the content for a conversation (its timer,
-//!    quote and copy target), records what was sent in the history
-//!    (`record`, the store's `insert_message`) and sends to groups, which
-//!    call the core's pairwise helpers for Sender Key distribution. These
-//!    move with a `Storage` call for recording a message and the group
-//!    calls below.
-//! 2. **Incoming** (`client/incoming.rs`, `client/updates.rs`): opening an
-//!    envelope (pairwise or Sender Key), staging it in the inbox with the
-//!    new session state in one durable step, applying the content (history,
-//!    edits, deletions, reactions, receipts, timers) and returning the
-//!    [`Event`]s; a failed decryption becomes an event and a session repair
-//!    (its rate limit, now `Instant`s in `Client`, moves to [`Clock`] time).
-//!    Needs `Storage` calls for the inbox and sessions saved with an
-//!    inbox item in one step; [`Storage::observe_identity`] and
-//!    [`Storage::sessions`] are already here.
-//!    This is the part to shape as an engine: `handle_envelope(envelope,
-//!    now) -> Vec<Event>` plus the envelopes to send, with the connection's
-//!    acknowledgement left to the shell after the durable step.
-//! 3. **Groups** (`client/groups.rs`, `client/groups/membership.rs`): control
-//!    messages, membership, Sender Key distribution and rotation on removal.
-//!    Needs the group and group-session calls of the store.
-//! 4. **Call signalling** (`client/calls/`): offers, answers, leaves,
-//!    hang-ups, busy and the caller's epoch keys are content like any other
-//!    and move with incoming and outgoing; the call loop and media
-//!    (`call/`, WebRTC, SFrame) stay in the shell.
-//!
-//! After that the shell's `Client` becomes a `Core<SqlStore,
-//! HttpTransport, SystemClock>` (the account's state and these functions
-//! as methods) plus what only a shell can do: the WebSocket connection
-//! (`connection.rs`) feeding envelopes in and acknowledging them, the
-//! attachment files (streaming encryption, resumable upload and download,
-//! saving), the call media, and opening or creating the home and its
-//! SQLCipher store. Attachment encryption itself is already in
-//! `starling-crypto`; the attachment *messages* move with outgoing.
+//! [`Device`] is one device of an account: its keys ([`Account`]) and the
+//! protocol state kept between operations, over a [`Storage`], a
+//! [`Transport`], a [`Clock`] and a random source. Its operations are
+//! `async` methods that each run to completion: sends
+//! ([`Device::send`], the pairwise path of [`outgoing`] and Sender Keys),
+//! incoming envelopes ([`Device::process_envelope`]: decrypt, stage with
+//! the advanced session in one durable step, apply, and report what
+//! happened as [`Event`]s; the shell acknowledges the envelope only
+//! after), groups, edits and receipts, call signals, prekey upkeep and
+//! trust. The shell keeps what only it can do: opening the home and its
+//! encrypted store, the WebSocket that feeds envelopes in, attachment
+//! files, and call media.
 //!
 //! The crate already type-checks for `wasm32-unknown-unknown` (`cargo
 //! check -p starling-client-core --target wasm32-unknown-unknown`): no

@@ -4,18 +4,20 @@
 //! only through the [`Storage`], [`Transport`], [`Clock`] and random source
 //! it is given. Submodules hold one concern each:
 //!
-//! - [`incoming`](self::incoming): what an envelope means, staged and
+//! - `incoming`: what an envelope means, staged and
 //!   applied;
-//! - [`messages`](self::messages): what a send carries and how it is
+//! - `messages`: what a send carries and how it is
 //!   recorded;
-//! - [`updates`](self::updates): edits, deletions, reactions, receipts;
-//! - [`groups`](self::groups): membership and Sender Keys;
-//! - [`calls`](self::calls): call signalling (the media stay in the shell).
+//! - `updates`: edits, deletions, reactions, receipts;
+//! - `groups`: membership and Sender Keys;
+//! - `calls`: call signalling (the media stay in the shell).
 
 mod calls;
 mod groups;
 mod incoming;
 mod messages;
+#[cfg(test)]
+mod tests;
 mod updates;
 
 use std::collections::BTreeMap;
