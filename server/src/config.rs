@@ -29,6 +29,16 @@ pub enum ConfigError {
         /// Why.
         source: Box<toml::de::Error>,
     },
+    /// Plain HTTP on an address other hosts can reach, with no TLS proxy
+    /// declared in front: bearer credentials would cross the network in
+    /// cleartext.
+    #[error(
+        "refusing plain HTTP on {addr}: credentials would travel in cleartext; listen on a loopback address, or set [tls] behind_tls_proxy = true (STARLING_BEHIND_TLS_PROXY=true) when a TLS proxy terminates in front"
+    )]
+    PlainHttpExposed {
+        /// The listen address.
+        addr: SocketAddr,
+    },
     /// An environment override has a bad value.
     #[error("invalid value for {name}: {reason}")]
     Env {
@@ -63,6 +73,9 @@ pub struct TlsConfig {
     pub cert_path: Option<PathBuf>,
     /// PEM private key (mode `files`).
     pub key_path: Option<PathBuf>,
+    /// A TLS-terminating proxy sits in front of a plain-HTTP listener on a
+    /// non-loopback address (without it, such a listener is refused).
+    pub behind_tls_proxy: bool,
 }
 
 impl Default for TlsConfig {
@@ -71,6 +84,7 @@ impl Default for TlsConfig {
             mode: TlsMode::SelfSigned,
             cert_path: None,
             key_path: None,
+            behind_tls_proxy: false,
         }
     }
 }
@@ -277,6 +291,7 @@ impl Config {
     /// Loads `path` (if given) and applies environment overrides:
     /// `DATABASE_URL`, `STARLING_DATA_DIR`, `STARLING_LISTEN`,
     /// `STARLING_TLS_MODE` (`self_signed`, `files`, `plain_http`),
+    /// `STARLING_BEHIND_TLS_PROXY` (`true`/`false`),
     /// `STARLING_OPEN_REGISTRATION` (`true`/`false`), `STARLING_TURN_SECRET`,
     /// `STARLING_RELAY_URL` (the media relay clients join calls on).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -327,6 +342,12 @@ impl Config {
                 }
             };
         }
+        if let Some(proxy) = var("STARLING_BEHIND_TLS_PROXY") {
+            self.tls.behind_tls_proxy = proxy.parse().map_err(|_| ConfigError::Env {
+                name: "STARLING_BEHIND_TLS_PROXY",
+                reason: "expected true or false".into(),
+            })?;
+        }
         if let Some(url) = var("STARLING_RELAY_URL").filter(|v| !v.is_empty()) {
             self.calls.relay_url = Some(url);
         }
@@ -338,6 +359,19 @@ impl Config {
                 name: "STARLING_OPEN_REGISTRATION",
                 reason: "expected true or false".into(),
             })?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a listener that would carry credentials in cleartext: plain
+    /// HTTP is served only on a loopback address, unless a TLS proxy is
+    /// declared in front.
+    pub fn check_listener(&self) -> Result<(), ConfigError> {
+        let exposed = self.tls.mode == TlsMode::PlainHttp
+            && !self.listen.ip().is_loopback()
+            && !self.tls.behind_tls_proxy;
+        if exposed {
+            return Err(ConfigError::PlainHttpExposed { addr: self.listen });
         }
         Ok(())
     }
@@ -387,5 +421,25 @@ mod tests {
             .apply_env(|name| (name == "STARLING_LISTEN").then(|| "nope".to_string()))
             .unwrap_err();
         assert!(error.to_string().contains("STARLING_LISTEN"));
+    }
+
+    #[test]
+    fn plain_http_is_served_only_on_loopback_unless_behind_a_proxy() {
+        let mut config = Config::default();
+        config.tls.mode = TlsMode::PlainHttp;
+        assert!(config.check_listener().is_ok());
+        config.listen = "[::1]:8080".parse().unwrap();
+        assert!(config.check_listener().is_ok());
+        config.listen = "0.0.0.0:8080".parse().unwrap();
+        let refused = config.check_listener().unwrap_err().to_string();
+        assert!(refused.contains("0.0.0.0:8080"), "{refused}");
+        assert!(refused.contains("behind_tls_proxy"), "{refused}");
+        config
+            .apply_env(|name| (name == "STARLING_BEHIND_TLS_PROXY").then(|| "true".into()))
+            .unwrap();
+        assert!(config.check_listener().is_ok());
+        config.tls.mode = TlsMode::SelfSigned;
+        config.tls.behind_tls_proxy = false;
+        assert!(config.check_listener().is_ok());
     }
 }

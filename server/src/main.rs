@@ -98,6 +98,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let config = Config::load(cli.config.as_deref())?;
+    if matches!(cli.command, None | Some(Command::Serve)) {
+        config.check_listener()?;
+    }
     let store = Store::open(config.database_url.as_deref(), &config.data_dir).await?;
     store.migrate().await?;
     match cli.command.unwrap_or(Command::Serve) {
