@@ -39,6 +39,15 @@ pub enum DeviceError<S, T> {
     /// We left the group (named here) or were removed from it.
     #[error("you are no longer a member of `{0}`")]
     NotAMember(String),
+    /// This device cannot be removed from itself.
+    #[error("this is the device you are using; remove it from another device")]
+    ThisDevice,
+    /// A member sent the largest revision there is: the group (named
+    /// here) can take no further change.
+    #[error(
+        "group `{0}` can take no further change (its revision is at the maximum); create a new group"
+    )]
+    RevisionsExhausted(String),
     /// A staged message no longer decodes: the local store is damaged.
     #[error("the local store holds a damaged message: {0}")]
     DamagedInbox(prost::DecodeError),

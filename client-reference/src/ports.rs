@@ -331,6 +331,10 @@ impl From<DeviceError<ClientError, ClientError>> for ClientError {
             DeviceError::UnknownGroup(group) => Self::UnknownGroup(group),
             DeviceError::NotAMember(group) => Self::NotAMember(group),
             DeviceError::DamagedInbox(e) => e.into(),
+            DeviceError::ThisDevice => Self::RemovingThisDevice,
+            DeviceError::RevisionsExhausted(group) => Self::Protocol(format!(
+                "group `{group}` can take no further change (its revision is at the maximum); create a new group"
+            )),
             DeviceError::MembersKeptChanging => {
                 Self::Protocol("the members' device lists kept changing; try again".into())
             }

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use prost::Message as _;
 use rand_core::CryptoRngCore;
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession, SenderKeyDistribution};
+use zeroize::Zeroizing;
 
 use super::{Device, Result};
 use crate::clock::Clock;
@@ -39,6 +40,15 @@ struct Delta {
 /// How a member device is named in the set of sender-key holders.
 fn holder(username: &str, device: u32) -> String {
     format!("{username}.{device}")
+}
+
+/// The revision of our next change to a group: a member may have sent the
+/// largest revision there is, and then no change of ours can follow it.
+fn next_revision<S, T>(group: &GroupRecord) -> std::result::Result<u64, DeviceError<S, T>> {
+    group
+        .revision
+        .checked_add(1)
+        .ok_or_else(|| DeviceError::RevisionsExhausted(group.name.clone()))
 }
 
 /// Maps a store failure.
@@ -96,7 +106,7 @@ where
                 added.push(user.clone());
             }
         }
-        record.revision += 1;
+        record.revision = next_revision(&record)?;
         let revision = record.revision;
         for user in &added {
             membership::apply_change(&mut record, user, revision, false);
@@ -125,7 +135,7 @@ where
             .filter(|m| users.contains(m) && **m != self.account.username)
             .cloned()
             .collect();
-        record.revision += 1;
+        record.revision = next_revision(&record)?;
         let revision = record.revision;
         for user in &removed {
             membership::apply_change(&mut record, user, revision, true);
@@ -159,7 +169,7 @@ where
         name: &str,
     ) -> Result<GroupRecord, S, T> {
         record.name = name.to_owned();
-        record.revision += 1;
+        record.revision = next_revision(&record)?;
         stored(self.storage.save_group(&record).await)?;
         let members = record.members.clone();
         self.announce(&record, &members, Action::Update, Delta::default())
@@ -438,7 +448,8 @@ where
                 }
             }
         }
-        let message = outbound.encrypt(&content.encode_to_vec())?;
+        let plaintext = Zeroizing::new(content.encode_to_vec());
+        let message = outbound.encrypt(&plaintext)?;
         let saved = self
             .storage
             .save_outbound_group_session(&group.group_id, &outbound, &distributed)

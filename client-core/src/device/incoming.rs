@@ -24,7 +24,9 @@ use crate::tofu::TrustChange;
 use crate::transport::Transport;
 
 /// Shortest time between two session repairs with one sender device, in
-/// milliseconds.
+/// [`Clock`] milliseconds. The clock is the wall clock: when it steps
+/// backwards or jumps forwards, a remembered repair is forgotten early,
+/// which allows one more repair, never fewer.
 pub const REPAIR_INTERVAL_MILLIS: i64 = 600_000;
 
 /// Why an envelope yielded nothing readable.
@@ -387,9 +389,6 @@ where
         match self.establish_from_server(sender, device).await {
             Ok(()) => {}
             // The device is gone: nothing to repair.
-            Err(DeviceError::Outgoing(crate::outgoing::OutgoingError::UnknownUser(_))) => {
-                return Ok(());
-            }
             Err(DeviceError::Transport(e)) if T::is_not_found(&e) => return Ok(()),
             Err(e) => return Err(e),
         }

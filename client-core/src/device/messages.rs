@@ -61,7 +61,7 @@ where
     }
 
     /// Records what we sent, as it will show in the history.
-    pub async fn record_outgoing(
+    pub(crate) async fn record_outgoing(
         &mut self,
         conversation: &Conversation,
         content: &Content,

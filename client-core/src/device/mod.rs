@@ -175,13 +175,17 @@ where
 
     /// The devices of `username` we send to, learning them from the server
     /// when we know none yet.
-    pub async fn ensure_sessions(&mut self, username: &str) -> Result<Vec<u32>, S, T> {
+    pub(crate) async fn ensure_sessions(&mut self, username: &str) -> Result<Vec<u32>, S, T> {
         let (mut outgoing, rng) = self.outgoing();
         Ok(outgoing.ensure_sessions(username, rng).await?)
     }
 
     /// Fetches a device's bundle and starts a fresh session with it.
-    pub async fn establish_from_server(&mut self, username: &str, device: u32) -> Result<(), S, T> {
+    pub(crate) async fn establish_from_server(
+        &mut self,
+        username: &str,
+        device: u32,
+    ) -> Result<(), S, T> {
         let (outgoing, rng) = self.outgoing();
         Ok(outgoing
             .establish_from_server(username, device, rng)
@@ -190,7 +194,7 @@ where
 
     /// One attempt of a send: true when stored (or nothing to send); false
     /// when the server refused stale device lists, which are now fixed.
-    pub async fn send_or_fix(&mut self, sends: &[AccountEnvelopes]) -> Result<bool, S, T> {
+    pub(crate) async fn send_or_fix(&mut self, sends: &[AccountEnvelopes]) -> Result<bool, S, T> {
         let (mut outgoing, rng) = self.outgoing();
         Ok(outgoing.send_or_fix(sends, rng).await?)
     }
@@ -207,7 +211,8 @@ where
     }
 
     /// Uploads the signed prekey, one batch of one-time prekeys of each
-    /// kind and the last-resort ML-KEM prekey.
+    /// kind and the last-resort ML-KEM prekey: once, when the device is
+    /// set up (later, [`Self::maintain_prekeys`] keeps the stock).
     pub async fn upload_initial_prekeys(&mut self) -> Result<(), S, T> {
         let account = &mut self.account;
         prekeys::upload_initial(
@@ -278,8 +283,12 @@ where
         Ok(trust::check_sendable(&self.storage, username).await?)
     }
 
-    /// Forgets one of our devices after the server removed it.
+    /// Forgets one of our devices after the server removed it (never this
+    /// device: [`DeviceError::ThisDevice`]).
     pub async fn forget_own_device(&mut self, device_id: u32) -> Result<(), S, T> {
+        if device_id == self.account.device_id {
+            return Err(DeviceError::ThisDevice);
+        }
         self.storage
             .forget_device(&self.account.username, device_id)
             .await

@@ -77,11 +77,6 @@ pub struct CallReport {
     pub latency_p99_ms: f64,
 }
 
-/// A call signal as content, with a fresh id.
-pub(super) fn signal(call_id: &[u8], kind: Kind) -> content::Content {
-    content::new_content(call_signal(call_id, kind))
-}
-
 #[derive(Debug, Clone)]
 pub(super) struct Participant {
     pub(super) username: String,
@@ -114,6 +109,11 @@ impl Role {
 }
 
 impl Client {
+    /// A call signal as content, with a fresh id from the core.
+    pub(super) fn signal(&mut self, call_id: &[u8], kind: Kind) -> content::Content {
+        self.core.new_content(call_signal(call_id, kind))
+    }
+
     /// Calls `target` (`@user`, `#group`, or a bare name as elsewhere) and
     /// stays for `options.duration`, publishing synthetic media; returns
     /// what was measured. The call ends for everyone when it returns.
@@ -133,7 +133,7 @@ impl Client {
             crypto.encryptor = Some(FrameEncryptor::new(0, 0, &secret)?);
             crypto.add_epoch(0, &secret, &[0])?;
         }
-        let offer = signal(
+        let offer = self.signal(
             &call_id,
             Kind::Offer(content::CallOffer {
                 video: options.video,
@@ -237,7 +237,7 @@ impl Client {
             - 1;
         let (media, frames) = self.join_media(&call_id, slots).await?;
         self.core.calls().answer(&call_id);
-        let answer = signal(&call_id, Kind::Answer(content::CallAnswer {}));
+        let answer = self.signal(&call_id, Kind::Answer(content::CallAnswer {}));
         if let Err(e) = self
             .send_pairwise(std::slice::from_ref(&caller), &answer)
             .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use zeroize::Zeroizing;
 
-use super::{CallOptions, CallReport, Participant, Role, VANISHED_AFTER, signal};
+use super::{CallOptions, CallReport, Participant, Role, VANISHED_AFTER};
 use crate::call::keys::{FrameEncryptor, new_secret};
 use crate::call::media::{MediaSession, ReceivedFrame};
 use crate::call::run::{Shared, lock, publish, receive};
@@ -47,11 +47,11 @@ impl Client {
         let goodbye = match &role {
             Role::Caller { invited, .. } => (
                 invited.clone(),
-                signal(call_id, Kind::Hangup(content::CallHangup {})),
+                self.signal(call_id, Kind::Hangup(content::CallHangup {})),
             ),
             Role::Callee { caller, .. } => (
                 vec![caller.clone()],
-                signal(call_id, Kind::Leave(content::CallLeave {})),
+                self.signal(call_id, Kind::Leave(content::CallLeave {})),
             ),
         };
         let said_goodbye = self.send_pairwise(&goodbye.0, &goodbye.1).await;
@@ -93,7 +93,7 @@ impl Client {
             for (sender, device, call) in signals {
                 if call.call_id != call_id {
                     if matches!(call.kind, Some(Kind::Offer(_))) {
-                        let busy = signal(&call.call_id, Kind::Busy(content::CallBusy {}));
+                        let busy = self.signal(&call.call_id, Kind::Busy(content::CallBusy {}));
                         let _ = self.send_pairwise(&[sender], &busy).await;
                     }
                     continue;
@@ -258,7 +258,7 @@ impl Client {
         shared: &Shared,
     ) -> Result<()> {
         let secret = new_secret(&mut rand::rngs::OsRng);
-        let key = signal(
+        let key = self.signal(
             call_id,
             Kind::Key(content::CallKey {
                 epoch,
