@@ -168,11 +168,16 @@ impl Api {
             .await
     }
 
-    /// Issues a one-time code that links a new device to this account.
-    pub async fn link_code(&self) -> Result<String> {
-        let code: LinkCode = self
-            .json(self.request(Method::POST, "v1/devices/link-code")?)
-            .await?;
+    /// Issues a one-time code that links a new device to this account (a
+    /// manager device, which may link and remove devices, when `manager`).
+    /// Only a manager device may issue one.
+    pub async fn link_code(&self, manager: bool) -> Result<String> {
+        let path = if manager {
+            "v1/devices/link-code?manager=true"
+        } else {
+            "v1/devices/link-code"
+        };
+        let code: LinkCode = self.json(self.request(Method::POST, path)?).await?;
         Ok(code.code)
     }
 

@@ -47,6 +47,8 @@ pub struct AuthedDevice {
     pub account_id: i64,
     /// Its device id.
     pub device_id: u32,
+    /// Whether it may link and remove the account's devices.
+    pub manager: bool,
 }
 
 /// Splits a bearer value into username, device id and secret.
@@ -81,6 +83,7 @@ impl AuthedDevice {
             username: username.to_string(),
             account_id: record.account_id,
             device_id: record.device_id,
+            manager: record.manager,
         })
     }
 }

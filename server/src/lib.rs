@@ -43,6 +43,7 @@ pub mod limits;
 pub mod metrics;
 pub mod push;
 pub mod registry;
+pub mod revocation;
 mod routes;
 pub mod services;
 pub mod store;
@@ -140,6 +141,9 @@ pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle
                 Err(e) => tracing::warn!(error = %e, "envelope expiry sweep failed"),
             }
             state.limits.forget_idle();
+            if let Err(e) = revocation::purge(&state).await {
+                tracing::warn!(error = %e, "revocation purge failed");
+            }
             match services::blobs::delete_expired(&state).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "dropped expired attachments"),

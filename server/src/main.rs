@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
 use rand::RngCore;
 use starling_server::config::{Config, TlsMode};
+use starling_server::revocation::{self, spawn_revocations};
 use starling_server::store::{Store, now_millis};
 use starling_server::{AppState, app, audit, auth, spawn_expiry, tls};
 
@@ -120,6 +121,7 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let state = AppState::new(store.clone(), config.clone())?;
     let expiry = spawn_expiry(state.clone(), Duration::from_secs(60));
+    let revocations = spawn_revocations(state.clone(), revocation::POLL_EVERY);
     let router = app(state).into_make_service();
     // Frames are written as soon as they are ready; Nagle's algorithm would
     // hold a small one back until the previous one is acknowledged.
@@ -169,6 +171,7 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
         }
     }
     expiry.abort();
+    revocations.abort();
     store.close().await;
     eprintln!("starling-server stopped");
     Ok(ExitCode::SUCCESS)
@@ -242,11 +245,11 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
             return Err(format!("no account named {username}").into());
         }
         AdminCommand::Disable { username } => {
-            store.set_disabled(&username, true).await?;
+            store.set_disabled(&username, true, now_millis()).await?;
             println!("{username} disabled");
         }
         AdminCommand::Enable { username } => {
-            store.set_disabled(&username, false).await?;
+            store.set_disabled(&username, false, now_millis()).await?;
             println!("{username} enabled");
         }
         AdminCommand::RelayKey => {

@@ -43,6 +43,8 @@ pub struct Inbox {
     pub prekeys_low: Option<(u32, u32)>,
     /// Another connection of the same device replaced this one.
     pub replaced: bool,
+    /// The device was removed or its account disabled: close at once.
+    pub revoked: bool,
 }
 
 impl Inbox {
@@ -52,6 +54,7 @@ impl Inbox {
             && !self.rescan
             && self.prekeys_low.is_none()
             && !self.replaced
+            && !self.revoked
     }
 }
 
@@ -164,6 +167,23 @@ impl Registry {
         if let Some(mailbox) = self.mailbox((account_id, device_id)) {
             mailbox.post(|inbox| inbox.rescan = true);
         }
+    }
+
+    /// Tells the connections of a removed device (with `None`, of every
+    /// device of a disabled account) to close; returns how many there were.
+    pub fn revoke(&self, account_id: i64, device_id: Option<u32>) -> usize {
+        let mailboxes: Vec<Arc<Mailbox>> = self
+            .lock()
+            .iter()
+            .filter(|((account, device), _)| {
+                *account == account_id && device_id.is_none_or(|d| d == *device)
+            })
+            .map(|(_, entry)| entry.mailbox.clone())
+            .collect();
+        for mailbox in &mailboxes {
+            mailbox.post(|inbox| inbox.revoked = true);
+        }
+        mailboxes.len()
     }
 
     fn mailbox(&self, key: (i64, u32)) -> Option<Arc<Mailbox>> {

@@ -98,6 +98,18 @@ struct Connection {
     backlog: bool,
 }
 
+/// WebSocket close code for a device removed or an account disabled
+/// while connected (RFC 6455 "policy violation").
+pub const CLOSE_REVOKED: u16 = 1008;
+
+/// The close frame a revoked device's connection gets.
+fn revoked_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: CLOSE_REVOKED,
+        reason: "device removed or account disabled".into(),
+    }))
+}
+
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -144,6 +156,10 @@ impl Connection {
         loop {
             tokio::select! {
                 inbox = mailbox.next() => {
+                    if inbox.revoked {
+                        let _ = sink.send(revoked_close()).await;
+                        break;
+                    }
                     if inbox.replaced {
                         break;
                     }

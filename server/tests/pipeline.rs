@@ -2,7 +2,9 @@
 //! live envelopes back behind queued ones, sends pipelined on one WebSocket
 //! are stored in the order they were made, the group commit numbers
 //! envelopes exactly as the queue reads them back, a failed batch leaves
-//! nothing behind, and one bad write fails alone.
+//! nothing behind, one bad write fails alone, and a send from a device
+//! removed (or an account disabled) after it authenticated is refused in
+//! the commit itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,7 +14,7 @@ use axum::http::StatusCode;
 use common::{DbKind, TestServer, b64, envelope};
 use serde_json::json;
 use starling_server::frames::{self, client_frame, server_frame};
-use starling_server::store::{BatchOp, NewEnvelope, WriteError};
+use starling_server::store::{BatchOp, Destination, NewEnvelope, SendOp, SendRefusal, WriteError};
 use starling_server::ws::MAX_IN_FLIGHT;
 use starling_test_support::both_databases;
 
@@ -239,4 +241,54 @@ async fn one_bad_write_fails_alone(kind: DbKind) {
 both_databases!(
     one_bad_write_fails_alone_and_the_others_are_stored,
     one_bad_write_fails_alone
+);
+
+/// A send of one envelope from `sender` to bob's device 1.
+fn send_to_bob(sender: (i64, u32), index: u16) -> BatchOp {
+    let mut envelope = envelope(0, 1, index);
+    envelope.sender = Some("alice".into());
+    envelope.sender_device = Some(sender.1);
+    BatchOp::Send(SendOp {
+        sender,
+        destinations: vec![Destination {
+            username: "bob".into(),
+            envelopes: vec![envelope],
+        }],
+    })
+}
+
+async fn revoked_senders_are_refused_in_the_commit(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    server.register("alice", 1).await;
+    server.register("bob", 2).await;
+    let alice_id = account_id(&server, "alice").await;
+    let bob_id = account_id(&server, "bob").await;
+    let writer = &server.state.writer;
+    // Device 1 exists; device 9 never did (or was removed).
+    writer.write(send_to_bob((alice_id, 1), 0)).await.unwrap();
+    let refused = writer.write(send_to_bob((alice_id, 9), 1)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(WriteError::Refused(SendRefusal::SenderRevoked))
+        ),
+        "{refused:?}"
+    );
+    // Disabled after authenticating: the commit reads the account again.
+    let store = &server.state.store;
+    assert!(store.set_disabled("alice", true, 0).await.unwrap());
+    let refused = writer.write(send_to_bob((alice_id, 1), 2)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(WriteError::Refused(SendRefusal::SenderRevoked))
+        ),
+        "{refused:?}"
+    );
+    let stored = queue_of(&server, bob_id).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+}
+both_databases!(
+    revoked_senders_are_refused,
+    revoked_senders_are_refused_in_the_commit
 );

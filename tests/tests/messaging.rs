@@ -255,8 +255,9 @@ async fn a_new_identity_warns_and_blocks_a_verified_contact(db: DbKind) {
     let before = alice.client.safety_number("bob").await.unwrap();
     assert!(before.verified && !before.identity_changed);
 
-    // Bob "reinstalls": a new device with a new identity replaces the old.
-    let code = bob.client.link_code().await.unwrap();
+    // Bob "reinstalls": a new device with a new identity replaces the old
+    // (linked as a manager, so that it may remove the old one).
+    let code = bob.client.manager_link_code().await.unwrap();
     let home = tempfile::tempdir().unwrap();
     let key = starling_e2e::test_key("bob-2");
     let mut new_bob = starling_client::Client::link(home.path(), &key, &server.config(), &code)

@@ -229,9 +229,17 @@ impl Client {
         self.api().devices(self.username()).await
     }
 
-    /// Issues a one-time code to link another device.
+    /// Issues a one-time code to link another device (this device must be
+    /// a manager: the one that registered the account, or one linked as a
+    /// manager).
     pub async fn link_code(&self) -> Result<String> {
-        self.api().link_code().await
+        self.api().link_code(false).await
+    }
+
+    /// Issues a one-time code that links another device as a manager: it
+    /// may link and remove devices too.
+    pub async fn manager_link_code(&self) -> Result<String> {
+        self.api().link_code(true).await
     }
 
     /// Removes one of our devices (never this one: use another device).

@@ -72,6 +72,15 @@ pub struct DeviceRemoved {
     pub removed: u32,
 }
 
+/// The query of `POST /v1/devices/link-code`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct LinkCodeQuery {
+    /// The device the code links becomes a manager (links and removes
+    /// devices).
+    #[serde(default)]
+    pub manager: bool,
+}
+
 /// `POST /v1/devices/link-code`: a one-time code to link a new device
 /// (shown once).
 #[derive(Clone, Serialize, Deserialize)]

@@ -16,7 +16,8 @@ mod messages;
 mod push;
 
 pub use accounts::{
-    DeviceList, DeviceRemoved, LinkCode, LinkRequest, RegisterRequest, RegisterResponse,
+    DeviceList, DeviceRemoved, LinkCode, LinkCodeQuery, LinkRequest, RegisterRequest,
+    RegisterResponse,
 };
 pub use attachments::{AttachmentCreated, CreateAttachment, UPLOAD_OFFSET, UploadStatus};
 pub use calls::{JoinToken, TokenKey, TurnCredentials};

@@ -2,22 +2,25 @@
 //!
 //! - `POST /v1/accounts`: registration with the first device.
 //! - `GET /v1/accounts/{username}/devices`: an account's device ids.
-//! - `POST /v1/devices/link-code`: an existing device authorises a new one.
+//! - `POST /v1/devices/link-code[?manager=true]`: a manager device
+//!   authorises a new one (as a manager too, when asked).
 //! - `POST /v1/devices`: a new device joins with that code.
-//! - `DELETE /v1/devices/{device_id}`: removes a device of one's account.
+//! - `DELETE /v1/devices/{device_id}`: a manager device removes another
+//!   device of its account.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use starling_protocol::Username;
 use starling_protocol::api::{
-    DeviceList, LinkCode, LinkRequest, RegisterRequest, RegisterResponse,
+    DeviceList, LinkCode, LinkCodeQuery, LinkRequest, RegisterRequest, RegisterResponse,
 };
 
 use super::{ApiJson, ApiPath};
 use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::encoding::decode_b64;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::services::accounts;
 
 pub(super) async fn register(
@@ -57,8 +60,13 @@ pub(super) async fn remove_device(
 pub(super) async fn create_link_code(
     State(state): State<AppState>,
     device: AuthedDevice,
+    query: Result<Query<LinkCodeQuery>, QueryRejection>,
 ) -> Result<Json<LinkCode>, AppError> {
-    accounts::create_link_code(&state, &device).await.map(Json)
+    let Query(query) =
+        query.map_err(|e| AppError::bad_request(ErrorCode::BadQuery, e.body_text()))?;
+    accounts::create_link_code(&state, &device, query.manager)
+        .await
+        .map(Json)
 }
 
 pub(super) async fn link_device(

@@ -12,7 +12,7 @@ use starling_protocol::api::{LinkCode, RegisterResponse};
 use crate::AppState;
 use crate::auth::{AuthedDevice, Credential, hash_secret};
 use crate::error::{AppError, ErrorCode};
-use crate::store::{LinkError, NewDevice, RegisterError, now_millis};
+use crate::store::{LinkError, NewDevice, RegisterError, Removal, now_millis};
 
 /// How long a link code is valid.
 const LINK_CODE_TTL_MS: i64 = 10 * 60 * 1000;
@@ -82,32 +82,54 @@ pub async fn devices(state: &AppState, username: &str) -> Result<Vec<u32>, AppEr
     Ok(devices)
 }
 
-/// Removes a device of the caller's own account.
+/// Only a manager device links and removes the account's devices.
+fn require_manager(device: &AuthedDevice) -> Result<(), AppError> {
+    if device.manager {
+        return Ok(());
+    }
+    Err(AppError::Forbidden(
+        "only a manager device (the one that registered the account, or one it linked as a manager) can link or remove devices",
+    ))
+}
+
+/// Removes a device of the caller's own account (a manager's, never
+/// itself), and closes the device's live connections on this process at
+/// once; the other processes close theirs from the recorded revocation.
 pub async fn remove_device(
     state: &AppState,
     device: &AuthedDevice,
     device_id: u32,
 ) -> Result<(), AppError> {
-    if !state
+    require_manager(device)?;
+    let removal = state
         .store
-        .remove_device(device.account_id, device_id)
-        .await?
-    {
-        return Err(AppError::NotFound("device"));
+        .remove_device(device.account_id, device.device_id, device_id, now_millis())
+        .await?;
+    match removal {
+        Removal::Removed => {
+            state.registry.revoke(device.account_id, Some(device_id));
+            Ok(())
+        }
+        Removal::NoSuchDevice => Err(AppError::NotFound("device")),
+        Removal::Itself => Err(AppError::Forbidden(
+            "a device cannot remove itself; remove it from another manager device",
+        )),
     }
-    Ok(())
 }
 
-/// A code with which a new device joins `device`'s account.
+/// A code with which a new device joins `device`'s account, as a manager
+/// when `manager` is set.
 pub async fn create_link_code(
     state: &AppState,
     device: &AuthedDevice,
+    manager: bool,
 ) -> Result<LinkCode, AppError> {
+    require_manager(device)?;
     let code = Credential::generate().secret;
     let expires_at = now_millis().saturating_add(LINK_CODE_TTL_MS);
     state
         .store
-        .create_link_code(&hash_secret(&code), device.account_id, expires_at)
+        .create_link_code(&hash_secret(&code), device.account_id, expires_at, manager)
         .await?;
     Ok(LinkCode { code, expires_at })
 }

@@ -217,6 +217,9 @@ impl QueuedSend {
 fn write_error(metrics: &Metrics, many: bool, error: WriteError) -> AppError {
     match error {
         WriteError::Refused(SendRefusal::UnknownAccount) => AppError::NotFound("account"),
+        WriteError::Refused(SendRefusal::SenderRevoked) => {
+            AppError::Forbidden("this device was removed or its account disabled")
+        }
         WriteError::Refused(SendRefusal::StaleDevices(stale)) => {
             metrics.stale_device_refusals.inc();
             if many {

@@ -25,6 +25,33 @@ pub struct DeviceRecord {
     pub credential_hash: Vec<u8>,
     /// Whether the account is disabled.
     pub disabled: bool,
+    /// Whether the device is a manager (it links and removes the
+    /// account's devices).
+    pub manager: bool,
+}
+
+/// What removing a device did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Removed, with its keys and queue; a revocation is recorded.
+    Removed,
+    /// No such device in the account.
+    NoSuchDevice,
+    /// The device asked to remove itself (a device is removed from
+    /// another).
+    Itself,
+}
+
+/// A device (or with `device_id` `None`, every device of an account)
+/// whose live connections must close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// Increasing; each process applies those after the last it saw.
+    pub id: i64,
+    /// The account.
+    pub account_id: i64,
+    /// The device, or every device of the account.
+    pub device_id: Option<u32>,
 }
 
 /// Why a registration was refused.
@@ -76,6 +103,19 @@ impl Store {
         now: i64,
     ) -> Result<i64, RegisterError> {
         with_pool!(self, pool => {
+            // A read first: a bogus invite never takes the write lock.
+            if let Some(hash) = invite {
+                let live: Option<i64> = sqlx::query_scalar(
+                    "SELECT expires_at FROM invites WHERE code_hash = $1 AND expires_at > $2",
+                )
+                .bind(&hash[..])
+                .bind(now)
+                .fetch_optional(pool)
+                .await?;
+                if live.is_none() {
+                    return Err(RegisterError::InvalidInvite);
+                }
+            }
             let mut tx = pool.begin().await?;
             if let Some(hash) = invite {
                 let consumed = sqlx::query("DELETE FROM invites WHERE code_hash = $1 AND expires_at > $2")
@@ -89,7 +129,7 @@ impl Store {
                 }
             }
             let inserted = sqlx::query(
-                "INSERT INTO accounts (username, created_at) VALUES ($1, $2) \
+                "INSERT INTO accounts (username, created_at, last_device_id) VALUES ($1, $2, 1) \
                  ON CONFLICT (username) DO NOTHING RETURNING id",
             )
             .bind(username)
@@ -101,8 +141,8 @@ impl Store {
             };
             let account_id: i64 = row.try_get("id")?;
             sqlx::query(
-                "INSERT INTO devices (account_id, device_id, credential_hash, identity_key, created_at) \
-                 VALUES ($1, 1, $2, $3, $4)",
+                "INSERT INTO devices (account_id, device_id, credential_hash, identity_key, created_at, manager) \
+                 VALUES ($1, 1, $2, $3, $4, TRUE)",
             )
             .bind(account_id)
             .bind(&device.credential_hash[..])
@@ -123,7 +163,7 @@ impl Store {
     ) -> Result<Option<DeviceRecord>, sqlx::Error> {
         with_pool!(self, pool => {
             let row = sqlx::query(
-                "SELECT a.id, d.device_id, d.credential_hash, a.disabled FROM accounts a \
+                "SELECT a.id, d.device_id, d.credential_hash, a.disabled, d.manager FROM accounts a \
                  JOIN devices d ON d.account_id = a.id WHERE a.username = $1 AND d.device_id = $2",
             )
             .bind(username)
@@ -136,6 +176,7 @@ impl Store {
                     device_id: device_id(row.try_get("device_id")?),
                     credential_hash: row.try_get("credential_hash")?,
                     disabled: row.try_get("disabled")?,
+                    manager: row.try_get("manager")?,
                 })
             })
             .transpose()
@@ -183,8 +224,19 @@ impl Store {
         })
     }
 
-    /// Removes a device with its keys and queued envelopes.
-    pub async fn remove_device(&self, account_id: i64, device: u32) -> Result<bool, sqlx::Error> {
+    /// Removes `device` of an account on behalf of its device `by` (never
+    /// itself) with its keys and queued envelopes, and records its
+    /// revocation, in one transaction.
+    pub async fn remove_device(
+        &self,
+        account_id: i64,
+        by: u32,
+        device: u32,
+        now: i64,
+    ) -> Result<Removal, sqlx::Error> {
+        if by == device {
+            return Ok(Removal::Itself);
+        }
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for table in ["envelopes", "one_time_prekeys", "kem_prekeys", "signed_prekeys"] {
@@ -200,8 +252,17 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if removed != 1 {
+                return Ok(Removal::NoSuchDevice);
+            }
+            sqlx::query("INSERT INTO revocations (account_id, device_id, created_at) VALUES ($1, $2, $3)")
+                .bind(account_id)
+                .bind(i64::from(device))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok(removed == 1)
+            Ok(Removal::Removed)
         })
     }
 
@@ -221,15 +282,74 @@ impl Store {
     }
 
     /// Disables or re-enables an account; `false` if there is none.
-    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, sqlx::Error> {
+    /// Disabling records a revocation of all its devices in the same
+    /// transaction, so that every server process closes their connections.
+    pub async fn set_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         with_pool!(self, pool => {
-            Ok(sqlx::query("UPDATE accounts SET disabled = $1 WHERE username = $2")
-                .bind(disabled)
-                .bind(username)
+            let mut tx = pool.begin().await?;
+            let account: Option<i64> = sqlx::query_scalar(
+                "UPDATE accounts SET disabled = $1 WHERE username = $2 RETURNING id",
+            )
+            .bind(disabled)
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(account_id) = account else { return Ok(false) };
+            if disabled {
+                sqlx::query("INSERT INTO revocations (account_id, device_id, created_at) VALUES ($1, NULL, $2)")
+                    .bind(account_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// The revocations recorded after `after`, in order.
+    pub async fn revocations_after(&self, after: i64) -> Result<Vec<Revocation>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT id, account_id, device_id FROM revocations WHERE id > $1 ORDER BY id")
+                .bind(after)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(Revocation {
+                        id: row.try_get("id")?,
+                        account_id: row.try_get("account_id")?,
+                        device_id: row.try_get::<Option<i64>, _>("device_id")?.map(device_id),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The newest revocation's id (0 when there is none): a process starts
+    /// from there, its connections all being new.
+    pub async fn last_revocation(&self) -> Result<i64, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM revocations")
+                .fetch_one(pool)
+                .await
+        })
+    }
+
+    /// Forgets revocations recorded before `before` (ms): every process
+    /// has long applied them.
+    pub async fn purge_revocations(&self, before: i64) -> Result<u64, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("DELETE FROM revocations WHERE created_at < $1")
+                .bind(before)
                 .execute(pool)
                 .await?
-                .rows_affected()
-                == 1)
+                .rows_affected())
         })
     }
 }
@@ -249,18 +369,21 @@ pub enum LinkError {
 }
 
 impl Store {
-    /// Stores a link code (by hash) for an account.
+    /// Stores a link code (by hash) for an account; the device it links
+    /// becomes a manager when `manager` is set.
     pub async fn create_link_code(
         &self,
         code_hash: &[u8; 32],
         account_id: i64,
         expires_at: i64,
+        manager: bool,
     ) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query("INSERT INTO link_codes (code_hash, account_id, expires_at) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO link_codes (code_hash, account_id, expires_at, manager) VALUES ($1, $2, $3, $4)")
                 .bind(&code_hash[..])
                 .bind(account_id)
                 .bind(expires_at)
+                .bind(manager)
                 .execute(pool)
                 .await
                 .map(|_| ())
@@ -277,37 +400,55 @@ impl Store {
         now: i64,
     ) -> Result<(String, u32), LinkError> {
         with_pool!(self, pool => {
+            // A read first: a bogus code never takes the write lock.
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT account_id FROM link_codes WHERE code_hash = $1 AND expires_at > $2",
+            )
+            .bind(&code_hash[..])
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+            if live.is_none() {
+                return Err(LinkError::InvalidCode);
+            }
             let mut tx = pool.begin().await?;
-            let row = sqlx::query("DELETE FROM link_codes WHERE code_hash = $1 AND expires_at > $2 RETURNING account_id")
+            let row = sqlx::query("DELETE FROM link_codes WHERE code_hash = $1 AND expires_at > $2 RETURNING account_id, manager")
                 .bind(&code_hash[..])
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(LinkError::InvalidCode)?;
             let account_id: i64 = row.try_get("account_id")?;
+            let manager: bool = row.try_get("manager")?;
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if count >= i64::from(max_devices) {
+                return Err(LinkError::TooManyDevices);
+            }
+            // Ids are never reused: a removed device's id never names a
+            // new one, so nothing addressed to the old device reaches it.
             let row = sqlx::query(
-                "SELECT a.username, COUNT(d.device_id) AS devices, COALESCE(MAX(d.device_id), 0) AS last \
-                 FROM accounts a LEFT JOIN devices d ON d.account_id = a.id WHERE a.id = $1 GROUP BY a.username",
+                "UPDATE accounts SET last_device_id = last_device_id + 1 WHERE id = $1 \
+                 RETURNING username, last_device_id",
             )
             .bind(account_id)
             .fetch_one(&mut *tx)
             .await?;
             let username: String = row.try_get("username")?;
-            let count: i64 = row.try_get("devices")?;
-            let last: i64 = row.try_get("last")?;
-            if count >= i64::from(max_devices) {
-                return Err(LinkError::TooManyDevices);
-            }
-            let device_id = u32::try_from(last + 1).map_err(|_| LinkError::TooManyDevices)?;
+            let last: i64 = row.try_get("last_device_id")?;
+            let device_id = u32::try_from(last).map_err(|_| LinkError::TooManyDevices)?;
             sqlx::query(
-                "INSERT INTO devices (account_id, device_id, credential_hash, identity_key, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO devices (account_id, device_id, credential_hash, identity_key, created_at, manager) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(account_id)
             .bind(i64::from(device_id))
             .bind(&device.credential_hash[..])
             .bind(&device.identity_key)
             .bind(now)
+            .bind(manager)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

@@ -316,7 +316,10 @@ async fn apply_postgres(
 ) -> Result<BatchOutcome, sqlx::Error> {
     let mut tx = connection.begin().await?;
     let accounts = read_accounts(&mut tx, &sends::destination_usernames(ops)).await?;
-    let plan = sends::plan(ops, &accounts);
+    let mut enabled = sends::enabled_devices(&accounts);
+    let unknown = sends::unknown_senders(ops, &enabled);
+    enabled.extend(read_enabled(&mut tx, &unknown).await?);
+    let plan = sends::plan(ops, &accounts, &enabled);
     let mut committed = Vec::with_capacity(plan.rows.len());
     for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
         let mut insert = insert_statement(chunk);
@@ -378,6 +381,38 @@ async fn read_accounts(
         }
     }
     Ok(accounts)
+}
+
+/// Which of `devices` exist in an enabled account.
+async fn read_enabled(
+    connection: &mut PgConnection,
+    devices: &[(i64, u32)],
+) -> Result<Vec<(i64, u32)>, sqlx::Error> {
+    let mut enabled = Vec::with_capacity(devices.len());
+    for chunk in devices.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "SELECT d.account_id, d.device_id FROM devices d \
+             JOIN accounts a ON a.id = d.account_id \
+             WHERE NOT a.disabled AND (d.account_id, d.device_id) IN (",
+        );
+        let mut list = query.separated(", ");
+        for (account_id, device_id) in chunk {
+            list.push("(")
+                .push_bind_unseparated(*account_id)
+                .push_unseparated(", ")
+                .push_bind_unseparated(i64::from(*device_id))
+                .push_unseparated(")");
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *connection).await? {
+            let device: i64 = row.try_get("device_id")?;
+            enabled.push((
+                row.try_get("account_id")?,
+                u32::try_from(device).unwrap_or(0),
+            ));
+        }
+    }
+    Ok(enabled)
 }
 
 /// Every acknowledged id with the device that acknowledged it.

@@ -26,7 +26,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError};
+pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError, Removal, Revocation};
 pub use attachments::AttachmentRecord;
 pub use batch::{BatchOp, BatchOutcome, Batcher, Commit, MAX_BATCH, QUEUE_CAPACITY, WriteError};
 pub use directory::DirectoryEntry;

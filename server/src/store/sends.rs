@@ -6,7 +6,7 @@
 //! [`plan`] is the pure part: given the accounts the transaction read, it
 //! decides per send whether it is stored or refused, and which rows go in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{BatchOp, NewEnvelope};
 
@@ -38,6 +38,36 @@ pub enum SendRefusal {
     UnknownAccount,
     /// The sender's device lists are out of date for these accounts.
     StaleDevices(BTreeMap<String, StaleLists>),
+    /// The sending device was removed, or its account disabled, before
+    /// the send was committed.
+    SenderRevoked,
+}
+
+/// Devices of enabled accounts, as the transaction read them: the
+/// destinations' devices and the senders'.
+pub(super) type EnabledDevices = HashSet<(i64, u32)>;
+
+/// The devices of the accounts read for the destinations.
+pub(super) fn enabled_devices(accounts: &Accounts) -> EnabledDevices {
+    accounts
+        .values()
+        .flat_map(|(account_id, devices)| devices.iter().map(move |d| (*account_id, *d)))
+        .collect()
+}
+
+/// The batch's sending devices not already known to be enabled (their
+/// account is no destination of the batch), each once: the transaction
+/// reads these too, so that a device removed or an account disabled
+/// after it authenticated cannot have a send committed.
+pub(super) fn unknown_senders(ops: &[&BatchOp], enabled: &EnabledDevices) -> Vec<(i64, u32)> {
+    let senders: BTreeSet<(i64, u32)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            BatchOp::Send(send) if !enabled.contains(&send.sender) => Some(send.sender),
+            _ => None,
+        })
+        .collect();
+    senders.into_iter().collect()
 }
 
 /// An enabled account's id and device ids, as the transaction read them.
@@ -90,8 +120,13 @@ pub(super) fn destination_usernames<'a>(ops: &[&'a BatchOp]) -> Vec<&'a str> {
     names.into_iter().collect()
 }
 
-/// Decides the batch's inserts given the destinations' accounts.
-pub(super) fn plan<'a>(ops: &[&'a BatchOp], accounts: &Accounts) -> Plan<'a> {
+/// Decides the batch's inserts given the destinations' accounts and the
+/// enabled devices among the senders.
+pub(super) fn plan<'a>(
+    ops: &[&'a BatchOp],
+    accounts: &Accounts,
+    enabled: &EnabledDevices,
+) -> Plan<'a> {
     let mut plan = Plan {
         rows: Vec::new(),
         refusals: Vec::with_capacity(ops.len()),
@@ -104,6 +139,9 @@ pub(super) fn plan<'a>(ops: &[&'a BatchOp], accounts: &Accounts) -> Plan<'a> {
                     envelope,
                 }));
                 None
+            }
+            BatchOp::Send(send) if !enabled.contains(&send.sender) => {
+                Some(SendRefusal::SenderRevoked)
             }
             BatchOp::Send(send) => match check(send, accounts) {
                 Ok(rows) => {
@@ -193,7 +231,7 @@ mod tests {
     #[test]
     fn a_current_list_is_stored_under_the_destination_account() {
         let op = send((1, 1), &[("bob", &[1, 3]), ("alice", &[2])]);
-        let plan = plan(&[&op], &accounts());
+        let plan = plan(&[&op], &accounts(), &enabled_devices(&accounts()));
         assert_eq!(plan.refusals, vec![None]);
         let rows: Vec<(i64, u32)> = plan
             .rows
@@ -208,7 +246,7 @@ mod tests {
     fn a_stale_list_refuses_the_whole_send_and_names_the_difference() {
         let good = send((1, 1), &[("bob", &[1, 3])]);
         let stale = send((1, 1), &[("alice", &[2]), ("bob", &[1, 4])]);
-        let plan = plan(&[&good, &stale], &accounts());
+        let plan = plan(&[&good, &stale], &accounts(), &enabled_devices(&accounts()));
         let expected = BTreeMap::from([(
             "bob".to_string(),
             StaleLists {
@@ -228,9 +266,27 @@ mod tests {
     #[test]
     fn an_unknown_account_refuses_the_send() {
         let op = send((1, 1), &[("bob", &[1, 3]), ("carol", &[1])]);
-        let plan = plan(&[&op], &accounts());
+        let plan = plan(&[&op], &accounts(), &enabled_devices(&accounts()));
         assert_eq!(plan.refusals, vec![Some(SendRefusal::UnknownAccount)]);
         assert!(plan.rows.is_empty());
+    }
+
+    #[test]
+    fn a_send_from_a_device_not_read_as_enabled_is_refused_alone() {
+        let from_removed = send((1, 7), &[("bob", &[1, 3])]);
+        let from_other = send((3, 1), &[("bob", &[1, 3])]);
+        let good = send((1, 1), &[("bob", &[1, 3])]);
+        let ops = [&from_removed, &from_other, &good];
+        let mut enabled = enabled_devices(&accounts());
+        assert_eq!(unknown_senders(&ops, &enabled), vec![(1, 7), (3, 1)]);
+        // The transaction found account 3's device 1 enabled, not 1's 7.
+        enabled.insert((3, 1));
+        let plan = plan(&ops, &accounts(), &enabled);
+        assert_eq!(
+            plan.refusals,
+            vec![Some(SendRefusal::SenderRevoked), None, None]
+        );
+        assert_eq!(plan.rows.len(), 4);
     }
 
     #[test]

@@ -19,6 +19,8 @@ use super::sends::{self, Accounts};
 const READ_ACCOUNT: &str = "SELECT a.id, d.device_id FROM accounts a \
      LEFT JOIN devices d ON d.account_id = a.id \
      WHERE NOT a.disabled AND a.username = ?1";
+const READ_DEVICE: &str = "SELECT 1 FROM devices d JOIN accounts a ON a.id = d.account_id \
+     WHERE NOT a.disabled AND d.account_id = ?1 AND d.device_id = ?2";
 const INSERT_ENVELOPE: &str = "INSERT INTO envelopes (envelope_id, account_id, device_id, \
      sender, sender_device, created_at, expires_at, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 /// An envelope goes only if the acknowledging device is its destination.
@@ -60,7 +62,10 @@ impl SqliteWriter {
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let accounts = read_accounts(&tx, &sends::destination_usernames(ops))?;
-        let plan = sends::plan(ops, &accounts);
+        let mut enabled = sends::enabled_devices(&accounts);
+        let unknown = sends::unknown_senders(ops, &enabled);
+        enabled.extend(read_enabled(&tx, &unknown)?);
+        let plan = sends::plan(ops, &accounts, &enabled);
         let mut committed = Vec::with_capacity(plan.rows.len());
         {
             let mut insert = tx.prepare_cached(INSERT_ENVELOPE)?;
@@ -93,6 +98,21 @@ impl SqliteWriter {
             refusals: plan.refusals,
         })
     }
+}
+
+/// Which of `devices` exist in an enabled account.
+fn read_enabled(
+    tx: &Connection,
+    devices: &[(i64, u32)],
+) -> Result<Vec<(i64, u32)>, rusqlite::Error> {
+    let mut statement = tx.prepare_cached(READ_DEVICE)?;
+    let mut enabled = Vec::with_capacity(devices.len());
+    for &(account_id, device_id) in devices {
+        if statement.exists(params![account_id, i64::from(device_id)])? {
+            enabled.push((account_id, device_id));
+        }
+    }
+    Ok(enabled)
 }
 
 /// The enabled accounts among `usernames`, with their devices.

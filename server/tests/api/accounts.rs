@@ -145,7 +145,7 @@ async fn authentication(kind: DbKind) {
     server
         .state
         .store
-        .set_disabled("alice", true)
+        .set_disabled("alice", true, 0)
         .await
         .unwrap();
     let (status, _) = server

@@ -10,4 +10,5 @@ mod accounts;
 mod declared_surface;
 mod malformed_input;
 mod prekeys;
+mod revocation;
 mod sends;

@@ -22,8 +22,12 @@ pub(crate) async fn run(
             });
             Ok(())
         }
-        DeviceCommand::LinkCode => {
-            let code = client.link_code().await?;
+        DeviceCommand::LinkCode { manager } => {
+            let code = if manager {
+                client.manager_link_code().await?
+            } else {
+                client.link_code().await?
+            };
             out.print(&serde_json::json!({ "link_code": code }), || {
                 format!(
                     "link code (valid 10 minutes, once): {code}\non the new device: starling link --server URL --code {code}"

@@ -229,10 +229,14 @@ enum DirectoryCommand {
 enum DeviceCommand {
     /// List your devices.
     List,
-    /// Remove a device.
+    /// Remove another device (from a manager device).
     Remove { id: u32 },
-    /// Issue a one-time code to link a new device.
-    LinkCode,
+    /// Issue a one-time code to link a new device (from a manager device).
+    LinkCode {
+        /// The new device may link and remove devices too.
+        #[arg(long)]
+        manager: bool,
+    },
 }
 
 fn main() -> ExitCode {

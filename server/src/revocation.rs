@@ -1,0 +1,62 @@
+//! Revocations reach every server process: removing a device or disabling
+//! an account records a revocation in the database (in the transaction
+//! that does it), and each process polls for new ones and closes the
+//! affected live connections through its [`crate::registry::Registry`].
+//! The process that removed a device closes its connections at once;
+//! `starling-server admin disable`, a separate process, is seen by the
+//! running servers at their next poll.
+
+use std::time::Duration;
+
+use crate::AppState;
+use crate::store::now_millis;
+
+/// How often each process looks for new revocations.
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a revocation is kept: far longer than any process takes to
+/// see it.
+const KEEP_MILLIS: i64 = 60 * 60 * 1000;
+
+/// Polls for revocations every `every` and closes the connections they
+/// name; a failed poll is logged and retried at the next tick.
+pub fn spawn_revocations(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = loop {
+            match state.store.last_revocation().await {
+                Ok(last) => break last,
+                Err(error) => {
+                    tracing::warn!(%error, "reading revocations failed; retrying");
+                    tokio::time::sleep(every).await;
+                }
+            }
+        };
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match state.store.revocations_after(last).await {
+                Ok(revocations) => {
+                    for revocation in revocations {
+                        let closed = state
+                            .registry
+                            .revoke(revocation.account_id, revocation.device_id);
+                        if closed > 0 {
+                            tracing::info!(closed, "closed revoked connections");
+                        }
+                        last = last.max(revocation.id);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "reading revocations failed"),
+            }
+        }
+    })
+}
+
+/// Forgets revocations every process has long applied.
+pub async fn purge(state: &AppState) -> Result<u64, sqlx::Error> {
+    state
+        .store
+        .purge_revocations(now_millis().saturating_sub(KEEP_MILLIS))
+        .await
+}
