@@ -1,0 +1,309 @@
+//! A shared in-memory server for tests with several devices: accounts and
+//! their devices, the prekeys each device uploaded (claimed one at a time,
+//! as the real server hands them out), a mailbox per device, and the
+//! stale-device check of a send. Each device reaches it through its own
+//! [`Link`], authenticated as that device.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use starling_crypto::prekeys::{KemPreKey, OneTimePreKey, SignedPreKey};
+use starling_crypto::{IdentityKey, PreKeyBundle};
+use starling_protocol::api::{KeyUpload, PrekeyCounts, StaleLists};
+use starling_protocol::frames::Envelope;
+use thiserror::Error;
+
+use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
+
+/// Why the shared server refused a call.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// No such account or device (the real server's 404).
+    #[error("not found")]
+    NotFound,
+    /// The server cannot be reached.
+    #[error("offline")]
+    Offline,
+    /// An upload the real server would refuse as malformed.
+    #[error("bad request")]
+    BadRequest,
+}
+
+/// What the server holds for one device.
+struct Keys {
+    identity: IdentityKey,
+    signed: Option<SignedPreKey>,
+    one_time: VecDeque<OneTimePreKey>,
+    kem: VecDeque<KemPreKey>,
+    last_resort: Option<KemPreKey>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Devices by account.
+    accounts: BTreeMap<String, BTreeMap<u32, Keys>>,
+    /// Envelopes waiting for each device.
+    mailboxes: BTreeMap<(String, u32), Vec<Envelope>>,
+    /// Envelopes stored so far (the next id).
+    stored: u64,
+    offline: bool,
+}
+
+/// The server several test devices share.
+#[derive(Default)]
+pub(crate) struct Server {
+    state: RefCell<State>,
+}
+
+impl Server {
+    /// A new, empty server, to share.
+    pub(crate) fn new() -> Rc<Self> {
+        Rc::new(Self::default())
+    }
+
+    /// Registers a device (its account too, when new) with its identity
+    /// key; its prekeys come with its first upload.
+    pub(crate) fn register(&self, username: &str, device: u32, identity: IdentityKey) {
+        self.state
+            .borrow_mut()
+            .accounts
+            .entry(username.to_owned())
+            .or_default()
+            .insert(
+                device,
+                Keys {
+                    identity,
+                    signed: None,
+                    one_time: VecDeque::new(),
+                    kem: VecDeque::new(),
+                    last_resort: None,
+                },
+            );
+    }
+
+    /// Removes a device and its mailbox.
+    pub(crate) fn remove_device(&self, username: &str, device: u32) {
+        let mut state = self.state.borrow_mut();
+        if let Some(devices) = state.accounts.get_mut(username) {
+            devices.remove(&device);
+        }
+        state.mailboxes.remove(&(username.to_owned(), device));
+    }
+
+    /// Makes every call fail (or work again).
+    pub(crate) fn set_offline(&self, offline: bool) {
+        self.state.borrow_mut().offline = offline;
+    }
+
+    /// Takes the envelopes waiting for a device, oldest first.
+    pub(crate) fn take(&self, username: &str, device: u32) -> Vec<Envelope> {
+        self.state
+            .borrow_mut()
+            .mailboxes
+            .remove(&(username.to_owned(), device))
+            .unwrap_or_default()
+    }
+
+    /// How many envelopes wait for a device.
+    pub(crate) fn waiting(&self, username: &str, device: u32) -> usize {
+        self.state
+            .borrow()
+            .mailboxes
+            .get(&(username.to_owned(), device))
+            .map_or(0, Vec::len)
+    }
+
+    /// One-time X25519 prekeys left for a device.
+    pub(crate) fn one_time_left(&self, username: &str, device: u32) -> usize {
+        self.state
+            .borrow()
+            .accounts
+            .get(username)
+            .and_then(|d| d.get(&device))
+            .map_or(0, |k| k.one_time.len())
+    }
+}
+
+/// A device's connection to the shared [`Server`].
+pub(crate) struct Link {
+    server: Rc<Server>,
+    username: String,
+    device: u32,
+}
+
+impl Link {
+    /// The server, as `username`'s `device`.
+    pub(crate) fn new(server: &Rc<Server>, username: &str, device: u32) -> Self {
+        Self {
+            server: Rc::clone(server),
+            username: username.to_owned(),
+            device,
+        }
+    }
+
+    /// Takes the envelopes waiting for this device, oldest first.
+    pub(crate) fn take_mine(&self) -> Vec<Envelope> {
+        self.server.take(&self.username, self.device)
+    }
+
+    fn state(&self) -> Result<std::cell::RefMut<'_, State>, Refused> {
+        let state = self.server.state.borrow_mut();
+        if state.offline {
+            Err(Refused::Offline)
+        } else {
+            Ok(state)
+        }
+    }
+}
+
+fn decode<V, E>(text: &str, parse: impl FnOnce(&[u8]) -> Result<V, E>) -> Result<V, Refused> {
+    let bytes = B64.decode(text).map_err(|_| Refused::BadRequest)?;
+    parse(&bytes).map_err(|_| Refused::BadRequest)
+}
+
+fn counts(keys: &Keys) -> PrekeyCounts {
+    PrekeyCounts {
+        one_time: u32::try_from(keys.one_time.len()).unwrap_or(u32::MAX),
+        kem: u32::try_from(keys.kem.len()).unwrap_or(u32::MAX),
+    }
+}
+
+impl Transport for Link {
+    type Error = Refused;
+
+    async fn upload_keys(&self, upload: &KeyUpload) -> Result<PrekeyCounts, Refused> {
+        let mut state = self.state()?;
+        let keys = state
+            .accounts
+            .get_mut(&self.username)
+            .and_then(|d| d.get_mut(&self.device))
+            .ok_or(Refused::NotFound)?;
+        if let Some(signed) = &upload.signed_prekey {
+            keys.signed = Some(decode(signed, SignedPreKey::from_bytes)?);
+        }
+        for key in &upload.one_time_prekeys {
+            keys.one_time
+                .push_back(decode(key, OneTimePreKey::from_bytes)?);
+        }
+        for key in &upload.kem_prekeys {
+            keys.kem.push_back(decode(key, KemPreKey::from_bytes)?);
+        }
+        if let Some(key) = &upload.last_resort_kem_prekey {
+            keys.last_resort = Some(decode(key, KemPreKey::from_bytes)?);
+        }
+        Ok(counts(keys))
+    }
+
+    async fn key_count(&self) -> Result<PrekeyCounts, Refused> {
+        let state = self.state()?;
+        let keys = state
+            .accounts
+            .get(&self.username)
+            .and_then(|d| d.get(&self.device))
+            .ok_or(Refused::NotFound)?;
+        Ok(counts(keys))
+    }
+
+    async fn devices(&self, username: &str) -> Result<Vec<u32>, Refused> {
+        let state = self.state()?;
+        let devices = state.accounts.get(username).ok_or(Refused::NotFound)?;
+        Ok(devices.keys().copied().collect())
+    }
+
+    async fn bundles(
+        &self,
+        username: &str,
+        device: Option<u32>,
+    ) -> Result<Vec<(u32, PreKeyBundle)>, Refused> {
+        let mut state = self.state()?;
+        let devices = state.accounts.get_mut(username).ok_or(Refused::NotFound)?;
+        if device.is_some_and(|d| !devices.contains_key(&d)) {
+            return Err(Refused::NotFound);
+        }
+        let mut bundles = Vec::new();
+        for (id, keys) in devices
+            .iter_mut()
+            .filter(|(id, _)| device.is_none_or(|d| d == **id))
+        {
+            let Some(signed) = keys.signed.clone() else {
+                continue;
+            };
+            let one_time = keys.one_time.pop_front();
+            let kem = keys.kem.pop_front().or_else(|| keys.last_resort.clone());
+            let bundle = PreKeyBundle::new(keys.identity.clone(), signed, one_time, kem)
+                .map_err(|_| Refused::BadRequest)?;
+            bundles.push((*id, bundle));
+        }
+        Ok(bundles)
+    }
+
+    async fn send(
+        &self,
+        destination: &str,
+        envelopes: &[(u32, Vec<u8>)],
+    ) -> Result<SendOutcome, Refused> {
+        self.send_many(&[AccountEnvelopes {
+            destination: destination.to_owned(),
+            envelopes: envelopes.to_vec(),
+        }])
+        .await
+    }
+
+    /// Stores every envelope, or none when a device list is stale: each
+    /// account's devices (our own but this one) exactly once.
+    async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome, Refused> {
+        let mut state = self.state()?;
+        let mut stale = BTreeMap::new();
+        for send in sends {
+            let devices = state
+                .accounts
+                .get(&send.destination)
+                .ok_or(Refused::NotFound)?;
+            let expected: BTreeSet<u32> = devices
+                .keys()
+                .copied()
+                .filter(|d| send.destination != self.username || *d != self.device)
+                .collect();
+            let given: BTreeSet<u32> = send.envelopes.iter().map(|(d, _)| *d).collect();
+            if expected != given {
+                stale.insert(
+                    send.destination.clone(),
+                    StaleLists {
+                        missing: expected.difference(&given).copied().collect(),
+                        extra: given.difference(&expected).copied().collect(),
+                    },
+                );
+            }
+        }
+        if !stale.is_empty() {
+            return Ok(SendOutcome::Stale(stale));
+        }
+        for send in sends {
+            for (device, content) in &send.envelopes {
+                state.stored += 1;
+                let mut id = vec![0; 8];
+                id.extend_from_slice(&state.stored.to_be_bytes());
+                let envelope = Envelope {
+                    id,
+                    sender: self.username.clone(),
+                    sender_device: self.device,
+                    server_timestamp: i64::try_from(state.stored).unwrap_or(i64::MAX),
+                    content: content.clone(),
+                };
+                state
+                    .mailboxes
+                    .entry((send.destination.clone(), *device))
+                    .or_default()
+                    .push(envelope);
+            }
+        }
+        Ok(SendOutcome::Stored)
+    }
+
+    fn is_not_found(error: &Refused) -> bool {
+        *error == Refused::NotFound
+    }
+}
