@@ -40,6 +40,11 @@ pub struct MemberChange {
 }
 
 impl GroupRecord {
+    /// The group's id.
+    pub fn id(&self) -> GroupId {
+        GroupId::from_bytes(self.group_id.clone())
+    }
+
     /// The group as a conversation.
     pub fn conversation(&self) -> Conversation {
         Conversation::Group(GroupId::from_bytes(self.group_id.clone()))

@@ -8,7 +8,8 @@
 //! to every member device then: someone added back later receives it like
 //! any new member. Our own membership ending drops all of the group's keys.
 //!
-//! Operations take the group's record: finding it by the name a person
+//! Operations take the group's id and load its record themselves (refusing
+//! a group we are no longer in); finding the id from the name a person
 //! typed is the shell's (a name is parsed once, at the edge).
 
 use std::collections::BTreeSet;
@@ -21,6 +22,7 @@ use zeroize::Zeroizing;
 use super::{Device, Result};
 use crate::clock::Clock;
 use crate::content::{self, Content, GroupControl, group_control::Action, transport};
+use crate::conversation::GroupId;
 use crate::error::DeviceError;
 use crate::events::Event;
 use crate::outgoing::STALE_RETRIES;
@@ -96,9 +98,10 @@ where
     /// was removed).
     pub async fn add_members(
         &mut self,
-        mut record: GroupRecord,
+        group: &GroupId,
         users: &[String],
     ) -> Result<GroupRecord, S, T> {
+        let mut record = self.active_group(group).await?;
         let mut added = Vec::new();
         for user in users {
             self.ensure_sessions(user).await?;
@@ -126,9 +129,10 @@ where
     /// its sender key before its next message.
     pub async fn remove_members(
         &mut self,
-        mut record: GroupRecord,
+        group: &GroupId,
         users: &[String],
     ) -> Result<GroupRecord, S, T> {
+        let mut record = self.active_group(group).await?;
         let before = record.members.clone();
         let removed: Vec<String> = before
             .iter()
@@ -141,7 +145,7 @@ where
             membership::apply_change(&mut record, user, revision, true);
         }
         stored(self.storage.save_group(&record).await)?;
-        for user in users {
+        for user in &removed {
             let dropped = self
                 .storage
                 .drop_inbound_group_sessions(&record.group_id, Some(user))
@@ -163,11 +167,8 @@ where
     }
 
     /// Renames a group.
-    pub async fn rename_group(
-        &mut self,
-        mut record: GroupRecord,
-        name: &str,
-    ) -> Result<GroupRecord, S, T> {
+    pub async fn rename_group(&mut self, group: &GroupId, name: &str) -> Result<GroupRecord, S, T> {
+        let mut record = self.active_group(group).await?;
         record.name = name.to_owned();
         record.revision = next_revision(&record)?;
         stored(self.storage.save_group(&record).await)?;
@@ -178,7 +179,8 @@ where
     }
 
     /// Leaves a group: the others are told, our keys for it are dropped.
-    pub async fn leave_group(&mut self, mut record: GroupRecord) -> Result<(), S, T> {
+    pub async fn leave_group(&mut self, group: &GroupId) -> Result<(), S, T> {
+        let mut record = self.active_group(group).await?;
         let members = record.members.clone();
         self.announce(&record, &members, Action::Leave, Delta::default())
             .await?;
@@ -195,6 +197,16 @@ where
             .reset_outbound_group_session(&record.group_id)
             .await;
         stored(reset)
+    }
+
+    /// The group `id`, if we are still a member.
+    async fn active_group(&self, id: &GroupId) -> Result<GroupRecord, S, T> {
+        let group = stored(self.storage.group(id.as_bytes()).await)?
+            .ok_or_else(|| DeviceError::UnknownGroup(id.to_hex()))?;
+        if !group.active {
+            return Err(DeviceError::NotAMember(group.name));
+        }
+        Ok(group)
     }
 
     /// Sends a control message to `recipients` (pairwise).

@@ -366,8 +366,10 @@ where
     /// After an unreadable message: a fresh session with the sender's
     /// device, announced with a reset message so its next messages use it.
     /// At most one repair per sender device in [`REPAIR_INTERVAL_MILLIS`],
-    /// so a burst of unreadable messages costs one bundle; a failed attempt
-    /// may be retried at once.
+    /// so a burst of unreadable messages costs one bundle (one of the
+    /// sender's one-time prekeys); an attempt that failed on our side (the
+    /// store or the server unreachable) may be retried at once, one refused
+    /// by a rule (a verified contact's changed keys) may not.
     async fn repair_session(&mut self, sender: &str, device: u32) -> Result<(), S, T> {
         let now = self.clock.now_millis();
         self.repaired.retain(|_, started| {
@@ -379,7 +381,10 @@ where
         }
         self.repaired.insert(key.clone(), now);
         let result = self.establish_and_reset(sender, device).await;
-        if result.is_err() {
+        if matches!(
+            result,
+            Err(DeviceError::Storage(_) | DeviceError::Transport(_))
+        ) {
             self.repaired.remove(&key);
         }
         result

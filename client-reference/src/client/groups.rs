@@ -17,26 +17,26 @@ impl Client {
     /// was removed).
     pub async fn add_members(&mut self, group: &str, users: &[String]) -> Result<GroupRecord> {
         let record = self.active_group(group).await?;
-        Ok(self.core.add_members(record, users).await?)
+        Ok(self.core.add_members(&record.id(), users).await?)
     }
 
     /// Removes members; they are told, and every remaining member rotates
     /// its sender key before its next message.
     pub async fn remove_members(&mut self, group: &str, users: &[String]) -> Result<GroupRecord> {
         let record = self.active_group(group).await?;
-        Ok(self.core.remove_members(record, users).await?)
+        Ok(self.core.remove_members(&record.id(), users).await?)
     }
 
     /// Renames a group.
     pub async fn rename_group(&mut self, group: &str, name: &str) -> Result<GroupRecord> {
         let record = self.active_group(group).await?;
-        Ok(self.core.rename_group(record, name).await?)
+        Ok(self.core.rename_group(&record.id(), name).await?)
     }
 
     /// Leaves a group: the others are told, our keys for it are dropped.
     pub async fn leave_group(&mut self, group: &str) -> Result<()> {
         let record = self.active_group(group).await?;
-        Ok(self.core.leave_group(record).await?)
+        Ok(self.core.leave_group(&record.id()).await?)
     }
 
     /// All groups this home knows.

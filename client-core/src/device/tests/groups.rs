@@ -113,7 +113,7 @@ fn a_new_group_reaches_its_members_and_its_messages_decrypt() {
 fn a_rename_reaches_every_member() {
     let mut world = World::new();
     let (mut alice, mut bob, _carol, group) = crew(&mut world);
-    let group = run(alice.rename_group(group, "crew 2")).unwrap();
+    let group = run(alice.rename_group(&group.id(), "crew 2")).unwrap();
     assert_eq!(group.revision, 2);
     assert_eq!(
         summary(&receive(&mut bob)),
@@ -144,7 +144,7 @@ fn a_removed_member_cannot_read_what_follows() {
     let mut alices_old = inbound(&bob, &group, "alice").unwrap();
     let mut carols_old = inbound(&bob, &group, "carol").unwrap();
 
-    let group = run(alice.remove_members(group, &names(&["bob"]))).unwrap();
+    let group = run(alice.remove_members(&group.id(), &names(&["bob"]))).unwrap();
     assert_eq!(group.members, names(&["alice", "carol"]));
     assert_eq!(
         summary(&receive(&mut bob)),
@@ -212,17 +212,39 @@ fn a_removed_member_cannot_read_what_follows() {
 }
 
 #[test]
+fn removing_a_member_keeps_the_keys_of_our_other_devices() {
+    let mut world = World::new();
+    let (mut alice, _bob, _carol, group) = crew(&mut world);
+    // Alice's device 2 has given device 1 its sender key.
+    let mut rng = StdRng::seed_from_u64(99);
+    let theirs = OutboundGroupSession::new(&group.group_id, &mut rng).unwrap();
+    let session = InboundGroupSession::new(&theirs.distribution());
+    run(alice
+        .storage()
+        .save_inbound_group_session(&group.group_id, "alice", 2, &session, None))
+    .unwrap();
+    // Naming ourselves among those to remove removes only the others.
+    let group = run(alice.remove_members(&group.id(), &names(&["alice", "bob"]))).unwrap();
+    assert_eq!(group.members, names(&["alice", "carol"]));
+    let kept = run(alice
+        .storage()
+        .inbound_group_session(&group.group_id, "alice", 2))
+    .unwrap();
+    assert!(kept.is_some(), "our other device's key was dropped");
+}
+
+#[test]
 fn a_member_added_back_gets_the_new_key() {
     let mut world = World::new();
     let (mut alice, mut bob, mut carol, group) = crew(&mut world);
     let convo = group.conversation();
-    let group = run(alice.remove_members(group, &names(&["bob"]))).unwrap();
+    let group = run(alice.remove_members(&group.id(), &names(&["bob"]))).unwrap();
     receive(&mut bob);
     receive(&mut carol);
     say(&mut alice, &convo, "without bob");
     receive(&mut carol);
 
-    let group = run(alice.add_members(group, &names(&["bob"]))).unwrap();
+    let group = run(alice.add_members(&group.id(), &names(&["bob"]))).unwrap();
     assert_eq!((group.revision, group.members.len()), (3, 3));
     assert_eq!(
         summary(&receive(&mut bob)),
@@ -254,7 +276,7 @@ fn a_member_who_leaves_is_dropped_and_the_keys_rotate() {
     receive(&mut carol);
     assert!(inbound(&alice, &group, "bob").is_some());
 
-    run(bob.leave_group(known(&bob, &group))).unwrap();
+    run(bob.leave_group(&group.id())).unwrap();
     let left = known(&bob, &group);
     assert!(!left.active);
     assert_eq!(left.members, names(&["alice", "carol"]));

@@ -182,6 +182,29 @@ fn a_burst_of_unreadable_envelopes_costs_one_repair() {
 }
 
 #[test]
+fn a_repair_a_trust_rule_refused_is_not_tried_again_within_the_interval() {
+    let mut world = World::new();
+    let _alice = world.device("alice", 1);
+    let mut bob = world.device("bob", 1);
+    run(bob.verify("alice", None)).unwrap();
+    // Alice's device comes back with a new identity: bob's repair fetches
+    // its bundle, then may not send to a verified contact whose keys
+    // changed.
+    let _new_alice = world.device("alice", 1);
+    let stock = world.server.one_time_left("alice", 1);
+    for n in 1..=3 {
+        let events = process(&mut bob, &garbage(n, "alice", 1));
+        assert_eq!(
+            summary(&events)[..1],
+            ["unreadable from alice.1".to_owned()]
+        );
+    }
+    // One bundle, not one per unreadable envelope.
+    assert_eq!(world.server.one_time_left("alice", 1), stock - 1);
+    assert_eq!(world.server.waiting("alice", 1), 0);
+}
+
+#[test]
 fn a_repair_that_failed_is_tried_again_at_once() {
     let mut world = World::new();
     let _alice = world.device("alice", 1);
