@@ -308,11 +308,18 @@ impl Connection {
             )
             .await;
         }
-        for id in &ack.envelope_ids {
-            self.in_flight.remove(id);
-        }
-        let ids = ack.envelope_ids;
-        if request_id == 0 {
+        // Only what this connection delivered and awaits: an id it never
+        // sent (or already had acknowledged) costs the writer nothing.
+        let ids: Vec<Vec<u8>> = ack
+            .envelope_ids
+            .into_iter()
+            .filter(|id| self.in_flight.remove(id))
+            .collect();
+        if ids.is_empty() {
+            if request_id != 0 {
+                respond(sink, request_id, Ok(serde_json::json!({}))).await?;
+            }
+        } else if request_id == 0 {
             // Nobody waits for it: the connection carries on while the
             // delete commits.
             queue::acknowledge_later(&self.state, &self.device, ids).await?;

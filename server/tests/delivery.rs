@@ -239,8 +239,27 @@ async fn removing_a_device_drops_its_queue(kind: DbKind) {
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
     send(&server, &alice.auth, "bob", b"x").await;
+    // Bob's new phone, linked as a manager, removes the old one.
+    let (_, code) = server
+        .request(
+            "POST",
+            "/v1/devices/link-code?manager=true",
+            Some(&bob.auth),
+            None,
+        )
+        .await;
+    let identity = starling_crypto::IdentityKeyPair::generate(&mut rand_core::OsRng);
+    let link = json!({
+        "link_code": code["code"],
+        "identity_key": b64(&identity.public().to_bytes()),
+    });
+    let (status, linked) = server
+        .request("POST", "/v1/devices", None, Some(link))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{linked}");
+    let phone = format!("Bearer bob:2:{}", linked["credential"].as_str().unwrap());
     let (status, _) = server
-        .request("DELETE", "/v1/devices/1", Some(&bob.auth), None)
+        .request("DELETE", "/v1/devices/1", Some(&phone), None)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(server.state.store.queue_stats().await.unwrap().count, 0);
@@ -250,3 +269,59 @@ async fn removing_a_device_drops_its_queue(kind: DbKind) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 both_databases!(device_removal, removing_a_device_drops_its_queue);
+
+async fn acknowledging_what_was_not_delivered_deletes_nothing(kind: DbKind) {
+    use starling_server::store::BatchOp;
+    use starling_server::ws::MAX_IN_FLIGHT;
+    let server = TestServer::start(kind).await;
+    let bob = server.register("bob", 2).await;
+    let bob_id = server
+        .state
+        .store
+        .devices_of("bob")
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    // One envelope more than the window: the last waits in the queue.
+    let count = u16::try_from(MAX_IN_FLIGHT + 1).unwrap();
+    let queued: Vec<NewEnvelope> = (0..count).map(|i| common::envelope(bob_id, 1, i)).collect();
+    let waiting = queued.last().unwrap().envelope_id.to_vec();
+    server
+        .state
+        .writer
+        .write(BatchOp::Insert(queued))
+        .await
+        .unwrap();
+    let mut ws = server.ws(&bob.auth).await;
+    let window = ws.drain().await;
+    assert_eq!(window.len(), MAX_IN_FLIGHT);
+    assert!(window.iter().all(|e| e.id != waiting));
+    // Acknowledging the undelivered one, and ids that were never queued,
+    // is answered but deletes nothing.
+    ws.ack(vec![waiting.clone(), vec![7; 16], vec![8; 16]])
+        .await;
+    let stored = server
+        .state
+        .store
+        .envelopes_after(bob_id, 1, 0, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), MAX_IN_FLIGHT + 1);
+    // Acknowledging what was delivered deletes it, and the waiting one
+    // comes next.
+    ws.ack(window.iter().map(|e| e.id.clone()).collect()).await;
+    let next = ws.next_envelope().await;
+    assert_eq!(next.id, waiting);
+    let stored = server
+        .state
+        .store
+        .envelopes_after(bob_id, 1, 0, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+}
+both_databases!(
+    acknowledgements_only_of_delivered_envelopes,
+    acknowledging_what_was_not_delivered_deletes_nothing
+);

@@ -16,6 +16,8 @@ use starling_protocol::api::{
     DeviceEnvelope, MAX_DESTINATIONS, MultiSendRequest, SendResponse, StaleLists,
 };
 
+use starling_protocol::Username;
+
 use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::encoding::decode_b64;
@@ -60,6 +62,7 @@ pub async fn queue_send(
     envelopes: Envelopes,
     sealed: bool,
 ) -> Result<QueuedSend, AppError> {
+    Username::parse(&destination)?;
     admit_send(state, sender, false)?;
     check_envelopes(state, &envelopes)?;
     let destination = Destination {
@@ -76,8 +79,8 @@ pub async fn send_many(
     sender: &AuthedDevice,
     request: MultiSendRequest,
 ) -> Result<SendResponse, AppError> {
-    admit_send(state, sender, true)?;
     check_destinations(&request)?;
+    admit_send(state, sender, true)?;
     let mut destinations = Vec::with_capacity(request.sends.len());
     for send in request.sends {
         let envelopes = decode_envelopes(&send.envelopes)?;
@@ -93,8 +96,12 @@ pub async fn send_many(
         .await
 }
 
-/// A multi-account send names 1 to [`MAX_DESTINATIONS`] accounts, each once.
+/// A multi-account send names 1 to [`MAX_DESTINATIONS`] accounts, each
+/// once, each a valid username (a malformed name never reaches a batch).
 fn check_destinations(request: &MultiSendRequest) -> Result<(), AppError> {
+    for send in &request.sends {
+        Username::parse(&send.destination)?;
+    }
     if request.sends.is_empty() || request.sends.len() > MAX_DESTINATIONS {
         return Err(AppError::bad_request(
             ErrorCode::BadDestinations,

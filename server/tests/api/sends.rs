@@ -169,3 +169,49 @@ async fn rate_limits(kind: DbKind) {
     }
 }
 both_databases!(rate_limited_devices_get_429, rate_limits);
+
+async fn malformed_destinations(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let bob = server.register("bob", 2).await;
+    let one = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"x") }] });
+    // A NUL byte (or any name the username rule refuses) is a 400 before
+    // it reaches the database, on both.
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages/bo%00b",
+            Some(&alice.auth),
+            Some(one.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_username")),
+        "{body}"
+    );
+    let to = |name: &str| json!({ "destination": name, "envelopes": [{ "device_id": 1, "content": b64(b"g") }] });
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(json!({ "sends": [to("bob"), to("ca\u{0}rol")] })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_username")),
+        "{body}"
+    );
+    // Others' sends go on being stored.
+    let (status, body) = server
+        .request("PUT", "/v1/messages/alice", Some(&bob.auth), Some(one))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(server.state.store.queue_stats().await.unwrap().count, 1);
+}
+both_databases!(
+    malformed_destinations_are_refused_before_the_database,
+    malformed_destinations
+);
