@@ -185,8 +185,11 @@ pub struct PushConfig {
     pub allow_plain_http: bool,
     /// At most one wake-up per device in this many seconds.
     pub min_interval_seconds: u64,
-    /// Seconds to wait for a push endpoint to answer.
+    /// Seconds a wake-up may take in all, name resolution included.
     pub timeout_seconds: u64,
+    /// Wake-ups sent at once: a slow endpoint holds up one of these, never
+    /// the others'.
+    pub max_concurrent: usize,
 }
 
 impl Default for PushConfig {
@@ -196,6 +199,7 @@ impl Default for PushConfig {
             allow_plain_http: false,
             min_interval_seconds: 30,
             timeout_seconds: 5,
+            max_concurrent: 32,
         }
     }
 }

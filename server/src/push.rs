@@ -9,13 +9,19 @@
 //! request is pinned to the checked address so DNS cannot be re-pointed in
 //! between. At most one wake-up per device per `min_interval_seconds`;
 //! an endpoint answering 404 or 410 is dropped.
+//!
+//! Wake-ups go out [`crate::config::PushConfig::max_concurrent`] at a time,
+//! each within one deadline that covers name resolution, connection and
+//! answer, so a slow or silent endpoint (a tarpit) holds up one slot for at
+//! most that long and nobody else's wake-ups. No proxy is used, whatever
+//! the environment says: the address checked is the address connected to.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::PushConfig;
 use crate::delivery::{CommittedEnvelope, Notifier};
@@ -46,11 +52,13 @@ pub enum EndpointError {
 }
 
 /// Whether an address is on the public internet (not loopback, private,
-/// link-local, CGNAT, unspecified, multicast, documentation or reserved).
+/// link-local, CGNAT, unspecified, multicast, documentation, benchmarking,
+/// IETF-protocol or reserved; and not an IPv6 form that embeds or
+/// translates an IPv4 address: NAT64, 6to4, IPv4-compatible or -mapped).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -60,18 +68,32 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || a == 0
                 || a >= 240
-                || (a == 100 && (64..128).contains(&b)))
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..20).contains(&b)))
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || v6.is_unique_local()
-                    || v6.is_unicast_link_local())
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
             }
-        },
+            let s = v6.segments();
+            let ipv4_compatible = s[..6] == [0; 6];
+            let nat64 = (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4])
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1);
+            let six_to_four = s[0] == 0x2002;
+            let site_local = s[0] & 0xffc0 == 0xfec0;
+            let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || ipv4_compatible
+                || nat64
+                || six_to_four
+                || site_local
+                || documentation)
+        }
     }
 }
 
@@ -137,6 +159,9 @@ impl Notifier for PushNotifier {
 
 async fn run_pusher(mut receiver: mpsc::Receiver<(i64, u32)>, store: Store, config: PushConfig) {
     let interval = Duration::from_secs(config.min_interval_seconds);
+    let deadline = Duration::from_secs(config.timeout_seconds);
+    let slots = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+    let config = Arc::new(config);
     let mut last_push: HashMap<(i64, u32), Instant> = HashMap::new();
     while let Some(device) = receiver.recv().await {
         let now = Instant::now();
@@ -148,9 +173,20 @@ async fn run_pusher(mut receiver: mpsc::Receiver<(i64, u32)>, store: Store, conf
         }
         last_push.retain(|_, t| now.duration_since(*t) < interval);
         last_push.insert(device, now);
-        if let Err(reason) = push_once(&store, &config, device).await {
-            tracing::debug!(reason = %reason, "push wake-up not delivered");
-        }
+        // Wait for a free slot: wake-ups start in the order they came.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (store, config) = (store.clone(), config.clone());
+        tokio::spawn(async move {
+            let outcome = tokio::time::timeout(deadline, push_once(&store, &config, device)).await;
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => tracing::debug!(reason = %reason, "push wake-up not delivered"),
+                Err(_) => tracing::debug!("push wake-up timed out"),
+            }
+            drop(slot);
+        });
     }
 }
 
@@ -173,6 +209,7 @@ async fn push_once(
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(config.timeout_seconds))
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .resolve_to_addrs(&host, &addresses)
         .build()
         .map_err(|e| e.to_string())?;
@@ -219,10 +256,26 @@ mod tests {
             "::ffff:10.0.0.1",
             "224.0.0.1",
             "255.255.255.255",
+            "192.0.0.8",
+            "198.18.0.1",
+            "198.19.255.255",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "fec0::1",
+            "::7f00:1",
+            "::a00:1",
+            "2002:7f00:1::1",
+            "2001:db8::1",
         ] {
             assert!(!is_public(internal.parse().unwrap()), "{internal}");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "192.1.0.1",
+            "198.20.0.1",
+            "2606:4700::1111",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

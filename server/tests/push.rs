@@ -3,10 +3,12 @@
 //! connected device gets none; a 404 endpoint is dropped; internal
 //! addresses are refused unless configured.
 //!
-//! A wake-up that must *not* happen is checked against one that must: the
-//! server sends wake-ups one at a time, in the order the envelopes were
-//! committed, so once a later device's wake-up has arrived, any for the
-//! earlier envelopes would have arrived before it.
+//! A wake-up that must *not* happen is checked against one that must: with
+//! one wake-up at a time (`max_concurrent = 1`), the server sends them in
+//! the order the envelopes were committed, so once a later device's
+//! wake-up has arrived, any for the earlier envelopes would have arrived
+//! before it. With the default concurrency, a silent endpoint (a tarpit)
+//! holds up nobody else's wake-ups.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -76,6 +78,7 @@ async fn wake_ups(kind: DbKind) {
         c.push.allow_private_addresses = true;
         c.push.allow_plain_http = true;
         c.push.min_interval_seconds = 3600;
+        c.push.max_concurrent = 1;
     })
     .await;
     let alice = server.register("alice", 1).await;
@@ -169,6 +172,65 @@ async fn wake_ups(kind: DbKind) {
     .await;
 }
 both_databases!(offline_devices_get_a_content_free_wake_up, wake_ups);
+
+async fn a_tarpit_endpoint_delays_nobody_else(kind: DbKind) {
+    let (base, received) = endpoint().await;
+    // Accepts connections and never answers.
+    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tarpit_url = format!("http://{}/wake/tarpit", tarpit.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let holder = held.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = tarpit.accept().await {
+            holder.lock().unwrap().push(socket);
+        }
+    });
+    let server = TestServer::start_with(kind, |c| {
+        c.push.allow_private_addresses = true;
+        c.push.allow_plain_http = true;
+        // Far longer than the test waits for bob's wake-up.
+        c.push.timeout_seconds = 600;
+    })
+    .await;
+    let alice = server.register("alice", 1).await;
+    let stuck = server.register("stuck", 2).await;
+    let bob = server.register("bob", 3).await;
+    for (user, endpoint) in [(&stuck, tarpit_url), (&bob, format!("{base}/wake/bob"))] {
+        let (status, _) = server
+            .request(
+                "PUT",
+                "/v1/push",
+                Some(&user.auth),
+                Some(json!({ "endpoint": endpoint })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    for to in ["stuck", "bob"] {
+        let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"x") }] });
+        let (status, _) = server
+            .request(
+                "PUT",
+                &format!("/v1/messages/{to}"),
+                Some(&alice.auth),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // The tarpit holds its wake-up, and bob is woken all the same.
+    wait_until(
+        Duration::from_secs(10),
+        "the tarpit's connection",
+        || async { !held.lock().unwrap().is_empty() },
+    )
+    .await;
+    wait_for_wake_up(&received, "bob").await;
+}
+both_databases!(
+    a_silent_endpoint_holds_up_no_other_wake_up,
+    a_tarpit_endpoint_delays_nobody_else
+);
 
 async fn internal_endpoints_refused(kind: DbKind) {
     let server = TestServer::start(kind).await;
