@@ -78,8 +78,7 @@ pub fn is_public(ip: IpAddr) -> bool {
             }
             let s = v6.segments();
             let ipv4_compatible = s[..6] == [0; 6];
-            let nat64 = (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4])
-                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1);
+            let nat64 = s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0; 4] || s[2] == 1);
             let six_to_four = s[0] == 0x2002;
             let site_local = s[0] & 0xffc0 == 0xfec0;
             let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
