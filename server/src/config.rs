@@ -129,6 +129,12 @@ pub struct MessagesConfig {
     pub bundle_fetches_per_second: u32,
     /// Bundle fetches a device may make in a burst.
     pub bundle_fetch_burst: u32,
+    /// Bundles (one per device asked for) an account may claim of one
+    /// other account per hour, all its devices together: draining
+    /// someone's one-time prekeys takes many accounts.
+    pub bundles_per_pair_per_hour: u32,
+    /// Bundles an account may claim of one other account in a burst.
+    pub bundle_pair_burst: u32,
     /// Writes (sends and acknowledgements) waiting for the group commit at
     /// which new sends are refused with 503 `server_busy` and
     /// `Retry-After`, so that an overloaded server keeps delivering at its
@@ -148,6 +154,8 @@ impl Default for MessagesConfig {
             send_burst: 500,
             bundle_fetches_per_second: 10,
             bundle_fetch_burst: 100,
+            bundles_per_pair_per_hour: 30,
+            bundle_pair_burst: 20,
             busy_at_queued_writes: 1024,
         }
     }

@@ -1,8 +1,12 @@
-//! Per-device rate limits (token buckets, `governor`). They live in each
-//! process: with several nodes a device's effective limit is the per-node
-//! limit times the nodes it reaches, which still bounds abuse.
+//! Rate limits (token buckets, `governor`): per device for sends and
+//! bundle fetches, and per (requester account, target account) pair for
+//! the bundles claimed, as Signal's server does, so that no one account can
+//! drain another's one-time prekeys. They live in each process: with
+//! several nodes a device's effective limit is the per-node limit times
+//! the nodes it reaches, which still bounds abuse.
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -13,11 +17,15 @@ use crate::error::AppError;
 /// A device, as rate limits see it.
 pub type DeviceKey = (i64, u32);
 
+/// A requesting account and the account whose bundles it claims.
+pub type PairKey = (i64, i64);
+
 /// The limiters of one process.
 #[derive(Debug)]
 pub struct Limits {
     sends: DefaultKeyedRateLimiter<DeviceKey>,
     bundle_fetches: DefaultKeyedRateLimiter<DeviceKey>,
+    bundle_pairs: DefaultKeyedRateLimiter<PairKey>,
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
@@ -26,13 +34,27 @@ fn quota(per_second: u32, burst: u32) -> Quota {
     Quota::per_second(rate).allow_burst(burst)
 }
 
-fn check(limiter: &DefaultKeyedRateLimiter<DeviceKey>, key: DeviceKey) -> Result<(), AppError> {
-    limiter.check_key(&key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        AppError::TooManyRequests {
-            retry_after_secs: wait.as_secs().max(1),
-        }
-    })
+/// `per_hour` tokens an hour (at least one), `burst` at once.
+fn hourly_quota(per_hour: u32, burst: u32) -> Quota {
+    let period = Duration::from_secs(3600) / per_hour.max(1);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_hour(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+fn too_many(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> AppError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    AppError::TooManyRequests {
+        retry_after_secs: wait.as_secs().max(1),
+    }
+}
+
+fn check<K>(limiter: &DefaultKeyedRateLimiter<K>, key: K) -> Result<(), AppError>
+where
+    K: Clone + Eq + std::hash::Hash,
+{
+    limiter.check_key(&key).map_err(|n| too_many(&n))
 }
 
 impl Limits {
@@ -43,6 +65,10 @@ impl Limits {
             bundle_fetches: RateLimiter::keyed(quota(
                 config.bundle_fetches_per_second,
                 config.bundle_fetch_burst,
+            )),
+            bundle_pairs: RateLimiter::keyed(hourly_quota(
+                config.bundles_per_pair_per_hour,
+                config.bundle_pair_burst,
             )),
         }
     }
@@ -57,10 +83,32 @@ impl Limits {
         check(&self.bundle_fetches, device)
     }
 
-    /// Forgets devices whose buckets are full again (bounds memory).
+    /// `bundles` bundles claimed by `requester` of `target`'s devices
+    /// (all or nothing). An account's own devices are not limited.
+    pub fn bundle_pair(&self, requester: i64, target: i64, bundles: usize) -> Result<(), AppError> {
+        if requester == target || bundles == 0 {
+            return Ok(());
+        }
+        let n = u32::try_from(bundles)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .unwrap_or(NonZeroU32::MAX);
+        match self.bundle_pairs.check_key_n(&(requester, target), n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(too_many(&not_until)),
+            // More than a whole burst at once: never possible.
+            Err(_) => Err(AppError::TooManyRequests {
+                retry_after_secs: 3600,
+            }),
+        }
+    }
+
+    /// Forgets devices and pairs whose buckets are full again (bounds
+    /// memory).
     pub fn forget_idle(&self) {
         self.sends.retain_recent();
         self.bundle_fetches.retain_recent();
+        self.bundle_pairs.retain_recent();
     }
 }
 
@@ -87,5 +135,24 @@ mod tests {
             }
         ));
         limits.send((1, 2)).unwrap(); // another device has its own bucket
+    }
+
+    #[test]
+    fn bundles_are_limited_per_pair_of_accounts() {
+        let config = MessagesConfig {
+            bundles_per_pair_per_hour: 1,
+            bundle_pair_burst: 4,
+            ..MessagesConfig::default()
+        };
+        let limits = Limits::new(&config);
+        // A `*` fetch of three devices spends three tokens.
+        limits.bundle_pair(1, 2, 3).unwrap();
+        limits.bundle_pair(1, 2, 1).unwrap();
+        assert!(limits.bundle_pair(1, 2, 1).is_err());
+        assert!(limits.bundle_pair(1, 2, 9).is_err());
+        // Another requester, another target, one's own account: unaffected.
+        limits.bundle_pair(3, 2, 4).unwrap();
+        limits.bundle_pair(1, 5, 4).unwrap();
+        limits.bundle_pair(1, 1, 100).unwrap();
     }
 }

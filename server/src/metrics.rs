@@ -21,6 +21,12 @@ pub struct Metrics {
     pub sends_refused_busy: Counter,
     /// Prekey bundles handed out.
     pub bundles_served: Counter,
+    /// Bundle fetches refused by the per-pair limit (one account asking
+    /// too often for another's bundles).
+    pub bundle_fetches_refused: Counter,
+    /// Bundles handed out without a one-time prekey (the device's stock
+    /// was empty): a sign of draining, or of a device long offline.
+    pub one_time_prekeys_exhausted: Counter,
     /// Accounts registered.
     pub registrations: Counter,
     /// Attachment bytes received.
@@ -67,6 +73,16 @@ impl Default for Metrics {
             "prekey_bundles_served",
             "Prekey bundles handed out",
         );
+        let bundle_fetches_refused = counter(
+            &mut registry,
+            "prekey_bundle_fetches_refused",
+            "Bundle fetches refused by the per-account-pair limit",
+        );
+        let one_time_prekeys_exhausted = counter(
+            &mut registry,
+            "one_time_prekeys_exhausted",
+            "Bundles handed out without a one-time prekey (stock empty)",
+        );
         let registrations = counter(&mut registry, "registrations", "Accounts registered");
         let attachment_bytes_received = counter(
             &mut registry,
@@ -87,6 +103,8 @@ impl Default for Metrics {
             stale_device_refusals,
             sends_refused_busy,
             bundles_served,
+            bundle_fetches_refused,
+            one_time_prekeys_exhausted,
             registrations,
             attachment_bytes_received,
             connections,

@@ -88,6 +88,13 @@ pub async fn fetch_bundles(
         Devices::One(id) if all_devices.contains(&id) => vec![id],
         Devices::One(_) => return Err(AppError::NotFound("device")),
     };
+    if let Err(refused) = state
+        .limits
+        .bundle_pair(requester.account_id, account_id, wanted.len())
+    {
+        state.metrics.bundle_fetches_refused.inc();
+        return Err(refused);
+    }
     let mut bundles = Vec::with_capacity(wanted.len());
     for device_id in wanted {
         if let Some(bundle) = claim_bundle(state, account_id, device_id).await? {
@@ -196,6 +203,9 @@ async fn claim_bundle(
         .map(|b| KemPreKey::from_bytes(&b))
         .transpose()
         .map_err(|e| stored("kem prekey", &e))?;
+    if one_time.is_none() {
+        state.metrics.one_time_prekeys_exhausted.inc();
+    }
     let bundle =
         PreKeyBundle::new(identity, signed, one_time, kem).map_err(|e| stored("bundle", &e))?;
     state.metrics.bundles_served.inc();

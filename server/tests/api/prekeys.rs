@@ -81,7 +81,10 @@ async fn prekey_bundles(kind: DbKind) {
 both_databases!(bundles, prekey_bundles);
 
 async fn concurrent_claims(kind: DbKind) {
-    let server = std::sync::Arc::new(TestServer::start(kind).await);
+    // One requester claims 50 bundles here: above the per-pair limit.
+    let server = std::sync::Arc::new(
+        TestServer::start_with(kind, |c| c.messages.bundle_pair_burst = 100).await,
+    );
     let alice = server.register("alice", 1).await;
     let mut bob = server.register("bob", 2).await;
     for _ in 0..6 {
@@ -119,3 +122,41 @@ async fn concurrent_claims(kind: DbKind) {
     assert_eq!(counts["one_time"], 20);
 }
 both_databases!(prekey_claims_are_never_shared, concurrent_claims);
+
+async fn pair_limits(kind: DbKind) {
+    let server = TestServer::start_with(kind, |c| {
+        c.messages.bundles_per_pair_per_hour = 1;
+        c.messages.bundle_pair_burst = 3;
+    })
+    .await;
+    let alice = server.register("alice", 1).await;
+    let carol = server.register("carol", 3).await;
+    let _bob = server.register("bob", 2).await;
+    let _dave = server.register("dave", 4).await;
+    let fetch = |auth: &str, of: &str| {
+        let path = format!("/v1/keys/{of}/*");
+        let auth = auth.to_owned();
+        let server = &server;
+        async move { server.request("GET", &path, Some(&auth), None).await.0 }
+    };
+    for _ in 0..3 {
+        assert_eq!(fetch(&alice.auth, "bob").await, StatusCode::OK);
+    }
+    // Alice has taken what one account may take of bob's prekeys.
+    assert_eq!(
+        fetch(&alice.auth, "bob").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Carol may still fetch bob's, alice may still fetch dave's.
+    assert_eq!(fetch(&carol.auth, "bob").await, StatusCode::OK);
+    assert_eq!(fetch(&alice.auth, "dave").await, StatusCode::OK);
+    // The refusal is counted, naming nobody.
+    let (_, metrics) = server.request("GET", "/metrics", None, None).await;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("starling_prekey_bundle_fetches_refused_total 1"),
+        "{text}"
+    );
+    assert!(!text.contains("alice") && !text.contains("bob"));
+}
+both_databases!(bundles_are_limited_per_pair_of_accounts, pair_limits);
