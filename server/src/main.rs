@@ -52,6 +52,11 @@ enum AdminCommand {
         /// How many.
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Bind the (single) invite to this username: it registers only
+        /// that name. Names in the imported directory can only be taken
+        /// with such an invite.
+        #[arg(long, conflicts_with = "count")]
+        username: Option<String>,
     },
     /// Import members and departments from a CSV file (columns username,
     /// display_name, title, department); existing entries are updated.
@@ -199,15 +204,7 @@ async fn shutdown_on_signal(handle: axum_server::Handle, grace: Duration) {
 
 async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<ExitCode, Error> {
     match command {
-        AdminCommand::Invite { count } => {
-            let codes: Vec<String> = (0..count.clamp(1, 10_000))
-                .map(|_| {
-                    let mut bytes = [0u8; 16];
-                    rand::rngs::OsRng.fill_bytes(&mut bytes);
-                    hex::encode(bytes)
-                })
-                .collect();
-            let hashes: Vec<[u8; 32]> = codes.iter().map(|c| auth::hash_secret(c)).collect();
+        AdminCommand::Invite { count, username } => {
             let ttl_ms = i64::try_from(
                 config
                     .registration
@@ -215,9 +212,25 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
                     .saturating_mul(3_600_000),
             )
             .unwrap_or(i64::MAX);
-            store
-                .create_invites(&hashes, now_millis().saturating_add(ttl_ms))
-                .await?;
+            let expires_at = now_millis().saturating_add(ttl_ms);
+            let new_code = || {
+                let mut bytes = [0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut bytes);
+                hex::encode(bytes)
+            };
+            if let Some(username) = username {
+                let username = starling_protocol::Username::parse(&username)
+                    .map_err(|e| format!("`{username}`: {e}"))?;
+                let code = new_code();
+                store
+                    .create_invite_for(&auth::hash_secret(&code), expires_at, username.as_str())
+                    .await?;
+                println!("{code}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let codes: Vec<String> = (0..count.clamp(1, 10_000)).map(|_| new_code()).collect();
+            let hashes: Vec<[u8; 32]> = codes.iter().map(|c| auth::hash_secret(c)).collect();
+            store.create_invites(&hashes, expires_at).await?;
             for code in codes {
                 println!("{code}");
             }

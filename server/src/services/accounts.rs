@@ -64,6 +64,12 @@ pub async fn register(
         Err(RegisterError::InvalidInvite) => {
             Err(AppError::Forbidden("invalid or expired invite code"))
         }
+        Err(RegisterError::InviteForAnotherName) => Err(AppError::Forbidden(
+            "this invite registers another username",
+        )),
+        Err(RegisterError::ReservedName) => Err(AppError::Forbidden(
+            "that username belongs to a member of the organisation's directory: registering it takes an invite bound to it",
+        )),
         Err(RegisterError::UsernameTaken) => Err(AppError::Conflict {
             code: ErrorCode::UsernameTaken,
             reason: "that username is taken".into(),

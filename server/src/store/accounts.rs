@@ -63,6 +63,13 @@ pub enum RegisterError {
     /// The username is taken.
     #[error("username taken")]
     UsernameTaken,
+    /// The invite is bound to another username.
+    #[error("the invite is for another username")]
+    InviteForAnotherName,
+    /// The username is in the organisation's directory and the invite is
+    /// not bound to it (or there is none).
+    #[error("the username is reserved by the directory")]
+    ReservedName,
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -92,6 +99,24 @@ impl Store {
         })
     }
 
+    /// Stores one invite code (by hash) that registers only `username`.
+    pub async fn create_invite_for(
+        &self,
+        code_hash: &[u8; 32],
+        expires_at: i64,
+        username: &str,
+    ) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO invites (code_hash, expires_at, username) VALUES ($1, $2, $3)")
+                .bind(&code_hash[..])
+                .bind(expires_at)
+                .bind(username)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
     /// Creates an account with its first device (id 1), consuming the
     /// invite (unless `invite` is `None`, for open registration). All or
     /// nothing: a taken username leaves the invite unused.
@@ -104,26 +129,48 @@ impl Store {
     ) -> Result<i64, RegisterError> {
         with_pool!(self, pool => {
             // A read first: a bogus invite never takes the write lock.
+            let bound = match invite {
+                Some(hash) => {
+                    let row: Option<(Option<String>,)> = sqlx::query_as(
+                        "SELECT username FROM invites WHERE code_hash = $1 AND expires_at > $2",
+                    )
+                    .bind(&hash[..])
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?;
+                    let (bound,) = row.ok_or(RegisterError::InvalidInvite)?;
+                    if bound.as_deref().is_some_and(|b| b != username) {
+                        return Err(RegisterError::InviteForAnotherName);
+                    }
+                    bound
+                }
+                None => None,
+            };
+            let mut tx = pool.begin().await?;
+            // A name the directory publishes is its member's: only an
+            // invite bound to it registers it.
+            if bound.is_none() {
+                let reserved: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM directory_entries WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_one(&mut *tx)
+                .await?;
+                if reserved > 0 {
+                    return Err(RegisterError::ReservedName);
+                }
+            }
             if let Some(hash) = invite {
-                let live: Option<i64> = sqlx::query_scalar(
-                    "SELECT expires_at FROM invites WHERE code_hash = $1 AND expires_at > $2",
+                let consumed = sqlx::query(
+                    "DELETE FROM invites WHERE code_hash = $1 AND expires_at > $2 \
+                     AND (username IS NULL OR username = $3)",
                 )
                 .bind(&hash[..])
                 .bind(now)
-                .fetch_optional(pool)
-                .await?;
-                if live.is_none() {
-                    return Err(RegisterError::InvalidInvite);
-                }
-            }
-            let mut tx = pool.begin().await?;
-            if let Some(hash) = invite {
-                let consumed = sqlx::query("DELETE FROM invites WHERE code_hash = $1 AND expires_at > $2")
-                    .bind(&hash[..])
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                .bind(username)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 if consumed != 1 {
                     return Err(RegisterError::InvalidInvite);
                 }

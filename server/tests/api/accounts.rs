@@ -277,3 +277,57 @@ async fn directory_search(kind: DbKind) {
     );
 }
 both_databases!(directory, directory_search);
+
+async fn directory_names_need_their_invite(kind: DbKind) {
+    let server = TestServer::start_with(kind, |c| c.registration.open = true).await;
+    let csv = "username,display_name,title,department\nmmueller,Maria Müller,Engineer,Platform\n";
+    let entries = starling_server::directory::parse_csv(csv.as_bytes()).unwrap();
+    server.state.store.import_directory(&entries).await.unwrap();
+    let register = |username: &str, invite: Option<String>, seed: u64| {
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(seed);
+        let identity = starling_crypto::IdentityKeyPair::generate(&mut rng);
+        let mut body = json!({
+            "username": username,
+            "identity_key": b64(&identity.public().to_bytes()),
+        });
+        if let Some(code) = invite {
+            body["invite_code"] = json!(code);
+        }
+        let server = &server;
+        async move {
+            server
+                .request("POST", "/v1/accounts", None, Some(body))
+                .await
+        }
+    };
+    let reserved = |(status, body): (StatusCode, serde_json::Value)| {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(
+            body["reason"].as_str().unwrap().contains("directory"),
+            "{body}"
+        );
+    };
+    // Neither open registration nor a plain invite takes a published name.
+    reserved(register("mmueller", None, 1).await);
+    reserved(register("mmueller", Some(server.invite().await), 2).await);
+    // An invite bound to the name registers it, and nothing else.
+    let code = "bound-invite-code";
+    let hash = starling_server::auth::hash_secret(code);
+    server
+        .state
+        .store
+        .create_invite_for(&hash, i64::MAX, "mmueller")
+        .await
+        .unwrap();
+    let (status, body) = register("mallory", Some(code.into()), 3).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = register("mmueller", Some(code.into()), 4).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Names outside the directory register as before.
+    let (status, body) = register("visitor", None, 5).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+both_databases!(
+    directory_names_are_reserved_for_bound_invites,
+    directory_names_need_their_invite
+);

@@ -1,0 +1,3 @@
+-- An invite may be bound to the one username it registers (empty: any
+-- name not reserved by the directory).
+ALTER TABLE invites ADD COLUMN username TEXT;
