@@ -7,11 +7,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
-use starling_media_relay::net::{Relay, RelayOptions};
+use starling_media_relay::net::{MetricsToken, Relay, RelayOptions};
 use starling_media_relay::{EngineConfig, Limits, Timeouts};
 
 /// Starling's media relay (SFU).
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "starling-relay", version)]
 struct Args {
     /// The server's call-token public key (base64url), as served at
@@ -54,6 +54,10 @@ struct Args {
     /// Participants at once on the relay.
     #[arg(long, default_value_t = Limits::default().max_participants)]
     max_participants: usize,
+    /// The token a Prometheus scraper presents for GET /metrics
+    /// (Authorization: Bearer TOKEN); without one, metrics are not served.
+    #[arg(long, env = "STARLING_RELAY_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// Seconds without traffic before a participant is freed.
     #[arg(long, default_value_t = 10)]
     idle_timeout_secs: u64,
@@ -141,6 +145,11 @@ fn options(args: &Args, open_files: Option<u64>) -> Result<RelayOptions, String>
         }),
         engine,
         token_key: parse_key(&args.token_key)?,
+        metrics_token: args
+            .metrics_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .map(MetricsToken),
     })
 }
 

@@ -13,8 +13,18 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use starling_call_token::TokenSigner;
 use starling_media_relay::EngineConfig;
-use starling_media_relay::net::{Relay, RelayOptions};
+use starling_media_relay::net::{MetricsToken, Relay, RelayOptions};
 use tower::ServiceExt;
+
+const METRICS_TOKEN: &str = "relay-metrics-token";
+
+/// `GET /metrics` with the scraper's token.
+fn metrics_request() -> Request<Body> {
+    Request::get("/metrics")
+        .header("authorization", format!("Bearer {METRICS_TOKEN}"))
+        .body(Body::empty())
+        .unwrap()
+}
 
 async fn relay(signer: &TokenSigner) -> axum::Router {
     let options = RelayOptions {
@@ -24,6 +34,7 @@ async fn relay(signer: &TokenSigner) -> axum::Router {
         max_tcp_connections: 0,
         engine: EngineConfig::new("127.0.0.1:40000".parse().unwrap()),
         token_key: signer.public_key(),
+        metrics_token: Some(MetricsToken(METRICS_TOKEN.into())),
     };
     Relay::bind(options).await.unwrap().router()
 }
@@ -91,9 +102,9 @@ async fn join_and_leave_over_http() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("already used"), "{body}");
 
-    let metrics = call(&app, Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .2;
+    let refused = call(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(refused.0, StatusCode::UNAUTHORIZED);
+    let metrics = call(&app, metrics_request()).await.2;
     assert!(
         metrics.contains("starling_relay_participants 1"),
         "{metrics}"
@@ -110,9 +121,7 @@ async fn join_and_leave_over_http() {
     };
     assert_eq!(call(&app, delete()).await.0, StatusCode::NO_CONTENT);
     assert_eq!(call(&app, delete()).await.0, StatusCode::NOT_FOUND);
-    let metrics = call(&app, Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .2;
+    let metrics = call(&app, metrics_request()).await.2;
     assert!(
         metrics.contains("starling_relay_participants 0"),
         "{metrics}"

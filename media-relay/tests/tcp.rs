@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use starling_call_token::TokenSigner;
 use starling_media_relay::EngineConfig;
-use starling_media_relay::net::{Relay, RelayOptions};
+use starling_media_relay::net::{MetricsToken, Relay, RelayOptions};
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
@@ -49,6 +49,7 @@ async fn relay(configure: impl FnOnce(&mut RelayOptions)) -> TestRelay {
         // Clients here have no UDP candidate: the UDP address is never used.
         engine: EngineConfig::new("127.0.0.1:9".parse().unwrap()),
         token_key: signer.public_key(),
+        metrics_token: Some(MetricsToken("tcp-test".into())),
     };
     configure(&mut options);
     let relay = Relay::bind(options).await.unwrap();
@@ -91,7 +92,10 @@ impl TestRelay {
     }
 
     async fn metrics(&self) -> String {
-        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        let request = Request::get("/metrics")
+            .header("authorization", "Bearer tcp-test")
+            .body(Body::empty())
+            .unwrap();
         let response = self.app.clone().oneshot(request).await.unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8(body.to_vec()).unwrap()

@@ -212,6 +212,16 @@ impl Default for PushConfig {
     }
 }
 
+/// Prometheus metrics: served at `GET /metrics` only to a scraper that
+/// presents the token (`Authorization: Bearer TOKEN`). Without a token
+/// they are not served at all: the TLS port faces every member.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The scraper's token.
+    pub token: Option<Secret>,
+}
+
 /// A secret read from the configuration; never printed.
 #[derive(Clone, Deserialize, Default)]
 #[serde(transparent)]
@@ -275,6 +285,8 @@ pub struct Config {
     pub push: PushConfig,
     /// Calls.
     pub calls: CallsConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
     /// Largest HTTP request body in bytes.
     pub max_request_bytes: usize,
     /// Seconds to wait for connections to finish on shutdown.
@@ -293,6 +305,7 @@ impl Default for Config {
             attachments: AttachmentsConfig::default(),
             push: PushConfig::default(),
             calls: CallsConfig::default(),
+            metrics: MetricsConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,
             shutdown_grace_seconds: 10,
         }
@@ -303,7 +316,7 @@ impl Config {
     /// Loads `path` (if given) and applies environment overrides:
     /// `DATABASE_URL`, `STARLING_DATA_DIR`, `STARLING_LISTEN`,
     /// `STARLING_TLS_MODE` (`self_signed`, `files`, `plain_http`),
-    /// `STARLING_BEHIND_TLS_PROXY` (`true`/`false`),
+    /// `STARLING_BEHIND_TLS_PROXY` (`true`/`false`), `STARLING_METRICS_TOKEN`,
     /// `STARLING_OPEN_REGISTRATION` (`true`/`false`), `STARLING_TURN_SECRET`,
     /// `STARLING_RELAY_URL` (the media relay clients join calls on).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -362,6 +375,9 @@ impl Config {
         }
         if let Some(url) = var("STARLING_RELAY_URL").filter(|v| !v.is_empty()) {
             self.calls.relay_url = Some(url);
+        }
+        if let Some(token) = var("STARLING_METRICS_TOKEN").filter(|v| !v.is_empty()) {
+            self.metrics.token = Some(Secret(token));
         }
         if let Some(secret) = var("STARLING_TURN_SECRET").filter(|v| !v.is_empty()) {
             self.calls.turn_secret = Some(Secret(secret));

@@ -61,7 +61,9 @@ async fn order_ack_and_redelivery(kind: DbKind) {
         "acknowledged envelopes never come back"
     );
     // The metrics count what happened, and name nobody.
-    let (status, metrics) = server.request("GET", "/metrics", None, None).await;
+    let (status, metrics) = server
+        .request("GET", "/metrics", Some(&common::metrics_auth()), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let text = metrics.as_str().unwrap();
     assert!(text.contains("starling_envelopes_stored_total 6"), "{text}");

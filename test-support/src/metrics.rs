@@ -31,14 +31,20 @@ pub fn value(exposition: &str, name: &str) -> Option<f64> {
     found
 }
 
-/// Fetches `url` (a `/metrics` endpoint, TLS certificates unchecked) and
-/// returns its text; `Err` if it cannot be fetched.
+/// The scraper's token the end-to-end tests start the server and the
+/// media relay with (`STARLING_METRICS_TOKEN`,
+/// `STARLING_RELAY_METRICS_TOKEN`).
+pub const TEST_TOKEN: &str = "e2e-metrics-token";
+
+/// Fetches `url` (a `/metrics` endpoint, TLS certificates unchecked) with
+/// the [`TEST_TOKEN`] and returns its text; `Err` if it cannot be fetched.
 pub async fn scrape(url: &str) -> Result<String, reqwest::Error> {
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .build()?;
     client
         .get(url)
+        .bearer_auth(TEST_TOKEN)
         .send()
         .await?
         .error_for_status()?

@@ -211,6 +211,7 @@ fn spawn_server(
     command
         .env("STARLING_LISTEN", format!("127.0.0.1:{port}"))
         .env("STARLING_OPEN_REGISTRATION", "true")
+        .env("STARLING_METRICS_TOKEN", metrics::TEST_TOKEN)
         .env("RUST_LOG", log_filter)
         .envs(extra_env.iter().map(|(k, v)| (k, v)));
     WatchedChild::spawn("starling-server", &mut command, Some(log_path))

@@ -46,6 +46,7 @@ impl TestRelay {
             .args(["--tcp-listen", &format!("127.0.0.1:{}", free_port())])
             .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
             .env("RUST_LOG", "warn")
+            .env("STARLING_RELAY_METRICS_TOKEN", metrics::TEST_TOKEN)
             .stdin(Stdio::null());
         let mut relay = Self {
             child: WatchedChild::spawn("starling-relay", &mut command, None),

@@ -4,7 +4,8 @@
 //!   and an SDP offer (`application/sdp`) → `201` with the SDP answer, the
 //!   participant handle in `Location` and `Starling-Participant`.
 //! - `DELETE /v1/calls/{call_id}/participants/{participant}` → `204`.
-//! - `GET /metrics` (Prometheus text), `GET /health`.
+//! - `GET /metrics` (Prometheus text) with `Authorization: Bearer TOKEN`,
+//!   the configured scraper's token (not served without one); `GET /health`.
 //!
 //! Errors are JSON `{"code", "reason"}` as on the server.
 
@@ -30,6 +31,7 @@ pub const PARTICIPANT_HEADER: &str = "starling-participant";
 pub struct HttpState {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) registry: Arc<Registry>,
+    pub(crate) metrics_token: Option<Arc<str>>,
 }
 
 /// The router; `max_offer_bytes` bounds request bodies.
@@ -170,7 +172,34 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let Some(token) = &state.metrics_token else {
+        return ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            reason: "metrics are off (no --metrics-token)".into(),
+        }
+        .into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Equal lengths first (a length is no secret), then constant time.
+    let matches = presented.len() == token.len()
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            presented.as_bytes(),
+            token.as_bytes(),
+        ));
+    if !matches {
+        return ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            reason: "metrics need the scraper's token".into(),
+        }
+        .into_response();
+    }
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
         Ok(()) => (

@@ -61,6 +61,20 @@ pub struct RelayOptions {
     pub engine: EngineConfig,
     /// The server's call-token public key.
     pub token_key: [u8; 32],
+    /// The token a scraper presents for `GET /metrics`
+    /// (`Authorization: Bearer TOKEN`); without one, metrics are not
+    /// served.
+    pub metrics_token: Option<MetricsToken>,
+}
+
+/// The scraper's token for `GET /metrics`; `Debug` leaves it out.
+#[derive(Clone)]
+pub struct MetricsToken(pub String);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(..)")
+    }
 }
 
 /// A bound relay, ready to run.
@@ -125,6 +139,7 @@ impl Relay {
         let state = http::HttpState {
             commands,
             registry: Arc::new(registry),
+            metrics_token: options.metrics_token.map(|t| Arc::from(t.0)),
         };
         Ok(Self {
             http,

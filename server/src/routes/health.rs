@@ -1,11 +1,16 @@
 //! The operator's endpoints: `/healthz` (the process answers and the
-//! database does too) and `/metrics` (Prometheus text format).
+//! database does too) and `/metrics` (Prometheus text format, only with
+//! the configured token; see [`crate::config::MetricsConfig`]).
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use subtle::ConstantTimeEq;
+
 use crate::AppState;
+use crate::auth::hash_secret;
+use crate::error::AppError;
 
 /// 200 when the database answers, 503 otherwise.
 pub(super) async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
@@ -18,8 +23,22 @@ pub(super) async fn healthz(State(state): State<AppState>) -> (StatusCode, &'sta
     }
 }
 
-/// The server's metrics.
-pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+/// The server's metrics, for a scraper presenting the token.
+pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = &state.config.metrics.token else {
+        return AppError::NotFound("metrics (no STARLING_METRICS_TOKEN configured)")
+            .into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Compared as hashes, in constant time.
+    let matches = hash_secret(presented).ct_eq(&hash_secret(&token.0));
+    if !bool::from(matches) {
+        return AppError::Unauthorized.into_response();
+    }
     match state.metrics.render() {
         Ok(body) => (
             [(

@@ -9,6 +9,7 @@ mod common;
 mod accounts;
 mod declared_surface;
 mod malformed_input;
+mod metrics;
 mod prekeys;
 mod revocation;
 mod sends;

@@ -151,7 +151,14 @@ async fn pair_limits(kind: DbKind) {
     assert_eq!(fetch(&carol.auth, "bob").await, StatusCode::OK);
     assert_eq!(fetch(&alice.auth, "dave").await, StatusCode::OK);
     // The refusal is counted, naming nobody.
-    let (_, metrics) = server.request("GET", "/metrics", None, None).await;
+    let (_, metrics) = server
+        .request(
+            "GET",
+            "/metrics",
+            Some(&crate::common::metrics_auth()),
+            None,
+        )
+        .await;
     let text = metrics.as_str().unwrap();
     assert!(
         text.contains("starling_prekey_bundle_fetches_refused_total 1"),

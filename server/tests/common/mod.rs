@@ -27,6 +27,14 @@ pub async fn open_store(db: &TestDatabase) -> Store {
     store
 }
 
+/// The scraper's token the test servers are configured with.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
+/// The `Authorization` value that reads a test server's `/metrics`.
+pub fn metrics_auth() -> String {
+    format!("Bearer {METRICS_TOKEN}")
+}
+
 /// The app over a database, plus a loopback listener for WebSockets.
 pub struct TestServer {
     pub db: TestDatabase,
@@ -48,6 +56,7 @@ impl TestServer {
             data_dir: db.dir().to_path_buf(),
             ..Config::default()
         };
+        config.metrics.token = Some(starling_server::config::Secret(METRICS_TOKEN.into()));
         adjust(&mut config);
         let state = AppState::new(open_store(&db).await, config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
