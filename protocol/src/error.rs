@@ -89,6 +89,8 @@ error_codes! {
     UsernameTaken = "username_taken",
     /// The account has as many devices as allowed.
     TooManyDevices = "too_many_devices",
+    /// The device stores as many prekeys as allowed.
+    TooManyPrekeys = "too_many_prekeys",
     /// A frame is not a protobuf `ClientFrame`.
     BadFrame = "bad_frame",
     /// An acknowledgement names more ids than allowed.

@@ -135,6 +135,13 @@ pub struct MessagesConfig {
     pub bundles_per_pair_per_hour: u32,
     /// Bundles an account may claim of one other account in a burst.
     pub bundle_pair_burst: u32,
+    /// One-time prekeys of each kind (X25519, ML-KEM) a device may have
+    /// stored; an upload beyond is refused (409 `too_many_prekeys`).
+    pub max_stored_prekeys: u32,
+    /// Prekey uploads a device may make per hour.
+    pub prekey_uploads_per_hour: u32,
+    /// Prekey uploads a device may make in a burst.
+    pub prekey_upload_burst: u32,
     /// Writes (sends and acknowledgements) waiting for the group commit at
     /// which new sends are refused with 503 `server_busy` and
     /// `Retry-After`, so that an overloaded server keeps delivering at its
@@ -156,6 +163,9 @@ impl Default for MessagesConfig {
             bundle_fetch_burst: 100,
             bundles_per_pair_per_hour: 30,
             bundle_pair_burst: 20,
+            max_stored_prekeys: 1000,
+            prekey_uploads_per_hour: 60,
+            prekey_upload_burst: 10,
             busy_at_queued_writes: 1024,
         }
     }

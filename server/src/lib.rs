@@ -141,6 +141,11 @@ pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle
                 Err(e) => tracing::warn!(error = %e, "envelope expiry sweep failed"),
             }
             state.limits.forget_idle();
+            match state.store.purge_expired_codes(store::now_millis()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "dropped expired invites and link codes"),
+                Err(e) => tracing::warn!(error = %e, "code purge failed"),
+            }
             if let Err(e) = revocation::purge(&state).await {
                 tracing::warn!(error = %e, "revocation purge failed");
             }

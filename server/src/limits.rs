@@ -26,6 +26,7 @@ pub struct Limits {
     sends: DefaultKeyedRateLimiter<DeviceKey>,
     bundle_fetches: DefaultKeyedRateLimiter<DeviceKey>,
     bundle_pairs: DefaultKeyedRateLimiter<PairKey>,
+    prekey_uploads: DefaultKeyedRateLimiter<DeviceKey>,
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
@@ -70,12 +71,38 @@ impl Limits {
                 config.bundles_per_pair_per_hour,
                 config.bundle_pair_burst,
             )),
+            prekey_uploads: RateLimiter::keyed(hourly_quota(
+                config.prekey_uploads_per_hour,
+                config.prekey_upload_burst,
+            )),
         }
     }
 
     /// One send by `device`.
     pub fn send(&self, device: DeviceKey) -> Result<(), AppError> {
         check(&self.sends, device)
+    }
+
+    /// A send by `device` to `recipients` accounts at once: one token per
+    /// recipient, so a multi-recipient send costs what separate ones would.
+    pub fn send_to(&self, device: DeviceKey, recipients: usize) -> Result<(), AppError> {
+        let n = u32::try_from(recipients.max(1))
+            .ok()
+            .and_then(NonZeroU32::new)
+            .unwrap_or(NonZeroU32::MAX);
+        match self.sends.check_key_n(&device, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(too_many(&not_until)),
+            // More recipients than a whole burst: never possible.
+            Err(_) => Err(AppError::TooManyRequests {
+                retry_after_secs: 60,
+            }),
+        }
+    }
+
+    /// One prekey upload by `device`.
+    pub fn prekey_upload(&self, device: DeviceKey) -> Result<(), AppError> {
+        check(&self.prekey_uploads, device)
     }
 
     /// One bundle fetch by `device`.
@@ -109,6 +136,7 @@ impl Limits {
         self.sends.retain_recent();
         self.bundle_fetches.retain_recent();
         self.bundle_pairs.retain_recent();
+        self.prekey_uploads.retain_recent();
     }
 }
 

@@ -48,8 +48,24 @@ pub async fn upload(
     device: &AuthedDevice,
     upload: &KeyUpload,
 ) -> Result<PrekeyCounts, AppError> {
+    state
+        .limits
+        .prekey_upload((device.account_id, device.device_id))?;
     let identity = device_identity(state, device.account_id, device.device_id).await?;
     let keys = verify_upload(&identity, upload)?;
+    let stored = counts(state, device).await?;
+    let cap = state.config.messages.max_stored_prekeys;
+    let over = |now: u32, adding: usize| {
+        u64::from(now).saturating_add(u64::try_from(adding).unwrap_or(u64::MAX)) > u64::from(cap)
+    };
+    if over(stored.one_time, upload.one_time_prekeys.len())
+        || over(stored.kem, upload.kem_prekeys.len())
+    {
+        return Err(AppError::Conflict {
+            code: ErrorCode::TooManyPrekeys,
+            reason: format!("a device may store at most {cap} one-time prekeys of each kind"),
+        });
+    }
     state
         .store
         .upload_keys(device.account_id, device.device_id, &keys)

@@ -63,7 +63,7 @@ pub async fn queue_send(
     sealed: bool,
 ) -> Result<QueuedSend, AppError> {
     Username::parse(&destination)?;
-    admit_send(state, sender, false)?;
+    admit_send(state, sender, 1)?;
     check_envelopes(state, &envelopes)?;
     let destination = Destination {
         username: destination,
@@ -80,7 +80,7 @@ pub async fn send_many(
     request: MultiSendRequest,
 ) -> Result<SendResponse, AppError> {
     check_destinations(&request)?;
-    admit_send(state, sender, true)?;
+    admit_send(state, sender, request.sends.len())?;
     let mut destinations = Vec::with_capacity(request.sends.len());
     for send in request.sends {
         let envelopes = decode_envelopes(&send.envelopes)?;
@@ -125,12 +125,19 @@ fn check_destinations(request: &MultiSendRequest) -> Result<(), AppError> {
 /// Refuses a send while the writer is behind, before the send spends a
 /// token of the device's rate limit: a client that comes back after the
 /// `Retry-After` of a busy refusal finds its bucket as it left it, since
-/// the server took nothing. Otherwise spends the token.
-fn admit_send(state: &AppState, sender: &AuthedDevice, many: bool) -> Result<(), AppError> {
+/// the server took nothing. Otherwise spends one token per recipient
+/// account.
+fn admit_send(state: &AppState, sender: &AuthedDevice, recipients: usize) -> Result<(), AppError> {
     if state.writer.is_busy() {
-        return Err(write_error(&state.metrics, many, WriteError::Busy));
+        return Err(write_error(
+            &state.metrics,
+            recipients > 1,
+            WriteError::Busy,
+        ));
     }
-    state.limits.send((sender.account_id, sender.device_id))
+    state
+        .limits
+        .send_to((sender.account_id, sender.device_id), recipients)
 }
 
 /// Size and shape checks.

@@ -359,6 +359,22 @@ impl Store {
         })
     }
 
+    /// Deletes invites and link codes that expired before `now`; returns
+    /// how many.
+    pub async fn purge_expired_codes(&self, now: i64) -> Result<u64, sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut purged = 0;
+            for table in ["invites", "link_codes"] {
+                purged += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
+                    .bind(now)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+            }
+            Ok(purged)
+        })
+    }
+
     /// The revocations recorded after `after`, in order.
     pub async fn revocations_after(&self, after: i64) -> Result<Vec<Revocation>, sqlx::Error> {
         with_pool!(self, pool => {

@@ -331,3 +331,27 @@ both_databases!(
     directory_names_are_reserved_for_bound_invites,
     directory_names_need_their_invite
 );
+
+async fn expired_codes_are_purged(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    let store = &server.state.store;
+    let (account_id, _) = store.devices_of("alice").await.unwrap().unwrap();
+    store.create_invites(&[[1; 32]], 100).await.unwrap();
+    store.create_invites(&[[2; 32]], i64::MAX).await.unwrap();
+    store
+        .create_link_code(&[3; 32], account_id, 100, false)
+        .await
+        .unwrap();
+    let (status, _) = server
+        .request("POST", "/v1/devices/link-code", Some(&alice.auth), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The two that expired go; the live invite and link code stay.
+    assert_eq!(store.purge_expired_codes(1_000).await.unwrap(), 2);
+    assert_eq!(store.purge_expired_codes(1_000).await.unwrap(), 0);
+}
+both_databases!(
+    expired_invites_and_link_codes_are_purged,
+    expired_codes_are_purged
+);

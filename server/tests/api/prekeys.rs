@@ -167,3 +167,49 @@ async fn pair_limits(kind: DbKind) {
     assert!(!text.contains("alice") && !text.contains("bob"));
 }
 both_databases!(bundles_are_limited_per_pair_of_accounts, pair_limits);
+
+async fn stored_prekey_caps(kind: DbKind) {
+    let server = TestServer::start_with(kind, |c| {
+        c.messages.max_stored_prekeys = 15;
+        c.messages.prekey_upload_burst = 3;
+    })
+    .await;
+    // Registering uploads 10 of each kind (the first upload).
+    let mut bob = server.register("bob", 2).await;
+    let body = |user: &mut crate::common::TestUser, count: usize| {
+        json!({
+            "one_time_prekeys": user.prekeys.generate_one_time_prekeys(count, &mut user.rng).unwrap()
+                .iter().map(|k| b64(&k.to_bytes())).collect::<Vec<_>>(),
+            "kem_prekeys": user.prekeys.generate_kem_prekeys(&user.identity, count, &mut user.rng).unwrap()
+                .iter().map(|k| b64(&k.to_bytes())).collect::<Vec<_>>(),
+        })
+    };
+    let upload = body(&mut bob, 10);
+    let (status, reply) = server
+        .request("PUT", "/v1/keys", Some(&bob.auth), Some(upload))
+        .await;
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (StatusCode::CONFLICT, Some("too_many_prekeys")),
+        "{reply}"
+    );
+    let upload = body(&mut bob, 5);
+    let (status, counts) = server
+        .request("PUT", "/v1/keys", Some(&bob.auth), Some(upload))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{counts}");
+    assert_eq!(
+        (counts["one_time"].as_u64(), counts["kem"].as_u64()),
+        (Some(15), Some(15))
+    );
+    // Three uploads so far: the burst is spent.
+    let upload = body(&mut bob, 0);
+    let (status, _) = server
+        .request("PUT", "/v1/keys", Some(&bob.auth), Some(upload))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+both_databases!(
+    stored_prekeys_are_capped_and_uploads_limited,
+    stored_prekey_caps
+);

@@ -215,3 +215,54 @@ both_databases!(
     malformed_destinations_are_refused_before_the_database,
     malformed_destinations
 );
+
+async fn per_recipient_tokens(kind: DbKind) {
+    let server = TestServer::start_with(kind, |c| {
+        c.messages.sends_per_second = 1;
+        c.messages.send_burst = 3;
+    })
+    .await;
+    let alice = server.register("alice", 1).await;
+    for (seed, name) in (2..).zip(["bob", "carol", "dave", "erin"]) {
+        server.register(name, seed).await;
+    }
+    let to = |name: &str| json!({ "destination": name, "envelopes": [{ "device_id": 1, "content": b64(b"g") }] });
+    let many = |names: &[&str]| json!({ "sends": names.iter().map(|n| to(n)).collect::<Vec<_>>() });
+    // Four recipients cost four tokens: more than the burst of three.
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(many(&["bob", "carol", "dave", "erin"])),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+        "{body}"
+    );
+    // Three fit, and then nothing more does.
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(many(&["bob", "carol", "dave"])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = server
+        .request(
+            "PUT",
+            "/v1/messages",
+            Some(&alice.auth),
+            Some(many(&["erin"])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+both_databases!(
+    a_multi_recipient_send_spends_a_token_per_recipient,
+    per_recipient_tokens
+);
