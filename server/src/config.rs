@@ -222,6 +222,43 @@ impl Default for PushConfig {
     }
 }
 
+/// Connection caps and deadlines: slow or silent clients are closed, the
+/// others keep being served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Connections open at once, in all.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address (loopback is counted
+    /// only in the total: a TLS proxy on the same host connects from
+    /// there). Raise it when many members share one public address.
+    pub max_connections_per_ip: usize,
+    /// Seconds a TLS handshake may take.
+    pub handshake_timeout_seconds: u64,
+    /// Seconds to read a request's headers, also between requests on a
+    /// kept-alive connection (its idle timeout).
+    pub header_read_timeout_seconds: u64,
+    /// Seconds between the WebSocket pings the server sends; a connection
+    /// from which nothing (not even a pong) arrives for two of these is
+    /// closed.
+    pub websocket_ping_seconds: u64,
+    /// Seconds an upload body may go without delivering a byte.
+    pub upload_stall_seconds: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 50_000,
+            max_connections_per_ip: 1_000,
+            handshake_timeout_seconds: 10,
+            header_read_timeout_seconds: 15,
+            websocket_ping_seconds: 30,
+            upload_stall_seconds: 30,
+        }
+    }
+}
+
 /// Prometheus metrics: served at `GET /metrics` only to a scraper that
 /// presents the token (`Authorization: Bearer TOKEN`). Without a token
 /// they are not served at all: the TLS port faces every member.
@@ -297,6 +334,8 @@ pub struct Config {
     pub calls: CallsConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Connection caps and deadlines.
+    pub connections: ConnectionsConfig,
     /// Largest HTTP request body in bytes.
     pub max_request_bytes: usize,
     /// Seconds to wait for connections to finish on shutdown.
@@ -316,6 +355,7 @@ impl Default for Config {
             push: PushConfig::default(),
             calls: CallsConfig::default(),
             metrics: MetricsConfig::default(),
+            connections: ConnectionsConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,
             shutdown_grace_seconds: 10,
         }

@@ -40,6 +40,7 @@ pub mod directory;
 mod encoding;
 pub mod error;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod push;
 pub mod registry;

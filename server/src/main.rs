@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsAcceptor;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
 use rand::RngCore;
+use starling_server::config::ConnectionsConfig;
 use starling_server::config::{Config, TlsMode};
+use starling_server::listener::CappedAcceptor;
 use starling_server::revocation::{self, spawn_revocations};
 use starling_server::store::{Store, now_millis};
 use starling_server::{AppState, app, audit, auth, spawn_expiry, tls};
@@ -120,6 +121,25 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
+/// Gives hyper a timer, without which its header-read timeout is off, and
+/// the deadline: a connection that sends no complete request head within
+/// it (a new one, or a kept-alive one between requests) is closed.
+fn with_deadlines(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    config: &ConnectionsConfig,
+) {
+    let deadline = Duration::from_secs(config.header_read_timeout_seconds.max(1));
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(deadline);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(deadline)
+        .keep_alive_timeout(deadline);
+}
+
 async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let addr = config.listen;
@@ -128,20 +148,17 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let expiry = spawn_expiry(state.clone(), Duration::from_secs(60));
     let revocations = spawn_revocations(state.clone(), revocation::POLL_EVERY);
     let router = app(state).into_make_service();
-    // Frames are written as soon as they are ready; Nagle's algorithm would
-    // hold a small one back until the previous one is acknowledged.
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), grace));
+    let acceptor = CappedAcceptor::new(&config.connections);
     match config.tls.mode {
         TlsMode::PlainHttp => {
             eprintln!(
                 "starling-server listening on http://{addr} (plain HTTP: put a TLS proxy in front)"
             );
-            axum_server::bind(addr)
-                .acceptor(NoDelayAcceptor::new())
-                .handle(handle)
-                .serve(router)
-                .await?;
+            let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
+            with_deadlines(server.http_builder(), &config.connections);
+            server.serve(router).await?;
         }
         mode => {
             let material = match mode {
@@ -167,12 +184,14 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
             eprintln!("starling-server listening on https://{addr}");
             eprintln!("certificate SHA-256 fingerprint: {}", material.fingerprint);
             println!("{}", material.fingerprint);
-            let acceptor = RustlsAcceptor::new(rustls_config).acceptor(NoDelayAcceptor::new());
-            axum_server::bind(addr)
-                .acceptor(acceptor)
-                .handle(handle)
-                .serve(router)
-                .await?;
+            let acceptor = RustlsAcceptor::new(rustls_config)
+                .handshake_timeout(Duration::from_secs(
+                    config.connections.handshake_timeout_seconds.max(1),
+                ))
+                .acceptor(acceptor);
+            let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
+            with_deadlines(server.http_builder(), &config.connections);
+            server.serve(router).await?;
         }
     }
     expiry.abort();

@@ -153,8 +153,21 @@ impl Connection {
         let mut rescan =
             tokio::time::interval_at(tokio::time::Instant::now() + RESCAN_EVERY, RESCAN_EVERY);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ping_every =
+            Duration::from_secs(self.state.config.connections.websocket_ping_seconds.max(1));
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
+                _ = ping.tick() => {
+                    // Silent for two intervals (not even a pong): gone.
+                    if last_heard.elapsed() >= ping_every * 2 {
+                        break;
+                    }
+                    sink.send(Message::Ping(Default::default())).await?;
+                }
                 inbox = mailbox.next() => {
                     if inbox.revoked {
                         let _ = sink.send(revoked_close()).await;
@@ -169,16 +182,19 @@ impl Connection {
                 Some((request_id, result)) = pending.next(), if !pending.is_empty() => {
                     respond(&mut sink, request_id, result).await?;
                 }
-                message = stream.next(), if pending.len() < MAX_PENDING_SENDS => match message {
-                    Some(Ok(Message::Binary(bytes))) => {
-                        self.handle_frame(&bytes, &mut sink, &mut pending).await?;
+                message = stream.next(), if pending.len() < MAX_PENDING_SENDS => {
+                    last_heard = tokio::time::Instant::now();
+                    match message {
+                        Some(Ok(Message::Binary(bytes))) => {
+                            self.handle_frame(&bytes, &mut sink, &mut pending).await?;
+                        }
+                        Some(Ok(Message::Text(_))) => {
+                            send_error(&mut sink, 0, ErrorCode::BadFrame, "frames are binary protobuf").await?;
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                     }
-                    Some(Ok(Message::Text(_))) => {
-                        send_error(&mut sink, 0, ErrorCode::BadFrame, "frames are binary protobuf").await?;
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                },
+                }
             }
         }
         let _ = sink.close().await;

@@ -239,3 +239,36 @@ both_databases!(
     large_blob_streams_in_bounded_memory,
     large_blob_in_bounded_memory
 );
+
+async fn a_stalled_upload_ends_and_can_resume(kind: DbKind) {
+    let server = TestServer::start_with(kind, |c| c.connections.upload_stall_seconds = 1).await;
+    let alice = server.register("alice", 1).await;
+    let id = create(&server, &alice.auth, 200_000).await;
+    // 50,000 bytes, then nothing: the body neither ends nor fails.
+    let stalled = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+        axum::body::Bytes::from(bytes(0..50_000)),
+    )])
+    .chain(futures_util::stream::pending());
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        put(&server, &alice.auth, &id, 0, Body::from_stream(stalled)),
+    )
+    .await
+    .expect("a stalled upload is answered, not held open");
+    assert_eq!(answered.0, StatusCode::OK);
+    assert_eq!(answered.1["received"].as_i64(), Some(50_000));
+    // The rest resumes where it stopped.
+    let (status, body) = put(
+        &server,
+        &alice.auth,
+        &id,
+        50_000,
+        Body::from(bytes(50_000..200_000)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+both_databases!(
+    stalled_uploads_end_and_resume,
+    a_stalled_upload_ends_and_can_resume
+);

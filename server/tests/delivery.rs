@@ -327,3 +327,30 @@ both_databases!(
     acknowledgements_only_of_delivered_envelopes,
     acknowledging_what_was_not_delivered_deletes_nothing
 );
+
+async fn a_silent_websocket_is_closed(kind: DbKind) {
+    let server = TestServer::start_with(kind, |c| c.connections.websocket_ping_seconds = 1).await;
+    let bob = server.register("bob", 2).await;
+    let mut ws = server.ws(&bob.auth).await;
+    ws.drain().await;
+    // Bob's client stops reading: it answers no ping, and is closed after
+    // two intervals without a word from it.
+    let open = || async {
+        let (_, metrics) = server
+            .request("GET", "/metrics", Some(&common::metrics_auth()), None)
+            .await;
+        starling_test_support::metrics::value(
+            metrics.as_str().unwrap(),
+            "starling_websocket_connections",
+        )
+    };
+    assert_eq!(open().await, Some(1.0));
+    starling_test_support::wait_until(
+        std::time::Duration::from_secs(10),
+        "the silent connection to be closed",
+        || async { open().await == Some(0.0) },
+    )
+    .await;
+    drop(ws);
+}
+both_databases!(silent_websockets_are_closed, a_silent_websocket_is_closed);

@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use rand::RngCore;
@@ -204,8 +205,11 @@ impl Upload {
         B: AsRef<[u8]>,
     {
         let mut body = std::pin::pin!(body);
-        // An error of the body is the client going away: keep what arrived.
-        while let Some(Ok(chunk)) = body.next().await {
+        let stall = Duration::from_secs(state.config.connections.upload_stall_seconds.max(1));
+        // An error of the body is the client going away, and a body that
+        // delivers nothing for `stall` is taken for one: keep what arrived,
+        // so that the upload can resume.
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(stall, body.next()).await {
             let chunk = chunk.as_ref();
             let len = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
             if writer.written.saturating_add(len) > self.record.size {
