@@ -315,10 +315,15 @@ async fn apply_postgres(
     ops: &[&BatchOp],
 ) -> Result<BatchOutcome, sqlx::Error> {
     let mut tx = connection.begin().await?;
-    let accounts = read_accounts(&mut tx, &sends::destination_usernames(ops)).await?;
-    let mut enabled = sends::enabled_devices(&accounts);
-    let unknown = sends::unknown_senders(ops, &enabled);
-    enabled.extend(read_enabled(&mut tx, &unknown).await?);
+    // The destinations' accounts and the senders', in the same statement:
+    // a send from a device removed meanwhile is refused in this commit.
+    let accounts = read_accounts(
+        &mut tx,
+        &sends::destination_usernames(ops),
+        &sends::sender_accounts(ops),
+    )
+    .await?;
+    let enabled = sends::enabled_devices(&accounts);
     let plan = sends::plan(ops, &accounts, &enabled);
     let mut committed = Vec::with_capacity(plan.rows.len());
     for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
@@ -354,21 +359,46 @@ async fn apply_postgres(
     })
 }
 
-/// Reads the enabled accounts among `usernames` with their devices.
+/// Reads the enabled accounts among `usernames`, and those with the ids
+/// `account_ids`, with their devices.
 async fn read_accounts(
     connection: &mut PgConnection,
     usernames: &[&str],
+    account_ids: &[i64],
 ) -> Result<Accounts, sqlx::Error> {
     let mut accounts = Accounts::new();
-    for chunk in usernames.chunks(ROWS_PER_STATEMENT) {
+    let mut chunks: Vec<&[&str]> = usernames.chunks(ROWS_PER_STATEMENT).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    for (index, chunk) in chunks.into_iter().enumerate() {
+        // The account ids go with the first statement.
+        let ids = if index == 0 { account_ids } else { &[] };
+        if chunk.is_empty() && ids.is_empty() {
+            continue;
+        }
         let mut query = QueryBuilder::<Postgres>::new(
             "SELECT a.username, a.id, d.device_id FROM accounts a \
-             LEFT JOIN devices d ON d.account_id = a.id \
-             WHERE NOT a.disabled AND a.username IN (",
+             LEFT JOIN devices d ON d.account_id = a.id WHERE NOT a.disabled AND (",
         );
-        let mut list = query.separated(", ");
-        for username in chunk {
-            list.push_bind(*username);
+        if !chunk.is_empty() {
+            query.push("a.username IN (");
+            let mut list = query.separated(", ");
+            for username in chunk {
+                list.push_bind(*username);
+            }
+            query.push(")");
+        }
+        if !ids.is_empty() {
+            if !chunk.is_empty() {
+                query.push(" OR ");
+            }
+            query.push("a.id IN (");
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            query.push(")");
         }
         query.push(")");
         for row in query.build().fetch_all(&mut *connection).await? {
@@ -381,38 +411,6 @@ async fn read_accounts(
         }
     }
     Ok(accounts)
-}
-
-/// Which of `devices` exist in an enabled account.
-async fn read_enabled(
-    connection: &mut PgConnection,
-    devices: &[(i64, u32)],
-) -> Result<Vec<(i64, u32)>, sqlx::Error> {
-    let mut enabled = Vec::with_capacity(devices.len());
-    for chunk in devices.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Postgres>::new(
-            "SELECT d.account_id, d.device_id FROM devices d \
-             JOIN accounts a ON a.id = d.account_id \
-             WHERE NOT a.disabled AND (d.account_id, d.device_id) IN (",
-        );
-        let mut list = query.separated(", ");
-        for (account_id, device_id) in chunk {
-            list.push("(")
-                .push_bind_unseparated(*account_id)
-                .push_unseparated(", ")
-                .push_bind_unseparated(i64::from(*device_id))
-                .push_unseparated(")");
-        }
-        query.push(")");
-        for row in query.build().fetch_all(&mut *connection).await? {
-            let device: i64 = row.try_get("device_id")?;
-            enabled.push((
-                row.try_get("account_id")?,
-                u32::try_from(device).unwrap_or(0),
-            ));
-        }
-    }
-    Ok(enabled)
 }
 
 /// Every acknowledged id with the device that acknowledged it.

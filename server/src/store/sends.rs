@@ -55,6 +55,19 @@ pub(super) fn enabled_devices(accounts: &Accounts) -> EnabledDevices {
         .collect()
 }
 
+/// The accounts of the batch's senders, each once (the PostgreSQL commit
+/// reads them with the destinations').
+pub(super) fn sender_accounts(ops: &[&BatchOp]) -> Vec<i64> {
+    let accounts: BTreeSet<i64> = ops
+        .iter()
+        .filter_map(|op| match op {
+            BatchOp::Send(send) => Some(send.sender.0),
+            _ => None,
+        })
+        .collect();
+    accounts.into_iter().collect()
+}
+
 /// The batch's sending devices not already known to be enabled (their
 /// account is no destination of the batch), each once: the transaction
 /// reads these too, so that a device removed or an account disabled
