@@ -24,6 +24,8 @@ pub type PairKey = (i64, i64);
 #[derive(Debug)]
 pub struct Limits {
     sends: DefaultKeyedRateLimiter<DeviceKey>,
+    /// The send bucket's size: no send costs more.
+    send_burst: u32,
     bundle_fetches: DefaultKeyedRateLimiter<DeviceKey>,
     bundle_pairs: DefaultKeyedRateLimiter<PairKey>,
     prekey_uploads: DefaultKeyedRateLimiter<DeviceKey>,
@@ -63,6 +65,7 @@ impl Limits {
     pub fn new(config: &MessagesConfig) -> Self {
         Self {
             sends: RateLimiter::keyed(quota(config.sends_per_second, config.send_burst)),
+            send_burst: config.send_burst.max(1),
             bundle_fetches: RateLimiter::keyed(quota(
                 config.bundle_fetches_per_second,
                 config.bundle_fetch_burst,
@@ -84,18 +87,20 @@ impl Limits {
     }
 
     /// A send by `device` to `recipients` accounts at once: one token per
-    /// recipient, so a multi-recipient send costs what separate ones would.
+    /// recipient, so a multi-recipient send costs what separate ones would,
+    /// but never more than a whole burst (a group larger than the burst can
+    /// still send, once the bucket is full).
     pub fn send_to(&self, device: DeviceKey, recipients: usize) -> Result<(), AppError> {
-        let n = u32::try_from(recipients.max(1))
-            .ok()
-            .and_then(NonZeroU32::new)
-            .unwrap_or(NonZeroU32::MAX);
+        let cost = u32::try_from(recipients)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.send_burst);
+        let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
         match self.sends.check_key_n(&device, n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(too_many(&not_until)),
-            // More recipients than a whole burst: never possible.
+            // The cost never exceeds the burst; kept for completeness.
             Err(_) => Err(AppError::TooManyRequests {
-                retry_after_secs: 60,
+                retry_after_secs: 1,
             }),
         }
     }
@@ -163,6 +168,18 @@ mod tests {
             }
         ));
         limits.send((1, 2)).unwrap(); // another device has its own bucket
+    }
+
+    #[test]
+    fn a_send_to_more_recipients_than_the_burst_costs_the_burst() {
+        let config = MessagesConfig {
+            sends_per_second: 1,
+            send_burst: 3,
+            ..MessagesConfig::default()
+        };
+        let limits = Limits::new(&config);
+        limits.send_to((1, 1), 10).unwrap();
+        assert!(limits.send_to((1, 1), 1).is_err());
     }
 
     #[test]

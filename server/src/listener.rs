@@ -1,7 +1,9 @@
 //! What the listener accepts: at most `max_connections` connections at
-//! once, and at most `max_connections_per_ip` from one address (loopback
-//! excepted: a TLS proxy on the same host, or a load test, connects from
-//! there). A connection over either cap is closed at once; every accepted
+//! once, and at most `max_connections_per_ip` from one address (an IPv6
+//! address counts by its /64, which one host can fill; IPv4-mapped
+//! addresses as IPv4; loopback is excepted: a TLS proxy on the same host,
+//! or a load test, connects from there, and such a proxy must enforce
+//! per-client limits itself). A connection over either cap is closed at once; every accepted
 //! one holds a [`Slot`] that frees itself when the connection ends. The
 //! TLS handshake and the reading of request headers have their own
 //! deadlines (`main.rs` sets them), so a silent connection holds its slot
@@ -51,6 +53,7 @@ impl CappedAcceptor {
     /// Takes a slot for a connection from `ip`, or `None` when a cap is
     /// reached.
     fn take(&self, ip: IpAddr) -> Option<Slot> {
+        let ip = address_block(ip);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if counts.total >= self.max_total {
             return None;
@@ -76,6 +79,18 @@ impl CappedAcceptor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .total
+    }
+}
+
+/// What the per-address cap counts `ip` as: IPv4 (mapped or not) by
+/// address, IPv6 by its /64.
+fn address_block(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
@@ -198,6 +213,22 @@ mod tests {
         drop(first);
         assert_eq!(caps.open(), 3);
         assert!(caps.take(a).is_some());
+    }
+
+    #[test]
+    fn an_ipv6_block_counts_as_one_address_and_mapped_ipv4_as_ipv4() {
+        let caps = acceptor(10, 2);
+        let _one = caps.take("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        let _two = caps.take("2001:db8:1:2::ffff".parse().unwrap()).unwrap();
+        assert!(caps.take("2001:db8:1:2:abcd::9".parse().unwrap()).is_none());
+        assert!(caps.take("2001:db8:1:3::1".parse().unwrap()).is_some());
+        let _v4 = caps.take("203.0.113.9".parse().unwrap()).unwrap();
+        let _mapped = caps.take("::ffff:203.0.113.9".parse().unwrap()).unwrap();
+        assert!(caps.take("203.0.113.9".parse().unwrap()).is_none());
+        // Mapped loopback is loopback.
+        for _ in 0..3 {
+            assert!(caps.take("::ffff:127.0.0.1".parse().unwrap()).is_some());
+        }
     }
 
     #[test]

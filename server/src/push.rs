@@ -70,7 +70,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a >= 240
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 192 && b == 0 && c == 0)
-                || (a == 198 && (18..20).contains(&b)))
+                || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 88 && c == 99))
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
@@ -81,7 +82,17 @@ pub fn is_public(ip: IpAddr) -> bool {
             let nat64 = s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0; 4] || s[2] == 1);
             let six_to_four = s[0] == 0x2002;
             let site_local = s[0] & 0xffc0 == 0xfec0;
-            let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
+            let documentation =
+                (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] == 0x3fff && s[1] & 0xf000 == 0);
+            // SIIT-translated IPv4 (::ffff:0:a.b.c.d), Teredo (2001::/32),
+            // benchmarking (2001:2::/48), ORCHID (2001:10::/28,
+            // 2001:20::/28), discard (100::/64), SRv6 SIDs (5f00::/16).
+            let translated = s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0;
+            let teredo = s[0] == 0x2001 && s[1] == 0;
+            let benchmarking = s[0] == 0x2001 && s[1] == 2 && s[2] == 0;
+            let orchid = s[0] == 0x2001 && (s[1] & 0xfff0 == 0x10 || s[1] & 0xfff0 == 0x20);
+            let discard = s[0] == 0x100 && s[1..4] == [0; 3];
+            let srv6 = s[0] == 0x5f00;
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -91,7 +102,13 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || nat64
                 || six_to_four
                 || site_local
-                || documentation)
+                || documentation
+                || translated
+                || teredo
+                || benchmarking
+                || orchid
+                || discard
+                || srv6)
         }
     }
 }
@@ -265,6 +282,15 @@ mod tests {
             "::a00:1",
             "2002:7f00:1::1",
             "2001:db8::1",
+            "::ffff:0:7f00:1",
+            "2001:0:4136:e378::1",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:20::1",
+            "100::1",
+            "3fff::1",
+            "5f00::1",
+            "192.88.99.1",
         ] {
             assert!(!is_public(internal.parse().unwrap()), "{internal}");
         }

@@ -6,6 +6,7 @@
 //! `starling-server admin disable`, a separate process, is seen by the
 //! running servers at their next poll.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::AppState;
@@ -14,38 +15,44 @@ use crate::store::now_millis;
 /// How often each process looks for new revocations.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
+/// How far back each poll looks. Ids are not committed in the order they
+/// are given (two transactions on PostgreSQL), so a poll does not start
+/// after the last id it saw: it reads a window and skips the ids it has
+/// applied. Applying one twice would be harmless anyway.
+const LOOK_BACK_MILLIS: i64 = 60_000;
+
 /// How long a revocation is kept: far longer than any process takes to
 /// see it.
 const KEEP_MILLIS: i64 = 60 * 60 * 1000;
 
 /// Polls for revocations every `every` and closes the connections they
-/// name; a failed poll is logged and retried at the next tick.
+/// name; a failed poll is logged and retried at the next tick. What was
+/// recorded before the process started concerns no connection of it.
 pub fn spawn_revocations(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut last = loop {
-            match state.store.last_revocation().await {
-                Ok(last) => break last,
-                Err(error) => {
-                    tracing::warn!(%error, "reading revocations failed; retrying");
-                    tokio::time::sleep(every).await;
-                }
-            }
-        };
+        let started = now_millis();
+        let mut applied: HashSet<i64> = HashSet::new();
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match state.store.revocations_after(last).await {
+            let since = now_millis().saturating_sub(LOOK_BACK_MILLIS);
+            match state.store.revocations_since(since.max(started)).await {
                 Ok(revocations) => {
+                    let seen: HashSet<i64> = revocations.iter().map(|r| r.id).collect();
                     for revocation in revocations {
+                        if !applied.insert(revocation.id) {
+                            continue;
+                        }
                         let closed = state
                             .registry
                             .revoke(revocation.account_id, revocation.device_id);
                         if closed > 0 {
                             tracing::info!(closed, "closed revoked connections");
                         }
-                        last = last.max(revocation.id);
                     }
+                    // Only what the window still shows needs remembering.
+                    applied.retain(|id| seen.contains(id));
                 }
                 Err(error) => tracing::warn!(%error, "reading revocations failed"),
             }

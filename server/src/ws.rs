@@ -133,6 +133,18 @@ impl Connection {
     async fn run(mut self, socket: WebSocket) -> Result<(), ConnectionError> {
         let registry = self.state.registry.clone();
         let registration = registry.register(self.device.account_id, self.device.device_id);
+        // A revocation between authentication and this registration found
+        // nothing to close: read the device again now that it would.
+        let current = self
+            .state
+            .store
+            .device_for_auth(&self.device.username, self.device.device_id)
+            .await;
+        if !matches!(current, Ok(Some(ref record)) if !record.disabled) {
+            let (mut sink, _) = socket.split();
+            let _ = sink.send(revoked_close()).await;
+            return Ok(());
+        }
         let metrics = self.state.metrics.clone();
         metrics.connections.inc();
         let result = self.serve(socket, &registration.mailbox).await;
@@ -177,6 +189,9 @@ impl Connection {
                         break;
                     }
                     self.take_inbox(inbox, &mut sink).await?;
+                    // Written out: the peer reads, even if it has not
+                    // spoken (a long delivery on a slow link).
+                    last_heard = tokio::time::Instant::now();
                 }
                 _ = rescan.tick() => self.read_queue(&mut sink, 0).await?,
                 Some((request_id, result)) = pending.next(), if !pending.is_empty() => {
@@ -187,6 +202,9 @@ impl Connection {
                     match message {
                         Some(Ok(Message::Binary(bytes))) => {
                             self.handle_frame(&bytes, &mut sink, &mut pending).await?;
+                            // An acknowledgement may have refilled the window:
+                            // writing that out is no silence of the peer's.
+                            last_heard = tokio::time::Instant::now();
                         }
                         Some(Ok(Message::Text(_))) => {
                             send_error(&mut sink, 0, ErrorCode::BadFrame, "frames are binary protobuf").await?;

@@ -5,11 +5,10 @@ UPDATE accounts SET last_device_id =
     COALESCE((SELECT MAX(device_id) FROM devices WHERE devices.account_id = accounts.id), 0);
 
 -- Manager devices link and remove the account's devices: the device that
--- registered the account (for older accounts, the oldest device left), and
--- devices linked with a code a manager issued for a manager.
+-- registered the account, and devices linked with a code a manager issued
+-- for a manager. Devices that exist already keep what they could do.
 ALTER TABLE devices ADD COLUMN manager BOOLEAN NOT NULL DEFAULT FALSE;
-UPDATE devices SET manager = TRUE WHERE device_id =
-    (SELECT MIN(d.device_id) FROM devices d WHERE d.account_id = devices.account_id);
+UPDATE devices SET manager = TRUE;
 ALTER TABLE link_codes ADD COLUMN manager BOOLEAN NOT NULL DEFAULT FALSE;
 
 -- Devices and accounts whose live connections every server process must

@@ -25,7 +25,13 @@ pub(super) async fn healthz(State(state): State<AppState>) -> (StatusCode, &'sta
 
 /// The server's metrics, for a scraper presenting the token.
 pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = &state.config.metrics.token else {
+    let Some(token) = state
+        .config
+        .metrics
+        .token
+        .as_ref()
+        .filter(|t| !t.0.is_empty())
+    else {
         return AppError::NotFound("metrics (no STARLING_METRICS_TOKEN configured)")
             .into_response();
     };

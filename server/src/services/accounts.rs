@@ -135,7 +135,12 @@ pub async fn create_link_code(
     let expires_at = now_millis().saturating_add(LINK_CODE_TTL_MS);
     state
         .store
-        .create_link_code(&hash_secret(&code), device.account_id, expires_at, manager)
+        .create_link_code(
+            &hash_secret(&code),
+            (device.account_id, device.device_id),
+            expires_at,
+            manager,
+        )
         .await?;
     Ok(LinkCode { code, expires_at })
 }

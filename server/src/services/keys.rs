@@ -55,8 +55,12 @@ pub async fn upload(
     let keys = verify_upload(&identity, upload)?;
     let stored = counts(state, device).await?;
     let cap = state.config.messages.max_stored_prekeys;
+    // Only adding keys is refused: a device above the cap (an older one)
+    // may still rotate its signed and last-resort prekeys.
     let over = |now: u32, adding: usize| {
-        u64::from(now).saturating_add(u64::try_from(adding).unwrap_or(u64::MAX)) > u64::from(cap)
+        adding > 0
+            && u64::from(now).saturating_add(u64::try_from(adding).unwrap_or(u64::MAX))
+                > u64::from(cap)
     };
     if over(stored.one_time, upload.one_time_prekeys.len())
         || over(stored.kem, upload.kem_prekeys.len())

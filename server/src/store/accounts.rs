@@ -302,6 +302,11 @@ impl Store {
             if removed != 1 {
                 return Ok(Removal::NoSuchDevice);
             }
+            sqlx::query("DELETE FROM link_codes WHERE account_id = $1 AND issuer_device_id = $2")
+                .bind(account_id)
+                .bind(i64::from(device))
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO revocations (account_id, device_id, created_at) VALUES ($1, $2, $3)")
                 .bind(account_id)
                 .bind(i64::from(device))
@@ -348,6 +353,10 @@ impl Store {
             .await?;
             let Some(account_id) = account else { return Ok(false) };
             if disabled {
+                sqlx::query("DELETE FROM link_codes WHERE account_id = $1")
+                    .bind(account_id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("INSERT INTO revocations (account_id, device_id, created_at) VALUES ($1, NULL, $2)")
                     .bind(account_id)
                     .bind(now)
@@ -375,11 +384,11 @@ impl Store {
         })
     }
 
-    /// The revocations recorded after `after`, in order.
-    pub async fn revocations_after(&self, after: i64) -> Result<Vec<Revocation>, sqlx::Error> {
+    /// The revocations recorded at or after `since` (ms), in order.
+    pub async fn revocations_since(&self, since: i64) -> Result<Vec<Revocation>, sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query("SELECT id, account_id, device_id FROM revocations WHERE id > $1 ORDER BY id")
-                .bind(after)
+            sqlx::query("SELECT id, account_id, device_id FROM revocations WHERE created_at >= $1 ORDER BY id")
+                .bind(since)
                 .fetch_all(pool)
                 .await?
                 .iter()
@@ -391,16 +400,6 @@ impl Store {
                     })
                 })
                 .collect()
-        })
-    }
-
-    /// The newest revocation's id (0 when there is none): a process starts
-    /// from there, its connections all being new.
-    pub async fn last_revocation(&self) -> Result<i64, sqlx::Error> {
-        with_pool!(self, pool => {
-            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM revocations")
-                .fetch_one(pool)
-                .await
         })
     }
 
@@ -437,16 +436,20 @@ impl Store {
     pub async fn create_link_code(
         &self,
         code_hash: &[u8; 32],
-        account_id: i64,
+        (account_id, issuer): (i64, u32),
         expires_at: i64,
         manager: bool,
     ) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query("INSERT INTO link_codes (code_hash, account_id, expires_at, manager) VALUES ($1, $2, $3, $4)")
+            sqlx::query(
+                "INSERT INTO link_codes (code_hash, account_id, expires_at, manager, issuer_device_id) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
                 .bind(&code_hash[..])
                 .bind(account_id)
                 .bind(expires_at)
                 .bind(manager)
+                .bind(i64::from(issuer))
                 .execute(pool)
                 .await
                 .map(|_| ())
@@ -483,15 +486,10 @@ impl Store {
                 .ok_or(LinkError::InvalidCode)?;
             let account_id: i64 = row.try_get("account_id")?;
             let manager: bool = row.try_get("manager")?;
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE account_id = $1")
-                .bind(account_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            if count >= i64::from(max_devices) {
-                return Err(LinkError::TooManyDevices);
-            }
             // Ids are never reused: a removed device's id never names a
             // new one, so nothing addressed to the old device reaches it.
+            // Taking the id first locks the account's row, so concurrent
+            // links are counted one after the other.
             let row = sqlx::query(
                 "UPDATE accounts SET last_device_id = last_device_id + 1 WHERE id = $1 \
                  RETURNING username, last_device_id",
@@ -501,6 +499,13 @@ impl Store {
             .await?;
             let username: String = row.try_get("username")?;
             let last: i64 = row.try_get("last_device_id")?;
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if count >= i64::from(max_devices) {
+                return Err(LinkError::TooManyDevices);
+            }
             let device_id = u32::try_from(last).map_err(|_| LinkError::TooManyDevices)?;
             sqlx::query(
                 "INSERT INTO devices (account_id, device_id, credential_hash, identity_key, created_at, manager) \

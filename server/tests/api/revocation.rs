@@ -116,7 +116,8 @@ async fn disabling_from_another_process_closes_every_connection(kind: DbKind) {
 
     // Another process: its own connection to the database, no registry.
     let admin = open_store(&server.db).await;
-    assert!(admin.set_disabled("alice", true, 1).await.unwrap());
+    let now = starling_server::store::now_millis();
+    assert!(admin.set_disabled("alice", true, now).await.unwrap());
     expect_revoked(&mut first).await;
     expect_revoked(&mut second).await;
 
@@ -172,6 +173,36 @@ async fn only_managers_link_and_remove_devices(kind: DbKind) {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A code dies with the device that issued it: a removed (stolen)
+    // manager cannot use one it asked for before.
+    let (status, code) = server
+        .request(
+            "POST",
+            "/v1/devices/link-code?manager=true",
+            Some(&manager),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{code}");
+    let (_, second_manager) = link(&server, &manager, true, 12).await;
+    let (status, body) = server
+        .request(
+            "DELETE",
+            &format!("/v1/devices/{manager_id}"),
+            Some(&second_manager),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = json!({ "link_code": code["code"], "identity_key": identity(13) });
+    let (status, _) = server
+        .request("POST", "/v1/devices", None, Some(body))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the removed device's code still works"
+    );
     // A plain device cannot make itself a manager through a code.
     refused(
         server
