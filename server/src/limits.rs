@@ -60,6 +60,25 @@ where
     limiter.check_key(&key).map_err(|n| too_many(&n))
 }
 
+/// `n` tokens of `key`'s bucket at once (all or nothing).
+fn check_n<K>(limiter: &DefaultKeyedRateLimiter<K>, key: K, n: usize) -> Result<(), AppError>
+where
+    K: Clone + Eq + std::hash::Hash,
+{
+    let n = u32::try_from(n)
+        .ok()
+        .and_then(NonZeroU32::new)
+        .unwrap_or(NonZeroU32::MAX);
+    match limiter.check_key_n(&key, n) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(not_until)) => Err(too_many(&not_until)),
+        // More than a whole bucket at once: it never fits.
+        Err(_) => Err(AppError::TooManyRequests {
+            retry_after_secs: 3600,
+        }),
+    }
+}
+
 impl Limits {
     /// Limiters from the configuration.
     pub fn new(config: &MessagesConfig) -> Self {
@@ -91,18 +110,8 @@ impl Limits {
     /// but never more than a whole burst (a group larger than the burst can
     /// still send, once the bucket is full).
     pub fn send_to(&self, device: DeviceKey, recipients: usize) -> Result<(), AppError> {
-        let cost = u32::try_from(recipients)
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.send_burst);
-        let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
-        match self.sends.check_key_n(&device, n) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(not_until)) => Err(too_many(&not_until)),
-            // The cost never exceeds the burst; kept for completeness.
-            Err(_) => Err(AppError::TooManyRequests {
-                retry_after_secs: 1,
-            }),
-        }
+        let burst = usize::try_from(self.send_burst).unwrap_or(usize::MAX);
+        check_n(&self.sends, device, recipients.clamp(1, burst))
     }
 
     /// One prekey upload by `device`.
@@ -121,18 +130,7 @@ impl Limits {
         if requester == target || bundles == 0 {
             return Ok(());
         }
-        let n = u32::try_from(bundles)
-            .ok()
-            .and_then(NonZeroU32::new)
-            .unwrap_or(NonZeroU32::MAX);
-        match self.bundle_pairs.check_key_n(&(requester, target), n) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(not_until)) => Err(too_many(&not_until)),
-            // More than a whole burst at once: never possible.
-            Err(_) => Err(AppError::TooManyRequests {
-                retry_after_secs: 3600,
-            }),
-        }
+        check_n(&self.bundle_pairs, (requester, target), bundles)
     }
 
     /// Forgets devices and pairs whose buckets are full again (bounds

@@ -180,23 +180,14 @@ where
 
     /// Leaves a group: the others are told, our keys for it are dropped.
     pub async fn leave_group(&mut self, group: &GroupId) -> Result<(), S, T> {
-        let mut record = self.active_group(group).await?;
-        let members = record.members.clone();
-        self.announce(&record, &members, Action::Leave, Delta::default())
+        let before = self.active_group(group).await?;
+        self.announce(&before, &before.members, Action::Leave, Delta::default())
             .await?;
+        let mut record = before.clone();
         record.active = false;
         record.members.retain(|m| *m != self.account.username);
         stored(self.storage.save_group(&record).await)?;
-        let dropped = self
-            .storage
-            .drop_inbound_group_sessions(&record.group_id, None)
-            .await;
-        stored(dropped)?;
-        let reset = self
-            .storage
-            .reset_outbound_group_session(&record.group_id)
-            .await;
-        stored(reset)
+        self.drop_keys_of_leavers(&before, &record).await
     }
 
     /// The group `id`, if we are still a member.
