@@ -299,6 +299,17 @@ impl Api {
     ) -> Result<SendOutcome> {
         let response = retry::send_with_retries(request).await?;
         if response.status().is_success() {
+            // The server may have left out devices whose queue is full
+            // (they have not fetched their messages for a long time).
+            if let Ok(stored) = response.json::<starling_protocol::api::SendResponse>().await {
+                for full in &stored.queue_full {
+                    tracing::warn!(
+                        destination = %full.destination,
+                        device = full.device_id,
+                        "not delivered to this device: its queue on the server is full"
+                    );
+                }
+            }
             return Ok(SendOutcome::Stored);
         }
         let status = response.status();

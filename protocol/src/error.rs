@@ -49,6 +49,8 @@ error_codes! {
     BadPath = "bad_path",
     /// A query string is malformed.
     BadQuery = "bad_query",
+    /// A request to the WebSocket route is not a WebSocket upgrade.
+    BadUpgrade = "bad_upgrade",
     /// A username breaks the username rule.
     BadUsername = "bad_username",
     /// An identity key does not decode.
@@ -77,6 +79,8 @@ error_codes! {
     ConcurrentUpload = "concurrent_upload",
     /// The attachment is not completely uploaded yet.
     Incomplete = "incomplete",
+    /// The account's unexpired attachments would exceed its storage quota.
+    AttachmentQuotaExceeded = "attachment_quota_exceeded",
     /// A `Range` header is malformed or unsatisfiable.
     BadRange = "bad_range",
     /// A call id is malformed.
@@ -91,6 +95,9 @@ error_codes! {
     TooManyDevices = "too_many_devices",
     /// The device stores as many prekeys as allowed.
     TooManyPrekeys = "too_many_prekeys",
+    /// Every destination device of a send has a full queue: nothing was
+    /// stored.
+    QueueFull = "queue_full",
     /// A frame is not a protobuf `ClientFrame`.
     BadFrame = "bad_frame",
     /// An acknowledgement names more ids than allowed.

@@ -146,8 +146,26 @@ pub struct MessagesConfig {
     /// which new sends are refused with 503 `server_busy` and
     /// `Retry-After`, so that an overloaded server keeps delivering at its
     /// peak instead of stalling every connection. At 2048 or more, sends
-    /// wait for room instead.
+    /// wait for room instead. Only devices that already have a send
+    /// waiting are refused, so one flooding connection cannot get others
+    /// refused.
     pub busy_at_queued_writes: usize,
+    /// Envelopes that may wait for one device; beyond, senders are told
+    /// its queue is full (`queue_full`) and it is sent nothing more until
+    /// it fetches its messages.
+    pub max_queued_envelopes_per_device: u64,
+    /// Bytes of envelope content that may wait for one device.
+    pub max_queued_bytes_per_device: u64,
+}
+
+impl MessagesConfig {
+    /// The per-device queue caps.
+    pub fn queue_caps(&self) -> crate::store::QueueCaps {
+        crate::store::QueueCaps {
+            max_envelopes: self.max_queued_envelopes_per_device,
+            max_bytes: self.max_queued_bytes_per_device,
+        }
+    }
 }
 
 impl Default for MessagesConfig {
@@ -167,6 +185,8 @@ impl Default for MessagesConfig {
             prekey_uploads_per_hour: 60,
             prekey_upload_burst: 10,
             busy_at_queued_writes: 1024,
+            max_queued_envelopes_per_device: 50_000,
+            max_queued_bytes_per_device: 256 << 20,
         }
     }
 }
@@ -180,6 +200,17 @@ pub struct AttachmentsConfig {
     pub max_bytes: u64,
     /// Days an attachment is kept after it was created.
     pub ttl_days: u64,
+    /// Bytes an account's unexpired attachments may take in all, counted
+    /// by their announced (ciphertext) sizes, unfinished uploads included;
+    /// a creation beyond is refused (409 `attachment_quota_exceeded`), and
+    /// space frees as attachments expire. Keep it at least `max_bytes`, or
+    /// the largest attachments are always refused.
+    pub quota_bytes_per_account: u64,
+    /// Attachments an account may create per hour, all its devices
+    /// together (429 `rate_limited` beyond).
+    pub creations_per_hour: u32,
+    /// Attachments an account may create in a burst.
+    pub creation_burst: u32,
 }
 
 impl Default for AttachmentsConfig {
@@ -187,6 +218,9 @@ impl Default for AttachmentsConfig {
         Self {
             max_bytes: 100 * 1024 * 1024,
             ttl_days: 30,
+            quota_bytes_per_account: 4 * 1024 * 1024 * 1024,
+            creations_per_hour: 120,
+            creation_burst: 30,
         }
     }
 }

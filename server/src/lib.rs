@@ -99,13 +99,14 @@ impl AppState {
             store.clone(),
             config.push.clone(),
         ));
-        let limits = Arc::new(limits::Limits::new(&config.messages));
+        let limits = Arc::new(limits::Limits::new(&config.messages, &config.attachments));
         let metrics = Arc::new(metrics::Metrics::default());
         let writer = store::Batcher::start(
             store.clone(),
             notifier.clone(),
             metrics.clone(),
             config.messages.busy_at_queued_writes,
+            config.messages.queue_caps(),
         )?;
         Ok(Self {
             store,

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub stale_device_refusals: Counter,
     /// Sends refused because the group-commit writer was behind.
     pub sends_refused_busy: Counter,
+    /// Envelopes not stored because their device's queue was full.
+    pub envelopes_refused_queue_full: Counter,
     /// Prekey bundles handed out.
     pub bundles_served: Counter,
     /// Bundle fetches refused by the per-pair limit (one account asking
@@ -31,6 +33,10 @@ pub struct Metrics {
     pub registrations: Counter,
     /// Attachment bytes received.
     pub attachment_bytes_received: Counter,
+    /// Attachments refused because the account's quota was full.
+    pub attachments_refused_quota: Counter,
+    /// Attachments refused by the per-account creation rate.
+    pub attachments_refused_rate: Counter,
     /// Open device WebSockets.
     pub connections: Gauge,
 }
@@ -68,6 +74,11 @@ impl Default for Metrics {
             "sends_refused_busy",
             "Sends refused because the writer was behind (503 server_busy)",
         );
+        let envelopes_refused_queue_full = counter(
+            &mut registry,
+            "envelopes_refused_queue_full",
+            "Envelopes not stored because their device's queue was full",
+        );
         let bundles_served = counter(
             &mut registry,
             "prekey_bundles_served",
@@ -89,6 +100,16 @@ impl Default for Metrics {
             "attachment_bytes_received",
             "Attachment bytes received",
         );
+        let attachments_refused_quota = counter(
+            &mut registry,
+            "attachments_refused_quota",
+            "Attachments refused because the account's quota was full (409 attachment_quota_exceeded)",
+        );
+        let attachments_refused_rate = counter(
+            &mut registry,
+            "attachments_refused_rate",
+            "Attachments refused by the per-account creation rate (429)",
+        );
         let connections = Gauge::default();
         registry.register(
             "websocket_connections",
@@ -102,11 +123,14 @@ impl Default for Metrics {
             envelopes_acknowledged,
             stale_device_refusals,
             sends_refused_busy,
+            envelopes_refused_queue_full,
             bundles_served,
             bundle_fetches_refused,
             one_time_prekeys_exhausted,
             registrations,
             attachment_bytes_received,
+            attachments_refused_quota,
+            attachments_refused_rate,
             connections,
         }
     }

@@ -6,8 +6,32 @@
 //! queued until the device acknowledges it, so anything unacknowledged
 //! comes again after a reconnect (at least once; clients drop duplicates by
 //! envelope id). At most [`MAX_IN_FLIGHT`] unacknowledged envelopes are
-//! outstanding per connection. A malformed frame gets an `Error` frame and
-//! the connection carries on.
+//! outstanding per connection.
+//!
+//! Malformed input, and what the client gets for it:
+//!
+//! - a binary message that is not a `ClientFrame` (garbage, a truncated
+//!   encoding), a frame with no body or only a body of a kind this server
+//!   does not know, or a text message: an `Error` frame (`bad_frame`, with
+//!   the frame's request id when it had one), and the connection carries
+//!   on;
+//! - an acknowledgement of ids the connection does not await (unknown, or
+//!   already acknowledged): nothing is deleted; it is answered 200 when it
+//!   carries a request id, like any acknowledgement. More than
+//!   `4 × MAX_IN_FLIGHT` ids in one frame: an `Error` frame (`too_many_ids`);
+//! - a message larger than 4 MiB: the connection is closed with 1009
+//!   (message too big);
+//! - a text message that is not UTF-8: closed with 1007 (invalid payload);
+//! - a frame that breaks the WebSocket protocol (reserved bits, an unknown
+//!   opcode, an unmasked or fragmented control frame, a connection cut in
+//!   the middle of a frame): closed with 1002 (protocol error).
+//!
+//! Every close the server starts carries a code and a short reason: those
+//! above, 1008 for a device removed or an account disabled
+//! ([`CLOSE_REVOKED`]), 1000 for a connection replaced by a newer one of
+//! the same device, 1001 for a peer silent for two ping intervals. A
+//! request to `/v1/ws` that is not a WebSocket upgrade gets a 400
+//! (`bad_upgrade`) with the usual JSON error body.
 //!
 //! This is transport: sends go to `services::sends`, queue reads and
 //! acknowledgements to `services::queue`.
@@ -25,8 +49,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
@@ -68,8 +93,15 @@ pub fn router() -> Router<AppState> {
 async fn upgrade(
     State(state): State<AppState>,
     device: AuthedDevice,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return AppError::bad_request(ErrorCode::BadUpgrade, rejection.body_text())
+                .into_response();
+        }
+    };
     upgrade
         .read_buffer_size(BUFFER_SIZE)
         .write_buffer_size(BUFFER_SIZE)
@@ -101,13 +133,47 @@ struct Connection {
 /// WebSocket close code for a device removed or an account disabled
 /// while connected (RFC 6455 "policy violation").
 pub const CLOSE_REVOKED: u16 = 1008;
+/// Close code for a connection replaced by a newer one of the same device
+/// (RFC 6455 "normal closure").
+pub const CLOSE_REPLACED: u16 = 1000;
+/// Close code for a peer that answered no ping for two intervals (RFC 6455
+/// "going away").
+pub const CLOSE_SILENT: u16 = 1001;
+/// Close code for a frame that breaks the WebSocket protocol (RFC 6455
+/// "protocol error").
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a text message that is not UTF-8 (RFC 6455 "invalid
+/// frame payload data").
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+/// Close code for a message larger than the server takes (RFC 6455
+/// "message too big").
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// A close frame with a code and a short reason.
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
 
 /// The close frame a revoked device's connection gets.
 fn revoked_close() -> Message {
-    Message::Close(Some(axum::extract::ws::CloseFrame {
-        code: CLOSE_REVOKED,
-        reason: "device removed or account disabled".into(),
-    }))
+    close(CLOSE_REVOKED, "device removed or account disabled")
+}
+
+/// The close frame for a message that could not be read, or `None` when
+/// the peer is gone and nothing can reach it.
+fn read_error_close(error: axum::Error) -> Option<Message> {
+    let error = error.into_inner();
+    tracing::debug!(error = %error, "unreadable websocket message");
+    let (code, reason) = match error.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => (CLOSE_TOO_BIG, "message larger than 4 MiB"),
+        tungstenite::Error::Utf8(_) => (CLOSE_INVALID_PAYLOAD, "text message is not UTF-8"),
+        tungstenite::Error::Protocol(_) => (CLOSE_PROTOCOL_ERROR, "malformed WebSocket frame"),
+        _ => return None,
+    };
+    Some(close(code, reason))
 }
 
 /// Why a connection ended abnormally.
@@ -176,6 +242,7 @@ impl Connection {
                 _ = ping.tick() => {
                     // Silent for two intervals (not even a pong): gone.
                     if last_heard.elapsed() >= ping_every * 2 {
+                        let _ = sink.send(close(CLOSE_SILENT, "no answer to pings")).await;
                         break;
                     }
                     sink.send(Message::Ping(Default::default())).await?;
@@ -186,6 +253,8 @@ impl Connection {
                         break;
                     }
                     if inbox.replaced {
+                        let replaced = close(CLOSE_REPLACED, "replaced by a newer connection");
+                        let _ = sink.send(replaced).await;
                         break;
                     }
                     self.take_inbox(inbox, &mut sink).await?;
@@ -210,7 +279,13 @@ impl Connection {
                             send_error(&mut sink, 0, ErrorCode::BadFrame, "frames are binary protobuf").await?;
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                        Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                        Some(Err(error)) => {
+                            if let Some(close) = read_error_close(error) {
+                                let _ = sink.send(close).await;
+                            }
+                            break;
+                        }
+                        Some(Ok(Message::Close(_))) | None => break,
                     }
                 }
             }
@@ -321,7 +396,10 @@ impl Connection {
             Some(client_frame::Body::Ping(_)) => {
                 respond(sink, request_id, Ok(serde_json::json!({}))).await
             }
-            None => send_error(sink, request_id, ErrorCode::BadFrame, "empty frame").await,
+            None => {
+                let reason = "no body this server knows (empty, or of an unknown kind)";
+                send_error(sink, request_id, ErrorCode::BadFrame, reason).await
+            }
         }
     }
 
@@ -397,7 +475,10 @@ impl Connection {
                     let result = queued.stored().await;
                     (
                         request_id,
-                        result.map(|r| serde_json::json!({ "stored": r.stored })),
+                        result.and_then(|r| {
+                            serde_json::to_value(r)
+                                .map_err(|e| AppError::Internal(format!("encoding a reply: {e}")))
+                        }),
                     )
                 }));
                 Ok(())

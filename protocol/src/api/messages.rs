@@ -49,10 +49,25 @@ pub struct MultiSendRequest {
 }
 
 /// A stored send.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SendResponse {
     /// Envelopes stored.
     pub stored: usize,
+    /// Devices whose envelope was not stored because their queue is full
+    /// (the device has not fetched its messages for a long time): the
+    /// rest of the send was stored. Absent when every envelope was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue_full: Vec<FullQueue>,
+}
+
+/// A device whose queue of undelivered envelopes reached the server's cap
+/// (count or bytes), so that it is sent nothing more until it catches up.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FullQueue {
+    /// The device's account.
+    pub destination: String,
+    /// The device.
+    pub device_id: u32,
 }
 
 /// A stale device list, as a `stale_devices` refusal reports it.

@@ -24,7 +24,7 @@ pub use calls::{JoinToken, TokenKey, TurnCredentials};
 pub use directory::{DirectoryEntry, DirectoryQuery, MAX_DIRECTORY_RESULTS};
 pub use keys::{BundleResponse, DeviceBundle, KeyUpload, MAX_PREKEYS_PER_UPLOAD, PrekeyCounts};
 pub use messages::{
-    AccountEnvelopes, DeviceEnvelope, MAX_DESTINATIONS, MultiSendRequest, SendRequest,
+    AccountEnvelopes, DeviceEnvelope, FullQueue, MAX_DESTINATIONS, MultiSendRequest, SendRequest,
     SendResponse, StaleLists,
 };
 pub use push::{PushRegistered, PushRegistration};

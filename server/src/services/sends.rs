@@ -128,7 +128,7 @@ fn check_destinations(request: &MultiSendRequest) -> Result<(), AppError> {
 /// the server took nothing. Otherwise spends one token per recipient
 /// account.
 fn admit_send(state: &AppState, sender: &AuthedDevice, recipients: usize) -> Result<(), AppError> {
-    if state.writer.is_busy() {
+    if state.writer.refuses((sender.account_id, sender.device_id)) {
         return Err(write_error(
             &state.metrics,
             recipients > 1,
@@ -221,7 +221,10 @@ impl QueuedSend {
     /// devices), or the writer refused the send.
     pub async fn stored(self) -> Result<SendResponse, AppError> {
         match self.commit.await {
-            Ok(()) => Ok(SendResponse { stored: self.count }),
+            Ok(queue_full) => Ok(SendResponse {
+                stored: self.count - queue_full.len(),
+                queue_full,
+            }),
             Err(error) => Err(write_error(&self.metrics, self.many, error)),
         }
     }
@@ -233,6 +236,20 @@ fn write_error(metrics: &Metrics, many: bool, error: WriteError) -> AppError {
         WriteError::Refused(SendRefusal::UnknownAccount) => AppError::NotFound("account"),
         WriteError::Refused(SendRefusal::SenderRevoked) => {
             AppError::Forbidden("this device was removed or its account disabled")
+        }
+        WriteError::Refused(SendRefusal::QueueFull(full)) => {
+            let devices: Vec<String> = full
+                .iter()
+                .map(|f| format!("{} device {}", f.destination, f.device_id))
+                .collect();
+            AppError::Conflict {
+                code: ErrorCode::QueueFull,
+                reason: format!(
+                    "nothing was stored: the queue of undelivered messages is full for {} \
+                     (the device has not fetched its messages for a long time)",
+                    devices.join(", ")
+                ),
+            }
         }
         WriteError::Refused(SendRefusal::StaleDevices(stale)) => {
             metrics.stale_device_refusals.inc();

@@ -19,18 +19,21 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgConnection, Postgres, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sends::{self, Accounts, InsertRow, SendOp, SendRefusal};
+use super::queue_usage::{DeviceKey, QueueCaps, QueueUsage};
+use super::sends::{self, Accounts, InsertRow, Plan, SendOp, SendRefusal};
 use super::sqlite_batch::SqliteWriter;
 use super::{Backend, NewEnvelope, Pool, Store};
 use crate::delivery::{CommittedEnvelope, Notifier, StoredEnvelope};
 use crate::metrics::Metrics;
+use starling_protocol::api::FullQueue;
 
 /// Most operations folded into one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -65,6 +68,8 @@ pub struct BatchOutcome {
     pub deleted: u64,
     /// Per operation, why it was refused (sends only).
     pub refusals: Vec<Option<SendRefusal>>,
+    /// Per operation, the devices a stored send left out for a full queue.
+    pub full: Vec<Vec<FullQueue>>,
 }
 
 /// A write that did not happen.
@@ -82,7 +87,14 @@ pub enum WriteError {
     Failed(String),
 }
 
-type Reply = oneshot::Sender<Result<(), WriteError>>;
+/// What a committed write reports: the devices a send left out.
+type Answer = Result<Vec<FullQueue>, WriteError>;
+
+type Reply = oneshot::Sender<Answer>;
+
+/// Sends a device may have waiting for the writer at once; beyond, its
+/// sends are refused as busy, whatever the queue.
+pub const MAX_IN_FLIGHT_PER_DEVICE: u32 = 64;
 
 /// Writes the queue to the writer holds; a write beyond it waits for room.
 pub const QUEUE_CAPACITY: usize = MAX_BATCH * 4;
@@ -91,28 +103,35 @@ pub const QUEUE_CAPACITY: usize = MAX_BATCH * 4;
 #[derive(Debug, Clone)]
 pub struct Batcher {
     queue: mpsc::Sender<(BatchOp, Reply)>,
-    /// Queued writes from which new sends are refused as [`WriteError::Busy`].
+    /// Queued writes from which new sends are refused as [`WriteError::Busy`]
+    /// to devices that already have one waiting.
     busy_at: usize,
+    /// Sends waiting for the writer, per sending device.
+    in_flight: Arc<Mutex<HashMap<DeviceKey, u32>>>,
 }
 
 impl Batcher {
     /// Starts the writer with the current runtime; `notifier` hears of every
     /// envelope it commits, `metrics` counts what it stored and deleted.
     /// Once `busy_at` writes wait in its queue, [`Batcher::enqueue_send`]
-    /// refuses new sends instead of queuing them (at [`QUEUE_CAPACITY`] or
-    /// more, sends wait for room like other writes). Fails outside a Tokio
-    /// runtime, or if the writer's thread cannot be started.
+    /// refuses the sends of devices that already have one waiting (at
+    /// [`QUEUE_CAPACITY`] or more, sends wait for room like other writes).
+    /// A send that would take a device past `caps` is left out for it.
+    /// Fails outside a Tokio runtime, or if the writer's thread cannot be
+    /// started.
     pub fn start(
         store: Store,
         notifier: Arc<dyn Notifier>,
         metrics: Arc<Metrics>,
         busy_at: usize,
+        caps: QueueCaps,
     ) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Writer {
             store,
             notifier,
             metrics,
+            usage: QueueUsage::new(caps),
         };
         let handle = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         match writer.store.backend() {
@@ -131,7 +150,11 @@ impl Batcher {
                 handle.spawn(writer.run(receiver));
             }
         }
-        Ok(Self { queue, busy_at })
+        Ok(Self {
+            queue,
+            busy_at,
+            in_flight: Arc::default(),
+        })
     }
 
     /// Writes waiting for the writer (not counting the batch it applies).
@@ -144,16 +167,44 @@ impl Batcher {
         self.queued() >= self.busy_at
     }
 
-    /// Queues a send like [`Batcher::enqueue`], unless the writer is
-    /// already behind: then the send is refused at once, so that under
-    /// overload the server answers "busy" and goes on delivering and
-    /// deleting, instead of stalling every connection behind the queue.
-    /// Acknowledgements are never refused; they shrink the work.
+    /// Whether a send of `device` would be refused as busy now: it has
+    /// [`MAX_IN_FLIGHT_PER_DEVICE`] sends waiting, or the writer is behind
+    /// and it has any. Overload is shared fairly: a device flooding the
+    /// queue is refused, while one that has nothing waiting still gets
+    /// its send queued.
+    pub fn refuses(&self, device: DeviceKey) -> bool {
+        let waiting = self.waiting(device);
+        waiting >= MAX_IN_FLIGHT_PER_DEVICE || (waiting > 0 && self.is_busy())
+    }
+
+    fn waiting(&self, device: DeviceKey) -> u32 {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.get(&device).copied().unwrap_or(0)
+    }
+
+    /// Queues a send like [`Batcher::enqueue`], unless the writer refuses
+    /// it ([`Batcher::refuses`]): then it is refused at once, so that under
+    /// overload the server answers "busy" to those who load it and goes
+    /// on delivering and deleting, instead of stalling every connection
+    /// behind the queue. Acknowledgements are never refused; they shrink
+    /// the work.
     pub async fn enqueue_send(&self, op: SendOp) -> Result<Commit, WriteError> {
-        if self.is_busy() {
-            return Err(WriteError::Busy);
-        }
-        self.enqueue(BatchOp::Send(op)).await
+        let device = op.sender;
+        let slot = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = in_flight.entry(device).or_insert(0);
+            if *waiting >= MAX_IN_FLIGHT_PER_DEVICE || (*waiting > 0 && self.is_busy()) {
+                return Err(WriteError::Busy);
+            }
+            *waiting += 1;
+            InFlightSlot {
+                in_flight: self.in_flight.clone(),
+                device,
+            }
+        };
+        let mut commit = self.enqueue(BatchOp::Send(op)).await?;
+        commit.slot = Some(slot);
+        Ok(commit)
     }
 
     /// Queues one write without waiting for its commit (it is applied
@@ -167,12 +218,32 @@ impl Batcher {
     pub async fn enqueue(&self, op: BatchOp) -> Result<Commit, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.queue.send((op, reply)).await.map_err(|_| stopped())?;
-        Ok(Commit(answer))
+        Ok(Commit { answer, slot: None })
     }
 
     /// Applies one write; returns after it is committed.
     pub async fn write(&self, op: BatchOp) -> Result<(), WriteError> {
-        self.enqueue(op).await?.await
+        self.enqueue(op).await?.await.map(drop)
+    }
+}
+
+/// A device's place among the sends waiting for the writer, given back
+/// when its send is answered (or abandoned).
+#[derive(Debug)]
+struct InFlightSlot {
+    in_flight: Arc<Mutex<HashMap<DeviceKey, u32>>>,
+    device: DeviceKey,
+}
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waiting) = in_flight.get_mut(&self.device) {
+            *waiting = waiting.saturating_sub(1);
+            if *waiting == 0 {
+                in_flight.remove(&self.device);
+            }
+        }
     }
 }
 
@@ -180,17 +251,23 @@ fn stopped() -> WriteError {
     WriteError::Failed("writer stopped".to_string())
 }
 
-/// A queued write; resolves when it is committed (or refused).
+/// A queued write; resolves when it is committed (with the devices a send
+/// left out for a full queue), or refused.
 #[derive(Debug)]
-pub struct Commit(oneshot::Receiver<Result<(), WriteError>>);
+pub struct Commit {
+    answer: oneshot::Receiver<Answer>,
+    slot: Option<InFlightSlot>,
+}
 
 impl Future for Commit {
-    type Output = Result<(), WriteError>;
+    type Output = Answer;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|answer| answer.unwrap_or_else(|_| Err(stopped())))
+        let answer = Pin::new(&mut self.answer).poll(cx);
+        answer.map(|answer| {
+            self.slot = None;
+            answer.unwrap_or_else(|_| Err(stopped()))
+        })
     }
 }
 
@@ -198,19 +275,20 @@ struct Writer {
     store: Store,
     notifier: Arc<dyn Notifier>,
     metrics: Arc<Metrics>,
+    usage: QueueUsage,
 }
 
 impl Writer {
-    async fn run(self, mut receiver: mpsc::Receiver<(BatchOp, Reply)>) {
+    async fn run(mut self, mut receiver: mpsc::Receiver<(BatchOp, Reply)>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut connection = None;
         while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
             let ops: Vec<&BatchOp> = batch.iter().map(|(op, _)| op).collect();
             match self.apply(&mut connection, &ops).await {
                 Ok(outcome) => {
-                    let refusals = self.announce(outcome);
-                    for ((_, reply), refusal) in batch.drain(..).zip(refusals) {
-                        let _ = reply.send(refusal.map_or(Ok(()), |r| Err(WriteError::Refused(r))));
+                    let answers = self.announce(outcome);
+                    for ((_, reply), answer) in batch.drain(..).zip(answers) {
+                        let _ = reply.send(answer);
                     }
                 }
                 Err(_) => {
@@ -218,10 +296,10 @@ impl Writer {
                     // each on its own.
                     for (op, reply) in batch.drain(..) {
                         let result = match self.apply(&mut connection, &[&op]).await {
-                            Ok(outcome) => match self.announce(outcome).pop().flatten() {
-                                Some(refusal) => Err(WriteError::Refused(refusal)),
-                                None => Ok(()),
-                            },
+                            Ok(outcome) => self
+                                .announce(outcome)
+                                .pop()
+                                .unwrap_or_else(|| Ok(Vec::new())),
                             Err(error) => {
                                 tracing::warn!(error = %error, "a write of the group commit failed");
                                 Err(WriteError::Failed(error.to_string()))
@@ -238,7 +316,7 @@ impl Writer {
     /// pool first if it has none; a connection that failed is given back
     /// (and replaced on the next write), since it may be broken.
     async fn apply(
-        &self,
+        &mut self,
         connection: &mut Option<WriterConnection>,
         ops: &[&BatchOp],
     ) -> Result<BatchOutcome, sqlx::Error> {
@@ -246,13 +324,22 @@ impl Writer {
             Some(held) => held,
             None => self.store.writer_connection().await?,
         };
-        let outcome = held.apply(ops).await?;
-        *connection = Some(held);
-        Ok(outcome)
+        match held.apply(ops, &mut self.usage).await {
+            Ok(outcome) => {
+                *connection = Some(held);
+                Ok(outcome)
+            }
+            Err(error) => {
+                // What the failed transaction counted did not happen.
+                self.usage.forget();
+                Err(error)
+            }
+        }
     }
 
-    /// Counts and announces what was committed; returns the refusals.
-    fn announce(&self, outcome: BatchOutcome) -> Vec<Option<SendRefusal>> {
+    /// Counts and announces what was committed; returns each operation's
+    /// answer.
+    fn announce(&self, outcome: BatchOutcome) -> Vec<Answer> {
         self.metrics
             .envelopes_stored
             .inc_by(outcome.committed.len() as u64);
@@ -260,7 +347,27 @@ impl Writer {
         for envelope in outcome.committed {
             self.notifier.envelope_committed(envelope);
         }
-        outcome.refusals
+        let refused_full = outcome.full.iter().map(Vec::len).sum::<usize>()
+            + outcome
+                .refusals
+                .iter()
+                .map(|r| match r {
+                    Some(SendRefusal::QueueFull(full)) => full.len(),
+                    _ => 0,
+                })
+                .sum::<usize>();
+        self.metrics
+            .envelopes_refused_queue_full
+            .inc_by(refused_full as u64);
+        outcome
+            .refusals
+            .into_iter()
+            .zip(outcome.full)
+            .map(|(refusal, full)| match refusal {
+                Some(refusal) => Err(WriteError::Refused(refusal)),
+                None => Ok(full),
+            })
+            .collect()
     }
 }
 
@@ -270,7 +377,11 @@ impl Store {
     /// sends were refused. (On SQLite the statements run on the calling
     /// thread, as on the writer's.)
     pub async fn apply_batch(&self, ops: &[&BatchOp]) -> Result<BatchOutcome, sqlx::Error> {
-        self.writer_connection().await?.apply(ops).await
+        let mut usage = QueueUsage::new(QueueCaps {
+            max_envelopes: u64::MAX,
+            max_bytes: u64::MAX,
+        });
+        self.writer_connection().await?.apply(ops, &mut usage).await
     }
 
     /// A connection for a writer to keep: on SQLite one of its own to the
@@ -300,10 +411,14 @@ enum WriterConnection {
 }
 
 impl WriterConnection {
-    async fn apply(&mut self, ops: &[&BatchOp]) -> Result<BatchOutcome, sqlx::Error> {
+    async fn apply(
+        &mut self,
+        ops: &[&BatchOp],
+        usage: &mut QueueUsage,
+    ) -> Result<BatchOutcome, sqlx::Error> {
         match self {
-            Self::Sqlite(writer) => writer.apply(ops).map_err(sqlite_error),
-            Self::Postgres(connection) => apply_postgres(connection, ops).await,
+            Self::Sqlite(writer) => writer.apply(ops, usage).map_err(sqlite_error),
+            Self::Postgres(connection) => apply_postgres(connection, ops, usage).await,
         }
     }
 }
@@ -313,6 +428,7 @@ impl WriterConnection {
 async fn apply_postgres(
     connection: &mut PgConnection,
     ops: &[&BatchOp],
+    usage: &mut QueueUsage,
 ) -> Result<BatchOutcome, sqlx::Error> {
     let mut tx = connection.begin().await?;
     // The destinations' accounts and the senders', in the same statement:
@@ -324,7 +440,17 @@ async fn apply_postgres(
     )
     .await?;
     let enabled = sends::enabled_devices(&accounts);
-    let plan = sends::plan(ops, &accounts, &enabled);
+    let mut plan = sends::plan(ops, &accounts, &enabled);
+    let now = Instant::now();
+    let unread = usage.to_read(plan.send_devices(), now);
+    for chunk in unread.chunks(ROWS_PER_STATEMENT) {
+        let waiting = read_usage(&mut tx, chunk).await?;
+        for device in chunk {
+            let (envelopes, bytes) = waiting.get(device).copied().unwrap_or((0, 0));
+            usage.read(*device, envelopes, bytes, now);
+        }
+    }
+    plan.apply_queue_caps(usage);
     let mut committed = Vec::with_capacity(plan.rows.len());
     for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
         let mut insert = insert_statement(chunk);
@@ -344,19 +470,68 @@ async fn apply_postgres(
     }
     let mut deleted = 0;
     for chunk in acknowledgements(ops).chunks(ROWS_PER_STATEMENT) {
-        deleted += delete_statement(chunk)
-            .build()
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut delete = delete_statement(chunk);
+        delete.push(" RETURNING account_id, device_id, length(content) AS size");
+        for row in delete.build().fetch_all(&mut *tx).await? {
+            let device = device_key(row.try_get("account_id")?, row.try_get("device_id")?);
+            usage.deleted(device, row.try_get::<i32, _>("size")?.unsigned_abs().into());
+            deleted += 1;
+        }
     }
     tx.commit().await?;
     committed.sort_by_key(|c| c.envelope.seq);
-    Ok(BatchOutcome {
+    Ok(outcome(committed, deleted, plan))
+}
+
+/// The outcome of a committed batch.
+pub(super) fn outcome(
+    committed: Vec<CommittedEnvelope>,
+    deleted: u64,
+    plan: Plan<'_>,
+) -> BatchOutcome {
+    BatchOutcome {
         committed,
         deleted,
         refusals: plan.refusals,
-    })
+        full: plan.full,
+    }
+}
+
+/// A device as its columns store it.
+pub(super) fn device_key(account_id: i64, device_id: i64) -> DeviceKey {
+    (account_id, u32::try_from(device_id).unwrap_or(u32::MAX))
+}
+
+/// How many envelopes, and bytes, wait for each of `devices` (those
+/// with none are left out: they wait for nothing).
+async fn read_usage(
+    connection: &mut PgConnection,
+    devices: &[DeviceKey],
+) -> Result<HashMap<DeviceKey, (u64, u64)>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT account_id, device_id, count(*) AS envelopes, \
+         coalesce(sum(length(content)), 0)::BIGINT AS bytes FROM envelopes WHERE ",
+    );
+    let mut terms = query.separated(" OR ");
+    for (account_id, device_id) in devices {
+        terms.push("(account_id = ");
+        terms.push_bind_unseparated(*account_id);
+        terms.push_unseparated(" AND device_id = ");
+        terms.push_bind_unseparated(i64::from(*device_id));
+        terms.push_unseparated(")");
+    }
+    query.push(" GROUP BY account_id, device_id");
+    let mut usage = HashMap::with_capacity(devices.len());
+    for row in query.build().fetch_all(&mut *connection).await? {
+        usage.insert(
+            device_key(row.try_get("account_id")?, row.try_get("device_id")?),
+            (
+                row.try_get::<i64, _>("envelopes")?.unsigned_abs(),
+                row.try_get::<i64, _>("bytes")?.unsigned_abs(),
+            ),
+        );
+    }
+    Ok(usage)
 }
 
 /// Reads the enabled accounts among `usernames`, and those with the ids

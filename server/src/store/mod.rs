@@ -13,6 +13,7 @@ mod directory;
 mod envelopes;
 mod keys;
 mod push;
+mod queue_usage;
 mod sends;
 mod sqlite_batch;
 
@@ -27,11 +28,15 @@ use sqlx::sqlite::{
 };
 
 pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError, Removal, Revocation};
-pub use attachments::AttachmentRecord;
-pub use batch::{BatchOp, BatchOutcome, Batcher, Commit, MAX_BATCH, QUEUE_CAPACITY, WriteError};
+pub use attachments::{AttachmentRecord, NewAttachment, QuotaOutcome};
+pub use batch::{
+    BatchOp, BatchOutcome, Batcher, Commit, MAX_BATCH, MAX_IN_FLIGHT_PER_DEVICE, QUEUE_CAPACITY,
+    WriteError,
+};
 pub use directory::DirectoryEntry;
 pub use envelopes::{NewEnvelope, QueueStats};
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
+pub use queue_usage::QueueCaps;
 pub use sends::{Destination, SendOp, SendRefusal, StaleLists};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

@@ -8,6 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use starling_protocol::api::FullQueue;
+
+use super::queue_usage::QueueUsage;
 use super::{BatchOp, NewEnvelope};
 
 /// A send to store: envelopes for one or more accounts.
@@ -41,6 +44,8 @@ pub enum SendRefusal {
     /// The sending device was removed, or its account disabled, before
     /// the send was committed.
     SenderRevoked,
+    /// Every destination device's queue is full.
+    QueueFull(Vec<FullQueue>),
 }
 
 /// Devices of enabled accounts, as the transaction read them: the
@@ -109,6 +114,9 @@ pub(super) struct InsertRow<'a> {
     pub account_id: i64,
     /// The envelope.
     pub envelope: &'a NewEnvelope,
+    /// The send it belongs to, by index in the batch, and the username it
+    /// addresses; `None` for envelopes stored as they are.
+    pub send: Option<(usize, &'a str)>,
 }
 
 /// What a batch inserts, and which of its sends are refused (by index).
@@ -118,6 +126,47 @@ pub(super) struct Plan<'a> {
     pub rows: Vec<InsertRow<'a>>,
     /// Per operation, `Some` if it is refused.
     pub refusals: Vec<Option<SendRefusal>>,
+    /// Per operation, the devices left out for a full queue.
+    pub full: Vec<Vec<FullQueue>>,
+}
+
+impl Plan<'_> {
+    /// The devices the plan's sends insert envelopes for.
+    pub(super) fn send_devices(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        self.rows
+            .iter()
+            .filter(|row| row.send.is_some())
+            .map(|row| (row.account_id, row.envelope.device_id))
+    }
+
+    /// Leaves out the envelopes for devices whose queue is full, counting
+    /// the others into `usage`. A send left with nothing is refused
+    /// ([`SendRefusal::QueueFull`]); one left with something is stored,
+    /// and told which devices it missed.
+    pub(super) fn apply_queue_caps(&mut self, usage: &mut QueueUsage) {
+        let mut kept = vec![0usize; self.refusals.len()];
+        self.rows.retain(|row| {
+            let Some((op, username)) = row.send else {
+                return true;
+            };
+            let device = (row.account_id, row.envelope.device_id);
+            let size = row.envelope.content.len() as u64;
+            if usage.admit(device, size) {
+                kept[op] += 1;
+                return true;
+            }
+            self.full[op].push(FullQueue {
+                destination: username.to_string(),
+                device_id: device.1,
+            });
+            false
+        });
+        for (op, full) in self.full.iter_mut().enumerate() {
+            if !full.is_empty() && kept[op] == 0 {
+                self.refusals[op] = Some(SendRefusal::QueueFull(std::mem::take(full)));
+            }
+        }
+    }
 }
 
 /// The usernames the batch's sends address, each once.
@@ -143,20 +192,22 @@ pub(super) fn plan<'a>(
     let mut plan = Plan {
         rows: Vec::new(),
         refusals: Vec::with_capacity(ops.len()),
+        full: vec![Vec::new(); ops.len()],
     };
-    for op in ops {
+    for (index, op) in ops.iter().enumerate() {
         let refusal = match op {
             BatchOp::Insert(envelopes) => {
                 plan.rows.extend(envelopes.iter().map(|envelope| InsertRow {
                     account_id: envelope.account_id,
                     envelope,
+                    send: None,
                 }));
                 None
             }
             BatchOp::Send(send) if !enabled.contains(&send.sender) => {
                 Some(SendRefusal::SenderRevoked)
             }
-            BatchOp::Send(send) => match check(send, accounts) {
+            BatchOp::Send(send) => match check(index, send, accounts) {
                 Ok(rows) => {
                     plan.rows.extend(rows);
                     None
@@ -171,7 +222,11 @@ pub(super) fn plan<'a>(
 }
 
 /// The rows of one send, or why it is refused.
-fn check<'a>(send: &'a SendOp, accounts: &Accounts) -> Result<Vec<InsertRow<'a>>, SendRefusal> {
+fn check<'a>(
+    index: usize,
+    send: &'a SendOp,
+    accounts: &Accounts,
+) -> Result<Vec<InsertRow<'a>>, SendRefusal> {
     let mut rows = Vec::new();
     let mut stale = BTreeMap::new();
     for destination in &send.destinations {
@@ -188,6 +243,7 @@ fn check<'a>(send: &'a SendOp, accounts: &Accounts) -> Result<Vec<InsertRow<'a>>
             rows.extend(destination.envelopes.iter().map(|envelope| InsertRow {
                 account_id: *account_id,
                 envelope,
+                send: Some((index, destination.username.as_str())),
             }));
         } else {
             let lists = StaleLists {
@@ -300,6 +356,42 @@ mod tests {
             vec![Some(SendRefusal::SenderRevoked), None, None]
         );
         assert_eq!(plan.rows.len(), 4);
+    }
+
+    #[test]
+    fn full_queues_leave_out_their_devices_or_refuse_a_send_left_with_nothing() {
+        use super::super::queue_usage::{QueueCaps, QueueUsage};
+        let now = std::time::Instant::now();
+        let mut usage = QueueUsage::new(QueueCaps {
+            max_envelopes: 10,
+            max_bytes: 1_000,
+        });
+        usage.read((2, 1), 10, 10, now);
+        usage.read((2, 3), 0, 0, now);
+        usage.read((1, 1), 0, 1_000, now);
+        usage.read((1, 2), 10, 10, now);
+        let partly = send((1, 1), &[("bob", &[1, 3])]);
+        let wholly = send((2, 3), &[("alice", &[1, 2])]);
+        let ops = [&partly, &wholly];
+        let mut plan = plan(&ops, &accounts(), &enabled_devices(&accounts()));
+        plan.apply_queue_caps(&mut usage);
+        let full = |destination: &str, device_id| FullQueue {
+            destination: destination.to_string(),
+            device_id,
+        };
+        assert_eq!(
+            plan.refusals,
+            vec![
+                None,
+                Some(SendRefusal::QueueFull(vec![
+                    full("alice", 1),
+                    full("alice", 2)
+                ]))
+            ]
+        );
+        assert_eq!(plan.full[0], vec![full("bob", 1)]);
+        let rows: Vec<(i64, u32)> = plan.send_devices().collect();
+        assert_eq!(rows, vec![(2, 3)]);
     }
 
     #[test]

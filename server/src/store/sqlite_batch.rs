@@ -9,11 +9,14 @@
 //! and a single-row `INSERT` gives its sequence number directly.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
-use super::batch::{BatchOp, BatchOutcome, acknowledgements, committed_envelope};
+use super::batch::{
+    BatchOp, BatchOutcome, acknowledgements, committed_envelope, device_key, outcome,
+};
+use super::queue_usage::QueueUsage;
 use super::sends::{self, Accounts};
 
 const READ_ACCOUNT: &str = "SELECT a.id, d.device_id FROM accounts a \
@@ -24,8 +27,11 @@ const READ_DEVICE: &str = "SELECT 1 FROM devices d JOIN accounts a ON a.id = d.a
 const INSERT_ENVELOPE: &str = "INSERT INTO envelopes (envelope_id, account_id, device_id, \
      sender, sender_device, created_at, expires_at, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 /// An envelope goes only if the acknowledging device is its destination.
-const DELETE_ENVELOPE: &str =
-    "DELETE FROM envelopes WHERE envelope_id = ?1 AND account_id = ?2 AND device_id = ?3";
+const DELETE_ENVELOPE: &str = "DELETE FROM envelopes \
+     WHERE envelope_id = ?1 AND account_id = ?2 AND device_id = ?3 RETURNING length(content)";
+/// What waits for one device.
+const READ_USAGE: &str = "SELECT count(*), coalesce(sum(length(content)), 0) FROM envelopes \
+     WHERE account_id = ?1 AND device_id = ?2";
 
 /// The writer's connection to the SQLite file the server's pool uses.
 pub(super) struct SqliteWriter {
@@ -57,7 +63,11 @@ impl SqliteWriter {
     /// that it never has to upgrade; returns the envelopes inserted, in
     /// queue order, how many the acknowledgements deleted, and which sends
     /// were refused. Nothing of a failed batch is kept.
-    pub(super) fn apply(&mut self, ops: &[&BatchOp]) -> Result<BatchOutcome, rusqlite::Error> {
+    pub(super) fn apply(
+        &mut self,
+        ops: &[&BatchOp],
+        usage: &mut QueueUsage,
+    ) -> Result<BatchOutcome, rusqlite::Error> {
         let tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -65,7 +75,19 @@ impl SqliteWriter {
         let mut enabled = sends::enabled_devices(&accounts);
         let unknown = sends::unknown_senders(ops, &enabled);
         enabled.extend(read_enabled(&tx, &unknown)?);
-        let plan = sends::plan(ops, &accounts, &enabled);
+        let mut plan = sends::plan(ops, &accounts, &enabled);
+        let now = Instant::now();
+        {
+            let mut read = tx.prepare_cached(READ_USAGE)?;
+            for device in usage.to_read(plan.send_devices(), now) {
+                let (envelopes, bytes) = read
+                    .query_row(params![device.0, i64::from(device.1)], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                    })?;
+                usage.read(device, envelopes.unsigned_abs(), bytes.unsigned_abs(), now);
+            }
+        }
+        plan.apply_queue_caps(usage);
         let mut committed = Vec::with_capacity(plan.rows.len());
         {
             let mut insert = tx.prepare_cached(INSERT_ENVELOPE)?;
@@ -88,15 +110,17 @@ impl SqliteWriter {
         {
             let mut delete = tx.prepare_cached(DELETE_ENVELOPE)?;
             for (account_id, device_id, id) in acknowledgements(ops) {
-                deleted += delete.execute(params![id, account_id, i64::from(device_id)])? as u64;
+                let mut rows = delete.query(params![id, account_id, i64::from(device_id)])?;
+                while let Some(row) = rows.next()? {
+                    let size: i64 = row.get(0)?;
+                    let device = device_key(account_id, i64::from(device_id));
+                    usage.deleted(device, size.unsigned_abs());
+                    deleted += 1;
+                }
             }
         }
         tx.commit()?;
-        Ok(BatchOutcome {
-            committed,
-            deleted,
-            refusals: plan.refusals,
-        })
+        Ok(outcome(committed, deleted, plan))
     }
 }
 
