@@ -526,6 +526,13 @@ mod tests {
     }
 
     #[test]
+    fn the_default_attachment_quota_holds_many_of_the_largest_attachments() {
+        let attachments = AttachmentsConfig::default();
+        let largest = starling_crypto::attachment::ciphertext_len(attachments.max_bytes);
+        assert!(attachments.quota_bytes_per_account >= 40 * largest);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
         let mut config = Config::default();

@@ -1,7 +1,8 @@
 //! Rate limits (token buckets, `governor`): per device for sends and
-//! bundle fetches, and per (requester account, target account) pair for
+//! bundle fetches, per (requester account, target account) pair for
 //! the bundles claimed, as Signal's server does, so that no one account can
-//! drain another's one-time prekeys. They live in each process: with
+//! drain another's one-time prekeys, and per account for attachments
+//! created. They live in each process: with
 //! several nodes a device's effective limit is the per-node limit times
 //! the nodes it reaches, which still bounds abuse.
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::MessagesConfig;
+use crate::config::{AttachmentsConfig, MessagesConfig};
 use crate::error::AppError;
 
 /// A device, as rate limits see it.
@@ -29,6 +30,7 @@ pub struct Limits {
     bundle_fetches: DefaultKeyedRateLimiter<DeviceKey>,
     bundle_pairs: DefaultKeyedRateLimiter<PairKey>,
     prekey_uploads: DefaultKeyedRateLimiter<DeviceKey>,
+    attachment_creations: DefaultKeyedRateLimiter<i64>,
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
@@ -81,7 +83,7 @@ where
 
 impl Limits {
     /// Limiters from the configuration.
-    pub fn new(config: &MessagesConfig) -> Self {
+    pub fn new(config: &MessagesConfig, attachments: &AttachmentsConfig) -> Self {
         Self {
             sends: RateLimiter::keyed(quota(config.sends_per_second, config.send_burst)),
             send_burst: config.send_burst.max(1),
@@ -96,6 +98,10 @@ impl Limits {
             prekey_uploads: RateLimiter::keyed(hourly_quota(
                 config.prekey_uploads_per_hour,
                 config.prekey_upload_burst,
+            )),
+            attachment_creations: RateLimiter::keyed(hourly_quota(
+                attachments.creations_per_hour,
+                attachments.creation_burst,
             )),
         }
     }
@@ -119,6 +125,11 @@ impl Limits {
         check(&self.prekey_uploads, device)
     }
 
+    /// One attachment created by any device of `account`.
+    pub fn attachment_creation(&self, account: i64) -> Result<(), AppError> {
+        check(&self.attachment_creations, account)
+    }
+
     /// One bundle fetch by `device`.
     pub fn bundle_fetch(&self, device: DeviceKey) -> Result<(), AppError> {
         check(&self.bundle_fetches, device)
@@ -140,6 +151,7 @@ impl Limits {
         self.bundle_fetches.retain_recent();
         self.bundle_pairs.retain_recent();
         self.prekey_uploads.retain_recent();
+        self.attachment_creations.retain_recent();
     }
 }
 
@@ -154,7 +166,7 @@ mod tests {
             send_burst: 3,
             ..MessagesConfig::default()
         };
-        let limits = Limits::new(&config);
+        let limits = Limits::new(&config, &AttachmentsConfig::default());
         for _ in 0..3 {
             limits.send((1, 1)).unwrap();
         }
@@ -175,7 +187,7 @@ mod tests {
             send_burst: 3,
             ..MessagesConfig::default()
         };
-        let limits = Limits::new(&config);
+        let limits = Limits::new(&config, &AttachmentsConfig::default());
         limits.send_to((1, 1), 10).unwrap();
         assert!(limits.send_to((1, 1), 1).is_err());
     }
@@ -187,7 +199,7 @@ mod tests {
             bundle_pair_burst: 4,
             ..MessagesConfig::default()
         };
-        let limits = Limits::new(&config);
+        let limits = Limits::new(&config, &AttachmentsConfig::default());
         // A `*` fetch of three devices spends three tokens.
         limits.bundle_pair(1, 2, 3).unwrap();
         limits.bundle_pair(1, 2, 1).unwrap();
@@ -197,5 +209,23 @@ mod tests {
         limits.bundle_pair(3, 2, 4).unwrap();
         limits.bundle_pair(1, 5, 4).unwrap();
         limits.bundle_pair(1, 1, 100).unwrap();
+    }
+
+    #[test]
+    fn attachment_creations_are_limited_per_account() {
+        let attachments = AttachmentsConfig {
+            creations_per_hour: 1,
+            creation_burst: 2,
+            ..AttachmentsConfig::default()
+        };
+        let limits = Limits::new(&MessagesConfig::default(), &attachments);
+        limits.attachment_creation(1).unwrap();
+        limits.attachment_creation(1).unwrap();
+        let error = limits.attachment_creation(1).unwrap_err();
+        assert!(matches!(
+            error,
+            AppError::TooManyRequests { retry_after_secs } if retry_after_secs > 3000
+        ));
+        limits.attachment_creation(2).unwrap(); // another account
     }
 }

@@ -3,6 +3,11 @@
 //! byte the server recorded), read back whole or as one byte range, and
 //! deleted once expired. Memory use is constant whatever the size.
 //!
+//! An account's unexpired attachments, finished or not, may take at most
+//! `[attachments] quota_bytes_per_account` bytes by their announced sizes,
+//! and each account creates at most `creations_per_hour` of them (after a
+//! burst of `creation_burst`).
+//!
 //! An upload records its progress every [`CHECKPOINT_BYTES`] (after making
 //! the bytes durable), so even a crash of the server loses at most one
 //! checkpoint's worth; bytes written past the last checkpoint are dropped
@@ -21,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, Take};
 use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::error::{AppError, ErrorCode};
-use crate::store::{AttachmentRecord, now_millis};
+use crate::store::{AttachmentRecord, NewAttachment, QuotaOutcome, now_millis};
 
 /// Bytes of an upload between two recorded checkpoints.
 pub const CHECKPOINT_BYTES: i64 = 8 << 20;
@@ -88,8 +93,26 @@ async fn record(state: &AppState, id: &BlobId) -> Result<AttachmentRecord, AppEr
         .ok_or(AppError::NotFound("attachment"))
 }
 
+/// A number of bytes for a person: `1.5 GiB (1610612736 bytes)`.
+fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = None;
+    for name in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = Some(name);
+    }
+    match unit {
+        Some(unit) => format!("{value:.1} {unit} ({bytes} bytes)"),
+        None => format!("{bytes} bytes"),
+    }
+}
+
 /// Creates an empty attachment of `size` bytes (of ciphertext) for
-/// `owner` to upload.
+/// `owner` to upload, within the account's creation rate and quota.
 pub async fn create(
     state: &AppState,
     owner: &AuthedDevice,
@@ -104,6 +127,10 @@ pub async fn create(
         )));
     }
     let size = i64::try_from(size).map_err(|_| AppError::TooLarge("size out of range".into()))?;
+    if let Err(refused) = state.limits.attachment_creation(owner.account_id) {
+        state.metrics.attachments_refused_rate.inc();
+        return Err(refused);
+    }
     let id = BlobId::generate();
     let path = blob_path(state, &id.0);
     if let Some(dir) = path.parent() {
@@ -111,14 +138,40 @@ pub async fn create(
     }
     File::create(&path).await.map_err(io_error)?;
     let now = now_millis();
-    let ttl = i64::try_from(state.config.attachments.ttl_days.saturating_mul(86_400_000))
-        .unwrap_or(i64::MAX);
+    let config = &state.config.attachments;
+    let ttl = i64::try_from(config.ttl_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
     let expires_at = now.saturating_add(ttl);
-    state
-        .store
-        .create_attachment(&id.0, owner.account_id, size, now, expires_at)
-        .await?;
-    Ok(NewBlob { id, expires_at })
+    let quota = i64::try_from(config.quota_bytes_per_account).unwrap_or(i64::MAX);
+    let new = NewAttachment {
+        id: &id.0,
+        account_id: owner.account_id,
+        size,
+        now,
+        expires_at,
+    };
+    let outcome = state.store.create_attachment(new, quota).await;
+    match outcome {
+        Ok(QuotaOutcome::Created) => Ok(NewBlob { id, expires_at }),
+        Ok(QuotaOutcome::Exceeded { used }) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            state.metrics.attachments_refused_quota.inc();
+            Err(AppError::Conflict {
+                code: ErrorCode::AttachmentQuotaExceeded,
+                reason: format!(
+                    "this account's attachments take {} of its {} quota, and this one needs {}; \
+                     space frees as older attachments expire, {} days after they were created",
+                    human_bytes(used),
+                    human_bytes(quota),
+                    human_bytes(size),
+                    config.ttl_days,
+                ),
+            })
+        }
+        Err(error) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            Err(error.into())
+        }
+    }
 }
 
 /// How much of an attachment its uploader has sent.
@@ -353,4 +406,16 @@ pub async fn delete_expired(state: &AppState) -> Result<usize, sqlx::Error> {
         let _ = tokio::fs::remove_file(blob_path(state, id)).await;
     }
     Ok(ids.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_for_a_person() {
+        assert_eq!(human_bytes(1000), "1000 bytes");
+        assert_eq!(human_bytes(6 << 20), "6.0 MiB (6291456 bytes)");
+        assert_eq!(human_bytes(4 << 30), "4.0 GiB (4294967296 bytes)");
+    }
 }
