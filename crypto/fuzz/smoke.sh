@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzz smoke test: builds every cargo-fuzz target of starling-crypto and runs
-# each for ${FUZZ_SECONDS:-10} seconds, starting from seeds/<target>/ (and
+# Fuzz smoke test: builds every cargo-fuzz target (starling-crypto's, and
+# decode_ws_frame for the server's WebSocket frame decoder) and runs each
+# for ${FUZZ_SECONDS:-10} seconds, starting from seeds/<target>/ (and
 # replaying regressions/<target>/ first). Exits non-zero if any target
 # crashes, panics, leaks past the memory limit or hangs; the input is left
 # in artifacts/<target>/.

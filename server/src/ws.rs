@@ -23,8 +23,11 @@
 //!   (message too big);
 //! - a text message that is not UTF-8: closed with 1007 (invalid payload);
 //! - a frame that breaks the WebSocket protocol (reserved bits, an unknown
-//!   opcode, an unmasked or fragmented control frame, a connection cut in
-//!   the middle of a frame): closed with 1002 (protocol error).
+//!   opcode, an unmasked frame, a fragmented or oversized control frame, a
+//!   continuation of nothing): closed with 1002 (protocol error);
+//! - a peer that stops in the middle of a frame: closed with 1001 once it
+//!   has been silent for two ping intervals, or, when it hangs up there,
+//!   the connection just ends.
 //!
 //! Every close the server starts carries a code and a short reason: those
 //! above, 1008 for a device removed or an account disabled

@@ -15,6 +15,9 @@ use starling_crypto::PreKeyBundle;
 use starling_crypto::PreKeyStore;
 use starling_crypto::attachment::AttachmentInfo;
 use starling_crypto_fuzz::fixture::{self, AttachmentInput, Group, PairSnapshot};
+use starling_protocol::frames::{
+    Acknowledge, ClientFrame, OutgoingEnvelope, Ping, SendMessage, client_frame,
+};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
@@ -159,6 +162,55 @@ fn main() {
         &[
             ("genuine_peer", bob_view.scannable()),
             ("valid_own", alice_view.scannable()),
+        ],
+    );
+
+    // The server's WebSocket frames (`server/tests/ws_frames.rs` sends
+    // each over a real connection).
+    let frame = |request_id, body| {
+        prost::Message::encode_to_vec(&ClientFrame {
+            request_id,
+            body: Some(body),
+        })
+    };
+    let send = frame(
+        3,
+        client_frame::Body::Send(SendMessage {
+            destination: "bob".into(),
+            envelopes: vec![
+                OutgoingEnvelope {
+                    device_id: 1,
+                    content: vec![0x5a; 48],
+                },
+                OutgoingEnvelope {
+                    device_id: 2,
+                    content: vec![0xa5; 48],
+                },
+            ],
+            sealed: true,
+        }),
+    );
+    write(
+        &root,
+        "decode_ws_frame",
+        &[
+            (
+                "valid_ack",
+                frame(
+                    1,
+                    client_frame::Body::Ack(Acknowledge {
+                        envelope_ids: vec![vec![0x11; 16], vec![0x22; 16]],
+                    }),
+                ),
+            ),
+            ("valid_send", send.clone()),
+            ("valid_ping", frame(2, client_frame::Body::Ping(Ping {}))),
+            // request id 4, then a field this server does not know
+            (
+                "valid_unknown_kind",
+                vec![0x08, 0x04, 0x4a, 0x02, 0x08, 0x01],
+            ),
+            ("truncated_send", send[..send.len() / 2].to_vec()),
         ],
     );
 }
