@@ -187,6 +187,124 @@ impl<S> Accept<TcpStream, S> for CappedAcceptor {
     }
 }
 
+/// The HTTP/2 connection preface: until a connection's first bytes differ
+/// from it, or all of it arrived, the server cannot tell HTTP/1 from
+/// HTTP/2 and no request deadline runs yet.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Wraps an acceptor's streams in [`FirstBytes`].
+#[derive(Debug, Clone)]
+pub struct FirstBytesDeadline<A> {
+    inner: A,
+    deadline: std::time::Duration,
+}
+
+impl<A> FirstBytesDeadline<A> {
+    /// `inner`'s streams, each closed unless its first bytes tell its
+    /// protocol within `deadline`.
+    pub fn new(inner: A, deadline: std::time::Duration) -> Self {
+        Self { inner, deadline }
+    }
+}
+
+impl<A, I, S> Accept<I, S> for FirstBytesDeadline<A>
+where
+    A: Accept<I, S>,
+    A::Future: Send + 'static,
+    A::Stream: Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = FirstBytes<A::Stream>;
+    type Service = A::Service;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let accepting = self.inner.accept(stream, service);
+        let deadline = self.deadline;
+        Box::pin(async move {
+            let (stream, service) = accepting.await?;
+            Ok((
+                FirstBytes {
+                    inner: stream,
+                    matched: 0,
+                    sleep: Some(Box::pin(tokio::time::sleep(deadline))),
+                },
+                service,
+            ))
+        })
+    }
+}
+
+/// A stream that fails its reads once its deadline passes before its
+/// first bytes tell HTTP/1 from HTTP/2.
+#[derive(Debug)]
+pub struct FirstBytes<S> {
+    inner: S,
+    matched: usize,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let Some(sleep) = this.sleep.as_mut() else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                for byte in &buf.filled()[before..] {
+                    if H2_PREFACE.get(this.matched) == Some(byte) {
+                        this.matched += 1;
+                    } else {
+                        this.sleep = None;
+                        break;
+                    }
+                }
+                if this.matched >= H2_PREFACE.len() {
+                    this.sleep = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytes<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,6 +156,10 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
             eprintln!(
                 "starling-server listening on http://{addr} (plain HTTP: put a TLS proxy in front)"
             );
+            let acceptor = starling_server::listener::FirstBytesDeadline::new(
+                acceptor,
+                Duration::from_secs(config.connections.header_read_timeout_seconds.max(1)),
+            );
             let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
             with_deadlines(server.http_builder(), &config.connections);
             server.serve(router).await?;
@@ -189,6 +193,10 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
                     config.connections.handshake_timeout_seconds.max(1),
                 ))
                 .acceptor(acceptor);
+            let acceptor = starling_server::listener::FirstBytesDeadline::new(
+                acceptor,
+                Duration::from_secs(config.connections.header_read_timeout_seconds.max(1)),
+            );
             let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
             with_deadlines(server.http_builder(), &config.connections);
             server.serve(router).await?;
