@@ -301,7 +301,10 @@ impl Api {
         if response.status().is_success() {
             // The server may have left out devices whose queue is full
             // (they have not fetched their messages for a long time).
-            if let Ok(stored) = response.json::<starling_protocol::api::SendResponse>().await {
+            if let Ok(stored) = response
+                .json::<starling_protocol::api::SendResponse>()
+                .await
+            {
                 for full in &stored.queue_full {
                     tracing::warn!(
                         destination = %full.destination,

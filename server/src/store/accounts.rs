@@ -87,7 +87,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
             for hash in code_hashes {
                 sqlx::query("INSERT INTO invites (code_hash, expires_at) VALUES ($1, $2)")
                     .bind(&hash[..])
@@ -146,7 +146,7 @@ impl Store {
                 }
                 None => None,
             };
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
             // A name the directory publishes is its member's: only an
             // invite bound to it registers it.
             if bound.is_none() {
@@ -285,7 +285,7 @@ impl Store {
             return Ok(Removal::Itself);
         }
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
             for table in ["envelopes", "one_time_prekeys", "kem_prekeys", "signed_prekeys"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1 AND device_id = $2"))
                     .bind(account_id)
@@ -343,7 +343,7 @@ impl Store {
         now: i64,
     ) -> Result<bool, sqlx::Error> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
             let account: Option<i64> = sqlx::query_scalar(
                 "UPDATE accounts SET disabled = $1 WHERE username = $2 RETURNING id",
             )
@@ -477,7 +477,7 @@ impl Store {
             if live.is_none() {
                 return Err(LinkError::InvalidCode);
             }
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
             let row = sqlx::query("DELETE FROM link_codes WHERE code_hash = $1 AND expires_at > $2 RETURNING account_id, manager")
                 .bind(&code_hash[..])
                 .bind(now)

@@ -72,7 +72,7 @@ impl Store {
     ) -> Result<QuotaOutcome, sqlx::Error> {
         let backend = self.backend();
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
             if backend == Backend::Postgres {
                 // Creations of one account wait for each other here; the
                 // insert's sum, a statement later, sees the ones before.

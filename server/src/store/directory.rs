@@ -11,7 +11,7 @@ impl Store {
     /// transaction.
     pub async fn import_directory(&self, entries: &[DirectoryEntry]) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
             for entry in entries {
                 let department: Option<i64> = if entry.department.is_empty() {
                     None

@@ -60,7 +60,7 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         let device = i64::from(device);
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write()).await?;
             if let Some(signed) = &keys.signed {
                 sqlx::query(
                     "INSERT INTO signed_prekeys (account_id, device_id, prekey) VALUES ($1, $2, $3) \

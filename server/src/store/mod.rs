@@ -121,6 +121,19 @@ impl Store {
         }
     }
 
+    /// The statement that opens a transaction which writes. On SQLite it
+    /// takes the write lock at once (`BEGIN IMMEDIATE`, waiting its turn
+    /// for the busy timeout): a deferred transaction that reads first
+    /// cannot take the lock once another writer has committed since its
+    /// read, and would fail with "database is locked" under concurrent
+    /// registrations or links.
+    pub(crate) fn begin_write(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "BEGIN IMMEDIATE",
+            Pool::Postgres(_) => "BEGIN",
+        }
+    }
+
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match &self.pool {

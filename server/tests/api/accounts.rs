@@ -355,3 +355,36 @@ both_databases!(
     expired_invites_and_link_codes_are_purged,
     expired_codes_are_purged
 );
+
+async fn concurrent_registrations(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let mut invites = Vec::new();
+    for _ in 0..24 {
+        invites.push(server.invite().await);
+    }
+    let mut registering = tokio::task::JoinSet::new();
+    for (index, invite) in invites.into_iter().enumerate() {
+        let router = server.router();
+        let identity = starling_crypto::IdentityKeyPair::generate(&mut rand_core::OsRng);
+        let body = json!({
+            "username": format!("member{index}"),
+            "invite_code": invite,
+            "identity_key": b64(&identity.public().to_bytes()),
+        });
+        registering.spawn(
+            crate::common::JsonRequest::post("/v1/accounts")
+                .json(&body)
+                .oneshot(router),
+        );
+    }
+    while let Some(reply) = registering.join_next().await {
+        let (status, body) = reply.unwrap().into_pair();
+        // A write transaction that read first must not fail to take the
+        // lock when another registration committed meanwhile (SQLite).
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+both_databases!(
+    concurrent_registrations_all_succeed,
+    concurrent_registrations
+);
