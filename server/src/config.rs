@@ -148,7 +148,8 @@ pub struct MessagesConfig {
     /// peak instead of stalling every connection. At 2048 or more, sends
     /// wait for room instead. Only devices that already have a send
     /// waiting are refused, so one flooding connection cannot get others
-    /// refused.
+    /// refused; halfway from this mark to the queue's capacity (2048),
+    /// every send is, so that acknowledgements always find room.
     pub busy_at_queued_writes: usize,
     /// Envelopes that may wait for one device; beyond, senders are told
     /// its queue is full (`queue_full`) and it is sent nothing more until

@@ -114,8 +114,8 @@ impl Batcher {
     /// Starts the writer with the current runtime; `notifier` hears of every
     /// envelope it commits, `metrics` counts what it stored and deleted.
     /// Once `busy_at` writes wait in its queue, [`Batcher::enqueue_send`]
-    /// refuses the sends of devices that already have one waiting (at
-    /// [`QUEUE_CAPACITY`] or more, sends wait for room like other writes).
+    /// refuses the sends of devices that already have one waiting, and
+    /// halfway from there to [`QUEUE_CAPACITY`] every send.
     /// A send that would take a device past `caps` is left out for it.
     /// Fails outside a Tokio runtime, or if the writer's thread cannot be
     /// started.
@@ -173,8 +173,20 @@ impl Batcher {
     /// queue is refused, while one that has nothing waiting still gets
     /// its send queued.
     pub fn refuses(&self, device: DeviceKey) -> bool {
-        let waiting = self.waiting(device);
-        waiting >= MAX_IN_FLIGHT_PER_DEVICE || (waiting > 0 && self.is_busy())
+        self.refuses_with(self.waiting(device))
+    }
+
+    /// Whether a send of a device with `waiting` sends waiting is refused:
+    /// at [`MAX_IN_FLIGHT_PER_DEVICE`]; above the busy mark if it has
+    /// any; and, whatever it has, once the queue is halfway from the busy
+    /// mark to its capacity, so that acknowledgements always find room
+    /// and connections never stall behind a full queue.
+    fn refuses_with(&self, waiting: u32) -> bool {
+        let queued = self.queued();
+        let hard = self.busy_at + QUEUE_CAPACITY.saturating_sub(self.busy_at) / 2;
+        waiting >= MAX_IN_FLIGHT_PER_DEVICE
+            || (waiting > 0 && queued >= self.busy_at)
+            || queued >= hard
     }
 
     fn waiting(&self, device: DeviceKey) -> u32 {
@@ -193,7 +205,7 @@ impl Batcher {
         let slot = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             let waiting = in_flight.entry(device).or_insert(0);
-            if *waiting >= MAX_IN_FLIGHT_PER_DEVICE || (*waiting > 0 && self.is_busy()) {
+            if self.refuses_with(*waiting) {
                 return Err(WriteError::Busy);
             }
             *waiting += 1;
