@@ -19,6 +19,9 @@ pub struct Metrics {
     pub stale_device_refusals: Counter,
     /// Sends refused because the group-commit writer was behind.
     pub sends_refused_busy: Counter,
+    /// WebSockets dropped because the peer stopped reading (a write
+    /// waited longer than two ping intervals).
+    pub websockets_stalled: Counter,
     /// Envelopes not stored because their device's queue was full.
     pub envelopes_refused_queue_full: Counter,
     /// Prekey bundles handed out.
@@ -74,6 +77,11 @@ impl Default for Metrics {
             "sends_refused_busy",
             "Sends refused because the writer was behind (503 server_busy)",
         );
+        let websockets_stalled = counter(
+            &mut registry,
+            "websockets_stalled",
+            "WebSockets dropped because the peer stopped reading",
+        );
         let envelopes_refused_queue_full = counter(
             &mut registry,
             "envelopes_refused_queue_full",
@@ -123,6 +131,7 @@ impl Default for Metrics {
             envelopes_acknowledged,
             stale_device_refusals,
             sends_refused_busy,
+            websockets_stalled,
             envelopes_refused_queue_full,
             bundles_served,
             bundle_fetches_refused,

@@ -179,6 +179,12 @@ fn read_error_close(error: axum::Error) -> Option<Message> {
     Some(close(code, reason))
 }
 
+/// Whether the connection goes on after a step.
+enum Flow {
+    Continue,
+    Stop,
+}
+
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -240,57 +246,85 @@ impl Connection {
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = tokio::time::Instant::now();
+        // Every step (waiting for the next event, then acting on it) ends
+        // within two ping intervals, since the ping ticks within one; a
+        // step that takes longer is stuck writing to a peer that stopped
+        // reading, and the connection is dropped without more writing.
+        let step_deadline = ping_every * 2;
+        // One timer for the connection, pushed back only once a quarter of
+        // it has passed: a step never has less than one and a half ping
+        // intervals, and most steps touch no timer.
+        let stall = tokio::time::sleep(step_deadline);
+        tokio::pin!(stall);
         loop {
-            tokio::select! {
-                _ = ping.tick() => {
-                    // Silent for two intervals (not even a pong): gone.
-                    if last_heard.elapsed() >= ping_every * 2 {
-                        let _ = sink.send(close(CLOSE_SILENT, "no answer to pings")).await;
-                        break;
-                    }
-                    sink.send(Message::Ping(Default::default())).await?;
-                }
-                inbox = mailbox.next() => {
-                    if inbox.revoked {
-                        let _ = sink.send(revoked_close()).await;
-                        break;
-                    }
-                    if inbox.replaced {
-                        let replaced = close(CLOSE_REPLACED, "replaced by a newer connection");
-                        let _ = sink.send(replaced).await;
-                        break;
-                    }
-                    self.take_inbox(inbox, &mut sink).await?;
-                    // Written out: the peer reads, even if it has not
-                    // spoken (a long delivery on a slow link).
-                    last_heard = tokio::time::Instant::now();
-                }
-                _ = rescan.tick() => self.read_queue(&mut sink, 0).await?,
-                Some((request_id, result)) = pending.next(), if !pending.is_empty() => {
-                    respond(&mut sink, request_id, result).await?;
-                }
-                message = stream.next(), if pending.len() < MAX_PENDING_SENDS => {
-                    last_heard = tokio::time::Instant::now();
-                    match message {
-                        Some(Ok(Message::Binary(bytes))) => {
-                            self.handle_frame(&bytes, &mut sink, &mut pending).await?;
-                            // An acknowledgement may have refilled the window:
-                            // writing that out is no silence of the peer's.
-                            last_heard = tokio::time::Instant::now();
+            let now = tokio::time::Instant::now();
+            if stall.deadline() < now + step_deadline * 3 / 4 {
+                stall.as_mut().reset(now + step_deadline);
+            }
+            let step = async {
+                tokio::select! {
+                    _ = ping.tick() => {
+                        // Silent for two intervals (not even a pong): gone.
+                        if last_heard.elapsed() >= ping_every * 2 {
+                            let _ = sink.send(close(CLOSE_SILENT, "no answer to pings")).await;
+                            return Ok(Flow::Stop);
                         }
-                        Some(Ok(Message::Text(_))) => {
-                            send_error(&mut sink, 0, ErrorCode::BadFrame, "frames are binary protobuf").await?;
+                        sink.send(Message::Ping(Default::default())).await?;
+                    }
+                    inbox = mailbox.next() => {
+                        if inbox.revoked {
+                            let _ = sink.send(revoked_close()).await;
+                            return Ok(Flow::Stop);
                         }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                        Some(Err(error)) => {
-                            if let Some(close) = read_error_close(error) {
-                                let _ = sink.send(close).await;
+                        if inbox.replaced {
+                            let replaced = close(CLOSE_REPLACED, "replaced by a newer connection");
+                            let _ = sink.send(replaced).await;
+                            return Ok(Flow::Stop);
+                        }
+                        self.take_inbox(inbox, &mut sink).await?;
+                        // Written out: the peer reads, even if it has not
+                        // spoken (a long delivery on a slow link).
+                        last_heard = tokio::time::Instant::now();
+                    }
+                    _ = rescan.tick() => self.read_queue(&mut sink, 0).await?,
+                    Some((request_id, result)) = pending.next(), if !pending.is_empty() => {
+                        respond(&mut sink, request_id, result).await?;
+                    }
+                    message = stream.next(), if pending.len() < MAX_PENDING_SENDS => {
+                        last_heard = tokio::time::Instant::now();
+                        match message {
+                            Some(Ok(Message::Binary(bytes))) => {
+                                self.handle_frame(&bytes, &mut sink, &mut pending).await?;
+                                // An acknowledgement may have refilled the window:
+                                // writing that out is no silence of the peer's.
+                                last_heard = tokio::time::Instant::now();
                             }
-                            break;
+                            Some(Ok(Message::Text(_))) => {
+                                send_error(&mut sink, 0, ErrorCode::BadFrame, "frames are binary protobuf").await?;
+                            }
+                            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                            Some(Err(error)) => {
+                                if let Some(close) = read_error_close(error) {
+                                    let _ = sink.send(close).await;
+                                }
+                                return Ok(Flow::Stop);
+                            }
+                            Some(Ok(Message::Close(_))) | None => return Ok(Flow::Stop),
                         }
-                        Some(Ok(Message::Close(_))) | None => break,
                     }
                 }
+                Ok::<_, ConnectionError>(Flow::Continue)
+            };
+            let flow = tokio::select! {
+                biased;
+                flow = step => flow?,
+                () = &mut stall => {
+                    self.state.metrics.websockets_stalled.inc();
+                    return Ok(());
+                }
+            };
+            if let Flow::Stop = flow {
+                break;
             }
         }
         let _ = sink.close().await;

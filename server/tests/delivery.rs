@@ -354,3 +354,49 @@ async fn a_silent_websocket_is_closed(kind: DbKind) {
     drop(ws);
 }
 both_databases!(silent_websockets_are_closed, a_silent_websocket_is_closed);
+
+async fn a_websocket_that_stops_reading_is_dropped(kind: DbKind) {
+    let server = TestServer::start_with(kind, |c| c.connections.websocket_ping_seconds = 1).await;
+    let alice = server.register("alice", 1).await;
+    let bob = server.register("bob", 2).await;
+    let mut ws = server.ws(&bob.auth).await;
+    ws.drain().await;
+    // Bob's client stops reading while more is sent to him than the
+    // socket buffers hold: the server's writes block, and the connection
+    // is dropped once a step has waited two ping intervals.
+    let content = b64(&vec![7u8; 200 * 1024]);
+    for n in 0..80 {
+        let (status, body) = server
+            .request(
+                "PUT",
+                "/v1/messages/bob",
+                Some(&alice.auth),
+                Some(json!({ "envelopes": [{ "device_id": 1, "content": content }] })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "send {n}: {body}");
+    }
+    let metric = |name: &'static str| {
+        let server = &server;
+        async move {
+            let (_, metrics) = server
+                .request("GET", "/metrics", Some(&common::metrics_auth()), None)
+                .await;
+            starling_test_support::metrics::value(metrics.as_str().unwrap(), name)
+        }
+    };
+    starling_test_support::wait_until(
+        std::time::Duration::from_secs(15),
+        "the stalled connection to be dropped",
+        || async {
+            metric("starling_websocket_connections").await == Some(0.0)
+                && metric("starling_websockets_stalled_total").await == Some(1.0)
+        },
+    )
+    .await;
+    drop(ws);
+}
+both_databases!(
+    websockets_that_stop_reading_are_dropped,
+    a_websocket_that_stops_reading_is_dropped
+);
