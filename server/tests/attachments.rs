@@ -272,3 +272,42 @@ both_databases!(
     stalled_uploads_end_and_resume,
     a_stalled_upload_ends_and_can_resume
 );
+
+async fn a_trickling_upload_ends_and_can_resume(kind: DbKind) {
+    let server = TestServer::start_with(kind, |c| c.connections.upload_stall_seconds = 1).await;
+    let alice = server.register("alice", 1).await;
+    let id = create(&server, &alice.auth, 200_000).await;
+    // A kibibyte every 100 ms: never silent, but far below the least
+    // progress an upload must make in each window (64 KiB).
+    let trickle = futures_util::stream::unfold(0u64, |sent| async move {
+        if sent >= 200_000 {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let end = (sent + 1024).min(200_000);
+        let chunk = axum::body::Bytes::from(bytes(sent..end));
+        Some((Ok::<_, std::io::Error>(chunk), end))
+    });
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(6),
+        put(&server, &alice.auth, &id, 0, Body::from_stream(trickle)),
+    )
+    .await
+    .expect("a trickling upload is ended, not held open for its 20 s");
+    assert_eq!(answered.0, StatusCode::OK);
+    let received = answered.1["received"].as_u64().unwrap();
+    assert!(received > 0 && received < 200_000, "{received}");
+    let (status, body) = put(
+        &server,
+        &alice.auth,
+        &id,
+        received,
+        Body::from(bytes(received..200_000)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+both_databases!(
+    trickling_uploads_end_and_resume,
+    a_trickling_upload_ends_and_can_resume
+);

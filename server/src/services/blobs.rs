@@ -31,6 +31,11 @@ use crate::store::{AttachmentRecord, NewAttachment, QuotaOutcome, now_millis};
 /// Bytes of an upload between two recorded checkpoints.
 pub const CHECKPOINT_BYTES: i64 = 8 << 20;
 
+/// Bytes an upload must deliver in each window of `upload_stall_seconds`
+/// (64 KiB in 30 s by default: about 17 kbit/s, below the slowest mobile
+/// data link a client uploads over), or it is ended and left to resume.
+pub const MIN_PROGRESS_BYTES: usize = 64 * 1024;
+
 /// An attachment's id: 16 random bytes, written as 32 hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobId([u8; 16]);
@@ -260,10 +265,32 @@ impl Upload {
         let mut body = std::pin::pin!(body);
         let stall = Duration::from_secs(state.config.connections.upload_stall_seconds.max(1));
         // An error of the body is the client going away, and a body that
-        // delivers nothing for `stall` is taken for one: keep what arrived,
-        // so that the upload can resume.
-        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(stall, body.next()).await {
+        // delivers less than MIN_PROGRESS_BYTES in a window of `stall`
+        // (a trickle of a byte at a time, or nothing) is taken for one:
+        // keep what arrived, so that the upload can resume.
+        let mut window_ends = tokio::time::Instant::now() + stall;
+        let mut progress = 0usize;
+        loop {
+            let next = match tokio::time::timeout_at(window_ends, body.next()).await {
+                Ok(next) => next,
+                Err(_) if progress < MIN_PROGRESS_BYTES => break,
+                Err(_) => {
+                    window_ends += stall;
+                    progress = 0;
+                    continue;
+                }
+            };
+            let Some(Ok(chunk)) = next else { break };
             let chunk = chunk.as_ref();
+            progress = progress.saturating_add(chunk.len());
+            let now = tokio::time::Instant::now();
+            if now >= window_ends {
+                if progress < MIN_PROGRESS_BYTES {
+                    break;
+                }
+                window_ends = now + stall;
+                progress = 0;
+            }
             let len = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
             if writer.written.saturating_add(len) > self.record.size {
                 return Ok(Err(AppError::TooLarge(format!(
