@@ -18,7 +18,9 @@ use starling_client::{Client, Event, ServerConfig, StoreKey};
 pub use starling_test_support::DbKind;
 use starling_test_support::{TestDatabase, WatchedChild, metrics};
 
+mod malicious;
 mod relay;
+pub use malicious::{MaliciousServer, Tamper};
 pub use relay::{TestRelay, wait_for_participants};
 
 /// How long a server or relay may take to start.
