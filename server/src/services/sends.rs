@@ -23,7 +23,9 @@ use crate::auth::AuthedDevice;
 use crate::encoding::decode_b64;
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::Metrics;
-use crate::store::{Commit, Destination, NewEnvelope, SendOp, SendRefusal, WriteError, now_millis};
+use crate::store::{
+    Commit, Destination, NewEnvelope, SendOp, SendRefusal, SendSlot, WriteError, now_millis,
+};
 
 /// The envelopes of a send to one account: device id and ciphertext.
 pub type Envelopes = Vec<(u32, Vec<u8>)>;
@@ -63,13 +65,13 @@ pub async fn queue_send(
     sealed: bool,
 ) -> Result<QueuedSend, AppError> {
     Username::parse(&destination)?;
-    admit_send(state, sender, 1)?;
+    let slot = admit_send(state, sender, 1)?;
     check_envelopes(state, &envelopes)?;
     let destination = Destination {
         username: destination,
         envelopes: build(state, sender, envelopes, sealed),
     };
-    queue(state, sender, vec![destination], false).await
+    queue(state, sender, vec![destination], slot, false).await
 }
 
 /// Sends to several accounts at once (a group message): stored together,
@@ -80,7 +82,7 @@ pub async fn send_many(
     request: MultiSendRequest,
 ) -> Result<SendResponse, AppError> {
     check_destinations(&request)?;
-    admit_send(state, sender, request.sends.len())?;
+    let slot = admit_send(state, sender, request.sends.len())?;
     let mut destinations = Vec::with_capacity(request.sends.len());
     for send in request.sends {
         let envelopes = decode_envelopes(&send.envelopes)?;
@@ -90,7 +92,7 @@ pub async fn send_many(
             envelopes: build(state, sender, envelopes, request.sealed),
         });
     }
-    queue(state, sender, destinations, true)
+    queue(state, sender, destinations, slot, true)
         .await?
         .stored()
         .await
@@ -122,22 +124,23 @@ fn check_destinations(request: &MultiSendRequest) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Refuses a send while the writer is behind, before the send spends a
-/// token of the device's rate limit: a client that comes back after the
-/// `Retry-After` of a busy refusal finds its bucket as it left it, since
-/// the server took nothing. Otherwise spends one token per recipient
-/// account.
-fn admit_send(state: &AppState, sender: &AuthedDevice, recipients: usize) -> Result<(), AppError> {
-    if state.writer.refuses((sender.account_id, sender.device_id)) {
-        return Err(write_error(
-            &state.metrics,
-            recipients > 1,
-            WriteError::Busy,
-        ));
-    }
-    state
-        .limits
-        .send_to((sender.account_id, sender.device_id), recipients)
+/// Takes the send's place among those waiting for the writer, or refuses
+/// it as busy, before the send spends a token of the device's rate limit:
+/// a client that comes back after the `Retry-After` of a busy refusal
+/// finds its bucket as it left it, since the server took nothing. Then
+/// spends one token per recipient account.
+fn admit_send(
+    state: &AppState,
+    sender: &AuthedDevice,
+    recipients: usize,
+) -> Result<SendSlot, AppError> {
+    let device = (sender.account_id, sender.device_id);
+    let slot = state
+        .writer
+        .reserve(device)
+        .map_err(|e| write_error(&state.metrics, recipients > 1, e))?;
+    state.limits.send_to(device, recipients)?;
+    Ok(slot)
 }
 
 /// Size and shape checks.
@@ -279,6 +282,7 @@ async fn queue(
     state: &AppState,
     sender: &AuthedDevice,
     destinations: Vec<Destination>,
+    slot: SendSlot,
     many: bool,
 ) -> Result<QueuedSend, AppError> {
     let count = destinations.iter().map(|d| d.envelopes.len()).sum();
@@ -288,7 +292,7 @@ async fn queue(
     };
     let commit = state
         .writer
-        .enqueue_send(op)
+        .enqueue_send(op, slot)
         .await
         .map_err(|e| write_error(&state.metrics, many, e))?;
     Ok(QueuedSend {

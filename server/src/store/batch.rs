@@ -113,7 +113,7 @@ pub struct Batcher {
 impl Batcher {
     /// Starts the writer with the current runtime; `notifier` hears of every
     /// envelope it commits, `metrics` counts what it stored and deleted.
-    /// Once `busy_at` writes wait in its queue, [`Batcher::enqueue_send`]
+    /// Once `busy_at` writes wait in its queue, [`Batcher::reserve`]
     /// refuses the sends of devices that already have one waiting, and
     /// halfway from there to [`QUEUE_CAPACITY`] every send.
     /// A send that would take a device past `caps` is left out for it.
@@ -162,58 +162,39 @@ impl Batcher {
         self.queue.max_capacity() - self.queue.capacity()
     }
 
-    /// Whether new sends are refused now: `busy_at` writes or more wait.
-    pub fn is_busy(&self) -> bool {
-        self.queued() >= self.busy_at
-    }
-
-    /// Whether a send of `device` would be refused as busy now: it has
-    /// [`MAX_IN_FLIGHT_PER_DEVICE`] sends waiting, or the writer is behind
-    /// and it has any. Overload is shared fairly: a device flooding the
-    /// queue is refused, while one that has nothing waiting still gets
-    /// its send queued.
-    pub fn refuses(&self, device: DeviceKey) -> bool {
-        self.refuses_with(self.waiting(device))
-    }
-
-    /// Whether a send of a device with `waiting` sends waiting is refused:
-    /// at [`MAX_IN_FLIGHT_PER_DEVICE`]; above the busy mark if it has
-    /// any; and, whatever it has, once the queue is halfway from the busy
-    /// mark to its capacity, so that acknowledgements always find room
-    /// and connections never stall behind a full queue.
-    fn refuses_with(&self, waiting: u32) -> bool {
+    /// Takes a place for a send of `device` among the sends waiting for
+    /// the writer, unless overload refuses it ([`WriteError::Busy`]): at
+    /// [`MAX_IN_FLIGHT_PER_DEVICE`] sends waiting; above the busy mark if
+    /// it has any; and, whatever it has, once the queue is halfway from
+    /// the busy mark to its capacity, so that acknowledgements always find
+    /// room and connections never stall behind a full queue. Overload is
+    /// shared fairly: a device flooding the queue is refused, while one
+    /// with nothing waiting still gets its send queued. The place is given
+    /// back when the slot is dropped.
+    pub fn reserve(&self, device: DeviceKey) -> Result<SendSlot, WriteError> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = in_flight.get(&device).copied().unwrap_or(0);
         let queued = self.queued();
         let hard = self.busy_at + QUEUE_CAPACITY.saturating_sub(self.busy_at) / 2;
-        waiting >= MAX_IN_FLIGHT_PER_DEVICE
+        if waiting >= MAX_IN_FLIGHT_PER_DEVICE
             || (waiting > 0 && queued >= self.busy_at)
             || queued >= hard
+        {
+            return Err(WriteError::Busy);
+        }
+        in_flight.insert(device, waiting + 1);
+        Ok(SendSlot {
+            in_flight: self.in_flight.clone(),
+            device,
+        })
     }
 
-    fn waiting(&self, device: DeviceKey) -> u32 {
-        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        in_flight.get(&device).copied().unwrap_or(0)
-    }
-
-    /// Queues a send like [`Batcher::enqueue`], unless the writer refuses
-    /// it ([`Batcher::refuses`]): then it is refused at once, so that under
-    /// overload the server answers "busy" to those who load it and goes
-    /// on delivering and deleting, instead of stalling every connection
-    /// behind the queue. Acknowledgements are never refused; they shrink
-    /// the work.
-    pub async fn enqueue_send(&self, op: SendOp) -> Result<Commit, WriteError> {
-        let device = op.sender;
-        let slot = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            let waiting = in_flight.entry(device).or_insert(0);
-            if self.refuses_with(*waiting) {
-                return Err(WriteError::Busy);
-            }
-            *waiting += 1;
-            InFlightSlot {
-                in_flight: self.in_flight.clone(),
-                device,
-            }
-        };
+    /// Queues a send like [`Batcher::enqueue`], holding its `slot` (from
+    /// [`Batcher::reserve`]) until it is answered: under overload the
+    /// server answers "busy" to those who load it and goes on delivering
+    /// and deleting, instead of stalling every connection behind the
+    /// queue. Acknowledgements are never refused; they shrink the work.
+    pub async fn enqueue_send(&self, op: SendOp, slot: SendSlot) -> Result<Commit, WriteError> {
         let mut commit = self.enqueue(BatchOp::Send(op)).await?;
         commit.slot = Some(slot);
         Ok(commit)
@@ -242,12 +223,12 @@ impl Batcher {
 /// A device's place among the sends waiting for the writer, given back
 /// when its send is answered (or abandoned).
 #[derive(Debug)]
-struct InFlightSlot {
+pub struct SendSlot {
     in_flight: Arc<Mutex<HashMap<DeviceKey, u32>>>,
     device: DeviceKey,
 }
 
-impl Drop for InFlightSlot {
+impl Drop for SendSlot {
     fn drop(&mut self) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(waiting) = in_flight.get_mut(&self.device) {
@@ -268,7 +249,7 @@ fn stopped() -> WriteError {
 #[derive(Debug)]
 pub struct Commit {
     answer: oneshot::Receiver<Answer>,
-    slot: Option<InFlightSlot>,
+    slot: Option<SendSlot>,
 }
 
 impl Future for Commit {
