@@ -1,5 +1,9 @@
 //! Prekey upkeep: the first upload at registration, replenishing when the
-//! server's stock runs low, and rotating the signed prekey on schedule.
+//! server's stock runs low, and rotating the medium-term keys (the signed
+//! prekey and the last-resort ML-KEM prekey, together) every
+//! [`SIGNED_PREKEY_MAX_AGE_SECS`], or sooner when the signed prekey's
+//! replay list fills. Superseded keys are deleted after
+//! [`starling_crypto::PREKEY_GRACE_SECS`].
 //!
 //! [`Upkeep::due`] is the decision alone (pure); [`upload_initial`] and
 //! [`maintain`] carry it out against a [`Storage`] and a [`Transport`].
@@ -9,7 +13,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand_core::CryptoRngCore;
-use starling_crypto::{IdentityKeyPair, PreKeyStore, PreKeyStoreError};
+use starling_crypto::{IdentityKeyPair, PreKeyStore, PreKeyStoreError, Rotation};
 use starling_protocol::api::{KeyUpload, PrekeyCounts};
 use thiserror::Error;
 
@@ -21,7 +25,7 @@ use crate::transport::Transport;
 pub const PREKEY_BATCH: usize = 100;
 /// Below this many on the server, upload another batch.
 pub const PREKEY_LOW_WATER: u32 = 20;
-/// A signed prekey older than this is replaced.
+/// Signed and last-resort prekeys older than this are replaced (a week).
 pub const SIGNED_PREKEY_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
 
 /// Why prekey upkeep failed. Exhaustive on purpose: a shell maps each arm
@@ -46,21 +50,27 @@ pub struct Upkeep {
     pub x25519: bool,
     /// Upload a batch of one-time ML-KEM prekeys.
     pub kem: bool,
-    /// Replace the signed prekey.
+    /// Replace the signed prekey and the last-resort ML-KEM prekey.
     pub rotate_signed: bool,
 }
 
 impl Upkeep {
     /// What is due, given the server's stock, when the current signed
-    /// prekey was made (`None`: there is none) and the time now, in
-    /// seconds since the Unix epoch.
-    pub fn due(counts: &PrekeyCounts, signed_created_at: Option<u64>, now_secs: u64) -> Self {
+    /// prekey was made (`None`: there is none), whether its replay list is
+    /// filling, and the time now, in seconds since the Unix epoch.
+    pub fn due(
+        counts: &PrekeyCounts,
+        signed_created_at: Option<u64>,
+        replay_list_filling: bool,
+        now_secs: u64,
+    ) -> Self {
         Self {
             x25519: counts.one_time < PREKEY_LOW_WATER,
             kem: counts.kem < PREKEY_LOW_WATER,
-            rotate_signed: signed_created_at.is_none_or(|created| {
-                now_secs.saturating_sub(created) > SIGNED_PREKEY_MAX_AGE_SECS
-            }),
+            rotate_signed: replay_list_filling
+                || signed_created_at.is_none_or(|created| {
+                    now_secs.saturating_sub(created) > SIGNED_PREKEY_MAX_AGE_SECS
+                }),
         }
     }
 
@@ -85,16 +95,15 @@ where
     T: Transport,
     R: CryptoRngCore,
 {
-    let signed = prekeys.generate_signed_prekey(identity, clock.now_secs(), rng);
-    let last_resort = prekeys.generate_last_resort_kem_prekey(identity, rng);
+    let rotation = prekeys.rotate(identity, clock.now_secs(), rng);
     let mut upload = one_time_batch(identity, prekeys, true, true, rng)?;
-    upload.signed_prekey = Some(B64.encode(signed.to_bytes()));
-    upload.last_resort_kem_prekey = Some(B64.encode(last_resort.to_bytes()));
+    add_rotation(&mut upload, &rotation);
     store_then_upload(prekeys, &upload, storage, transport).await
 }
 
-/// Tops up the server's stock of one-time prekeys when it is low, and
-/// rotates the signed prekey when it is due. Returns what was done.
+/// Tops up the server's stock of one-time prekeys when it is low, rotates
+/// the signed and last-resort prekeys when due, and deletes superseded
+/// ones past their grace. Returns what was done.
 pub async fn maintain<S, T, R>(
     identity: &IdentityKeyPair,
     prekeys: &mut PreKeyStore,
@@ -113,17 +122,34 @@ where
         .await
         .map_err(PrekeyError::Transport)?;
     let now = clock.now_secs();
-    let due = Upkeep::due(&counts, prekeys.signed_prekey_created_at(), now);
+    let due = Upkeep::due(
+        &counts,
+        prekeys.signed_prekey_created_at(),
+        prekeys.replay_list_filling(),
+        now,
+    );
     if due.is_nothing() {
+        if prekeys.prune(now) > 0 {
+            storage
+                .save_prekeys(prekeys)
+                .await
+                .map_err(PrekeyError::Storage)?;
+        }
         return Ok(due);
     }
     let mut upload = one_time_batch(identity, prekeys, due.x25519, due.kem, rng)?;
     if due.rotate_signed {
-        let signed = prekeys.generate_signed_prekey(identity, now, rng);
-        upload.signed_prekey = Some(B64.encode(signed.to_bytes()));
+        let rotation = prekeys.rotate(identity, now, rng);
+        add_rotation(&mut upload, &rotation);
     }
     store_then_upload(prekeys, &upload, storage, transport).await?;
     Ok(due)
+}
+
+/// Puts a rotation's new keys into an upload.
+fn add_rotation(upload: &mut KeyUpload, rotation: &Rotation) {
+    upload.signed_prekey = Some(B64.encode(rotation.signed_prekey.to_bytes()));
+    upload.last_resort_kem_prekey = Some(B64.encode(rotation.last_resort_kem_prekey.to_bytes()));
 }
 
 /// Stores the secrets before the server can hand out the public halves.

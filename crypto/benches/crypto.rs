@@ -82,26 +82,24 @@ fn prekey(message: CiphertextMessage) -> PreKeyMessage {
     }
 }
 
-/// A responder with a signed prekey, one one-time X25519 prekey and, when
-/// `post_quantum`, one one-time ML-KEM-768 prekey.
+/// A responder with a signed prekey, one one-time X25519 prekey and one
+/// one-time ML-KEM-768 prekey (sessions are PQXDH only).
 struct Responder {
     identity: IdentityKeyPair,
     store: PreKeyStore,
 }
 
 impl Responder {
-    fn new(post_quantum: bool, rng: &mut ChaCha20Rng) -> Self {
+    fn new(rng: &mut ChaCha20Rng) -> Self {
         let identity = IdentityKeyPair::generate(rng);
         let mut store = PreKeyStore::new();
         store.generate_signed_prekey(&identity, 0, rng);
         store
             .generate_one_time_prekeys(1, rng)
             .expect("one one-time prekey fits");
-        if post_quantum {
-            store
-                .generate_kem_prekeys(&identity, 1, rng)
-                .expect("one kem prekey fits");
-        }
+        store
+            .generate_kem_prekeys(&identity, 1, rng)
+            .expect("one kem prekey fits");
         Self { identity, store }
     }
 
@@ -117,7 +115,7 @@ impl Responder {
 /// next message to A triggers a DH ratchet step at A.
 fn starling_pair(rng: &mut ChaCha20Rng) -> (Session, Session) {
     let alice = IdentityKeyPair::generate(rng);
-    let mut bob = Responder::new(false, rng);
+    let mut bob = Responder::new(rng);
     let mut a = Session::initiate(&alice, &bob.bundle(), rng).expect("initiate");
     let first = prekey(a.encrypt(b"hello").expect("encrypt"));
     let (mut b, _) = Session::accept(&bob.identity, &mut bob.store, &first, rng).expect("accept");
@@ -324,13 +322,11 @@ fn setup(c: &mut Criterion) {
     let alice = IdentityKeyPair::generate(&mut rng);
     let floor = Floor::new(&mut rng);
 
-    for (post_quantum, kind, encaps, decaps) in [
-        (false, "x3dh", Kem::None, Kem::None),
-        (true, "pqxdh", Kem::Encapsulate, Kem::Decapsulate),
-    ] {
-        let bob = Responder::new(post_quantum, &mut rng);
+    {
+        let (kind, encaps, decaps) = ("pqxdh", Kem::Encapsulate, Kem::Decapsulate);
+        let bob = Responder::new(&mut rng);
         let bundle = bob.bundle();
-        assert_eq!(bundle.is_post_quantum(), post_quantum);
+        assert!(bundle.is_post_quantum());
         let bundle_bytes = bundle.to_bytes();
 
         group.bench_function(format!("{kind}_initiate"), |b| {
@@ -350,7 +346,7 @@ fn setup(c: &mut Criterion) {
         let mut initiator = Session::initiate(&alice, &bundle, &mut rng).expect("initiate");
         let wire = initiator.encrypt(b"hello").expect("encrypt").to_bytes();
         let first = prekey(CiphertextMessage::from_bytes(&wire).expect("decode"));
-        assert_eq!(first.is_post_quantum(), post_quantum);
+        assert!(first.is_post_quantum());
         let store_bytes = bob.store.to_bytes();
         group.bench_function(format!("{kind}_accept"), |b| {
             b.iter_batched_ref(
@@ -364,12 +360,10 @@ fn setup(c: &mut Criterion) {
         group.bench_function(format!("{kind}_accept_ops"), |b| {
             b.iter(|| floor.run(6, 1, decaps, &mut rng))
         });
-        if !post_quantum {
-            // Where the initiator identity's self-signature is verified.
-            group.bench_function("prekey_message_decode", |b| {
-                b.iter(|| CiphertextMessage::from_bytes(black_box(&wire)).expect("decode"))
-            });
-        }
+        // Where the initiator identity's self-signature is verified.
+        group.bench_function("prekey_message_decode", |b| {
+            b.iter(|| CiphertextMessage::from_bytes(black_box(&wire)).expect("decode"))
+        });
     }
 
     let olm_alice = Account::new();

@@ -9,7 +9,8 @@
 //! - [`keys`]: device identities (Ed25519 + X25519).
 //! - [`prekeys`], [`PreKeyStore`]: signed, one-time and ML-KEM-768 prekeys
 //!   and the [`PreKeyBundle`] a server serves.
-//! - [`ratchet`]: X3DH / PQXDH session setup and the Double Ratchet.
+//! - [`ratchet`]: PQXDH session setup (no classical fallback) and the
+//!   Double Ratchet.
 //! - [`group`]: Sender Keys for groups.
 //! - [`fingerprint`]: safety numbers.
 //! - [`attachment`]: streaming file encryption.
@@ -21,7 +22,7 @@
 //! let mut bob_prekeys = PreKeyStore::new();
 //! bob_prekeys.generate_signed_prekey(&bob, 0, &mut rng);
 //! bob_prekeys.generate_one_time_prekeys(1, &mut rng).unwrap();
-//! bob_prekeys.generate_last_resort_kem_prekey(&bob, &mut rng);
+//! bob_prekeys.generate_last_resort_kem_prekey(&bob, 1_700_000_000, &mut rng);
 //! let bundle = bob_prekeys.bundle(&bob).unwrap(); // in practice: fetched from the server
 //!
 //! let mut alice_sessions = PeerSessions::new();
@@ -63,8 +64,9 @@ mod x3dh;
 pub use error::{DecodeError, MAX_ENCODED_LEN, MAX_STATE_LEN};
 pub use keys::{IdentityKey, IdentityKeyPair};
 pub use prekey_store::{
-    MAX_LAST_RESORT_KEM_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_SEEN_BASE_KEYS, MAX_SIGNED_PREKEYS,
-    PreKeyStore, PreKeyStoreError,
+    MAX_LAST_RESORT_KEM_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_SEEN_BASE_KEYS,
+    MAX_SEEN_BASE_KEYS_PER_SIGNED_PREKEY, MAX_SIGNED_PREKEYS, PREKEY_GRACE_SECS, PreKeyStore,
+    PreKeyStoreError, Rotation,
 };
 pub use prekeys::PreKeyBundle;
-pub use x3dh::{INFO_PQXDH, INFO_X3DH};
+pub use x3dh::INFO_PQXDH;

@@ -3,8 +3,18 @@
 //!
 //! Pure state: the caller persists it with [`PreKeyStore::to_bytes`] after
 //! every change. Session setup itself is in `ratchet::setup`.
+//!
+//! Medium-term keys rotate together: [`PreKeyStore::rotate`] makes a new
+//! signed prekey and a new last-resort ML-KEM prekey; the keys they
+//! supersede stay for [`PREKEY_GRACE_SECS`] (initiations from bundles
+//! fetched before the rotation still arrive), then [`PreKeyStore::prune`]
+//! deletes them. The base keys of initiations accepted without a one-time
+//! prekey are kept per signed prekey for as long as it lives, up to
+//! [`MAX_SEEN_BASE_KEYS_PER_SIGNED_PREKEY`]; a full list refuses further
+//! such initiations (nothing is ever forgotten to make room), and the
+//! device rotates before that happens ([`PreKeyStore::replay_list_filling`]).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use ml_kem::{EncodedSizeUser, KemCore, MlKem768};
 use rand_core::CryptoRngCore;
@@ -19,17 +29,25 @@ use crate::prekeys::{
 };
 use crate::proto::state;
 
-/// Signed prekeys kept: the current one and the previous ones, so that an
-/// initiation made from a bundle fetched just before a rotation still works.
-pub const MAX_SIGNED_PREKEYS: usize = 3;
+/// How long a superseded signed or last-resort prekey is kept after its
+/// successor was made (30 days): an initiation from a bundle fetched
+/// before the rotation is still accepted for this long.
+pub const PREKEY_GRACE_SECS: u64 = 30 * 24 * 3600;
+/// Signed prekeys kept at most, current included. A weekly rotation with a
+/// 30-day grace keeps five or six; extra rotations (a replay list filling)
+/// retire the oldest early.
+pub const MAX_SIGNED_PREKEYS: usize = 8;
 /// One-time prekeys (X25519 and ML-KEM each) a store holds at most.
 pub const MAX_ONE_TIME_PREKEYS: usize = 2_000;
-/// Last-resort ML-KEM prekeys kept (current and previous).
-pub const MAX_LAST_RESORT_KEM_PREKEYS: usize = 2;
-/// Base keys remembered from initiations that used no one-time prekey, to
-/// refuse their replay. The oldest are forgotten first; a signed prekey's
-/// entries go when it retires.
-pub const MAX_SEEN_BASE_KEYS: usize = 10_000;
+/// Last-resort ML-KEM prekeys kept at most, current included (rotated with
+/// the signed prekeys, under the same grace).
+pub const MAX_LAST_RESORT_KEM_PREKEYS: usize = MAX_SIGNED_PREKEYS;
+/// Base keys remembered per signed prekey from initiations that used no
+/// one-time prekey, to refuse their replay. Kept while the signed prekey
+/// lives; when the list is full, such initiations are refused.
+pub const MAX_SEEN_BASE_KEYS_PER_SIGNED_PREKEY: usize = 4_096;
+/// Base keys a store remembers at most, over all its signed prekeys.
+pub const MAX_SEEN_BASE_KEYS: usize = MAX_SIGNED_PREKEYS * MAX_SEEN_BASE_KEYS_PER_SIGNED_PREKEY;
 const STORE_VERSION: u32 = 1;
 
 /// A request to the prekey store that cannot be met.
@@ -56,6 +74,18 @@ pub(crate) struct SignedPreKeyPrivate {
 pub(crate) struct KemPreKeyPrivate {
     pub(crate) public: KemPreKey,
     pub(crate) secret: Box<KemDecapsulationKey>,
+    /// When it was made (seconds since the Unix epoch; 0 when unknown, in
+    /// a store written before last-resort keys rotated).
+    created_at: u64,
+}
+
+/// The medium-term keys a rotation made, for upload.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The new signed prekey.
+    pub signed_prekey: SignedPreKey,
+    /// The new last-resort ML-KEM prekey.
+    pub last_resort_kem_prekey: KemPreKey,
 }
 
 /// The private halves of a device's prekeys.
@@ -65,7 +95,9 @@ pub struct PreKeyStore {
     one_time: BTreeMap<u32, DhKeyPair>,
     kem: BTreeMap<u32, KemPreKeyPrivate>,
     next_id: u32,
-    seen_base_keys: VecDeque<(u32, [u8; 32])>,
+    /// Base keys of initiations accepted without a one-time prekey, by the
+    /// signed prekey they used.
+    seen_base_keys: BTreeMap<u32, BTreeSet<[u8; 32]>>,
 }
 
 impl core::fmt::Debug for PreKeyStore {
@@ -97,7 +129,8 @@ impl PreKeyStore {
 
     /// Generates a new signed prekey and makes it current. `now` (seconds
     /// since the Unix epoch) is recorded so the caller can rotate on a
-    /// schedule. The oldest beyond [`MAX_SIGNED_PREKEYS`] is retired.
+    /// schedule. The oldest beyond [`MAX_SIGNED_PREKEYS`] is retired at
+    /// once; [`Self::prune`] retires the others after the grace period.
     pub fn generate_signed_prekey(
         &mut self,
         identity: &IdentityKeyPair,
@@ -123,11 +156,73 @@ impl PreKeyStore {
             created_at: now,
         });
         while self.signed.len() > MAX_SIGNED_PREKEYS {
-            let retired = self.signed.remove(0);
-            self.seen_base_keys
-                .retain(|(spk, _)| *spk != retired.public.id);
+            self.retire_oldest_signed_prekey();
         }
         public
+    }
+
+    /// Makes a new signed prekey and a new last-resort ML-KEM prekey
+    /// (both current from now on), then prunes what the grace period no
+    /// longer covers. The schedule is the caller's.
+    pub fn rotate(
+        &mut self,
+        identity: &IdentityKeyPair,
+        now: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Rotation {
+        let signed_prekey = self.generate_signed_prekey(identity, now, rng);
+        let last_resort_kem_prekey = self.generate_last_resort_kem_prekey(identity, now, rng);
+        self.prune(now);
+        Rotation {
+            signed_prekey,
+            last_resort_kem_prekey,
+        }
+    }
+
+    /// Deletes superseded signed and last-resort prekeys whose successor
+    /// was made more than [`PREKEY_GRACE_SECS`] before `now`, with the
+    /// replay list of each deleted signed prekey. The current ones always
+    /// stay. Returns how many keys were deleted.
+    pub fn prune(&mut self, now: u64) -> usize {
+        let expired = |successor_made: u64| now.saturating_sub(successor_made) > PREKEY_GRACE_SECS;
+        let mut deleted = 0;
+        while self.signed.len() > 1 && self.signed.get(1).is_some_and(|k| expired(k.created_at)) {
+            self.retire_oldest_signed_prekey();
+            deleted += 1;
+        }
+        let last_resort: Vec<(u32, u64)> = self
+            .kem
+            .values()
+            .filter(|k| k.public.last_resort)
+            .map(|k| (k.public.id, k.created_at))
+            .collect();
+        for pair in last_resort.windows(2) {
+            if let [(id, _), (_, successor_made)] = pair
+                && expired(*successor_made)
+            {
+                self.kem.remove(id);
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
+    fn retire_oldest_signed_prekey(&mut self) {
+        if !self.signed.is_empty() {
+            let retired = self.signed.remove(0);
+            self.seen_base_keys.remove(&retired.public.id);
+        }
+    }
+
+    /// Whether the current signed prekey's replay list is half full or
+    /// more: time to rotate, before initiations without a one-time prekey
+    /// start being refused.
+    pub fn replay_list_filling(&self) -> bool {
+        self.signed.last().is_some_and(|current| {
+            self.seen_base_keys
+                .get(&current.public.id)
+                .is_some_and(|seen| seen.len() >= MAX_SEEN_BASE_KEYS_PER_SIGNED_PREKEY / 2)
+        })
     }
 
     /// The current signed prekey, if any.
@@ -180,18 +275,20 @@ impl PreKeyStore {
             });
         }
         Ok((0..count)
-            .map(|_| self.generate_kem(identity, false, rng))
+            .map(|_| self.generate_kem(identity, false, 0, rng))
             .collect())
     }
 
-    /// Generates a new last-resort ML-KEM-768 prekey; the oldest beyond
-    /// [`MAX_LAST_RESORT_KEM_PREKEYS`] is retired.
+    /// Generates a new last-resort ML-KEM-768 prekey and makes it current;
+    /// the oldest beyond [`MAX_LAST_RESORT_KEM_PREKEYS`] is retired at once,
+    /// the others by [`Self::prune`] after the grace period.
     pub fn generate_last_resort_kem_prekey(
         &mut self,
         identity: &IdentityKeyPair,
+        now: u64,
         rng: &mut impl CryptoRngCore,
     ) -> KemPreKey {
-        let key = self.generate_kem(identity, true, rng);
+        let key = self.generate_kem(identity, true, now, rng);
         let last_resort: Vec<u32> = self
             .kem
             .iter()
@@ -211,6 +308,7 @@ impl PreKeyStore {
         &mut self,
         identity: &IdentityKeyPair,
         last_resort: bool,
+        now: u64,
         rng: &mut impl CryptoRngCore,
     ) -> KemPreKey {
         let id = self.allocate_id();
@@ -227,6 +325,7 @@ impl PreKeyStore {
             KemPreKeyPrivate {
                 public: public.clone(),
                 secret: Box::new(secret),
+                created_at: now,
             },
         );
         public
@@ -246,7 +345,7 @@ impl PreKeyStore {
     /// ones fit under [`MAX_ONE_TIME_PREKEYS`], and returns how many were
     /// retired. Keys the server handed out but nobody used would otherwise
     /// fill the store for good; an initiation that still names a retired
-    /// key fails and the sender repairs its session with a fresh bundle.
+    /// key fails (its recipient sees the failure and can reset the session).
     /// Last-resort keys are never retired here.
     pub fn make_room_for_one_time_prekeys(&mut self, count: usize) -> usize {
         let keep = MAX_ONE_TIME_PREKEYS.saturating_sub(count);
@@ -311,12 +410,21 @@ impl PreKeyStore {
 
     pub(crate) fn has_seen_base_key(&self, signed_prekey_id: u32, base_key: &[u8; 32]) -> bool {
         self.seen_base_keys
-            .iter()
-            .any(|(spk, key)| *spk == signed_prekey_id && key == base_key)
+            .get(&signed_prekey_id)
+            .is_some_and(|seen| seen.contains(base_key))
+    }
+
+    /// Whether the replay list of a signed prekey has no room left: an
+    /// initiation under it without a one-time prekey must be refused.
+    pub(crate) fn replay_list_full(&self, signed_prekey_id: u32) -> bool {
+        self.seen_base_keys
+            .get(&signed_prekey_id)
+            .is_some_and(|seen| seen.len() >= MAX_SEEN_BASE_KEYS_PER_SIGNED_PREKEY)
     }
 
     /// Retires what an accepted initiation used: its one-time prekeys, or,
-    /// when it used none, remembers its base key so a replay is refused.
+    /// when it used none, remembers its base key so a replay is refused
+    /// (the caller checked [`Self::replay_list_full`] first).
     pub(crate) fn consume(
         &mut self,
         signed_prekey_id: u32,
@@ -333,10 +441,10 @@ impl PreKeyStore {
             self.kem.remove(&id);
         }
         if one_time_id.is_none() {
-            if self.seen_base_keys.len() >= MAX_SEEN_BASE_KEYS {
-                self.seen_base_keys.pop_front();
-            }
-            self.seen_base_keys.push_back((signed_prekey_id, base_key));
+            self.seen_base_keys
+                .entry(signed_prekey_id)
+                .or_default()
+                .insert(base_key);
         }
     }
 
@@ -371,15 +479,18 @@ impl PreKeyStore {
                     secret_key: k.secret.as_bytes().to_vec(),
                     signature: k.public.signature.to_vec(),
                     last_resort: k.public.last_resort,
+                    created_at: k.created_at,
                 })
                 .collect(),
             next_id: self.next_id,
             seen_base_keys: self
                 .seen_base_keys
                 .iter()
-                .map(|(spk, key)| state::SeenBaseKey {
-                    signed_prekey_id: *spk,
-                    base_key: key.to_vec(),
+                .flat_map(|(spk, keys)| {
+                    keys.iter().map(|key| state::SeenBaseKey {
+                        signed_prekey_id: *spk,
+                        base_key: key.to_vec(),
+                    })
                 })
                 .collect(),
         };
@@ -428,12 +539,24 @@ impl PreKeyStore {
                 last_resort: k.last_resort,
             };
             let secret = Box::new(KemDecapsulationKey::from_bytes(&encoded));
-            store.kem.insert(k.id, KemPreKeyPrivate { public, secret });
+            store.kem.insert(
+                k.id,
+                KemPreKeyPrivate {
+                    public,
+                    secret,
+                    created_at: k.created_at,
+                },
+            );
         }
         for seen in &proto.seen_base_keys {
-            store
+            let keys = store
                 .seen_base_keys
-                .push_back((seen.signed_prekey_id, fixed("base_key", &seen.base_key)?));
+                .entry(seen.signed_prekey_id)
+                .or_default();
+            if keys.len() >= MAX_SEEN_BASE_KEYS_PER_SIGNED_PREKEY {
+                return Err(DecodeError::InvalidValue("prekey store limits"));
+            }
+            keys.insert(fixed("base_key", &seen.base_key)?);
         }
         Ok(store)
     }
@@ -453,7 +576,7 @@ mod tests {
         let rng = &mut ChaCha20Rng::seed_from_u64(7);
         let identity = IdentityKeyPair::generate(rng);
         let mut store = PreKeyStore::new();
-        store.generate_last_resort_kem_prekey(&identity, rng);
+        store.generate_last_resort_kem_prekey(&identity, 0, rng);
         let first = store.generate_one_time_prekeys(100, rng).unwrap();
         store
             .generate_one_time_prekeys(MAX_ONE_TIME_PREKEYS - 100, rng)
@@ -473,5 +596,64 @@ mod tests {
             store.kem.values().filter(|k| k.public.last_resort).count(),
             1
         );
+    }
+
+    #[test]
+    fn base_keys_stay_while_their_signed_prekey_lives() {
+        let rng = &mut ChaCha20Rng::seed_from_u64(8);
+        let identity = IdentityKeyPair::generate(rng);
+        let mut store = PreKeyStore::new();
+        let spk = store.rotate(&identity, 1_000, rng).signed_prekey.id;
+        store.consume(spk, [1; 32], None, None);
+        // However many initiations follow, the first is still remembered
+        // (a FIFO of 10,000 forgot it).
+        for n in 0..10_000u32 {
+            let mut key = [0; 32];
+            key[..4].copy_from_slice(&n.to_be_bytes());
+            key[31] = 2;
+            if !store.replay_list_full(spk) {
+                store.consume(spk, key, None, None);
+            }
+        }
+        assert!(store.has_seen_base_key(spk, &[1; 32]));
+        assert!(store.replay_list_full(spk));
+        assert!(store.replay_list_filling());
+        // It survives the round trip through the stored form.
+        let stored = PreKeyStore::from_bytes(&store.to_bytes()).unwrap();
+        assert!(stored.has_seen_base_key(spk, &[1; 32]));
+        assert!(stored.replay_list_full(spk));
+
+        // A rotation starts an empty list; the old one lives as long as its
+        // signed prekey: through the grace period, then gone with it.
+        store.rotate(&identity, 2_000, rng);
+        assert!(!store.replay_list_filling());
+        assert!(store.has_seen_base_key(spk, &[1; 32]));
+        store.prune(2_000 + PREKEY_GRACE_SECS);
+        assert!(store.has_seen_base_key(spk, &[1; 32]));
+        store.prune(2_001 + PREKEY_GRACE_SECS);
+        assert!(store.signed_prekey(spk).is_none());
+        assert!(!store.has_seen_base_key(spk, &[1; 32]));
+    }
+
+    #[test]
+    fn last_resort_keys_rotate_and_expire_after_the_grace_period() {
+        let rng = &mut ChaCha20Rng::seed_from_u64(9);
+        let identity = IdentityKeyPair::generate(rng);
+        let mut store = PreKeyStore::new();
+        let first = store.rotate(&identity, 0, rng).last_resort_kem_prekey.id;
+        let second = store.rotate(&identity, 7 * 86_400, rng);
+        assert_ne!(second.last_resort_kem_prekey.id, first);
+        assert!(second.last_resort_kem_prekey.is_last_resort());
+        // The bundle serves the newest last-resort key.
+        let bundle = store.bundle(&identity).unwrap();
+        assert_eq!(
+            bundle.kem_prekey.as_ref().map(KemPreKey::id),
+            Some(second.last_resort_kem_prekey.id)
+        );
+        assert!(store.kem_prekey(first).is_some());
+        assert_eq!(store.prune(7 * 86_400 + PREKEY_GRACE_SECS + 1), 2);
+        assert!(store.kem_prekey(first).is_none());
+        assert!(store.kem_prekey(second.last_resort_kem_prekey.id).is_some());
+        assert_eq!(store.signed.len(), 1);
     }
 }

@@ -1,5 +1,6 @@
-//! X3DH key agreement (Signal's X3DH specification) and the shared-secret
-//! KDF that PQXDH extends.
+//! The X25519 half of PQXDH (Signal's X3DH DHs) and PQXDH's shared-secret
+//! KDF. A session is never set up from the DHs alone: the ML-KEM shared
+//! secret (from `pqxdh`) is always part of the KDF input.
 //!
 //! Both sides compute the same DH values in the same order:
 //! DH1 = DH(IK_A, SPK_B), DH2 = DH(EK_A, IK_B), DH3 = DH(EK_A, SPK_B),
@@ -13,8 +14,6 @@ use zeroize::Zeroizing;
 
 use crate::keys::{DhKeyPair, IdentityKey, IdentityKeyPair, NonContributoryKey, dh};
 
-/// HKDF info for a session set up with X3DH.
-pub const INFO_X3DH: &[u8] = b"Starling_X3DH_v1_X25519_SHA-256";
 /// HKDF info for a session set up with PQXDH.
 pub const INFO_PQXDH: &[u8] = b"Starling_PQXDH_v1_X25519_SHA-256_ML-KEM-768";
 
@@ -59,26 +58,19 @@ pub(crate) fn responder_dhs(
     Ok(DhOutputs(outputs))
 }
 
-/// SK = HKDF-SHA256(salt = 0^32, ikm = 0xFF^32 || DH1 || .. || DH4 [|| SS],
-/// info, L = 32). With `kem_secret`, this is PQXDH's KDF and `info` is
-/// [`INFO_PQXDH`]; without, X3DH's with [`INFO_X3DH`].
-pub(crate) fn shared_secret(dhs: &DhOutputs, kem_secret: Option<&[u8; 32]>) -> Box<[u8; 32]> {
+/// SK = HKDF-SHA256(salt = 0^32, ikm = 0xFF^32 || DH1 || .. || DH4 || SS,
+/// info = [`INFO_PQXDH`], L = 32): PQXDH's KDF.
+pub(crate) fn shared_secret(dhs: &DhOutputs, kem_secret: &[u8; 32]) -> Box<[u8; 32]> {
     let mut ikm = Zeroizing::new(Vec::with_capacity(32 * 6));
     ikm.extend_from_slice(&[0xFF; 32]);
     for output in &dhs.0 {
         ikm.extend_from_slice(&output[..]);
     }
-    let info = match kem_secret {
-        Some(secret) => {
-            ikm.extend_from_slice(secret);
-            INFO_PQXDH
-        }
-        None => INFO_X3DH,
-    };
+    ikm.extend_from_slice(kem_secret);
     let hkdf = Hkdf::<Sha256>::new(Some(&[0u8; 32]), &ikm);
     let mut secret = Box::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's output limit.
-    let _ = hkdf.expand(info, &mut secret[..]);
+    let _ = hkdf.expand(INFO_PQXDH, &mut secret[..]);
     secret
 }
 
@@ -92,21 +84,19 @@ mod tests {
 
     #[test]
     fn kem_secret_changes_the_session_key() {
-        let classical = shared_secret(&outputs(), None);
-        let post_quantum = shared_secret(&outputs(), Some(&[9; 32]));
-        let other_kem = shared_secret(&outputs(), Some(&[8; 32]));
-        assert_ne!(classical, post_quantum);
+        let post_quantum = shared_secret(&outputs(), &[9; 32]);
+        let other_kem = shared_secret(&outputs(), &[8; 32]);
         assert_ne!(post_quantum, other_kem);
-        assert_eq!(classical, shared_secret(&outputs(), None));
+        assert_eq!(post_quantum, shared_secret(&outputs(), &[9; 32]));
     }
 
     #[test]
     fn every_dh_output_matters() {
-        let base = shared_secret(&outputs(), None);
+        let base = shared_secret(&outputs(), &[9; 32]);
         for i in 0..4 {
             let mut changed = outputs();
             changed.0[i][0] ^= 1;
-            assert_ne!(shared_secret(&changed, None), base);
+            assert_ne!(shared_secret(&changed, &[9; 32]), base);
         }
     }
 }

@@ -42,15 +42,46 @@ fn first_messages_are_prekey_messages_until_a_reply() {
 }
 
 #[test]
-fn x3dh_only_bundle_sets_up_a_classical_session() {
+fn a_bundle_without_a_kem_prekey_is_refused() {
     let mut rng = rng(2);
     let publish = Publish {
         one_time: true,
         kem: false,
     };
-    let (alice, bob) = established(&mut rng, publish);
-    assert!(!alice.sessions.active().unwrap().is_post_quantum());
-    assert!(!bob.sessions.active().unwrap().is_post_quantum());
+    let alice = Device::new(&mut rng, FULL);
+    let bob = Device::new(&mut rng, publish);
+    let bundle = bob.bundle();
+    assert!(!bundle.is_post_quantum());
+    let mut sessions = PeerSessions::new();
+    let refused = sessions.initiate(&alice.identity, &bundle, &mut rng);
+    assert_eq!(refused, Err(SessionSetupError::MissingKemPreKey));
+    assert!(sessions.is_empty());
+    // The error names the likely cause for the person who sees it.
+    let text = SessionSetupError::MissingKemPreKey.to_string();
+    assert!(
+        text.contains("ML-KEM") && text.contains("downgrade"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_classical_initiation_is_refused() {
+    // A genuine X3DH initiation, made by a release that still set up
+    // classical sessions, to a device publishing no ML-KEM prekeys.
+    let mut rng = rng(0x5833_4448);
+    let classical = Publish {
+        one_time: false,
+        kem: false,
+    };
+    let _carol = Device::new(&mut rng, classical);
+    let mut dave = Device::new(&mut rng, classical);
+    let hex = include_str!("vectors/x3dh_initiation.hex").trim();
+    let initiation = hex::decode(hex).unwrap();
+    assert_eq!(
+        dave.receive(&initiation, &mut rng).unwrap_err(),
+        DecryptError::Setup(SessionSetupError::ClassicalInitiation)
+    );
+    assert!(dave.sessions.is_empty());
 }
 
 #[test]
@@ -382,21 +413,21 @@ fn post_compromise_security_after_one_round_trip() {
 }
 
 #[test]
-fn pqxdh_and_x3dh_keys_differ_for_same_ec_keys() {
+fn a_stripped_initiation_is_refused_and_the_real_one_still_works() {
     let mut rng = rng(14);
     let mut alice = Device::new(&mut rng, FULL);
     let mut bob = Device::new(&mut rng, FULL);
     alice.initiate(&bob, &mut rng);
     let first = alice.send(b"pq");
-    // A downgrade: strip the ML-KEM part, keep every EC key. The responder
-    // then derives the X3DH secret from the same DH values, and it differs.
+    // A downgrade: strip the ML-KEM part, keep every EC key. Refused as
+    // classical before any key is derived.
     let mut stripped: wire::CiphertextMessage = wire::decode(&first);
     let prekey = stripped.prekey.as_mut().unwrap();
     prekey.kem_prekey_id = None;
     prekey.kem_ciphertext.clear();
     assert_eq!(
         bob.receive(&wire::encode(&stripped), &mut rng).unwrap_err(),
-        DecryptError::Setup(SessionSetupError::FirstMessageRejected)
+        DecryptError::Setup(SessionSetupError::ClassicalInitiation)
     );
     let received = bob.receive(&first, &mut rng).unwrap();
     assert_eq!(&received.plaintext[..], b"pq");

@@ -18,6 +18,7 @@ use starling_crypto::attachment::{
 };
 use starling_crypto::fingerprint::SafetyNumber;
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession, SenderKeyDistribution};
+use starling_crypto::ratchet::{PeerSessions, SessionSetupError};
 
 fn vectors_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/v1.json")
@@ -55,10 +56,16 @@ fn produce() -> BTreeMap<String, String> {
         one_time: true,
         kem: false,
     };
-    let mut carol = Device::new(&mut rng, classical);
+    let _carol = Device::new(&mut rng, classical);
     let dave = Device::new(&mut rng, classical);
-    carol.initiate(&dave, &mut rng);
-    put("x3dh_first_message", &carol.send(b"vector: classical"));
+    // Carol's classical initiation once stood here; sessions are PQXDH
+    // only now, and the refusal is tested with a stored initiation
+    // (`vectors/x3dh_initiation.hex`). Its 64 random bytes are still drawn
+    // so that every value after this point stays as it was.
+    let mut drawn = [0u8; 64];
+    rand_core::RngCore::fill_bytes(&mut rng, &mut drawn);
+    let refused = PeerSessions::new().initiate(&dave.identity, &dave.bundle(), &mut rng);
+    assert_eq!(refused.unwrap_err(), SessionSetupError::MissingKemPreKey);
 
     let mut group = OutboundGroupSession::new(b"vector-group", &mut rng).unwrap();
     let distribution = group.distribution().to_bytes();
@@ -136,11 +143,10 @@ fn stored_vectors_decode() {
     let bytes = |name: &str| hex::decode(&stored[name]).unwrap();
     starling_crypto::PreKeyBundle::from_bytes(&bytes("bob_bundle")).unwrap();
     starling_crypto::IdentityKey::from_bytes(&bytes("alice_identity")).unwrap();
-    for name in ["pqxdh_first_message", "x3dh_first_message"] {
-        let message =
-            starling_crypto::ratchet::CiphertextMessage::from_bytes(&bytes(name)).unwrap();
-        assert!(message.is_prekey());
-    }
+    let first =
+        starling_crypto::ratchet::CiphertextMessage::from_bytes(&bytes("pqxdh_first_message"))
+            .unwrap();
+    assert!(first.is_prekey());
     let reply =
         starling_crypto::ratchet::CiphertextMessage::from_bytes(&bytes("ratchet_reply")).unwrap();
     assert!(!reply.is_prekey());

@@ -27,6 +27,7 @@ impl Peer {
         let mut prekeys = PreKeyStore::new();
         prekeys.generate_signed_prekey(&identity, 0, &mut OsRng);
         prekeys.generate_one_time_prekeys(1, &mut OsRng).unwrap();
+        prekeys.generate_last_resort_kem_prekey(&identity, 0, &mut OsRng);
         Self { identity, prekeys }
     }
 

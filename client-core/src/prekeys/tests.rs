@@ -1,6 +1,9 @@
 //! Prekey upkeep against an in-memory store and server, with a fixed
 //! clock: no runtime, no sockets.
 
+use starling_crypto::PreKeyBundle;
+use starling_crypto::prekeys::{KemPreKey, SignedPreKey};
+
 use super::*;
 use crate::clock::FixedClock;
 use crate::testing::{Fake, Memory, run};
@@ -13,17 +16,19 @@ fn the_decision_follows_stock_and_age() {
         one_time: PREKEY_LOW_WATER,
         kem: PREKEY_LOW_WATER,
     };
-    assert!(Upkeep::due(&full, Some(1_000), 1_000).is_nothing());
+    assert!(Upkeep::due(&full, Some(1_000), false, 1_000).is_nothing());
     let low = PrekeyCounts {
         one_time: PREKEY_LOW_WATER - 1,
         kem: PREKEY_LOW_WATER,
     };
-    let due = Upkeep::due(&low, Some(1_000), 1_000);
+    let due = Upkeep::due(&low, Some(1_000), false, 1_000);
     assert!(due.x25519 && !due.kem && !due.rotate_signed);
     let old = 1_000 + SIGNED_PREKEY_MAX_AGE_SECS + 1;
-    assert!(Upkeep::due(&full, Some(1_000), old).rotate_signed);
-    assert!(!Upkeep::due(&full, Some(1_000), old - 1).rotate_signed);
-    assert!(Upkeep::due(&full, None, 0).rotate_signed);
+    assert!(Upkeep::due(&full, Some(1_000), false, old).rotate_signed);
+    assert!(!Upkeep::due(&full, Some(1_000), false, old - 1).rotate_signed);
+    assert!(Upkeep::due(&full, None, false, 0).rotate_signed);
+    // A filling replay list rotates early.
+    assert!(Upkeep::due(&full, Some(1_000), true, 1_000).rotate_signed);
 }
 
 #[test]
@@ -107,7 +112,84 @@ fn maintenance_tops_up_only_what_is_low_and_rotates_when_old() {
     let upload = &uploads[1];
     assert!(upload.one_time_prekeys.is_empty());
     assert_eq!(upload.kem_prekeys.len(), PREKEY_BATCH);
-    assert!(upload.signed_prekey.is_some() && upload.last_resort_kem_prekey.is_none());
+    // The last-resort ML-KEM prekey rotates with the signed prekey.
+    assert!(upload.signed_prekey.is_some() && upload.last_resort_kem_prekey.is_some());
+    assert_ne!(
+        upload.last_resort_kem_prekey,
+        uploads[0].last_resort_kem_prekey
+    );
+}
+
+#[test]
+fn superseded_keys_are_deleted_after_the_grace_period() {
+    let rng = &mut rand::rngs::OsRng;
+    let identity = IdentityKeyPair::generate(rng);
+    let mut prekeys = PreKeyStore::new();
+    let memory = Memory::default();
+    run(upload_initial(
+        &identity,
+        &mut prekeys,
+        &memory,
+        &memory,
+        &FixedClock(DAY_MILLIS),
+        rng,
+    ))
+    .unwrap();
+    // The medium-term keys alone: a bundle served once the one-time keys
+    // ran out.
+    let first = {
+        let uploads = memory.uploads.borrow();
+        let decode = |b64: &Option<String>| B64.decode(b64.as_ref().unwrap()).unwrap();
+        let signed = SignedPreKey::from_bytes(&decode(&uploads[0].signed_prekey)).unwrap();
+        let kem = KemPreKey::from_bytes(&decode(&uploads[0].last_resort_kem_prekey)).unwrap();
+        PreKeyBundle::new(identity.public().clone(), signed, None, Some(kem)).unwrap()
+    };
+    memory.counts.set((100, 100));
+    let maintain_at = |prekeys: &mut PreKeyStore, day: i64, rng: &mut rand::rngs::OsRng| {
+        run(maintain(
+            &identity,
+            prekeys,
+            &memory,
+            &memory,
+            &FixedClock(DAY_MILLIS * day),
+            rng,
+        ))
+        .unwrap()
+    };
+    assert!(maintain_at(&mut prekeys, 9, rng).rotate_signed);
+    // Within the grace period an initiation from the first bundle works.
+    assert!(accepts(&identity, &mut prekeys.clone_via_bytes(), &first));
+    // 30 days after its successor was made, the first generation is gone,
+    // and the stored copy says so too.
+    assert!(maintain_at(&mut prekeys, 20, rng).rotate_signed);
+    assert!(maintain_at(&mut prekeys, 40, rng).rotate_signed);
+    assert!(!accepts(&identity, &mut prekeys.clone_via_bytes(), &first));
+    let stored = run(memory.load_prekeys()).unwrap();
+    assert!(!accepts(&identity, &mut stored.clone_via_bytes(), &first));
+}
+
+/// Whether a PQXDH initiation made from `bundle` is accepted by `prekeys`.
+fn accepts(identity: &IdentityKeyPair, prekeys: &mut PreKeyStore, bundle: &PreKeyBundle) -> bool {
+    use starling_crypto::ratchet::{CiphertextMessage, PeerSessions};
+    let rng = &mut rand::rngs::OsRng;
+    let carol = IdentityKeyPair::generate(rng);
+    let mut sessions = PeerSessions::new();
+    sessions.initiate(&carol, bundle, rng).unwrap();
+    let message =
+        CiphertextMessage::from_bytes(&sessions.encrypt(b"hi").unwrap().to_bytes()).unwrap();
+    PeerSessions::new()
+        .decrypt(identity, prekeys, &message, rng)
+        .is_ok()
+}
+
+trait CloneViaBytes {
+    fn clone_via_bytes(&self) -> PreKeyStore;
+}
+
+impl CloneViaBytes for PreKeyStore {
+    fn clone_via_bytes(&self) -> PreKeyStore {
+        PreKeyStore::from_bytes(&self.to_bytes()).unwrap()
+    }
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn main() {
         .generate_kem_prekeys(&owner, 1, &mut rng)
         .expect("fits")
         .remove(0);
-    let last_resort = store.generate_last_resort_kem_prekey(&owner, &mut rng);
+    let last_resort = store.generate_last_resort_kem_prekey(&owner, 1_700_000_000, &mut rng);
     let bundle = |one_time, kem| {
         PreKeyBundle::new(owner.public().clone(), signed.clone(), one_time, kem)
             .expect("own signatures verify")
@@ -78,7 +78,6 @@ fn main() {
         &[
             ("valid_prekey_pq", history.first_prekey_message.clone()),
             ("valid_prekey_last_resort", pair.carol_pqxdh_message()),
-            ("valid_prekey_x3dh", pair.carol_x3dh_message()),
             ("valid_ratchet", history.delivered.clone()),
         ],
     );
@@ -89,7 +88,6 @@ fn main() {
             ("genuine_next", next),
             ("genuine_skipped", history.skipped.clone()),
             ("genuine_carol_pqxdh", pair.carol_pqxdh_message()),
-            ("genuine_carol_x3dh", pair.carol_x3dh_message()),
             (
                 "valid_replayed_prekey",
                 history.first_prekey_message.clone(),

@@ -103,7 +103,7 @@ impl PairSnapshot {
         bob_prekeys
             .generate_kem_prekeys(&bob, 1, &mut rng)
             .expect("one kem prekey fits");
-        bob_prekeys.generate_last_resort_kem_prekey(&bob, &mut rng);
+        bob_prekeys.generate_last_resort_kem_prekey(&bob, 1_700_000_000, &mut rng);
         let bundle = bob_prekeys.bundle(&bob).expect("bob has a signed prekey");
 
         let mut alice_sessions = PeerSessions::new();
@@ -213,19 +213,6 @@ impl Pair<'_> {
             .bob_prekeys
             .bundle(&self.ids.bob)
             .expect("signed prekey");
-        carol_first_message(&bundle)
-    }
-
-    /// Carol's first message to Bob from his signed prekey alone (X3DH
-    /// without a one-time prekey).
-    pub fn carol_x3dh_message(&self) -> Vec<u8> {
-        let signed = self
-            .bob_prekeys
-            .current_signed_prekey()
-            .expect("signed prekey")
-            .clone();
-        let bundle = PreKeyBundle::new(self.ids.bob.public().clone(), signed, None, None)
-            .expect("bob's own signature verifies");
         carol_first_message(&bundle)
     }
 }

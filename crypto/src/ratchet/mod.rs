@@ -3,7 +3,7 @@
 //! - `root_key`, `chain_key`, `message_key`: the three KDF chains' keys.
 //! - `receiver_chain`: receiving chains and skipped keys, with their limits.
 //! - `message`: wire messages and associated data.
-//! - `setup`: X3DH/PQXDH into a first ratchet state, both sides.
+//! - `setup`: PQXDH into a first ratchet state, both sides.
 //! - `session`: encrypt and decrypt within one session.
 //! - `peer`: the sessions with one peer device and the active one.
 //! - `persist`: state encoding.

@@ -43,12 +43,30 @@ pub enum SessionSetupError {
     /// The initiation was already accepted once.
     #[error("replayed initiation")]
     ReplayedInitiation,
+    /// The initiation used no one-time prekey, and the signed prekey it
+    /// names has remembered as many such initiations as it may: it cannot
+    /// tell a replay from a new one, so it takes none until the device
+    /// rotates (the sender must fetch a fresh bundle).
+    #[error("signed prekey {0} takes no more initiations without a one-time prekey")]
+    ReplayListFull(u32),
     /// ML-KEM encapsulation to the bundle's key failed.
     #[error("kem encapsulation failed")]
     KemEncapsulation,
     /// The first message did not authenticate: tampered, or a wrong secret.
     #[error("the first message failed authentication")]
     FirstMessageRejected,
+    /// The bundle has no signed ML-KEM prekey, so the session would be
+    /// classical (X3DH). Refused: the server withheld the key (a downgrade
+    /// attempt), or the device runs a client without post-quantum keys.
+    #[error(
+        "the bundle has no signed ML-KEM prekey: a classical (X3DH) session is refused; the server may have withheld the key (a downgrade attempt), or the device's client is too old"
+    )]
+    MissingKemPreKey,
+    /// The initiation carries no ML-KEM ciphertext (X3DH). Refused: a
+    /// session recorded now could be decrypted later by whoever breaks
+    /// X25519.
+    #[error("the initiation is classical (X3DH, no ML-KEM): refused as a downgrade")]
+    ClassicalInitiation,
 }
 
 impl From<NonContributoryKey> for SessionSetupError {
@@ -58,13 +76,19 @@ impl From<NonContributoryKey> for SessionSetupError {
 }
 
 impl Session {
-    /// Starts a session with the device a verified bundle belongs to: PQXDH
-    /// when the bundle has an ML-KEM prekey, X3DH otherwise.
+    /// Starts a session with the device a verified bundle belongs to, by
+    /// PQXDH. A bundle without an ML-KEM prekey is refused
+    /// ([`SessionSetupError::MissingKemPreKey`]): there is no classical
+    /// fallback for a server to force.
     pub fn initiate(
         identity: &IdentityKeyPair,
         bundle: &PreKeyBundle,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Session, SessionSetupError> {
+        let kem_prekey = bundle
+            .kem_prekey
+            .as_ref()
+            .ok_or(SessionSetupError::MissingKemPreKey)?;
         let base = DhKeyPair::generate(rng);
         let one_time = bundle.one_time_prekey.as_ref();
         let dhs = x3dh::initiator_dhs(
@@ -74,27 +98,15 @@ impl Session {
             &bundle.signed_prekey.public,
             one_time.map(|k| &k.public),
         )?;
-        let kem = bundle
-            .kem_prekey
-            .as_ref()
-            .map(|k| {
-                pqxdh::encapsulate(&k.public, rng)
-                    .map(|encapsulated| (k.id, encapsulated))
-                    .ok_or(SessionSetupError::KemEncapsulation)
-            })
-            .transpose()?;
-        let shared = x3dh::shared_secret(&dhs, kem.as_ref().map(|(_, (_, s))| &**s));
+        let (kem_ciphertext, kem_secret) = pqxdh::encapsulate(&kem_prekey.public, rng)
+            .ok_or(SessionSetupError::KemEncapsulation)?;
+        let shared = x3dh::shared_secret(&dhs, &kem_secret);
 
         // Signal's RatchetInitAlice: the responder's signed prekey is its
         // first ratchet key.
         let sending_ratchet = DhKeyPair::generate(rng);
         let (root_key, sending_chain) = RootKey::new(shared)
             .advance(&*dh(&sending_ratchet.secret, &bundle.signed_prekey.public)?);
-        let post_quantum = kem.is_some();
-        let (kem_prekey_id, kem_ciphertext) = match kem {
-            Some((id, (ciphertext, _))) => (Some(id), ciphertext),
-            None => (None, Vec::new()),
-        };
         Ok(Session {
             id: base.public.to_bytes(),
             local_identity: identity.public().clone(),
@@ -111,22 +123,26 @@ impl Session {
             pending_prekey: Some(PendingPreKey {
                 signed_prekey_id: bundle.signed_prekey.id,
                 one_time_prekey_id: one_time.map(|k| k.id),
-                kem_prekey_id,
+                kem_prekey_id: Some(kem_prekey.id),
                 kem_ciphertext,
             }),
-            post_quantum,
+            post_quantum: true,
         })
     }
 
     /// Accepts an initiation: derives the session from this device's
     /// prekeys, decrypts the message it carries, and only then retires the
-    /// one-time prekeys it used. Returns the session and the plaintext.
+    /// one-time prekeys it used. Returns the session and the plaintext. A
+    /// classical initiation (no ML-KEM) is refused before any work.
     pub fn accept(
         identity: &IdentityKeyPair,
         prekeys: &mut PreKeyStore,
         message: &PreKeyMessage,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Session, Zeroizing<Vec<u8>>), SessionSetupError> {
+        let kem_prekey_id = message
+            .kem_prekey_id
+            .ok_or(SessionSetupError::ClassicalInitiation)?;
         let base_key = message.base_key.to_bytes();
         let signed = prekeys.signed_prekey(message.signed_prekey_id).ok_or(
             SessionSetupError::UnknownSignedPreKey(message.signed_prekey_id),
@@ -140,20 +156,16 @@ impl Session {
             None if prekeys.has_seen_base_key(message.signed_prekey_id, &base_key) => {
                 return Err(SessionSetupError::ReplayedInitiation);
             }
-            None => None,
-        };
-        let kem_secret = match message.kem_prekey_id {
-            Some(id) => {
-                let kem = prekeys
-                    .kem_prekey(id)
-                    .ok_or(SessionSetupError::UnknownKemPreKey(id))?;
-                Some(
-                    pqxdh::decapsulate(&kem.secret, &message.kem_ciphertext)
-                        .ok_or(SessionSetupError::FirstMessageRejected)?,
-                )
+            None if prekeys.replay_list_full(message.signed_prekey_id) => {
+                return Err(SessionSetupError::ReplayListFull(message.signed_prekey_id));
             }
             None => None,
         };
+        let kem = prekeys
+            .kem_prekey(kem_prekey_id)
+            .ok_or(SessionSetupError::UnknownKemPreKey(kem_prekey_id))?;
+        let kem_secret = pqxdh::decapsulate(&kem.secret, &message.kem_ciphertext)
+            .ok_or(SessionSetupError::FirstMessageRejected)?;
         let dhs = x3dh::responder_dhs(
             identity,
             &signed.key,
@@ -161,7 +173,7 @@ impl Session {
             &message.initiator_identity,
             &message.base_key,
         )?;
-        let shared = x3dh::shared_secret(&dhs, kem_secret.as_deref());
+        let shared = x3dh::shared_secret(&dhs, &kem_secret);
         let session = accept_first_message(identity, &signed.key, shared, message, rng)?;
         prekeys.consume(
             message.signed_prekey_id,
@@ -221,7 +233,7 @@ fn accept_first_message(
         receiving: VecDeque::from([chain]),
         skipped,
         pending_prekey: None,
-        post_quantum: message.kem_prekey_id.is_some(),
+        post_quantum: true,
     };
     Ok((session, plaintext))
 }

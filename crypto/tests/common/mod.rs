@@ -41,7 +41,7 @@ impl Device {
         }
         if publish.kem {
             prekeys.generate_kem_prekeys(&identity, 2, rng).unwrap();
-            prekeys.generate_last_resort_kem_prekey(&identity, rng);
+            prekeys.generate_last_resort_kem_prekey(&identity, 1_700_000_000, rng);
         }
         Self {
             identity,

@@ -197,9 +197,11 @@ impl TestUser {
                 .prekeys
                 .generate_signed_prekey(&self.identity, 0, &mut self.rng);
             body["signed_prekey"] = json!(STANDARD.encode(signed.to_bytes()));
-            let last_resort = self
-                .prekeys
-                .generate_last_resort_kem_prekey(&self.identity, &mut self.rng);
+            let last_resort = self.prekeys.generate_last_resort_kem_prekey(
+                &self.identity,
+                1_700_000_000,
+                &mut self.rng,
+            );
             body["last_resort_kem_prekey"] = json!(STANDARD.encode(last_resort.to_bytes()));
         }
         let (status, counts) = server
