@@ -119,7 +119,8 @@ pub fn describe(content: &Content) -> Option<(&'static str, String)> {
             | Body::Delete(_)
             | Body::ReadReceipt(_)
             | Body::SenderKey(_)
-            | Body::SessionReset(_),
+            | Body::SessionReset(_)
+            | Body::RepairRequest(_),
         ) => return None,
     };
     Some(described)

@@ -125,11 +125,24 @@ pub enum Event {
         /// Which signal.
         signal: CallSignalKind,
     },
-    /// A message could not be decrypted; a fresh session was requested.
+    /// A message could not be decrypted. No session changes because of it
+    /// (it is unauthenticated); when it keeps happening, a person resets
+    /// the session or asks the sender to.
     DecryptionFailed {
-        /// Who sent it (empty if unknown).
+        /// Who the server says sent it (empty if unknown; not verified).
         sender: String,
         /// From which device.
+        device: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A peer device asked for a fresh session, and starting one was
+    /// refused (its keys on the server changed from the ones we trust, or
+    /// they are not post-quantum).
+    RepairRefused {
+        /// The peer account.
+        sender: String,
+        /// Its device.
         device: u32,
         /// Why.
         reason: String,
@@ -176,6 +189,16 @@ impl fmt::Debug for Event {
                 .field("device", device)
                 .field("call_id", call_id)
                 .field("signal", signal)
+                .finish(),
+            Self::RepairRefused {
+                sender,
+                device,
+                reason,
+            } => f
+                .debug_struct("RepairRefused")
+                .field("sender", sender)
+                .field("device", device)
+                .field("reason", reason)
                 .finish(),
             Self::DecryptionFailed {
                 sender,

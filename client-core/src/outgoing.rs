@@ -227,9 +227,11 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         Ok(())
     }
 
-    /// Encrypts for one device (starting a session if there is none) and
-    /// wraps it for the server. The advanced session is saved first, so no
-    /// message key is ever used twice.
+    /// Encrypts for one device (starting a session if there is none, or
+    /// if the active one is classical: a session from before PQXDH was
+    /// required is replaced on the next send) and wraps it for the
+    /// server. The advanced session is saved first, so no message key is
+    /// ever used twice.
     pub async fn encrypt_for(
         &self,
         username: &str,
@@ -242,7 +244,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
             .sessions(username, device)
             .await
             .map_err(OutgoingError::Storage)?;
-        if sessions.is_empty() {
+        if !sessions.active().is_some_and(|s| s.is_post_quantum()) {
             self.establish_from_server(username, device, rng).await?;
             sessions = self
                 .storage
@@ -264,7 +266,8 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
     }
 
     /// Applies the server's corrections to our device lists: forgets
-    /// devices that are gone, starts sessions with new ones. Only the
+    /// devices that are gone, starts sessions with new ones (never
+    /// replacing one we hold). Only the
     /// accounts of `sends` are corrected, and never this device itself: a
     /// server naming other accounts or this device is ignored there.
     pub async fn fix_device_lists(
@@ -289,7 +292,12 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
                     .map_err(OutgoingError::Storage)?;
             }
             for device in lists.missing {
-                self.establish_from_server(&username, device, rng).await?;
+                // A session we hold stays: the server cannot make us
+                // restart one by calling its device missing.
+                let sessions = self.storage.sessions(&username, device).await;
+                if sessions.map_err(OutgoingError::Storage)?.is_empty() {
+                    self.establish_from_server(&username, device, rng).await?;
+                }
             }
         }
         Ok(())

@@ -163,6 +163,19 @@ pub trait Storage {
     /// reset, so it must be given them again).
     async fn forget_distribution(&self, username: &str, device_id: u32) -> Result<(), Self::Error>;
 
+    /// When a peer's repair request last made us start a fresh session
+    /// with its device ([`crate::clock::Clock`] milliseconds), if ever.
+    async fn last_repair(&self, username: &str, device_id: u32)
+    -> Result<Option<i64>, Self::Error>;
+
+    /// Records that a repair with the device started at `at_millis`.
+    async fn record_repair(
+        &self,
+        username: &str,
+        device_id: u32,
+        at_millis: i64,
+    ) -> Result<(), Self::Error>;
+
     // The history.
 
     /// Records a message; false when its id is already recorded.

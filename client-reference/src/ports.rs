@@ -174,6 +174,14 @@ impl Storage for Store {
         Store::forget_distribution(self, username, device_id).await
     }
 
+    async fn last_repair(&self, username: &str, device_id: u32) -> Result<Option<i64>> {
+        Store::last_repair(self, username, device_id).await
+    }
+
+    async fn record_repair(&self, username: &str, device_id: u32, at_millis: i64) -> Result<()> {
+        Store::record_repair(self, username, device_id, at_millis).await
+    }
+
     async fn insert_message(&self, message: &NewMessage) -> Result<bool> {
         Store::insert_message(self, message).await
     }

@@ -4,9 +4,9 @@
 //! talks to the real server (TLS, pinned) and, as the test asks through
 //! [`Tamper`], rewrites what it serves: it strips the ML-KEM prekey from
 //! bundles, serves another account's keys for a user, drops and
-//! duplicates envelopes, and replays recorded envelopes or injects
-//! garbage under any sender header. Everything else passes
-//! through unchanged.
+//! duplicates envelopes, replays recorded envelopes or injects garbage
+//! under any sender header, and answers sends with stale device lists
+//! it made up. Everything else passes through unchanged.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,6 +29,13 @@ use crate::TestServer;
 /// A device as the proxy tells them apart: `username:device`.
 pub type DeviceName = String;
 
+/// Where injected envelopes for one device go: its open connection, or a
+/// queue its next connection takes.
+enum Injector {
+    Open(mpsc::UnboundedSender<frames::Envelope>),
+    Waiting(Vec<frames::Envelope>),
+}
+
 /// What the proxy does wrong; every knob starts off (an honest proxy).
 #[derive(Default)]
 pub struct Tamper {
@@ -43,8 +50,10 @@ pub struct Tamper {
     substitute_bundles: Mutex<HashMap<String, serde_json::Value>>,
     drop_next: Mutex<HashMap<DeviceName, usize>>,
     delivered: Mutex<HashMap<DeviceName, Vec<frames::Envelope>>>,
-    injectors: Mutex<HashMap<DeviceName, mpsc::UnboundedSender<frames::Envelope>>>,
+    injectors: Mutex<HashMap<DeviceName, Injector>>,
     injected: Mutex<Vec<Vec<u8>>>,
+    served_bundles: Mutex<HashMap<String, serde_json::Value>>,
+    claim_missing: Mutex<Option<(String, Vec<u32>)>>,
 }
 
 impl Tamper {
@@ -52,6 +61,34 @@ impl Tamper {
     /// it for someone else) whenever `username`'s keys are asked for.
     pub fn serve_bundles_for(&self, username: &str, bundles: serde_json::Value) {
         lock(&self.substitute_bundles).insert(username.to_owned(), bundles);
+    }
+
+    /// The last bundles the server served for `username` (a
+    /// `BundleResponse` body), to serve them for someone else.
+    pub fn bundles_served(&self, username: &str) -> Option<serde_json::Value> {
+        lock(&self.served_bundles).get(username).cloned()
+    }
+
+    /// Answers the next send with a 409 calling `devices` of `username`
+    /// missing, whatever the send held (without forwarding it).
+    pub fn claim_missing_once(&self, username: &str, devices: &[u32]) {
+        *lock(&self.claim_missing) = Some((username.to_owned(), devices.to_vec()));
+    }
+
+    /// The made-up stale-device answer for a send, if one is due.
+    fn made_up_stale(&self, method: &Method, path: &str) -> Option<Response> {
+        if method != Method::PUT || !path.starts_with("/v1/messages") {
+            return None;
+        }
+        let (username, missing) = lock(&self.claim_missing).take()?;
+        let body = serde_json::json!({
+            "code": "stale_devices",
+            "reason": "the device list is out of date",
+            "missing_devices": missing,
+            "extra_devices": [],
+            "accounts": { username: { "missing": missing, "extra": [] } },
+        });
+        Some((StatusCode::CONFLICT, axum::Json(body)).into_response())
     }
 
     /// Drops the next `count` envelopes for `device` (`user:device`).
@@ -68,14 +105,25 @@ impl Tamper {
     }
 
     /// Delivers `envelope` to `device`'s open connection, as if the server
-    /// had it queued. Panics if the device has no connection.
+    /// had it queued: on its open connection, or on the next one it
+    /// opens.
     pub fn inject(&self, device: &str, envelope: frames::Envelope) {
         lock(&self.injected).push(envelope.id.clone());
-        let injectors = lock(&self.injectors);
-        let injector = injectors
-            .get(device)
-            .unwrap_or_else(|| panic!("{device} has no connection to the proxy"));
-        injector.send(envelope).unwrap();
+        let mut injectors = lock(&self.injectors);
+        let slot = injectors
+            .entry(device.to_owned())
+            .or_insert_with(|| Injector::Waiting(Vec::new()));
+        let unsent = match slot {
+            Injector::Open(sender) => sender.send(envelope).err().map(|e| e.0),
+            Injector::Waiting(waiting) => {
+                waiting.push(envelope);
+                None
+            }
+        };
+        // The connection closed meanwhile: the next one takes it.
+        if let Some(envelope) = unsent {
+            *slot = Injector::Waiting(vec![envelope]);
+        }
     }
 
     /// Delivers a recorded envelope again under a fresh id (a replay the
@@ -127,6 +175,9 @@ impl Tamper {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (method, segments.as_slice()) {
             (&Method::GET, ["v1", "keys", username, _device]) => {
+                if let Ok(served) = serde_json::from_slice(&body) {
+                    lock(&self.served_bundles).insert((*username).to_owned(), served);
+                }
                 if let Some(bundles) = lock(&self.substitute_bundles).get(*username) {
                     return Bytes::from(bundles.to_string());
                 }
@@ -285,6 +336,9 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         .path_and_query()
         .map_or_else(|| request.uri().path().to_owned(), ToString::to_string);
     let path = request.uri().path().to_owned();
+    if let Some(made_up) = proxy.tamper.made_up_stale(&method, &path) {
+        return made_up;
+    }
     let headers = request.headers().clone();
     let Ok(body) = axum::body::to_bytes(request.into_body(), 256 << 20).await else {
         return StatusCode::BAD_REQUEST.into_response();
@@ -377,7 +431,13 @@ fn url_of(base: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>
 /// server's envelopes and adding the injected ones.
 async fn pump(tamper: Arc<Tamper>, device: DeviceName, client: WebSocket, server: Upstream) {
     let (injector, mut injected) = mpsc::unbounded_channel();
-    lock(&tamper.injectors).insert(device.clone(), injector);
+    if let Some(Injector::Waiting(waiting)) =
+        lock(&tamper.injectors).insert(device.clone(), Injector::Open(injector.clone()))
+    {
+        for envelope in waiting {
+            let _ = injector.send(envelope);
+        }
+    }
     let (mut to_client, mut from_client) = client.split();
     let (mut to_server, mut from_server) = server.split();
     loop {

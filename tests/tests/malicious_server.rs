@@ -93,3 +93,161 @@ both_databases!(
     dropped_envelopes_arrive_on_a_later_connection,
     dropped_envelopes
 );
+
+async fn stripped_kem_prekeys(db: DbKind) {
+    let evil = MaliciousServer::start(db).await;
+    let mut alice = evil.client("alice").await;
+    let mut bob = evil.client("bob").await;
+    evil.tamper.strip_kem_prekeys.store(true, Ordering::Relaxed);
+    // A first message would set up a session from the stripped bundle:
+    // refused, with an error that names the likely cause.
+    let refused = alice.client.send_text("bob", "classical?").await;
+    let error = refused.expect_err("a bundle without a KEM prekey was used");
+    let text = error.to_string();
+    assert!(
+        text.contains("ML-KEM") && text.contains("downgrade"),
+        "{text}"
+    );
+    assert!(evil.tamper.delivered("bob:1").is_empty());
+    // Whole bundles again: the session is set up (post-quantum) and works.
+    evil.tamper
+        .strip_kem_prekeys
+        .store(false, Ordering::Relaxed);
+    alice.client.send_text("bob", "quantum").await.unwrap();
+    assert_eq!(texts_received(&mut bob, 1).await, ["quantum"]);
+}
+both_databases!(stripped_kem_prekeys_are_refused, stripped_kem_prekeys);
+
+/// Alice and bob after one message each way.
+async fn talking(evil: &MaliciousServer) -> (starling_e2e::TestClient, starling_e2e::TestClient) {
+    let mut alice = evil.client("alice").await;
+    let mut bob = evil.client("bob").await;
+    alice.client.send_text("bob", "hello").await.unwrap();
+    assert_eq!(texts_received(&mut bob, 1).await, ["hello"]);
+    bob.client.send_text("alice", "hi").await.unwrap();
+    assert_eq!(texts_received(&mut alice, 1).await, ["hi"]);
+    (alice, bob)
+}
+
+/// Checks that nothing reached alice since `before` envelopes (no repair,
+/// no reset), and that the sessions still carry messages both ways.
+async fn unaffected(
+    evil: &MaliciousServer,
+    alice: &mut starling_e2e::TestClient,
+    bob: &mut starling_e2e::TestClient,
+    before: usize,
+) {
+    assert_eq!(
+        evil.tamper.delivered("alice:1").len(),
+        before,
+        "bob sent alice something: a session repair the server caused"
+    );
+    alice.client.send_text("bob", "still one").await.unwrap();
+    assert_eq!(texts_received(bob, 1).await, ["still one"]);
+    bob.client.send_text("alice", "still two").await.unwrap();
+    assert_eq!(texts_received(alice, 1).await, ["still two"]);
+}
+
+async fn replayed_envelopes(db: DbKind) {
+    let evil = MaliciousServer::start(db).await;
+    let (mut alice, mut bob) = talking(&evil).await;
+    let before = evil.tamper.delivered("alice:1").len();
+    // The server delivers alice's first message again, under a new id:
+    // bob cannot read it twice, says so, and starts no new session.
+    let first = evil.tamper.delivered("bob:1")[0].clone();
+    evil.tamper.replay("bob:1", &first);
+    let events = bob
+        .events_until(|events| {
+            events
+                .iter()
+                .any(|e| matches!(e, Event::DecryptionFailed { .. }))
+        })
+        .await;
+    assert!(texts(&events).is_empty(), "a replay was shown: {events:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::DecryptionFailed { sender, .. } if sender == "alice"
+        )),
+        "the replay was not reported: {events:?}"
+    );
+    unaffected(&evil, &mut alice, &mut bob, before).await;
+}
+both_databases!(replayed_envelopes_change_no_session, replayed_envelopes);
+
+async fn spoofed_garbage(db: DbKind) {
+    let evil = MaliciousServer::start(db).await;
+    let (mut alice, mut bob) = talking(&evil).await;
+    let before = evil.tamper.delivered("alice:1").len();
+    for _ in 0..3 {
+        evil.tamper.inject_garbage("bob:1", "alice", 1);
+    }
+    let events = bob
+        .events_until(|events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::DecryptionFailed { .. }))
+                .count()
+                >= 3
+        })
+        .await;
+    assert!(texts(&events).is_empty(), "{events:?}");
+    unaffected(&evil, &mut alice, &mut bob, before).await;
+}
+both_databases!(
+    garbage_under_a_spoofed_sender_changes_no_session,
+    spoofed_garbage
+);
+
+async fn another_devices_keys(db: DbKind) {
+    let evil = MaliciousServer::start(db).await;
+    let (mut alice, mut bob) = talking(&evil).await;
+    let mut carol = evil.client("carol").await;
+    alice.client.send_text("carol", "hi carol").await.unwrap();
+    assert_eq!(texts_received(&mut carol, 1).await, ["hi carol"]);
+    alice.client.verify("bob", None).await.unwrap();
+    // From now on the server answers for bob's keys with carol's. Alice
+    // resets her session with bob: the keys she is served are not the
+    // ones she verified, so nothing is sent, and she is warned.
+    let carols = evil.tamper.bundles_served("carol").unwrap();
+    evil.tamper.serve_bundles_for("bob", carols);
+    let to_bob = evil.tamper.delivered("bob:1").len();
+    let refused = alice.client.reset_session("bob", false).await;
+    assert!(
+        refused.is_err(),
+        "a verified contact's changed keys were used"
+    );
+    assert_eq!(evil.tamper.delivered("bob:1").len(), to_bob);
+    assert!(carol.events_until(|_| false).await.is_empty());
+    let warnings = alice.client.warnings().await.unwrap();
+    assert!(
+        warnings.iter().any(|(user, _)| user == "bob"),
+        "no warning about bob's keys: {warnings:?}"
+    );
+    let refused = alice.client.send_text("bob", "to whom?").await;
+    assert!(refused.is_err(), "sent to keys that are not bob's");
+    assert!(bob.events_until(|_| false).await.is_empty());
+}
+both_databases!(another_devices_keys_are_refused, another_devices_keys);
+
+async fn stale_device_lists(db: DbKind) {
+    let evil = MaliciousServer::start(db).await;
+    let (mut alice, mut bob) = talking(&evil).await;
+    let before = evil.tamper.delivered("alice:1").len();
+    let bundles_before = evil.tamper.bundles_served("bob");
+    // The server claims alice's send lacked bob's device 1, which it did
+    // not: alice keeps her session (no bundle fetched) and sends again.
+    evil.tamper.claim_missing_once("bob", &[1]);
+    alice.client.send_text("bob", "one more").await.unwrap();
+    assert_eq!(texts_received(&mut bob, 1).await, ["one more"]);
+    assert_eq!(
+        evil.tamper.bundles_served("bob"),
+        bundles_before,
+        "a made-up stale list made alice fetch a new bundle"
+    );
+    unaffected(&evil, &mut alice, &mut bob, before).await;
+}
+both_databases!(
+    made_up_stale_device_lists_restart_nothing,
+    stale_device_lists
+);

@@ -1,7 +1,10 @@
 //! Incoming envelopes: decrypt (pairwise or Sender Key), trust on first
 //! use, stage the content with the advanced session in one durable step,
 //! then apply it. A message that cannot be decrypted is reported, never
-//! fatal, and starts a session repair with its sender.
+//! fatal, and changes no session: whoever can inject or replay envelopes
+//! (the server) must not be able to make a device start new sessions.
+//! Repairs start only from a person's command or a peer's authenticated
+//! request (`repair.rs`).
 //!
 //! The caller acknowledges an envelope to the server only after
 //! [`Device::process_envelope`] returned `Ok`: by then what it carried is
@@ -22,12 +25,6 @@ use crate::records::InboxItem;
 use crate::storage::Storage;
 use crate::tofu::TrustChange;
 use crate::transport::Transport;
-
-/// Shortest time between two session repairs with one sender device, in
-/// [`Clock`] milliseconds. The clock is the wall clock: when it steps
-/// backwards or jumps forwards, a remembered repair is forgotten early,
-/// which allows one more repair, never fewer.
-pub const REPAIR_INTERVAL_MILLIS: i64 = 600_000;
 
 /// Why an envelope yielded nothing readable.
 enum Failure<E> {
@@ -78,26 +75,18 @@ where
         }
     }
 
-    /// Reports an unreadable envelope and repairs the session with its
-    /// sender's device.
+    /// Reports an unreadable envelope. No repair follows: the envelope is
+    /// unauthenticated (garbage under a spoofed sender, an old message
+    /// replayed under a new id), so acting on it would let the server
+    /// choose when sessions restart.
     async fn unreadable(
         &mut self,
         envelope: &Envelope,
         reason: String,
     ) -> Result<Vec<Event>, S, T> {
         tracing::warn!(sender = %envelope.sender, device = envelope.sender_device, "undecryptable envelope");
-        // Done with the envelope first: a repair that cannot happen now (the
-        // sender's server unreachable) must not block the messages queued
-        // behind it.
         let finished = self.storage.finish_envelope(&envelope.id).await;
         finished.map_err(DeviceError::Storage)?;
-        if !envelope.sender.is_empty()
-            && let Err(error) = self
-                .repair_session(&envelope.sender, envelope.sender_device)
-                .await
-        {
-            tracing::warn!(%error, "session repair failed; the next unreadable message retries it");
-        }
         Ok(vec![Event::DecryptionFailed {
             sender: envelope.sender.clone(),
             device: envelope.sender_device,
@@ -292,6 +281,10 @@ where
                     .await
             }
             Some(Body::SenderKey(_) | Body::GroupControl(_) | Body::Call(_)) => Ok(Vec::new()),
+            Some(Body::RepairRequest(_)) if pairwise => {
+                self.honour_repair_request(sender, device).await
+            }
+            Some(Body::RepairRequest(_)) => Ok(Vec::new()),
             Some(Body::SessionReset(_)) => {
                 let forgot = self.storage.forget_distribution(sender, device).await;
                 forgot.map_err(DeviceError::Storage)?;
@@ -361,43 +354,5 @@ where
                 Ok(None)
             }
         }
-    }
-
-    /// After an unreadable message: a fresh session with the sender's
-    /// device, announced with a reset message so its next messages use it.
-    /// At most one repair per sender device in [`REPAIR_INTERVAL_MILLIS`],
-    /// so a burst of unreadable messages costs one bundle (one of the
-    /// sender's one-time prekeys); an attempt that failed on our side (the
-    /// store or the server unreachable) may be retried at once, one refused
-    /// by a rule (a verified contact's changed keys) may not.
-    async fn repair_session(&mut self, sender: &str, device: u32) -> Result<(), S, T> {
-        let now = self.clock.now_millis();
-        self.repaired.retain(|_, started| {
-            (0..REPAIR_INTERVAL_MILLIS).contains(&now.saturating_sub(*started))
-        });
-        let key = (sender.to_owned(), device);
-        if self.repaired.contains_key(&key) {
-            return Ok(());
-        }
-        self.repaired.insert(key.clone(), now);
-        let result = self.establish_and_reset(sender, device).await;
-        if matches!(
-            result,
-            Err(DeviceError::Storage(_) | DeviceError::Transport(_))
-        ) {
-            self.repaired.remove(&key);
-        }
-        result
-    }
-
-    async fn establish_and_reset(&mut self, sender: &str, device: u32) -> Result<(), S, T> {
-        match self.establish_from_server(sender, device).await {
-            Ok(()) => {}
-            // The device is gone: nothing to repair.
-            Err(DeviceError::Transport(e)) if T::is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        let reset = self.new_content(Body::SessionReset(content::SessionReset {}));
-        self.send_pairwise(&[sender.to_owned()], &reset).await
     }
 }

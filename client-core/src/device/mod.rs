@@ -16,18 +16,17 @@ mod calls;
 mod groups;
 mod incoming;
 mod messages;
+mod repair;
 #[cfg(test)]
 mod tests;
 mod updates;
-
-use std::collections::BTreeMap;
 
 use rand_core::CryptoRngCore;
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
 
 pub use calls::{CallInbox, MAX_ANSWERED, MAX_QUEUED_SIGNALS, QueuedSignal, call_signal};
-pub use incoming::REPAIR_INTERVAL_MILLIS;
 pub use messages::reply_prefix;
+pub use repair::REPAIR_INTERVAL_MILLIS;
 
 use crate::clock::Clock;
 use crate::content::{self, Content};
@@ -73,9 +72,6 @@ pub struct Device<S, T, C, R> {
     account: Account,
     /// Our account's devices and when the server listed them.
     own_devices: OwnDevices,
-    /// Devices a session repair was last started with, and when
-    /// ([`Clock`] milliseconds).
-    repaired: BTreeMap<(String, u32), i64>,
     /// Signals of the call this device is in, waiting for the call loop.
     calls: CallInbox,
 }
@@ -105,7 +101,6 @@ where
             rng,
             account,
             own_devices: OwnDevices::default(),
-            repaired: BTreeMap::new(),
             calls: CallInbox::default(),
         }
     }

@@ -5,13 +5,14 @@
 //! run is the same.
 //!
 //! By concept: [`incoming`] (delivery, redelivery, crashes, unreadable
-//! envelopes, repairs), [`updates`] (edits, deletions, reactions,
+//! envelopes), [`repair`] (downgrades refused, repairs only on purpose), [`updates`] (edits, deletions, reactions,
 //! receipts, replies, timers), [`groups`] (membership and Sender Keys) and
 //! [`calls`] (call signalling).
 
 mod calls;
 mod groups;
 mod incoming;
+mod repair;
 mod updates;
 
 use std::rc::Rc;
@@ -132,6 +133,9 @@ fn summary(events: &[Event]) -> Vec<String> {
             } => format!("call {signal} from {sender}.{device}"),
             Event::DecryptionFailed { sender, device, .. } => {
                 format!("unreadable from {sender}.{device}")
+            }
+            Event::RepairRefused { sender, device, .. } => {
+                format!("repair refused {sender}.{device}")
             }
         })
         .collect()

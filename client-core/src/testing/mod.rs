@@ -103,6 +103,8 @@ pub(crate) struct Memory {
     pub(crate) inbound: RefCell<BTreeMap<InboundKey, Vec<u8>>>,
     /// The history, in the order recorded.
     pub(crate) messages: RefCell<Vec<StoredMessage>>,
+    /// When a repair with each peer device last started.
+    pub(crate) repairs: RefCell<BTreeMap<(String, u32), i64>>,
     /// Storage calls that fail (by method name) until taken out again.
     pub(crate) failing: RefCell<BTreeSet<&'static str>>,
 }

@@ -50,6 +50,11 @@ struct State {
     /// Envelopes stored so far (the next id).
     stored: u64,
     offline: bool,
+    /// Serve bundles without their ML-KEM prekeys (a downgrade attempt).
+    withhold_kem: bool,
+    /// Answer the next send with these devices of an account called
+    /// missing, whatever was sent (a lying server).
+    claim_missing: Option<(String, Vec<u32>)>,
 }
 
 /// The server several test devices share.
@@ -96,6 +101,18 @@ impl Server {
     /// Makes every call fail (or work again).
     pub(crate) fn set_offline(&self, offline: bool) {
         self.state.borrow_mut().offline = offline;
+    }
+
+    /// Serves bundles without ML-KEM prekeys (or with them again), as a
+    /// server attempting a downgrade would.
+    pub(crate) fn set_withhold_kem(&self, withhold: bool) {
+        self.state.borrow_mut().withhold_kem = withhold;
+    }
+
+    /// Answers the next send with `devices` of `username` called missing,
+    /// whatever the send held.
+    pub(crate) fn claim_missing_once(&self, username: &str, devices: &[u32]) {
+        self.state.borrow_mut().claim_missing = Some((username.to_owned(), devices.to_vec()));
     }
 
     /// Takes the envelopes waiting for a device, oldest first.
@@ -219,6 +236,7 @@ impl Transport for Link {
         device: Option<u32>,
     ) -> Result<Vec<(u32, PreKeyBundle)>, Refused> {
         let mut state = self.state()?;
+        let withhold_kem = state.withhold_kem;
         let devices = state.accounts.get_mut(username).ok_or(Refused::NotFound)?;
         if device.is_some_and(|d| !devices.contains_key(&d)) {
             return Err(Refused::NotFound);
@@ -233,6 +251,7 @@ impl Transport for Link {
             };
             let one_time = keys.one_time.pop_front();
             let kem = keys.kem.pop_front().or_else(|| keys.last_resort.clone());
+            let kem = kem.filter(|_| !withhold_kem);
             let bundle = PreKeyBundle::new(keys.identity.clone(), signed, one_time, kem)
                 .map_err(|_| Refused::BadRequest)?;
             bundles.push((*id, bundle));
@@ -257,6 +276,16 @@ impl Transport for Link {
     async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome, Refused> {
         let mut state = self.state()?;
         let mut stale = BTreeMap::new();
+        if let Some((username, missing)) = state.claim_missing.take() {
+            stale.insert(
+                username,
+                StaleLists {
+                    missing,
+                    extra: Vec::new(),
+                },
+            );
+            return Ok(SendOutcome::Stale(stale));
+        }
         for send in sends {
             let devices = state
                 .accounts

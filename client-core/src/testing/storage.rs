@@ -322,6 +322,20 @@ impl Storage for Memory {
         Ok(())
     }
 
+    async fn last_repair(&self, username: &str, device_id: u32) -> Result<Option<i64>, Fake> {
+        self.check("last_repair")?;
+        let key = (username.to_owned(), device_id);
+        Ok(self.repairs.borrow().get(&key).copied())
+    }
+
+    async fn record_repair(&self, username: &str, device_id: u32, at: i64) -> Result<(), Fake> {
+        self.check("record_repair")?;
+        self.repairs
+            .borrow_mut()
+            .insert((username.to_owned(), device_id), at);
+        Ok(())
+    }
+
     async fn insert_message(&self, message: &NewMessage) -> Result<bool, Fake> {
         self.check("insert_message")?;
         let mut messages = self.messages.borrow_mut();

@@ -4,7 +4,7 @@
 pub use starling_client_core::trust::SafetyNumberView;
 
 use super::Client;
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 
 impl Client {
     /// The safety number with a contact (learning their keys first when
@@ -17,6 +17,27 @@ impl Client {
     /// number (compared in constant time).
     pub async fn verify(&mut self, username: &str, digits: Option<&str>) -> Result<()> {
         Ok(self.core.verify(username, digits).await?)
+    }
+
+    /// Starts fresh (post-quantum) sessions with every device of a
+    /// contact and announces them; with `ask`, asks the contact's devices,
+    /// inside the working sessions, to start fresh ones with this device
+    /// instead. For when a contact's messages stay unreadable: nothing
+    /// else restarts a session.
+    pub async fn reset_session(&mut self, username: &str, ask: bool) -> Result<()> {
+        let user = username.strip_prefix('@').unwrap_or(username);
+        let user = starling_protocol::Username::parse(user).map_err(|source| {
+            ClientError::BadUsername {
+                name: user.to_owned(),
+                source,
+            }
+        })?;
+        if ask {
+            self.core.request_repair(user.as_str()).await?;
+        } else {
+            self.core.reset_session(user.as_str()).await?;
+        }
+        Ok(())
     }
 
     /// Outstanding identity warnings: (username, text).

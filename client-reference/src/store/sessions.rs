@@ -182,4 +182,31 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// When a peer's repair request last started a fresh session with its
+    /// device, if ever.
+    pub async fn last_repair(&self, username: &str, device_id: u32) -> Result<Option<i64>> {
+        let at = sqlx::query_scalar(
+            "SELECT at FROM session_repairs WHERE username = ? AND device_id = ?",
+        )
+        .bind(username)
+        .bind(i64::from(device_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(at)
+    }
+
+    /// Records when a repair with a peer device started.
+    pub async fn record_repair(&self, username: &str, device_id: u32, at: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO session_repairs (username, device_id, at) VALUES (?, ?, ?) \
+             ON CONFLICT (username, device_id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(username)
+        .bind(i64::from(device_id))
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

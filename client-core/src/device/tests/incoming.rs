@@ -1,7 +1,7 @@
 //! Incoming envelopes: a message is shown once however often it is
 //! delivered, what was staged before a crash is applied once, and an
-//! unreadable envelope is reported, repaired (once per burst) and never
-//! blocks the messages behind it.
+//! unreadable envelope is reported, changes no session and never blocks
+//! the messages behind it.
 
 use super::*;
 use crate::error::DeviceError;
@@ -132,14 +132,13 @@ fn an_unreadable_envelope_is_reported_and_the_next_message_still_decrypts() {
     assert_eq!(summary(&events), ["unreadable from alice.1"]);
     // Done with it: a redelivery is not reported again.
     assert!(process(&mut bob, &garbage(1, "alice", 1)).is_empty());
-    // A repair went out: a fresh session, announced with a reset.
-    assert_eq!(world.server.waiting("alice", 1), 1);
+    // Nothing went out: an unauthenticated envelope starts no session.
+    assert_eq!(world.server.waiting("alice", 1), 0);
+    assert_eq!(world.server.one_time_left("alice", 1), PREKEY_BATCH);
 
-    // Alice still uses the old session, and it still works.
+    // The session still works both ways.
     say(&mut alice, &direct("bob"), "two");
     assert_eq!(summary(&receive(&mut bob)), ["message alice: two"]);
-    // The reset shows nothing; afterwards both directions work.
-    assert!(receive(&mut alice).is_empty());
     say(&mut alice, &direct("bob"), "three");
     assert_eq!(summary(&receive(&mut bob)), ["message alice: three"]);
     say(&mut bob, &direct("alice"), "four");
@@ -168,7 +167,7 @@ fn a_tampered_copy_does_not_spoil_the_real_message() {
 }
 
 #[test]
-fn a_burst_of_unreadable_envelopes_costs_one_repair() {
+fn a_burst_of_unreadable_envelopes_starts_no_session() {
     let mut world = World::new();
     let _alice = world.device("alice", 1);
     let mut bob = world.device("bob", 1);
@@ -176,48 +175,10 @@ fn a_burst_of_unreadable_envelopes_costs_one_repair() {
         let events = process(&mut bob, &garbage(n, "alice", 1));
         assert_eq!(summary(&events), ["unreadable from alice.1"]);
     }
-    // One bundle fetched, one reset sent.
-    assert_eq!(world.server.one_time_left("alice", 1), PREKEY_BATCH - 1);
-    assert_eq!(world.server.waiting("alice", 1), 1);
-}
-
-#[test]
-fn a_repair_a_trust_rule_refused_is_not_tried_again_within_the_interval() {
-    let mut world = World::new();
-    let _alice = world.device("alice", 1);
-    let mut bob = world.device("bob", 1);
-    run(bob.verify("alice", None)).unwrap();
-    // Alice's device comes back with a new identity: bob's repair fetches
-    // its bundle, then may not send to a verified contact whose keys
-    // changed.
-    let _new_alice = world.device("alice", 1);
-    let stock = world.server.one_time_left("alice", 1);
-    for n in 1..=3 {
-        let events = process(&mut bob, &garbage(n, "alice", 1));
-        assert_eq!(
-            summary(&events)[..1],
-            ["unreadable from alice.1".to_owned()]
-        );
-    }
-    // One bundle, not one per unreadable envelope.
-    assert_eq!(world.server.one_time_left("alice", 1), stock - 1);
+    // No bundle fetched, no reset sent.
+    assert_eq!(world.server.one_time_left("alice", 1), PREKEY_BATCH);
     assert_eq!(world.server.waiting("alice", 1), 0);
-}
-
-#[test]
-fn a_repair_that_failed_is_tried_again_at_once() {
-    let mut world = World::new();
-    let _alice = world.device("alice", 1);
-    let mut bob = world.device("bob", 1);
-    world.server.set_offline(true);
-    let events = process(&mut bob, &garbage(1, "alice", 1));
-    assert_eq!(summary(&events), ["unreadable from alice.1"]);
-    world.server.set_offline(false);
-    assert_eq!(world.server.waiting("alice", 1), 0);
-
-    let events = process(&mut bob, &garbage(2, "alice", 1));
-    assert_eq!(summary(&events), ["unreadable from alice.1"]);
-    assert_eq!(world.server.waiting("alice", 1), 1);
+    assert!(bob.storage().sessions.borrow().is_empty());
 }
 
 #[test]

@@ -211,6 +211,7 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
         Command::Verify { user, digits } => {
             trust::verify(client, &user, digits.as_deref(), out).await
         }
+        Command::ResetSession { user, ask } => trust::reset_session(client, &user, ask, out).await,
         Command::Warnings => trust::warnings(client, out).await,
         Command::Directory(DirectoryCommand::Search { query, limit }) => {
             directory::search(client, &query, limit, out).await

@@ -173,6 +173,14 @@ enum Command {
         #[arg(long)]
         digits: Option<String>,
     },
+    /// Start fresh sessions with a contact whose messages stay unreadable.
+    ResetSession {
+        user: String,
+        /// Ask the contact's devices to start fresh sessions with this one
+        /// instead (when they cannot read yours).
+        #[arg(long)]
+        ask: bool,
+    },
     /// Outstanding identity warnings.
     Warnings,
     /// The organisation's directory.

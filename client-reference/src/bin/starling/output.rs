@@ -62,7 +62,13 @@ impl Output {
                 other => format!("[call {}] {}: {other}", short(call_id), clean(sender)),
             },
             Event::DecryptionFailed { sender, device, reason } => format!(
-                "WARNING: a message from {} (device {device}) could not be decrypted ({}); a new session was requested",
+                "WARNING: a message said to be from {} (device {device}) could not be decrypted ({}); if their messages stay unreadable, run `starling reset-session {}`",
+                clean(sender),
+                clean(reason),
+                clean(sender)
+            ),
+            Event::RepairRefused { sender, device, reason } => format!(
+                "WARNING: {} (device {device}) asked for a new session, which was refused: {}",
                 clean(sender),
                 clean(reason)
             ),

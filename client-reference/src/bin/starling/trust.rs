@@ -1,4 +1,5 @@
-//! Trust in contacts: `safety-number`, `verify` and `warnings`.
+//! Trust in contacts: `safety-number`, `verify`, `reset-session` and
+//! `warnings`.
 
 use starling_client::Client;
 
@@ -36,6 +37,27 @@ pub(crate) async fn verify(
     out.print(&serde_json::json!({ "verified": user }), || {
         format!("{user} is verified")
     });
+    Ok(())
+}
+
+/// `starling reset-session [--ask]`: fresh sessions with a contact.
+pub(crate) async fn reset_session(
+    client: &mut Client,
+    user: &str,
+    ask: bool,
+    out: Output,
+) -> Result<()> {
+    client.reset_session(user, ask).await?;
+    out.print(
+        &serde_json::json!({ "reset_session": user, "asked": ask }),
+        || {
+            if ask {
+                format!("asked {user}'s devices to start a new session with this one")
+            } else {
+                format!("started new sessions with {user}'s devices")
+            }
+        },
+    );
     Ok(())
 }
 
