@@ -193,6 +193,11 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
             .observe_identity(username, device, bundle.identity(), own)
             .await
             .map_err(OutgoingError::Storage)?;
+        // A verified contact whose keys the server now serves differently
+        // gets no session with them: the warning stands, nothing is saved.
+        crate::trust::check_sendable(self.storage, username)
+            .await
+            .map_err(OutgoingError::Trust)?;
         let mut sessions = self
             .storage
             .sessions(username, device)
@@ -285,6 +290,17 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
                 lists.extra.retain(|d| *d != self.device_id);
                 lists.missing.retain(|d| *d != self.device_id);
             }
+            // A device called both gone and missing is a contradiction
+            // (a server trying to make us drop a session and start another
+            // from keys of its choosing): neither is acted on.
+            let both: Vec<u32> = lists
+                .extra
+                .iter()
+                .filter(|d| lists.missing.contains(d))
+                .copied()
+                .collect();
+            lists.extra.retain(|d| !both.contains(d));
+            lists.missing.retain(|d| !both.contains(d));
             for device in lists.extra {
                 self.storage
                     .forget_device(&username, device)

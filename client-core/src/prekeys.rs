@@ -67,17 +67,32 @@ impl Upkeep {
         Self {
             x25519: counts.one_time < PREKEY_LOW_WATER,
             kem: counts.kem < PREKEY_LOW_WATER,
-            rotate_signed: replay_list_filling
-                || signed_created_at.is_none_or(|created| {
-                    now_secs.saturating_sub(created) > SIGNED_PREKEY_MAX_AGE_SECS
-                }),
+            rotate_signed: replay_list_filling || age_due(signed_created_at, now_secs),
         }
+    }
+
+    /// Whether the medium-term keys are due to rotate, from local state
+    /// alone (the clock and the replay list), so that a server that stops
+    /// answering cannot postpone it.
+    pub fn rotation_due(prekeys: &PreKeyStore, now_secs: u64) -> bool {
+        prekeys.replay_list_filling() || age_due(prekeys.signed_prekey_created_at(), now_secs)
     }
 
     /// Nothing to do.
     pub fn is_nothing(&self) -> bool {
         !self.x25519 && !self.kem && !self.rotate_signed
     }
+}
+
+/// Whether a signed prekey made at `created` (`None`: there is none) is
+/// due to rotate at `now`: older than [`SIGNED_PREKEY_MAX_AGE_SECS`], or
+/// made more than a day in the future (a clock that was once set ahead
+/// must not postpone rotation until it catches up).
+fn age_due(created: Option<u64>, now: u64) -> bool {
+    created.is_none_or(|created| {
+        now.saturating_sub(created) > SIGNED_PREKEY_MAX_AGE_SECS
+            || created.saturating_sub(now) > 24 * 3600
+    })
 }
 
 /// Uploads the signed prekey, one batch of one-time prekeys of each kind
@@ -117,11 +132,16 @@ where
     T: Transport,
     R: CryptoRngCore,
 {
-    let counts = transport
-        .key_count()
-        .await
-        .map_err(PrekeyError::Transport)?;
     let now = clock.now_secs();
+    let counts = match transport.key_count().await {
+        Ok(counts) => counts,
+        // The stock is unknown, but a due rotation does not wait for it.
+        Err(_) if Upkeep::rotation_due(prekeys, now) => PrekeyCounts {
+            one_time: PREKEY_LOW_WATER,
+            kem: PREKEY_LOW_WATER,
+        },
+        Err(error) => return Err(PrekeyError::Transport(error)),
+    };
     let due = Upkeep::due(
         &counts,
         prekeys.signed_prekey_created_at(),
@@ -142,6 +162,7 @@ where
         let rotation = prekeys.rotate(identity, now, rng);
         add_rotation(&mut upload, &rotation);
     }
+    prekeys.prune(now);
     store_then_upload(prekeys, &upload, storage, transport).await?;
     Ok(due)
 }

@@ -30,11 +30,6 @@ BENCHES = [
     ("primitives", "mlkem768_decaps", "ML-KEM-768 decapsulate"),
     ("primitives", "sha256_1mib", "SHA-256 of 1 MiB"),
     ("primitives", "blake3_1mib", "BLAKE3 of 1 MiB in 64 KiB slices (the attachment digest)"),
-    ("setup", "x3dh_initiate", "starling `Session::initiate`, X3DH (one-time prekey, no KEM)"),
-    ("setup", "x3dh_initiate_ops", "5 X25519 DH + 2 keygen back to back (initiate's floor, measured in place)"),
-    ("setup", "x3dh_bundle_decode", "starling `PreKeyBundle::from_bytes`, X3DH bundle (2 signatures)"),
-    ("setup", "x3dh_accept", "starling `Session::accept`, X3DH, first message included"),
-    ("setup", "x3dh_accept_ops", "6 X25519 DH + 1 keygen back to back (accept's floor, measured in place)"),
     ("setup", "prekey_message_decode", "starling `CiphertextMessage::from_bytes`, prekey message (1 signature)"),
     ("setup", "pqxdh_initiate", "starling `Session::initiate`, PQXDH"),
     ("setup", "pqxdh_initiate_ops", "5 X25519 DH + 2 keygen + ML-KEM encapsulate back to back"),
@@ -201,45 +196,30 @@ def main():
     row("`starling_ratchet_step`", lambda r: r["starling_ratchet_step"],
         "`olm_ratchet_step`", lambda r: r["olm_ratchet_step"])
 
-    header("Session setup")
-    init_floor = lambda r: 5 * r["x25519_dh"] + 2 * r["x25519_keygen"]  # noqa: E731
-    accept_floor = lambda r: 6 * r["x25519_dh"] + r["x25519_keygen"]  # noqa: E731
-    row("`x3dh_initiate`", lambda r: r["x3dh_initiate"],
-        "5 × `x25519_dh` + 2 × `x25519_keygen`", init_floor, 1.25)
-    row("`x3dh_initiate`", lambda r: r["x3dh_initiate"],
-        "`x3dh_initiate_ops` (same ops, measured in place)", lambda r: r["x3dh_initiate_ops"], 1.25)
-    row("`x3dh_initiate` + `x3dh_bundle_decode`",
-        lambda r: r["x3dh_initiate"] + r["x3dh_bundle_decode"],
-        "5 × DH + 2 × keygen + 2 × `ed25519_verify`",
-        lambda r: init_floor(r) + 2 * r["ed25519_verify"], 1.25)
-    row("`x3dh_accept`", lambda r: r["x3dh_accept"],
-        "6 × `x25519_dh` + 1 × `x25519_keygen`", accept_floor, 1.25)
-    row("`x3dh_accept`", lambda r: r["x3dh_accept"],
-        "`x3dh_accept_ops` (same ops, measured in place)", lambda r: r["x3dh_accept_ops"], 1.25)
-    row("`x3dh_accept` + `prekey_message_decode`",
-        lambda r: r["x3dh_accept"] + r["prekey_message_decode"],
-        "6 × DH + 1 × keygen + 1 × `ed25519_verify`",
+    header("Session setup (PQXDH; classical X3DH sessions are refused)")
+    init_floor = lambda r: (5 * r["x25519_dh"] + 2 * r["x25519_keygen"]  # noqa: E731
+                            + r["mlkem768_encaps"])
+    accept_floor = lambda r: (6 * r["x25519_dh"] + r["x25519_keygen"]  # noqa: E731
+                              + r["mlkem768_decaps"])
+    row("`pqxdh_initiate`", lambda r: r["pqxdh_initiate"],
+        "5 × `x25519_dh` + 2 × `x25519_keygen` + `mlkem768_encaps`", init_floor, 1.25)
+    row("`pqxdh_initiate`", lambda r: r["pqxdh_initiate"],
+        "`pqxdh_initiate_ops` (same ops, measured in place)", lambda r: r["pqxdh_initiate_ops"], 1.25)
+    row("`pqxdh_initiate` + `pqxdh_bundle_decode`",
+        lambda r: r["pqxdh_initiate"] + r["pqxdh_bundle_decode"],
+        "the initiate floor + 3 × `ed25519_verify`",
+        lambda r: init_floor(r) + 3 * r["ed25519_verify"], 1.25)
+    row("`pqxdh_accept`", lambda r: r["pqxdh_accept"],
+        "6 × `x25519_dh` + 1 × `x25519_keygen` + `mlkem768_decaps`", accept_floor, 1.25)
+    row("`pqxdh_accept`", lambda r: r["pqxdh_accept"],
+        "`pqxdh_accept_ops` (same ops, measured in place)", lambda r: r["pqxdh_accept_ops"], 1.25)
+    row("`pqxdh_accept` + `prekey_message_decode`",
+        lambda r: r["pqxdh_accept"] + r["prekey_message_decode"],
+        "the accept floor + 1 × `ed25519_verify`",
         lambda r: accept_floor(r) + r["ed25519_verify"], 1.25)
     row("`pqxdh_initiate`", lambda r: r["pqxdh_initiate"],
-        "`x3dh_initiate` + `mlkem768_encaps`",
-        lambda r: r["x3dh_initiate"] + r["mlkem768_encaps"], 1.0)
-    row("`pqxdh_accept`", lambda r: r["pqxdh_accept"],
-        "`x3dh_accept` + `mlkem768_decaps`",
-        lambda r: r["x3dh_accept"] + r["mlkem768_decaps"], 1.0)
-    row("`pqxdh_initiate` − `x3dh_initiate`", lambda r: r["pqxdh_initiate"] - r["x3dh_initiate"],
-        "`mlkem768_encaps`", lambda r: r["mlkem768_encaps"])
-    row("`pqxdh_accept` − `x3dh_accept`", lambda r: r["pqxdh_accept"] - r["x3dh_accept"],
-        "`mlkem768_decaps`", lambda r: r["mlkem768_decaps"])
-    row("`pqxdh_initiate`", lambda r: r["pqxdh_initiate"],
-        "`pqxdh_initiate_ops` (same ops, measured in place)", lambda r: r["pqxdh_initiate_ops"])
-    row("`pqxdh_accept`", lambda r: r["pqxdh_accept"],
-        "`pqxdh_accept_ops` (same ops, measured in place)", lambda r: r["pqxdh_accept_ops"])
-    row("`pqxdh_bundle_decode` − `x3dh_bundle_decode`",
-        lambda r: r["pqxdh_bundle_decode"] - r["x3dh_bundle_decode"],
-        "`ed25519_verify` (the KEM prekey's signature)", lambda r: r["ed25519_verify"])
-    row("`x3dh_initiate`", lambda r: r["x3dh_initiate"],
         "`olm_outbound`", lambda r: r["olm_outbound"])
-    row("`x3dh_accept`", lambda r: r["x3dh_accept"],
+    row("`pqxdh_accept`", lambda r: r["pqxdh_accept"],
         "`olm_inbound`", lambda r: r["olm_inbound"])
 
     header("Groups")

@@ -549,14 +549,14 @@ impl PreKeyStore {
             );
         }
         for seen in &proto.seen_base_keys {
-            let keys = store
+            // A store written before the per-key cap may hold more under one
+            // signed prekey (up to 10,000): kept, and that list counts as
+            // full until its signed prekey is deleted.
+            store
                 .seen_base_keys
                 .entry(seen.signed_prekey_id)
-                .or_default();
-            if keys.len() >= MAX_SEEN_BASE_KEYS_PER_SIGNED_PREKEY {
-                return Err(DecodeError::InvalidValue("prekey store limits"));
-            }
-            keys.insert(fixed("base_key", &seen.base_key)?);
+                .or_default()
+                .insert(fixed("base_key", &seen.base_key)?);
         }
         Ok(store)
     }
@@ -655,5 +655,64 @@ mod tests {
         assert!(store.kem_prekey(first).is_none());
         assert!(store.kem_prekey(second.last_resort_kem_prekey.id).is_some());
         assert_eq!(store.signed.len(), 1);
+    }
+
+    #[test]
+    fn a_full_replay_list_refuses_initiations_without_a_one_time_prekey() {
+        use crate::ratchet::{CiphertextMessage, PeerSessions, Session, SessionSetupError};
+        let rng = &mut ChaCha20Rng::seed_from_u64(10);
+        let bob = IdentityKeyPair::generate(rng);
+        let mut store = PreKeyStore::new();
+        let spk = store.rotate(&bob, 1_000, rng).signed_prekey.id;
+        for n in 0..u32::try_from(MAX_SEEN_BASE_KEYS_PER_SIGNED_PREKEY).unwrap() {
+            let mut key = [3; 32];
+            key[..4].copy_from_slice(&n.to_be_bytes());
+            store.consume(spk, key, None, None);
+        }
+        // Alice's initiation from the medium-term keys alone.
+        let alice = IdentityKeyPair::generate(rng);
+        let bundle = store.bundle(&bob).unwrap();
+        let mut sessions = PeerSessions::new();
+        sessions.initiate(&alice, &bundle, rng).unwrap();
+        let bytes = sessions.encrypt(b"hi").unwrap().to_bytes();
+        let Ok(CiphertextMessage::PreKey(initiation)) = CiphertextMessage::from_bytes(&bytes)
+        else {
+            panic!("expected an initiation");
+        };
+        assert_eq!(initiation.one_time_prekey_id, None);
+        let before = store.to_bytes();
+        let refused = Session::accept(&bob, &mut store, &initiation, rng).map(|_| ());
+        assert_eq!(refused, Err(SessionSetupError::ReplayListFull(spk)));
+        assert_eq!(store.to_bytes(), before);
+        // After a rotation the new signed prekey takes initiations again.
+        store.rotate(&bob, 2_000, rng);
+        let bundle = store.bundle(&bob).unwrap();
+        let mut sessions = PeerSessions::new();
+        sessions.initiate(&alice, &bundle, rng).unwrap();
+        let bytes = sessions.encrypt(b"hi").unwrap().to_bytes();
+        let Ok(CiphertextMessage::PreKey(initiation)) = CiphertextMessage::from_bytes(&bytes)
+        else {
+            panic!("expected an initiation");
+        };
+        assert!(Session::accept(&bob, &mut store, &initiation, rng).is_ok());
+    }
+
+    #[test]
+    fn a_store_from_before_the_per_key_cap_still_loads() {
+        let rng = &mut ChaCha20Rng::seed_from_u64(11);
+        let identity = IdentityKeyPair::generate(rng);
+        let mut store = PreKeyStore::new();
+        let spk = store.rotate(&identity, 1_000, rng).signed_prekey.id;
+        // The previous release kept up to 10,000 under one signed prekey.
+        for n in 0..10_000u32 {
+            let mut key = [4; 32];
+            key[..4].copy_from_slice(&n.to_be_bytes());
+            store.consume(spk, key, None, None);
+        }
+        let loaded = PreKeyStore::from_bytes(&store.to_bytes()).unwrap();
+        assert!(loaded.replay_list_full(spk));
+        let mut first = [4; 32];
+        first[..4].copy_from_slice(&0u32.to_be_bytes());
+        assert!(loaded.has_seen_base_key(spk, &first));
     }
 }

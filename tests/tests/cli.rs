@@ -216,6 +216,18 @@ async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: DbKind) 
         a[0]["display"].as_str().unwrap(),
     ]);
     assert_eq!(alice.json(&["safety-number", "bob"])[0]["verified"], true);
+
+    // A session restarts only when a person asks: bob starts fresh
+    // sessions (or asks alice to), and messages still flow.
+    let reset = bob.json(&["reset-session", "alice"]);
+    assert_eq!(reset[0]["reset_session"], "alice");
+    assert_eq!(reset[0]["asked"], false);
+    let asked = bob.json(&["reset-session", "--ask", "@alice"]);
+    assert_eq!(asked[0]["asked"], true);
+    alice.json(&["receive", "--wait", "2"]);
+    bob.json(&["send", "alice", "after the reset"]);
+    let lines = alice.receive_a_message();
+    assert_eq!(messages(&lines)[0]["body"], "after the reset");
 }
 both_databases!(
     chat_file_verify,

@@ -227,6 +227,10 @@ async fn another_devices_keys(db: DbKind) {
     let refused = alice.client.send_text("bob", "to whom?").await;
     assert!(refused.is_err(), "sent to keys that are not bob's");
     assert!(bob.events_until(|_| false).await.is_empty());
+    // Closed before the runtime ends, so no store is torn down mid-write.
+    for person in [alice, bob, carol] {
+        person.client.close().await;
+    }
 }
 both_databases!(another_devices_keys_are_refused, another_devices_keys);
 

@@ -28,7 +28,7 @@ use crate::transport::Transport;
 
 /// Why an envelope yielded nothing readable.
 enum Failure<E> {
-    /// The envelope cannot be read: report it, acknowledge it, repair.
+    /// The envelope cannot be read: report it and acknowledge it.
     Unreadable(String),
     /// Our side failed (store, network): do not acknowledge.
     Local(E),
@@ -117,10 +117,24 @@ where
                 username: item.sender.clone(),
             });
         }
-        events.extend(
-            self.apply_content(&item.sender, item.sender_device, content, item.pairwise)
-                .await?,
-        );
+        if matches!(content.body, Some(Body::RepairRequest(_))) {
+            // Only from a peer whose keys we already knew: a request in a
+            // session under a changed identity (which anyone can start) is
+            // no request from the peer we trust.
+            if item.pairwise && !item.identity_changed {
+                events.extend(
+                    self.honour_repair_request(&item.sender, item.sender_device)
+                        .await?,
+                );
+            } else {
+                tracing::info!("a repair request under a changed identity is ignored");
+            }
+        } else {
+            events.extend(
+                self.apply_content(&item.sender, item.sender_device, content, item.pairwise)
+                    .await?,
+            );
+        }
         let finished = self.storage.finish_envelope(&item.envelope_id).await;
         finished.map_err(DeviceError::Storage)?;
         Ok(events)
@@ -281,9 +295,7 @@ where
                     .await
             }
             Some(Body::SenderKey(_) | Body::GroupControl(_) | Body::Call(_)) => Ok(Vec::new()),
-            Some(Body::RepairRequest(_)) if pairwise => {
-                self.honour_repair_request(sender, device).await
-            }
+            // Handled before (`apply_staged`), where its trust is known.
             Some(Body::RepairRequest(_)) => Ok(Vec::new()),
             Some(Body::SessionReset(_)) => {
                 let forgot = self.storage.forget_distribution(sender, device).await;

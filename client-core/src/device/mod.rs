@@ -222,6 +222,13 @@ where
         Ok(())
     }
 
+    /// Whether the signed and last-resort prekeys are due to rotate (from
+    /// the clock and the replay list alone): a long-lived connection
+    /// checks this as envelopes arrive.
+    pub fn prekey_rotation_due(&self) -> bool {
+        Upkeep::rotation_due(&self.account.prekeys, self.clock.now_secs())
+    }
+
     /// Tops up the server's stock of one-time prekeys when it is low, and
     /// rotates the signed prekey when it is due.
     pub async fn maintain_prekeys(&mut self) -> Result<Upkeep, S, T> {

@@ -25,9 +25,9 @@ use crate::storage::Storage;
 use crate::transport::Transport;
 
 /// Shortest time between two repairs a peer device's requests start, in
-/// [`Clock`] milliseconds (one hour). When the wall clock steps backwards
-/// the interval counts from the earlier time, which allows a repair no
-/// sooner than an hour after the recorded one.
+/// [`Clock`] milliseconds (one hour). The wall clock may step: a recorded
+/// repair less than an hour away from now in either direction blocks the
+/// next, so stepping the clock back does not open the gate early.
 pub const REPAIR_INTERVAL_MILLIS: i64 = 3_600_000;
 
 impl<S, T, C, R> Device<S, T, C, R>
@@ -66,7 +66,7 @@ where
         let now = self.clock.now_millis();
         let last = self.storage.last_repair(sender, device).await;
         if let Some(last) = last.map_err(DeviceError::Storage)?
-            && (0..REPAIR_INTERVAL_MILLIS).contains(&now.saturating_sub(last))
+            && now.abs_diff(last) < REPAIR_INTERVAL_MILLIS.unsigned_abs()
         {
             tracing::info!("a repair request within the interval is ignored");
             return Ok(Vec::new());

@@ -29,6 +29,10 @@ fn the_decision_follows_stock_and_age() {
     assert!(Upkeep::due(&full, None, false, 0).rotate_signed);
     // A filling replay list rotates early.
     assert!(Upkeep::due(&full, Some(1_000), true, 1_000).rotate_signed);
+    // A key made more than a day "in the future" (the clock was set
+    // ahead once) does not postpone rotation.
+    assert!(Upkeep::due(&full, Some(1_000 + 86_401), false, 1_000).rotate_signed);
+    assert!(!Upkeep::due(&full, Some(1_000 + 3_600), false, 1_000).rotate_signed);
 }
 
 #[test]

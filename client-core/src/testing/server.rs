@@ -52,9 +52,9 @@ struct State {
     offline: bool,
     /// Serve bundles without their ML-KEM prekeys (a downgrade attempt).
     withhold_kem: bool,
-    /// Answer the next send with these devices of an account called
-    /// missing, whatever was sent (a lying server).
-    claim_missing: Option<(String, Vec<u32>)>,
+    /// Answer the next send with this made-up stale list for an account,
+    /// whatever was sent (a lying server).
+    claim_stale: Option<(String, StaleLists)>,
 }
 
 /// The server several test devices share.
@@ -109,10 +109,14 @@ impl Server {
         self.state.borrow_mut().withhold_kem = withhold;
     }
 
-    /// Answers the next send with `devices` of `username` called missing,
-    /// whatever the send held.
-    pub(crate) fn claim_missing_once(&self, username: &str, devices: &[u32]) {
-        self.state.borrow_mut().claim_missing = Some((username.to_owned(), devices.to_vec()));
+    /// Answers the next send with `missing` and `extra` devices of
+    /// `username`, whatever the send held.
+    pub(crate) fn claim_stale_once(&self, username: &str, missing: &[u32], extra: &[u32]) {
+        let lists = StaleLists {
+            missing: missing.to_vec(),
+            extra: extra.to_vec(),
+        };
+        self.state.borrow_mut().claim_stale = Some((username.to_owned(), lists));
     }
 
     /// Takes the envelopes waiting for a device, oldest first.
@@ -276,14 +280,8 @@ impl Transport for Link {
     async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome, Refused> {
         let mut state = self.state()?;
         let mut stale = BTreeMap::new();
-        if let Some((username, missing)) = state.claim_missing.take() {
-            stale.insert(
-                username,
-                StaleLists {
-                    missing,
-                    extra: Vec::new(),
-                },
-            );
+        if let Some((username, lists)) = state.claim_stale.take() {
+            stale.insert(username, lists);
             return Ok(SendOutcome::Stale(stale));
         }
         for send in sends {

@@ -50,6 +50,11 @@ impl Client {
                 let id = envelope.id.clone();
                 let events = self.process_envelope(envelope).await?;
                 connection.acknowledge(vec![id]).await?;
+                // A connection may stay open for weeks: rotation is due by
+                // the clock, not only when the server reports low stock.
+                if self.core.prekey_rotation_due() {
+                    self.maintain_prekeys_or_log().await;
+                }
                 Ok(events)
             }
             ServerEvent::QueueDrained => {

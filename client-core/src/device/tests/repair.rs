@@ -157,6 +157,15 @@ fn a_repair_request_that_failed_on_our_side_is_honoured_when_redelivered() {
 
 #[test]
 fn a_server_calling_a_held_device_missing_restarts_no_session() {
+    held_session_survives(&[1], &[]);
+}
+
+#[test]
+fn a_server_calling_a_device_both_gone_and_missing_restarts_no_session() {
+    held_session_survives(&[1], &[1]);
+}
+
+fn held_session_survives(missing: &[u32], extra: &[u32]) {
     let mut world = World::new();
     let mut alice = world.device("alice", 1);
     let mut bob = world.device("bob", 1);
@@ -165,7 +174,7 @@ fn a_server_calling_a_held_device_missing_restarts_no_session() {
     let sessions = alice.storage().sessions.borrow().clone();
     let stock = world.server.one_time_left("bob", 1);
 
-    world.server.claim_missing_once("bob", &[1]);
+    world.server.claim_stale_once("bob", missing, extra);
     say(&mut alice, &direct("bob"), "two");
     // No bundle fetched: the session alice holds with bob.1 stays.
     assert_eq!(world.server.one_time_left("bob", 1), stock);
@@ -182,4 +191,22 @@ fn a_server_calling_a_held_device_missing_restarts_no_session() {
             .map(|s| s.id())
     );
     assert_eq!(summary(&receive(&mut bob)), ["message alice: two"]);
+}
+
+#[test]
+fn a_repair_request_under_a_changed_identity_is_ignored() {
+    let mut world = World::new();
+    let mut alice = world.device("alice", 1);
+    let mut bob = world.device("bob", 1);
+    say(&mut alice, &direct("bob"), "one");
+    receive(&mut bob);
+    // Someone registers new keys as alice's device 1 (the server can) and
+    // asks bob for a fresh session from the bundle it serves.
+    drop(alice);
+    let mut impostor = world.device("alice", 1);
+    let stock = world.server.one_time_left("alice", 1);
+    run(impostor.request_repair("bob")).unwrap();
+    assert_eq!(summary(&receive(&mut bob)), ["identity changed alice"]);
+    assert_eq!(world.server.one_time_left("alice", 1), stock);
+    assert!(bob.storage().repairs.borrow().is_empty());
 }
