@@ -196,18 +196,42 @@ impl Store {
         if let Some(item) = inbox {
             super::sessions::insert_inbox(&mut tx, item).await?;
         }
+        let signing_keys: Vec<u8> = session.signing_keys().concat();
         sqlx::query(
-            "INSERT INTO group_inbound (group_id, username, device_id, state) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (group_id, username, device_id) DO UPDATE SET state = excluded.state",
+            "INSERT INTO group_inbound (group_id, username, device_id, state, signing_keys) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (group_id, username, device_id) DO UPDATE SET state = excluded.state, \
+             signing_keys = excluded.signing_keys",
         )
         .bind(group_id)
         .bind(username)
         .bind(i64::from(device_id))
         .bind(&session.to_bytes()[..])
+        .bind(signing_keys)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The member devices whose inbound session of a group holds the chain
+    /// signing key `signing_key`.
+    pub async fn group_signing_key_holders(
+        &self,
+        group_id: &[u8],
+        signing_key: &[u8; 32],
+    ) -> Result<Vec<(String, u32)>> {
+        let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT username, device_id, signing_keys FROM group_inbound WHERE group_id = ?",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, _, keys)| keys.chunks_exact(32).any(|key| key == signing_key))
+            .map(|(user, device, _)| (user, u32::try_from(device).unwrap_or(0)))
+            .collect())
     }
 
     /// Drops the inbound sessions of a member who left or was removed, or
