@@ -280,3 +280,59 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use starling_crypto::IdentityKeyPair;
+
+    use super::*;
+    use crate::store::StoreKey;
+
+    #[tokio::test]
+    async fn a_signing_key_is_found_with_the_devices_that_hold_it() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path(), &StoreKey::from_bytes([3; 32]))
+            .await
+            .unwrap();
+        let group = GroupRecord {
+            group_id: vec![4; 16],
+            name: "crew".into(),
+            members: vec!["alice".into(), "bob".into()],
+            revision: 1,
+            active: true,
+            expire_seconds: 0,
+            member_changes: Default::default(),
+        };
+        store.save_group(&group).await.unwrap();
+        let rng = &mut rand::rngs::OsRng;
+        let alice = IdentityKeyPair::generate(rng);
+        let mut outbound = OutboundGroupSession::new(alice.public(), &group.group_id, rng).unwrap();
+        let first = outbound.distribution(&alice).unwrap();
+        let mut session = InboundGroupSession::new(&first, alice.public()).unwrap();
+        let id = &group.group_id;
+        store
+            .save_inbound_group_session(id, "alice", 1, &session)
+            .await
+            .unwrap();
+        let key = first.signing_key_bytes();
+        let held = store.group_signing_key_holders(id, &key).await.unwrap();
+        assert_eq!(held, [("alice".to_owned(), 1)]);
+
+        // A rotation adds a key; both are found until the chains go.
+        let rotated = outbound.rotate(&alice, rng).unwrap();
+        session.add_distribution(&rotated, alice.public()).unwrap();
+        store
+            .save_inbound_group_session(id, "alice", 1, &session)
+            .await
+            .unwrap();
+        for key in [key, rotated.signing_key_bytes()] {
+            let held = store.group_signing_key_holders(id, &key).await.unwrap();
+            assert_eq!(held, [("alice".to_owned(), 1)]);
+        }
+        let other = store.group_signing_key_holders(&[5; 16], &key).await;
+        assert!(other.unwrap().is_empty());
+        store.drop_inbound_group_sessions(id, None).await.unwrap();
+        let held = store.group_signing_key_holders(id, &key).await.unwrap();
+        assert!(held.is_empty());
+    }
+}
