@@ -2,7 +2,8 @@
 //! The shell's own store and server errors come back whole; the rest say
 //! what the protocol refused.
 
-use starling_crypto::group::GroupEncryptError;
+use starling_crypto::DecodeError;
+use starling_crypto::group::{DistributionError, GroupEncryptError};
 use thiserror::Error;
 
 use crate::outgoing::OutgoingError;
@@ -54,6 +55,37 @@ pub enum DeviceError<S, T> {
     /// The group members' device lists changed on every attempt.
     #[error("the members' device lists kept changing; try again")]
     MembersKeptChanging,
+}
+
+/// Why a member device's sender key was refused: reported as
+/// [`crate::Event::SenderKeyRefused`], never fatal. Until it sends one we
+/// take, its group messages stay unreadable.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SenderKeyRefusal {
+    /// The distribution does not decode (or is of an older version, bound
+    /// to no sender).
+    #[error("the sender key does not decode: {0}")]
+    Decode(DecodeError),
+    /// It names another group than the message carrying it.
+    #[error("the sender key is for another group")]
+    WrongGroup,
+    /// We know no identity key for the sending device.
+    #[error("no identity key is known for the sending device")]
+    UnknownIdentity,
+    /// It is not bound to the sending device's identity (see
+    /// [`DistributionError`]).
+    #[error(transparent)]
+    NotBound(DistributionError),
+    /// Its signing key is already held for another member device of the
+    /// group: a member passing off another's sender key as its own.
+    #[error("the sender key's signing key is already {holder}'s (device {device})")]
+    KeyOfAnotherSender {
+        /// Who holds it.
+        holder: String,
+        /// Their device.
+        device: u32,
+    },
 }
 
 impl<S, T> From<OutgoingError<S, T>> for DeviceError<S, T> {

@@ -125,6 +125,19 @@ pub enum Event {
         /// Which signal.
         signal: CallSignalKind,
     },
+    /// A member device's sender key was refused
+    /// ([`crate::error::SenderKeyRefusal`]): its group messages stay
+    /// unreadable until it sends one bound to itself.
+    SenderKeyRefused {
+        /// Who sent it.
+        sender: String,
+        /// From which device.
+        device: u32,
+        /// The group (hex).
+        group_id: String,
+        /// Why.
+        reason: String,
+    },
     /// A message could not be decrypted. No session changes because of it
     /// (it is unauthenticated); when it keeps happening, a person resets
     /// the session or asks the sender to.
@@ -198,6 +211,18 @@ impl fmt::Debug for Event {
                 .debug_struct("RepairRefused")
                 .field("sender", sender)
                 .field("device", device)
+                .field("reason", reason)
+                .finish(),
+            Self::SenderKeyRefused {
+                sender,
+                device,
+                group_id,
+                reason,
+            } => f
+                .debug_struct("SenderKeyRefused")
+                .field("sender", sender)
+                .field("device", device)
+                .field("group_id", group_id)
                 .field("reason", reason)
                 .finish(),
             Self::DecryptionFailed {

@@ -151,6 +151,15 @@ pub trait Storage {
         item: Option<&InboxItem>,
     ) -> Result<(), Self::Error>;
 
+    /// The member devices whose inbound session of a group holds the chain
+    /// signing key `signing_key` ([`InboundGroupSession::signing_keys`]):
+    /// a key is taken from one sender device only.
+    async fn group_signing_key_holders(
+        &self,
+        group_id: &[u8],
+        signing_key: &[u8; 32],
+    ) -> Result<Vec<(String, u32)>, Self::Error>;
+
     /// Drops the inbound sessions of one member of a group (all members
     /// when `None`).
     async fn drop_inbound_group_sessions(

@@ -162,6 +162,14 @@ impl Storage for Store {
         .await
     }
 
+    async fn group_signing_key_holders(
+        &self,
+        group_id: &[u8],
+        signing_key: &[u8; 32],
+    ) -> Result<Vec<(String, u32)>> {
+        Store::group_signing_key_holders(self, group_id, signing_key).await
+    }
+
     async fn drop_inbound_group_sessions(
         &self,
         group_id: &[u8],

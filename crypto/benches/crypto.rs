@@ -521,8 +521,12 @@ fn group(c: &mut Criterion) {
     let mut group = c.benchmark_group("group");
     let payload = random_bytes(&mut rng, MESSAGE_LEN);
 
-    let mut outbound = OutboundGroupSession::new(b"bench group", &mut rng).expect("group id");
-    let mut inbound = InboundGroupSession::new(&outbound.distribution());
+    let sender = IdentityKeyPair::generate(&mut rng);
+    let mut outbound =
+        OutboundGroupSession::new(sender.public(), b"bench group", &mut rng).expect("group id");
+    let distribution = outbound.distribution(&sender).expect("our identity");
+    let mut inbound =
+        InboundGroupSession::new(&distribution, sender.public()).expect("bound to the sender");
     group.bench_function("sender_key", |b| {
         b.iter(|| {
             let wire = outbound.encrypt(black_box(&payload)).expect("encrypt");

@@ -214,10 +214,18 @@ fn decrypt_group() {
             let encoded = distribution.to_bytes();
             let again = SenderKeyDistribution::from_bytes(&encoded).expect("re-encoding decodes");
             assert_eq!(*again.to_bytes(), *encoded, "{name}: canonical encoding");
-            let mut fresh = InboundGroupSession::new(distribution);
-            let _ = fresh.verify_and_decrypt(&data);
-            group.inbound.add_distribution(distribution);
-            for session in [&fresh, &group.inbound] {
+            let sender = group.sender.public().clone();
+            let fresh = InboundGroupSession::new(distribution, &sender);
+            if is_seed && name.starts_with("valid_distribution") {
+                assert!(fresh.is_ok(), "{name}: not bound to the sender: {fresh:?}");
+            }
+            let mut sessions = Vec::new();
+            if let Ok(mut fresh) = fresh {
+                let _ = fresh.verify_and_decrypt(&data);
+                sessions.push(fresh);
+            }
+            let _ = group.inbound.add_distribution(distribution, &sender);
+            for session in sessions.iter().chain([&group.inbound]) {
                 let state = session.to_bytes();
                 let restored = InboundGroupSession::from_bytes(&state).expect("state decodes");
                 assert_eq!(*restored.to_bytes(), *state, "{name}: canonical state");
@@ -269,6 +277,7 @@ fn decrypt_attachment() {
 #[test]
 fn decode_state() {
     let owner = IdentityKeyPair::generate(&mut fixture::rng(fixture::seeds::PAIR));
+    let group_sender = Group::build().0.sender;
     for (name, data, is_seed) in corpus("decode_state") {
         let session = Session::from_bytes(&data).map(|mut s| {
             let state = s.to_bytes();
@@ -299,9 +308,13 @@ fn decode_state() {
                 let again = starling_crypto::group::OutboundGroupSession::from_bytes(&state)
                     .expect("re-encoding decodes");
                 assert_eq!(*again.to_bytes(), *state, "{name}: canonical outbound");
-                let distribution = s.distribution();
-                if let Ok(message) = s.encrypt(b"x") {
-                    let mut inbound = InboundGroupSession::new(&distribution);
+                // Only the fixture's sender can sign for its outbound state.
+                if let Ok(distribution) = s.distribution(&group_sender)
+                    && let Ok(message) = s.encrypt(b"x")
+                {
+                    let mut inbound =
+                        InboundGroupSession::new(&distribution, group_sender.public())
+                            .expect("bound to the sender");
                     inbound
                         .verify_and_decrypt(&message)
                         .expect("a member decrypts");

@@ -67,13 +67,17 @@ fn produce() -> BTreeMap<String, String> {
     let refused = PeerSessions::new().initiate(&dave.identity, &dave.bundle(), &mut rng);
     assert_eq!(refused.unwrap_err(), SessionSetupError::MissingKemPreKey);
 
-    let mut group = OutboundGroupSession::new(b"vector-group", &mut rng).unwrap();
-    let distribution = group.distribution().to_bytes();
+    let mut group =
+        OutboundGroupSession::new(alice.identity.public(), b"vector-group", &mut rng).unwrap();
+    let distribution = group.distribution(&alice.identity).unwrap().to_bytes();
     put("sender_key_distribution", &distribution);
     let group_message = group.encrypt(b"vector: hello group").unwrap();
     put("group_message", &group_message);
-    let mut inbound =
-        InboundGroupSession::new(&SenderKeyDistribution::from_bytes(&distribution).unwrap());
+    let mut inbound = InboundGroupSession::new(
+        &SenderKeyDistribution::from_bytes(&distribution).unwrap(),
+        alice.identity.public(),
+    )
+    .unwrap();
     assert_eq!(
         &inbound.verify_and_decrypt(&group_message).unwrap()[..],
         b"vector: hello group"
@@ -150,6 +154,13 @@ fn stored_vectors_decode() {
     let reply =
         starling_crypto::ratchet::CiphertextMessage::from_bytes(&bytes("ratchet_reply")).unwrap();
     assert!(!reply.is_prekey());
-    SenderKeyDistribution::from_bytes(&bytes("sender_key_distribution")).unwrap();
+    let alice = starling_crypto::IdentityKey::from_bytes(&bytes("alice_identity")).unwrap();
+    let distribution =
+        SenderKeyDistribution::from_bytes(&bytes("sender_key_distribution")).unwrap();
+    let mut inbound = InboundGroupSession::new(&distribution, &alice).unwrap();
+    assert_eq!(
+        &inbound.verify_and_decrypt(&bytes("group_message")).unwrap()[..],
+        b"vector: hello group"
+    );
     assert_eq!(bytes("safety_number_digits").len(), 60);
 }

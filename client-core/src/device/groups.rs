@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use prost::Message as _;
 use rand_core::CryptoRngCore;
-use starling_crypto::group::{InboundGroupSession, OutboundGroupSession, SenderKeyDistribution};
+use starling_crypto::group::OutboundGroupSession;
 use zeroize::Zeroizing;
 
 use super::{Device, Result};
@@ -31,6 +31,7 @@ use crate::storage::Storage;
 use crate::transport::{AccountEnvelopes, Transport};
 
 mod membership;
+mod sender_keys;
 
 /// The members an update explicitly adds and removes.
 #[derive(Default)]
@@ -334,44 +335,6 @@ where
         Ok(())
     }
 
-    /// Stores a member device's sender key.
-    pub(super) async fn import_sender_key(
-        &mut self,
-        sender: &str,
-        device: u32,
-        group_id: &[u8],
-        distribution: &[u8],
-    ) -> Result<(), S, T> {
-        let Some(group) = stored(self.storage.group(group_id).await)? else {
-            return Ok(());
-        };
-        if !group.active || !group.members.iter().any(|m| m == sender) {
-            return Ok(());
-        }
-        let Ok(distribution) = SenderKeyDistribution::from_bytes(distribution) else {
-            return Ok(());
-        };
-        if distribution.group_id() != group_id {
-            return Ok(());
-        }
-        let existing = self
-            .storage
-            .inbound_group_session(group_id, sender, device)
-            .await;
-        let session = match stored(existing)? {
-            Some(mut session) => {
-                session.add_distribution(&distribution);
-                session
-            }
-            None => InboundGroupSession::new(&distribution),
-        };
-        let saved = self
-            .storage
-            .save_inbound_group_session(group_id, sender, device, &session, None)
-            .await;
-        stored(saved)
-    }
-
     /// Encrypts once with our sender key and sends the same ciphertext to
     /// every member device, distributing (or rotating) the key first.
     pub(super) async fn send_group_content(
@@ -416,15 +379,18 @@ where
         }
         let holders: BTreeSet<String> = targets.iter().map(|(u, d)| holder(u, *d)).collect();
         let existing = stored(self.storage.outbound_group_session(&group.group_id).await)?;
+        let identity = &self.account.identity;
         let (mut outbound, mut distributed) = match existing {
-            Some(existing) => existing,
-            None => (
-                OutboundGroupSession::new(&group.group_id, &mut self.rng)?,
+            // A key made for another identity of this device (none should
+            // be) cannot be distributed: start a new one.
+            Some(existing) if existing.0.is_from(identity.public()) => existing,
+            _ => (
+                OutboundGroupSession::new(identity.public(), &group.group_id, &mut self.rng)?,
                 BTreeSet::new(),
             ),
         };
         if !distributed.is_subset(&holders) {
-            outbound.rotate(&mut self.rng);
+            outbound.rotate(identity, &mut self.rng)?;
             distributed.clear();
         }
         let needing: Vec<String> = targets
@@ -441,7 +407,10 @@ where
         stored(saved)?;
         if !needing.is_empty() {
             let mut key = self.new_content(content::Body::SenderKey(content::SenderKey {
-                distribution: outbound.distribution().to_bytes().to_vec(),
+                distribution: outbound
+                    .distribution(&self.account.identity)?
+                    .to_bytes()
+                    .to_vec(),
             }));
             key.group_id = group.group_id.clone();
             self.send_pairwise(&needing, &key).await?;

@@ -284,8 +284,7 @@ where
         match &content.body {
             Some(Body::SenderKey(key)) if pairwise => {
                 self.import_sender_key(sender, device, &content.group_id, &key.distribution)
-                    .await?;
-                Ok(Vec::new())
+                    .await
             }
             Some(Body::GroupControl(control)) if pairwise => {
                 self.apply_group_control(sender, &content, control).await

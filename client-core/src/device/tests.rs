@@ -131,6 +131,9 @@ fn summary(events: &[Event]) -> Vec<String> {
                 signal,
                 ..
             } => format!("call {signal} from {sender}.{device}"),
+            Event::SenderKeyRefused { sender, device, .. } => {
+                format!("refused key from {sender}.{device}")
+            }
             Event::DecryptionFailed { sender, device, .. } => {
                 format!("unreadable from {sender}.{device}")
             }

@@ -301,6 +301,25 @@ impl Storage for Memory {
         Ok(())
     }
 
+    async fn group_signing_key_holders(
+        &self,
+        group_id: &[u8],
+        signing_key: &[u8; 32],
+    ) -> Result<Vec<(String, u32)>, Fake> {
+        self.check("group_signing_key_holders")?;
+        let mut holders = Vec::new();
+        for ((group, user, device), bytes) in self.inbound.borrow().iter() {
+            if group != group_id {
+                continue;
+            }
+            let session = InboundGroupSession::from_bytes(bytes).map_err(|_| Fake)?;
+            if session.signing_keys().contains(signing_key) {
+                holders.push((user.clone(), *device));
+            }
+        }
+        Ok(holders)
+    }
+
     async fn drop_inbound_group_sessions(
         &self,
         group_id: &[u8],

@@ -95,7 +95,8 @@ fn sender_keys_follow_their_group() {
         expire_seconds: 0,
         member_changes: Default::default(),
     };
-    let outbound = OutboundGroupSession::new(&group.group_id, rng).unwrap();
+    let identity = starling_crypto::IdentityKeyPair::generate(rng);
+    let outbound = OutboundGroupSession::new(identity.public(), &group.group_id, rng).unwrap();
     let holders = BTreeSet::from(["bob.1".to_owned(), "bob.2".to_owned()]);
     // An update of the group's row: nothing without the group.
     run(store.save_outbound_group_session(&group.group_id, &outbound, &holders)).unwrap();
@@ -125,12 +126,22 @@ fn sender_keys_follow_their_group() {
             .is_none()
     );
 
-    let inbound = InboundGroupSession::new(&outbound.distribution());
+    let distribution = outbound.distribution(&identity).unwrap();
+    let inbound = InboundGroupSession::new(&distribution, identity.public()).unwrap();
     for (member, device) in [("alice", 1), ("bob", 1), ("bob", 2)] {
         let saved =
             store.save_inbound_group_session(&group.group_id, member, device, &inbound, None);
         run(saved).unwrap();
     }
+    // Who holds a signing key, for refusing it from anyone else.
+    let key = distribution.signing_key_bytes();
+    let holders = run(store.group_signing_key_holders(&group.group_id, &key)).unwrap();
+    assert_eq!(holders.len(), 3);
+    assert!(
+        run(store.group_signing_key_holders(&group.group_id, &[9; 32]))
+            .unwrap()
+            .is_empty()
+    );
     let held = |member, device| {
         run(store.inbound_group_session(&group.group_id, member, device))
             .unwrap()

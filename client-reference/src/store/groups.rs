@@ -196,18 +196,42 @@ impl Store {
         if let Some(item) = inbox {
             super::sessions::insert_inbox(&mut tx, item).await?;
         }
+        let signing_keys: Vec<u8> = session.signing_keys().concat();
         sqlx::query(
-            "INSERT INTO group_inbound (group_id, username, device_id, state) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (group_id, username, device_id) DO UPDATE SET state = excluded.state",
+            "INSERT INTO group_inbound (group_id, username, device_id, state, signing_keys) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (group_id, username, device_id) DO UPDATE SET state = excluded.state, \
+             signing_keys = excluded.signing_keys",
         )
         .bind(group_id)
         .bind(username)
         .bind(i64::from(device_id))
         .bind(&session.to_bytes()[..])
+        .bind(signing_keys)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The member devices whose inbound session of a group holds the chain
+    /// signing key `signing_key`.
+    pub async fn group_signing_key_holders(
+        &self,
+        group_id: &[u8],
+        signing_key: &[u8; 32],
+    ) -> Result<Vec<(String, u32)>> {
+        let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT username, device_id, signing_keys FROM group_inbound WHERE group_id = ?",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, _, keys)| keys.chunks_exact(32).any(|key| key == signing_key))
+            .map(|(user, device, _)| (user, u32::try_from(device).unwrap_or(0)))
+            .collect())
     }
 
     /// Drops the inbound sessions of a member who left or was removed, or
@@ -254,5 +278,61 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use starling_crypto::IdentityKeyPair;
+
+    use super::*;
+    use crate::store::StoreKey;
+
+    #[tokio::test]
+    async fn a_signing_key_is_found_with_the_devices_that_hold_it() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path(), &StoreKey::from_bytes([3; 32]))
+            .await
+            .unwrap();
+        let group = GroupRecord {
+            group_id: vec![4; 16],
+            name: "crew".into(),
+            members: vec!["alice".into(), "bob".into()],
+            revision: 1,
+            active: true,
+            expire_seconds: 0,
+            member_changes: Default::default(),
+        };
+        store.save_group(&group).await.unwrap();
+        let rng = &mut rand::rngs::OsRng;
+        let alice = IdentityKeyPair::generate(rng);
+        let mut outbound = OutboundGroupSession::new(alice.public(), &group.group_id, rng).unwrap();
+        let first = outbound.distribution(&alice).unwrap();
+        let mut session = InboundGroupSession::new(&first, alice.public()).unwrap();
+        let id = &group.group_id;
+        store
+            .save_inbound_group_session(id, "alice", 1, &session)
+            .await
+            .unwrap();
+        let key = first.signing_key_bytes();
+        let held = store.group_signing_key_holders(id, &key).await.unwrap();
+        assert_eq!(held, [("alice".to_owned(), 1)]);
+
+        // A rotation adds a key; both are found until the chains go.
+        let rotated = outbound.rotate(&alice, rng).unwrap();
+        session.add_distribution(&rotated, alice.public()).unwrap();
+        store
+            .save_inbound_group_session(id, "alice", 1, &session)
+            .await
+            .unwrap();
+        for key in [key, rotated.signing_key_bytes()] {
+            let held = store.group_signing_key_holders(id, &key).await.unwrap();
+            assert_eq!(held, [("alice".to_owned(), 1)]);
+        }
+        let other = store.group_signing_key_holders(&[5; 16], &key).await;
+        assert!(other.unwrap().is_empty());
+        store.drop_inbound_group_sessions(id, None).await.unwrap();
+        let held = store.group_signing_key_holders(id, &key).await.unwrap();
+        assert!(held.is_empty());
     }
 }

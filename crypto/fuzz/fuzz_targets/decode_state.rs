@@ -14,6 +14,9 @@ use starling_crypto_fuzz::fixture;
 
 /// An identity to ask a decoded prekey store for its bundle.
 static IDENTITY: OnceLock<IdentityKeyPair> = OnceLock::new();
+/// The group fixture's sender, the identity its outbound state was made
+/// for (any other cannot sign its distributions).
+static GROUP_SENDER: OnceLock<IdentityKeyPair> = OnceLock::new();
 
 /// Asserts that `encoded`, the re-encoding of a decoded state, decodes with
 /// `decode` and re-encodes to the same bytes.
@@ -97,9 +100,12 @@ fuzz_target!(|data: &[u8]| {
             OutboundGroupSession::from_bytes,
             |s| s.to_bytes().to_vec(),
         );
-        let distribution = outbound.distribution();
-        if let Ok(message) = outbound.encrypt(b"x") {
-            let mut inbound = InboundGroupSession::new(&distribution);
+        let sender = GROUP_SENDER.get_or_init(|| fixture::Group::build().0.sender);
+        if let Ok(distribution) = outbound.distribution(sender)
+            && let Ok(message) = outbound.encrypt(b"x")
+        {
+            let mut inbound = InboundGroupSession::new(&distribution, sender.public())
+                .expect("a distribution binds its sender");
             inbound
                 .verify_and_decrypt(&message)
                 .expect("a member decrypts a fresh message");

@@ -2,7 +2,8 @@
 //! (decode, verify, decrypt) against a fixed member session (see
 //! `fixture::Group`), and `SenderKeyDistribution::from_bytes`. Never a
 //! panic; the member must still decrypt the sender's next genuine message;
-//! a decoded distribution must re-encode identically and be usable.
+//! a decoded distribution must re-encode identically, and be usable when
+//! bound to the fixture's sender.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -31,10 +32,14 @@ fuzz_target!(|data: &[u8]| {
         SenderKeyDistribution::from_bytes(&encoded).expect("re-encoded distribution decodes");
     assert_eq!(*again.to_bytes(), *encoded, "encoding is not canonical");
 
-    let mut fresh = InboundGroupSession::new(&distribution);
-    let _ = fresh.verify_and_decrypt(data);
-    group.inbound.add_distribution(&distribution);
-    for session in [&fresh, &group.inbound] {
+    let sender = group.sender.public().clone();
+    let mut sessions = Vec::new();
+    if let Ok(mut fresh) = InboundGroupSession::new(&distribution, &sender) {
+        let _ = fresh.verify_and_decrypt(data);
+        sessions.push(fresh);
+    }
+    let _ = group.inbound.add_distribution(&distribution, &sender);
+    for session in sessions.iter().chain([&group.inbound]) {
         let state = session.to_bytes();
         let restored = InboundGroupSession::from_bytes(&state).expect("session state decodes");
         assert_eq!(

@@ -236,6 +236,8 @@ pub const GROUP_ID: &[u8] = b"starling-fuzz-group";
 /// A sender's outbound session and one member's inbound session for it,
 /// after one rotation, with one skipped message in each chain.
 pub struct Group {
+    /// The sender's identity, which binds its distributions.
+    pub sender: IdentityKeyPair,
     /// The sender's side.
     pub outbound: OutboundGroupSession,
     /// The receiving member's side.
@@ -244,6 +246,7 @@ pub struct Group {
 
 /// [`Group`] as bytes.
 pub struct GroupSnapshot {
+    sender: Vec<u8>,
     outbound: Vec<u8>,
     inbound: Vec<u8>,
 }
@@ -266,17 +269,26 @@ impl Group {
     /// Builds the group fixture.
     pub fn build() -> (Self, GroupHistory) {
         let mut rng = rng(seeds::GROUP);
-        let mut outbound = OutboundGroupSession::new(GROUP_ID, &mut rng).expect("valid group id");
-        let distribution = outbound.distribution();
-        let mut inbound = InboundGroupSession::new(&distribution);
+        let sender = IdentityKeyPair::generate(&mut rng);
+        let mut outbound =
+            OutboundGroupSession::new(sender.public(), GROUP_ID, &mut rng).expect("valid group id");
+        let distribution = outbound
+            .distribution(&sender)
+            .expect("the sender's identity");
+        let mut inbound =
+            InboundGroupSession::new(&distribution, sender.public()).expect("bound to the sender");
         let delivered = outbound.encrypt(b"g0").expect("encrypt");
         let skipped_old_chain = outbound.encrypt(b"g1").expect("encrypt");
         let g2 = outbound.encrypt(b"g2").expect("encrypt");
         inbound.verify_and_decrypt(&delivered).expect("decrypt g0");
         inbound.verify_and_decrypt(&g2).expect("decrypt g2");
 
-        let rotated = outbound.rotate(&mut rng);
-        inbound.add_distribution(&rotated);
+        let rotated = outbound
+            .rotate(&sender, &mut rng)
+            .expect("the sender's identity");
+        inbound
+            .add_distribution(&rotated, sender.public())
+            .expect("bound to the sender");
         let h0 = outbound.encrypt(b"h0").expect("encrypt");
         let skipped = outbound.encrypt(b"h1").expect("encrypt");
         let h2 = outbound.encrypt(b"h2").expect("encrypt");
@@ -290,12 +302,20 @@ impl Group {
             skipped_old_chain,
             skipped,
         };
-        (Self { outbound, inbound }, history)
+        (
+            Self {
+                sender,
+                outbound,
+                inbound,
+            },
+            history,
+        )
     }
 
     /// Encodes both sessions.
     pub fn snapshot(&self) -> GroupSnapshot {
         GroupSnapshot {
+            sender: self.sender.to_bytes().to_vec(),
             outbound: self.outbound.to_bytes().to_vec(),
             inbound: self.inbound.to_bytes().to_vec(),
         }
@@ -326,6 +346,7 @@ impl GroupSnapshot {
     /// Decodes both sessions.
     pub fn restore(&self) -> Group {
         Group {
+            sender: IdentityKeyPair::from_bytes(&self.sender).expect("identity restores"),
             outbound: OutboundGroupSession::from_bytes(&self.outbound).expect("outbound restores"),
             inbound: InboundGroupSession::from_bytes(&self.inbound).expect("inbound restores"),
         }

@@ -1,5 +1,6 @@
 //! The group message: its format, the bytes its signature covers (the
-//! context of the message, then its ciphertext), and its verification.
+//! context of the message, naming its sender, then its ciphertext), and its
+//! verification.
 //!
 //! Verification is a type: a decoded [`GroupMessage`] becomes a
 //! [`VerifiedGroupMessage`] only through [`GroupMessage::verify`], and
@@ -13,19 +14,24 @@ use crate::error::{DecodeError, MAX_ENCODED_LEN, check_version, decode_proto, fi
 use crate::proto::wire;
 use crate::strict_signature::verify_strict;
 
-/// Version of the group message format. Version 2 encrypts with ChaCha20
-/// and no Poly1305 tag (the signature authenticates); version 1 messages,
-/// sealed with ChaCha20-Poly1305, are refused.
-pub const GROUP_MESSAGE_VERSION: u32 = 2;
-/// Version of the sender key distribution format.
-pub const DISTRIBUTION_VERSION: u32 = 1;
+/// Version of the group message format. Version 3 signs the sender's
+/// identity with the message, so a message cannot be passed off as another
+/// member's; version 2 (which did not) and version 1 (sealed with
+/// ChaCha20-Poly1305) are refused.
+pub const GROUP_MESSAGE_VERSION: u32 = 3;
+/// Version of the sender key distribution format. Version 2 is bound to
+/// the sender's identity; version 1, bound to nothing, is refused.
+pub const DISTRIBUTION_VERSION: u32 = 2;
 /// Longest group id accepted, in bytes.
 pub const MAX_GROUP_ID_LEN: usize = 64;
 /// HKDF info of the sender-key message key expansion (into a ChaCha20 key
 /// and nonce; version 1's `Starling_SenderKey_v1` gave ChaCha20-Poly1305's).
 pub const INFO_SENDER_KEY: &[u8] = b"Starling_SenderKey_v2";
 /// Context prefix of the signed bytes.
-const CONTEXT_GROUP_MESSAGE: &[u8] = b"Starling_GroupMessage_v2";
+const CONTEXT_GROUP_MESSAGE: &[u8] = b"Starling_GroupMessage_v3";
+/// Length of a sender identity as it enters signed bytes: the identity's
+/// Ed25519 key followed by its X25519 key.
+pub(crate) const SENDER_IDENTITY_LEN: usize = 64;
 
 /// A decoded group message whose signature has not been checked. The only
 /// use of it is [`Self::verify`].
@@ -66,23 +72,27 @@ impl GroupMessage {
     }
 
     /// Checks the sender's signature over the message's context (version,
-    /// group id, chain id, iteration) and ciphertext with the signing key
-    /// of `session`'s chain `chain_id`; consumes the message. Fails, with
-    /// nothing decrypted or derived, with `WrongGroup` if the message is
-    /// for another group, `UnknownChain` if the session has no such chain,
-    /// and `BadSignature` if the signature does not verify.
+    /// the sender's identity as `session` knows it, group id, chain id,
+    /// iteration) and ciphertext with the signing key of `session`'s chain
+    /// `chain_id`; consumes the message. Fails, with nothing decrypted or
+    /// derived, with `WrongGroup` if the message is for another group,
+    /// `UnknownChain` if the session has no such chain, and `BadSignature`
+    /// if the signature does not verify (also when the message was signed
+    /// as another sender's).
     pub fn verify(
         self,
         session: &InboundGroupSession,
     ) -> Result<VerifiedGroupMessage, GroupDecryptError> {
         let signing_key = *session.signing_key(&self.group_id, self.chain_id)?;
-        let ad = associated_data(&self.group_id, self.chain_id, self.iteration);
+        let sender = *session.sender_identity();
+        let ad = associated_data(&sender, &self.group_id, self.chain_id, self.iteration);
         let signed = signed_bytes(&ad, &self.ciphertext);
         verify_strict(&signing_key, &signed, &self.signature)
             .map_err(|_| GroupDecryptError::BadSignature)?;
         Ok(VerifiedGroupMessage {
             message: self,
             signing_key,
+            sender,
         })
     }
 }
@@ -98,9 +108,9 @@ impl core::fmt::Debug for GroupMessage {
 
 /// A group message whose signature verified under the signing key of an
 /// [`InboundGroupSession`]'s chain: what [`InboundGroupSession::decrypt`]
-/// takes. Only [`GroupMessage::verify`] makes one; it remembers the key it
-/// was verified with, and decryption refuses it unless the decrypting
-/// session's chain has that same key.
+/// takes. Only [`GroupMessage::verify`] makes one; it remembers the key and
+/// the sender it was verified with, and decryption refuses it unless the
+/// decrypting session has that same sender and its chain that same key.
 ///
 /// It cannot be built by hand:
 ///
@@ -109,13 +119,15 @@ impl core::fmt::Debug for GroupMessage {
 /// fn forge(
 ///     message: GroupMessage,
 ///     signing_key: ed25519_dalek::VerifyingKey,
+///     sender: [u8; 64],
 /// ) -> VerifiedGroupMessage {
-///     VerifiedGroupMessage { message, signing_key }
+///     VerifiedGroupMessage { message, signing_key, sender }
 /// }
 /// ```
 pub struct VerifiedGroupMessage {
     message: GroupMessage,
     signing_key: VerifyingKey,
+    sender: [u8; SENDER_IDENTITY_LEN],
 }
 
 impl VerifiedGroupMessage {
@@ -132,6 +144,11 @@ impl VerifiedGroupMessage {
     /// The key the signature verified under.
     pub(super) fn signing_key(&self) -> &VerifyingKey {
         &self.signing_key
+    }
+
+    /// The sender identity the signature verified for.
+    pub(super) fn sender(&self) -> &[u8; SENDER_IDENTITY_LEN] {
+        &self.sender
     }
 
     /// The message's iteration and ciphertext, for decryption.
@@ -156,13 +173,22 @@ pub(crate) fn check_group_id(group_id: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// context || version || len(group_id) || group_id || chain_id || iteration,
-/// integers big-endian: the prefix of the signed bytes (version 1 also
-/// used it as the AEAD's associated data).
-pub(crate) fn associated_data(group_id: &[u8], chain_id: u32, iteration: u32) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(CONTEXT_GROUP_MESSAGE.len() + 13 + group_id.len());
+/// context || version || sender identity || len(group_id) || group_id ||
+/// chain_id || iteration, integers big-endian: the prefix of the signed
+/// bytes (SPEC.md §7.5). The sender identity is not on the wire: the
+/// signer puts its own, the verifier the one its session was bound to.
+pub(crate) fn associated_data(
+    sender: &[u8; SENDER_IDENTITY_LEN],
+    group_id: &[u8],
+    chain_id: u32,
+    iteration: u32,
+) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(
+        CONTEXT_GROUP_MESSAGE.len() + 4 + SENDER_IDENTITY_LEN + 9 + group_id.len(),
+    );
     ad.extend_from_slice(CONTEXT_GROUP_MESSAGE);
     ad.extend_from_slice(&GROUP_MESSAGE_VERSION.to_be_bytes());
+    ad.extend_from_slice(sender);
     // check_group_id bounds the length to 64, so it fits a byte.
     ad.push(u8::try_from(group_id.len()).unwrap_or(u8::MAX));
     ad.extend_from_slice(group_id);

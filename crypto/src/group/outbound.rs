@@ -8,13 +8,17 @@ use zeroize::Zeroizing;
 
 use super::distribution::SenderKeyDistribution;
 use super::message::{
-    GroupMessage, INFO_SENDER_KEY, associated_data, check_group_id, signed_bytes,
+    GroupMessage, INFO_SENDER_KEY, SENDER_IDENTITY_LEN, associated_data, check_group_id,
+    signed_bytes,
 };
 use crate::error::{DecodeError, MAX_STATE_LEN, check_version, decode_proto, fixed};
+use crate::keys::{IdentityKey, IdentityKeyPair};
 use crate::proto::state;
 use crate::ratchet::{ChainKey, MAX_PLAINTEXT_LEN};
 
-const OUTBOUND_STATE_VERSION: u32 = 1;
+/// Version 2 records the sender's identity (version 1 states, from before
+/// distributions were bound to it, are refused).
+const OUTBOUND_STATE_VERSION: u32 = 2;
 
 /// A group message could not be encrypted.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -29,10 +33,16 @@ pub enum GroupEncryptError {
     /// The chain has used all 2^32 iterations: rotate.
     #[error("sender chain exhausted; rotate the sender key")]
     ChainExhausted,
+    /// The identity given to sign a distribution is not the one the
+    /// session was made for.
+    #[error("the sender key belongs to another identity")]
+    WrongIdentity,
 }
 
 /// Our sending chain in one group.
 pub struct OutboundGroupSession {
+    /// Our identity's public bytes, named in every message we sign.
+    sender: [u8; SENDER_IDENTITY_LEN],
     group_id: Vec<u8>,
     chain_id: u32,
     iteration: u32,
@@ -55,11 +65,17 @@ impl core::fmt::Debug for OutboundGroupSession {
 }
 
 impl OutboundGroupSession {
-    /// A fresh sender key for `group_id` (1 to 64 opaque bytes).
-    pub fn new(group_id: &[u8], rng: &mut impl CryptoRngCore) -> Result<Self, GroupEncryptError> {
+    /// A fresh sender key of the device with identity `sender` for
+    /// `group_id` (1 to 64 opaque bytes).
+    pub fn new(
+        sender: &IdentityKey,
+        group_id: &[u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, GroupEncryptError> {
         check_group_id(group_id).map_err(|_| GroupEncryptError::InvalidGroupId)?;
         let (chain_id, chain_key, signing) = fresh_chain(rng);
         Ok(Self {
+            sender: sender.public_bytes(),
             group_id: group_id.to_vec(),
             chain_id,
             iteration: 0,
@@ -68,21 +84,44 @@ impl OutboundGroupSession {
         })
     }
 
-    /// The distribution message for the current chain position: send it to
-    /// every member device through the pairwise sessions.
-    pub fn distribution(&self) -> SenderKeyDistribution {
-        SenderKeyDistribution {
-            group_id: self.group_id.clone(),
-            chain_id: self.chain_id,
-            iteration: self.iteration,
-            chain_key: self.chain_key.clone(),
-            signing_key: self.signing.verifying_key(),
+    /// Whether the session was made for the identity `sender`.
+    pub fn is_from(&self, sender: &IdentityKey) -> bool {
+        sender.public_bytes() == self.sender
+    }
+
+    /// The distribution message for the current chain position, bound to
+    /// our `identity` (the one the session was made for, else
+    /// `WrongIdentity`): send it to every member device through the
+    /// pairwise sessions.
+    pub fn distribution(
+        &self,
+        identity: &IdentityKeyPair,
+    ) -> Result<SenderKeyDistribution, GroupEncryptError> {
+        if identity.public().public_bytes() != self.sender {
+            return Err(GroupEncryptError::WrongIdentity);
         }
+        Ok(SenderKeyDistribution::signed(
+            identity,
+            &self.group_id,
+            self.chain_id,
+            self.iteration,
+            self.chain_key.clone(),
+            &self.signing,
+        ))
     }
 
     /// Replaces the chain and signing key with fresh ones, after a member
     /// left. Returns the new distribution, for the remaining members only.
-    pub fn rotate(&mut self, rng: &mut impl CryptoRngCore) -> SenderKeyDistribution {
+    /// With another identity than the session's, fails (`WrongIdentity`)
+    /// and changes nothing.
+    pub fn rotate(
+        &mut self,
+        identity: &IdentityKeyPair,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<SenderKeyDistribution, GroupEncryptError> {
+        if identity.public().public_bytes() != self.sender {
+            return Err(GroupEncryptError::WrongIdentity);
+        }
         let (mut chain_id, chain_key, signing) = fresh_chain(rng);
         // Receivers key chains by id: a rotation must never reuse the
         // current one.
@@ -93,7 +132,7 @@ impl OutboundGroupSession {
         self.chain_key = chain_key;
         self.signing = signing;
         self.iteration = 0;
-        self.distribution()
+        self.distribution(identity)
     }
 
     /// Encrypts and signs one group message; returns its encoding.
@@ -106,7 +145,7 @@ impl OutboundGroupSession {
             .checked_add(1)
             .ok_or(GroupEncryptError::ChainExhausted)?;
         let (next_chain, message_key) = self.chain_key.step();
-        let ad = associated_data(&self.group_id, self.chain_id, iteration);
+        let ad = associated_data(&self.sender, &self.group_id, self.chain_id, iteration);
         // ChaCha20 alone: the signature over the context and the
         // ciphertext authenticates the message (SPEC §7.4).
         let mut ciphertext = plaintext.to_vec();
@@ -133,6 +172,7 @@ impl OutboundGroupSession {
             iteration: self.iteration,
             chain_key: self.chain_key.as_bytes().to_vec(),
             signing_secret: self.signing.to_bytes().to_vec(),
+            sender_identity: self.sender.to_vec(),
         };
         Zeroizing::new(prost::Message::encode_to_vec(&proto))
     }
@@ -146,6 +186,7 @@ impl OutboundGroupSession {
         chain_key.copy_from_slice(&fixed::<32>("chain_key", &proto.chain_key)?);
         let signing = Zeroizing::new(fixed::<32>("signing_secret", &proto.signing_secret)?);
         Ok(Self {
+            sender: fixed("sender_identity", &proto.sender_identity)?,
             group_id: proto.group_id.clone(),
             chain_id: proto.chain_id,
             iteration: proto.iteration,

@@ -224,6 +224,10 @@ pub mod wire {
         pub chain_key: Vec<u8>,
         #[prost(bytes = "vec", tag = "6")]
         pub signing_key: Vec<u8>,
+        #[prost(bytes = "vec", tag = "7")]
+        pub identity_signature: Vec<u8>,
+        #[prost(bytes = "vec", tag = "8")]
+        pub signing_key_signature: Vec<u8>,
     }
 
     pub fn decode<M: prost::Message + Default>(bytes: &[u8]) -> M {

@@ -61,6 +61,11 @@ impl Output {
                 ),
                 other => format!("[call {}] {}: {other}", short(call_id), clean(sender)),
             },
+            Event::SenderKeyRefused { sender, device, reason, .. } => format!(
+                "WARNING: the group key from {} (device {device}) was refused ({}); their group messages stay unreadable",
+                clean(sender),
+                clean(reason)
+            ),
             Event::DecryptionFailed { sender, device, reason } => format!(
                 "WARNING: a message said to be from {} (device {device}) could not be decrypted ({}); if their messages stay unreadable, run `starling reset-session {}`",
                 clean(sender),
