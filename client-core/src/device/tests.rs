@@ -130,6 +130,13 @@ fn summary(events: &[Event]) -> Vec<String> {
                 signal,
                 ..
             } => format!("call {signal} from {sender}.{device}"),
+            Event::CallKeyRefused {
+                sender,
+                device,
+                epoch,
+                reason,
+                ..
+            } => format!("call key {epoch} refused from {sender}.{device}: {reason}"),
             Event::DecryptionFailed { sender, device, .. } => {
                 format!("unreadable from {sender}.{device}")
             }

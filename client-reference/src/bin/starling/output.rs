@@ -61,6 +61,11 @@ impl Output {
                 ),
                 other => format!("[call {}] {}: {other}", short(call_id), clean(sender)),
             },
+            Event::CallKeyRefused { sender, device, call_id, epoch, reason } => format!(
+                "WARNING: [call {}] a key for epoch {epoch} from {} (device {device}) was refused: {reason}",
+                short(call_id),
+                clean(sender)
+            ),
             Event::DecryptionFailed { sender, device, reason } => format!(
                 "WARNING: a message from {} (device {device}) could not be decrypted ({}); a new session was requested",
                 clean(sender),
