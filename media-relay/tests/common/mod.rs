@@ -149,7 +149,6 @@ impl Spec {
 #[derive(Debug, Clone)]
 pub struct Got {
     pub mid: Mid,
-    pub ssrc: u32,
     pub seq: u64,
     pub payload: Vec<u8>,
 }
@@ -254,7 +253,6 @@ impl Client {
                     .unwrap();
                 self.got.push(Got {
                     mid,
-                    ssrc: *p.header.ssrc,
                     seq: *p.seq_no,
                     payload: p.payload.to_vec(),
                 });
