@@ -71,27 +71,22 @@ where
             tracing::info!("a repair request within the interval is ignored");
             return Ok(Vec::new());
         }
-        match self.fresh_session(sender, device).await {
-            Ok(()) => {}
-            // Our side failed: the request may be honoured when it comes
-            // again.
-            Err(error @ (DeviceError::Storage(_) | DeviceError::Transport(_))) => {
-                return Err(error);
-            }
-            // Refused by a rule (a verified contact's changed keys, a
-            // bundle without a post-quantum prekey): counted, reported.
-            Err(error) => {
-                let recorded = self.storage.record_repair(sender, device, now).await;
-                recorded.map_err(DeviceError::Storage)?;
-                return Ok(vec![Event::RepairRefused {
-                    sender: sender.to_owned(),
-                    device,
-                    reason: error.to_string(),
-                }]);
-            }
+        let started = self.fresh_session(sender, device).await;
+        // Our side failed: the request may be honoured when it comes again.
+        if let Err(error @ (DeviceError::Storage(_) | DeviceError::Transport(_))) = started {
+            return Err(error);
         }
+        // Started, or refused by a rule (a verified contact's changed keys,
+        // a bundle without a post-quantum prekey): either way it counts.
         let recorded = self.storage.record_repair(sender, device, now).await;
         recorded.map_err(DeviceError::Storage)?;
+        if let Err(error) = started {
+            return Ok(vec![Event::RepairRefused {
+                sender: sender.to_owned(),
+                device,
+                reason: error.to_string(),
+            }]);
+        }
         let reset = self.new_content(Body::SessionReset(content::SessionReset {}));
         self.send_pairwise(&[sender.to_owned()], &reset).await?;
         Ok(Vec::new())

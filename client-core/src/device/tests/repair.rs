@@ -19,6 +19,15 @@ fn is_missing_kem<S: std::fmt::Debug, T: std::fmt::Debug>(error: &DeviceError<S,
     )
 }
 
+/// Alice and bob after alice's first message reached bob.
+fn talking(world: &mut World) -> (TestDevice, TestDevice) {
+    let mut alice = world.device("alice", 1);
+    let mut bob = world.device("bob", 1);
+    say(&mut alice, &direct("bob"), "one");
+    receive(&mut bob);
+    (alice, bob)
+}
+
 #[test]
 fn a_bundle_without_a_kem_prekey_is_refused_with_a_clear_error() {
     let mut world = World::new();
@@ -69,10 +78,7 @@ fn an_old_envelope_replayed_under_a_new_id_changes_nothing() {
 #[test]
 fn a_person_resets_a_session_and_the_peer_follows() {
     let mut world = World::new();
-    let mut alice = world.device("alice", 1);
-    let mut bob = world.device("bob", 1);
-    say(&mut alice, &direct("bob"), "one");
-    receive(&mut bob);
+    let (mut alice, mut bob) = talking(&mut world);
     let stock = world.server.one_time_left("alice", 1);
 
     run(bob.reset_session("alice")).unwrap();
@@ -88,10 +94,7 @@ fn a_person_resets_a_session_and_the_peer_follows() {
 #[test]
 fn a_peers_repair_request_is_honoured_once_an_hour() {
     let mut world = World::new();
-    let mut alice = world.device("alice", 1);
-    let mut bob = world.device("bob", 1);
-    say(&mut alice, &direct("bob"), "one");
-    receive(&mut bob);
+    let (mut alice, mut bob) = talking(&mut world);
     let stock = world.server.one_time_left("alice", 1);
 
     // Alice cannot read bob: she asks, inside the working session.
@@ -120,10 +123,7 @@ fn a_peers_repair_request_is_honoured_once_an_hour() {
 #[test]
 fn a_repair_request_that_would_downgrade_is_refused_and_reported() {
     let mut world = World::new();
-    let mut alice = world.device("alice", 1);
-    let mut bob = world.device("bob", 1);
-    say(&mut alice, &direct("bob"), "one");
-    receive(&mut bob);
+    let (mut alice, mut bob) = talking(&mut world);
     run(alice.request_repair("bob")).unwrap();
 
     world.server.set_withhold_kem(true);
@@ -138,10 +138,7 @@ fn a_repair_request_that_would_downgrade_is_refused_and_reported() {
 #[test]
 fn a_repair_request_that_failed_on_our_side_is_honoured_when_redelivered() {
     let mut world = World::new();
-    let mut alice = world.device("alice", 1);
-    let mut bob = world.device("bob", 1);
-    say(&mut alice, &direct("bob"), "one");
-    receive(&mut bob);
+    let (mut alice, mut bob) = talking(&mut world);
     run(alice.request_repair("bob")).unwrap();
     let request = take(&bob).remove(0);
 
@@ -167,10 +164,7 @@ fn a_server_calling_a_device_both_gone_and_missing_restarts_no_session() {
 
 fn held_session_survives(missing: &[u32], extra: &[u32]) {
     let mut world = World::new();
-    let mut alice = world.device("alice", 1);
-    let mut bob = world.device("bob", 1);
-    say(&mut alice, &direct("bob"), "one");
-    receive(&mut bob);
+    let (mut alice, mut bob) = talking(&mut world);
     let sessions = alice.storage().sessions.borrow().clone();
     let stock = world.server.one_time_left("bob", 1);
 
@@ -196,10 +190,7 @@ fn held_session_survives(missing: &[u32], extra: &[u32]) {
 #[test]
 fn a_repair_request_under_a_changed_identity_is_ignored() {
     let mut world = World::new();
-    let mut alice = world.device("alice", 1);
-    let mut bob = world.device("bob", 1);
-    say(&mut alice, &direct("bob"), "one");
-    receive(&mut bob);
+    let (alice, mut bob) = talking(&mut world);
     // Someone registers new keys as alice's device 1 (the server can) and
     // asks bob for a fresh session from the bundle it serves.
     drop(alice);
