@@ -3,7 +3,7 @@
 
 /// Content messages that carry plaintext or keys: prost derives no `Debug`
 /// for them; `src/content/debug.rs` writes one that leaves those out.
-const REDACTED_DEBUG: [&str; 10] = [
+const REDACTED_DEBUG: [&str; 11] = [
     ".starling.client.v1.Quote",
     ".starling.client.v1.Text",
     ".starling.client.v1.Reaction",
@@ -14,6 +14,7 @@ const REDACTED_DEBUG: [&str; 10] = [
     ".starling.client.v1.GroupControl",
     ".starling.client.v1.SenderKey",
     ".starling.client.v1.CallKey",
+    ".starling.client.v1.CallMediaKey",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -41,7 +41,7 @@ impl fmt::Display for UpdateKind {
 }
 
 /// Which call signal arrived. Serialized (and shown) as "offer",
-/// "answer", "leave", "hangup", "busy", "key" or "unknown".
+/// "answer", "leave", "hangup", "busy", "key", "media_key" or "unknown".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallSignalKind {
@@ -55,8 +55,10 @@ pub enum CallSignalKind {
     Hangup,
     /// A callee is in another call.
     Busy,
-    /// The caller's media keys for a new epoch.
+    /// The caller's new epoch (and its own media key of it).
     Key,
+    /// A participant's own media key of an epoch.
+    MediaKey,
     /// A signal this client does not know.
     Unknown,
 }
@@ -71,6 +73,7 @@ impl CallSignalKind {
             Self::Hangup => "hangup",
             Self::Busy => "busy",
             Self::Key => "key",
+            Self::MediaKey => "media_key",
             Self::Unknown => "unknown",
         }
     }
@@ -124,6 +127,20 @@ pub enum Event {
         call_id: String,
         /// Which signal.
         signal: CallSignalKind,
+    },
+    /// A call key message was refused, not used: from a device that may
+    /// not send it, for an epoch that is not newer, or of an old version.
+    CallKeyRefused {
+        /// Who sent it.
+        sender: String,
+        /// From which device.
+        device: u32,
+        /// The call (hex).
+        call_id: String,
+        /// The epoch it named.
+        epoch: u32,
+        /// Why it was refused.
+        reason: crate::device::KeyRefusal,
     },
     /// A member device's sender key was refused
     /// ([`crate::error::SenderKeyRefusal`]): its group messages stay
@@ -202,6 +219,20 @@ impl fmt::Debug for Event {
                 .field("device", device)
                 .field("call_id", call_id)
                 .field("signal", signal)
+                .finish(),
+            Self::CallKeyRefused {
+                sender,
+                device,
+                call_id,
+                epoch,
+                reason,
+            } => f
+                .debug_struct("CallKeyRefused")
+                .field("sender", sender)
+                .field("device", device)
+                .field("call_id", call_id)
+                .field("epoch", epoch)
+                .field("reason", reason)
                 .finish(),
             Self::RepairRefused {
                 sender,
@@ -313,6 +344,7 @@ mod tests {
             CallSignalKind::Hangup,
             CallSignalKind::Busy,
             CallSignalKind::Key,
+            CallSignalKind::MediaKey,
             CallSignalKind::Unknown,
         ] {
             let json = serde_json::to_string(&kind).unwrap();

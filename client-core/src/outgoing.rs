@@ -354,6 +354,48 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(), S, T> {
         let plaintext = Zeroizing::new(content.encode_to_vec());
+        self.send_pairwise_with(recipients, |_, _| plaintext.as_slice(), rng)
+            .await
+    }
+
+    /// Sends `content` to the devices `targets` (username, device) only;
+    /// the other devices of their accounts, which the server requires an
+    /// envelope for, get `elsewhere` (a copy without what only the targets
+    /// may read, such as a call's media keys).
+    pub async fn send_pairwise_to(
+        &mut self,
+        targets: &[(String, u32)],
+        content: &Content,
+        elsewhere: &Content,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(), S, T> {
+        let plaintext = Zeroizing::new(content.encode_to_vec());
+        let other = Zeroizing::new(elsewhere.encode_to_vec());
+        let mut recipients: Vec<String> = targets.iter().map(|(u, _)| u.clone()).collect();
+        recipients.sort();
+        recipients.dedup();
+        self.send_pairwise_with(
+            &recipients,
+            |username, device| {
+                if targets.iter().any(|(u, d)| u == username && *d == device) {
+                    plaintext.as_slice()
+                } else {
+                    other.as_slice()
+                }
+            },
+            rng,
+        )
+        .await
+    }
+
+    /// Sends to every device of each recipient the plaintext `pick` names
+    /// for it.
+    async fn send_pairwise_with<'p>(
+        &mut self,
+        recipients: &[String],
+        pick: impl Fn(&str, u32) -> &'p [u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(), S, T> {
         let mut encrypted: BTreeMap<(String, u32), Vec<u8>> = BTreeMap::new();
         for _ in 0..STALE_RETRIES {
             self.check_recipients(recipients).await?;
@@ -365,7 +407,8 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
                     let ciphertext = match encrypted.get(&key) {
                         Some(c) => c.clone(),
                         None => {
-                            let c = self.encrypt_for(username, device, &plaintext, rng).await?;
+                            let plaintext = pick(username, device);
+                            let c = self.encrypt_for(username, device, plaintext, rng).await?;
                             encrypted.insert(key, c.clone());
                             c
                         }

@@ -74,3 +74,31 @@ fn three_participants_each_get_both_others_on_separate_slots() {
         "each publisher has its own slot"
     );
 }
+
+#[test]
+fn a_receiver_learns_who_publishes_each_stream_it_gets() {
+    let mut sim = Sim::new();
+    let ids: Vec<usize> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|u| sim.join("call-4", u, Spec::av(2)))
+        .collect();
+    sim.connect(&ids);
+
+    sim.talk(ids[0], 0xA1, 5);
+    sim.talk(ids[1], 0xB1, 5);
+
+    let carol = &sim.clients[ids[2]];
+    let key = carol.key.clone().unwrap();
+    let streams = sim.engine.streams("call-4", &key).unwrap();
+    for (tag, publisher) in [(0xA1, "alice"), (0xB1, "bob")] {
+        let got = carol.got.iter().find(|g| g.payload[0] == tag).unwrap();
+        let source = streams.iter().find(|s| s.ssrc == got.ssrc).unwrap();
+        assert_eq!((source.username.as_str(), source.device_id), (publisher, 1));
+    }
+    // Only the participant itself may ask, and only in its own call.
+    assert!(sim.engine.streams("call-5", &key).is_err());
+    let bob = sim.clients[ids[1]].key.clone().unwrap();
+    assert!(sim.engine.streams("call-4", &bob).is_ok());
+    sim.leave(ids[2], "call-4");
+    assert!(sim.engine.streams("call-4", &key).is_err());
+}

@@ -35,6 +35,10 @@ async fn a_one_to_one_call_delivers_every_frame_intact_both_ways() {
     for (who, report) in [("alice", &caller), ("bob", &callee)] {
         assert_eq!(report.participants, 2, "{who}: {report:?}");
         assert_eq!(report.frames_corrupt, 0, "{who}: {report:?}");
+        // Every frame's key id matched the relay's stream, none replayed;
+        // every key came from the device allowed to send it.
+        assert_eq!(report.frames_refused, 0, "{who}: {report:?}");
+        assert_eq!(report.keys_refused, 0, "{who}: {report:?}");
         assert!(report.frames_received > 50, "{who}: {report:?}");
         assert_eq!(report.loss, 0.0, "{who}: {report:?}");
     }
@@ -182,6 +186,7 @@ async fn a_group_call_of_six_rekeys_at_every_join_and_leave() {
     assert_eq!(final_epoch, 10, "{caller:?}");
     for (report, name) in reports.iter().zip(&names[1..]) {
         assert_eq!(report.frames_corrupt, 0, "{name}: {report:?}");
+        assert_eq!(report.keys_refused, 0, "{name}: {report:?}");
         assert!(report.frames_received > 20, "{name}: {report:?}");
     }
     assert_eq!(caller.frames_corrupt, 0, "{caller:?}");

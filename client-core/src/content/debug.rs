@@ -7,8 +7,8 @@
 use std::fmt;
 
 use super::{
-    Attachment, CallKey, CodeSnippet, Edit, GroupControl, Location, Quote, Reaction, SenderKey,
-    Text,
+    Attachment, CallKey, CallMediaKey, CodeSnippet, Edit, GroupControl, Location, Quote, Reaction,
+    SenderKey, Text,
 };
 
 /// A message id as hex.
@@ -144,10 +144,26 @@ impl fmt::Debug for CallKey {
             epoch,
             secret: _,
             participants,
+            version,
         } = self;
         f.debug_struct("CallKey")
+            .field("version", version)
             .field("epoch", epoch)
             .field("participants", participants)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CallMediaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            version,
+            epoch,
+            secret: _,
+        } = self;
+        f.debug_struct("CallMediaKey")
+            .field("version", version)
+            .field("epoch", epoch)
             .finish_non_exhaustive()
     }
 }
@@ -210,7 +226,24 @@ mod tests {
                 ..GroupControl::default()
             }),
             Body::SenderKey(SenderKey {
-                distribution: key_bytes,
+                distribution: key_bytes.clone(),
+            }),
+            Body::Call(super::super::CallSignal {
+                call_id: vec![3; 16],
+                kind: Some(super::super::call_signal::Kind::Key(CallKey {
+                    version: 2,
+                    epoch: 1,
+                    secret: key_bytes.clone(),
+                    participants: Vec::new(),
+                })),
+            }),
+            Body::Call(super::super::CallSignal {
+                call_id: vec![3; 16],
+                kind: Some(super::super::call_signal::Kind::MediaKey(CallMediaKey {
+                    version: 2,
+                    epoch: 1,
+                    secret: key_bytes,
+                })),
             }),
         ];
         for body in bodies {

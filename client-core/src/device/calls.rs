@@ -1,12 +1,14 @@
-//! Call signalling: offers, answers, leaves, hang-ups, busy and the
-//! caller's epoch keys are content like any other. Applying one queues it
-//! for a running call loop (the shell's, with the media) and records
-//! offers and missed calls in the history.
+//! Call signalling: offers, answers, leaves, hang-ups, busy, the caller's
+//! epochs and the participants' media keys are content like any other.
+//! Applying one queues it for a running call loop (the shell's, with the
+//! media), once the key gate ([`super::call_keys`]) let it through, and
+//! records offers and missed calls in the history.
 
 use std::collections::VecDeque;
 
 use rand_core::CryptoRngCore;
 
+use super::call_keys::{KeyGate, Verdict};
 use super::{Device, Result};
 use crate::clock::Clock;
 use crate::content::{self, CallSignal, call_signal::Kind};
@@ -40,6 +42,7 @@ pub struct CallInbox {
     mode: CallMode,
     signals: VecDeque<QueuedSignal>,
     answered: VecDeque<Vec<u8>>,
+    gate: KeyGate,
 }
 
 impl CallInbox {
@@ -47,6 +50,7 @@ impl CallInbox {
     pub fn idle(&mut self) {
         self.mode = CallMode::Idle;
         self.signals.clear();
+        self.gate = KeyGate::default();
     }
 
     /// Waiting for an offer: offers are queued.
@@ -55,15 +59,24 @@ impl CallInbox {
     }
 
     /// In the call `call_id` (placed by us): its signals, and offers, are
-    /// queued.
+    /// queued; we make its epochs ([`Self::own_epoch`]).
     pub fn join(&mut self, call_id: &[u8]) {
         self.mode = CallMode::Active(call_id.to_vec());
+        self.gate = KeyGate::caller();
     }
 
-    /// In the call `call_id`, answered: a later hang-up of it is no missed
-    /// call.
-    pub fn answer(&mut self, call_id: &[u8]) {
-        self.join(call_id);
+    /// A new epoch of the call we placed, with its participants (username,
+    /// device): their media keys of it are taken from then on.
+    pub fn own_epoch(&mut self, epoch: u32, participants: &[(String, u32)]) {
+        self.gate.own_epoch(epoch, participants);
+    }
+
+    /// In the call `call_id`, answered, which `caller`'s `device` offered:
+    /// its epochs are taken from that device only, and a later hang-up of
+    /// it is no missed call.
+    pub fn answer(&mut self, call_id: &[u8], caller: &str, device: u32) {
+        self.mode = CallMode::Active(call_id.to_vec());
+        self.gate = KeyGate::callee(caller, device);
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.pop_front();
         }
@@ -114,7 +127,24 @@ fn signal_kind(kind: Option<&Kind>) -> CallSignalKind {
         Some(Kind::Hangup(_)) => CallSignalKind::Hangup,
         Some(Kind::Busy(_)) => CallSignalKind::Busy,
         Some(Kind::Key(_)) => CallSignalKind::Key,
+        Some(Kind::MediaKey(_)) => CallSignalKind::MediaKey,
         None => CallSignalKind::Unknown,
+    }
+}
+
+fn refused(
+    sender: &str,
+    device: u32,
+    call: &CallSignal,
+    epoch: u32,
+    reason: super::KeyRefusal,
+) -> Event {
+    Event::CallKeyRefused {
+        sender: sender.to_owned(),
+        device,
+        call_id: hex::encode(&call.call_id),
+        epoch,
+        reason,
     }
 }
 
@@ -134,7 +164,9 @@ where
     R: CryptoRngCore,
 {
     /// Applies a call signal from `sender`'s `device`: queues it for a
-    /// running call, records offers and missed calls in the history.
+    /// running call (a key message only if the key gate takes it; a
+    /// refused one is an [`Event::CallKeyRefused`] instead), records offers
+    /// and missed calls in the history.
     pub(super) async fn apply_call_signal(
         &mut self,
         sender: &str,
@@ -145,8 +177,33 @@ where
     ) -> Result<Vec<Event>, S, T> {
         let own = sender == self.account.username;
         let ours = own && device == self.account.device_id;
+        let mut events = Vec::new();
         if self.calls.wants(call) && !ours {
-            self.calls.queue((sender.to_owned(), device, call.clone()));
+            let in_call = matches!(&self.calls.mode, CallMode::Active(id) if *id == call.call_id);
+            let signal = (sender.to_owned(), device, call.clone());
+            let verdict = if in_call {
+                self.calls.gate.check(signal)
+            } else {
+                Verdict::Pass(vec![signal])
+            };
+            let refused_now = matches!(verdict, Verdict::Refuse(..));
+            match verdict {
+                Verdict::Pass(signals) => {
+                    for signal in signals {
+                        self.calls.queue(signal);
+                    }
+                }
+                Verdict::Held => {}
+                Verdict::Refuse(epoch, reason) => {
+                    events.push(refused(sender, device, call, epoch, reason));
+                }
+            }
+            for (held, epoch, reason) in self.calls.gate.take_dropped() {
+                events.push(refused(&held.0, held.1, &held.2, epoch, reason));
+            }
+            if refused_now {
+                return Ok(events);
+            }
         }
         let answered = self.calls.was_answered(&call.call_id);
         let record = match call.kind {
@@ -158,12 +215,13 @@ where
             self.record(conversation, sender, device, false, content, None)
                 .await?;
         }
-        Ok(vec![Event::Call {
+        events.push(Event::Call {
             sender: sender.to_owned(),
             device,
             call_id: hex::encode(&call.call_id),
             signal: signal_kind(call.kind.as_ref()),
-        }])
+        });
+        Ok(events)
     }
 }
 
@@ -216,7 +274,7 @@ mod tests {
     #[test]
     fn an_answered_call_stays_answered_after_it_ends() {
         let mut inbox = CallInbox::default();
-        inbox.answer(b"a");
+        inbox.answer(b"a", "alice", 1);
         inbox.idle();
         assert!(inbox.was_answered(b"a"));
         assert!(!inbox.was_answered(b"b"));

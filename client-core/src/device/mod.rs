@@ -12,6 +12,7 @@
 //! - `groups`: membership and Sender Keys;
 //! - `calls`: call signalling (the media stay in the shell).
 
+mod call_keys;
 mod calls;
 mod groups;
 mod incoming;
@@ -24,6 +25,7 @@ mod updates;
 use rand_core::CryptoRngCore;
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
 
+pub use call_keys::{CALL_KEY_VERSION, KEY_EPOCHS_KEPT, KeyRefusal, MAX_EARLY_KEYS};
 pub use calls::{CallInbox, MAX_ANSWERED, MAX_QUEUED_SIGNALS, QueuedSignal, call_signal};
 pub use messages::reply_prefix;
 pub use repair::REPAIR_INTERVAL_MILLIS;
@@ -203,6 +205,21 @@ where
     ) -> Result<(), S, T> {
         let (mut outgoing, rng) = self.outgoing();
         Ok(outgoing.send_pairwise(recipients, content, rng).await?)
+    }
+
+    /// Sends `content` pairwise to the devices `targets` (username,
+    /// device) only; the other devices of their accounts get `elsewhere`
+    /// (the server wants an envelope for every device of an account).
+    pub async fn send_pairwise_to(
+        &mut self,
+        targets: &[(String, u32)],
+        content: &Content,
+        elsewhere: &Content,
+    ) -> Result<(), S, T> {
+        let (mut outgoing, rng) = self.outgoing();
+        Ok(outgoing
+            .send_pairwise_to(targets, content, elsewhere, rng)
+            .await?)
     }
 
     /// Uploads the signed prekey, one batch of one-time prekeys of each

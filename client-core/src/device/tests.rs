@@ -134,6 +134,13 @@ fn summary(events: &[Event]) -> Vec<String> {
             Event::SenderKeyRefused { sender, device, .. } => {
                 format!("refused key from {sender}.{device}")
             }
+            Event::CallKeyRefused {
+                sender,
+                device,
+                epoch,
+                reason,
+                ..
+            } => format!("call key {epoch} refused from {sender}.{device}: {reason}"),
             Event::DecryptionFailed { sender, device, .. } => {
                 format!("unreadable from {sender}.{device}")
             }

@@ -5,7 +5,8 @@
 //!
 //! Joining is WHIP-like: the SDP offer goes to the relay's
 //! `POST /v1/calls/{call_id}/join` with the server's join token, the answer
-//! comes back in the response. Leaving is a `DELETE` of the participant.
+//! comes back in the response. Leaving is a `DELETE` of the participant;
+//! `GET …/streams` of it says who publishes each stream we receive.
 //!
 //! [`MediaSession::direct_pair`] connects two engines to each other without
 //! the relay, in process, to measure what the relay adds.
@@ -38,6 +39,7 @@ use webrtc::peer_connection::{
 };
 
 use super::frames::{MediaKind, Reassembler};
+use super::streams::{MAX_STREAMS_BODY, StreamMap};
 use crate::api::TurnCredentials;
 use crate::error::{ClientError, Result};
 
@@ -91,6 +93,15 @@ pub enum MediaError {
     /// The connection to the relay did not come up in time.
     #[error("connecting to the media relay timed out")]
     ConnectTimeout,
+    /// There is no relay to ask who publishes a stream.
+    #[error("no relay to ask for its streams")]
+    NoRelayStreams,
+    /// The relay's stream mapping is larger than any call needs.
+    #[error("the relay's stream mapping is too large")]
+    StreamsTooLarge,
+    /// The relay's stream mapping does not parse.
+    #[error("the relay's stream mapping does not parse")]
+    StreamsUnreadable,
     /// The connection to the relay failed or closed.
     #[error("connection to the media relay {0}")]
     Disconnected(RTCPeerConnectionState),
@@ -130,6 +141,8 @@ fn rtp_kind(kind: MediaKind) -> RtpCodecKind {
 pub struct ReceivedFrame {
     /// Audio or video.
     pub kind: MediaKind,
+    /// The stream (SSRC) it arrived on.
+    pub ssrc: u32,
     /// The SFrame ciphertext.
     pub ciphertext: Vec<u8>,
 }
@@ -174,7 +187,11 @@ impl PeerConnectionEventHandler for Events {
                 ) {
                     // A full queue means we cannot keep up: drop, never block
                     // the connection.
-                    let _ = frames.try_send(ReceivedFrame { kind, ciphertext });
+                    let _ = frames.try_send(ReceivedFrame {
+                        kind,
+                        ssrc: header.ssrc,
+                        ciphertext,
+                    });
                 }
             }
         });
@@ -531,6 +548,36 @@ impl MediaSession {
             .write_sample(publisher.ssrc, publisher.payload_type, &sample, &[])
             .await
             .map_err(media_error)
+    }
+
+    /// Who publishes each stream we receive, as the relay says now. An
+    /// error without a relay (a direct pair).
+    pub async fn streams(&self) -> Result<StreamMap> {
+        let url = self.leave_url.as_ref().ok_or(MediaError::NoRelayStreams)?;
+        let response = self
+            .http
+            .get(format!("{url}/streams"))
+            .send()
+            .await
+            .map_err(MediaError::Unreachable)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(media_error(MediaError::Refused {
+                status,
+                body: String::new(),
+            }));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_STREAMS_BODY)
+        {
+            return Err(media_error(MediaError::StreamsTooLarge));
+        }
+        let bytes = response.bytes().await.map_err(media_error)?;
+        if bytes.len() as u64 > MAX_STREAMS_BODY {
+            return Err(media_error(MediaError::StreamsTooLarge));
+        }
+        StreamMap::parse(&bytes).ok_or_else(|| media_error(MediaError::StreamsUnreadable))
     }
 
     /// Leaves the call on the relay and closes the connection.

@@ -17,6 +17,12 @@ pub struct CallStats {
     pub frames_without_key: u64,
     /// Frames that failed authentication or byte-for-byte verification.
     pub frames_corrupt: u64,
+    /// Frames refused unplayed: a replay (a counter taken before, or too
+    /// old), or a key id not of the participant whose stream carried it.
+    pub frames_refused: u64,
+    /// Call key messages refused (wrong device, stale epoch, old version,
+    /// not a participant).
+    pub keys_refused: u64,
     streams: BTreeMap<(u8, MediaKind), (u32, u32)>,
     last_heard: BTreeMap<u8, u64>,
     latencies_micros: Vec<u64>,

@@ -95,6 +95,17 @@ pub struct Joined {
     pub answer: String,
 }
 
+/// The publisher behind one of a receiver's slots.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamSource {
+    /// The SSRC the relay sends the slot with.
+    pub ssrc: u32,
+    /// The publisher's account.
+    pub username: String,
+    /// The publisher's device.
+    pub device_id: u32,
+}
+
 /// Work produced while draining one participant, done after it.
 // Nearly every item is a packet; boxing it would allocate once per packet.
 #[allow(clippy::large_enum_variant)]
@@ -297,6 +308,60 @@ impl Engine {
         }
         self.remove(key.id(), LeaveReason::Left);
         Ok(())
+    }
+
+    /// Who publishes what the participant `key` receives: for each of its
+    /// receive slots now fed, the slot's SSRC and the publisher's account
+    /// and device (as the server's token named them). Receivers check each
+    /// frame's SFrame key id against it.
+    pub fn streams(
+        &mut self,
+        call_id: &str,
+        key: &ParticipantKey,
+    ) -> Result<Vec<StreamSource>, LeaveError> {
+        let call = self.call_numbers.get(call_id).copied();
+        let found = self
+            .participants
+            .get(&key.id())
+            .is_some_and(|p| Some(p.call()) == call && p.has_secret(key));
+        if !found {
+            return Err(LeaveError::UnknownParticipant);
+        }
+        let fed: Vec<(str0m::media::Mid, ParticipantId)> = self
+            .participants
+            .get(&key.id())
+            .map(|p| {
+                p.slots
+                    .iter()
+                    .filter_map(|s| s.feed.as_ref().map(|f| (s.mid, f.source.publisher)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut streams = Vec::with_capacity(fed.len());
+        for (mid, publisher) in fed {
+            let Some((username, device_id)) = self.participants.get(&publisher).map(|p| p.device())
+            else {
+                continue;
+            };
+            let (username, device_id) = (username.to_owned(), device_id);
+            let ssrc = self.participants.get_mut(&key.id()).and_then(|p| {
+                guarded(|| {
+                    p.rtc
+                        .direct_api()
+                        .stream_tx_by_mid(mid, None)
+                        .map(|s| *s.ssrc())
+                })
+                .flatten()
+            });
+            if let Some(ssrc) = ssrc {
+                streams.push(StreamSource {
+                    ssrc,
+                    username,
+                    device_id,
+                });
+            }
+        }
+        Ok(streams)
     }
 
     /// Feeds time or a datagram. Never fails: a participant whose WebRTC

@@ -175,6 +175,11 @@ impl Participant {
         self.call
     }
 
+    /// The account and device the participant joined as.
+    pub(super) fn device(&self) -> (&str, u32) {
+        (&self.username, self.device_id)
+    }
+
     pub(super) fn is_device(&self, admission: &Admission) -> bool {
         admission.device() == (self.username.as_str(), self.device_id)
     }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::tcp::{TcpConnections, TcpEvent};
 use super::udp_batch;
-use crate::engine::{Datagram, Engine, Event, Input, Joined, Output, ParticipantKey};
+use crate::engine::{Datagram, Engine, Event, Input, Joined, Output, ParticipantKey, StreamSource};
 use crate::error::{JoinError, LeaveError};
 use crate::metrics::DropReason;
 
@@ -34,6 +34,12 @@ pub(crate) enum Command {
         call_id: String,
         key: ParticipantKey,
         reply: oneshot::Sender<Result<(), LeaveError>>,
+    },
+    /// Who publishes what a participant receives.
+    Streams {
+        call_id: String,
+        key: ParticipantKey,
+        reply: oneshot::Sender<Result<Vec<StreamSource>, LeaveError>>,
     },
 }
 
@@ -144,6 +150,13 @@ fn handle(engine: &mut Engine, command: Command) {
             reply,
         } => {
             let _ = reply.send(engine.leave(&call_id, &key));
+        }
+        Command::Streams {
+            call_id,
+            key,
+            reply,
+        } => {
+            let _ = reply.send(engine.streams(&call_id, &key));
         }
     }
 }

@@ -4,6 +4,10 @@
 //!   and an SDP offer (`application/sdp`) → `201` with the SDP answer, the
 //!   participant handle in `Location` and `Starling-Participant`.
 //! - `DELETE /v1/calls/{call_id}/participants/{participant}` → `204`.
+//! - `GET /v1/calls/{call_id}/participants/{participant}/streams` → `200`
+//!   with `{"streams": [{"ssrc", "username", "device_id"}]}`: who
+//!   publishes each stream the participant receives now, so its client can
+//!   refuse a frame whose SFrame key id belongs to someone else.
 //! - `GET /metrics` (Prometheus text) with `Authorization: Bearer TOKEN`,
 //!   the configured scraper's token (not served without one); `GET /health`.
 //!
@@ -41,6 +45,10 @@ pub fn router(state: HttpState, max_offer_bytes: usize) -> Router {
         .route(
             "/v1/calls/{call_id}/participants/{participant}",
             delete(leave),
+        )
+        .route(
+            "/v1/calls/{call_id}/participants/{participant}/streams",
+            get(streams),
         )
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
@@ -170,6 +178,37 @@ async fn leave(
         .map_err(|_| unavailable())?;
     done.await.map_err(|_| unavailable())?.map_err(not_found)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What `GET …/streams` returns.
+#[derive(serde::Serialize)]
+struct Streams {
+    streams: Vec<crate::engine::StreamSource>,
+}
+
+async fn streams(
+    State(state): State<HttpState>,
+    Path((call_id, participant)): Path<(String, String)>,
+) -> Result<Json<Streams>, ApiError> {
+    let not_found = |e: LeaveError| ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "unknown_participant",
+        reason: e.to_string(),
+    };
+    let key: ParticipantKey = participant.parse().map_err(not_found)?;
+    let (reply, done) = oneshot::channel();
+    let command = Command::Streams {
+        call_id,
+        key,
+        reply,
+    };
+    state
+        .commands
+        .send(command)
+        .await
+        .map_err(|_| unavailable())?;
+    let streams = done.await.map_err(|_| unavailable())?.map_err(not_found)?;
+    Ok(Json(Streams { streams }))
 }
 
 async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {

@@ -149,6 +149,7 @@ impl Spec {
 #[derive(Debug, Clone)]
 pub struct Got {
     pub mid: Mid,
+    pub ssrc: u32,
     pub seq: u64,
     pub payload: Vec<u8>,
 }
@@ -253,6 +254,7 @@ impl Client {
                     .unwrap();
                 self.got.push(Got {
                     mid,
+                    ssrc: *p.header.ssrc,
                     seq: *p.seq_no,
                     payload: p.payload.to_vec(),
                 });

@@ -56,17 +56,23 @@ struct Peer {
     decryptor: Option<FrameDecryptor>,
 }
 
-/// Both engines keyed for one epoch, each able to read the other.
+/// Both engines keyed for one epoch, each with its own sending key and
+/// able to read the other.
 fn peers(sessions: [(MediaSession, mpsc::Receiver<ReceivedFrame>); 2]) -> [Peer; 2] {
-    let secret = new_secret(&mut rand::rngs::OsRng);
+    let secrets = [0, 1].map(|_| new_secret(&mut rand::rngs::OsRng));
     let mut index = 0u8;
     sessions.map(|(session, frames)| {
         let mut decryptor = FrameDecryptor::default();
-        decryptor.add_epoch(EPOCH, &secret, &[0, 1]).unwrap();
+        decryptor.add_epoch(EPOCH);
+        for (sender, secret) in (0u8..).zip(&secrets) {
+            decryptor.add_sender(EPOCH, sender, secret).unwrap();
+        }
         let peer = Peer {
             session: Arc::new(session),
             frames: Some(frames),
-            encryptor: Some(FrameEncryptor::new(EPOCH, index, &secret).unwrap()),
+            encryptor: Some(
+                FrameEncryptor::new(EPOCH, index, &secrets[usize::from(index)]).unwrap(),
+            ),
             decryptor: Some(decryptor),
         };
         index += 1;
@@ -129,7 +135,7 @@ async fn receive(
             _ = stop.changed() => break,
         };
         let opened = decryptor.decrypt(&frame.ciphertext).ok();
-        match opened.and_then(|(index, plain)| Some((index, verify_frame(&plain)?))) {
+        match opened.and_then(|(_, index, plain)| Some((index, verify_frame(&plain)?))) {
             Some((index, verified)) => {
                 received.stats[slot(verified.kind)].received(index, verified, now_micros());
             }

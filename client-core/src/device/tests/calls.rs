@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::content::{CallSignal, call_signal::Kind};
-use crate::device::call_signal;
+use crate::device::{CALL_KEY_VERSION, call_signal};
 
 fn offer() -> Kind {
     Kind::Offer(content::CallOffer {
@@ -91,7 +91,7 @@ fn a_hangup_is_a_missed_call_unless_we_answered() {
 
     signal(&mut alice, "bob", 8, offer());
     receive(&mut bob);
-    bob.calls().answer(&[8; 16]);
+    bob.calls().answer(&[8; 16], "alice", 1);
     bob.calls().idle();
     signal(&mut alice, "bob", 8, Kind::Hangup(content::CallHangup {}));
     receive(&mut bob);
@@ -119,4 +119,95 @@ fn a_call_signal_through_a_group_is_ignored() {
             .bodies(&convo)
             .contains(&"incoming call".to_owned())
     );
+}
+
+fn epoch(n: u32, version: u32) -> Kind {
+    Kind::Key(content::CallKey {
+        version,
+        epoch: n,
+        secret: vec![9; 32],
+        participants: vec![
+            content::CallParticipant {
+                username: "alice".into(),
+                device_id: 1,
+                index: 0,
+            },
+            content::CallParticipant {
+                username: "bob".into(),
+                device_id: 1,
+                index: 1,
+            },
+        ],
+    })
+}
+
+#[test]
+fn a_callee_takes_epochs_only_newer_and_only_from_the_offering_device() {
+    let mut world = World::new();
+    let mut alice = world.device("alice", 1);
+    let mut alice_laptop = world.device("alice", 2);
+    let mut bob = world.device("bob", 1);
+    bob.calls().answer(&[4; 16], "alice", 1);
+
+    signal(&mut alice, "bob", 4, epoch(2, CALL_KEY_VERSION));
+    assert_eq!(summary(&receive(&mut bob)), ["call key from alice.1"]);
+    assert_eq!(bob.calls().take_signals().len(), 1);
+    // A replay of the same epoch, an older one, one from Alice's other
+    // device and one of version 1 are refused, loudly, and not queued.
+    signal(&mut alice, "bob", 4, epoch(2, CALL_KEY_VERSION));
+    signal(&mut alice, "bob", 4, epoch(1, CALL_KEY_VERSION));
+    signal(&mut alice_laptop, "bob", 4, epoch(3, CALL_KEY_VERSION));
+    signal(&mut alice, "bob", 4, epoch(3, 1));
+    let refused: Vec<String> = summary(&receive(&mut bob))
+        .into_iter()
+        .filter(|s| s.starts_with("call"))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            "call key 2 refused from alice.1: stale_epoch",
+            "call key 1 refused from alice.1: stale_epoch",
+            "call key 3 refused from alice.2: not_key_authority",
+            "call key 3 refused from alice.1: version",
+        ]
+    );
+    assert!(bob.calls().take_signals().is_empty());
+    signal(&mut alice, "bob", 4, epoch(3, CALL_KEY_VERSION));
+    assert_eq!(summary(&receive(&mut bob)), ["call key from alice.1"]);
+    assert_eq!(bob.calls().take_signals().len(), 1);
+}
+
+#[test]
+fn keys_reach_only_the_device_in_the_call() {
+    let mut world = World::new();
+    let mut alice = world.device("alice", 1);
+    let mut alice_laptop = world.device("alice", 2);
+    let mut bob = world.device("bob", 1);
+    for device in [&mut alice, &mut alice_laptop] {
+        device.calls().answer(&[6; 16], "bob", 1);
+    }
+    let key = bob.new_content(call_signal(&[6; 16], epoch(1, CALL_KEY_VERSION)));
+    let Some(Body::Call(mut stripped)) = key.body.clone() else {
+        panic!("not a call signal");
+    };
+    if let Some(Kind::Key(k)) = stripped.kind.as_mut() {
+        k.secret.clear();
+    }
+    let elsewhere = bob.new_content(Body::Call(stripped));
+    run(bob.send_pairwise_to(&[("alice".to_owned(), 1)], &key, &elsewhere)).unwrap();
+    receive(&mut alice);
+    receive(&mut alice_laptop);
+    let secret_of = |device: &mut TestDevice| match device.calls().take_signals().pop() {
+        Some((
+            _,
+            _,
+            CallSignal {
+                kind: Some(Kind::Key(k)),
+                ..
+            },
+        )) => k.secret,
+        other => panic!("no key: {other:?}"),
+    };
+    assert_eq!(secret_of(&mut alice), vec![9; 32]);
+    assert!(secret_of(&mut alice_laptop).is_empty());
 }

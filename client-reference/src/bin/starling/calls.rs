@@ -9,13 +9,15 @@ use crate::output::Output;
 fn report(out: Output, report: &CallReport) {
     out.print(report, || {
         format!(
-            "call {} ended: {} participants, {} frames sent, {} received ({} without key, {} corrupt), loss {:.2}%, latency p50 {:.1} ms, p99 {:.1} ms",
+            "call {} ended: {} participants, {} frames sent, {} received ({} without key, {} corrupt, {} refused; {} keys refused), loss {:.2}%, latency p50 {:.1} ms, p99 {:.1} ms",
             report.call_id.get(..8).unwrap_or(&report.call_id),
             report.participants,
             report.frames_sent,
             report.frames_received,
             report.frames_without_key,
             report.frames_corrupt,
+            report.frames_refused,
+            report.keys_refused,
             report.loss * 100.0,
             report.latency_p50_ms,
             report.latency_p99_ms,

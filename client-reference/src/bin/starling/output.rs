@@ -66,6 +66,11 @@ impl Output {
                 clean(sender),
                 clean(reason)
             ),
+            Event::CallKeyRefused { sender, device, call_id, epoch, reason } => format!(
+                "WARNING: [call {}] a key for epoch {epoch} from {} (device {device}) was refused: {reason}",
+                short(call_id),
+                clean(sender)
+            ),
             Event::DecryptionFailed { sender, device, reason } => format!(
                 "WARNING: a message said to be from {} (device {device}) could not be decrypted ({}); if their messages stay unreadable, run `starling reset-session {}`",
                 clean(sender),

@@ -2,10 +2,15 @@
 //! (offer, answer, leave, hang-up, busy, and the caller's media keys), and
 //! the loop that runs a headless call through the media relay.
 //!
-//! The caller is the call's key authority: at every join and every leave it
-//! draws a fresh epoch secret and sends it, with the participant list, to
-//! the participants only, so a newcomer cannot read what came before it
-//! and a leaver nothing after. Media keys never reach the server or relay.
+//! The caller's device that sent the offer is the call's epoch authority:
+//! at every join and every leave it starts a new epoch and sends the
+//! participant list, with its own sending secret of the epoch, to the
+//! devices in the call only. Every participant then draws its own sending
+//! secret of the epoch and sends it to the other participants' devices, so
+//! each sender has a key no one else made, a newcomer cannot read what came
+//! before it and a leaver nothing after. Epochs from any other device, or
+//! not newer than the last, are refused (by the client core's key gate).
+//! Media keys never reach the server or relay.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +21,7 @@ use super::Client;
 use crate::call::keys::{FrameEncryptor, new_secret};
 use crate::call::media::{MediaSession, ReceivedFrame};
 use crate::call::run::{Shared, lock};
+use crate::call::streams::Device;
 use starling_client_core::device::call_signal;
 
 mod session;
@@ -44,6 +50,9 @@ pub struct IncomingCall {
     pub call_id: String,
     /// Who calls.
     pub caller: String,
+    /// The caller's device that sent the offer: the only one whose epochs
+    /// are taken.
+    pub caller_device: u32,
     /// Participants the caller expects at most.
     pub max_participants: u32,
     /// Whether the caller publishes video.
@@ -66,6 +75,11 @@ pub struct CallReport {
     pub frames_without_key: u64,
     /// Frames that failed authentication or verification.
     pub frames_corrupt: u64,
+    /// Frames refused unplayed: replays, and frames whose key id is not
+    /// the participant's whose stream carried them.
+    pub frames_refused: u64,
+    /// Call key messages refused (see `Event::CallKeyRefused`).
+    pub keys_refused: u64,
     /// Share of frames lost between the first and last of each stream.
     pub loss: f64,
     /// The key epochs we were given, in order: a newcomer's first is the
@@ -94,6 +108,8 @@ pub(super) enum Role {
     },
     Callee {
         caller: String,
+        /// The caller's device that offered the call.
+        caller_device: u32,
         /// Participants in the newest epoch the caller sent.
         participants: usize,
     },
@@ -128,10 +144,11 @@ impl Client {
         let (media, frames) = self.join_media(&call_id, invited.len()).await?;
         let shared: Shared = Arc::default();
         let secret = new_secret(&mut rand::rngs::OsRng);
+        let me: Device = (self.username().to_owned(), self.device_id());
         {
             let mut crypto = lock(&shared);
             crypto.encryptor = Some(FrameEncryptor::new(0, 0, &secret)?);
-            crypto.add_epoch(0, &secret, &[0])?;
+            crypto.add_epoch(0, [(0, me.clone())].into());
         }
         let offer = self.signal(
             &call_id,
@@ -141,6 +158,7 @@ impl Client {
             }),
         );
         self.core.calls().join(&call_id);
+        self.core.calls().own_epoch(0, std::slice::from_ref(&me));
         let role = Role::Caller {
             invited: invited.clone(),
             participants: vec![Participant {
@@ -193,12 +211,13 @@ impl Client {
         let deadline = tokio::time::Instant::now() + wait;
         let mut drained = false;
         loop {
-            if let Some((caller, _, call)) = self.core.calls().next_signal() {
+            if let Some((caller, device, call)) = self.core.calls().next_signal() {
                 if let Some(Kind::Offer(offer)) = call.kind {
                     connection.close().await;
                     return Ok(IncomingCall {
                         call_id: hex::encode(&call.call_id),
                         caller,
+                        caller_device: device,
                         max_participants: offer.max_participants,
                         video: offer.video,
                     });
@@ -236,7 +255,8 @@ impl Client {
             .clamp(2, MAX_CALL_PARTICIPANTS)
             - 1;
         let (media, frames) = self.join_media(&call_id, slots).await?;
-        self.core.calls().answer(&call_id);
+        let caller_device = incoming.caller_device;
+        self.core.calls().answer(&call_id, &caller, caller_device);
         let answer = self.signal(&call_id, Kind::Answer(content::CallAnswer {}));
         if let Err(e) = self
             .send_pairwise(std::slice::from_ref(&caller), &answer)
@@ -248,6 +268,7 @@ impl Client {
         }
         let role = Role::Callee {
             caller,
+            caller_device,
             participants: 1,
         };
         let result = self

@@ -1,9 +1,10 @@
 //! A running call: the loop that reads the message connection while the
-//! media tasks run, the signals of our call (answers, leaves, keys,
-//! hang-ups), and the caller's key authority (a fresh epoch at every join,
-//! leave and vanished participant).
+//! media tasks run, the signals of our call (answers, leaves, epochs, media
+//! keys, hang-ups), the caller's epoch authority (a new epoch at every
+//! join, leave and vanished participant) and every participant's own
+//! sending key of each epoch, sent to the devices in the call only.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +15,12 @@ use super::{CallOptions, CallReport, Participant, Role, VANISHED_AFTER};
 use crate::call::keys::{FrameEncryptor, new_secret};
 use crate::call::media::{MediaSession, ReceivedFrame};
 use crate::call::run::{Shared, lock, publish, receive};
+use crate::call::streams::Device;
 use crate::client::Client;
 use crate::content::{self, call_signal::Kind};
 use crate::error::Result;
+use starling_client_core::Event;
+use starling_client_core::device::CALL_KEY_VERSION;
 
 impl Client {
     /// The call itself: media tasks run on their own while this loop reads
@@ -38,7 +42,7 @@ impl Client {
             options.video,
             stop,
         ));
-        let receiver = tokio::spawn(receive(frames, Arc::clone(&shared)));
+        let receiver = tokio::spawn(receive(frames, Arc::clone(&shared), Arc::clone(&media)));
         let outcome = self
             .call_loop(call_id, &mut role, &shared, options.duration)
             .await;
@@ -68,6 +72,8 @@ impl Client {
             frames_without_key: crypto.stats.frames_without_key
                 + u64::try_from(crypto.pending.len()).unwrap_or(u64::MAX),
             frames_corrupt: crypto.stats.frames_corrupt,
+            frames_refused: crypto.stats.frames_refused,
+            keys_refused: crypto.stats.keys_refused,
             epochs: crypto.epochs.clone(),
             loss: crypto.stats.loss(),
             latency_p50_ms: crypto.stats.latency_ms(500),
@@ -118,8 +124,10 @@ impl Client {
                 _ = tokio::time::sleep_until(deadline) => break,
             };
             let Some(event) = event else { break };
-            self.handle_server_event(&mut connection, event, &mut drained)
+            let events = self
+                .handle_server_event(&mut connection, event, &mut drained)
                 .await?;
+            count_refused_keys(&events, shared);
         }
         connection.close().await;
         Ok(most)
@@ -177,6 +185,17 @@ impl Client {
         kind: Option<Kind>,
     ) -> Result<bool> {
         match (role, kind) {
+            (_, Some(Kind::MediaKey(key))) => {
+                let secret = Zeroizing::new(key.secret);
+                let from: Device = (sender.to_owned(), device);
+                let mut crypto = lock(shared);
+                let taken = key.version == CALL_KEY_VERSION
+                    && crypto.add_sender(key.epoch, &from, &secret)?;
+                if !taken {
+                    crypto.stats.keys_refused += 1;
+                }
+                Ok(false)
+            }
             (
                 Role::Caller {
                     invited,
@@ -219,28 +238,41 @@ impl Client {
             (
                 Role::Callee {
                     caller,
+                    caller_device,
                     participants,
                 },
                 Some(Kind::Key(key)),
-            ) if sender == caller.as_str() => {
-                let me = key
-                    .participants
-                    .iter()
-                    .find(|p| p.username == self.username() && p.device_id == self.device_id());
-                let Some(me) = me else { return Ok(false) };
-                let Ok(index) = u8::try_from(me.index) else {
+            ) => {
+                // The client core's key gate let through only an epoch of
+                // the current version from the offering device, newer
+                // than any before; checked again here all the same.
+                let from_authority = sender == caller.as_str() && device == *caller_device;
+                if !from_authority || key.version != CALL_KEY_VERSION {
+                    lock(shared).stats.keys_refused += 1;
+                    return Ok(false);
+                }
+                let members = members_of(&key.participants);
+                let me: Device = (self.username().to_owned(), self.device_id());
+                let Some(index) = members.iter().find_map(|(i, d)| (*d == me).then_some(*i)) else {
                     return Ok(false);
                 };
-                let indices: Vec<u8> = key
-                    .participants
-                    .iter()
-                    .filter_map(|p| u8::try_from(p.index).ok())
-                    .collect();
-                *participants = key.participants.len();
-                let secret = Zeroizing::new(key.secret);
-                let mut crypto = lock(shared);
-                crypto.add_epoch(key.epoch, &secret, &indices)?;
-                crypto.encryptor = Some(FrameEncryptor::new(key.epoch, index, &secret)?);
+                *participants = members.len();
+                let secret = new_secret(&mut rand::rngs::OsRng);
+                {
+                    let mut crypto = lock(shared);
+                    if crypto.epochs.last().is_some_and(|last| key.epoch <= *last) {
+                        crypto.stats.keys_refused += 1;
+                        return Ok(false);
+                    }
+                    crypto.add_epoch(key.epoch, members.clone());
+                    let caller_secret = Zeroizing::new(key.secret);
+                    let authority: Device = (sender.to_owned(), device);
+                    crypto.add_sender(key.epoch, &authority, &caller_secret)?;
+                }
+                let others: Vec<Device> = members.into_values().filter(|d| *d != me).collect();
+                self.send_media_key(call_id, key.epoch, &secret, &others)
+                    .await?;
+                lock(shared).encryptor = Some(FrameEncryptor::new(key.epoch, index, &secret)?);
                 Ok(false)
             }
             (Role::Callee { caller, .. }, Some(Kind::Hangup(_))) => Ok(sender == caller.as_str()),
@@ -248,8 +280,9 @@ impl Client {
         }
     }
 
-    /// A fresh epoch: its secret goes to every participant but us, then we
-    /// use it.
+    /// A new epoch: its participant list and our own sending secret of it
+    /// go to the devices in the call (every participant but us), then we
+    /// send with it. The other participants answer with theirs.
     async fn distribute_call_key(
         &mut self,
         call_id: &[u8],
@@ -258,34 +291,99 @@ impl Client {
         shared: &Shared,
     ) -> Result<()> {
         let secret = new_secret(&mut rand::rngs::OsRng);
-        let key = self.signal(
-            call_id,
-            Kind::Key(content::CallKey {
-                epoch,
-                secret: secret.to_vec(),
-                participants: participants
-                    .iter()
-                    .map(|p| content::CallParticipant {
-                        username: p.username.clone(),
-                        device_id: p.device,
-                        index: u32::from(p.index),
-                    })
-                    .collect(),
-            }),
-        );
-        let others: HashSet<String> = participants
+        let listed: Vec<content::CallParticipant> = participants
             .iter()
-            .filter(|p| p.username != self.username())
-            .map(|p| p.username.clone())
+            .map(|p| content::CallParticipant {
+                username: p.username.clone(),
+                device_id: p.device,
+                index: u32::from(p.index),
+            })
             .collect();
-        let others: Vec<String> = others.into_iter().collect();
+        let key = |secret: Vec<u8>, participants: Vec<content::CallParticipant>| {
+            Kind::Key(content::CallKey {
+                version: CALL_KEY_VERSION,
+                epoch,
+                secret,
+                participants,
+            })
+        };
+        let devices: Vec<Device> = participants
+            .iter()
+            .map(|p| (p.username.clone(), p.device))
+            .collect();
+        self.core.calls().own_epoch(epoch, &devices);
+        lock(shared).add_epoch(
+            epoch,
+            participants
+                .iter()
+                .map(|p| (p.index, (p.username.clone(), p.device)))
+                .collect(),
+        );
+        let me: Device = (self.username().to_owned(), self.device_id());
+        let others: Vec<Device> = devices.into_iter().filter(|d| *d != me).collect();
         if !others.is_empty() {
-            self.send_pairwise(&others, &key).await?;
+            let content = self.signal(call_id, key(secret.to_vec(), listed));
+            let elsewhere = self.signal(call_id, key(Vec::new(), Vec::new()));
+            self.core
+                .send_pairwise_to(&others, &content, &elsewhere)
+                .await?;
         }
-        let indices: Vec<u8> = participants.iter().map(|p| p.index).collect();
-        let mut crypto = lock(shared);
-        crypto.add_epoch(epoch, &secret, &indices)?;
-        crypto.encryptor = Some(FrameEncryptor::new(epoch, 0, &secret)?);
+        lock(shared).encryptor = Some(FrameEncryptor::new(epoch, 0, &secret)?);
         Ok(())
+    }
+
+    /// Our own sending secret of `epoch`, to the other participants'
+    /// devices in the call only.
+    async fn send_media_key(
+        &mut self,
+        call_id: &[u8],
+        epoch: u32,
+        secret: &[u8],
+        others: &[Device],
+    ) -> Result<()> {
+        if others.is_empty() {
+            return Ok(());
+        }
+        let key = |secret: Vec<u8>| {
+            Kind::MediaKey(content::CallMediaKey {
+                version: CALL_KEY_VERSION,
+                epoch,
+                secret,
+            })
+        };
+        let content = self.signal(call_id, key(secret.to_vec()));
+        let elsewhere = self.signal(call_id, key(Vec::new()));
+        Ok(self
+            .core
+            .send_pairwise_to(others, &content, &elsewhere)
+            .await?)
+    }
+}
+
+/// The participants of an epoch as the caller listed them: index → device
+/// (entries with an index beyond 255 are left out).
+fn members_of(participants: &[content::CallParticipant]) -> BTreeMap<u8, Device> {
+    participants
+        .iter()
+        .filter_map(|p| {
+            let index = u8::try_from(p.index).ok()?;
+            Some((index, (p.username.clone(), p.device_id)))
+        })
+        .collect()
+}
+
+/// Counts the call key messages the client core refused.
+fn count_refused_keys(events: &[Event], shared: &Shared) {
+    let refused = events
+        .iter()
+        .filter(|e| matches!(e, Event::CallKeyRefused { .. }))
+        .count();
+    if refused > 0 {
+        for event in events {
+            if let Event::CallKeyRefused { epoch, reason, .. } = event {
+                tracing::warn!(epoch, %reason, "call key refused");
+            }
+        }
+        lock(shared).stats.keys_refused += u64::try_from(refused).unwrap_or(u64::MAX);
     }
 }
