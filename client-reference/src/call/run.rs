@@ -168,7 +168,10 @@ pub(crate) async fn publish(
 
 /// Opens what the relay forwards, reading its stream mapping again (at
 /// most every [`STREAMS_REFRESH`]) when a stream is new or a frame's key id
-/// does not match it.
+/// does not match it. A frame of a stream the relay has not named yet
+/// waits for the next read; a mismatch seen again within the interval is
+/// refused at once, so a participant sending under others' key ids cannot
+/// slow the loop down.
 pub(crate) async fn receive(
     mut frames: mpsc::Receiver<ReceivedFrame>,
     shared: Shared,
@@ -177,11 +180,18 @@ pub(crate) async fn receive(
     let mut last_read: Option<Instant> = None;
     while let Some(frame) = frames.recv().await {
         let stale = lock(&shared).streams_stale(frame.ssrc, &frame.ciphertext);
-        if stale && last_read.is_none_or(|at| at.elapsed() >= STREAMS_REFRESH) {
-            last_read = Some(Instant::now());
-            match media.streams().await {
-                Ok(map) => lock(&shared).streams = map,
-                Err(e) => tracing::debug!(error = %e, "reading the relay's streams failed"),
+        if stale {
+            let unknown = lock(&shared).streams.source(frame.ssrc).is_none();
+            let due = last_read.map(|at| at + STREAMS_REFRESH);
+            if let Some(due) = due.filter(|due| unknown && *due > Instant::now()) {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            if last_read.is_none_or(|at| at.elapsed() >= STREAMS_REFRESH) {
+                last_read = Some(Instant::now());
+                match media.streams().await {
+                    Ok(map) => lock(&shared).streams = map,
+                    Err(e) => tracing::debug!(error = %e, "reading the relay's streams failed"),
+                }
             }
         }
         lock(&shared).open(frame.ssrc, frame.ciphertext, false);
