@@ -17,14 +17,30 @@ const REDACTED_DEBUG: [&str; 11] = [
     ".starling.client.v1.CallMediaKey",
 ];
 
+/// Content messages that carry secret keys (a sender-key chain, call
+/// secrets): wiped when dropped, so no plain copy outlives its use.
+const WIPED_ON_DROP: [&str; 3] = [
+    ".starling.client.v1.SenderKey",
+    ".starling.client.v1.CallKey",
+    ".starling.client.v1.CallMediaKey",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = ["proto/starling/client/v1/content.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(files, ["proto"])?;
-    prost_build::Config::new()
-        .skip_debug(REDACTED_DEBUG)
-        .compile_fds(descriptors)?;
+    let mut config = prost_build::Config::new();
+    config.skip_debug(REDACTED_DEBUG);
+    for path in WIPED_ON_DROP {
+        config.type_attribute(path, "#[derive(::zeroize::ZeroizeOnDrop)]");
+    }
+    // The participant list is public within the call: not a secret.
+    config.field_attribute(
+        ".starling.client.v1.CallKey.participants",
+        "#[zeroize(skip)]",
+    );
+    config.compile_fds(descriptors)?;
     Ok(())
 }

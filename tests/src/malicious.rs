@@ -4,7 +4,8 @@
 //! talks to the real server (TLS, pinned) and, as the test asks through
 //! [`Tamper`], rewrites what it serves: it strips the ML-KEM prekey from
 //! bundles, serves another account's keys for a user, drops and
-//! duplicates envelopes, replays recorded envelopes or injects garbage
+//! duplicates envelopes, holds a device's envelopes back and delivers
+//! them in reverse order, replays recorded envelopes or injects garbage
 //! under any sender header, and answers sends with stale device lists
 //! it made up. Everything else passes through unchanged.
 
@@ -54,6 +55,7 @@ pub struct Tamper {
     injected: Mutex<Vec<Vec<u8>>>,
     served_bundles: Mutex<HashMap<String, serde_json::Value>>,
     claim_missing: Mutex<Option<(String, Vec<u32>)>>,
+    held: Mutex<HashMap<DeviceName, Vec<frames::Envelope>>>,
 }
 
 impl Tamper {
@@ -109,6 +111,12 @@ impl Tamper {
     /// opens.
     pub fn inject(&self, device: &str, envelope: frames::Envelope) {
         lock(&self.injected).push(envelope.id.clone());
+        self.deliver(device, envelope);
+    }
+
+    /// Sends `envelope` down `device`'s open connection, or queues it for
+    /// the next one.
+    fn deliver(&self, device: &str, envelope: frames::Envelope) {
         let mut injectors = lock(&self.injectors);
         let slot = injectors
             .entry(device.to_owned())
@@ -124,6 +132,24 @@ impl Tamper {
         if let Some(envelope) = unsent {
             *slot = Injector::Waiting(vec![envelope]);
         }
+    }
+
+    /// Holds back every envelope for `device` from now on, until
+    /// [`Tamper::release_reversed`].
+    pub fn hold(&self, device: &str) {
+        lock(&self.held).entry(device.to_owned()).or_default();
+    }
+
+    /// Stops holding `device`'s envelopes and delivers the held ones, last
+    /// first (real envelopes: their acknowledgements reach the server).
+    /// Returns how many there were.
+    pub fn release_reversed(&self, device: &str) -> usize {
+        let held = lock(&self.held).remove(device).unwrap_or_default();
+        let count = held.len();
+        for envelope in held.into_iter().rev() {
+            self.deliver(device, envelope);
+        }
+        count
     }
 
     /// Delivers a recorded envelope again under a fresh id (a replay the
@@ -156,6 +182,10 @@ impl Tamper {
             .entry(device.to_owned())
             .or_default()
             .push(envelope.clone());
+        if let Some(held) = lock(&self.held).get_mut(device) {
+            held.push(envelope);
+            return Vec::new();
+        }
         if let Some(left) = lock(&self.drop_next).get_mut(device)
             && *left > 0
         {
@@ -271,7 +301,12 @@ struct Proxy {
 impl MaliciousServer {
     /// Starts a real server on `db` and the proxy in front of it.
     pub async fn start(db: crate::DbKind) -> Self {
-        let server = TestServer::start(db).await;
+        Self::in_front_of(TestServer::start(db).await).await
+    }
+
+    /// Starts the proxy in front of a running `server` (one started with
+    /// a relay, say).
+    pub async fn in_front_of(server: TestServer) -> Self {
         let tls = starling_client::tls::client_config(Some(&server.fingerprint)).unwrap();
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls.clone())

@@ -255,3 +255,93 @@ both_databases!(
     made_up_stale_device_lists_restart_nothing,
     stale_device_lists
 );
+
+/// The server holds back every envelope for bob during a group call while
+/// carol joins and leaves, then delivers them last first, and replays
+/// everything bob was ever sent: bob takes the newest call epoch, refuses
+/// the older one that arrives after it, and no replay moves him to an
+/// epoch he already left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reordered_and_replayed_call_keys_never_take_a_callee_back() {
+    use std::time::Duration;
+
+    use starling_client::CallOptions;
+    use starling_e2e::{TestRelay, wait_for_participants};
+
+    let (server, relay) = TestRelay::start(DbKind::Sqlite).await;
+    let evil = MaliciousServer::in_front_of(server).await;
+    let mut alice = evil.client("alice").await;
+    let mut bob = evil.client("bob").await;
+    let mut carol = evil.client("carol").await;
+    let others = ["bob".to_owned(), "carol".to_owned()];
+    alice.client.create_group("standup", &others).await.unwrap();
+    for member in [&mut bob, &mut carol] {
+        member
+            .events_until(|e| e.iter().any(|e| matches!(e, Event::GroupChanged { .. })))
+            .await;
+    }
+    let options = |secs| CallOptions {
+        duration: Duration::from_secs(secs),
+        video: false,
+    };
+    let answering = tokio::spawn(async move {
+        let report = bob
+            .client
+            .answer_call(Duration::from_secs(30), options(14))
+            .await
+            .unwrap();
+        (bob, report)
+    });
+    let tamper = evil.tamper.clone();
+    let relay_url = relay.url.clone();
+    let late = tokio::spawn(async move {
+        wait_for_participants(&relay_url, Duration::from_secs(30), 2).await;
+        // From here on bob is sent nothing: not carol's join epoch, not
+        // her media key, not the epoch made when she leaves.
+        tamper.hold("bob:1");
+        let report = carol
+            .client
+            .answer_call(Duration::from_secs(30), options(3))
+            .await
+            .unwrap();
+        // Her leave's epoch reaches the server; then bob gets it all,
+        // newest first, and afterwards every envelope again.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let held = tamper.release_reversed("bob:1");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for envelope in tamper.delivered("bob:1") {
+            tamper.replay("bob:1", &envelope);
+        }
+        (report, held)
+    });
+    let caller = alice
+        .client
+        .place_call("#standup", options(18))
+        .await
+        .unwrap();
+    let (carol, held) = late.await.unwrap();
+    let (_bob, callee) = answering.await.unwrap();
+    assert!(held >= 2, "held {held}");
+    let carols_epoch = carol.epochs[0];
+    // Bob's epochs only ever went up, never through carol's, and end at
+    // the one made when she left (bob's own leave makes the caller's last).
+    assert!(
+        callee.epochs.windows(2).all(|pair| pair[0] < pair[1]),
+        "{callee:?}"
+    );
+    assert!(
+        !callee.epochs.contains(&carols_epoch),
+        "{callee:?} {carol:?}"
+    );
+    let after_carol = carol.epochs.last().unwrap() + 1;
+    assert!(caller.epochs.contains(&after_carol), "{caller:?}");
+    assert_eq!(
+        callee.epochs.last(),
+        Some(&after_carol),
+        "{callee:?} {carol:?}"
+    );
+    // The older epoch, arriving after the newer, was refused and said so.
+    assert!(callee.keys_refused >= 1, "{callee:?}");
+    assert_eq!(callee.frames_corrupt, 0, "{callee:?}");
+    assert!(callee.frames_received > 20, "{callee:?}");
+}

@@ -4,8 +4,13 @@
 //! sent the offer, only of the current version, and only for an epoch
 //! newer than every one before; a `CallMediaKey` (a participant's own
 //! sending key) only from a device in that epoch's participant list, once
-//! per participant and epoch. Anything else is refused with a reason, which
-//! the device reports as an event: a key is never taken silently. Pure.
+//! per participant and epoch, and only with a 32-byte secret. A media key
+//! may arrive before its epoch (it overtook the caller's `CallKey`): it is
+//! held if its epoch is at most two ahead, once per device and epoch.
+//! Anything else is refused with a reason, which the device reports as an
+//! event: a key is never taken silently. (A copy with an empty secret, as
+//! the sender's devices outside the call get, carries no key: it is
+//! dropped here, never reaching the call loop.) Pure.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -19,6 +24,10 @@ pub const CALL_KEY_VERSION: u32 = 2;
 pub const KEY_EPOCHS_KEPT: usize = 2;
 /// Media keys held while the epoch they name has not arrived yet.
 pub const MAX_EARLY_KEYS: usize = 256;
+/// How far ahead of the newest epoch a media key may be held.
+pub const EARLY_EPOCHS_AHEAD: u32 = 2;
+/// The length of every call secret.
+pub const CALL_SECRET_LEN: usize = 32;
 
 /// Why a call key message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -33,12 +42,15 @@ pub enum KeyRefusal {
     StaleEpoch,
     /// A media key from a device not in that epoch's participant list.
     NotParticipant,
-    /// A media key for an epoch older than those kept.
+    /// A media key for an epoch older than those kept, or too far ahead
+    /// of the newest one.
     UnknownEpoch,
     /// A second media key from the same participant for the same epoch.
     Duplicate,
     /// Too many media keys already waiting for their epoch.
     TooManyEarly,
+    /// A secret that is not 32 bytes long.
+    BadSecret,
 }
 
 impl KeyRefusal {
@@ -52,6 +64,7 @@ impl KeyRefusal {
             Self::UnknownEpoch => "unknown_epoch",
             Self::Duplicate => "duplicate",
             Self::TooManyEarly => "too_many_early",
+            Self::BadSecret => "bad_secret",
         }
     }
 }
@@ -131,6 +144,14 @@ impl KeyGate {
 
     /// Judges one signal of our call from `sender`'s `device`.
     pub(super) fn check(&mut self, signal: FromDevice) -> Verdict {
+        if let Some((epoch, len)) = secret_of(&signal.2)
+            && len != CALL_SECRET_LEN
+        {
+            return match len {
+                0 => Verdict::Pass(Vec::new()),
+                _ => Verdict::Refuse(epoch, KeyRefusal::BadSecret),
+            };
+        }
         match &signal.2.kind {
             Some(Kind::Key(key)) => {
                 let (version, epoch) = (key.version, key.epoch);
@@ -166,6 +187,11 @@ impl KeyGate {
         let mut pass = vec![signal];
         for held in std::mem::take(&mut self.early) {
             let held_epoch = media_key_epoch(&held.2);
+            if held_epoch > epoch.saturating_add(EARLY_EPOCHS_AHEAD) {
+                self.dropped
+                    .push((held, held_epoch, KeyRefusal::UnknownEpoch));
+                continue;
+            }
             if held_epoch > epoch {
                 self.early.push_back(held);
                 continue;
@@ -184,14 +210,7 @@ impl KeyGate {
             return Verdict::Refuse(epoch, KeyRefusal::Version);
         }
         let Some(members) = self.epochs.get(&epoch) else {
-            if self.latest().is_none_or(|latest| epoch > latest) {
-                if self.early.len() >= MAX_EARLY_KEYS {
-                    return Verdict::Refuse(epoch, KeyRefusal::TooManyEarly);
-                }
-                self.early.push_back(signal);
-                return Verdict::Held;
-            }
-            return Verdict::Refuse(epoch, KeyRefusal::UnknownEpoch);
+            return self.hold_early(signal, epoch);
         };
         let from = (signal.0.clone(), signal.1);
         if !members.contains(&from) {
@@ -201,6 +220,40 @@ impl KeyGate {
             return Verdict::Refuse(epoch, KeyRefusal::Duplicate);
         }
         Verdict::Pass(vec![signal])
+    }
+}
+
+impl KeyGate {
+    /// A media key for an epoch not (yet) known: held if it may still
+    /// come, once per device and epoch.
+    fn hold_early(&mut self, signal: FromDevice, epoch: u32) -> Verdict {
+        let ahead = match self.latest() {
+            None => true,
+            Some(latest) => epoch > latest && epoch - latest <= EARLY_EPOCHS_AHEAD,
+        };
+        if !ahead {
+            return Verdict::Refuse(epoch, KeyRefusal::UnknownEpoch);
+        }
+        let again = self.early.iter().any(|held| {
+            held.0 == signal.0 && held.1 == signal.1 && media_key_epoch(&held.2) == epoch
+        });
+        if again {
+            return Verdict::Refuse(epoch, KeyRefusal::Duplicate);
+        }
+        if self.early.len() >= MAX_EARLY_KEYS {
+            return Verdict::Refuse(epoch, KeyRefusal::TooManyEarly);
+        }
+        self.early.push_back(signal);
+        Verdict::Held
+    }
+}
+
+/// The epoch and secret length of a key message; `None` for other signals.
+fn secret_of(signal: &CallSignal) -> Option<(u32, usize)> {
+    match &signal.kind {
+        Some(Kind::Key(key)) => Some((key.epoch, key.secret.len())),
+        Some(Kind::MediaKey(key)) => Some((key.epoch, key.secret.len())),
+        _ => None,
     }
 }
 
@@ -358,6 +411,82 @@ mod tests {
         assert_eq!(
             gate.check(from("bob", 2, media(1))),
             Verdict::Refuse(1, KeyRefusal::NotParticipant)
+        );
+    }
+
+    fn with_secret(mut signal: CallSignal, len: usize) -> CallSignal {
+        match &mut signal.kind {
+            Some(Kind::Key(key)) => key.secret = vec![7; len],
+            Some(Kind::MediaKey(key)) => key.secret = vec![8; len],
+            _ => {}
+        }
+        signal
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_length_is_refused_and_an_empty_copy_dropped() {
+        let mut gate = KeyGate::callee("alice", 1);
+        for len in [1, 31, 33] {
+            assert_eq!(
+                gate.check(from("alice", 1, with_secret(key(1, 2, &CALL), len))),
+                Verdict::Refuse(1, KeyRefusal::BadSecret)
+            );
+        }
+        // The copy for devices outside the call carries no key: nothing
+        // reaches the call loop, and the epoch is still free to take.
+        assert_eq!(
+            gate.check(from("alice", 1, with_secret(key(1, 2, &CALL), 0))),
+            Verdict::Pass(Vec::new())
+        );
+        assert!(matches!(
+            gate.check(from("alice", 1, key(1, 2, &CALL))),
+            Verdict::Pass(ref s) if s.len() == 1
+        ));
+        assert_eq!(
+            gate.check(from("bob", 1, with_secret(media(1), 16))),
+            Verdict::Refuse(1, KeyRefusal::BadSecret)
+        );
+        assert_eq!(
+            gate.check(from("bob", 1, with_secret(media(1), 0))),
+            Verdict::Pass(Vec::new())
+        );
+    }
+
+    #[test]
+    fn early_keys_are_held_only_near_the_newest_epoch_and_once() {
+        let mut gate = KeyGate::callee("alice", 1);
+        assert!(matches!(
+            gate.check(from("alice", 1, key(5, 2, &CALL))),
+            Verdict::Pass(_)
+        ));
+        // Two epochs ahead may come; further cannot fill the buffer.
+        assert_eq!(gate.check(from("carol", 2, media(7))), Verdict::Held);
+        assert_eq!(
+            gate.check(from("carol", 2, media(7))),
+            Verdict::Refuse(7, KeyRefusal::Duplicate)
+        );
+        for epoch in [8, u32::MAX] {
+            assert_eq!(
+                gate.check(from("carol", 2, media(epoch))),
+                Verdict::Refuse(epoch, KeyRefusal::UnknownEpoch)
+            );
+        }
+        // Held before any epoch, far ahead of the first one: dropped when
+        // that epoch arrives, and said so.
+        let mut gate = KeyGate::callee("alice", 1);
+        assert_eq!(gate.check(from("carol", 2, media(90))), Verdict::Held);
+        assert!(matches!(
+            gate.check(from("alice", 1, key(1, 2, &CALL))),
+            Verdict::Pass(ref s) if s.len() == 1
+        ));
+        let dropped: Vec<_> = gate
+            .take_dropped()
+            .into_iter()
+            .map(|(s, e, r)| (s.0, e, r))
+            .collect();
+        assert_eq!(
+            dropped,
+            [("carol".to_owned(), 90, KeyRefusal::UnknownEpoch)]
         );
     }
 }

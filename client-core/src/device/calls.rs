@@ -17,7 +17,9 @@ use crate::events::{CallSignalKind, Event};
 use crate::storage::Storage;
 use crate::transport::Transport;
 
-/// Signals waiting for the call loop; beyond this, the oldest are dropped.
+/// Signals waiting for the call loop; beyond this, the oldest are dropped,
+/// key messages last (the gate took their epoch: a lost one is lost for
+/// good).
 pub const MAX_QUEUED_SIGNALS: usize = 1_024;
 /// Calls remembered as answered, for "missed call" entries.
 pub const MAX_ANSWERED: usize = 256;
@@ -106,7 +108,10 @@ impl CallInbox {
 
     fn queue(&mut self, signal: QueuedSignal) {
         if self.signals.len() >= MAX_QUEUED_SIGNALS {
-            self.signals.pop_front();
+            let is_key =
+                |s: &QueuedSignal| matches!(s.2.kind, Some(Kind::Key(_) | Kind::MediaKey(_)));
+            let oldest = self.signals.iter().position(|s| !is_key(s)).unwrap_or(0);
+            self.signals.remove(oldest);
         }
         self.signals.push_back(signal);
     }
@@ -269,6 +274,27 @@ mod tests {
         }
         assert_eq!(inbox.take_signals().len(), MAX_QUEUED_SIGNALS);
         assert!(inbox.next_signal().is_none());
+    }
+
+    #[test]
+    fn a_flood_of_offers_pushes_out_no_key_message() {
+        let mut inbox = CallInbox::default();
+        inbox.join(b"a");
+        let key = CallSignal {
+            call_id: b"a".to_vec(),
+            kind: Some(Kind::Key(crate::content::CallKey::default())),
+        };
+        inbox.queue(("alice".to_owned(), 1, key));
+        for i in 0..2 * MAX_QUEUED_SIGNALS {
+            inbox.queue((format!("u{i}"), 1, offer(b"b")));
+        }
+        let queued = inbox.take_signals();
+        assert_eq!(queued.len(), MAX_QUEUED_SIGNALS);
+        assert!(matches!(queued[0].2.kind, Some(Kind::Key(_))));
+        assert_eq!(
+            queued[MAX_QUEUED_SIGNALS - 1].0,
+            format!("u{}", 2 * MAX_QUEUED_SIGNALS - 1)
+        );
     }
 
     #[test]

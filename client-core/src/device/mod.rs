@@ -25,7 +25,10 @@ mod updates;
 use rand_core::CryptoRngCore;
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
 
-pub use call_keys::{CALL_KEY_VERSION, KEY_EPOCHS_KEPT, KeyRefusal, MAX_EARLY_KEYS};
+pub use call_keys::{
+    CALL_KEY_VERSION, CALL_SECRET_LEN, EARLY_EPOCHS_AHEAD, KEY_EPOCHS_KEPT, KeyRefusal,
+    MAX_EARLY_KEYS,
+};
 pub use calls::{CallInbox, MAX_ANSWERED, MAX_QUEUED_SIGNALS, QueuedSignal, call_signal};
 pub use messages::reply_prefix;
 pub use repair::REPAIR_INTERVAL_MILLIS;

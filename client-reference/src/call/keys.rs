@@ -149,8 +149,12 @@ impl FrameDecryptor {
 
     /// Learns participant `index`'s key of `epoch` from its own sending
     /// `secret`. Returns false (and learns nothing) for an epoch not kept,
-    /// or a key id that already has a key: the first key stays.
+    /// a key id that already has a key (the first key stays), or a secret
+    /// that is not 32 bytes.
     pub fn add_sender(&mut self, epoch: u32, index: u8, secret: &[u8]) -> Result<bool> {
+        if secret.len() != SECRET_LEN {
+            return Ok(false);
+        }
         let id = key_id(epoch, index);
         let Some(ids) = self.epochs.get_mut(&epoch) else {
             return Ok(false);
@@ -247,12 +251,14 @@ mod tests {
     }
 
     #[test]
-    fn a_participant_cannot_forge_another_participants_key_id() {
+    fn a_participants_own_secret_makes_no_frame_under_another_key_id() {
         let mut rng = rand::rngs::OsRng;
         let (alice, carol) = (new_secret(&mut rng), new_secret(&mut rng));
         let mut bob = receiver(4, &[(0, &alice), (2, &carol)]);
-        // Carol holds her own secret and no way to Alice's: a frame she
-        // makes under Alice's key id, with the secret she has, fails.
+        // Carol's own sending secret derives nothing of Alice's key: a
+        // frame she makes under Alice's key id with it fails. (As a
+        // receiver she also holds Alice's key; what stops her from using
+        // it is the stream check, `call::streams`.)
         let mut forged = FrameEncryptor::new(4, 0, &carol).unwrap();
         let frame = forged.encrypt(b"i am alice").unwrap();
         assert_eq!(frame_key_id(&frame), Some(key_id(4, 0)));

@@ -185,8 +185,8 @@ impl Client {
         kind: Option<Kind>,
     ) -> Result<bool> {
         match (role, kind) {
-            (_, Some(Kind::MediaKey(key))) => {
-                let secret = Zeroizing::new(key.secret);
+            (_, Some(Kind::MediaKey(mut key))) => {
+                let secret = Zeroizing::new(std::mem::take(&mut key.secret));
                 let from: Device = (sender.to_owned(), device);
                 let mut crypto = lock(shared);
                 let taken = key.version == CALL_KEY_VERSION
@@ -241,7 +241,7 @@ impl Client {
                     caller_device,
                     participants,
                 },
-                Some(Kind::Key(key)),
+                Some(Kind::Key(mut key)),
             ) => {
                 // The client core's key gate let through only an epoch of
                 // the current version from the offering device, newer
@@ -265,7 +265,7 @@ impl Client {
                         return Ok(false);
                     }
                     crypto.add_epoch(key.epoch, members.clone());
-                    let caller_secret = Zeroizing::new(key.secret);
+                    let caller_secret = Zeroizing::new(std::mem::take(&mut key.secret));
                     let authority: Device = (sender.to_owned(), device);
                     crypto.add_sender(key.epoch, &authority, &caller_secret)?;
                 }
