@@ -46,7 +46,7 @@ impl AttachmentDecryptor {
             expected_len: info.plaintext_len,
             header: Vec::with_capacity(HEADER_SIZE),
             cipher: None,
-            pending: PendingChunk::new(SEALED_CHUNK),
+            pending: PendingChunk::sealed(SEALED_CHUNK),
             digest: StreamDigest::new(),
             plaintext_len: 0,
         }
@@ -168,7 +168,7 @@ impl AttachmentDecryptor {
         if self.cipher.is_none() {
             return Err(AttachmentError::TooShort);
         }
-        let pending = core::mem::replace(&mut self.pending, PendingChunk::new(0));
+        let pending = core::mem::replace(&mut self.pending, PendingChunk::sealed(0));
         let start = out.len();
         out.resize(start + pending.len().saturating_sub(TAG_SIZE), 0);
         let checked = self
