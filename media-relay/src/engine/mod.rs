@@ -296,16 +296,23 @@ impl Engine {
         call
     }
 
-    /// Leaves the call; `key` is the handle [`Engine::join`] returned.
-    pub fn leave(&mut self, call_id: &str, key: &ParticipantKey) -> Result<(), LeaveError> {
+    /// Whether `key` is a participant of `call_id` and holds its secret.
+    fn check_participant(&self, call_id: &str, key: &ParticipantKey) -> Result<(), LeaveError> {
         let call = self.call_numbers.get(call_id).copied();
         let found = self
             .participants
             .get(&key.id())
             .is_some_and(|p| Some(p.call()) == call && p.has_secret(key));
-        if !found {
-            return Err(LeaveError::UnknownParticipant);
+        if found {
+            Ok(())
+        } else {
+            Err(LeaveError::UnknownParticipant)
         }
+    }
+
+    /// Leaves the call; `key` is the handle [`Engine::join`] returned.
+    pub fn leave(&mut self, call_id: &str, key: &ParticipantKey) -> Result<(), LeaveError> {
+        self.check_participant(call_id, key)?;
         self.remove(key.id(), LeaveReason::Left);
         Ok(())
     }
@@ -319,14 +326,7 @@ impl Engine {
         call_id: &str,
         key: &ParticipantKey,
     ) -> Result<Vec<StreamSource>, LeaveError> {
-        let call = self.call_numbers.get(call_id).copied();
-        let found = self
-            .participants
-            .get(&key.id())
-            .is_some_and(|p| Some(p.call()) == call && p.has_secret(key));
-        if !found {
-            return Err(LeaveError::UnknownParticipant);
-        }
+        self.check_participant(call_id, key)?;
         let fed: Vec<(str0m::media::Mid, ParticipantId)> = self
             .participants
             .get(&key.id())

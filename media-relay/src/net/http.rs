@@ -159,6 +159,23 @@ async fn leave(
     State(state): State<HttpState>,
     Path((call_id, participant)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    ask_participant(&state, &participant, |key, reply| Command::Leave {
+        call_id,
+        key,
+        reply,
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends the engine a command about the participant whose handle is
+/// `participant`, and waits for its answer; an unknown handle or
+/// participant is a 404.
+async fn ask_participant<T>(
+    state: &HttpState,
+    participant: &str,
+    command: impl FnOnce(ParticipantKey, oneshot::Sender<Result<T, LeaveError>>) -> Command,
+) -> Result<T, ApiError> {
     let not_found = |e: LeaveError| ApiError {
         status: StatusCode::NOT_FOUND,
         code: "unknown_participant",
@@ -166,18 +183,12 @@ async fn leave(
     };
     let key: ParticipantKey = participant.parse().map_err(not_found)?;
     let (reply, done) = oneshot::channel();
-    let command = Command::Leave {
-        call_id,
-        key,
-        reply,
-    };
     state
         .commands
-        .send(command)
+        .send(command(key, reply))
         .await
         .map_err(|_| unavailable())?;
-    done.await.map_err(|_| unavailable())?.map_err(not_found)?;
-    Ok(StatusCode::NO_CONTENT)
+    done.await.map_err(|_| unavailable())?.map_err(not_found)
 }
 
 /// What `GET …/streams` returns.
@@ -190,24 +201,12 @@ async fn streams(
     State(state): State<HttpState>,
     Path((call_id, participant)): Path<(String, String)>,
 ) -> Result<Json<Streams>, ApiError> {
-    let not_found = |e: LeaveError| ApiError {
-        status: StatusCode::NOT_FOUND,
-        code: "unknown_participant",
-        reason: e.to_string(),
-    };
-    let key: ParticipantKey = participant.parse().map_err(not_found)?;
-    let (reply, done) = oneshot::channel();
-    let command = Command::Streams {
+    let streams = ask_participant(&state, &participant, |key, reply| Command::Streams {
         call_id,
         key,
         reply,
-    };
-    state
-        .commands
-        .send(command)
-        .await
-        .map_err(|_| unavailable())?;
-    let streams = done.await.map_err(|_| unavailable())?.map_err(not_found)?;
+    })
+    .await?;
     Ok(Json(Streams { streams }))
 }
 
