@@ -14,6 +14,7 @@
 //! - [`group`]: Sender Keys for groups.
 //! - [`fingerprint`]: safety numbers.
 //! - [`attachment`]: streaming file encryption.
+//! - [`padding`]: Padmé length buckets and the padding rule.
 //!
 //! ```
 //! use starling_crypto::{IdentityKeyPair, PreKeyStore, ratchet::{PeerSessions, CiphertextMessage}};
@@ -53,6 +54,7 @@ mod error;
 pub mod fingerprint;
 pub mod group;
 pub mod keys;
+pub mod padding;
 mod pqxdh;
 mod prekey_store;
 pub mod prekeys;
