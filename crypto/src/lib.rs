@@ -15,6 +15,7 @@
 //! - [`fingerprint`]: safety numbers.
 //! - [`attachment`]: streaming file encryption.
 //! - [`padding`]: Padmé length buckets and the padding rule.
+//! - [`sealed`]: sealed sender, server key chains and sender certificates.
 //!
 //! ```
 //! use starling_crypto::{IdentityKeyPair, PreKeyStore, ratchet::{PeerSessions, CiphertextMessage}};
@@ -60,6 +61,7 @@ mod prekey_store;
 pub mod prekeys;
 mod proto;
 pub mod ratchet;
+pub mod sealed;
 mod strict_signature;
 mod x3dh;
 

@@ -45,4 +45,7 @@ redacted_debug!(
     state::InboundChainState,
     state::GroupSkippedKey,
     state::InboundGroupState,
+    state::ServerSigningKeyState,
+    state::TrustedServerKeyState,
+    state::TrustedServerKeysState,
 );

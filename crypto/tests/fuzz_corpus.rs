@@ -29,10 +29,13 @@ use starling_crypto::{IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyStore};
 #[path = "../fuzz/src/fixture.rs"]
 mod fixture;
 
-use fixture::{AttachmentInput, Group, PairSnapshot};
+use fixture::{AttachmentInput, Group, PairSnapshot, SEALED_EXPIRY, Sealed};
+use starling_crypto::sealed::{
+    SenderCertificate, ServerKeyChain, ServerSigningKey, TrustedServerKeys,
+};
 
 /// Every fuzz target; each must have seeds.
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 9] = [
     "decode_bundle",
     "decode_message",
     "decrypt_session",
@@ -40,6 +43,8 @@ const TARGETS: [&str; 7] = [
     "decrypt_attachment",
     "decode_state",
     "scannable_fingerprint",
+    "open_sealed",
+    "decode_certificate",
 ];
 
 /// What a file's name promises.
@@ -352,5 +357,49 @@ fn scannable_fingerprint() {
             Expect::Valid(_) => assert!(matched.is_ok(), "{name}: {matched:?}"),
             Expect::NoPanic => {}
         }
+    }
+}
+
+#[test]
+fn open_sealed() {
+    let sealed = Sealed::build();
+    for (name, data, is_seed) in corpus("open_sealed") {
+        let outcome = sealed.bob_opens(&mut sealed.verifier(), &data);
+        match expectation(&name, is_seed) {
+            Expect::Genuine => assert!(outcome.is_ok(), "{name}: {outcome:?}"),
+            Expect::NoPanic => assert!(!is_seed || outcome.is_err(), "{name} opened"),
+            Expect::Valid(_) => panic!("{name}: sealed envelopes have no decoder alone"),
+        }
+    }
+}
+
+#[test]
+fn decode_certificate() {
+    let sealed = Sealed::build();
+    for (name, data, is_seed) in corpus("decode_certificate") {
+        let certificate = SenderCertificate::from_bytes(&data);
+        if let Ok(certificate) = &certificate {
+            let again = SenderCertificate::from_bytes(&certificate.to_bytes());
+            assert_eq!(again.as_ref(), Ok(certificate), "{name}: round trip");
+            if sealed.verifier().verify(certificate, SEALED_EXPIRY).is_ok() {
+                assert_eq!(certificate, &sealed.certificate, "{name}: verified");
+            }
+        }
+        let chain = ServerKeyChain::from_bytes(&data);
+        if let Ok(chain) = &chain {
+            let mut trust = sealed.verifier().trust().clone();
+            let _ = trust.advance(chain, 0);
+        }
+        let trust = TrustedServerKeys::from_bytes(&data);
+        let key = ServerSigningKey::from_bytes(&data);
+        let ok = match expectation(&name, is_seed) {
+            Expect::Valid("certificate") => certificate.is_ok(),
+            Expect::Valid("chain") => chain.is_ok(),
+            Expect::Valid("trust") => trust.is_ok(),
+            Expect::Valid("signingkey") => key.is_ok(),
+            Expect::NoPanic => true,
+            other => panic!("{name}: no such expectation here: {other:?}"),
+        };
+        assert!(ok, "{name} does not decode as promised");
     }
 }

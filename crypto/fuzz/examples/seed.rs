@@ -211,6 +211,63 @@ fn main() {
             ("truncated_send", send[..send.len() / 2].to_vec()),
         ],
     );
+    sealed_seeds(&root);
+}
+
+/// Seeds of the sealed-sender targets.
+fn sealed_seeds(root: &Path) {
+    use starling_crypto::sealed::{TrustedServerKeys, seal_multi, seal_single};
+    let sealed = fixture::Sealed::build();
+    let mut rng = fixture::rng(fixture::seeds::SEALED + 100);
+    let single = seal_single(
+        &sealed.alice,
+        sealed.bob.public(),
+        &sealed.certificate,
+        b"seed: sealed",
+        &mut rng,
+    )
+    .expect("seals");
+    let multi = seal_multi(
+        &sealed.alice,
+        &[sealed.bob.public()],
+        &sealed.certificate,
+        b"seed: sealed to many",
+        &mut rng,
+    )
+    .expect("seals")
+    .envelope(0)
+    .expect("one device");
+    let mallory = starling_crypto::IdentityKeyPair::generate(&mut rng);
+    let copied_certificate = seal_single(
+        &mallory,
+        sealed.bob.public(),
+        &sealed.certificate,
+        b"seed: not alice",
+        &mut rng,
+    )
+    .expect("seals");
+    write(
+        root,
+        "open_sealed",
+        &[
+            ("genuine_single", single.clone()),
+            ("genuine_multi", multi),
+            ("copied_certificate", copied_certificate),
+            ("truncated", single[..single.len() - 1].to_vec()),
+        ],
+    );
+    let first = sealed.server[0].public();
+    let trust = TrustedServerKeys::pin(first.id(), &first.public_key(), 1).expect("valid");
+    write(
+        root,
+        "decode_certificate",
+        &[
+            ("valid_certificate", sealed.certificate.to_bytes()),
+            ("valid_chain", sealed.chain().to_bytes()),
+            ("valid_trust", trust.to_bytes()),
+            ("valid_signingkey", sealed.server[1].to_bytes().to_vec()),
+        ],
+    );
 }
 
 /// Replaces the contents of `root/target` with `files`.

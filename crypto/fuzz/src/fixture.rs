@@ -17,6 +17,10 @@ use starling_crypto::attachment::{
 use starling_crypto::fingerprint::SafetyNumber;
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
 use starling_crypto::ratchet::{CiphertextMessage, PeerSessions};
+use starling_crypto::sealed::{
+    CertificateVerifier, SenderCertificate, ServerKeyChain, ServerSigningKey, TrustedServerKeys,
+    open,
+};
 use starling_crypto::{IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyStore};
 
 /// Seeds of the fixture's random number generators, one per use.
@@ -33,6 +37,75 @@ pub mod seeds {
     pub const ATTACHMENT: u64 = PAIR + 4;
     /// The identities in the safety number.
     pub const FINGERPRINT: u64 = PAIR + 5;
+    /// The server key, sender and recipient of sealed envelopes.
+    pub const SEALED: u64 = PAIR + 6;
+}
+
+/// What sealed envelopes are checked against: the server key the recipient
+/// pinned, the sender (with her certificate) and the recipient.
+pub struct Sealed {
+    /// The server's certificate key (id 1) and its successor (id 2).
+    pub server: [ServerSigningKey; 2],
+    /// Alice, who seals.
+    pub alice: IdentityKeyPair,
+    /// Bob, who opens.
+    pub bob: IdentityKeyPair,
+    /// Alice's certificate, signed by key 2, valid until [`SEALED_EXPIRY`].
+    pub certificate: SenderCertificate,
+}
+
+/// Expiry of the fixture's certificate, ms since the Unix epoch.
+pub const SEALED_EXPIRY: u64 = 1_800_000_000_000;
+
+impl Sealed {
+    /// The fixture, the same every time.
+    pub fn build() -> Self {
+        let mut rng = rng(seeds::SEALED);
+        let first = ServerSigningKey::generate(1, &mut rng);
+        let second = first.successor(2, &mut rng).expect("ids left");
+        let alice = IdentityKeyPair::generate(&mut rng);
+        let bob = IdentityKeyPair::generate(&mut rng);
+        let certificate =
+            SenderCertificate::issue(&second, "alice", 1, alice.public(), SEALED_EXPIRY)
+                .expect("valid fields");
+        Self {
+            server: [first, second],
+            alice,
+            bob,
+            certificate,
+        }
+    }
+
+    /// The chain of both server keys.
+    pub fn chain(&self) -> ServerKeyChain {
+        ServerKeyChain::new(self.server.iter().map(|k| k.public().clone()).collect())
+            .expect("endorsed chain")
+    }
+
+    /// Bob's verifier: key 1 pinned, key 2 accepted from the chain.
+    pub fn verifier(&self) -> CertificateVerifier {
+        let first = self.server[0].public();
+        let mut trust =
+            TrustedServerKeys::pin(first.id(), &first.public_key(), 1).expect("valid key");
+        trust.advance(&self.chain(), 3).expect("endorsed");
+        CertificateVerifier::new(trust)
+    }
+
+    /// Opens `data` as Bob, then verifies it an hour before expiry.
+    pub fn bob_opens(
+        &self,
+        verifier: &mut CertificateVerifier,
+        data: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let opened = open(&self.bob, data).map_err(|e| e.to_string())?;
+        let certified = opened
+            .verify(verifier, SEALED_EXPIRY - 3_600_000)
+            .map_err(|e| e.to_string())?;
+        if certified.sender.identity != self.alice.public().public_bytes() {
+            return Err("certified a different sender".into());
+        }
+        Ok(certified.inner.to_vec())
+    }
 }
 
 /// A generator with a fixed seed.
