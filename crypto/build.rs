@@ -15,6 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secret_types = [
         ".starling.crypto.state",
         ".starling.crypto.v1.SenderKeyDistribution",
+        // Not keys, but what sealed sender hides: who sent.
+        ".starling.crypto.v1.SenderCertificate",
+        ".starling.crypto.v1.SealedSenderContent",
     ];
     let mut config = prost_build::Config::new();
     config.skip_debug(secret_types);

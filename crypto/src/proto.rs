@@ -2,7 +2,8 @@
 //!
 //! Only encoding and decoding lives here. The public API of the crate wraps
 //! these types; nothing outside the crate sees them. Types in the `state`
-//! package and `SenderKeyDistribution` hold secrets: they derive `Zeroize`
+//! package, `SenderKeyDistribution` and the sealed-sender content (whose
+//! certificate is what sealing hides) hold secrets: they derive `Zeroize`
 //! and `ZeroizeOnDrop` (see `build.rs`) and get the redacted `Debug` below.
 #![allow(missing_docs, unreachable_pub, clippy::all)]
 
@@ -29,6 +30,8 @@ macro_rules! redacted_debug {
 
 redacted_debug!(
     wire::SenderKeyDistribution,
+    wire::SenderCertificate,
+    wire::SealedSenderContent,
     state::KeyPair,
     state::IdentityKeyPair,
     state::SignedPreKeyState,

@@ -14,5 +14,10 @@ static FIXTURE: OnceLock<Sealed> = OnceLock::new();
 fuzz_target!(|data: &[u8]| {
     let fixture = FIXTURE.get_or_init(Sealed::build);
     let mut verifier = fixture.verifier();
-    let _ = fixture.bob_opens(&mut verifier, data);
+    if let Err(error) = fixture.bob_opens(&mut verifier, data) {
+        assert_ne!(
+            error, "certified a different sender",
+            "a forged sender passed"
+        );
+    }
 });

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -39,6 +40,10 @@ pub enum CertificateError {
     /// The signature does not verify: the certificate was forged or altered.
     #[error("certificate signature does not verify")]
     BadSignature,
+    /// Signed by an older server key after its successor had been in use
+    /// for longer than any certificate of it can be valid.
+    #[error("certificate signed by server key {0}, retired before the envelope was sent")]
+    RetiredSigner(u32),
     /// The certificate had expired when the envelope reached the server.
     #[error("certificate expired at {expires_at} (envelope accepted at {at})")]
     Expired {
@@ -134,8 +139,12 @@ impl SenderCertificate {
         bytes
     }
 
-    fn digest(&self) -> [u8; 32] {
+    /// What the verifier remembers: the certificate and the key it was
+    /// verified with, so that a re-pinned key with the same id verifies
+    /// afresh.
+    fn digest(&self, key: &VerifyingKey) -> [u8; 32] {
         Sha256::new()
+            .chain_update(key.as_bytes())
             .chain_update(CONTEXT_SENDER_CERT)
             .chain_update(self.signed_bytes())
             .chain_update(self.signature)
@@ -242,18 +251,22 @@ impl CertificateVerifier {
         self.trust = trust;
     }
 
-    /// Checks, in order, the signer, the signature and the expiry of
-    /// `certificate` at `at_ms`.
+    /// Checks, in order, the signer (trusted, and not retired at `at_ms`),
+    /// the signature and the expiry of `certificate` at `at_ms`.
     pub fn verify(
         &mut self,
         certificate: &SenderCertificate,
         at_ms: u64,
     ) -> Result<CertifiedSender, CertificateError> {
-        let key = self
+        let signer = certificate.signer_key_id;
+        let (key, valid_until) = self
             .trust
-            .key(certificate.signer_key_id)
-            .ok_or(CertificateError::UnknownSigner(certificate.signer_key_id))?;
-        let digest = certificate.digest();
+            .key(signer)
+            .ok_or(CertificateError::UnknownSigner(signer))?;
+        if valid_until.is_some_and(|last| at_ms > last) {
+            return Err(CertificateError::RetiredSigner(signer));
+        }
+        let digest = certificate.digest(key);
         if !self.verified.contains(&digest) {
             verify_with(
                 key,
@@ -380,6 +393,43 @@ mod tests {
         forged.device_id = 3;
         assert_eq!(
             verifier.verify(&forged, 0),
+            Err(CertificateError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn an_old_key_is_good_only_for_envelopes_sent_while_it_was_current() {
+        let f = fixture(9);
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let hour = 3_600_000;
+        let successor = f.server.successor(1_000 * hour, &mut rng).unwrap();
+        let chain = crate::sealed::ServerKeyChain::new(vec![
+            f.server.public().clone(),
+            successor.public().clone(),
+        ])
+        .unwrap();
+        let mut trust = f.trust.clone();
+        trust.advance(&chain, 1_000 * hour).unwrap();
+        let cert =
+            SenderCertificate::issue(&f.server, "alice", 2, f.alice.public(), u64::MAX).unwrap();
+        let last = 1_000 * hour + crate::sealed::MAX_CERTIFICATE_TTL_MS + hour;
+        assert!(cert.verify(&trust, last).is_ok());
+        assert_eq!(
+            cert.verify(&trust, last + 1),
+            Err(CertificateError::RetiredSigner(1))
+        );
+    }
+
+    #[test]
+    fn a_repinned_key_with_the_same_id_is_checked_afresh() {
+        let f = fixture(11);
+        let other = fixture(12);
+        let cert = SenderCertificate::issue(&f.server, "alice", 2, f.alice.public(), 100).unwrap();
+        let mut verifier = CertificateVerifier::new(f.trust);
+        verifier.verify(&cert, 0).unwrap();
+        verifier.set_trust(other.trust);
+        assert_eq!(
+            verifier.verify(&cert, 0),
             Err(CertificateError::BadSignature)
         );
     }

@@ -21,12 +21,14 @@ pub(super) fn padded_plaintext(
     certificate: &SenderCertificate,
     inner: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    // The certificate is what sealing hides, so every copy is wiped (the
+    // generated type zeroizes on drop).
     let proto = wire::SealedSenderContent {
         version: VERSION,
         certificate: Some(certificate.to_proto()),
         inner: inner.to_vec(),
     };
-    let encoded = prost::Message::encode_to_vec(&proto);
+    let encoded = Zeroizing::new(prost::Message::encode_to_vec(&proto));
     let unpadded = ENVELOPE_OVERHEAD + encoded.len() + 1;
     let bucket = envelope_bucket(unpadded as u64)
         .and_then(|b| usize::try_from(b).ok())

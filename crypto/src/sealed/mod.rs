@@ -9,7 +9,7 @@
 //!   many; [`open`] then [`Opened::verify`]: opening either.
 //!
 //! Follows Signal's sealed sender (libsignal `sealed_sender.rs`), with the
-//! differences listed in SPEC §12.
+//! differences listed in SPEC §15.10.
 
 pub mod certificate;
 mod content;
@@ -79,7 +79,7 @@ fn hkdf<const N: usize>(salt: Option<&[u8]>, ikm: &[u8], info: &[u8]) -> Zeroizi
 
 /// ChaCha20-Poly1305 with a zero nonce: every key here is derived from a
 /// fresh ephemeral secret and used for one message only.
-fn aead_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+fn aead_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
     let cipher = ChaCha20Poly1305::new(key.into());
     let payload = Payload {
         msg: plaintext,
@@ -88,7 +88,9 @@ fn aead_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     // Fails only past 256 GiB; envelopes are at most MAX_ENCODED_LEN.
     cipher
         .encrypt(&Nonce::default(), payload)
-        .unwrap_or_default()
+        .map_err(|_| SealError::TooLarge {
+            len: plaintext.len(),
+        })
 }
 
 fn aead_open(

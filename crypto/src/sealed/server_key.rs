@@ -27,9 +27,13 @@ pub const MAX_CHAIN_KEYS: usize = 16;
 pub const MAX_TRUSTED_KEYS: usize = 4;
 /// Longest validity of a sender certificate, in milliseconds (7 days).
 pub const MAX_CERTIFICATE_TTL_MS: u64 = 7 * 24 * 3_600_000;
-/// Slack on top of [`MAX_CERTIFICATE_TTL_MS`] before an older key is
-/// dropped (one hour: certificate checks use the hour an envelope arrived).
+/// Slack on top of [`MAX_CERTIFICATE_TTL_MS`] in an older key's validity
+/// (one hour: certificate checks use the hour an envelope arrived).
 const RETIRE_SLACK_MS: u64 = 3_600_000;
+/// How long after its validity an older key is still kept, so that
+/// envelopes queued while a device was offline still verify: longer than
+/// any server keeps an envelope (90 days).
+pub const QUEUE_RETENTION_MS: u64 = 90 * 24 * 3_600_000;
 
 /// Why a key chain was refused. Nothing is trusted from a refused chain.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -303,15 +307,26 @@ impl TrustedServerKeys {
         self.keys.last().map_or(0, |k| k.id)
     }
 
-    /// The trusted key with `id`, if any.
-    pub(crate) fn key(&self, id: u32) -> Option<&VerifyingKey> {
-        self.keys.iter().find(|k| k.id == id).map(|k| &k.key)
+    /// The trusted key with `id`, if any, and the last envelope time its
+    /// certificates are good for (`None` for the newest key): a successor
+    /// made at `t` means no certificate of the older key outlives
+    /// `t + MAX_CERTIFICATE_TTL_MS` (plus an hour's slack).
+    pub(crate) fn key(&self, id: u32) -> Option<(&VerifyingKey, Option<u64>)> {
+        let index = self.keys.iter().position(|k| k.id == id)?;
+        let valid_until = self.keys.get(index + 1).map(|successor| {
+            successor
+                .created_at
+                .saturating_add(MAX_CERTIFICATE_TTL_MS)
+                .saturating_add(RETIRE_SLACK_MS)
+        });
+        Some((&self.keys[index].key, valid_until))
     }
 
     /// Accepts every key of `chain` endorsed, link by link, by the newest
-    /// trusted key, then forgets older keys whose certificates have all
-    /// expired at `now_ms`. Returns how many keys were added. On error
-    /// nothing changes.
+    /// trusted key, then forgets older keys no envelope signed under which
+    /// can still be queued at `now_ms` ([`QUEUE_RETENTION_MS`] past their
+    /// validity). Returns how many keys were added. On error nothing
+    /// changes.
     pub fn advance(&mut self, chain: &ServerKeyChain, now_ms: u64) -> Result<usize, ChainError> {
         let mut next = self.clone();
         let mut added = 0;
@@ -341,18 +356,20 @@ impl TrustedServerKeys {
         Ok(added)
     }
 
-    /// Drops older keys no certificate of which can still be valid, and
-    /// keeps at most [`MAX_TRUSTED_KEYS`].
+    /// Drops the oldest keys while no envelope they certified can still be
+    /// queued, and keeps at most [`MAX_TRUSTED_KEYS`].
     fn retire(&mut self, now_ms: u64) {
         let mut keep_from = 0;
         for (index, pair) in self.keys.windows(2).enumerate() {
-            let successor_made = pair[1].created_at;
-            let last_valid = successor_made
+            let last_queued = pair[1]
+                .created_at
                 .saturating_add(MAX_CERTIFICATE_TTL_MS)
-                .saturating_add(RETIRE_SLACK_MS);
-            if last_valid < now_ms {
-                keep_from = index + 1;
+                .saturating_add(RETIRE_SLACK_MS)
+                .saturating_add(QUEUE_RETENTION_MS);
+            if last_queued >= now_ms {
+                break;
             }
+            keep_from = index + 1;
         }
         keep_from = keep_from.max(self.keys.len().saturating_sub(MAX_TRUSTED_KEYS));
         self.keys.drain(..keep_from);
@@ -450,7 +467,14 @@ mod tests {
         let (secrets, chain) = chain_of(2, &mut rng);
         let mut trust = pinned(&secrets[0]);
         let successor_made = secrets[1].public().created_at();
-        trust.advance(&chain, successor_made + 8 * DAY + 1).unwrap();
+        trust.advance(&chain, successor_made + 8 * DAY).unwrap();
+        assert!(
+            trust.key(1).is_some(),
+            "kept while its envelopes may be queued"
+        );
+        trust
+            .advance(&chain, successor_made + 98 * DAY + 1)
+            .unwrap();
         assert!(trust.key(1).is_none());
         assert!(trust.key(2).is_some());
     }

@@ -39,7 +39,7 @@ fn ephemeral_keys(
 
 /// The static layer's key, from `DH(s, R)` and the ephemeral layer.
 fn static_key(chain: &[u8; 32], static_ct: &[u8], shared: &[u8; 32]) -> Zeroizing<[u8; 32]> {
-    let mut salt = Vec::with_capacity(32 + static_ct.len());
+    let mut salt = Zeroizing::new(Vec::with_capacity(32 + static_ct.len()));
     salt.extend_from_slice(chain);
     salt.extend_from_slice(static_ct);
     hkdf::<32>(Some(&salt), shared, INFO_SEALED_STATIC)
@@ -65,11 +65,11 @@ pub fn seal_single(
     let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + 16);
     out.push(VERSION_SINGLE);
     out.extend_from_slice(&ephemeral_public);
-    let static_ct = aead_seal(&ephemeral_key, &out, &sender.public().dh_key_bytes());
+    let static_ct = aead_seal(&ephemeral_key, &out, &sender.public().dh_key_bytes())?;
     let static_shared = sender.dh(recipient_dh)?;
     let key = static_key(&chain, &static_ct, &static_shared);
     out.extend_from_slice(&static_ct);
-    let message_ct = aead_seal(&key, &out, &plaintext);
+    let message_ct = aead_seal(&key, &out, &plaintext)?;
     out.extend_from_slice(&message_ct);
     Ok(out)
 }
