@@ -11,8 +11,9 @@ use rand::Rng;
 use starling_crypto::attachment::{
     ATTACHMENT_VERSION, AttachmentDecryptor, AttachmentEncryptor, AttachmentError, AttachmentInfo,
     AttachmentKey, CHUNK_SIZE, HEADER_SIZE, LEGACY_ATTACHMENT_VERSION, SEALED_CHUNK, TAG_SIZE,
-    ciphertext_len,
+    UNPADDED_ATTACHMENT_VERSION, ciphertext_len, padded_plaintext_len_of, stored_len,
 };
+use starling_crypto::padding::padme;
 
 fn plaintext(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = rng(seed);
@@ -37,8 +38,8 @@ fn round_trip_at_chunk_boundaries() {
         let data = plaintext(len, len as u64);
         let (ciphertext, info) = AttachmentEncryptor::encrypt_all(&data, &mut rng).unwrap();
         assert_eq!(
-            ciphertext.len() as u64,
-            ciphertext_len(len as u64),
+            Some(ciphertext.len() as u64),
+            stored_len(len as u64),
             "len {len}"
         );
         assert_eq!(info.plaintext_len, len as u64);
@@ -270,11 +271,21 @@ fn attachment_truncation_reordering_tampering_detected() {
         decrypt(&ciphertext, &wrong_digest),
         Err(AttachmentError::DigestMismatch)
     );
+    // A length in another padding bucket: the stream is too short.
     let mut wrong_len = info.clone();
-    wrong_len.plaintext_len -= 1;
+    wrong_len.plaintext_len += 5_000;
     assert_eq!(
         decrypt(&ciphertext, &wrong_len),
         Err(AttachmentError::LengthMismatch)
+    );
+    // A length in the same bucket, one byte short: that byte (not zero)
+    // would be padding.
+    let mut wrong_len = info.clone();
+    wrong_len.plaintext_len -= 1;
+    assert_ne!(data[data.len() - 1], 0);
+    assert_eq!(
+        decrypt(&ciphertext, &wrong_len),
+        Err(AttachmentError::BadPadding)
     );
 
     assert_eq!(decrypt(&ciphertext, &info).unwrap(), data);
@@ -290,15 +301,28 @@ fn key_debug_is_redacted() {
     assert!(shown.contains("AttachmentKey(..)"));
 }
 
+/// The chunk key of a stream of `version` (SPEC §9.1), computed here with
+/// the `hkdf` crate directly.
+fn stream_key(version: u8, key: &[u8; 32]) -> [u8; 32] {
+    let mut out = *key;
+    if version == ATTACHMENT_VERSION {
+        hkdf::Hkdf::<sha2::Sha256>::new(None, key)
+            .expand(b"Starling_Attachment_v4", &mut out)
+            .unwrap();
+    }
+    out
+}
+
 /// Opens every chunk of `ciphertext` with `aead-stream`'s `StreamBE32`, the
-/// reference STREAM implementation, without associated data (version 3).
+/// reference STREAM implementation, without associated data (versions 3
+/// and 4).
 fn open_with_reference_stream(ciphertext: &[u8], info: &AttachmentInfo) -> Vec<u8> {
     use aead_stream::DecryptorBE32;
     use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 
     let (header, mut body) = ciphertext.split_at(HEADER_SIZE);
-    let key = info.key.to_bytes();
-    let aead = ChaCha20Poly1305::new((&*key).into());
+    let key = stream_key(header[0], &info.key.to_bytes());
+    let aead = ChaCha20Poly1305::new((&key).into());
     let prefix: &[u8; 7] = header[1..].try_into().unwrap();
     let mut stream = DecryptorBE32::from_aead(aead, prefix.into());
     let mut plaintext = Vec::new();
@@ -321,9 +345,11 @@ fn chunks_are_the_reference_stream_construction() {
     for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE + 9] {
         let data = plaintext(len, 60 + len as u64);
         let (ciphertext, info) = AttachmentEncryptor::encrypt_all(&data, &mut rng).unwrap();
+        let mut padded = data.clone();
+        padded.resize(usize::try_from(padme(len as u64).unwrap()).unwrap(), 0);
         assert_eq!(
             open_with_reference_stream(&ciphertext, &info),
-            data,
+            padded,
             "len {len}"
         );
     }
@@ -429,4 +455,121 @@ fn a_failed_chunk_writes_nothing_and_earlier_chunks_stay() {
         Err(AttachmentError::Authentication(1))
     );
     assert_eq!(opened, &data[..CHUNK_SIZE]);
+}
+
+/// A stream sealed by the reference STREAM implementation without
+/// associated data, of `stream` as plaintext, announced as `file_len`
+/// bytes, with header byte `version`.
+fn reference_stream(
+    version: u8,
+    stream: &[u8],
+    file_len: u64,
+    seed: u64,
+) -> (Vec<u8>, AttachmentInfo) {
+    use aead_stream::EncryptorBE32;
+    use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+
+    let mut rng = rng(seed);
+    let key: [u8; 32] = rng.r#gen();
+    let prefix: [u8; 7] = rng.r#gen();
+    let aead = ChaCha20Poly1305::new((&stream_key(version, &key)).into());
+    let mut sealer = EncryptorBE32::from_aead(aead, (&prefix).into());
+    let mut ciphertext = vec![version];
+    ciphertext.extend_from_slice(&prefix);
+    let mut chunks = stream.chunks_exact(CHUNK_SIZE);
+    for chunk in chunks.by_ref() {
+        let mut buffer = chunk.to_vec();
+        sealer.encrypt_next_in_place(b"", &mut buffer).unwrap();
+        ciphertext.extend_from_slice(&buffer);
+    }
+    let mut buffer = chunks.remainder().to_vec();
+    sealer.encrypt_last_in_place(b"", &mut buffer).unwrap();
+    ciphertext.extend_from_slice(&buffer);
+    let info = AttachmentInfo {
+        key: AttachmentKey::from_bytes(&key),
+        digest: *blake3::hash(&ciphertext).as_bytes(),
+        plaintext_len: file_len,
+    };
+    (ciphertext, info)
+}
+
+#[test]
+fn padded_stream_hides_exact_size() {
+    // Files of 4097 to 4350 bytes are all stored at one length; unpadded
+    // (version 3) each had its own.
+    let mut rng = rng(90);
+    let lengths: std::collections::BTreeSet<usize> = (4_097..4_350)
+        .step_by(23)
+        .map(|len| {
+            let (ciphertext, info) =
+                AttachmentEncryptor::encrypt_all(&vec![7u8; len], &mut rng).unwrap();
+            assert_eq!(decrypt(&ciphertext, &info).unwrap(), vec![7u8; len]);
+            ciphertext.len()
+        })
+        .collect();
+    assert_eq!(lengths.len(), 1, "{lengths:?}");
+    let stored = *lengths.iter().next().unwrap() as u64;
+    assert_eq!(padded_plaintext_len_of(stored), Some(4_352));
+}
+
+#[test]
+fn stored_lengths_invert_only_on_padded_streams() {
+    for len in [0u64, 1, 1_000, 65_535, 65_536, 200_000, 10_000_000] {
+        let stored = stored_len(len).unwrap();
+        assert_eq!(padded_plaintext_len_of(stored), padme(len), "len {len}");
+        assert_eq!(stored, ciphertext_len(padme(len).unwrap()));
+    }
+    // 1025 bytes is not a Padmé length; 65 550 bytes is no stream length.
+    assert_eq!(padded_plaintext_len_of(ciphertext_len(1_025)), None);
+    assert_eq!(padded_plaintext_len_of(HEADER_SIZE as u64 + 65_550), None);
+    assert_eq!(padded_plaintext_len_of(3), None);
+}
+
+#[test]
+fn nonzero_padding_refused() {
+    let file = plaintext(1_000, 91);
+    let mut stream = file.clone();
+    stream.resize(1_024, 0);
+    let (ciphertext, info) = reference_stream(ATTACHMENT_VERSION, &stream, 1_000, 91);
+    assert_eq!(decrypt(&ciphertext, &info).unwrap(), file);
+    stream[1_010] = 1;
+    let (ciphertext, info) = reference_stream(ATTACHMENT_VERSION, &stream, 1_000, 92);
+    assert_eq!(
+        decrypt(&ciphertext, &info),
+        Err(AttachmentError::BadPadding)
+    );
+    // Padding short of the Padmé length is refused too.
+    stream[1_010] = 0;
+    let (ciphertext, info) = reference_stream(ATTACHMENT_VERSION, &stream[..1_020], 1_000, 93);
+    assert_eq!(
+        decrypt(&ciphertext, &info),
+        Err(AttachmentError::LengthMismatch)
+    );
+}
+
+#[test]
+fn unpadded_version_3_streams_still_decrypt() {
+    for len in [0, 1_000, CHUNK_SIZE + 3] {
+        let file = plaintext(len, 94);
+        let (ciphertext, info) =
+            reference_stream(UNPADDED_ATTACHMENT_VERSION, &file, len as u64, 94);
+        assert_eq!(decrypt(&ciphertext, &info).unwrap(), file, "len {len}");
+    }
+}
+
+#[test]
+fn versions_3_and_4_cannot_be_swapped() {
+    let mut rng = rng(95);
+    let (mut ciphertext, info) = AttachmentEncryptor::encrypt_all(b"padded", &mut rng).unwrap();
+    ciphertext[0] = UNPADDED_ATTACHMENT_VERSION;
+    assert_eq!(
+        decrypt(&ciphertext, &info),
+        Err(AttachmentError::Authentication(0))
+    );
+    let (mut ciphertext, info) = reference_stream(UNPADDED_ATTACHMENT_VERSION, b"plain", 5, 96);
+    ciphertext[0] = ATTACHMENT_VERSION;
+    assert_eq!(
+        decrypt(&ciphertext, &info),
+        Err(AttachmentError::Authentication(0))
+    );
 }

@@ -69,8 +69,12 @@ error_codes! {
     NoEnvelopes = "no_envelopes",
     /// A send carries more envelopes than allowed.
     TooManyEnvelopes = "too_many_envelopes",
+    /// A sealed envelope's length is not a padding bucket (SPEC §14.2).
+    UnpaddedEnvelope = "unpadded_envelope",
     /// An attachment id is malformed.
     BadAttachmentId = "bad_attachment_id",
+    /// An attachment's size is not that of a padded stream (SPEC §9).
+    UnpaddedAttachment = "unpadded_attachment",
     /// An upload offset is malformed.
     BadOffset = "bad_offset",
     /// An upload resumes at another offset than the stored one.

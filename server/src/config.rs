@@ -529,7 +529,7 @@ mod tests {
     #[test]
     fn the_default_attachment_quota_holds_many_of_the_largest_attachments() {
         let attachments = AttachmentsConfig::default();
-        let largest = starling_crypto::attachment::ciphertext_len(attachments.max_bytes);
+        let largest = starling_crypto::attachment::stored_len(attachments.max_bytes).unwrap();
         assert!(attachments.quota_bytes_per_account >= 40 * largest);
     }
 

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{DbKind, JsonRequest, TestServer};
 use serde_json::{Value, json};
+use starling_crypto::attachment::stored_len;
 use starling_test_support::both_databases;
 use starling_test_support::http::oneshot;
 
@@ -94,15 +95,21 @@ async fn expire(server: &TestServer, id: &str) {
 }
 
 async fn quota_refuses_and_frees_on_expiry(kind: DbKind) {
+    // Stored (padded, encrypted) lengths of files of 5,000 and 4,096 bytes.
+    const LARGE: u64 = 5_144;
+    const SMALL: u64 = 4_120;
+    const QUOTA: u64 = LARGE + SMALL;
+    assert_eq!(stored_len(5_000), Some(LARGE));
+    assert_eq!(stored_len(4_096), Some(SMALL));
     let server = TestServer::start_with(kind, |c| {
-        c.attachments.quota_bytes_per_account = 10_000;
+        c.attachments.quota_bytes_per_account = QUOTA;
     })
     .await;
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
-    let first = created(&server, &alice.auth, 6_000).await;
-    // 6,000 in use (an unfinished upload counts): 5,000 more does not fit.
-    let refused = create(&server, &alice.auth, 5_000).await;
+    let first = created(&server, &alice.auth, LARGE).await;
+    // LARGE in use (an unfinished upload counts): LARGE more does not fit.
+    let refused = create(&server, &alice.auth, LARGE).await;
     let body: Value = refused.json();
     assert_eq!(
         (refused.status, body["code"].as_str()),
@@ -110,36 +117,38 @@ async fn quota_refuses_and_frees_on_expiry(kind: DbKind) {
         "{body}"
     );
     let reason = body["reason"].as_str().unwrap();
-    for needle in ["6000 bytes", "10000 bytes", "5000 bytes", "expire"] {
+    for needle in ["5144 bytes", "9264 bytes", "expire"] {
         assert!(reason.contains(needle), "{needle} missing from: {reason}");
     }
     // Nothing of the refused attachment was kept.
-    assert_eq!(stored(&server).await, (1, 6_000));
+    assert_eq!(stored(&server).await, (1, LARGE as i64));
     assert_eq!(files(&server), 1);
     assert_eq!(server.state.metrics.attachments_refused_quota.get(), 1);
     // Exactly up to the quota fits, uploaded or not.
-    let second = created(&server, &alice.auth, 4_000).await;
+    let second = created(&server, &alice.auth, SMALL).await;
     let upload = Request::put(format!("/v1/attachments/{second}"))
         .header("authorization", &alice.auth)
         .header("upload-offset", "0")
-        .body(Body::from(vec![7u8; 4_000]))
+        .body(Body::from(vec![7u8; SMALL as usize]))
         .unwrap();
     assert_eq!(
         oneshot(server.router(), upload).await.status,
         StatusCode::OK
     );
+    let smallest = stored_len(0).unwrap();
     assert_eq!(
-        create(&server, &alice.auth, 1).await.status,
+        create(&server, &alice.auth, smallest).await.status,
         StatusCode::CONFLICT
     );
     // Another account has a quota of its own.
-    created(&server, &bob.auth, 10_000).await;
+    created(&server, &bob.auth, LARGE).await;
+    created(&server, &bob.auth, SMALL).await;
     // Once the first attachment expires its space is free again, swept
     // or not.
     expire(&server, &first).await;
-    created(&server, &alice.auth, 6_000).await;
+    created(&server, &alice.auth, LARGE).await;
     assert_eq!(
-        create(&server, &alice.auth, 1).await.status,
+        create(&server, &alice.auth, smallest).await.status,
         StatusCode::CONFLICT
     );
     assert_eq!(
@@ -148,17 +157,34 @@ async fn quota_refuses_and_frees_on_expiry(kind: DbKind) {
             .unwrap(),
         1
     );
-    assert_eq!(stored(&server).await, (3, 20_000));
-    assert_eq!(files(&server), 3);
+    assert_eq!(stored(&server).await, (4, 2 * QUOTA as i64));
+    assert_eq!(files(&server), 4);
 }
+
+async fn unpadded_size_refused(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    // A version 3 (unpadded) stream of 5,000 bytes: its size is the file's.
+    let refused = create(&server, &alice.auth, 5_000 + 24).await;
+    let body: Value = refused.json();
+    assert_eq!(
+        (refused.status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unpadded_attachment")),
+        "{body}"
+    );
+    assert_eq!(stored(&server).await.0, 0);
+    created(&server, &alice.auth, stored_len(5_000).unwrap()).await;
+}
+both_databases!(unpadded_attachment_sizes_are_refused, unpadded_size_refused);
+
 both_databases!(
     the_attachment_quota_refuses_clearly_and_frees_on_expiry,
     quota_refuses_and_frees_on_expiry
 );
 
 async fn racing_creations_stay_within_quota(kind: DbKind) {
-    const QUOTA: u64 = 10_000;
-    const SIZE: u64 = 1_000;
+    const SIZE: u64 = 1_048; // a 1,024-byte file, padded and encrypted
+    const QUOTA: u64 = 10 * SIZE;
     const RACERS: usize = 40;
     let server = TestServer::start_with(kind, |c| {
         c.attachments.quota_bytes_per_account = QUOTA;
@@ -196,7 +222,7 @@ async fn racing_creations_stay_within_quota(kind: DbKind) {
         }
     }
     assert_eq!(won, 2);
-    assert_eq!(stored(&server).await, (10, 10_000));
+    assert_eq!(stored(&server).await, (10, QUOTA as i64));
     assert_eq!(files(&server), 10);
 }
 both_databases!(
@@ -213,9 +239,9 @@ async fn creation_rate_refused_after_burst(kind: DbKind) {
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
     for _ in 0..3 {
-        created(&server, &alice.auth, 100).await;
+        created(&server, &alice.auth, 128).await;
     }
-    let refused = create(&server, &alice.auth, 100).await;
+    let refused = create(&server, &alice.auth, 128).await;
     let body = refused.json();
     assert_eq!(
         (refused.status, body["code"].as_str()),
@@ -229,7 +255,7 @@ async fn creation_rate_refused_after_burst(kind: DbKind) {
     assert_eq!(stored(&server).await.0, 3);
     assert_eq!(files(&server), 3);
     assert_eq!(server.state.metrics.attachments_refused_rate.get(), 1);
-    created(&server, &bob.auth, 100).await;
+    created(&server, &bob.auth, 128).await;
 }
 both_databases!(
     attachment_creation_is_rate_limited_per_account,

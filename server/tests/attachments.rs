@@ -80,7 +80,8 @@ async fn resumable_and_ranged(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     let bob = server.register("bob", 2).await;
-    let size = 300_000u64;
+    // The stored length of a 300,000-byte file (padded, then encrypted).
+    let size = starling_crypto::attachment::stored_len(300_000).unwrap();
     let id = create(&server, &alice.auth, size).await;
     // Not downloadable before it is complete.
     assert_eq!(
@@ -144,7 +145,10 @@ async fn resumable_and_ranged(kind: DbKind) {
     let (status, part, content_range) = get(&server, &bob.auth, &id, Some("bytes=1000-1999")).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(part, bytes(1000..2000));
-    assert_eq!(content_range.as_deref(), Some("bytes 1000-1999/300000"));
+    assert_eq!(
+        content_range.as_deref(),
+        Some(format!("bytes 1000-1999/{size}").as_str())
+    );
     let (_, tail, _) = get(&server, &bob.auth, &id, Some("bytes=-10")).await;
     assert_eq!(tail, bytes(size - 10..size));
     assert_eq!(
@@ -195,15 +199,17 @@ async fn large_blob_in_bounded_memory(kind: DbKind) {
     const CHUNK: u64 = 256 << 10;
     let server = TestServer::start_with(kind, |c| c.attachments.max_bytes = SIZE).await;
     let alice = server.register("alice", 1).await;
-    let id = create(&server, &alice.auth, SIZE).await;
+    let stored = starling_crypto::attachment::stored_len(SIZE).unwrap();
+    let id = create(&server, &alice.auth, stored).await;
     let before = peak_rss_kib();
-    let upload = futures_util::stream::iter((0..SIZE / CHUNK).map(|i| {
-        Ok::<_, std::io::Error>(axum::body::Bytes::from(bytes(i * CHUNK..(i + 1) * CHUNK)))
+    let upload = futures_util::stream::iter((0..stored).step_by(CHUNK as usize).map(move |i| {
+        let end = (i + CHUNK).min(stored);
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(bytes(i..end)))
     }));
     let (status, body) = put(&server, &alice.auth, &id, 0, Body::from_stream(upload)).await;
     assert_eq!(
         (status, body["received"].as_u64()),
-        (StatusCode::OK, Some(SIZE)),
+        (StatusCode::OK, Some(stored)),
         "{body}"
     );
     let request = Request::get(format!("/v1/attachments/{id}"))
@@ -226,7 +232,7 @@ async fn large_blob_in_bounded_memory(kind: DbKind) {
         );
         position += chunk.len() as u64;
     }
-    assert_eq!(position, SIZE);
+    assert_eq!(position, stored);
     let growth_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
     // Both database variants may run at once in this process: 200 MiB
     // buffered by either would show far above this bound.
@@ -243,7 +249,9 @@ both_databases!(
 async fn a_stalled_upload_ends_and_can_resume(kind: DbKind) {
     let server = TestServer::start_with(kind, |c| c.connections.upload_stall_seconds = 1).await;
     let alice = server.register("alice", 1).await;
-    let id = create(&server, &alice.auth, 200_000).await;
+    // The stored length of a 200,000-byte file.
+    assert_eq!(starling_crypto::attachment::stored_len(200_000), Some(200_776));
+    let id = create(&server, &alice.auth, 200_776).await;
     // 50,000 bytes, then nothing: the body neither ends nor fails.
     let stalled = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
         axum::body::Bytes::from(bytes(0..50_000)),
@@ -263,7 +271,7 @@ async fn a_stalled_upload_ends_and_can_resume(kind: DbKind) {
         &alice.auth,
         &id,
         50_000,
-        Body::from(bytes(50_000..200_000)),
+        Body::from(bytes(50_000..200_776)),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -276,15 +284,15 @@ both_databases!(
 async fn a_trickling_upload_ends_and_can_resume(kind: DbKind) {
     let server = TestServer::start_with(kind, |c| c.connections.upload_stall_seconds = 1).await;
     let alice = server.register("alice", 1).await;
-    let id = create(&server, &alice.auth, 200_000).await;
+    let id = create(&server, &alice.auth, 200_776).await;
     // A kibibyte every 100 ms: never silent, but far below the least
     // progress an upload must make in each window (64 KiB).
     let trickle = futures_util::stream::unfold(0u64, |sent| async move {
-        if sent >= 200_000 {
+        if sent >= 200_776 {
             return None;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let end = (sent + 1024).min(200_000);
+        let end = (sent + 1024).min(200_776);
         let chunk = axum::body::Bytes::from(bytes(sent..end));
         Some((Ok::<_, std::io::Error>(chunk), end))
     });
@@ -296,13 +304,13 @@ async fn a_trickling_upload_ends_and_can_resume(kind: DbKind) {
     .expect("a trickling upload is ended, not held open for its 20 s");
     assert_eq!(answered.0, StatusCode::OK);
     let received = answered.1["received"].as_u64().unwrap();
-    assert!(received > 0 && received < 200_000, "{received}");
+    assert!(received > 0 && received < 200_776, "{received}");
     let (status, body) = put(
         &server,
         &alice.auth,
         &id,
         received,
-        Body::from(bytes(received..200_000)),
+        Body::from(bytes(received..200_776)),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use starling_crypto::attachment::{
-    AttachmentDecryptor, AttachmentEncryptor, AttachmentInfo, AttachmentKey, CHUNK_SIZE,
-    HEADER_SIZE, SEALED_CHUNK, ciphertext_len,
+    AttachmentDecryptor, AttachmentEncryptor, AttachmentError, AttachmentInfo, AttachmentKey,
+    CHUNK_SIZE, HEADER_SIZE, SEALED_CHUNK, stored_len,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -122,7 +122,7 @@ impl Client {
         caption: &str,
         progress: &mut dyn Progress,
     ) -> Result<Vec<u8>> {
-        let size = ciphertext_len(info.plaintext_len);
+        let size = stored_len(info.plaintext_len).ok_or(AttachmentError::TooLarge)?;
         let id = self.api().create_attachment(size).await?;
         upload_resumable(self, &id, encrypted, size, progress).await?;
         let attachment = content::Attachment {

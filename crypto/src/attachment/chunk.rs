@@ -10,7 +10,31 @@ use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 
-use super::{AttachmentError, AttachmentKey, HEADER_SIZE, LEGACY_ATTACHMENT_VERSION, TAG_SIZE};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::{
+    ATTACHMENT_VERSION, AttachmentError, AttachmentKey, HEADER_SIZE, LEGACY_ATTACHMENT_VERSION,
+    TAG_SIZE,
+};
+
+/// HKDF info of the chunk key of a version 4 stream (SPEC §9.1): version 4
+/// keeps version 3's nonce schedule and empty associated data, so it gets
+/// its own key, and a stream relabelled from one to the other fails at its
+/// first chunk.
+pub const INFO_ATTACHMENT_V4: &[u8] = b"Starling_Attachment_v4";
+
+/// The ChaCha20-Poly1305 key of a stream's chunks: the attachment key
+/// itself up to version 3, `HKDF-SHA256(key, INFO_ATTACHMENT_V4)` from 4.
+fn chunk_key(key: &AttachmentKey, version: u8) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new(*key.as_array());
+    if version == ATTACHMENT_VERSION {
+        // 32 bytes is far below HKDF-SHA256's output limit.
+        let _ = Hkdf::<Sha256>::new(None, key.as_array()).expand(INFO_ATTACHMENT_V4, &mut out[..]);
+    }
+    out
+}
 
 /// The index of the last chunk a stream may have: `StreamBE32` refuses a
 /// non-last chunk at `u32::MAX`, so a stream has at most 2^32 chunks.
@@ -27,7 +51,7 @@ pub(super) struct ChunkCipher {
 impl ChunkCipher {
     pub(super) fn new(key: &AttachmentKey, header: [u8; HEADER_SIZE]) -> Self {
         Self {
-            aead: ChaCha20Poly1305::new(key.as_array().into()),
+            aead: ChaCha20Poly1305::new((&*chunk_key(key, header[0])).into()),
             header,
             next: 0,
         }

@@ -10,8 +10,9 @@ use super::digest::StreamDigest;
 use super::pending::PendingChunk;
 use super::{
     ATTACHMENT_VERSION, AttachmentError, AttachmentInfo, AttachmentKey, CHUNK_SIZE, HEADER_SIZE,
-    LEGACY_ATTACHMENT_VERSION, SEALED_CHUNK, TAG_SIZE,
+    LEGACY_ATTACHMENT_VERSION, SEALED_CHUNK, TAG_SIZE, UNPADDED_ATTACHMENT_VERSION,
 };
+use crate::padding::padme;
 
 /// Decrypts a stream and checks it against the digest and length from the
 /// message. Feed it with [`Self::update`] or [`Self::update_into`], close
@@ -21,6 +22,8 @@ pub struct AttachmentDecryptor {
     key: AttachmentKey,
     expected_digest: [u8; 32],
     expected_len: u64,
+    /// The plaintext stream's length: the file's, padded in version 4.
+    stream_len: u64,
     header: Vec<u8>,
     cipher: Option<ChunkCipher>,
     /// The start of a sealed chunk that arrived over several calls.
@@ -44,6 +47,7 @@ impl AttachmentDecryptor {
             key: info.key.clone(),
             expected_digest: info.digest,
             expected_len: info.plaintext_len,
+            stream_len: info.plaintext_len,
             header: Vec::with_capacity(HEADER_SIZE),
             cipher: None,
             pending: PendingChunk::sealed(SEALED_CHUNK),
@@ -131,17 +135,22 @@ impl AttachmentDecryptor {
     fn start_stream(&mut self) -> Result<(), AttachmentError> {
         let mut header = [0u8; HEADER_SIZE];
         header.copy_from_slice(&self.header);
-        if header[0] != ATTACHMENT_VERSION && header[0] != LEGACY_ATTACHMENT_VERSION {
-            return Err(AttachmentError::UnsupportedVersion(header[0]));
-        }
+        self.stream_len = match header[0] {
+            ATTACHMENT_VERSION => {
+                padme(self.expected_len).ok_or(AttachmentError::LengthMismatch)?
+            }
+            UNPADDED_ATTACHMENT_VERSION | LEGACY_ATTACHMENT_VERSION => self.expected_len,
+            version => return Err(AttachmentError::UnsupportedVersion(version)),
+        };
         self.digest.update(&header);
         self.cipher = Some(ChunkCipher::new(&self.key, header));
         Ok(())
     }
 
-    /// Digests `sealed` and opens it into the start of `out`; returns the
-    /// plaintext length, or an error if it fails or goes past the announced
-    /// length (then it counts as not written).
+    /// Digests `sealed` and opens it into the start of `out`; returns how
+    /// many bytes of the file it holds (padding after the file must be
+    /// zero and is not counted), or an error if it fails or goes past the
+    /// announced length (then it counts as not written).
     fn open(
         &mut self,
         sealed: &[u8],
@@ -155,11 +164,17 @@ impl AttachmentDecryptor {
             .get_mut(..len)
             .ok_or(AttachmentError::OutputTooSmall { needed: len })?;
         cipher.open(sealed, plaintext, last)?;
-        self.plaintext_len = self.plaintext_len.saturating_add(len as u64);
-        if self.plaintext_len > self.expected_len {
+        let before = self.plaintext_len;
+        self.plaintext_len = before.saturating_add(len as u64);
+        if self.plaintext_len > self.stream_len {
             return Err(AttachmentError::LengthMismatch);
         }
-        Ok(len)
+        let file_bytes = self.expected_len.saturating_sub(before);
+        let kept = usize::try_from(file_bytes).map_or(len, |file| file.min(len));
+        if plaintext[kept..].iter().any(|&byte| byte != 0) {
+            return Err(AttachmentError::BadPadding);
+        }
+        Ok(kept)
     }
 
     /// Decrypts the last chunk, appending it to `out`, and checks digest
@@ -177,11 +192,17 @@ impl AttachmentDecryptor {
                 out.get_mut(start..).unwrap_or_default(),
                 true,
             )
-            .and_then(|_| self.check_whole_stream());
-        if checked.is_err() {
-            out.truncate(start);
+            .and_then(|kept| self.check_whole_stream().map(|()| kept));
+        match checked {
+            Ok(kept) => {
+                out.truncate(start + kept);
+                Ok(())
+            }
+            Err(error) => {
+                out.truncate(start);
+                Err(error)
+            }
         }
-        checked
     }
 
     /// The checks that need the whole stream: digest, then length.
@@ -190,7 +211,7 @@ impl AttachmentDecryptor {
         if !bool::from(digest.ct_eq(&self.expected_digest)) {
             return Err(AttachmentError::DigestMismatch);
         }
-        if self.plaintext_len != self.expected_len {
+        if self.plaintext_len != self.stream_len {
             return Err(AttachmentError::LengthMismatch);
         }
         Ok(())

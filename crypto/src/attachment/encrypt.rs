@@ -10,8 +10,9 @@ use super::digest::StreamDigest;
 use super::pending::PendingChunk;
 use super::{
     ATTACHMENT_VERSION, AttachmentError, AttachmentInfo, AttachmentKey, CHUNK_SIZE, HEADER_SIZE,
-    SEALED_CHUNK, TAG_SIZE, ciphertext_len,
+    SEALED_CHUNK, TAG_SIZE, stored_len,
 };
+use crate::padding::padme;
 
 /// Encrypts a stream. Feed it with [`Self::update`] (appends to a `Vec`) or
 /// [`Self::update_into`] (writes into the caller's buffer, no copy), close
@@ -126,10 +127,38 @@ impl AttachmentEncryptor {
         written.map(drop)
     }
 
-    /// Encrypts the last chunk, appending it (and the header, if no chunk
-    /// was written yet) to `out`, and returns what the recipient needs.
+    /// Appends zeros to the plaintext up to its Padmé length, encrypting
+    /// every chunk they complete.
+    fn pad(&mut self, out: &mut Vec<u8>) -> Result<(), AttachmentError> {
+        let file_len = self.plaintext_len;
+        let padded = padme(file_len).ok_or(AttachmentError::TooLarge)?;
+        let mut remaining = padded - file_len;
+        let zeros = vec![
+            0u8;
+            usize::try_from(remaining)
+                .unwrap_or(CHUNK_SIZE)
+                .min(CHUNK_SIZE)
+        ];
+        while remaining > 0 {
+            let take = zeros
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            self.update(&zeros[..take], out)?;
+            remaining -= take as u64;
+        }
+        self.plaintext_len = file_len;
+        Ok(())
+    }
+
+    /// Pads the file (SPEC §9.1), encrypts the last chunk, appending it
+    /// (and the header, if no chunk was written yet) to `out`, and returns
+    /// what the recipient needs.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<AttachmentInfo, AttachmentError> {
         let start = out.len();
+        if let Err(error) = self.pad(out) {
+            out.truncate(start);
+            return Err(error);
+        }
         if !self.header_sent {
             out.extend_from_slice(&self.header);
         }
@@ -153,8 +182,9 @@ impl AttachmentEncryptor {
         plaintext: &[u8],
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Vec<u8>, AttachmentInfo), AttachmentError> {
-        let len = usize::try_from(ciphertext_len(plaintext.len() as u64))
-            .map_err(|_| AttachmentError::TooLarge)?;
+        let len = stored_len(plaintext.len() as u64)
+            .and_then(|len| usize::try_from(len).ok())
+            .ok_or(AttachmentError::TooLarge)?;
         let mut out = vec![0u8; len];
         let mut encryptor = Self::new(rng);
         let written = encryptor.update_into(plaintext, &mut out)?;

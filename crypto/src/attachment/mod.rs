@@ -3,13 +3,16 @@
 //! specified by `aead-stream` (`StreamBE32`: 7-byte nonce prefix, 32-bit
 //! big-endian chunk counter, last-chunk flag). Constant memory for any size.
 //!
-//! Format (version 3): a header `version (1) || nonce prefix (7)`, then
+//! Format (version 4): a header `version (1) || nonce prefix (7)`, then
 //! chunks of [`CHUNK_SIZE`] plaintext bytes plus a 16-byte tag; the flagged
 //! last chunk holds 0 to `CHUNK_SIZE - 1` bytes, so a full chunk is never
 //! the last one and is sealed (or opened) as soon as it is complete. The
 //! nonce prefix is in every chunk's nonce; chunks carry no associated data
 //! (version 2, still read, had the header as every chunk's associated
-//! data). The BLAKE3 digest of the whole
+//! data). The plaintext stream is the file followed by zeros up to its
+//! Padmé length (SPEC §14.1), so that the stored size tells little about
+//! the file's (version 3, still read, had no padding). The BLAKE3 digest of
+//! the whole
 //! ciphertext and the plaintext length travel, with the key, in the message
 //! that shares the file. Reordering, truncation, extension and tampering
 //! are all detected; output of [`AttachmentDecryptor::update`] is
@@ -34,6 +37,7 @@ use rand_core::CryptoRngCore;
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+pub use chunk::INFO_ATTACHMENT_V4;
 pub use decrypt::AttachmentDecryptor;
 pub use encrypt::AttachmentEncryptor;
 
@@ -42,10 +46,14 @@ pub const CHUNK_SIZE: usize = 64 * 1024;
 /// Authentication tag per chunk.
 pub const TAG_SIZE: usize = 16;
 /// Format version, the first header byte, of the streams this crate
-/// writes: the current version, 3, which seals every chunk without
-/// associated data. [`LEGACY_ATTACHMENT_VERSION`] is still read; version 1
-/// is refused.
-pub const ATTACHMENT_VERSION: u8 = 3;
+/// writes: the current version, 4, which pads the file with zeros to its
+/// Padmé length and seals every chunk without associated data.
+/// [`UNPADDED_ATTACHMENT_VERSION`] and [`LEGACY_ATTACHMENT_VERSION`] are
+/// still read; version 1 is refused.
+pub const ATTACHMENT_VERSION: u8 = 4;
+/// Version 3, still decrypted but never written: as version 4 without
+/// padding, so its length is the file's.
+pub const UNPADDED_ATTACHMENT_VERSION: u8 = 3;
 /// The legacy format version, 2, that is still decrypted but never written:
 /// the header is every chunk's associated data (SPEC §9.5).
 pub const LEGACY_ATTACHMENT_VERSION: u8 = 2;
@@ -73,6 +81,9 @@ pub enum AttachmentError {
     /// The plaintext is longer or shorter than the message said.
     #[error("attachment length differs from the announced length")]
     LengthMismatch,
+    /// The bytes after the file in a padded stream are not all zero.
+    #[error("attachment padding is not zero")]
+    BadPadding,
     /// More than 2^32 chunks (256 TiB).
     #[error("attachment too large")]
     TooLarge,
@@ -134,4 +145,32 @@ pub struct AttachmentInfo {
 pub fn ciphertext_len(plaintext_len: u64) -> u64 {
     let chunks = plaintext_len / CHUNK_SIZE as u64 + 1;
     HEADER_SIZE as u64 + plaintext_len + chunks * TAG_SIZE as u64
+}
+
+/// The stream length the server stores for a file of `file_len` bytes
+/// (version 4): the file padded to its Padmé length, then encrypted.
+/// `None` past what a stream can hold.
+pub fn stored_len(file_len: u64) -> Option<u64> {
+    let padded = crate::padding::padme(file_len)?;
+    let chunks = padded / CHUNK_SIZE as u64 + 1;
+    (HEADER_SIZE as u64)
+        .checked_add(padded)?
+        .checked_add(chunks.checked_mul(TAG_SIZE as u64)?)
+}
+
+/// The plaintext stream length of a version 4 stream of `stored` bytes, if
+/// `stored` is a length such a stream can have (the inverse of
+/// [`stored_len`] on padded lengths): what a server checks an upload's
+/// announced size with.
+pub fn padded_plaintext_len_of(stored: u64) -> Option<u64> {
+    let body = stored.checked_sub((HEADER_SIZE + TAG_SIZE) as u64)?;
+    let full_chunks = body / SEALED_CHUNK as u64;
+    let last = body % SEALED_CHUNK as u64;
+    if last >= CHUNK_SIZE as u64 {
+        return None;
+    }
+    let plaintext = full_chunks
+        .checked_mul(CHUNK_SIZE as u64)?
+        .checked_add(last)?;
+    (crate::padding::padme(plaintext) == Some(plaintext)).then_some(plaintext)
 }

@@ -123,13 +123,21 @@ pub async fn create(
     owner: &AuthedDevice,
     size: u64,
 ) -> Result<NewBlob, AppError> {
-    // The limit is on the file; its encryption adds a header and a tag per
-    // chunk, which the limit allows for.
+    // The limit is on the file; its encryption pads it (to its Padmé
+    // length) and adds a header and a tag per chunk, which the limit
+    // allows for.
     let max = state.config.attachments.max_bytes;
-    if size > starling_crypto::attachment::ciphertext_len(max) {
+    if size > starling_crypto::attachment::stored_len(max).unwrap_or(u64::MAX) {
         return Err(AppError::TooLarge(format!(
             "attachments are limited to {max} bytes"
         )));
+    }
+    // Only padded sizes are stored, so that a size says little about a file.
+    if starling_crypto::attachment::padded_plaintext_len_of(size).is_none() {
+        return Err(AppError::bad_request(
+            ErrorCode::UnpaddedAttachment,
+            format!("{size} bytes is not the size of a padded attachment stream (SPEC §9)"),
+        ));
     }
     let size = i64::try_from(size).map_err(|_| AppError::TooLarge("size out of range".into()))?;
     if let Err(refused) = state.limits.attachment_creation(owner.account_id) {

@@ -80,11 +80,14 @@ async fn plain_http(
     source: &std::path::Path,
     target: &std::path::Path,
 ) -> Duration {
+    // The server stores only padded stream lengths: the plain upload sends
+    // the file and then zeros up to the length its encryption would have.
+    let size = starling_crypto::attachment::stored_len(FILE_SIZE as u64).unwrap();
     let start = Instant::now();
     let created: serde_json::Value = http
         .post(format!("{}/v1/attachments", server.url))
         .header("authorization", auth)
-        .json(&serde_json::json!({ "size": FILE_SIZE }))
+        .json(&serde_json::json!({ "size": size }))
         .send()
         .await
         .unwrap()
@@ -93,13 +96,19 @@ async fn plain_http(
         .unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     let file = tokio::fs::File::open(source).await.unwrap();
-    let body =
-        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    let padded = tokio::io::AsyncReadExt::chain(
+        file,
+        tokio::io::AsyncReadExt::take(tokio::io::repeat(0), size - FILE_SIZE as u64),
+    );
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+        padded,
+        64 * 1024,
+    ));
     let status = http
         .put(format!("{}/v1/attachments/{id}", server.url))
         .header("authorization", auth)
         .header("upload-offset", "0")
-        .header("content-length", FILE_SIZE.to_string())
+        .header("content-length", size.to_string())
         .body(body)
         .send()
         .await
