@@ -137,10 +137,15 @@ pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle
         let mut ticker = tokio::time::interval(every);
         loop {
             ticker.tick().await;
-            match state.store.delete_expired(store::now_millis()).await {
+            let ttl = i64::try_from(state.config.envelope_ttl().as_millis()).unwrap_or(i64::MAX);
+            let cutoff = store::now_millis().saturating_sub(ttl);
+            match state.store.delete_expired(cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "dropped expired envelopes"),
                 Err(e) => tracing::warn!(error = %e, "envelope expiry sweep failed"),
+            }
+            if let Err(e) = state.store.truncate_log().await {
+                tracing::warn!(error = %e, "write-ahead log truncation failed");
             }
             state.limits.forget_idle();
             match state.store.purge_expired_codes(store::now_millis()).await {

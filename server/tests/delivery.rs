@@ -199,18 +199,18 @@ async fn survive_restart_and_expire(kind: DbKind) {
         identity_key: vec![1],
     };
     let account = store.register("bob", None, &device, now).await.unwrap();
-    let envelope = |id: u8, expires_at: i64| NewEnvelope {
+    let hour = starling_server::store::accepted_hour(now);
+    let envelope = |id: u8, created_at: i64| NewEnvelope {
         envelope_id: [id; 16],
         account_id: account,
         device_id: 1,
         sender: Some("alice".into()),
         sender_device: Some(1),
-        created_at: now,
-        expires_at,
+        created_at,
         content: vec![id; 10],
     };
     store
-        .insert_envelopes(&[envelope(1, now + 60_000), envelope(2, now - 1)])
+        .insert_envelopes(&[envelope(1, hour), envelope(2, hour - 3_600_000)])
         .await
         .unwrap();
     store.close().await;
@@ -220,7 +220,8 @@ async fn survive_restart_and_expire(kind: DbKind) {
     store.migrate().await.unwrap();
     let queued = store.envelopes_after(account, 1, 0, 10).await.unwrap();
     assert_eq!(queued.len(), 2);
-    assert_eq!(store.delete_expired(now_millis()).await.unwrap(), 1);
+    // Expiry drops what was accepted at or before the cutoff (now − TTL).
+    assert_eq!(store.delete_expired(hour - 1).await.unwrap(), 1);
     let queued = store.envelopes_after(account, 1, 0, 10).await.unwrap();
     assert_eq!(
         queued

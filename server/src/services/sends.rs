@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rand::RngCore;
+use starling_crypto::padding::is_envelope_bucket;
+use starling_crypto::sealed::is_sealed;
 use starling_protocol::api::{
     DeviceEnvelope, MAX_DESTINATIONS, MultiSendRequest, SendResponse, StaleLists,
 };
@@ -24,7 +26,8 @@ use crate::encoding::decode_b64;
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::store::{
-    Commit, Destination, NewEnvelope, SendOp, SendRefusal, SendSlot, WriteError, now_millis,
+    Commit, Destination, NewEnvelope, SendOp, SendRefusal, SendSlot, WriteError, accepted_hour,
+    now_millis,
 };
 
 /// The envelopes of a send to one account: device id and ciphertext.
@@ -69,7 +72,7 @@ pub async fn queue_send(
     check_envelopes(state, &envelopes)?;
     let destination = Destination {
         username: destination,
-        envelopes: build(state, sender, envelopes, sealed),
+        envelopes: build(sender, envelopes, sealed),
     };
     queue(state, sender, vec![destination], slot, false).await
 }
@@ -89,7 +92,7 @@ pub async fn send_many(
         check_envelopes(state, &envelopes)?;
         destinations.push(Destination {
             username: send.destination,
-            envelopes: build(state, sender, envelopes, request.sealed),
+            envelopes: build(sender, envelopes, request.sealed),
         });
     }
     queue(state, sender, destinations, slot, true)
@@ -167,6 +170,18 @@ fn check_envelopes(state: &AppState, envelopes: &[(u32, Vec<u8>)]) -> Result<(),
             limits.max_envelope_bytes
         )));
     }
+    if let Some((device, content)) = envelopes
+        .iter()
+        .find(|(_, c)| is_sealed(c) && !is_envelope_bucket(c.len() as u64))
+    {
+        return Err(AppError::bad_request(
+            ErrorCode::UnpaddedEnvelope,
+            format!(
+                "the sealed envelope for device {device} is {} bytes, not a padding bucket (SPEC §14.2)",
+                content.len()
+            ),
+        ));
+    }
     let named: BTreeSet<u32> = envelopes.iter().map(|(d, _)| *d).collect();
     if named.len() != envelopes.len() {
         return Err(AppError::bad_request(
@@ -179,14 +194,8 @@ fn check_envelopes(state: &AppState, envelopes: &[(u32, Vec<u8>)]) -> Result<(),
 
 /// The envelopes of a send to one account (the writer fills in the
 /// account from the username).
-fn build(
-    state: &AppState,
-    sender: &AuthedDevice,
-    envelopes: Envelopes,
-    sealed: bool,
-) -> Vec<NewEnvelope> {
-    let now = now_millis();
-    let ttl = i64::try_from(state.config.envelope_ttl().as_millis()).unwrap_or(i64::MAX);
+fn build(sender: &AuthedDevice, envelopes: Envelopes, sealed: bool) -> Vec<NewEnvelope> {
+    let hour = accepted_hour(now_millis());
     // Ids must be unique and unguessable: the thread's CSPRNG (seeded and
     // reseeded from the OS) gives that without a system call per envelope.
     let mut rng = rand::thread_rng();
@@ -195,14 +204,16 @@ fn build(
         .map(|(device_id, content)| {
             let mut envelope_id = [0u8; 16];
             rng.fill_bytes(&mut envelope_id);
+            // Sealed content (SPEC §15) is never stored with a sender,
+            // whatever the request says: that is what it is sealed for.
+            let anonymous = sealed || is_sealed(&content);
             NewEnvelope {
                 envelope_id,
                 account_id: 0,
                 device_id,
-                sender: (!sealed).then(|| sender.username.clone()),
-                sender_device: (!sealed).then_some(sender.device_id),
-                created_at: now,
-                expires_at: now.saturating_add(ttl),
+                sender: (!anonymous).then(|| sender.username.clone()),
+                sender_device: (!anonymous).then_some(sender.device_id),
+                created_at: hour,
                 content,
             }
         })

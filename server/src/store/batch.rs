@@ -602,7 +602,7 @@ pub(super) fn acknowledgements<'a>(ops: &[&'a BatchOp]) -> Vec<(i64, u32, &'a [u
 /// `INSERT INTO envelopes … VALUES (…), (…)` for a chunk of rows.
 fn insert_statement<'a>(chunk: &[InsertRow<'a>]) -> QueryBuilder<'a, Postgres> {
     let mut insert = QueryBuilder::new(
-        "INSERT INTO envelopes (envelope_id, account_id, device_id, sender, sender_device, created_at, expires_at, content) ",
+        "INSERT INTO envelopes (envelope_id, account_id, device_id, sender, sender_device, created_at, content) ",
     );
     insert.push_values(chunk, |mut values, row| {
         let e = row.envelope;
@@ -613,7 +613,6 @@ fn insert_statement<'a>(chunk: &[InsertRow<'a>]) -> QueryBuilder<'a, Postgres> {
             .push_bind(e.sender.as_deref())
             .push_bind(e.sender_device.map(i64::from))
             .push_bind(e.created_at)
-            .push_bind(e.expires_at)
             .push_bind(&e.content[..]);
     });
     insert

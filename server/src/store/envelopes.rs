@@ -6,6 +6,14 @@ use sqlx::Row;
 use super::{BatchOp, Store, with_pool};
 use crate::delivery::StoredEnvelope;
 
+/// Envelope times at rest are whole hours: what expiry needs, no more.
+pub const ACCEPTED_TIME_GRANULARITY_MS: i64 = 3_600_000;
+
+/// The hour `now_ms` falls in, as stored with an envelope.
+pub fn accepted_hour(now_ms: i64) -> i64 {
+    now_ms - now_ms.rem_euclid(ACCEPTED_TIME_GRANULARITY_MS)
+}
+
 /// An envelope to queue.
 #[derive(Debug, Clone)]
 pub struct NewEnvelope {
@@ -19,10 +27,10 @@ pub struct NewEnvelope {
     pub sender: Option<String>,
     /// Sender device, `None` for a sealed send.
     pub sender_device: Option<u32>,
-    /// Milliseconds since the epoch.
+    /// The hour the send was accepted: milliseconds since the epoch, a
+    /// multiple of [`ACCEPTED_TIME_GRANULARITY_MS`]. Expiry is this plus
+    /// the configured TTL.
     pub created_at: i64,
-    /// When it is dropped if still unacknowledged.
-    pub expires_at: i64,
     /// Opaque ciphertext.
     pub content: Vec<u8>,
 }
@@ -34,7 +42,7 @@ pub struct QueueStats {
     pub count: i64,
     /// Their total content size.
     pub bytes: i64,
-    /// Creation time of the oldest.
+    /// The hour the oldest was accepted.
     pub oldest: Option<i64>,
 }
 
@@ -100,11 +108,12 @@ impl Store {
         Ok(self.apply_batch(&[&op]).await?.deleted)
     }
 
-    /// Drops envelopes past their expiry; returns how many.
-    pub async fn delete_expired(&self, now: i64) -> Result<u64, sqlx::Error> {
+    /// Drops envelopes accepted at or before `cutoff` (now minus the TTL);
+    /// returns how many.
+    pub async fn delete_expired(&self, cutoff: i64) -> Result<u64, sqlx::Error> {
         with_pool!(self, pool => {
-            Ok(sqlx::query("DELETE FROM envelopes WHERE expires_at <= $1")
-                .bind(now)
+            Ok(sqlx::query("DELETE FROM envelopes WHERE created_at <= $1")
+                .bind(cutoff)
                 .execute(pool)
                 .await?
                 .rows_affected())

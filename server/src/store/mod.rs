@@ -34,7 +34,7 @@ pub use batch::{
     SendSlot, WriteError,
 };
 pub use directory::DirectoryEntry;
-pub use envelopes::{NewEnvelope, QueueStats};
+pub use envelopes::{ACCEPTED_TIME_GRANULARITY_MS, NewEnvelope, QueueStats, accepted_hour};
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
 pub use queue_usage::QueueCaps;
 pub use sends::{Destination, SendOp, SendRefusal, StaleLists};
@@ -142,6 +142,24 @@ impl Store {
         }
     }
 
+    /// On SQLite, copies the write-ahead log into the database and empties
+    /// it, so that deleted envelopes do not linger in old log frames; does
+    /// nothing on PostgreSQL. Returns whether the log was emptied (a busy
+    /// reader can keep it, and the next sweep tries again).
+    pub async fn truncate_log(&self) -> Result<bool, sqlx::Error> {
+        use sqlx::Row;
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(pool)
+                    .await?;
+                let busy: i64 = row.try_get(0)?;
+                Ok(busy == 0)
+            }
+            Pool::Postgres(_) => Ok(true),
+        }
+    }
+
     /// Checks the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
@@ -193,6 +211,9 @@ async fn sqlite_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
+        // Deleted rows (acknowledged envelopes above all) are overwritten,
+        // not left readable in free pages.
+        .pragma("secure_delete", "ON")
         .busy_timeout(Duration::from_secs(10));
     SqlitePoolOptions::new()
         .max_connections(8)

@@ -272,7 +272,6 @@ mod tests {
             sender: None,
             sender_device: None,
             created_at: 0,
-            expires_at: 0,
             content: vec![1],
         }
     }

@@ -25,7 +25,7 @@ const READ_ACCOUNT: &str = "SELECT a.id, d.device_id FROM accounts a \
 const READ_DEVICE: &str = "SELECT 1 FROM devices d JOIN accounts a ON a.id = d.account_id \
      WHERE NOT a.disabled AND d.account_id = ?1 AND d.device_id = ?2";
 const INSERT_ENVELOPE: &str = "INSERT INTO envelopes (envelope_id, account_id, device_id, \
-     sender, sender_device, created_at, expires_at, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     sender, sender_device, created_at, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 /// An envelope goes only if the acknowledging device is its destination.
 const DELETE_ENVELOPE: &str = "DELETE FROM envelopes \
      WHERE envelope_id = ?1 AND account_id = ?2 AND device_id = ?3 RETURNING length(content)";
@@ -56,6 +56,8 @@ impl SqliteWriter {
         connection.busy_timeout(Duration::from_secs(10))?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", true)?;
+        // Deleted envelopes are overwritten, not left in free pages.
+        connection.pragma_update(None, "secure_delete", "ON")?;
         Ok(Self { connection })
     }
 
@@ -100,7 +102,6 @@ impl SqliteWriter {
                     e.sender.as_deref(),
                     e.sender_device.map(i64::from),
                     e.created_at,
-                    e.expires_at,
                     &e.content[..],
                 ])?;
                 committed.push(committed_envelope(tx.last_insert_rowid(), row));

@@ -257,3 +257,79 @@ both_databases!(
     a_multi_recipient_send_spends_a_token_per_recipient,
     per_recipient_tokens
 );
+
+/// The senders stored with bob's queued envelopes, oldest first.
+async fn stored_senders(server: &TestServer) -> Vec<(Option<String>, Option<i64>)> {
+    let sql = "SELECT sender, sender_device FROM envelopes ORDER BY seq";
+    match server.db.kind() {
+        DbKind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(server.db.url()).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+        DbKind::Postgres => {
+            let pool = sqlx::PgPool::connect(server.db.url()).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+    }
+}
+
+async fn sealed_content_without_sender(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    server.register("bob", 2).await;
+    let send = |content: Vec<u8>, sealed: bool| json!({ "envelopes": [{ "device_id": 1, "content": b64(&content) }], "sealed": sealed });
+    // A sealed envelope (0x31, a bucket long) sent without the flag, a
+    // multi-recipient one (0x32), and an ordinary unsealed send.
+    for (content, flag) in [
+        ([vec![0x31], vec![7; 1023]].concat(), false),
+        ([vec![0x32], vec![7; 1087]].concat(), false),
+        (b"\x0a\x03abc".to_vec(), false),
+    ] {
+        let (status, body) = server
+            .request(
+                "PUT",
+                "/v1/messages/bob",
+                Some(&alice.auth),
+                Some(send(content, flag)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(
+        stored_senders(&server).await,
+        vec![
+            (None, None),
+            (None, None),
+            (Some("alice".to_owned()), Some(1)),
+        ]
+    );
+}
+both_databases!(
+    sealed_content_has_no_sender_even_unflagged,
+    sealed_content_without_sender
+);
+
+async fn unpadded_sealed(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    server.register("bob", 2).await;
+    for len in [1, 1023, 1025, 2000] {
+        let content = [vec![0x31], vec![7; len - 1]].concat();
+        let body =
+            json!({ "envelopes": [{ "device_id": 1, "content": b64(&content) }], "sealed": true });
+        let (status, body) = server
+            .request("PUT", "/v1/messages/bob", Some(&alice.auth), Some(body))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("unpadded_envelope")),
+            "{len}: {body}"
+        );
+    }
+    assert!(stored_senders(&server).await.is_empty());
+}
+both_databases!(unpadded_sealed_envelope_refused, unpadded_sealed);

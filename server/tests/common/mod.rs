@@ -333,8 +333,7 @@ pub fn envelope(account_id: i64, device_id: u32, index: u16) -> NewEnvelope {
         device_id,
         sender: Some("alice".into()),
         sender_device: Some(1),
-        created_at: now_millis(),
-        expires_at: now_millis() + 60_000,
+        created_at: starling_server::store::accepted_hour(now_millis()),
         content: index.to_be_bytes().to_vec(),
     }
 }
