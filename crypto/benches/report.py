@@ -52,6 +52,11 @@ BENCHES = [
     ("attachment", "stream_decrypt", "`AttachmentDecryptor::update`, 16 MiB in 64 KiB slices, appended to one `Vec`"),
     ("attachment", "stream_decrypt_into", "`AttachmentDecryptor::update_into`, header then whole sealed chunks, each into one reused buffer (the client's loop)"),
     ("attachment", "raw_decrypt", "raw ChaCha20-Poly1305 in place, 16 MiB in 64 KiB chunks"),
+    ("sealed", "v1_seal_open_256b", "sealed sender v1: seal + open + verify (certificate seen before), 256 B inner"),
+    ("sealed", "v1_first_message_256b", "the same with a fresh verifier (one Ed25519 verification more)"),
+    ("sealed", "v1_ops_256b", "1 X25519 keygen + 4 DH + AEAD seal and open of the 32 B static key and the padded plaintext (v1's floor, measured in place)"),
+    ("sealed", "v2_seal_1dev", "sealed sender v2 seal, 1 device"),
+    ("sealed", "v2_seal_10dev", "sealed sender v2 seal, 10 devices"),
 ]
 
 # Bytes processed per iteration, for throughput columns.
@@ -249,6 +254,17 @@ def main():
         row(f"`stream_{op}_into`", lambda r, op=op: r[f"stream_{op}_into"],
             f"`raw_{op}` + 16 × `blake3_1mib`",
             lambda r, op=op: r[f"raw_{op}"] + 16 * r["blake3_1mib"])
+
+    header("Sealed sender (`cargo bench --bench sealed`)")
+    row("`v1_seal_open_256b`", lambda r: r["v1_seal_open_256b"],
+        "`v1_ops_256b` (its DH + AEAD work, measured in place)",
+        lambda r: r["v1_ops_256b"], 1.3)
+    row("`v1_first_message_256b`", lambda r: r["v1_first_message_256b"],
+        "`v1_ops_256b` + `ed25519_verify`",
+        lambda r: r["v1_ops_256b"] + r["ed25519_verify"], 1.3)
+    row("v2 per added device: (`v2_seal_10dev` − `v2_seal_1dev`) ÷ 9",
+        lambda r: (1 / 9) * (r["v2_seal_10dev"] - r["v2_seal_1dev"]),
+        "2 × `x25519_dh`", lambda r: 2 * r["x25519_dh"])
 
 
 if __name__ == "__main__":

@@ -315,6 +315,22 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Sealed sender (`crypto/SPEC.md` §15).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SealedConfig {
+    /// How long a sender certificate is valid, in hours (at most 168).
+    pub certificate_ttl_hours: u64,
+}
+
+impl Default for SealedConfig {
+    fn default() -> Self {
+        Self {
+            certificate_ttl_hours: 24,
+        }
+    }
+}
+
 /// Calls: join tokens for the media relay and TURN credentials.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -367,6 +383,8 @@ pub struct Config {
     pub push: PushConfig,
     /// Calls.
     pub calls: CallsConfig,
+    /// Sealed sender.
+    pub sealed: SealedConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
     /// Connection caps and deadlines.
@@ -389,6 +407,7 @@ impl Default for Config {
             attachments: AttachmentsConfig::default(),
             push: PushConfig::default(),
             calls: CallsConfig::default(),
+            sealed: SealedConfig::default(),
             metrics: MetricsConfig::default(),
             connections: ConnectionsConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,

@@ -84,6 +84,8 @@ pub struct AppState {
     pub writer: store::Batcher,
     /// Signs the media relay's join tokens.
     pub call_tokens: Arc<starling_call_token::TokenSigner>,
+    /// Signs sender certificates for sealed sender.
+    pub certificate_keys: Arc<services::certificates::CertificateKeys>,
 }
 
 impl AppState {
@@ -93,6 +95,9 @@ impl AppState {
     /// creating it on first start.
     pub fn new(store: Store, config: Config) -> std::io::Result<Self> {
         let call_tokens = Arc::new(services::calls::load_or_create_signer(&config.data_dir)?);
+        let certificate_keys = Arc::new(services::certificates::CertificateKeys::load_or_create(
+            &config.data_dir,
+        )?);
         let registry = Arc::new(Registry::default());
         let notifier: Arc<dyn Notifier> = Arc::new(push::PushNotifier::start(
             registry.clone(),
@@ -117,6 +122,7 @@ impl AppState {
             limits,
             writer,
             call_tokens,
+            certificate_keys,
         })
     }
 }

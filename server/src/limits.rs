@@ -31,7 +31,12 @@ pub struct Limits {
     bundle_pairs: DefaultKeyedRateLimiter<PairKey>,
     prekey_uploads: DefaultKeyedRateLimiter<DeviceKey>,
     attachment_creations: DefaultKeyedRateLimiter<i64>,
+    certificates: DefaultKeyedRateLimiter<DeviceKey>,
 }
+
+/// Sender certificates a device may fetch an hour, and at once: a client
+/// fetches one a day, and again after a restart or a refusal.
+const CERTIFICATES_PER_HOUR: u32 = 12;
 
 fn quota(per_second: u32, burst: u32) -> Quota {
     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
@@ -103,6 +108,10 @@ impl Limits {
                 attachments.creations_per_hour,
                 attachments.creation_burst,
             )),
+            certificates: RateLimiter::keyed(hourly_quota(
+                CERTIFICATES_PER_HOUR,
+                CERTIFICATES_PER_HOUR,
+            )),
         }
     }
 
@@ -123,6 +132,11 @@ impl Limits {
     /// One prekey upload by `device`.
     pub fn prekey_upload(&self, device: DeviceKey) -> Result<(), AppError> {
         check(&self.prekey_uploads, device)
+    }
+
+    /// One sender certificate for `device`.
+    pub fn certificate(&self, device: DeviceKey) -> Result<(), AppError> {
+        check(&self.certificates, device)
     }
 
     /// One attachment created by any device of `account`.
@@ -152,6 +166,7 @@ impl Limits {
         self.bundle_pairs.retain_recent();
         self.prekey_uploads.retain_recent();
         self.attachment_creations.retain_recent();
+        self.certificates.retain_recent();
     }
 }
 

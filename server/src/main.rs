@@ -80,6 +80,10 @@ enum AdminCommand {
     /// Print the public key the media relay verifies join tokens with
     /// (`STARLING_RELAY_TOKEN_KEY` of `starling-relay`).
     RelayKey,
+    /// Add a sender-certificate key, endorsed by the newest one (sealed
+    /// sender). Clients accept it through that endorsement; the server
+    /// signs with it from its next start.
+    RotateSenderKey,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -295,6 +299,14 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
         AdminCommand::RelayKey => {
             let signer = starling_server::services::calls::load_or_create_signer(&config.data_dir)?;
             println!("{}", URL_SAFE_NO_PAD.encode(signer.public_key()));
+        }
+        AdminCommand::RotateSenderKey => {
+            let id =
+                starling_server::services::certificates::CertificateKeys::rotate(&config.data_dir)?;
+            println!(
+                "sender-certificate key {id} written to {}; restart the server to sign with it",
+                config.data_dir.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub attachments_refused_quota: Counter,
     /// Attachments refused by the per-account creation rate.
     pub attachments_refused_rate: Counter,
+    /// Sender certificates signed.
+    pub certificates_issued: Counter,
     /// Open device WebSockets.
     pub connections: Gauge,
 }
@@ -118,6 +120,11 @@ impl Default for Metrics {
             "attachments_refused_rate",
             "Attachments refused by the per-account creation rate (429)",
         );
+        let certificates_issued = counter(
+            &mut registry,
+            "sender_certificates_issued",
+            "Sender certificates signed for sealed sender",
+        );
         let connections = Gauge::default();
         registry.register(
             "websocket_connections",
@@ -140,6 +147,7 @@ impl Default for Metrics {
             attachment_bytes_received,
             attachments_refused_quota,
             attachments_refused_rate,
+            certificates_issued,
             connections,
         }
     }

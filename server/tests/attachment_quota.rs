@@ -129,7 +129,7 @@ async fn quota_refuses_and_frees_on_expiry(kind: DbKind) {
     let upload = Request::put(format!("/v1/attachments/{second}"))
         .header("authorization", &alice.auth)
         .header("upload-offset", "0")
-        .body(Body::from(vec![7u8; SMALL as usize]))
+        .body(Body::from(vec![7u8; usize::try_from(SMALL).unwrap()]))
         .unwrap();
     assert_eq!(
         oneshot(server.router(), upload).await.status,

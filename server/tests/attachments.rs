@@ -202,10 +202,13 @@ async fn large_blob_in_bounded_memory(kind: DbKind) {
     let stored = starling_crypto::attachment::stored_len(SIZE).unwrap();
     let id = create(&server, &alice.auth, stored).await;
     let before = peak_rss_kib();
-    let upload = futures_util::stream::iter((0..stored).step_by(CHUNK as usize).map(move |i| {
-        let end = (i + CHUNK).min(stored);
-        Ok::<_, std::io::Error>(axum::body::Bytes::from(bytes(i..end)))
-    }));
+    let upload =
+        futures_util::stream::iter((0..stored).step_by(usize::try_from(CHUNK).unwrap()).map(
+            move |i| {
+                let end = (i + CHUNK).min(stored);
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(bytes(i..end)))
+            },
+        ));
     let (status, body) = put(&server, &alice.auth, &id, 0, Body::from_stream(upload)).await;
     assert_eq!(
         (status, body["received"].as_u64()),
@@ -250,7 +253,10 @@ async fn a_stalled_upload_ends_and_can_resume(kind: DbKind) {
     let server = TestServer::start_with(kind, |c| c.connections.upload_stall_seconds = 1).await;
     let alice = server.register("alice", 1).await;
     // The stored length of a 200,000-byte file.
-    assert_eq!(starling_crypto::attachment::stored_len(200_000), Some(200_776));
+    assert_eq!(
+        starling_crypto::attachment::stored_len(200_000),
+        Some(200_776)
+    );
     let id = create(&server, &alice.auth, 200_776).await;
     // 50,000 bytes, then nothing: the body neither ends nor fails.
     let stalled = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(

@@ -41,6 +41,10 @@ pub struct RegisterResponse {
     pub device_id: u32,
     /// The device credential: a secret.
     pub credential: String,
+    /// The server's newest sender-certificate key, for the client to pin
+    /// (SPEC §15.2): it trusts later keys only through endorsements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_key: Option<super::ServerKeyPin>,
 }
 
 impl std::fmt::Debug for RegisterResponse {
@@ -49,11 +53,13 @@ impl std::fmt::Debug for RegisterResponse {
             username,
             device_id,
             credential: _,
+            server_key,
         } = self;
         f.debug_struct("RegisterResponse")
             .field("username", username)
             .field("device_id", device_id)
             .field("credential", &Redacted)
+            .field("server_key", server_key)
             .finish()
     }
 }
@@ -130,6 +136,7 @@ mod tests {
             username: "alice".into(),
             device_id: 1,
             credential: "s3cret-credential".into(),
+            server_key: None,
         };
         let code = LinkCode {
             code: "s3cret-code".into(),

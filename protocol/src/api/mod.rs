@@ -10,6 +10,7 @@
 mod accounts;
 mod attachments;
 mod calls;
+mod certificates;
 mod directory;
 mod keys;
 mod messages;
@@ -21,6 +22,7 @@ pub use accounts::{
 };
 pub use attachments::{AttachmentCreated, CreateAttachment, UPLOAD_OFFSET, UploadStatus};
 pub use calls::{JoinToken, TokenKey, TurnCredentials};
+pub use certificates::{SenderCertificateResponse, ServerKeyChainResponse, ServerKeyPin};
 pub use directory::{DirectoryEntry, DirectoryQuery, MAX_DIRECTORY_RESULTS};
 pub use keys::{BundleResponse, DeviceBundle, KeyUpload, MAX_PREKEYS_PER_UPLOAD, PrekeyCounts};
 pub use messages::{

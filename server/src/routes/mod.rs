@@ -8,6 +8,7 @@
 //! - `messages`: sends (one account, or many for groups).
 //! - `attachments`: resumable blob upload, ranged download.
 //! - `calls`: media relay join tokens and TURN credentials.
+//! - `certificates`: sealed sender's server keys and sender certificates.
 //! - `directory`: directory search.
 //! - `push`: push endpoint registration.
 //! - `health`: `/healthz` and `/metrics`.
@@ -15,6 +16,7 @@
 mod accounts;
 mod attachments;
 mod calls;
+mod certificates;
 mod directory;
 mod health;
 mod keys;
@@ -51,6 +53,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/calls/{call_id}/token", post(calls::join_token))
         .route("/v1/calls/token-key", get(calls::token_key))
         .route("/v1/calls/turn", get(calls::turn_credentials))
+        .route(
+            "/v1/certificate/server-keys",
+            get(certificates::server_keys),
+        )
+        .route("/v1/certificate/sender", get(certificates::sender))
         .route("/v1/attachments", post(attachments::create))
         .route(
             "/v1/attachments/{id}",

@@ -59,6 +59,7 @@ pub async fn register(
                 username: username.into_string(),
                 device_id: 1,
                 credential: credential.secret,
+                server_key: Some(state.certificate_keys.pin()),
             })
         }
         Err(RegisterError::InvalidInvite) => {
@@ -167,6 +168,7 @@ pub async fn link_device(
             username,
             device_id,
             credential: credential.secret,
+            server_key: Some(state.certificate_keys.pin()),
         }),
         Err(LinkError::InvalidCode) => Err(AppError::Forbidden("invalid or expired link code")),
         Err(LinkError::TooManyDevices) => Err(AppError::Conflict {

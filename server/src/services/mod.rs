@@ -11,12 +11,14 @@
 //!   download, expiry.
 //! - [`directory`]: directory search.
 //! - [`calls`]: the call-token key file, join tokens, TURN credentials.
+//! - [`certificates`]: the sender-certificate key chain and certificates.
 //! - [`accounts`]: registration, linked devices, device lists.
 //! - [`push_endpoints`]: where devices get push wake-ups.
 
 pub mod accounts;
 pub mod blobs;
 pub mod calls;
+pub mod certificates;
 pub mod directory;
 pub mod keys;
 pub mod push_endpoints;

@@ -7,6 +7,7 @@
 mod common;
 
 mod accounts;
+mod certificates;
 mod declared_surface;
 mod malformed_input;
 mod metrics;
