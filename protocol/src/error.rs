@@ -93,6 +93,9 @@ error_codes! {
     PushEndpointRefused = "push_endpoint_refused",
     /// Registration needs an invite code.
     InviteRequired = "invite_required",
+    /// The account already has an access key (a `PUT /v1/accounts/access`
+    /// with `if_absent`).
+    AccessKeySet = "access_key_set",
     /// The username belongs to another account.
     UsernameTaken = "username_taken",
     /// The account has as many devices as allowed.

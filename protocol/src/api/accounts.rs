@@ -69,6 +69,40 @@ impl std::fmt::Debug for RegisterResponse {
 pub struct DeviceList {
     /// Device ids, ascending.
     pub devices: Vec<u32>,
+    /// Whether the account accepts sealed envelopes from senders who do
+    /// not hold its access key.
+    #[serde(default)]
+    pub sealed_from_strangers: bool,
+}
+
+/// `PUT /v1/accounts/access`: the calling account's access key (sealed
+/// sender, `crypto/SPEC.md` §15.8) and stranger policy.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAccess {
+    /// The 16-byte access key (base64); the server keeps only its hash.
+    pub access_key: String,
+    /// Whether anyone may send the account sealed envelopes without it.
+    pub sealed_from_strangers: bool,
+    /// Only set it if the account has no key yet (409 `access_key_set`
+    /// otherwise): two devices of one account racing to make the first.
+    #[serde(default)]
+    pub if_absent: bool,
+}
+
+impl std::fmt::Debug for SetAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            access_key: _,
+            sealed_from_strangers,
+            if_absent,
+        } = self;
+        f.debug_struct("SetAccess")
+            .field("access_key", &Redacted)
+            .field("sealed_from_strangers", sealed_from_strangers)
+            .field("if_absent", if_absent)
+            .finish()
+    }
 }
 
 /// `DELETE /v1/devices/{device_id}`.

@@ -18,7 +18,7 @@ mod push;
 
 pub use accounts::{
     DeviceList, DeviceRemoved, LinkCode, LinkCodeQuery, LinkRequest, RegisterRequest,
-    RegisterResponse,
+    RegisterResponse, SetAccess,
 };
 pub use attachments::{AttachmentCreated, CreateAttachment, UPLOAD_OFFSET, UploadStatus};
 pub use calls::{JoinToken, TokenKey, TurnCredentials};

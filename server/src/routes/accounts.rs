@@ -1,7 +1,10 @@
 //! Accounts and devices (`services::accounts`):
 //!
 //! - `POST /v1/accounts`: registration with the first device.
-//! - `GET /v1/accounts/{username}/devices`: an account's device ids.
+//! - `PUT /v1/accounts/access`: the account's access key and whether
+//!   strangers may send it sealed envelopes (`services::access`).
+//! - `GET /v1/accounts/{username}/devices`: an account's device ids, and
+//!   whether it accepts sealed envelopes from strangers.
 //! - `POST /v1/devices/link-code[?manager=true]`: a manager device
 //!   authorises a new one (as a manager too, when asked).
 //! - `POST /v1/devices`: a new device joins with that code.
@@ -13,7 +16,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use starling_protocol::Username;
 use starling_protocol::api::{
-    DeviceList, LinkCode, LinkCodeQuery, LinkRequest, RegisterRequest, RegisterResponse,
+    DeviceList, LinkCode, LinkCodeQuery, LinkRequest, RegisterRequest, RegisterResponse, SetAccess,
 };
 
 use super::{ApiJson, ApiPath};
@@ -21,7 +24,7 @@ use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::encoding::decode_b64;
 use crate::error::{AppError, ErrorCode};
-use crate::services::accounts;
+use crate::services::{access, accounts};
 
 pub(super) async fn register(
     State(state): State<AppState>,
@@ -45,7 +48,26 @@ pub(super) async fn list_devices(
     ApiPath(username): ApiPath<String>,
 ) -> Result<Json<DeviceList>, AppError> {
     let devices = accounts::devices(&state, &username).await?;
-    Ok(Json(DeviceList { devices }))
+    let sealed_from_strangers = state
+        .store
+        .access(&username)
+        .await?
+        .is_some_and(|record| record.sealed_from_strangers);
+    Ok(Json(DeviceList {
+        devices,
+        sealed_from_strangers,
+    }))
+}
+
+pub(super) async fn set_access(
+    State(state): State<AppState>,
+    device: AuthedDevice,
+    ApiJson(request): ApiJson<SetAccess>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    access::set(&state, &device, &request).await?;
+    Ok(Json(
+        serde_json::json!({ "sealed_from_strangers": request.sealed_from_strangers }),
+    ))
 }
 
 pub(super) async fn remove_device(

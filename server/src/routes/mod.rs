@@ -36,6 +36,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/accounts", post(accounts::register))
+        .route("/v1/accounts/access", put(accounts::set_access))
         .route(
             "/v1/accounts/{username}/devices",
             get(accounts::list_devices),

@@ -13,8 +13,10 @@
 //! - [`calls`]: the call-token key file, join tokens, TURN credentials.
 //! - [`certificates`]: the sender-certificate key chain and certificates.
 //! - [`accounts`]: registration, linked devices, device lists.
+//! - [`access`]: access keys and the stranger policy (unidentified delivery).
 //! - [`push_endpoints`]: where devices get push wake-ups.
 
+pub mod access;
 pub mod accounts;
 pub mod blobs;
 pub mod calls;

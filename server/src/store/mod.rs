@@ -6,6 +6,7 @@
 //! Every operation is a single statement or a transaction, so several
 //! server processes may share one PostgreSQL database.
 
+mod access;
 mod accounts;
 mod attachments;
 mod batch;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use access::AccessRecord;
 pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError, Removal, Revocation};
 pub use attachments::{AttachmentRecord, NewAttachment, QuotaOutcome};
 pub use batch::{
