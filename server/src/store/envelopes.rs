@@ -137,3 +137,78 @@ impl Store {
         })
     }
 }
+
+/// What the audit checks of every queued envelope, without reading more
+/// than its first byte.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvelopeAudit {
+    /// Sealed envelopes (content starting `0x31` or `0x32`).
+    pub sealed: u64,
+    /// Envelopes sent unsealed (the sender visible).
+    pub unsealed: u64,
+    /// Sealed envelopes whose row names a sender: must be none.
+    pub sealed_with_sender: u64,
+    /// Sealed envelopes whose length is not a padding bucket: must be none.
+    pub sealed_unpadded: u64,
+    /// Rows whose time is finer than the hour: must be none.
+    pub fine_times: u64,
+}
+
+impl EnvelopeAudit {
+    /// Whether every row keeps what the inventory promises.
+    pub fn passed(&self) -> bool {
+        self.sealed_with_sender == 0 && self.sealed_unpadded == 0 && self.fine_times == 0
+    }
+
+    fn count(&mut self, first: Option<u8>, len: i64, named: bool, created_at: i64) {
+        let sealed = first.is_some_and(|b| starling_crypto::sealed::is_sealed(&[b]));
+        if sealed {
+            self.sealed += 1;
+            self.sealed_with_sender += u64::from(named);
+            let bucket = u64::try_from(len).is_ok_and(starling_crypto::padding::is_envelope_bucket);
+            self.sealed_unpadded += u64::from(!bucket);
+        } else {
+            self.unsealed += 1;
+        }
+        self.fine_times += u64::from(created_at % ACCEPTED_TIME_GRANULARITY_MS != 0);
+    }
+}
+
+impl Store {
+    /// Scans the queue for the audit, a page at a time.
+    pub async fn audit_envelopes(&self) -> Result<EnvelopeAudit, sqlx::Error> {
+        const PAGE: usize = 1000;
+        let mut audit = EnvelopeAudit::default();
+        let mut after = 0i64;
+        with_pool!(self, pool => loop {
+            let rows = sqlx::query(
+                "SELECT seq, CAST(LENGTH(content) AS BIGINT) AS len, SUBSTR(content, 1, 1) AS first, \
+                 (sender IS NOT NULL OR sender_device IS NOT NULL) AS named, created_at \
+                 FROM envelopes WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(PAGE as i64)
+            .fetch_all(pool)
+            .await?;
+            for row in &rows {
+                after = row.try_get("seq")?;
+                let first: Vec<u8> = row.try_get("first")?;
+                audit.count(
+                    first.first().copied(),
+                    row.try_get("len")?,
+                    row.try_get("named")?,
+                    row.try_get("created_at")?,
+                );
+            }
+            if rows.len() < PAGE {
+                return Ok(audit);
+            }
+        })
+    }
+
+    /// Rows in `table` (a name the database itself listed).
+    pub async fn row_count(&self, table: &str) -> Result<i64, sqlx::Error> {
+        let sql = format!("SELECT COUNT(*) FROM \"{}\"", table.replace('"', "\"\""));
+        with_pool!(self, pool => sqlx::query_scalar(&sql).fetch_one(pool).await)
+    }
+}

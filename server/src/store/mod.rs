@@ -36,7 +36,9 @@ pub use batch::{
     SendSlot, WriteError,
 };
 pub use directory::DirectoryEntry;
-pub use envelopes::{ACCEPTED_TIME_GRANULARITY_MS, NewEnvelope, QueueStats, accepted_hour};
+pub use envelopes::{
+    ACCEPTED_TIME_GRANULARITY_MS, EnvelopeAudit, NewEnvelope, QueueStats, accepted_hour,
+};
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
 pub use queue_usage::QueueCaps;
 pub use sends::{Destination, SendOp, SendRefusal, StaleLists};

@@ -191,7 +191,10 @@ async fn device_linking(kind: DbKind) {
         .await;
     assert_eq!(
         (status, devices),
-        (StatusCode::OK, json!({ "devices": [1, 2], "sealed_from_strangers": false }))
+        (
+            StatusCode::OK,
+            json!({ "devices": [1, 2], "sealed_from_strangers": false })
+        )
     );
     let one = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"x") }] });
     let (status, body) = server

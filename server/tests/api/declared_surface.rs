@@ -71,3 +71,63 @@ async fn openapi_matches_the_router(kind: DbKind) {
     }
 }
 both_databases!(openapi_document, openapi_matches_the_router);
+
+async fn envelope_rows_checked(kind: DbKind) {
+    let db = common::TestDatabase::create(kind).await;
+    let store = common::open_store(&db).await;
+    let now = starling_server::store::now_millis();
+    let device = starling_server::store::NewDevice {
+        credential_hash: [1; 32],
+        identity_key: vec![1],
+    };
+    let account = store.register("bob", None, &device, now).await.unwrap();
+    let sealed = |index: u16, len: usize| {
+        let mut envelope = common::envelope(account, 1, index);
+        envelope.content = [vec![0x31], vec![0; len - 1]].concat();
+        envelope.sender = None;
+        envelope.sender_device = None;
+        envelope
+    };
+    // What sealed sending stores, and one legacy unsealed envelope.
+    store
+        .insert_envelopes(&[
+            sealed(1, 1024),
+            sealed(2, 1088),
+            common::envelope(account, 1, 3),
+        ])
+        .await
+        .unwrap();
+    let report = starling_server::audit::audit(&store).await.unwrap();
+    assert_eq!((report.envelopes.sealed, report.envelopes.unsealed), (2, 1));
+    assert!(report.passed(), "{:?}", report.envelopes);
+    let envelopes = report
+        .tables
+        .iter()
+        .find(|t| t.name == "envelopes")
+        .unwrap();
+    assert_eq!(envelopes.rows, 3);
+    assert!(
+        envelopes
+            .metadata
+            .contains("no sender for sealed envelopes")
+    );
+    // A sealed row naming its sender, one of no bucket's length, one with
+    // a time to the millisecond: each fails the audit.
+    let mut named = sealed(4, 1024);
+    named.sender = Some("alice".into());
+    let mut fine = sealed(6, 1024);
+    fine.created_at += 1;
+    store
+        .insert_envelopes(&[named, sealed(5, 1000), fine])
+        .await
+        .unwrap();
+    let report = starling_server::audit::audit(&store).await.unwrap();
+    assert_eq!(report.envelopes.sealed_with_sender, 1);
+    assert_eq!(report.envelopes.sealed_unpadded, 1);
+    assert_eq!(report.envelopes.fine_times, 1);
+    assert!(!report.passed());
+}
+both_databases!(
+    audit_fails_on_sealed_rows_that_say_too_much,
+    envelope_rows_checked
+);
