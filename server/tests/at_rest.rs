@@ -6,49 +6,21 @@
 
 mod common;
 
-use axum::http::StatusCode;
-use common::{DbKind, TestServer, b64};
+use common::{DbKind, TestServer};
 use rand::RngCore;
-use serde_json::json;
 use starling_server::store::ACCEPTED_TIME_GRANULARITY_MS;
 use starling_test_support::both_databases;
-
-async fn send(server: &TestServer, auth: &str, to: &str, content: &[u8]) {
-    let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(content) }] });
-    let (status, body) = server
-        .request("PUT", &format!("/v1/messages/{to}"), Some(auth), Some(body))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
-
-async fn accepted_times(server: &TestServer) -> Vec<i64> {
-    let sql = "SELECT created_at FROM envelopes";
-    match server.db.kind() {
-        DbKind::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(server.db.url()).await.unwrap();
-            let times = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            times
-        }
-        DbKind::Postgres => {
-            let pool = sqlx::PgPool::connect(server.db.url()).await.unwrap();
-            let times = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            times
-        }
-    }
-}
 
 async fn only_the_hour_is_stored(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
     server.register("bob", 2).await;
     for i in 0..3u8 {
-        send(&server, &alice.auth, "bob", &[i]).await;
+        server.send_to(&alice.auth, "bob", &[i]).await;
     }
-    let times = accepted_times(&server).await;
+    let times: Vec<(i64,)> = common::rows(&server.db, "SELECT created_at FROM envelopes").await;
     assert_eq!(times.len(), 3);
-    for time in times {
+    for (time,) in times {
         assert_eq!(time % ACCEPTED_TIME_GRANULARITY_MS, 0, "{time}");
         assert!(time > 0);
     }
@@ -98,7 +70,7 @@ async fn an_acknowledged_envelope_leaves_no_trace_in_the_sqlite_files() {
     let bob = server.register("bob", 2).await;
     let mut marker = [0u8; 48];
     rand::thread_rng().fill_bytes(&mut marker);
-    send(&server, &alice.auth, "bob", &marker).await;
+    server.send_to(&alice.auth, "bob", &marker).await;
     // The scan finds the queued envelope (so it would find a leftover).
     assert!(!holds(&database_bytes(&server), &marker).is_empty());
     let mut ws = server.ws(&bob.auth).await;

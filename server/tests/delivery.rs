@@ -15,11 +15,7 @@ use starling_test_support::both_databases;
 
 /// Sends `content` from `auth` to `to`'s device 1 over HTTP.
 async fn send(server: &TestServer, auth: &str, to: &str, content: &[u8]) {
-    let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(content) }] });
-    let (status, body) = server
-        .request("PUT", &format!("/v1/messages/{to}"), Some(auth), Some(body))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    server.send_to(auth, to, content).await;
 }
 
 async fn order_ack_and_redelivery(kind: DbKind) {

@@ -15,10 +15,8 @@ use crate::auth::AuthedDevice;
 use crate::error::AppError;
 use crate::services::certificates;
 
-pub(super) async fn server_keys(
-    State(state): State<AppState>,
-) -> Result<Json<ServerKeyChainResponse>, AppError> {
-    certificates::server_keys(&state).map(Json)
+pub(super) async fn server_keys(State(state): State<AppState>) -> Json<ServerKeyChainResponse> {
+    Json(certificates::server_keys(&state))
 }
 
 pub(super) async fn sender(

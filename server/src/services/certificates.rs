@@ -29,10 +29,12 @@ const FILE_SUFFIX: &str = ".key";
 /// Keys served in the chain: the newest, oldest first.
 const SERVED_KEYS: usize = 16;
 
-/// The server's sender-certificate keys, oldest first (never empty).
+/// The server's sender-certificate keys, oldest first (never empty), and
+/// the chain clients fetch, verified and encoded once when loaded.
 #[derive(Debug)]
 pub struct CertificateKeys {
     keys: Vec<ServerSigningKey>,
+    served: String,
 }
 
 impl CertificateKeys {
@@ -45,23 +47,19 @@ impl CertificateKeys {
             write_key(data_dir, &first)?;
             keys.push(first);
         }
-        let this = Self { keys };
-        this.chain()?;
-        Ok(this)
+        let served = STANDARD.encode(chain_of(&keys)?.to_bytes());
+        Ok(Self { keys, served })
     }
 
     /// Adds a key endorsed by the newest one and writes it; returns its id.
     pub fn rotate(data_dir: &Path) -> std::io::Result<u32> {
-        let mut this = Self::load_or_create(data_dir)?;
+        let this = Self::load_or_create(data_dir)?;
         let successor = this
             .newest()
             .successor(now_ms(), &mut rand::rngs::OsRng)
             .ok_or_else(|| invalid("the sender-certificate key ids are exhausted".into()))?;
         write_key(data_dir, &successor)?;
-        let id = successor.public().id();
-        this.keys.push(successor);
-        this.chain()?;
-        Ok(id)
+        Ok(successor.public().id())
     }
 
     fn newest(&self) -> &ServerSigningKey {
@@ -71,14 +69,7 @@ impl CertificateKeys {
 
     /// The newest keys as a chain, as clients fetch it.
     pub fn chain(&self) -> std::io::Result<ServerKeyChain> {
-        let from = self.keys.len().saturating_sub(SERVED_KEYS);
-        ServerKeyChain::new(
-            self.keys[from..]
-                .iter()
-                .map(|k| k.public().clone())
-                .collect(),
-        )
-        .map_err(|e| invalid(format!("the sender-certificate key files: {e}")))
+        chain_of(&self.keys)
     }
 
     /// The newest key, as a client pins it.
@@ -111,14 +102,10 @@ impl CertificateKeys {
 }
 
 /// `GET /v1/certificate/server-keys`.
-pub fn server_keys(state: &AppState) -> Result<ServerKeyChainResponse, AppError> {
-    let chain = state
-        .certificate_keys
-        .chain()
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(ServerKeyChainResponse {
-        chain: STANDARD.encode(chain.to_bytes()),
-    })
+pub fn server_keys(state: &AppState) -> ServerKeyChainResponse {
+    ServerKeyChainResponse {
+        chain: state.certificate_keys.served.clone(),
+    }
 }
 
 /// `GET /v1/certificate/sender`: a certificate for the calling device's
@@ -148,6 +135,14 @@ pub async fn sender_certificate(
         certificate: STANDARD.encode(certificate.to_bytes()),
         expires_at: certificate.expires_at(),
     })
+}
+
+/// The newest [`SERVED_KEYS`] of `keys` as a chain, every endorsement
+/// checked.
+fn chain_of(keys: &[ServerSigningKey]) -> std::io::Result<ServerKeyChain> {
+    let from = keys.len().saturating_sub(SERVED_KEYS);
+    ServerKeyChain::new(keys[from..].iter().map(|k| k.public().clone()).collect())
+        .map_err(|e| invalid(format!("the sender-certificate key files: {e}")))
 }
 
 fn now_ms() -> u64 {

@@ -260,21 +260,11 @@ both_databases!(
 
 /// The senders stored with bob's queued envelopes, oldest first.
 async fn stored_senders(server: &TestServer) -> Vec<(Option<String>, Option<i64>)> {
-    let sql = "SELECT sender, sender_device FROM envelopes ORDER BY seq";
-    match server.db.kind() {
-        DbKind::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(server.db.url()).await.unwrap();
-            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            rows
-        }
-        DbKind::Postgres => {
-            let pool = sqlx::PgPool::connect(server.db.url()).await.unwrap();
-            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            rows
-        }
-    }
+    crate::common::rows(
+        &server.db,
+        "SELECT sender, sender_device FROM envelopes ORDER BY seq",
+    )
+    .await
 }
 
 async fn sealed_content_without_sender(kind: DbKind) {

@@ -337,3 +337,39 @@ pub fn envelope(account_id: i64, device_id: u32, index: u16) -> NewEnvelope {
         content: index.to_be_bytes().to_vec(),
     }
 }
+
+/// Every row `sql` returns from the test's database, whichever it is.
+pub async fn rows<T>(db: &TestDatabase, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    match db.kind() {
+        DbKind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+        DbKind::Postgres => {
+            let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+    }
+}
+
+impl TestServer {
+    /// Sends `content` from `auth` to `to`'s device 1 over HTTP, which
+    /// must be stored.
+    pub async fn send_to(&self, auth: &str, to: &str, content: &[u8]) {
+        let body = json!({ "envelopes": [{ "device_id": 1, "content": b64(content) }] });
+        let (status, body) = self
+            .request("PUT", &format!("/v1/messages/{to}"), Some(auth), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
