@@ -166,6 +166,19 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A sealed envelope opened, but its sender certificate was refused
+    /// (forged, expired, signed by a key we do not trust, or naming an
+    /// identity other than the one the message decrypts with). Nothing it
+    /// carried was applied and no session changed.
+    SealedSenderRejected {
+        /// Who the certificate claims sent it (empty when unreadable; not
+        /// verified).
+        claimed_sender: String,
+        /// From which device (not verified).
+        claimed_device: u32,
+        /// Why it was refused.
+        reason: crate::sealed::Rejection,
+    },
     /// A peer device asked for a fresh session, and starting one was
     /// refused (its keys on the server changed from the ones we trust, or
     /// they are not post-quantum).
@@ -254,6 +267,16 @@ impl fmt::Debug for Event {
                 .field("sender", sender)
                 .field("device", device)
                 .field("group_id", group_id)
+                .field("reason", reason)
+                .finish(),
+            Self::SealedSenderRejected {
+                claimed_sender,
+                claimed_device,
+                reason,
+            } => f
+                .debug_struct("SealedSenderRejected")
+                .field("claimed_sender", claimed_sender)
+                .field("claimed_device", claimed_device)
                 .field("reason", reason)
                 .finish(),
             Self::DecryptionFailed {

@@ -26,6 +26,8 @@
 //!   recipient from fetched bundles, encryption per device, the copy to our
 //!   own other devices, and the stale-device answer (fix the lists,
 //!   resend).
+//! - [`sealed`]: sealed sender as a device uses it: the pinned server
+//!   keys, our sender certificate, sealing and unsealing.
 //! - [`device`]: [`Device`], the engine the rest is driven through.
 //! - [`records`]: what the core keeps through [`Storage`] (groups, history
 //!   rows, staged envelopes); [`DeviceError`] is what its operations fail
@@ -79,6 +81,7 @@ pub mod history;
 pub mod outgoing;
 pub mod prekeys;
 pub mod records;
+pub mod sealed;
 pub mod storage;
 pub mod tofu;
 pub mod transport;

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::Clock;
 use crate::content::{self, Content, transport};
+use crate::sealed::{self, Me, SealedError, Sealing};
 use crate::storage::Storage;
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 use crate::trust::{self, TrustError};
@@ -86,6 +87,21 @@ pub enum OutgoingError<S, T> {
     /// The recipients' device lists changed on every attempt.
     #[error("the recipients' device lists kept changing; try again")]
     DeviceListsKeptChanging,
+    /// The envelopes could not be sealed (no certificate we accept, or no
+    /// key for a device). Never a store or server failure: those come
+    /// back as [`Self::Storage`] and [`Self::Transport`].
+    #[error(transparent)]
+    Sealed(SealedError<S, T>),
+}
+
+impl<S, T> From<SealedError<S, T>> for OutgoingError<S, T> {
+    fn from(error: SealedError<S, T>) -> Self {
+        match error {
+            SealedError::Storage(e) => Self::Storage(e),
+            SealedError::Transport(e) => Self::Transport(e),
+            other => Self::Sealed(other),
+        }
+    }
 }
 
 /// A send's view of the device: its store, server, clock, the account's
@@ -105,6 +121,8 @@ pub struct Outgoing<'a, S, T, C> {
     pub identity: &'a IdentityKeyPair,
     /// Our account's devices, as last listed.
     pub own_devices: &'a mut OwnDevices,
+    /// The trusted server keys and our sender certificate.
+    pub sealing: &'a mut Sealing,
 }
 
 impl<S, T, C> std::fmt::Debug for Outgoing<'_, S, T, C> {
@@ -319,8 +337,30 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         Ok(())
     }
 
+    /// Seals every envelope of `sends` with our sender certificate
+    /// (renewed first when due), so that the server stores none of them
+    /// with our name.
+    pub async fn seal(
+        &mut self,
+        sends: &[AccountEnvelopes],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<AccountEnvelopes>, S, T> {
+        let me = Me {
+            username: self.username,
+            device_id: self.device_id,
+            identity: self.identity,
+        };
+        let certificate = self
+            .sealing
+            .certificate(self.storage, self.transport, me, self.clock)
+            .await?;
+        Ok(sealed::seal_sends::<S, T>(self.storage, me, &certificate, sends, rng).await?)
+    }
+
     /// One attempt of a send: true when stored (or nothing to send); false
     /// when the server refused stale device lists, which are now fixed.
+    /// Each attempt seals afresh: the inner ciphertexts are the same, so no
+    /// message key is used twice.
     pub async fn send_or_fix(
         &mut self,
         sends: &[AccountEnvelopes],
@@ -329,9 +369,10 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         if sends.is_empty() {
             return Ok(true);
         }
+        let sealed = self.seal(sends, rng).await?;
         match self
             .transport
-            .send_many(sends)
+            .send_many(&sealed)
             .await
             .map_err(OutgoingError::Transport)?
         {

@@ -10,6 +10,7 @@ use starling_crypto::{IdentityKey, PreKeyStore};
 
 use crate::conversation::Conversation;
 use crate::records::{GroupRecord, InboxItem, NewMessage};
+use crate::sealed::SealedRecord;
 use crate::tofu::TrustChange;
 
 /// A contact's trust state.
@@ -235,4 +236,13 @@ pub trait Storage {
 
     /// Sets a direct conversation's disappearing-message timer.
     async fn set_contact_timer(&self, username: &str, seconds: u32) -> Result<(), Self::Error>;
+
+    // Sealed sender.
+
+    /// The trusted server keys and our sender certificate (empty before
+    /// the first pin).
+    async fn sealed_record(&self) -> Result<SealedRecord, Self::Error>;
+
+    /// Replaces the trusted server keys and our sender certificate.
+    async fn save_sealed_record(&self, record: &SealedRecord) -> Result<(), Self::Error>;
 }

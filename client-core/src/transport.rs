@@ -61,6 +61,14 @@ pub trait Transport {
     /// Sends to many accounts in one request (groups).
     async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome, Self::Error>;
 
+    /// A sender certificate for this device (the encoded
+    /// `SenderCertificate`), checked by the caller.
+    async fn sender_certificate(&self) -> Result<Vec<u8>, Self::Error>;
+
+    /// The server's certificate key chain (the encoded `ServerKeyChain`),
+    /// checked by the caller against the keys it trusts.
+    async fn server_key_chain(&self) -> Result<Vec<u8>, Self::Error>;
+
     /// Whether a failed call means the account or device asked about no
     /// longer exists (the server answered "not found").
     fn is_not_found(error: &Self::Error) -> bool;

@@ -17,7 +17,8 @@ use starling_protocol::api::{
 };
 pub use starling_protocol::api::{
     DirectoryEntry, JoinToken as CallToken, KeyUpload, PrekeyCounts,
-    RegisterResponse as Registered, StaleLists, TurnCredentials,
+    RegisterResponse as Registered, SenderCertificateResponse, ServerKeyChainResponse, StaleLists,
+    TurnCredentials,
 };
 use starling_protocol::{ErrorBody, ErrorCode};
 
@@ -166,6 +167,24 @@ impl Api {
         };
         self.json(self.request(Method::POST, "v1/devices")?.json(&body))
             .await
+    }
+
+    /// A sender certificate for this device (the encoded certificate).
+    pub async fn sender_certificate(&self) -> Result<Vec<u8>> {
+        let response: SenderCertificateResponse = self
+            .json(self.request(Method::GET, "v1/certificate/sender")?)
+            .await?;
+        B64.decode(&response.certificate)
+            .map_err(|_| ClientError::Protocol("the sender certificate is not base64".into()))
+    }
+
+    /// The server's certificate key chain (the encoded chain).
+    pub async fn server_key_chain(&self) -> Result<Vec<u8>> {
+        let response: ServerKeyChainResponse = self
+            .json(self.request(Method::GET, "v1/certificate/server-keys")?)
+            .await?;
+        B64.decode(&response.chain)
+            .map_err(|_| ClientError::Protocol("the server key chain is not base64".into()))
     }
 
     /// Issues a one-time code that links a new device to this account (a

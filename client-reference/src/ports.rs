@@ -4,6 +4,7 @@
 
 use starling_client_core::outgoing::OutgoingError;
 use starling_client_core::prekeys::PrekeyError;
+use starling_client_core::sealed::{SealedError, SealedRecord};
 use starling_client_core::storage::ContactRecord;
 use starling_client_core::tofu::TrustChange;
 use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
@@ -252,6 +253,14 @@ impl Storage for Store {
     async fn set_contact_timer(&self, username: &str, seconds: u32) -> Result<()> {
         Store::set_contact_timer(self, username, seconds).await
     }
+
+    async fn sealed_record(&self) -> Result<SealedRecord> {
+        Store::sealed_record(self).await
+    }
+
+    async fn save_sealed_record(&self, record: &SealedRecord) -> Result<()> {
+        Store::save_sealed_record(self, record).await
+    }
 }
 
 impl Transport for Api {
@@ -283,6 +292,14 @@ impl Transport for Api {
 
     async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome> {
         Api::send_many(self, sends).await
+    }
+
+    async fn sender_certificate(&self) -> Result<Vec<u8>> {
+        Api::sender_certificate(self).await
+    }
+
+    async fn server_key_chain(&self) -> Result<Vec<u8>> {
+        Api::server_key_chain(self).await
     }
 
     fn is_not_found(error: &ClientError) -> bool {
@@ -330,6 +347,18 @@ impl From<OutgoingError<ClientError, ClientError>> for ClientError {
             OutgoingError::DeviceListsKeptChanging => {
                 Self::Protocol("the recipients' device lists kept changing; try again".into())
             }
+            OutgoingError::Sealed(e) => e.into(),
+        }
+    }
+}
+
+/// Store and server failures come back whole; a refused certificate or key
+/// chain is a protocol failure the person is told about.
+impl From<SealedError<ClientError, ClientError>> for ClientError {
+    fn from(error: SealedError<ClientError, ClientError>) -> Self {
+        match error {
+            SealedError::Storage(e) | SealedError::Transport(e) => e,
+            other => Self::Protocol(other.to_string()),
         }
     }
 }

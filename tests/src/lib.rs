@@ -158,11 +158,15 @@ impl TestServer {
 
     /// Runs `starling-server admin ARGS` against this server's database.
     pub fn admin(&self, args: &[&str]) -> String {
-        let output = server_command(&self.db)
-            .arg("admin")
-            .args(args)
-            .output()
-            .unwrap();
+        let mut full = vec!["admin"];
+        full.extend_from_slice(args);
+        self.server_command(&full)
+    }
+
+    /// Runs `starling-server ARGS` against this server's database; it must
+    /// succeed.
+    pub fn server_command(&self, args: &[&str]) -> String {
+        let output = server_command(&self.db).args(args).output().unwrap();
         assert!(
             output.status.success(),
             "{}",

@@ -3,7 +3,8 @@
 //! server wrote (database with WAL and journal, attachment folder, TLS
 //! folder, its log at debug level) contains any marker — raw, hex or
 //! base64. A planted plaintext envelope proves the scan finds what is
-//! there.
+//! there. The rows still queued at the end are sealed, padded and name
+//! no sender; only the planted legacy row does.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -157,6 +158,14 @@ async fn the_server_stores_no_content_and_the_scan_would_notice_if_it_did() {
     let history = bob.client.search(&dm, None).await.unwrap();
     assert_eq!(history.len(), 1);
 
+    // Carol is offline for one more message: its row stays queued, and
+    // must name no sender.
+    alice
+        .client
+        .send_text("carol", &format!("later {dm}"))
+        .await
+        .unwrap();
+
     // The test of the test: a plaintext marker sent as an envelope, without
     // encryption, straight through the API. Nobody receives it, so it stays.
     let planted = marker("planted");
@@ -167,6 +176,7 @@ async fn the_server_stores_no_content_and_the_scan_would_notice_if_it_did() {
         .await
         .unwrap();
     assert!(matches!(outcome, starling_client::api::SendOutcome::Stored));
+    queued_rows_are_sealed_and_sender_free(&server, &planted).await;
 
     server.stop();
     let mut all = markers.clone();
@@ -181,6 +191,39 @@ async fn the_server_stores_no_content_and_the_scan_would_notice_if_it_did() {
         leaks.is_empty(),
         "content reached the server's files: {leaks:?}"
     );
+}
+
+/// Every queued row but the planted one is sealed, padded and names no
+/// sender; the planted (unsealed) one does, which shows the columns are
+/// read.
+async fn queued_rows_are_sealed_and_sender_free(server: &TestServer, planted: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(server.database_url())
+        .await
+        .unwrap();
+    let rows: Vec<(Option<String>, Option<i64>, Vec<u8>)> =
+        sqlx::query_as("SELECT sender, sender_device, content FROM envelopes")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let (legacy, sealed): (Vec<_>, Vec<_>) = rows
+        .iter()
+        .partition(|(_, _, content)| content == planted.as_bytes());
+    assert_eq!(legacy.len(), 1);
+    assert_eq!(legacy[0].0.as_deref(), Some("alice"));
+    assert!(!sealed.is_empty(), "carol's message is queued");
+    for (sender, device, content) in sealed {
+        assert_eq!((sender, device), (&None, &None));
+        assert!(starling_crypto::sealed::is_sealed(content));
+        assert!(starling_crypto::padding::is_envelope_bucket(
+            content.len() as u64
+        ));
+        for name in ["alice", "carol"] {
+            for form in [name.as_bytes().to_vec(), hex::encode(name).into_bytes()] {
+                assert!(!content.windows(form.len()).any(|w| w == form.as_slice()));
+            }
+        }
+    }
 }
 
 #[test]

@@ -14,6 +14,7 @@ use prost::Message as _;
 use rand_core::CryptoRngCore;
 use starling_crypto::ratchet::{CiphertextMessage, Decrypted, PeerSessions};
 use starling_protocol::frames::Envelope;
+use zeroize::Zeroizing;
 
 use super::{Device, Result};
 use crate::clock::Clock;
@@ -22,6 +23,7 @@ use crate::conversation::Conversation;
 use crate::error::DeviceError;
 use crate::events::Event;
 use crate::records::InboxItem;
+use crate::sealed::{Me, Rejection, SealedError, Unsealed};
 use crate::storage::Storage;
 use crate::tofu::TrustChange;
 use crate::transport::Transport;
@@ -30,8 +32,31 @@ use crate::transport::Transport;
 enum Failure<E> {
     /// The envelope cannot be read: report it and acknowledge it.
     Unreadable(String),
+    /// A sealed envelope from a certified sender whose message cannot be
+    /// read (no session, no sender key): report it under that sender.
+    UnreadableFrom((String, u32), String),
+    /// A sealed envelope whose sender may not be believed: report it and
+    /// acknowledge it.
+    Rejected((String, u32), Rejection),
     /// Our side failed (store, network): do not acknowledge.
     Local(E),
+}
+
+/// Who sent an envelope: from its verified certificate when sealed, from
+/// the server's header otherwise (believed only as far as decryption
+/// authenticates it).
+struct Origin {
+    sender: String,
+    device: u32,
+    /// The identity (`IdentityKey::public_bytes`) the certificate names;
+    /// the message must decrypt under it.
+    certified: Option<[u8; 64]>,
+}
+
+impl Origin {
+    fn rejected<E>(&self, reason: Rejection) -> Failure<E> {
+        Failure::Rejected((self.sender.clone(), self.device), reason)
+    }
 }
 
 fn unreadable<E>(error: impl std::fmt::Display) -> Failure<E> {
@@ -71,8 +96,35 @@ where
         match self.open_envelope(envelope).await {
             Ok(item) => self.apply_staged(item).await,
             Err(Failure::Local(error)) => Err(error),
-            Err(Failure::Unreadable(reason)) => self.unreadable(envelope, reason).await,
+            Err(Failure::Unreadable(reason)) => {
+                let from = (envelope.sender.clone(), envelope.sender_device);
+                self.unreadable(envelope, from, reason).await
+            }
+            Err(Failure::UnreadableFrom(from, reason)) => {
+                self.unreadable(envelope, from, reason).await
+            }
+            Err(Failure::Rejected(claimed, reason)) => {
+                self.rejected(envelope, claimed, reason).await
+            }
         }
+    }
+
+    /// Reports a sealed envelope whose certificate was refused. Like an
+    /// unreadable one it changes no session and starts no repair.
+    async fn rejected(
+        &mut self,
+        envelope: &Envelope,
+        (claimed_sender, claimed_device): (String, u32),
+        reason: Rejection,
+    ) -> Result<Vec<Event>, S, T> {
+        tracing::warn!(%reason, "sealed sender certificate refused");
+        let finished = self.storage.finish_envelope(&envelope.id).await;
+        finished.map_err(DeviceError::Storage)?;
+        Ok(vec![Event::SealedSenderRejected {
+            claimed_sender,
+            claimed_device,
+            reason,
+        }])
     }
 
     /// Reports an unreadable envelope. No repair follows: the envelope is
@@ -82,14 +134,15 @@ where
     async fn unreadable(
         &mut self,
         envelope: &Envelope,
+        (sender, device): (String, u32),
         reason: String,
     ) -> Result<Vec<Event>, S, T> {
-        tracing::warn!(sender = %envelope.sender, device = envelope.sender_device, "undecryptable envelope");
+        tracing::warn!(%sender, device, "undecryptable envelope");
         let finished = self.storage.finish_envelope(&envelope.id).await;
         finished.map_err(DeviceError::Storage)?;
         Ok(vec![Event::DecryptionFailed {
-            sender: envelope.sender.clone(),
-            device: envelope.sender_device,
+            sender,
+            device,
             reason,
         }])
     }
@@ -141,25 +194,91 @@ where
     }
 
     async fn open_envelope(&mut self, envelope: &Envelope) -> Opened<S, T> {
-        if envelope.sender.is_empty() {
-            return Err(unreadable(
-                "sealed envelopes are not supported by this client",
-            ));
-        }
-        let transport =
-            content::Transport::decode(envelope.content.as_slice()).map_err(unreadable)?;
-        match transport.body {
-            Some(transport::Body::Pairwise(bytes)) => self.open_pairwise(envelope, &bytes).await,
-            Some(transport::Body::Group(group)) => self.open_group(envelope, &group).await,
-            None => Err(unreadable("empty transport")),
+        let (origin, inner) = if starling_crypto::sealed::is_sealed(&envelope.content) {
+            self.unseal(envelope).await?
+        } else if envelope.sender.is_empty() {
+            return Err(unreadable("an envelope without a sender is not sealed"));
+        } else {
+            let origin = Origin {
+                sender: envelope.sender.clone(),
+                device: envelope.sender_device,
+                certified: None,
+            };
+            (origin, Zeroizing::new(envelope.content.clone()))
+        };
+        let transport = content::Transport::decode(inner.as_slice()).map_err(unreadable);
+        let opened = match transport.map(|t| t.body) {
+            Ok(Some(transport::Body::Pairwise(bytes))) => {
+                self.open_pairwise(&envelope.id, &origin, &bytes).await
+            }
+            Ok(Some(transport::Body::Group(group))) => {
+                self.open_group(&envelope.id, &origin, &group).await
+            }
+            Ok(None) => Err(unreadable("empty transport")),
+            Err(failure) => Err(failure),
+        };
+        opened.map_err(|failure| match failure {
+            Failure::Unreadable(reason) if origin.certified.is_some() => {
+                Failure::UnreadableFrom((origin.sender.clone(), origin.device), reason)
+            }
+            other => other,
+        })
+    }
+
+    /// Removes the sealed layers and checks the certificate, at the time
+    /// the envelope reached the server.
+    async fn unseal(
+        &mut self,
+        envelope: &Envelope,
+    ) -> std::result::Result<(Origin, Zeroizing<Vec<u8>>), Failure<DeviceError<S::Error, T::Error>>>
+    {
+        let me = Me {
+            username: &self.account.username,
+            device_id: self.account.device_id,
+            identity: &self.account.identity,
+        };
+        let at = u64::try_from(envelope.server_timestamp).unwrap_or(0);
+        let now = self.clock.now_millis();
+        let unsealed = self
+            .sealing
+            .unseal(
+                &self.storage,
+                &self.transport,
+                me,
+                &envelope.content,
+                at,
+                now,
+            )
+            .await
+            .map_err(|error| match error {
+                SealedError::Storage(e) => Failure::Local(DeviceError::Storage(e)),
+                SealedError::Transport(e) => Failure::Local(DeviceError::Transport(e)),
+                other => unreadable(other),
+            })?;
+        match unsealed {
+            Unsealed::Certified(sender, inner) => Ok((
+                Origin {
+                    sender: sender.username,
+                    device: sender.device_id,
+                    certified: Some(sender.identity),
+                },
+                inner,
+            )),
+            Unsealed::Rejected { claimed, reason } => Err(Failure::Rejected(claimed, reason)),
+            Unsealed::Unreadable(reason) => Err(Failure::Unreadable(reason)),
         }
     }
 
     /// Decrypts a pairwise envelope and stages its content together with
     /// the advanced session.
-    async fn open_pairwise(&mut self, envelope: &Envelope, bytes: &[u8]) -> Opened<S, T> {
-        let sender = envelope.sender.as_str();
-        let device = envelope.sender_device;
+    async fn open_pairwise(
+        &mut self,
+        envelope_id: &[u8],
+        origin: &Origin,
+        bytes: &[u8],
+    ) -> Opened<S, T> {
+        let sender = origin.sender.as_str();
+        let device = origin.device;
         let message = CiphertextMessage::from_bytes(bytes).map_err(unreadable)?;
         let mut sessions = self
             .storage
@@ -175,7 +294,9 @@ where
                 &mut self.rng,
             )
             .map_err(unreadable)?;
-        let staged = self.stage_pairwise(envelope, &sessions, decrypted).await;
+        let staged = self
+            .stage_pairwise(envelope_id, origin, &sessions, decrypted)
+            .await;
         if staged.is_err() {
             // The one-time prekey this message consumed is back in the
             // store: a redelivery must decrypt as the first attempt would.
@@ -189,12 +310,22 @@ where
     /// prekey) in one durable step.
     async fn stage_pairwise(
         &mut self,
-        envelope: &Envelope,
+        envelope_id: &[u8],
+        origin: &Origin,
         sessions: &PeerSessions,
         decrypted: Decrypted,
     ) -> Opened<S, T> {
-        let sender = envelope.sender.as_str();
-        let device = envelope.sender_device;
+        let sender = origin.sender.as_str();
+        let device = origin.device;
+        // A sealed message must come from the identity its certificate
+        // names: a certificate copied onto another key's session is refused
+        // before anything is recorded.
+        if origin
+            .certified
+            .is_some_and(|identity| identity != decrypted.sender.public_bytes())
+        {
+            return Err(origin.rejected(Rejection::IdentityMismatch));
+        }
         Content::decode(decrypted.plaintext.as_slice()).map_err(unreadable)?;
         let own = sender == self.account.username;
         let change = self
@@ -211,7 +342,7 @@ where
             self.own_devices.forget();
         }
         let item = InboxItem {
-            envelope_id: envelope.id.clone(),
+            envelope_id: envelope_id.to_vec(),
             sender: sender.to_owned(),
             sender_device: device,
             pairwise: true,
@@ -230,17 +361,29 @@ where
     /// advanced sender key.
     async fn open_group(
         &mut self,
-        envelope: &Envelope,
+        envelope_id: &[u8],
+        origin: &Origin,
         group: &content::GroupCiphertext,
     ) -> Opened<S, T> {
-        let sender = envelope.sender.as_str();
-        let device = envelope.sender_device;
+        let sender = origin.sender.as_str();
+        let device = origin.device;
         let mut inbound = self
             .storage
             .inbound_group_session(&group.group_id, sender, device)
             .await
             .map_err(storage)?
             .ok_or_else(|| unreadable("no sender key from this member"))?;
+        if let Some(identity) = origin.certified {
+            // The sender key came over a pairwise session with this
+            // device: the certificate must name that session's identity.
+            let known = self.storage.identity_keys(sender).await.map_err(storage)?;
+            let bound = known
+                .iter()
+                .any(|(d, key)| *d == device && key.public_bytes() == identity);
+            if !bound {
+                return Err(origin.rejected(Rejection::IdentityMismatch));
+            }
+        }
         let plaintext = inbound
             .verify_and_decrypt(&group.message)
             .map_err(unreadable)?;
@@ -249,7 +392,7 @@ where
             return Err(unreadable("group message names another group"));
         }
         let item = InboxItem {
-            envelope_id: envelope.id.clone(),
+            envelope_id: envelope_id.to_vec(),
             sender: sender.to_owned(),
             sender_device: device,
             pairwise: false,

@@ -38,6 +38,7 @@ use crate::content::{self, Content};
 use crate::error::DeviceError;
 use crate::outgoing::{Outgoing, OwnDevices};
 use crate::prekeys::{self, Upkeep};
+use crate::sealed::Sealing;
 use crate::storage::Storage;
 use crate::transport::{AccountEnvelopes, Transport};
 use crate::trust::{self, OwnDevice, SafetyNumberView};
@@ -79,6 +80,8 @@ pub struct Device<S, T, C, R> {
     own_devices: OwnDevices,
     /// Signals of the call this device is in, waiting for the call loop.
     calls: CallInbox,
+    /// The trusted server keys and our sender certificate.
+    sealing: Sealing,
 }
 
 impl<S, T, C, R> std::fmt::Debug for Device<S, T, C, R> {
@@ -107,6 +110,7 @@ where
             account,
             own_devices: OwnDevices::default(),
             calls: CallInbox::default(),
+            sealing: Sealing::default(),
         }
     }
 
@@ -168,6 +172,7 @@ where
                 device_id: self.account.device_id,
                 identity: &self.account.identity,
                 own_devices: &mut self.own_devices,
+                sealing: &mut self.sealing,
             },
             &mut self.rng,
         )
@@ -262,6 +267,12 @@ where
             &mut self.rng,
         )
         .await?)
+    }
+
+    /// Forgets the sealed-sender state read from the store, after the
+    /// shell changed it (a new pin).
+    pub fn forget_sealed_state(&mut self) {
+        self.sealing.forget();
     }
 
     /// This device, as the safety number sees it.

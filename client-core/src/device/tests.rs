@@ -7,12 +7,14 @@
 //! By concept: [`incoming`] (delivery, redelivery, crashes, unreadable
 //! envelopes), [`repair`] (downgrades refused, repairs only on purpose), [`updates`] (edits, deletions, reactions,
 //! receipts, replies, timers), [`groups`] (membership and Sender Keys) and
-//! [`calls`] (call signalling).
+//! [`calls`] (call signalling) and [`sealed`] (sealed sender and the
+//! certificates a receiver refuses).
 
 mod calls;
 mod groups;
 mod incoming;
 mod repair;
+mod sealed;
 mod updates;
 
 use std::rc::Rc;
@@ -141,6 +143,11 @@ fn summary(events: &[Event]) -> Vec<String> {
                 reason,
                 ..
             } => format!("call key {epoch} refused from {sender}.{device}: {reason}"),
+            Event::SealedSenderRejected {
+                claimed_sender,
+                claimed_device,
+                reason,
+            } => format!("sealed sender {reason} from {claimed_sender}.{claimed_device}"),
             Event::DecryptionFailed { sender, device, .. } => {
                 format!("unreadable from {sender}.{device}")
             }

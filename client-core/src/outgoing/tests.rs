@@ -13,6 +13,7 @@ use starling_protocol::api::StaleLists;
 use super::{Outgoing, OutgoingError, OwnDevices};
 use crate::clock::FixedClock;
 use crate::content::{self, Content, transport};
+use crate::sealed::Sealing;
 use crate::testing::{Memory, run};
 
 /// A device someone else holds: its keys, and the bundle its server serves.
@@ -35,9 +36,12 @@ impl Peer {
         self.prekeys.bundle(&self.identity).unwrap()
     }
 
-    /// Opens an envelope meant for this device.
-    fn open(&mut self, envelope: &[u8]) -> Content {
-        let wrapped = content::Transport::decode(envelope).unwrap();
+    /// Opens an envelope meant for this device, sealed by alice under a
+    /// certificate from `memory`'s server key.
+    fn open(&mut self, memory: &Memory, envelope: &[u8]) -> Content {
+        let certified = memory.authority.unseal(&self.identity, envelope);
+        assert_eq!(certified.sender.username, "alice");
+        let wrapped = content::Transport::decode(certified.inner.as_slice()).unwrap();
         let Some(transport::Body::Pairwise(bytes)) = wrapped.body else {
             panic!("not a pairwise envelope");
         };
@@ -66,6 +70,8 @@ fn as_alice<V>(
     f: impl AsyncFnOnce(&mut Outgoing<'_, Memory, Memory, FixedClock>) -> V,
 ) -> V {
     let identity = IdentityKeyPair::generate(&mut OsRng);
+    *memory.me.borrow_mut() = Some(("alice".into(), 1, identity.public().clone()));
+    let mut sealing = Sealing::default();
     let mut outgoing = Outgoing {
         storage: memory,
         transport: memory,
@@ -74,6 +80,7 @@ fn as_alice<V>(
         device_id: 1,
         identity: &identity,
         own_devices,
+        sealing: &mut sealing,
     };
     run(f(&mut outgoing))
 }
@@ -114,7 +121,7 @@ fn a_new_contact_gets_sessions_from_bundles_and_an_envelope_per_device() {
         [1, 3]
     );
     for (peer, (_, envelope)) in bob.iter_mut().zip(envelopes) {
-        assert_eq!(peer.open(envelope), message);
+        assert_eq!(peer.open(&memory, envelope), message);
     }
 }
 
@@ -165,11 +172,11 @@ fn stale_lists_are_fixed_and_the_send_repeated() {
     let refused = by_destination(&memory, 0);
     assert_eq!(refused["bob"].len(), 1);
     assert_eq!(refused["bob"][0].0, 1);
-    assert_eq!(bob1.open(&refused["bob"][0].1), message);
+    assert_eq!(bob1.open(&memory, &refused["bob"][0].1), message);
     let stored = by_destination(&memory, 1);
     assert_eq!(stored["bob"].len(), 1);
     assert_eq!(stored["bob"][0].0, 2);
-    assert_eq!(bob2.open(&stored["bob"][0].1), message);
+    assert_eq!(bob2.open(&memory, &stored["bob"][0].1), message);
 }
 
 #[test]
@@ -223,11 +230,11 @@ fn the_copy_goes_to_our_other_devices_never_this_one() {
     .unwrap();
 
     let sent = by_destination(&memory, 0);
-    assert_eq!(bob.open(&sent["bob"][0].1), message);
+    assert_eq!(bob.open(&memory, &sent["bob"][0].1), message);
     let own = &sent["alice"];
     assert_eq!(own.iter().map(|(d, _)| *d).collect::<Vec<_>>(), [2, 3]);
-    assert_eq!(alice2.open(&own[0].1), message);
-    assert_eq!(alice3.open(&own[1].1), message);
+    assert_eq!(alice2.open(&memory, &own[0].1), message);
+    assert_eq!(alice3.open(&memory, &own[1].1), message);
     assert!(
         !memory
             .sessions
@@ -266,7 +273,10 @@ fn a_verified_contact_served_new_keys_mid_send_gets_nothing() {
         o.send_pairwise(&["bob".into()], &first, &mut OsRng).await
     })
     .unwrap();
-    assert_eq!(bob.open(&by_destination(&memory, 0)["bob"][0].1), first);
+    assert_eq!(
+        bob.open(&memory, &by_destination(&memory, 0)["bob"][0].1),
+        first
+    );
     run(crate::storage::Storage::set_verified(&memory, "bob")).unwrap();
 
     // The server says bob's device is gone, then serves its own key for

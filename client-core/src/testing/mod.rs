@@ -20,11 +20,17 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use starling_crypto::{IdentityKey, PreKeyBundle};
+use rand::rngs::OsRng;
+use starling_crypto::sealed::{
+    CertificateVerifier, Certified, SenderCertificate, ServerKeyChain, ServerSigningKey,
+    TrustedServerKeys,
+};
+use starling_crypto::{IdentityKey, IdentityKeyPair, PreKeyBundle};
 use starling_protocol::api::{KeyUpload, StaleLists};
 use thiserror::Error;
 
 use crate::records::{GroupRecord, InboxItem, NewMessage};
+use crate::sealed::SealedRecord;
 use crate::storage::ContactRecord;
 use crate::transport::AccountEnvelopes;
 
@@ -39,6 +45,64 @@ pub(crate) fn run<F: Future>(future: F) -> F::Output {
     {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("an in-memory fake never waits"),
+    }
+}
+
+/// The time the fake servers stamp envelopes with, in ms (the devices'
+/// clocks in tests say the same).
+pub(crate) const SERVER_NOW: i64 = 1_750_000_000_000;
+
+/// How long the fake servers' sender certificates last, in ms.
+pub(crate) const CERTIFICATE_TTL: u64 = 24 * 3_600_000;
+
+/// A server's sender-certificate key, as the fakes sign with it.
+pub(crate) struct Authority {
+    pub(crate) key: ServerSigningKey,
+}
+
+impl Default for Authority {
+    fn default() -> Self {
+        Self {
+            key: ServerSigningKey::generate(0, &mut OsRng),
+        }
+    }
+}
+
+impl Authority {
+    /// A certificate for `identity`, expiring at `expires_at`.
+    pub(crate) fn issue(
+        &self,
+        username: &str,
+        device: u32,
+        identity: &IdentityKey,
+        expires_at: u64,
+    ) -> SenderCertificate {
+        SenderCertificate::issue(&self.key, username, device, identity, expires_at).unwrap()
+    }
+
+    /// Trust in this key alone.
+    pub(crate) fn trust(&self) -> TrustedServerKeys {
+        let public = self.key.public();
+        TrustedServerKeys::pin(public.id(), &public.public_key(), public.created_at()).unwrap()
+    }
+
+    /// Opens an envelope sealed to `identity` under a certificate of this
+    /// key, checked at [`SERVER_NOW`].
+    pub(crate) fn unseal(&self, identity: &IdentityKeyPair, content: &[u8]) -> Certified {
+        starling_crypto::sealed::open(identity, content)
+            .unwrap()
+            .verify(
+                &mut CertificateVerifier::new(self.trust()),
+                SERVER_NOW.unsigned_abs(),
+            )
+            .unwrap()
+    }
+
+    /// The encoded chain of this one key.
+    pub(crate) fn chain(&self) -> Vec<u8> {
+        ServerKeyChain::new(vec![self.key.public().clone()])
+            .unwrap()
+            .to_bytes()
     }
 }
 
@@ -107,6 +171,12 @@ pub(crate) struct Memory {
     pub(crate) repairs: RefCell<BTreeMap<(String, u32), i64>>,
     /// Storage calls that fail (by method name) until taken out again.
     pub(crate) failing: RefCell<BTreeSet<&'static str>>,
+    /// The trusted server keys and our sender certificate.
+    pub(crate) sealed: RefCell<SealedRecord>,
+    /// The server's certificate key.
+    pub(crate) authority: Authority,
+    /// Whom the server certifies (this device), once told.
+    pub(crate) me: RefCell<Option<(String, u32, IdentityKey)>>,
 }
 
 impl Memory {

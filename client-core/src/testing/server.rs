@@ -16,6 +16,7 @@ use starling_protocol::api::{KeyUpload, PrekeyCounts, StaleLists};
 use starling_protocol::frames::Envelope;
 use thiserror::Error;
 
+use super::{Authority, CERTIFICATE_TTL, SERVER_NOW};
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 
 /// Why the shared server refused a call.
@@ -57,10 +58,19 @@ struct State {
     claim_stale: Option<(String, StaleLists)>,
 }
 
+impl State {
+    /// The server's clock, in ms.
+    fn now(&self) -> i64 {
+        SERVER_NOW
+    }
+}
+
 /// The server several test devices share.
 #[derive(Default)]
 pub(crate) struct Server {
     state: RefCell<State>,
+    /// The key sender certificates are signed with.
+    pub(crate) authority: Authority,
 }
 
 impl Server {
@@ -148,6 +158,24 @@ impl Server {
     }
 }
 
+impl State {
+    /// The next envelope, as the real server stores it: no sender for
+    /// sealed content.
+    fn envelope(&mut self, sender: Option<(&str, u32)>, content: Vec<u8>) -> Envelope {
+        self.stored += 1;
+        let mut id = vec![0; 8];
+        id.extend_from_slice(&self.stored.to_be_bytes());
+        let sender = sender.filter(|_| !starling_crypto::sealed::is_sealed(&content));
+        Envelope {
+            id,
+            sender: sender.map(|(u, _)| u.to_owned()).unwrap_or_default(),
+            sender_device: sender.map_or(0, |(_, d)| d),
+            server_timestamp: self.now(),
+            content,
+        }
+    }
+}
+
 /// A device's connection to the shared [`Server`].
 pub(crate) struct Link {
     server: Rc<Server>,
@@ -163,6 +191,11 @@ impl Link {
             username: username.to_owned(),
             device,
         }
+    }
+
+    /// The shared server.
+    pub(crate) fn server(&self) -> &Server {
+        &self.server
     }
 
     /// Takes the envelopes waiting for this device, oldest first.
@@ -310,16 +343,8 @@ impl Transport for Link {
         }
         for send in sends {
             for (device, content) in &send.envelopes {
-                state.stored += 1;
-                let mut id = vec![0; 8];
-                id.extend_from_slice(&state.stored.to_be_bytes());
-                let envelope = Envelope {
-                    id,
-                    sender: self.username.clone(),
-                    sender_device: self.device,
-                    server_timestamp: i64::try_from(state.stored).unwrap_or(i64::MAX),
-                    content: content.clone(),
-                };
+                let sender = (self.username.as_str(), self.device);
+                let envelope = state.envelope(Some(sender), content.clone());
                 state
                     .mailboxes
                     .entry((send.destination.clone(), *device))
@@ -328,6 +353,26 @@ impl Transport for Link {
             }
         }
         Ok(SendOutcome::Stored)
+    }
+
+    async fn sender_certificate(&self) -> Result<Vec<u8>, Refused> {
+        let state = self.state()?;
+        let keys = state
+            .accounts
+            .get(&self.username)
+            .and_then(|d| d.get(&self.device))
+            .ok_or(Refused::NotFound)?;
+        let expires = state.now().unsigned_abs() + CERTIFICATE_TTL;
+        let certificate =
+            self.server
+                .authority
+                .issue(&self.username, self.device, &keys.identity, expires);
+        Ok(certificate.to_bytes())
+    }
+
+    async fn server_key_chain(&self) -> Result<Vec<u8>, Refused> {
+        self.state()?;
+        Ok(self.server.authority.chain())
     }
 
     fn is_not_found(error: &Refused) -> bool {

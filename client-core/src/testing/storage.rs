@@ -13,6 +13,7 @@ use starling_crypto::{IdentityKey, PreKeyStore};
 use super::{Fake, Memory, StoredMessage};
 use crate::conversation::Conversation;
 use crate::records::{GroupRecord, InboxItem, NewMessage};
+use crate::sealed::SealedRecord;
 use crate::storage::{ContactRecord, Storage};
 use crate::tofu::TrustChange;
 
@@ -472,6 +473,17 @@ impl Storage for Memory {
             .entry(username.to_owned())
             .or_default()
             .expire_seconds = seconds;
+        Ok(())
+    }
+
+    async fn sealed_record(&self) -> Result<SealedRecord, Fake> {
+        self.check("sealed_record")?;
+        Ok(self.sealed.borrow().clone())
+    }
+
+    async fn save_sealed_record(&self, record: &SealedRecord) -> Result<(), Fake> {
+        self.check("save_sealed_record")?;
+        *self.sealed.borrow_mut() = record.clone();
         Ok(())
     }
 }

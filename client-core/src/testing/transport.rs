@@ -74,6 +74,20 @@ impl Transport for Memory {
         }
     }
 
+    async fn sender_certificate(&self) -> Result<Vec<u8>, Fake> {
+        let me = self.me.borrow();
+        let (username, device, identity) = me.as_ref().ok_or(Fake)?;
+        let expires = super::SERVER_NOW.unsigned_abs() + super::CERTIFICATE_TTL;
+        Ok(self
+            .authority
+            .issue(username, *device, identity, expires)
+            .to_bytes())
+    }
+
+    async fn server_key_chain(&self) -> Result<Vec<u8>, Fake> {
+        Ok(self.authority.chain())
+    }
+
     /// Its one failure is an unreachable server, never "not found".
     fn is_not_found(_: &Fake) -> bool {
         false

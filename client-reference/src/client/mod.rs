@@ -13,8 +13,12 @@ mod trust;
 
 use std::path::Path;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use rand::rngs::OsRng;
+use starling_client_core::sealed::SealedRecord;
 use starling_client_core::{Account, Device};
+use starling_crypto::sealed::TrustedServerKeys;
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use zeroize::Zeroizing;
 
@@ -172,6 +176,19 @@ impl Client {
             prekeys: PreKeyStore::new(),
         };
         store.create_account(&record).await?;
+        if let Some(pin) = &registered.server_key {
+            // The key sender certificates are checked against, learned over
+            // the connection the account was made on.
+            let public_key = B64
+                .decode(&pin.public_key)
+                .map_err(|_| ClientError::Protocol("the server key is not base64".into()))?;
+            let trusted = TrustedServerKeys::pin(pin.id, &public_key, pin.created_at)?;
+            let record = SealedRecord {
+                trusted_keys: Some(trusted.to_bytes()),
+                certificate: None,
+            };
+            store.save_sealed_record(&record).await?;
+        }
         let api = api.with_credentials(Credentials {
             username: registered.username.clone(),
             device_id: registered.device_id,

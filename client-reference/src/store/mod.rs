@@ -8,6 +8,7 @@
 mod account;
 mod groups;
 mod messages;
+mod sealed;
 mod sessions;
 pub(crate) mod trust;
 

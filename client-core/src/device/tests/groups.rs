@@ -39,9 +39,11 @@ fn crew(world: &mut World) -> (TestDevice, TestDevice, TestDevice, GroupRecord) 
     (alice, bob, carol, group)
 }
 
-/// The Sender Key message a group envelope carries.
-fn group_message(envelope: &Envelope) -> Vec<u8> {
-    let wrapped = content::Transport::decode(envelope.content.as_slice()).unwrap();
+/// The Sender Key message a group envelope for `device` carries.
+fn group_message(device: &TestDevice, envelope: &Envelope) -> Vec<u8> {
+    let authority = &device.transport().server().authority;
+    let certified = authority.unseal(&device.account.identity, &envelope.content);
+    let wrapped = content::Transport::decode(certified.inner.as_slice()).unwrap();
     match wrapped.body {
         Some(transport::Body::Group(group)) => group.message,
         other => panic!("not a group envelope: {other:?}"),
@@ -87,7 +89,10 @@ fn a_new_group_reaches_its_members_and_its_messages_decrypt() {
     // Each gets the sender key (pairwise), then the one ciphertext all
     // members get.
     assert_eq!((to_bob.len(), to_carol.len()), (2, 2));
-    assert_eq!(group_message(&to_bob[1]), group_message(&to_carol[1]));
+    assert_eq!(
+        group_message(&bob, &to_bob[1]),
+        group_message(&carol, &to_carol[1])
+    );
     for (member, envelopes) in [(&mut bob, to_bob), (&mut carol, to_carol)] {
         let events: Vec<Event> = envelopes.iter().flat_map(|e| process(member, e)).collect();
         let entry = only_message(&events);
@@ -178,11 +183,12 @@ fn a_removed_member_cannot_read_what_follows() {
     copy.id = vec![0xcc; 16];
     assert_eq!(
         summary(&process(&mut bob, &copy)),
-        ["unreadable from alice.1"]
+        ["unreadable from .0"],
+        "sealed to carol, it does not even open for bob"
     );
     assert!(
         alices_old
-            .verify_and_decrypt(&group_message(leaked))
+            .verify_and_decrypt(&group_message(&carol, leaked))
             .is_err()
     );
     let events: Vec<Event> = to_carol
@@ -197,7 +203,7 @@ fn a_removed_member_cannot_read_what_follows() {
     let to_alice = take(&alice);
     assert!(
         carols_old
-            .verify_and_decrypt(&group_message(to_alice.last().unwrap()))
+            .verify_and_decrypt(&group_message(&alice, to_alice.last().unwrap()))
             .is_err()
     );
     let events: Vec<Event> = to_alice
@@ -336,7 +342,10 @@ fn a_device_gone_from_a_member_makes_the_key_rotate() {
     assert_eq!(holders(&alice, &group), Some(set(&["bob.1"])));
     let to_bob = take(&bob);
     assert_eq!(to_bob.len(), 2, "a new sender key, then the message");
-    assert!(kept.verify_and_decrypt(&group_message(&to_bob[1])).is_err());
+    assert!(
+        kept.verify_and_decrypt(&group_message(&bob, &to_bob[1]))
+            .is_err()
+    );
     let events: Vec<Event> = to_bob.iter().flat_map(|e| process(&mut bob, e)).collect();
     assert_eq!(summary(&events), ["message alice: two"]);
 }

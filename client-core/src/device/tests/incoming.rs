@@ -161,7 +161,8 @@ fn a_tampered_copy_does_not_spoil_the_real_message() {
     forged.content[last] ^= 1;
     assert_eq!(
         summary(&process(&mut bob, &forged)),
-        ["unreadable from alice.1"]
+        ["unreadable from .0"],
+        "a sealed envelope that does not open names no sender"
     );
     assert_eq!(summary(&process(&mut bob, &real)), ["message alice: two"]);
 }
@@ -182,7 +183,7 @@ fn a_burst_of_unreadable_envelopes_starts_no_session() {
 }
 
 #[test]
-fn a_sealed_envelope_is_reported_without_a_repair() {
+fn an_unsealed_envelope_without_a_sender_is_reported_without_a_repair() {
     let mut world = World::new();
     let _alice = world.device("alice", 1);
     let mut bob = world.device("bob", 1);

@@ -71,11 +71,19 @@ impl Output {
                 short(call_id),
                 clean(sender)
             ),
+            Event::DecryptionFailed { sender, reason, .. } if sender.is_empty() => format!(
+                "WARNING: a sealed message could not be opened ({}): it was altered on the way or not meant for this device",
+                clean(reason)
+            ),
             Event::DecryptionFailed { sender, device, reason } => format!(
                 "WARNING: a message said to be from {} (device {device}) could not be decrypted ({}); if their messages stay unreadable, run `starling reset-session {}`",
                 clean(sender),
                 clean(reason),
                 clean(sender)
+            ),
+            Event::SealedSenderRejected { claimed_sender, claimed_device, reason } => format!(
+                "WARNING: a sealed message claiming to be from {} (device {claimed_device}) was refused: its sender certificate is not valid ({reason}); it was not shown",
+                if claimed_sender.is_empty() { "an unknown sender".to_owned() } else { clean(claimed_sender) },
             ),
             Event::RepairRefused { sender, device, reason } => format!(
                 "WARNING: {} (device {device}) asked for a new session, which was refused: {}",

@@ -116,15 +116,18 @@ fn a_member_cannot_give_out_another_members_sender_key() {
     );
     assert!(inbound(&carol, &group, "bob").is_none());
 
-    // Alice's message, sent again as bob's, is unreadable.
+    // Alice's message, sent again with bob named in the server's header:
+    // the sealed certificate, not the header, says who sent it, and a
+    // replay of alice's message is unreadable.
     let resent = Envelope {
         id: vec![0xb0; 16],
         sender: "bob".into(),
+        sender_device: 1,
         ..alices_message
     };
     assert_eq!(
         summary(&process(&mut carol, &resent)),
-        ["unreadable from bob.1"]
+        ["unreadable from alice.1"]
     );
     let bodies = carol.storage().bodies(&convo);
     assert_eq!(bodies.iter().filter(|b| *b == "hi").count(), 1);

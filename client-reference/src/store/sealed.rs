@@ -1,0 +1,78 @@
+//! Sealed sender's row: the server certificate keys this device trusts and
+//! its current sender certificate. The client core decides what they mean
+//! (`starling_client_core::sealed`); this only keeps them.
+
+use sqlx::Row;
+use starling_client_core::sealed::SealedRecord;
+
+use super::Store;
+use crate::error::Result;
+
+impl Store {
+    /// The trusted server keys and our sender certificate (empty before
+    /// the first pin).
+    pub async fn sealed_record(&self) -> Result<SealedRecord> {
+        let row = sqlx::query(
+            "SELECT trusted_keys, certificate, certificate_fetched_at FROM sealed_sender WHERE id = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(SealedRecord::default());
+        };
+        let certificate: Option<Vec<u8>> = row.try_get("certificate")?;
+        let fetched_at: Option<i64> = row.try_get("certificate_fetched_at")?;
+        Ok(SealedRecord {
+            trusted_keys: row.try_get("trusted_keys")?,
+            certificate: certificate.map(|c| (c, fetched_at.unwrap_or(0))),
+        })
+    }
+
+    /// Replaces the trusted server keys and our sender certificate.
+    pub async fn save_sealed_record(&self, record: &SealedRecord) -> Result<()> {
+        let (certificate, fetched_at) = match &record.certificate {
+            Some((bytes, at)) => (Some(bytes.as_slice()), Some(*at)),
+            None => (None, None),
+        };
+        sqlx::query(
+            "INSERT INTO sealed_sender (id, trusted_keys, certificate, certificate_fetched_at) \
+             VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+             trusted_keys = excluded.trusted_keys, certificate = excluded.certificate, \
+             certificate_fetched_at = excluded.certificate_fetched_at",
+        )
+        .bind(record.trusted_keys.as_deref())
+        .bind(certificate)
+        .bind(fetched_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_record_starts_empty_and_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::store::StoreKey::from_bytes([7; 32]);
+        let store = Store::open(dir.path(), &key).await.unwrap();
+        assert_eq!(
+            store.sealed_record().await.unwrap(),
+            SealedRecord::default()
+        );
+        let record = SealedRecord {
+            trusted_keys: Some(vec![1, 2, 3]),
+            certificate: Some((vec![4, 5], 99)),
+        };
+        store.save_sealed_record(&record).await.unwrap();
+        assert_eq!(store.sealed_record().await.unwrap(), record);
+        let cleared = SealedRecord {
+            trusted_keys: Some(vec![1, 2, 3]),
+            certificate: None,
+        };
+        store.save_sealed_record(&cleared).await.unwrap();
+        assert_eq!(store.sealed_record().await.unwrap(), cleared);
+    }
+}
