@@ -83,7 +83,13 @@ enum AdminCommand {
     /// Add a sender-certificate key, endorsed by the newest one (sealed
     /// sender). Clients accept it through that endorsement; the server
     /// signs with it from its next start.
-    RotateSenderKey,
+    RotateSenderKey {
+        /// Start a new chain when the key files are lost: every device
+        /// pinned the old one and must be linked (or registered) again to
+        /// trust the new one.
+        #[arg(long)]
+        new_chain: bool,
+    },
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -148,6 +154,8 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let addr = config.listen;
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let accounts = !store.list_accounts().await?.is_empty();
+    starling_server::services::certificates::check_keys_present(&config.data_dir, accounts)?;
     let state = AppState::new(store.clone(), config.clone())?;
     let expiry = spawn_expiry(state.clone(), Duration::from_secs(60));
     let revocations = spawn_revocations(state.clone(), revocation::POLL_EVERY);
@@ -300,7 +308,14 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
             let signer = starling_server::services::calls::load_or_create_signer(&config.data_dir)?;
             println!("{}", URL_SAFE_NO_PAD.encode(signer.public_key()));
         }
-        AdminCommand::RotateSenderKey => {
+        AdminCommand::RotateSenderKey { new_chain } => {
+            if !new_chain {
+                let accounts = !store.list_accounts().await?.is_empty();
+                starling_server::services::certificates::check_keys_present(
+                    &config.data_dir,
+                    accounts,
+                )?;
+            }
             let id =
                 starling_server::services::certificates::CertificateKeys::rotate(&config.data_dir)?;
             println!(

@@ -101,6 +101,22 @@ impl CertificateKeys {
     }
 }
 
+/// Refuses to go on when the key files are gone but the database has
+/// accounts: their devices pinned the lost key, and a silently created new
+/// first key would make every sealed message they receive unverifiable.
+pub fn check_keys_present(data_dir: &Path, accounts_exist: bool) -> std::io::Result<()> {
+    if accounts_exist && load_keys(data_dir)?.is_empty() {
+        return Err(invalid(format!(
+            "no sender-certificate key ({FILE_PREFIX}<id>{FILE_SUFFIX}) in {}, but the database has \
+             accounts whose devices pinned one: restore the key files from a backup, or run \
+             `starling-server admin rotate-sender-key --new-chain` to start a new chain that \
+             every device must then trust again by being linked anew",
+            data_dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// `GET /v1/certificate/server-keys`.
 pub fn server_keys(state: &AppState) -> ServerKeyChainResponse {
     ServerKeyChainResponse {
@@ -224,6 +240,16 @@ mod tests {
             chain.keys()[0].public_key(),
             first.keys[0].public().public_key()
         );
+    }
+
+    #[test]
+    fn lost_key_files_are_refused_once_accounts_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_keys_present(dir.path(), false).is_ok());
+        let error = check_keys_present(dir.path(), true).unwrap_err();
+        assert!(error.to_string().contains("--new-chain"), "{error}");
+        CertificateKeys::load_or_create(dir.path()).unwrap();
+        assert!(check_keys_present(dir.path(), true).is_ok());
     }
 
     #[test]

@@ -70,9 +70,10 @@ pub async fn queue_send(
     Username::parse(&destination)?;
     let slot = admit_send(state, sender, 1)?;
     check_envelopes(state, &envelopes)?;
+    let anonymous = sealed || envelopes.iter().any(|(_, c)| is_sealed(c));
     let destination = Destination {
         username: destination,
-        envelopes: build(sender, envelopes, sealed),
+        envelopes: build(sender, envelopes, anonymous),
     };
     queue(state, sender, vec![destination], slot, false).await
 }
@@ -86,15 +87,26 @@ pub async fn send_many(
 ) -> Result<SendResponse, AppError> {
     check_destinations(&request)?;
     let slot = admit_send(state, sender, request.sends.len())?;
-    let mut destinations = Vec::with_capacity(request.sends.len());
+    let mut decoded = Vec::with_capacity(request.sends.len());
     for send in request.sends {
         let envelopes = decode_envelopes(&send.envelopes)?;
         check_envelopes(state, &envelopes)?;
-        destinations.push(Destination {
-            username: send.destination,
-            envelopes: build(sender, envelopes, request.sealed),
-        });
+        decoded.push((send.destination, envelopes));
     }
+    // One sealed envelope makes the whole request anonymous: rows of one
+    // request stored side by side, some naming the sender, would name the
+    // sender of the sealed ones too.
+    let anonymous = request.sealed
+        || decoded
+            .iter()
+            .any(|(_, envelopes)| envelopes.iter().any(|(_, c)| is_sealed(c)));
+    let destinations = decoded
+        .into_iter()
+        .map(|(username, envelopes)| Destination {
+            username,
+            envelopes: build(sender, envelopes, anonymous),
+        })
+        .collect();
     queue(state, sender, destinations, slot, true)
         .await?
         .stored()
@@ -193,8 +205,9 @@ fn check_envelopes(state: &AppState, envelopes: &[(u32, Vec<u8>)]) -> Result<(),
 }
 
 /// The envelopes of a send to one account (the writer fills in the
-/// account from the username).
-fn build(sender: &AuthedDevice, envelopes: Envelopes, sealed: bool) -> Vec<NewEnvelope> {
+/// account from the username); `anonymous` when the request holds any
+/// sealed content (SPEC §15), which is never stored with a sender.
+fn build(sender: &AuthedDevice, envelopes: Envelopes, anonymous: bool) -> Vec<NewEnvelope> {
     let hour = accepted_hour(now_millis());
     // Ids must be unique and unguessable: the thread's CSPRNG (seeded and
     // reseeded from the OS) gives that without a system call per envelope.
@@ -204,9 +217,6 @@ fn build(sender: &AuthedDevice, envelopes: Envelopes, sealed: bool) -> Vec<NewEn
         .map(|(device_id, content)| {
             let mut envelope_id = [0u8; 16];
             rng.fill_bytes(&mut envelope_id);
-            // Sealed content (SPEC §15) is never stored with a sender,
-            // whatever the request says: that is what it is sealed for.
-            let anonymous = sealed || is_sealed(&content);
             NewEnvelope {
                 envelope_id,
                 account_id: 0,

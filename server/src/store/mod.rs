@@ -46,6 +46,19 @@ pub use sends::{Destination, SendOp, SendRefusal, StaleLists};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// The migration that coarsened envelope times at rest.
+const COARSE_TIMES_MIGRATION: i64 = 10;
+
+/// The newest migration applied to a SQLite database, or `None` for a new
+/// database (nothing to rebuild).
+async fn sqlite_schema_version(pool: &sqlx::SqlitePool) -> Option<i64> {
+    sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -141,7 +154,17 @@ impl Store {
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match &self.pool {
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Sqlite(pool) => {
+                let before = sqlite_schema_version(pool).await;
+                SQLITE_MIGRATIONS.run(pool).await?;
+                if before.is_some_and(|v| v < COARSE_TIMES_MIGRATION) {
+                    // Migration 0010 rewrote every envelope time to the
+                    // hour; the old fine times stay in free pages until
+                    // the file is rebuilt, once.
+                    sqlx::query("VACUUM").execute(pool).await?;
+                }
+                Ok(())
+            }
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
     }

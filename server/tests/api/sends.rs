@@ -303,6 +303,31 @@ both_databases!(
     sealed_content_without_sender
 );
 
+async fn mixed_request(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let alice = server.register("alice", 1).await;
+    server.register("bob", 1).await;
+    server.register("carol", 1).await;
+    let sealed = [vec![0x31], vec![7; 1023]].concat();
+    let body = json!({ "sends": [
+        { "destination": "bob", "envelopes": [{ "device_id": 1, "content": b64(&sealed) }] },
+        { "destination": "carol", "envelopes": [{ "device_id": 1, "content": b64(b"\x0a\x03abc") }] },
+    ], "sealed": false });
+    let (status, body) = server
+        .request("PUT", "/v1/messages", Some(&alice.auth), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        stored_senders(&server).await,
+        vec![(None, None), (None, None)],
+        "a row beside a sealed one of the same request would name its sender"
+    );
+}
+both_databases!(
+    one_sealed_envelope_makes_the_whole_request_sender_free,
+    mixed_request
+);
+
 async fn unpadded_sealed(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let alice = server.register("alice", 1).await;
