@@ -55,6 +55,10 @@ pub enum DeviceError<S, T> {
     /// The group members' device lists changed on every attempt.
     #[error("the members' device lists kept changing; try again")]
     MembersKeptChanging,
+    /// The stored sealed-sender state (trusted server keys, certificate)
+    /// is damaged; nothing received is acknowledged until it is repaired.
+    #[error("the local store's sealed-sender state is damaged: {0}")]
+    DamagedSealedState(starling_crypto::DecodeError),
 }
 
 /// Why a member device's sender key was refused: reported as

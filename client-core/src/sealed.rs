@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 
 use rand_core::CryptoRngCore;
 use starling_crypto::sealed::{
-    self, CertificateError, CertificateVerifier, CertifiedSender, ChainError, SealError,
-    SenderCertificate, ServerKeyChain, TrustedServerKeys, UnsealError,
+    self, CertificateError, CertificateVerifier, CertifiedSender, ChainError,
+    MAX_CERTIFICATE_TTL_MS, SealError, SenderCertificate, ServerKeyChain, TrustedServerKeys,
+    UnsealError,
 };
 use starling_crypto::{DecodeError, IdentityKey, IdentityKeyPair};
 use thiserror::Error;
@@ -69,9 +70,13 @@ pub enum SealedError<S, T> {
     /// The server's certificate for us is not one we can send with.
     #[error("the server issued a sender certificate this device refuses: {0}")]
     OwnCertificate(String),
-    /// What the store or the server gave does not decode.
-    #[error("sealed sender state does not decode: {0}")]
+    /// What the server gave does not decode.
+    #[error("what the server sent for sealed sender does not decode: {0}")]
     Malformed(DecodeError),
+    /// The stored sealed-sender state does not decode: the local store is
+    /// damaged (nothing received may be acknowledged on its account).
+    #[error("the stored sealed-sender state is damaged: {0}")]
+    DamagedStore(DecodeError),
     /// No identity key is known for a device we send to.
     #[error("no identity key is known for {0}.{1}")]
     UnknownDevice(String, u32),
@@ -169,7 +174,11 @@ pub struct Me<'a> {
 struct Loaded {
     verifier: Option<CertificateVerifier>,
     certificate: Option<(SenderCertificate, i64)>,
+    /// When the chain was last fetched and parsed.
     chain_fetched_at: Option<i64>,
+    /// Unknown signer ids a refresh was made for regardless of the rate
+    /// limit (a rotation just after a refresh must not cost messages).
+    forced_for: Vec<u32>,
 }
 
 /// A device's sealed-sender state, loaded from the store on first use.
@@ -193,6 +202,13 @@ pub type Result<V, S, T> =
 fn malformed<S, T>(error: DecodeError) -> SealedError<S, T> {
     SealedError::Malformed(error)
 }
+
+fn damaged<S, T>(error: DecodeError) -> SealedError<S, T> {
+    SealedError::DamagedStore(error)
+}
+
+/// Unknown signer ids a chain refresh was forced for, at most.
+const FORCED_REFRESHES: usize = 16;
 
 fn millis(at: i64) -> u64 {
     u64::try_from(at).unwrap_or(0)
@@ -222,21 +238,21 @@ impl Sealing {
         let record = record.map_err(SealedError::Storage)?;
         let verifier = match &record.trusted_keys {
             Some(bytes) => Some(CertificateVerifier::new(
-                TrustedServerKeys::from_bytes(bytes).map_err(malformed)?,
+                TrustedServerKeys::from_bytes(bytes).map_err(damaged)?,
             )),
             None => None,
         };
         let certificate = match &record.certificate {
-            Some((bytes, at)) => Some((
-                SenderCertificate::from_bytes(bytes).map_err(malformed)?,
-                *at,
-            )),
+            Some((bytes, at)) => {
+                Some((SenderCertificate::from_bytes(bytes).map_err(damaged)?, *at))
+            }
             None => None,
         };
         Ok(Loaded {
             verifier,
             certificate,
             chain_fetched_at: None,
+            forced_for: Vec::new(),
         })
     }
 
@@ -274,19 +290,37 @@ impl Sealing {
         transport: &T,
         now: i64,
     ) -> Result<bool, S, T> {
+        self.refresh(storage, transport, now, None).await
+    }
+
+    /// [`Self::refresh_trust`], forced once for each new unknown `signer`.
+    async fn refresh<S: Storage, T: Transport>(
+        &mut self,
+        storage: &S,
+        transport: &T,
+        now: i64,
+        signer: Option<u32>,
+    ) -> Result<bool, S, T> {
         let loaded = self.load::<S, T>(storage).await?;
         let recent = loaded
             .chain_fetched_at
             .is_some_and(|at| (0..CHAIN_REFRESH_MILLIS).contains(&now.saturating_sub(at)));
-        if recent && loaded.verifier.is_some() {
+        let forced = signer.is_some_and(|id| !loaded.forced_for.contains(&id));
+        if recent && !forced && loaded.verifier.is_some() {
             return Ok(false);
         }
-        loaded.chain_fetched_at = Some(now);
+        if let Some(id) = signer.filter(|_| forced) {
+            if loaded.forced_for.len() == FORCED_REFRESHES {
+                loaded.forced_for.remove(0);
+            }
+            loaded.forced_for.push(id);
+        }
         let bytes = transport
             .server_key_chain()
             .await
             .map_err(SealedError::Transport)?;
         let chain = ServerKeyChain::from_bytes(&bytes).map_err(SealedError::Chain)?;
+        loaded.chain_fetched_at = Some(now);
         let mut trust = match &loaded.verifier {
             Some(verifier) => verifier.trust().clone(),
             None => {
@@ -342,10 +376,10 @@ impl Sealing {
     ) -> Result<std::result::Result<CertifiedSender, CertificateError>, S, T> {
         let verifier = self.verifier(storage, transport, now).await?;
         let checked = verifier.verify(certificate, at);
-        if !matches!(checked, Err(CertificateError::UnknownSigner(_))) {
+        let Err(CertificateError::UnknownSigner(signer)) = checked else {
             return Ok(checked);
-        }
-        match self.refresh_trust(storage, transport, now).await {
+        };
+        match self.refresh(storage, transport, now, Some(signer)).await {
             Ok(true) => {
                 let verifier = self.verifier(storage, transport, now).await?;
                 Ok(verifier.verify(certificate, at))
@@ -371,8 +405,11 @@ impl Sealing {
         clock: &impl Clock,
     ) -> Result<SenderCertificate, S, T> {
         let now = clock.now_millis();
-        if let Some((certificate, fetched_at)) = &self.load::<S, T>(storage).await?.certificate
+        let loaded = self.load::<S, T>(storage).await?;
+        let newest = loaded.verifier.as_ref().map(|v| v.trust().newest_id());
+        if let Some((certificate, fetched_at)) = &loaded.certificate
             && !certificate_due(now, *fetched_at, certificate.expires_at())
+            && newest == Some(certificate.signer_key_id())
         {
             return Ok(certificate.clone());
         }
@@ -385,6 +422,12 @@ impl Sealing {
             .check(storage, transport, &certificate, millis(now), now)
             .await?;
         let certified = checked.map_err(|e| SealedError::OwnCertificate(e.to_string()))?;
+        let longest = millis(now).saturating_add(MAX_CERTIFICATE_TTL_MS + 3_600_000);
+        if certified.expires_at > longest {
+            return Err(SealedError::OwnCertificate(
+                "it is valid for longer than any certificate may be".into(),
+            ));
+        }
         if certified.username != me.username
             || certified.device_id != me.device_id
             || certified.identity != me.identity.public().public_bytes()
@@ -468,7 +511,7 @@ pub async fn seal_sends<S: Storage, T: Transport>(
             shared.entry(inner.as_slice()).or_default().push((a, e));
         }
     }
-    let mut out: Vec<AccountEnvelopes> = sends.to_vec();
+    let mut sealed_bytes: BTreeMap<(usize, usize), Vec<u8>> = BTreeMap::new();
     for (inner, places) in shared {
         let recipients = places
             .iter()
@@ -486,9 +529,26 @@ pub async fn seal_sends<S: Storage, T: Transport>(
                 .filter_map(|i| multi.envelope(i))
                 .collect()
         };
-        for (&(a, e), bytes) in places.iter().zip(sealed) {
-            out[a].envelopes[e].1 = bytes;
+        if sealed.len() != places.len() {
+            return Err(SealedError::Seal(SealError::NoRecipients));
         }
+        sealed_bytes.extend(places.into_iter().zip(sealed));
+    }
+    // Built only from sealed bytes: a device left out fails the send
+    // rather than getting its inner bytes unsealed.
+    let mut out = Vec::with_capacity(sends.len());
+    for (a, send) in sends.iter().enumerate() {
+        let mut envelopes = Vec::with_capacity(send.envelopes.len());
+        for (e, (device, _)) in send.envelopes.iter().enumerate() {
+            let bytes = sealed_bytes
+                .remove(&(a, e))
+                .ok_or_else(|| SealedError::UnknownDevice(send.destination.clone(), *device))?;
+            envelopes.push((*device, bytes));
+        }
+        out.push(AccountEnvelopes {
+            destination: send.destination.clone(),
+            envelopes,
+        });
     }
     Ok(out)
 }

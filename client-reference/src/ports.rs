@@ -383,6 +383,9 @@ impl From<DeviceError<ClientError, ClientError>> for ClientError {
             DeviceError::MembersKeptChanging => {
                 Self::Protocol("the members' device lists kept changing; try again".into())
             }
+            DeviceError::DamagedSealedState(e) => Self::Protocol(format!(
+                "the local store's sealed-sender state is damaged: {e}"
+            )),
         }
     }
 }

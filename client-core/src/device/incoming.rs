@@ -97,7 +97,13 @@ where
             Ok(item) => self.apply_staged(item).await,
             Err(Failure::Local(error)) => Err(error),
             Err(Failure::Unreadable(reason)) => {
-                let from = (envelope.sender.clone(), envelope.sender_device);
+                // A sealed envelope that did not open names nobody: the
+                // server's header is not evidence of who sent it.
+                let from = if starling_crypto::sealed::is_sealed(&envelope.content) {
+                    (String::new(), 0)
+                } else {
+                    (envelope.sender.clone(), envelope.sender_device)
+                };
                 self.unreadable(envelope, from, reason).await
             }
             Err(Failure::UnreadableFrom(from, reason)) => {
@@ -137,7 +143,7 @@ where
         (sender, device): (String, u32),
         reason: String,
     ) -> Result<Vec<Event>, S, T> {
-        tracing::warn!(%sender, device, "undecryptable envelope");
+        tracing::warn!("undecryptable envelope");
         let finished = self.storage.finish_envelope(&envelope.id).await;
         finished.map_err(DeviceError::Storage)?;
         Ok(vec![Event::DecryptionFailed {
@@ -237,8 +243,16 @@ where
             device_id: self.account.device_id,
             identity: &self.account.identity,
         };
-        let at = u64::try_from(envelope.server_timestamp).unwrap_or(0);
         let now = self.clock.now_millis();
+        // The time certificates are checked at: the server's, which it
+        // cannot put in our future by more than an hour's slack.
+        if envelope.server_timestamp <= 0 {
+            return Err(unreadable("a sealed envelope without a server time"));
+        }
+        let at = envelope
+            .server_timestamp
+            .min(now.saturating_add(3_600_000))
+            .unsigned_abs();
         let unsealed = self
             .sealing
             .unseal(
@@ -253,6 +267,7 @@ where
             .map_err(|error| match error {
                 SealedError::Storage(e) => Failure::Local(DeviceError::Storage(e)),
                 SealedError::Transport(e) => Failure::Local(DeviceError::Transport(e)),
+                SealedError::DamagedStore(e) => Failure::Local(DeviceError::DamagedSealedState(e)),
                 other => unreadable(other),
             })?;
         match unsealed {

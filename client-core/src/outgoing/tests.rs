@@ -75,7 +75,7 @@ fn as_alice<V>(
     let mut outgoing = Outgoing {
         storage: memory,
         transport: memory,
-        clock: &FixedClock(1_000_000),
+        clock: &FixedClock(crate::testing::SERVER_NOW),
         username: "alice",
         device_id: 1,
         identity: &identity,

@@ -246,3 +246,42 @@ fn a_certificate_the_server_issues_for_someone_else_is_not_sent_with() {
         "{error}"
     );
 }
+
+#[test]
+fn a_sealed_envelope_that_does_not_open_names_nobody_whatever_the_header_says() {
+    let mut world = World::new();
+    let (_alice, mut bob, genuine) = pair(&mut world);
+    let mut spoofed = genuine.clone();
+    spoofed.id = vec![0x5f; 16];
+    spoofed.sender = "carol".into();
+    spoofed.sender_device = 1;
+    spoofed.content[40] ^= 1;
+    assert_eq!(
+        summary(&process(&mut bob, &spoofed)),
+        ["unreadable from .0"]
+    );
+    assert_eq!(
+        summary(&process(&mut bob, &genuine)),
+        ["message alice: two"]
+    );
+}
+
+#[test]
+fn a_sealed_envelope_without_a_server_time_is_not_checked_against_time_zero() {
+    let mut world = World::new();
+    let (alice, mut bob, genuine) = pair(&mut world);
+    // An expired certificate would pass at time 0.
+    let expired = world.server.authority.issue(
+        "alice",
+        1,
+        alice.account.identity.public(),
+        NOW.unsigned_abs() - 1,
+    );
+    let mut forged = resealed(&bob, &genuine, &alice.account.identity, &expired);
+    forged.server_timestamp = 0;
+    assert_eq!(summary(&process(&mut bob, &forged)), ["unreadable from .0"]);
+    assert_eq!(
+        summary(&process(&mut bob, &genuine)),
+        ["message alice: two"]
+    );
+}

@@ -82,7 +82,7 @@ impl Output {
                 clean(sender)
             ),
             Event::SealedSenderRejected { claimed_sender, claimed_device, reason } => format!(
-                "WARNING: a sealed message claiming to be from {} (device {claimed_device}) was refused: its sender certificate is not valid ({reason}); it was not shown",
+                "WARNING: a sealed message claiming (unverified) to be from {} (device {claimed_device}) was refused: its sender certificate is not valid ({reason}); it was not shown",
                 if claimed_sender.is_empty() { "an unknown sender".to_owned() } else { clean(claimed_sender) },
             ),
             Event::RepairRefused { sender, device, reason } => format!(
