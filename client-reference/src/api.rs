@@ -303,6 +303,7 @@ impl Api {
                 .map(|s| starling_protocol::api::AccountEnvelopes {
                     destination: s.destination.clone(),
                     envelopes: encode_envelopes(&s.envelopes),
+                    access_key: None,
                 })
                 .collect(),
             sealed: false,

@@ -71,6 +71,13 @@ error_codes! {
     TooManyEnvelopes = "too_many_envelopes",
     /// A sealed envelope's length is not a padding bucket (SPEC §14.2).
     UnpaddedEnvelope = "unpadded_envelope",
+    /// An unidentified send (no credential) held content that is not a
+    /// sealed envelope.
+    UnsealedUnidentified = "unsealed_unidentified",
+    /// An unidentified send's access key was refused for a destination
+    /// (wrong key, no key and the account takes none from strangers, or
+    /// no such account: the answers are alike).
+    BadAccessKey = "bad_access_key",
     /// An attachment id is malformed.
     BadAttachmentId = "bad_attachment_id",
     /// An attachment's size is not that of a padded stream (SPEC §9).

@@ -88,6 +88,52 @@ impl AuthedDevice {
     }
 }
 
+impl AuthedDevice {
+    /// The device as rate limits and the writer key it.
+    pub fn key(&self) -> (i64, u32) {
+        (self.account_id, self.device_id)
+    }
+}
+
+/// A device when the request carries credentials, `None` when it carries
+/// none (an unidentified send); wrong credentials are refused as always.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthed(pub Option<AuthedDevice>);
+
+impl FromRequestParts<AppState> for MaybeAuthed {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.headers.get(axum::http::header::AUTHORIZATION) {
+            None => Ok(Self(None)),
+            Some(value) => AuthedDevice::verify(state, value.to_str().ok())
+                .await
+                .map(|device| Self(Some(device))),
+        }
+    }
+}
+
+/// The address the request came from, when the server was started with
+/// it (`ConnectInfo`); behind a reverse proxy it is the proxy's.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
 impl FromRequestParts<AppState> for AuthedDevice {
     type Rejection = AppError;
 

@@ -26,6 +26,10 @@ pub enum AppError {
     /// Missing or wrong credentials.
     #[error("authentication required")]
     Unauthorized,
+    /// An unidentified send's access key was refused for these
+    /// destinations.
+    #[error("the access key was refused for {}", .0.join(", "))]
+    BadAccessKey(Vec<String>),
     /// Authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -84,7 +88,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::BadAccessKey(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::StaleDevices { .. } | Self::StaleDevicesMany(_) => {
@@ -112,6 +116,7 @@ impl AppError {
         let code = match self {
             Self::BadRequest { code, .. } | Self::Conflict { code, .. } => *code,
             Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::BadAccessKey(_) => ErrorCode::BadAccessKey,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::StaleDevices { .. } | Self::StaleDevicesMany(_) => ErrorCode::StaleDevices,

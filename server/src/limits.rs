@@ -32,7 +32,24 @@ pub struct Limits {
     prekey_uploads: DefaultKeyedRateLimiter<DeviceKey>,
     attachment_creations: DefaultKeyedRateLimiter<i64>,
     certificates: DefaultKeyedRateLimiter<DeviceKey>,
+    /// Unidentified sends by peer address (a /64 for IPv6).
+    unidentified_peers: DefaultKeyedRateLimiter<std::net::IpAddr>,
+    /// Unidentified sends by presented access key (its hash's prefix).
+    access_keys: DefaultKeyedRateLimiter<[u8; 16]>,
+    /// Unidentified sends admitted to an account, all senders together.
+    destinations: DefaultKeyedRateLimiter<i64>,
 }
+
+/// Unidentified sends a peer address may make a second, and at once:
+/// charged before the access key is checked.
+pub const UNIDENTIFIED_PEER_RATE: (u32, u32) = (100, 500);
+/// Unidentified sends a second, and at once, under one access key:
+/// charged before it is checked, so guessing keys is slow.
+pub const ACCESS_KEY_RATE: (u32, u32) = (50, 500);
+/// Unidentified sends a second, and at once, that one account receives
+/// from everyone: charged only once the key is checked, so wrong keys
+/// cannot use up a destination's bucket.
+pub const DESTINATION_RATE: (u32, u32) = (200, 2000);
 
 /// Sender certificates a device may fetch an hour, and at once: a client
 /// fetches one a day, and again after a restart or a refusal.
@@ -112,6 +129,12 @@ impl Limits {
                 CERTIFICATES_PER_HOUR,
                 CERTIFICATES_PER_HOUR,
             )),
+            unidentified_peers: RateLimiter::keyed(quota(
+                UNIDENTIFIED_PEER_RATE.0,
+                UNIDENTIFIED_PEER_RATE.1,
+            )),
+            access_keys: RateLimiter::keyed(quota(ACCESS_KEY_RATE.0, ACCESS_KEY_RATE.1)),
+            destinations: RateLimiter::keyed(quota(DESTINATION_RATE.0, DESTINATION_RATE.1)),
         }
     }
 
@@ -158,9 +181,36 @@ impl Limits {
         check_n(&self.bundle_pairs, (requester, target), bundles)
     }
 
+    /// One unidentified send from `peer` (IPv6 counted by its /64).
+    pub fn unidentified_peer(&self, peer: std::net::IpAddr) -> Result<(), AppError> {
+        let key = match peer {
+            std::net::IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                std::net::IpAddr::V6(octets.into())
+            }
+            v4 => v4,
+        };
+        check(&self.unidentified_peers, key)
+    }
+
+    /// One unidentified send presenting an access key whose SHA-256 starts
+    /// with `key_prefix`.
+    pub fn access_key(&self, key_prefix: [u8; 16]) -> Result<(), AppError> {
+        check(&self.access_keys, key_prefix)
+    }
+
+    /// One unidentified send admitted to `account`.
+    pub fn destination(&self, account: i64) -> Result<(), AppError> {
+        check(&self.destinations, account)
+    }
+
     /// Forgets devices and pairs whose buckets are full again (bounds
     /// memory).
     pub fn forget_idle(&self) {
+        self.unidentified_peers.retain_recent();
+        self.access_keys.retain_recent();
+        self.destinations.retain_recent();
         self.sends.retain_recent();
         self.bundle_fetches.retain_recent();
         self.bundle_pairs.retain_recent();

@@ -159,7 +159,9 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let state = AppState::new(store.clone(), config.clone())?;
     let expiry = spawn_expiry(state.clone(), Duration::from_secs(60));
     let revocations = spawn_revocations(state.clone(), revocation::POLL_EVERY);
-    let router = app(state).into_make_service();
+    // The peer address reaches handlers (unidentified sends are limited
+    // by it).
+    let router = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), grace));
     let acceptor = CappedAcceptor::new(&config.connections);

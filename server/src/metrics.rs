@@ -42,6 +42,10 @@ pub struct Metrics {
     pub attachments_refused_rate: Counter,
     /// Sender certificates signed.
     pub certificates_issued: Counter,
+    /// Sends stored without a credential (unidentified, sealed).
+    pub sends_unidentified: Counter,
+    /// Unidentified sends refused for an access key.
+    pub sends_refused_access: Counter,
     /// Open device WebSockets.
     pub connections: Gauge,
 }
@@ -125,6 +129,16 @@ impl Default for Metrics {
             "sender_certificates_issued",
             "Sender certificates signed for sealed sender",
         );
+        let sends_unidentified = counter(
+            &mut registry,
+            "sends_unidentified",
+            "Sends stored without a credential (sealed, authorised by access keys)",
+        );
+        let sends_refused_access = counter(
+            &mut registry,
+            "sends_refused_access",
+            "Unidentified sends refused for an access key (401 bad_access_key)",
+        );
         let connections = Gauge::default();
         registry.register(
             "websocket_connections",
@@ -148,6 +162,8 @@ impl Default for Metrics {
             attachments_refused_quota,
             attachments_refused_rate,
             certificates_issued,
+            sends_unidentified,
+            sends_refused_access,
             connections,
         }
     }

@@ -249,7 +249,7 @@ fn send_to_bob(sender: (i64, u32), index: u16) -> BatchOp {
     envelope.sender = Some("alice".into());
     envelope.sender_device = Some(sender.1);
     BatchOp::Send(SendOp {
-        sender,
+        sender: Some(sender),
         destinations: vec![Destination {
             username: "bob".into(),
             envelopes: vec![envelope],

@@ -35,7 +35,16 @@ pub struct AccountEnvelopes {
     pub destination: String,
     /// One per device of the destination.
     pub envelopes: Vec<DeviceEnvelope>,
+    /// On an unidentified send (no `Authorization`): the destination's
+    /// access key (base64 of 16 bytes); absent for an account that takes
+    /// sealed envelopes from strangers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
 }
+
+/// The header an unidentified `PUT /v1/messages/{username}` carries the
+/// destination's access key in (base64 of 16 bytes).
+pub const UNIDENTIFIED_ACCESS_KEY_HEADER: &str = "unidentified-access-key";
 
 /// `PUT /v1/messages`: one request, envelopes for many accounts (groups).
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -27,7 +27,7 @@ pub use directory::{DirectoryEntry, DirectoryQuery, MAX_DIRECTORY_RESULTS};
 pub use keys::{BundleResponse, DeviceBundle, KeyUpload, MAX_PREKEYS_PER_UPLOAD, PrekeyCounts};
 pub use messages::{
     AccountEnvelopes, DeviceEnvelope, FullQueue, MAX_DESTINATIONS, MultiSendRequest, SendRequest,
-    SendResponse, StaleLists,
+    SendResponse, StaleLists, UNIDENTIFIED_ACCESS_KEY_HEADER,
 };
 pub use push::{PushRegistered, PushRegistration};
 

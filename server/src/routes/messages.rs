@@ -4,30 +4,53 @@
 
 use axum::Json;
 use axum::extract::State;
-use starling_protocol::api::{MultiSendRequest, SendRequest, SendResponse};
+use axum::http::HeaderMap;
+use starling_protocol::api::{
+    MultiSendRequest, SendRequest, SendResponse, UNIDENTIFIED_ACCESS_KEY_HEADER,
+};
 
 use super::{ApiJson, ApiPath};
 use crate::AppState;
-use crate::auth::AuthedDevice;
-use crate::error::AppError;
-use crate::services::sends;
+use crate::auth::{MaybeAuthed, PeerAddr};
+use crate::error::{AppError, ErrorCode};
+use crate::services::{sends, unidentified};
 
 pub(super) async fn send(
     State(state): State<AppState>,
-    sender: AuthedDevice,
+    MaybeAuthed(sender): MaybeAuthed,
+    PeerAddr(peer): PeerAddr,
+    headers: HeaderMap,
     ApiPath(destination): ApiPath<String>,
     ApiJson(request): ApiJson<SendRequest>,
 ) -> Result<Json<SendResponse>, AppError> {
     let envelopes = sends::decode_envelopes(&request.envelopes)?;
-    sends::send_to_account(&state, &sender, destination, envelopes, request.sealed)
-        .await
-        .map(Json)
+    let key = match headers.get(UNIDENTIFIED_ACCESS_KEY_HEADER) {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            AppError::bad_request(
+                ErrorCode::BadJson,
+                "the Unidentified-Access-Key header is not base64",
+            )
+        })?),
+        None => None,
+    };
+    match sender {
+        Some(sender) => {
+            sends::send_to_account(&state, &sender, destination, envelopes, request.sealed).await
+        }
+        None => unidentified::send_to_account(&state, peer, destination, envelopes, key).await,
+    }
+    .map(Json)
 }
 
 pub(super) async fn send_many(
     State(state): State<AppState>,
-    sender: AuthedDevice,
+    MaybeAuthed(sender): MaybeAuthed,
+    PeerAddr(peer): PeerAddr,
     ApiJson(request): ApiJson<MultiSendRequest>,
 ) -> Result<Json<SendResponse>, AppError> {
-    sends::send_many(&state, &sender, request).await.map(Json)
+    match sender {
+        Some(sender) => sends::send_many(&state, &sender, request).await,
+        None => unidentified::send_many(&state, peer, request).await,
+    }
+    .map(Json)
 }

@@ -14,6 +14,7 @@
 //! - [`certificates`]: the sender-certificate key chain and certificates.
 //! - [`accounts`]: registration, linked devices, device lists.
 //! - [`access`]: access keys and the stranger policy (unidentified delivery).
+//! - [`unidentified`]: sends with no credential, authorised by access keys.
 //! - [`push_endpoints`]: where devices get push wake-ups.
 
 pub mod access;
@@ -26,3 +27,4 @@ pub mod keys;
 pub mod push_endpoints;
 pub mod queue;
 pub mod sends;
+pub mod unidentified;

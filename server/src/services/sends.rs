@@ -26,8 +26,8 @@ use crate::encoding::decode_b64;
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::store::{
-    Commit, Destination, NewEnvelope, SendOp, SendRefusal, SendSlot, WriteError, accepted_hour,
-    now_millis,
+    Commit, Destination, NewEnvelope, SendOp, SendRefusal, SendSlot, Submitter, WriteError,
+    accepted_hour, now_millis,
 };
 
 /// The envelopes of a send to one account: device id and ciphertext.
@@ -73,9 +73,9 @@ pub async fn queue_send(
     let anonymous = sealed || envelopes.iter().any(|(_, c)| is_sealed(c));
     let destination = Destination {
         username: destination,
-        envelopes: build(sender, envelopes, anonymous),
+        envelopes: build(Some(sender), envelopes, anonymous),
     };
-    queue(state, sender, vec![destination], slot, false).await
+    queue(state, Some(sender.key()), vec![destination], slot, false).await
 }
 
 /// Sends to several accounts at once (a group message): stored together,
@@ -104,10 +104,10 @@ pub async fn send_many(
         .into_iter()
         .map(|(username, envelopes)| Destination {
             username,
-            envelopes: build(sender, envelopes, anonymous),
+            envelopes: build(Some(sender), envelopes, anonymous),
         })
         .collect();
-    queue(state, sender, destinations, slot, true)
+    queue(state, Some(sender.key()), destinations, slot, true)
         .await?
         .stored()
         .await
@@ -115,7 +115,7 @@ pub async fn send_many(
 
 /// A multi-account send names 1 to [`MAX_DESTINATIONS`] accounts, each
 /// once, each a valid username (a malformed name never reaches a batch).
-fn check_destinations(request: &MultiSendRequest) -> Result<(), AppError> {
+pub(crate) fn check_destinations(request: &MultiSendRequest) -> Result<(), AppError> {
     for send in &request.sends {
         Username::parse(&send.destination)?;
     }
@@ -152,14 +152,17 @@ fn admit_send(
     let device = (sender.account_id, sender.device_id);
     let slot = state
         .writer
-        .reserve(device)
+        .reserve(Submitter::Device(device))
         .map_err(|e| write_error(&state.metrics, recipients > 1, e))?;
     state.limits.send_to(device, recipients)?;
     Ok(slot)
 }
 
 /// Size and shape checks.
-fn check_envelopes(state: &AppState, envelopes: &[(u32, Vec<u8>)]) -> Result<(), AppError> {
+pub(crate) fn check_envelopes(
+    state: &AppState,
+    envelopes: &[(u32, Vec<u8>)],
+) -> Result<(), AppError> {
     let limits = &state.config.messages;
     if envelopes.is_empty() {
         return Err(AppError::bad_request(
@@ -207,7 +210,12 @@ fn check_envelopes(state: &AppState, envelopes: &[(u32, Vec<u8>)]) -> Result<(),
 /// The envelopes of a send to one account (the writer fills in the
 /// account from the username); `anonymous` when the request holds any
 /// sealed content (SPEC §15), which is never stored with a sender.
-fn build(sender: &AuthedDevice, envelopes: Envelopes, anonymous: bool) -> Vec<NewEnvelope> {
+pub(crate) fn build(
+    sender: Option<&AuthedDevice>,
+    envelopes: Envelopes,
+    anonymous: bool,
+) -> Vec<NewEnvelope> {
+    let sender = sender.filter(|_| !anonymous);
     let hour = accepted_hour(now_millis());
     // Ids must be unique and unguessable: the thread's CSPRNG (seeded and
     // reseeded from the OS) gives that without a system call per envelope.
@@ -221,8 +229,8 @@ fn build(sender: &AuthedDevice, envelopes: Envelopes, anonymous: bool) -> Vec<Ne
                 envelope_id,
                 account_id: 0,
                 device_id,
-                sender: (!anonymous).then(|| sender.username.clone()),
-                sender_device: (!anonymous).then_some(sender.device_id),
+                sender: sender.map(|s| s.username.clone()),
+                sender_device: sender.map(|s| s.device_id),
                 created_at: hour,
                 content,
             }
@@ -255,7 +263,7 @@ impl QueuedSend {
 }
 
 /// What a client is told about a send the writer did not store.
-fn write_error(metrics: &Metrics, many: bool, error: WriteError) -> AppError {
+pub(crate) fn write_error(metrics: &Metrics, many: bool, error: WriteError) -> AppError {
     match error {
         WriteError::Refused(SendRefusal::UnknownAccount) => AppError::NotFound("account"),
         WriteError::Refused(SendRefusal::SenderRevoked) => {
@@ -298,17 +306,18 @@ fn write_error(metrics: &Metrics, many: bool, error: WriteError) -> AppError {
     }
 }
 
-/// Queues a send's envelopes, to be checked and stored in one transaction.
-async fn queue(
+/// Queues a send's envelopes, to be checked and stored in one transaction
+/// (`sender` is `None` for an unidentified send).
+pub(crate) async fn queue(
     state: &AppState,
-    sender: &AuthedDevice,
+    sender: Option<(i64, u32)>,
     destinations: Vec<Destination>,
     slot: SendSlot,
     many: bool,
 ) -> Result<QueuedSend, AppError> {
     let count = destinations.iter().map(|d| d.envelopes.len()).sum();
     let op = SendOp {
-        sender: (sender.account_id, sender.device_id),
+        sender,
         destinations,
     };
     let commit = state

@@ -107,7 +107,7 @@ pub struct Batcher {
     /// to devices that already have one waiting.
     busy_at: usize,
     /// Sends waiting for the writer, per sending device.
-    in_flight: Arc<Mutex<HashMap<DeviceKey, u32>>>,
+    in_flight: Arc<Mutex<HashMap<Submitter, u32>>>,
 }
 
 impl Batcher {
@@ -171,7 +171,7 @@ impl Batcher {
     /// shared fairly: a device flooding the queue is refused, while one
     /// with nothing waiting still gets its send queued. The place is given
     /// back when the slot is dropped.
-    pub fn reserve(&self, device: DeviceKey) -> Result<SendSlot, WriteError> {
+    pub fn reserve(&self, device: Submitter) -> Result<SendSlot, WriteError> {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = in_flight.get(&device).copied().unwrap_or(0);
         let queued = self.queued();
@@ -220,12 +220,26 @@ impl Batcher {
     }
 }
 
+/// Who a send's place among those waiting for the writer is counted
+/// against: the sending device, or for an unidentified send the peer's
+/// address (each request on its own when the peer is the server's own
+/// host or a proxy, which limits it there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Submitter {
+    /// An authenticated device.
+    Device((i64, u32)),
+    /// An unidentified sender at this address.
+    Peer(std::net::IpAddr),
+    /// An unidentified request with no address to count it under.
+    Request(u64),
+}
+
 /// A device's place among the sends waiting for the writer, given back
 /// when its send is answered (or abandoned).
 #[derive(Debug)]
 pub struct SendSlot {
-    in_flight: Arc<Mutex<HashMap<DeviceKey, u32>>>,
-    device: DeviceKey,
+    in_flight: Arc<Mutex<HashMap<Submitter, u32>>>,
+    device: Submitter,
 }
 
 impl Drop for SendSlot {

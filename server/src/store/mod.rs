@@ -33,7 +33,7 @@ pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError, Removal, R
 pub use attachments::{AttachmentRecord, NewAttachment, QuotaOutcome};
 pub use batch::{
     BatchOp, BatchOutcome, Batcher, Commit, MAX_BATCH, MAX_IN_FLIGHT_PER_DEVICE, QUEUE_CAPACITY,
-    SendSlot, WriteError,
+    SendSlot, Submitter, WriteError,
 };
 pub use directory::DirectoryEntry;
 pub use envelopes::{

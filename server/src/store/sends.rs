@@ -16,8 +16,9 @@ use super::{BatchOp, NewEnvelope};
 /// A send to store: envelopes for one or more accounts.
 #[derive(Debug)]
 pub struct SendOp {
-    /// The sending device, which its own account's list leaves out.
-    pub sender: (i64, u32),
+    /// The sending device, which its own account's list leaves out;
+    /// `None` for an unidentified send (sealed, authorised by access keys).
+    pub sender: Option<(i64, u32)>,
     /// One entry per destination account.
     pub destinations: Vec<Destination>,
 }
@@ -66,7 +67,7 @@ pub(super) fn sender_accounts(ops: &[&BatchOp]) -> Vec<i64> {
     let accounts: BTreeSet<i64> = ops
         .iter()
         .filter_map(|op| match op {
-            BatchOp::Send(send) => Some(send.sender.0),
+            BatchOp::Send(send) => send.sender.map(|(account, _)| account),
             _ => None,
         })
         .collect();
@@ -81,7 +82,7 @@ pub(super) fn unknown_senders(ops: &[&BatchOp], enabled: &EnabledDevices) -> Vec
     let senders: BTreeSet<(i64, u32)> = ops
         .iter()
         .filter_map(|op| match op {
-            BatchOp::Send(send) if !enabled.contains(&send.sender) => Some(send.sender),
+            BatchOp::Send(send) => send.sender.filter(|s| !enabled.contains(s)),
             _ => None,
         })
         .collect();
@@ -204,7 +205,7 @@ pub(super) fn plan<'a>(
                 }));
                 None
             }
-            BatchOp::Send(send) if !enabled.contains(&send.sender) => {
+            BatchOp::Send(send) if send.sender.is_some_and(|s| !enabled.contains(&s)) => {
                 Some(SendRefusal::SenderRevoked)
             }
             BatchOp::Send(send) => match check(index, send, accounts) {
@@ -236,7 +237,7 @@ fn check<'a>(
         let expected: BTreeSet<u32> = devices
             .iter()
             .copied()
-            .filter(|device| (*account_id, *device) != send.sender)
+            .filter(|device| Some((*account_id, *device)) != send.sender)
             .collect();
         let named: BTreeSet<u32> = destination.envelopes.iter().map(|e| e.device_id).collect();
         if named == expected {
@@ -277,6 +278,10 @@ mod tests {
     }
 
     fn send(sender: (i64, u32), to: &[(&str, &[u32])]) -> BatchOp {
+        unidentified_or(Some(sender), to)
+    }
+
+    fn unidentified_or(sender: Option<(i64, u32)>, to: &[(&str, &[u32])]) -> BatchOp {
         BatchOp::Send(SendOp {
             sender,
             destinations: to
@@ -355,6 +360,25 @@ mod tests {
             vec![Some(SendRefusal::SenderRevoked), None, None]
         );
         assert_eq!(plan.rows.len(), 4);
+    }
+
+    #[test]
+    fn an_unidentified_send_expects_every_device_and_is_never_revoked() {
+        let op = unidentified_or(None, &[("alice", &[1, 2]), ("bob", &[1, 3])]);
+        let enabled = enabled_devices(&accounts());
+        assert!(unknown_senders(&[&op], &enabled).is_empty());
+        assert!(sender_accounts(&[&op]).is_empty());
+        let plan = plan(&[&op], &accounts(), &enabled);
+        assert_eq!(plan.refusals, vec![None]);
+        assert_eq!(plan.rows.len(), 4);
+        // Leaving out a device of alice's is stale: no device is "the
+        // sender's own" when there is no sender.
+        let short = unidentified_or(None, &[("alice", &[2])]);
+        let plan = super::plan(&[&short], &accounts(), &enabled);
+        assert!(matches!(
+            plan.refusals[0],
+            Some(SendRefusal::StaleDevices(_))
+        ));
     }
 
     #[test]

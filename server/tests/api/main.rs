@@ -15,3 +15,4 @@ mod metrics;
 mod prekeys;
 mod revocation;
 mod sends;
+mod unidentified;

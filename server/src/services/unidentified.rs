@@ -1,0 +1,173 @@
+//! Unidentified sends (`crypto/SPEC.md` §15.8): sealed envelopes sent
+//! with no credential, so that the server does not learn who sends them
+//! even while the request lasts. Each destination's access key (or its
+//! choice to take sealed envelopes from strangers) authorises the send.
+//!
+//! Abuse limits work without a sender: per peer address and per presented
+//! key before the key is checked (so guessing keys is slow), per
+//! destination only once it passed (so wrong keys cannot use up an
+//! account's bucket). A wrong key, no key, and an account that does not
+//! exist get the same answer, so the route says nothing about which
+//! usernames exist.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+use starling_crypto::sealed::is_sealed;
+use starling_protocol::Username;
+use starling_protocol::api::{MultiSendRequest, SendResponse};
+
+use super::access::{self, ACCESS_KEY_LEN};
+use super::sends::{self, Envelopes};
+use crate::AppState;
+use crate::error::{AppError, ErrorCode};
+use crate::store::{AccessRecord, Destination, Submitter};
+
+/// An access key as presented.
+pub type AccessKey = [u8; ACCESS_KEY_LEN];
+
+/// Ids for unidentified requests with no address to count them under.
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// One destination of an unidentified send.
+struct UnidentifiedSend {
+    destination: String,
+    envelopes: Envelopes,
+    key: Option<zeroize::Zeroizing<AccessKey>>,
+}
+
+/// `PUT /v1/messages/{username}` without a credential.
+pub async fn send_to_account(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    destination: String,
+    envelopes: Envelopes,
+    key: Option<&str>,
+) -> Result<SendResponse, AppError> {
+    Username::parse(&destination)?;
+    let key = key
+        .map(|k| access::parse_key("Unidentified-Access-Key", k).map(zeroize::Zeroizing::new))
+        .transpose()?;
+    let send = UnidentifiedSend {
+        destination,
+        envelopes,
+        key,
+    };
+    store(state, peer, vec![send], false).await
+}
+
+/// `PUT /v1/messages` without a credential: each destination with its
+/// own access key.
+pub async fn send_many(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    request: MultiSendRequest,
+) -> Result<SendResponse, AppError> {
+    sends::check_destinations(&request)?;
+    let mut list = Vec::with_capacity(request.sends.len());
+    for send in request.sends {
+        let key = send
+            .access_key
+            .as_deref()
+            .map(|k| access::parse_key("access_key", k).map(zeroize::Zeroizing::new))
+            .transpose()?;
+        list.push(UnidentifiedSend {
+            destination: send.destination,
+            envelopes: sends::decode_envelopes(&send.envelopes)?,
+            key,
+        });
+    }
+    store(state, peer, list, true).await
+}
+
+/// Checks, authorises and stores an unidentified send.
+async fn store(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    list: Vec<UnidentifiedSend>,
+    many: bool,
+) -> Result<SendResponse, AppError> {
+    for send in &list {
+        sends::check_envelopes(state, &send.envelopes)?;
+        if let Some((device, _)) = send.envelopes.iter().find(|(_, c)| !is_sealed(c)) {
+            return Err(AppError::bad_request(
+                ErrorCode::UnsealedUnidentified,
+                format!(
+                    "a send without a credential must be sealed (SPEC §15); the envelope for {} device {device} is not",
+                    send.destination
+                ),
+            ));
+        }
+    }
+    // Counted by address unless it is this host (a reverse proxy, or a
+    // local client), where the proxy is what limits it.
+    let peer = peer.filter(|ip| !ip.is_loopback());
+    let submitter = match peer {
+        Some(ip) => Submitter::Peer(ip),
+        None => Submitter::Request(REQUESTS.fetch_add(1, Ordering::Relaxed)),
+    };
+    let slot = state
+        .writer
+        .reserve(submitter)
+        .map_err(|e| sends::write_error(&state.metrics, many, e))?;
+    if let Some(ip) = peer {
+        state.limits.unidentified_peer(ip)?;
+    }
+    for key in list.iter().filter_map(|s| s.key.as_ref()) {
+        let digest = Sha256::digest(key.as_slice());
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&digest[..16]);
+        state.limits.access_key(prefix)?;
+    }
+    let admitted = authorise(state, &list).await?;
+    for record in &admitted {
+        state.limits.destination(record.account_id)?;
+    }
+    let destinations = list
+        .into_iter()
+        .map(|send| Destination {
+            username: send.destination,
+            envelopes: sends::build(None, send.envelopes, true),
+        })
+        .collect();
+    let stored = sends::queue(state, None, destinations, slot, many)
+        .await?
+        .stored()
+        .await?;
+    state.metrics.sends_unidentified.inc();
+    Ok(stored)
+}
+
+/// Every destination's access record, or the refusal naming those whose
+/// key (or lack of one) was refused; an account that does not exist is
+/// refused alike.
+async fn authorise(
+    state: &AppState,
+    list: &[UnidentifiedSend],
+) -> Result<Vec<AccessRecord>, AppError> {
+    let mut admitted = Vec::with_capacity(list.len());
+    let mut refused = Vec::new();
+    // Compared against when there is no such account, so that the check
+    // runs the same way.
+    let nobody = AccessRecord {
+        account_id: 0,
+        key_hash: None,
+        sealed_from_strangers: false,
+    };
+    for send in list {
+        let record = state.store.access(&send.destination).await?;
+        let presented = send.key.as_deref();
+        let admits = access::admits(record.as_ref().unwrap_or(&nobody), presented);
+        match record {
+            Some(record) if admits => admitted.push(record),
+            _ => refused.push(send.destination.clone()),
+        }
+    }
+    if refused.is_empty() {
+        Ok(admitted)
+    } else {
+        state.metrics.sends_refused_access.inc();
+        Err(AppError::BadAccessKey(refused))
+    }
+}
