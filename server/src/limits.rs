@@ -6,6 +6,7 @@
 //! several nodes a device's effective limit is the per-node limit times
 //! the nodes it reaches, which still bounds abuse.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -17,6 +18,19 @@ use crate::error::AppError;
 
 /// A device, as rate limits see it.
 pub type DeviceKey = (i64, u32);
+
+/// The address an unidentified sender is counted under: IPv4-mapped
+/// IPv6 as IPv4, other IPv6 by its /64 (one host's share).
+pub fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+        v4 => v4,
+    }
+}
 
 /// A requesting account and the account whose bundles it claims.
 pub type PairKey = (i64, i64);
@@ -33,9 +47,10 @@ pub struct Limits {
     attachment_creations: DefaultKeyedRateLimiter<i64>,
     certificates: DefaultKeyedRateLimiter<DeviceKey>,
     /// Unidentified sends by peer address (a /64 for IPv6).
-    unidentified_peers: DefaultKeyedRateLimiter<std::net::IpAddr>,
-    /// Unidentified sends by presented access key (its hash's prefix).
-    access_keys: DefaultKeyedRateLimiter<[u8; 16]>,
+    unidentified_peers: DefaultKeyedRateLimiter<IpAddr>,
+    /// Refused access keys, by destination username (whatever key was
+    /// presented, so that varying the guess does not help).
+    access_refusals: DefaultKeyedRateLimiter<String>,
     /// Unidentified sends admitted to an account, all senders together.
     destinations: DefaultKeyedRateLimiter<i64>,
 }
@@ -43,9 +58,10 @@ pub struct Limits {
 /// Unidentified sends a peer address may make a second, and at once:
 /// charged before the access key is checked.
 pub const UNIDENTIFIED_PEER_RATE: (u32, u32) = (100, 500);
-/// Unidentified sends a second, and at once, under one access key:
-/// charged before it is checked, so guessing keys is slow.
-pub const ACCESS_KEY_RATE: (u32, u32) = (50, 500);
+/// Refused access keys a second, and at once, for one destination: past
+/// them a wrong key is answered 429, so guessing is slow whatever keys
+/// are tried (keys are 128-bit; this also bounds the lookups it costs).
+pub const ACCESS_REFUSAL_RATE: (u32, u32) = (10, 100);
 /// Unidentified sends a second, and at once, that one account receives
 /// from everyone: charged only once the key is checked, so wrong keys
 /// cannot use up a destination's bucket.
@@ -133,7 +149,10 @@ impl Limits {
                 UNIDENTIFIED_PEER_RATE.0,
                 UNIDENTIFIED_PEER_RATE.1,
             )),
-            access_keys: RateLimiter::keyed(quota(ACCESS_KEY_RATE.0, ACCESS_KEY_RATE.1)),
+            access_refusals: RateLimiter::keyed(quota(
+                ACCESS_REFUSAL_RATE.0,
+                ACCESS_REFUSAL_RATE.1,
+            )),
             destinations: RateLimiter::keyed(quota(DESTINATION_RATE.0, DESTINATION_RATE.1)),
         }
     }
@@ -181,23 +200,19 @@ impl Limits {
         check_n(&self.bundle_pairs, (requester, target), bundles)
     }
 
-    /// One unidentified send from `peer` (IPv6 counted by its /64).
-    pub fn unidentified_peer(&self, peer: std::net::IpAddr) -> Result<(), AppError> {
-        let key = match peer {
-            std::net::IpAddr::V6(v6) => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                std::net::IpAddr::V6(octets.into())
-            }
-            v4 => v4,
-        };
-        check(&self.unidentified_peers, key)
+    /// An unidentified send from `peer` to `destinations` accounts: one
+    /// token per destination, as each costs a lookup.
+    pub fn unidentified_peer(&self, peer: IpAddr, destinations: usize) -> Result<(), AppError> {
+        check_n(
+            &self.unidentified_peers,
+            peer_key(peer),
+            destinations.max(1),
+        )
     }
 
-    /// One unidentified send presenting an access key whose SHA-256 starts
-    /// with `key_prefix`.
-    pub fn access_key(&self, key_prefix: [u8; 16]) -> Result<(), AppError> {
-        check(&self.access_keys, key_prefix)
+    /// A refused access key for `destination`.
+    pub fn access_refused(&self, destination: &str) -> Result<(), AppError> {
+        check(&self.access_refusals, destination.to_owned())
     }
 
     /// One unidentified send admitted to `account`.
@@ -209,7 +224,7 @@ impl Limits {
     /// memory).
     pub fn forget_idle(&self) {
         self.unidentified_peers.retain_recent();
-        self.access_keys.retain_recent();
+        self.access_refusals.retain_recent();
         self.destinations.retain_recent();
         self.sends.retain_recent();
         self.bundle_fetches.retain_recent();
@@ -223,6 +238,18 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peers_are_counted_by_host() {
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(peer_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(peer_key(a), peer_key(b));
+        assert_ne!(peer_key(a), peer_key(other));
+        assert!(peer_key("::ffff:127.0.0.1".parse().unwrap()).is_loopback());
+    }
 
     #[test]
     fn burst_then_refusal_per_device() {

@@ -3,17 +3,16 @@
 //! even while the request lasts. Each destination's access key (or its
 //! choice to take sealed envelopes from strangers) authorises the send.
 //!
-//! Abuse limits work without a sender: per peer address and per presented
-//! key before the key is checked (so guessing keys is slow), per
-//! destination only once it passed (so wrong keys cannot use up an
-//! account's bucket). A wrong key, no key, and an account that does not
+//! Abuse limits work without a sender: per peer host before the keys are
+//! checked (a token per destination, each costing a lookup), per
+//! destination on refused keys (so guessing is slow whatever keys are
+//! tried) and, once they passed, per destination (so wrong keys cannot use
+//! up an account's bucket). A wrong key, no key, and an account that does not
 //! exist get the same answer, so the route says nothing about which
 //! usernames exist.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use sha2::{Digest, Sha256};
 use starling_crypto::sealed::is_sealed;
 use starling_protocol::Username;
 use starling_protocol::api::{MultiSendRequest, SendResponse};
@@ -26,9 +25,6 @@ use crate::store::{AccessRecord, Destination, Submitter};
 
 /// An access key as presented.
 pub type AccessKey = [u8; ACCESS_KEY_LEN];
-
-/// Ids for unidentified requests with no address to count them under.
-static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 /// One destination of an unidentified send.
 struct UnidentifiedSend {
@@ -100,25 +96,22 @@ async fn store(
             ));
         }
     }
-    // Counted by address unless it is this host (a reverse proxy, or a
-    // local client), where the proxy is what limits it.
-    let peer = peer.filter(|ip| !ip.is_loopback());
+    // Counted by host unless it is this one (a reverse proxy, or a local
+    // client): then every such send shares one place, and the proxy is
+    // what limits each client.
+    let peer = peer
+        .map(crate::limits::peer_key)
+        .filter(|ip| !ip.is_loopback());
     let submitter = match peer {
         Some(ip) => Submitter::Peer(ip),
-        None => Submitter::Request(REQUESTS.fetch_add(1, Ordering::Relaxed)),
+        None => Submitter::Local,
     };
     let slot = state
         .writer
         .reserve(submitter)
         .map_err(|e| sends::write_error(&state.metrics, many, e))?;
     if let Some(ip) = peer {
-        state.limits.unidentified_peer(ip)?;
-    }
-    for key in list.iter().filter_map(|s| s.key.as_ref()) {
-        let digest = Sha256::digest(key.as_slice());
-        let mut prefix = [0u8; 16];
-        prefix.copy_from_slice(&digest[..16]);
-        state.limits.access_key(prefix)?;
+        state.limits.unidentified_peer(ip, list.len())?;
     }
     let admitted = authorise(state, &list).await?;
     for record in &admitted {
@@ -165,9 +158,11 @@ async fn authorise(
         }
     }
     if refused.is_empty() {
-        Ok(admitted)
-    } else {
-        state.metrics.sends_refused_access.inc();
-        Err(AppError::BadAccessKey(refused))
+        return Ok(admitted);
     }
+    state.metrics.sends_refused_access.inc();
+    for destination in &refused {
+        state.limits.access_refused(destination)?;
+    }
+    Err(AppError::BadAccessKey(refused))
 }

@@ -222,16 +222,16 @@ impl Batcher {
 
 /// Who a send's place among those waiting for the writer is counted
 /// against: the sending device, or for an unidentified send the peer's
-/// address (each request on its own when the peer is the server's own
-/// host or a proxy, which limits it there).
+/// host (all of them together when it is the server's own host: a
+/// reverse proxy, which limits each client itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Submitter {
     /// An authenticated device.
     Device((i64, u32)),
-    /// An unidentified sender at this address.
+    /// Unidentified senders at this host (`limits::peer_key`).
     Peer(std::net::IpAddr),
-    /// An unidentified request with no address to count it under.
-    Request(u64),
+    /// Unidentified senders on this host or of unknown address.
+    Local,
 }
 
 /// A device's place among the sends waiting for the writer, given back

@@ -178,12 +178,14 @@ async fn guessing_is_limited(kind: DbKind) {
     let server = TestServer::start(kind).await;
     let bob = server.register("bob", 2).await;
     set_access(&server, &bob.auth, &[7; 16], false).await;
-    let (_, burst) = starling_server::limits::ACCESS_KEY_RATE;
-    // The guessed key's bucket runs dry (it refills meanwhile, so a few
-    // more than the burst), refused before the key is checked.
+    let (_, burst) = starling_server::limits::ACCESS_REFUSAL_RATE;
+    // Refusals for bob run dry, whatever keys are tried (the bucket
+    // refills meanwhile, so a few more than its size).
     let mut refused = None;
     for attempt in 0..burst * 3 {
-        let (status, body) = unidentified(&server, "bob", Some(&[8; 16]), sealed_body()).await;
+        let mut guess = [0u8; 16];
+        guess[..4].copy_from_slice(&attempt.to_be_bytes());
+        let (status, body) = unidentified(&server, "bob", Some(&guess), sealed_body()).await;
         match status {
             StatusCode::UNAUTHORIZED => continue,
             _ => {
