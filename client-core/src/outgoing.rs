@@ -9,7 +9,7 @@
 //! Every session advanced by an encryption is saved before the ciphertext
 //! leaves, so no message key is ever used twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use prost::Message as _;
 use rand_core::CryptoRngCore;
@@ -358,30 +358,119 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
     }
 
     /// One attempt of a send: true when stored (or nothing to send); false
-    /// when the server refused stale device lists, which are now fixed.
-    /// Each attempt seals afresh: the inner ciphertexts are the same, so no
-    /// message key is used twice.
+    /// when the server refused stale device lists (now fixed) or an
+    /// access key (now forgotten). Each attempt seals afresh: the inner
+    /// ciphertexts are the same, so no message key is used twice.
+    /// Destinations in `stored` are skipped, and those stored are added:
+    /// an attempt may store one request of its two.
+    ///
+    /// Contacts whose profile key we hold are sent to without our
+    /// credential (unidentified); our own account and first contacts with
+    /// it (the server leaves our device out of our own list, and a first
+    /// contact has no key of theirs yet). Either way the envelopes are
+    /// sealed and stored without a sender.
     pub async fn send_or_fix(
         &mut self,
         sends: &[AccountEnvelopes],
+        stored: &mut BTreeSet<String>,
         rng: &mut impl CryptoRngCore,
     ) -> Result<bool, S, T> {
-        if sends.is_empty() {
+        let pending: Vec<AccountEnvelopes> = sends
+            .iter()
+            .filter(|s| !stored.contains(&s.destination))
+            .cloned()
+            .collect();
+        if pending.is_empty() {
             return Ok(true);
         }
-        let sealed = self.seal(sends, rng).await?;
+        let sealed = self.seal(&pending, rng).await?;
+        let mut unidentified = Vec::new();
+        let mut authenticated = Vec::new();
+        for send in sealed {
+            let key = if send.destination == self.username {
+                None
+            } else {
+                let key = self.storage.contact_profile_key(&send.destination).await;
+                key.map_err(OutgoingError::Storage)?
+            };
+            match key {
+                Some(key) => unidentified.push((send, starling_crypto::sealed::access_key(&key))),
+                None => authenticated.push(send),
+            }
+        }
+        if !unidentified.is_empty() {
+            let outcome = self.transport.send_unidentified(&unidentified).await;
+            match outcome.map_err(OutgoingError::Transport)? {
+                SendOutcome::Stored => {
+                    stored.extend(unidentified.iter().map(|(s, _)| s.destination.clone()));
+                }
+                SendOutcome::Stale(stale) => {
+                    self.fix_device_lists(stale, sends, rng).await?;
+                    return Ok(false);
+                }
+                SendOutcome::Unauthorized(refused) => {
+                    self.forget_refused_keys(&refused, &unidentified).await?;
+                    return Ok(false);
+                }
+            }
+        }
+        if authenticated.is_empty() {
+            return Ok(true);
+        }
         match self
             .transport
-            .send_many(&sealed)
+            .send_many(&authenticated)
             .await
             .map_err(OutgoingError::Transport)?
         {
-            SendOutcome::Stored => Ok(true),
+            SendOutcome::Stored => {
+                stored.extend(authenticated.into_iter().map(|s| s.destination));
+                Ok(true)
+            }
             SendOutcome::Stale(stale) => {
                 self.fix_device_lists(stale, sends, rng).await?;
                 Ok(false)
             }
+            // Not an answer to an authenticated send: try again.
+            SendOutcome::Unauthorized(_) => Ok(false),
         }
+    }
+
+    /// Forgets the profile keys the server refused the access keys of
+    /// (only of destinations sent to unidentified): they are sent to with
+    /// our credential until they share a new one.
+    async fn forget_refused_keys(
+        &self,
+        refused: &[String],
+        unidentified: &[(AccountEnvelopes, [u8; 16])],
+    ) -> Result<(), S, T> {
+        for (send, _) in unidentified {
+            if refused.contains(&send.destination) {
+                tracing::info!("an access key was refused; sending with our credential");
+                self.storage
+                    .set_contact_profile_key(&send.destination, None)
+                    .await
+                    .map_err(OutgoingError::Storage)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `content` with our profile key, when we have one.
+    async fn with_profile_key(
+        &mut self,
+        content: &Content,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Content, S, T> {
+        let mut content = content.clone();
+        let key = self
+            .sealing
+            .profile_key(self.storage, self.transport, rng)
+            .await?;
+        if let Some(key) = key {
+            content.profile_key = key.to_vec();
+        }
+        Ok(content)
     }
 
     /// Sends `content`, pairwise-encrypted, to every device of each
@@ -394,6 +483,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         content: &Content,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(), S, T> {
+        let content = self.with_profile_key(content, rng).await?;
         let plaintext = Zeroizing::new(content.encode_to_vec());
         self.send_pairwise_with(recipients, |_, _| plaintext.as_slice(), rng)
             .await
@@ -410,6 +500,8 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         elsewhere: &Content,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(), S, T> {
+        let content = self.with_profile_key(content, rng).await?;
+        let elsewhere = self.with_profile_key(elsewhere, rng).await?;
         let plaintext = Zeroizing::new(content.encode_to_vec());
         let other = Zeroizing::new(elsewhere.encode_to_vec());
         let mut recipients: Vec<String> = targets.iter().map(|(u, _)| u.clone()).collect();
@@ -438,6 +530,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(), S, T> {
         let mut encrypted: BTreeMap<(String, u32), Vec<u8>> = BTreeMap::new();
+        let mut stored = BTreeSet::new();
         for _ in 0..STALE_RETRIES {
             self.check_recipients(recipients).await?;
             let mut sends = Vec::new();
@@ -467,7 +560,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
             // contact (a device the server just said was gone, served
             // again with another key): nothing leaves before the check.
             self.check_recipients(recipients).await?;
-            if self.send_or_fix(&sends, rng).await? {
+            if self.send_or_fix(&sends, &mut stored, rng).await? {
                 return Ok(());
             }
         }

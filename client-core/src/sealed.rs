@@ -44,6 +44,9 @@ pub struct SealedRecord {
     /// Our sender certificate (encoded) and when it was fetched
     /// ([`Clock`] milliseconds).
     pub certificate: Option<(Vec<u8>, i64)>,
+    /// Our account's profile key, once made (or learned from a sibling
+    /// device): contacts derive our access key from it.
+    pub profile_key: Option<Zeroizing<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for SealedRecord {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for SealedRecord {
         f.debug_struct("SealedRecord")
             .field("pinned", &self.trusted_keys.is_some())
             .field("certificate", &self.certificate.is_some())
+            .field("profile_key", &self.profile_key.is_some())
             .finish()
     }
 }
@@ -179,6 +183,10 @@ struct Loaded {
     /// Unknown signer ids a refresh was made for regardless of the rate
     /// limit (a rotation just after a refresh must not cost messages).
     forced_for: Vec<u32>,
+    profile_key: Option<Zeroizing<[u8; 32]>>,
+    /// The server already held another device's access key when we set
+    /// ours: wait for that device's key (it comes with its messages).
+    key_taken: bool,
 }
 
 /// A device's sealed-sender state, loaded from the store on first use.
@@ -253,6 +261,8 @@ impl Sealing {
             certificate,
             chain_fetched_at: None,
             forced_for: Vec::new(),
+            profile_key: record.profile_key,
+            key_taken: false,
         })
     }
 
@@ -272,6 +282,7 @@ impl Sealing {
                 .certificate
                 .as_ref()
                 .map(|(c, at)| (c.to_bytes(), *at)),
+            profile_key: loaded.profile_key.clone(),
         };
         let saved = storage.save_sealed_record(&record).await;
         if saved.is_err() {
@@ -439,6 +450,54 @@ impl Sealing {
         self.load::<S, T>(storage).await?.certificate = Some((certificate.clone(), now));
         self.save::<S, T>(storage).await?;
         Ok(certificate)
+    }
+
+    /// Our account's profile key, made (and its access key set on the
+    /// server) on first use. `None` while another device of the account
+    /// holds the key the server has and has not shared it with us yet.
+    pub async fn profile_key<S: Storage, T: Transport>(
+        &mut self,
+        storage: &S,
+        transport: &T,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Option<[u8; 32]>, S, T> {
+        let loaded = self.load::<S, T>(storage).await?;
+        if let Some(key) = &loaded.profile_key {
+            return Ok(Some(**key));
+        }
+        if loaded.key_taken {
+            return Ok(None);
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut key[..]);
+        let access = Zeroizing::new(sealed::access_key(&key));
+        let set = transport
+            .set_access(&access, true)
+            .await
+            .map_err(SealedError::Transport)?;
+        let loaded = self.load::<S, T>(storage).await?;
+        if !set {
+            loaded.key_taken = true;
+            return Ok(None);
+        }
+        loaded.profile_key = Some(key.clone());
+        self.save::<S, T>(storage).await?;
+        Ok(Some(*key))
+    }
+
+    /// Takes the profile key a sibling device sent, when we have none (two
+    /// devices that made one each keep the first the server took).
+    pub async fn adopt_profile_key<S: Storage, T: Transport>(
+        &mut self,
+        storage: &S,
+        key: [u8; 32],
+    ) -> Result<(), S, T> {
+        let loaded = self.load::<S, T>(storage).await?;
+        if loaded.profile_key.is_some() {
+            return Ok(());
+        }
+        loaded.profile_key = Some(Zeroizing::new(key));
+        self.save::<S, T>(storage).await
     }
 
     /// Removes the outer layers of a received envelope and checks its

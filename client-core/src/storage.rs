@@ -245,4 +245,15 @@ pub trait Storage {
 
     /// Replaces the trusted server keys and our sender certificate.
     async fn save_sealed_record(&self, record: &SealedRecord) -> Result<(), Self::Error>;
+
+    /// A contact's profile key, as they last sent it.
+    async fn contact_profile_key(&self, username: &str) -> Result<Option<[u8; 32]>, Self::Error>;
+
+    /// Records (or with `None` forgets, after the server refused its
+    /// access key) a contact's profile key.
+    async fn set_contact_profile_key(
+        &self,
+        username: &str,
+        key: Option<&[u8; 32]>,
+    ) -> Result<(), Self::Error>;
 }

@@ -13,6 +13,9 @@ pub enum SendOutcome {
     Stored,
     /// Refused: these accounts' device lists were stale.
     Stale(BTreeMap<String, StaleLists>),
+    /// Refused (an unidentified send): the access key was wrong for these
+    /// accounts. Nothing was stored.
+    Unauthorized(Vec<String>),
 }
 
 /// One account's envelopes in a send.
@@ -60,6 +63,18 @@ pub trait Transport {
 
     /// Sends to many accounts in one request (groups).
     async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome, Self::Error>;
+
+    /// Sends sealed envelopes to many accounts without this device's
+    /// credential, each destination with its access key.
+    async fn send_unidentified(
+        &self,
+        sends: &[(AccountEnvelopes, [u8; 16])],
+    ) -> Result<SendOutcome, Self::Error>;
+
+    /// Sets the account's access key (`if_absent`: only when it has none);
+    /// false when it already had one.
+    async fn set_access(&self, access_key: &[u8; 16], if_absent: bool)
+    -> Result<bool, Self::Error>;
 
     /// A sender certificate for this device (the encoded
     /// `SenderCertificate`), checked by the caller.

@@ -312,6 +312,52 @@ impl Api {
             .await
     }
 
+    /// Sends sealed envelopes to many accounts without this device's
+    /// credential, each destination with its access key.
+    pub async fn send_unidentified(
+        &self,
+        sends: &[(AccountEnvelopes, [u8; 16])],
+    ) -> Result<SendOutcome> {
+        let body = MultiSendRequest {
+            sends: sends
+                .iter()
+                .map(|(s, key)| starling_protocol::api::AccountEnvelopes {
+                    destination: s.destination.clone(),
+                    envelopes: encode_envelopes(&s.envelopes),
+                    access_key: Some(B64.encode(key)),
+                })
+                .collect(),
+            sealed: false,
+        };
+        let url = self
+            .base
+            .join("v1/messages")
+            .map_err(ServerUrlError::Join)?;
+        // No Authorization header: the server must not learn who sends.
+        let request = self.http.request(Method::PUT, url).json(&body);
+        self.send_request(request, None).await
+    }
+
+    /// Sets the account's access key (`if_absent`: only when it has none);
+    /// false when it already had one.
+    pub async fn set_access(&self, access_key: &[u8; 16], if_absent: bool) -> Result<bool> {
+        let body = starling_protocol::api::SetAccess {
+            access_key: B64.encode(access_key),
+            sealed_from_strangers: false,
+            if_absent,
+        };
+        match self
+            .call(self.request(Method::PUT, "v1/accounts/access")?.json(&body))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ClientError::Server { code, .. }) if code == ErrorCode::AccessKeySet.as_str() => {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     async fn send_request(
         &self,
         request: RequestBuilder,
@@ -351,6 +397,17 @@ impl Api {
                     (None, None) => BTreeMap::new(),
                 };
                 return Ok(SendOutcome::Stale(accounts));
+            }
+            return Err(ClientError::Server {
+                status: status.as_u16(),
+                code: body.code.into_owned(),
+                reason: body.reason,
+            });
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            let body: ErrorBody = response.json().await.map_err(ClientError::protocol)?;
+            if body.error_code() == Some(ErrorCode::BadAccessKey) {
+                return Ok(SendOutcome::Unauthorized(body.refused.unwrap_or_default()));
             }
             return Err(ClientError::Server {
                 status: status.as_u16(),

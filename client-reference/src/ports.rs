@@ -261,6 +261,14 @@ impl Storage for Store {
     async fn save_sealed_record(&self, record: &SealedRecord) -> Result<()> {
         Store::save_sealed_record(self, record).await
     }
+
+    async fn contact_profile_key(&self, username: &str) -> Result<Option<[u8; 32]>> {
+        Store::contact_profile_key(self, username).await
+    }
+
+    async fn set_contact_profile_key(&self, username: &str, key: Option<&[u8; 32]>) -> Result<()> {
+        Store::set_contact_profile_key(self, username, key).await
+    }
 }
 
 impl Transport for Api {
@@ -292,6 +300,17 @@ impl Transport for Api {
 
     async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome> {
         Api::send_many(self, sends).await
+    }
+
+    async fn send_unidentified(
+        &self,
+        sends: &[(AccountEnvelopes, [u8; 16])],
+    ) -> Result<SendOutcome> {
+        Api::send_unidentified(self, sends).await
+    }
+
+    async fn set_access(&self, access_key: &[u8; 16], if_absent: bool) -> Result<bool> {
+        Api::set_access(self, access_key, if_absent).await
     }
 
     async fn sender_certificate(&self) -> Result<Vec<u8>> {

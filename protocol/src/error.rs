@@ -163,6 +163,10 @@ pub struct ErrorBody {
     /// With `stale_devices` on a multi-recipient send: per account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<BTreeMap<String, StaleLists>>,
+    /// With `bad_access_key`: the destinations whose access key was
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Vec<String>>,
 }
 
 impl ErrorBody {
@@ -195,6 +199,7 @@ mod tests {
             missing_devices: None,
             extra_devices: None,
             accounts: None,
+            refused: None,
         };
         let json = serde_json::to_string(&body).unwrap();
         assert_eq!(

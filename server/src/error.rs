@@ -139,6 +139,10 @@ impl AppError {
                 Self::StaleDevicesMany(accounts) => Some(accounts.clone()),
                 _ => None,
             },
+            refused: match self {
+                Self::BadAccessKey(refused) => Some(refused.clone()),
+                _ => None,
+            },
         }
     }
 }

@@ -420,6 +420,10 @@ where
                 }
             }
         }
+        let mut content = content.clone();
+        if let Some(key) = self.profile_key().await? {
+            content.profile_key = key.to_vec();
+        }
         let plaintext = Zeroizing::new(content.encode_to_vec());
         let message = outbound.encrypt(&plaintext)?;
         let saved = self

@@ -175,6 +175,9 @@ where
             events.push(Event::IdentityChanged {
                 username: item.sender.clone(),
             });
+        } else {
+            self.learn_profile_key(&item.sender, &content.profile_key)
+                .await?;
         }
         if matches!(content.body, Some(Body::RepairRequest(_))) {
             // Only from a peer whose keys we already knew: a request in a
@@ -197,6 +200,32 @@ where
         let finished = self.storage.finish_envelope(&item.envelope_id).await;
         finished.map_err(DeviceError::Storage)?;
         Ok(events)
+    }
+
+    /// Keeps the profile key a content carried: a contact's, to send to
+    /// them unidentified; our own account's, when this device has none
+    /// yet (a device linked after the key was made). Not from a sender
+    /// whose keys just changed.
+    async fn learn_profile_key(&mut self, sender: &str, key: &[u8]) -> Result<(), S, T> {
+        let Ok(key) = <[u8; 32]>::try_from(key) else {
+            return Ok(());
+        };
+        if sender == self.account.username {
+            let adopted = self
+                .sealing
+                .adopt_profile_key::<S, T>(&self.storage, key)
+                .await;
+            return adopted.map_err(|e| DeviceError::from(crate::outgoing::OutgoingError::from(e)));
+        }
+        let known = self.storage.contact_profile_key(sender).await;
+        if known.map_err(DeviceError::Storage)? != Some(key) {
+            let set = self
+                .storage
+                .set_contact_profile_key(sender, Some(&key))
+                .await;
+            set.map_err(DeviceError::Storage)?;
+        }
+        Ok(())
     }
 
     async fn open_envelope(&mut self, envelope: &Envelope) -> Opened<S, T> {

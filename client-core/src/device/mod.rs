@@ -201,7 +201,18 @@ where
     /// when the server refused stale device lists, which are now fixed.
     pub(crate) async fn send_or_fix(&mut self, sends: &[AccountEnvelopes]) -> Result<bool, S, T> {
         let (mut outgoing, rng) = self.outgoing();
-        Ok(outgoing.send_or_fix(sends, rng).await?)
+        let mut stored = std::collections::BTreeSet::new();
+        Ok(outgoing.send_or_fix(sends, &mut stored, rng).await?)
+    }
+
+    /// Our account's profile key (made on first use), for the contents we
+    /// send.
+    pub(crate) async fn profile_key(&mut self) -> Result<Option<[u8; 32]>, S, T> {
+        let key = self
+            .sealing
+            .profile_key(&self.storage, &self.transport, &mut self.rng)
+            .await;
+        key.map_err(|e| DeviceError::from(crate::outgoing::OutgoingError::from(e)))
     }
 
     /// Sends `content`, pairwise-encrypted, to every device of each

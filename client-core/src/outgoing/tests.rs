@@ -49,7 +49,14 @@ impl Peer {
         let decrypted = PeerSessions::new()
             .decrypt(&self.identity, &mut self.prekeys, &message, &mut OsRng)
             .unwrap();
-        Content::decode(decrypted.plaintext.as_slice()).unwrap()
+        let mut content = Content::decode(decrypted.plaintext.as_slice()).unwrap();
+        assert_eq!(
+            content.profile_key.len(),
+            32,
+            "our profile key travels along"
+        );
+        content.profile_key.clear();
+        content
     }
 }
 

@@ -133,6 +133,9 @@ pub(crate) type Outbound = (Vec<u8>, BTreeSet<String>);
 /// Whose inbound Sender Key session: (group, member, device).
 pub(crate) type InboundKey = (Vec<u8>, String, u32);
 
+/// One destination of an unidentified send, with its access key.
+pub(crate) type Unidentified = (AccountEnvelopes, [u8; 16]);
+
 /// A device's store and its server, in memory.
 #[derive(Default)]
 pub(crate) struct Memory {
@@ -177,6 +180,12 @@ pub(crate) struct Memory {
     pub(crate) authority: Authority,
     /// Whom the server certifies (this device), once told.
     pub(crate) me: RefCell<Option<(String, u32, IdentityKey)>>,
+    /// Contacts' profile keys.
+    pub(crate) profile_keys: RefCell<BTreeMap<String, [u8; 32]>>,
+    /// The account's access key on the server, once set.
+    pub(crate) access_key: RefCell<Option<[u8; 16]>>,
+    /// Every unidentified send the server was asked for.
+    pub(crate) sent_unidentified: RefCell<Vec<Vec<Unidentified>>>,
 }
 
 impl Memory {

@@ -56,6 +56,10 @@ struct State {
     /// Answer the next send with this made-up stale list for an account,
     /// whatever was sent (a lying server).
     claim_stale: Option<(String, StaleLists)>,
+    /// Each account's access key, once set.
+    access: BTreeMap<String, [u8; 16]>,
+    /// Envelopes stored from unidentified sends.
+    unidentified: usize,
 }
 
 impl State {
@@ -106,6 +110,19 @@ impl Server {
             devices.remove(&device);
         }
         state.mailboxes.remove(&(username.to_owned(), device));
+    }
+
+    /// Envelopes stored so far from sends without a credential.
+    pub(crate) fn unidentified_envelopes(&self) -> usize {
+        self.state.borrow().unidentified
+    }
+
+    /// Replaces an account's access key (as if another device set it).
+    pub(crate) fn set_access_key(&self, username: &str, key: [u8; 16]) {
+        self.state
+            .borrow_mut()
+            .access
+            .insert(username.to_owned(), key);
     }
 
     /// Makes every call fail (or work again).
@@ -353,6 +370,67 @@ impl Transport for Link {
             }
         }
         Ok(SendOutcome::Stored)
+    }
+
+    /// Stores every envelope with no sender when each destination's
+    /// access key is right and its device list complete (every device:
+    /// there is no sender to leave out), else none.
+    async fn send_unidentified(
+        &self,
+        sends: &[(AccountEnvelopes, [u8; 16])],
+    ) -> Result<SendOutcome, Refused> {
+        let mut state = self.state()?;
+        let refused: Vec<String> = sends
+            .iter()
+            .filter(|(send, key)| state.access.get(&send.destination) != Some(key))
+            .map(|(send, _)| send.destination.clone())
+            .collect();
+        if !refused.is_empty() {
+            return Ok(SendOutcome::Unauthorized(refused));
+        }
+        let mut stale = BTreeMap::new();
+        for (send, _) in sends {
+            let devices = state
+                .accounts
+                .get(&send.destination)
+                .ok_or(Refused::NotFound)?;
+            let expected: BTreeSet<u32> = devices.keys().copied().collect();
+            let given: BTreeSet<u32> = send.envelopes.iter().map(|(d, _)| *d).collect();
+            if expected != given {
+                let lists = StaleLists {
+                    missing: expected.difference(&given).copied().collect(),
+                    extra: given.difference(&expected).copied().collect(),
+                };
+                stale.insert(send.destination.clone(), lists);
+            }
+        }
+        if !stale.is_empty() {
+            return Ok(SendOutcome::Stale(stale));
+        }
+        for (send, _) in sends {
+            for (device, content) in &send.envelopes {
+                if !starling_crypto::sealed::is_sealed(content) {
+                    return Err(Refused::BadRequest);
+                }
+                let envelope = state.envelope(None, content.clone());
+                state.unidentified += 1;
+                state
+                    .mailboxes
+                    .entry((send.destination.clone(), *device))
+                    .or_default()
+                    .push(envelope);
+            }
+        }
+        Ok(SendOutcome::Stored)
+    }
+
+    async fn set_access(&self, access_key: &[u8; 16], if_absent: bool) -> Result<bool, Refused> {
+        let mut state = self.state()?;
+        if if_absent && state.access.contains_key(&self.username) {
+            return Ok(false);
+        }
+        state.access.insert(self.username.clone(), *access_key);
+        Ok(true)
     }
 
     async fn sender_certificate(&self) -> Result<Vec<u8>, Refused> {

@@ -486,4 +486,23 @@ impl Storage for Memory {
         *self.sealed.borrow_mut() = record.clone();
         Ok(())
     }
+
+    async fn contact_profile_key(&self, username: &str) -> Result<Option<[u8; 32]>, Fake> {
+        self.check("contact_profile_key")?;
+        Ok(self.profile_keys.borrow().get(username).copied())
+    }
+
+    async fn set_contact_profile_key(
+        &self,
+        username: &str,
+        key: Option<&[u8; 32]>,
+    ) -> Result<(), Fake> {
+        self.check("set_contact_profile_key")?;
+        let mut keys = self.profile_keys.borrow_mut();
+        match key {
+            Some(key) => keys.insert(username.to_owned(), *key),
+            None => keys.remove(username),
+        };
+        Ok(())
+    }
 }

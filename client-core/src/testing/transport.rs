@@ -74,6 +74,24 @@ impl Transport for Memory {
         }
     }
 
+    /// Stored as asked, and recorded.
+    async fn send_unidentified(
+        &self,
+        sends: &[(AccountEnvelopes, [u8; 16])],
+    ) -> Result<SendOutcome, Fake> {
+        self.sent_unidentified.borrow_mut().push(sends.to_vec());
+        Ok(SendOutcome::Stored)
+    }
+
+    async fn set_access(&self, access_key: &[u8; 16], if_absent: bool) -> Result<bool, Fake> {
+        let mut stored = self.access_key.borrow_mut();
+        if if_absent && stored.is_some() {
+            return Ok(false);
+        }
+        *stored = Some(*access_key);
+        Ok(true)
+    }
+
     async fn sender_certificate(&self) -> Result<Vec<u8>, Fake> {
         let me = self.me.borrow();
         let (username, device, identity) = me.as_ref().ok_or(Fake)?;

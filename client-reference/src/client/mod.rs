@@ -186,6 +186,7 @@ impl Client {
             let record = SealedRecord {
                 trusted_keys: Some(trusted.to_bytes()),
                 certificate: None,
+                profile_key: None,
             };
             store.save_sealed_record(&record).await?;
         }

@@ -285,3 +285,56 @@ fn a_sealed_envelope_without_a_server_time_is_not_checked_against_time_zero() {
         ["message alice: two"]
     );
 }
+
+#[test]
+fn once_a_contact_shared_their_profile_key_we_send_without_our_credential() {
+    let mut world = World::new();
+    let (mut alice, mut bob, genuine) = pair(&mut world);
+    assert_eq!(
+        summary(&process(&mut bob, &genuine)),
+        ["message alice: two"]
+    );
+    // Bob's reply carried his profile key: alice now holds it, and each
+    // side's key is the one the server checks.
+    assert!(alice.storage().profile_keys.borrow().contains_key("bob"));
+    assert!(bob.storage().profile_keys.borrow().contains_key("alice"));
+    let before = world.server.unidentified_envelopes();
+    say(&mut alice, &direct("bob"), "three");
+    assert_eq!(world.server.unidentified_envelopes(), before + 1);
+    let waiting = take(&bob);
+    assert!(waiting.iter().all(|e| e.sender.is_empty()));
+    let events: Vec<_> = waiting.iter().flat_map(|e| process(&mut bob, e)).collect();
+    assert_eq!(summary(&events), ["message alice: three"]);
+}
+
+#[test]
+fn a_refused_access_key_is_forgotten_and_the_message_still_arrives() {
+    let mut world = World::new();
+    let (mut alice, mut bob, genuine) = pair(&mut world);
+    process(&mut bob, &genuine);
+    assert!(alice.storage().profile_keys.borrow().contains_key("bob"));
+    // Bob's account key changed on the server (another device of his
+    // set a new one): alice's copy is refused.
+    world.server.set_access_key("bob", [0xee; 16]);
+    let before = world.server.unidentified_envelopes();
+    say(&mut alice, &direct("bob"), "three");
+    assert_eq!(world.server.unidentified_envelopes(), before);
+    assert!(!alice.storage().profile_keys.borrow().contains_key("bob"));
+    assert_eq!(summary(&receive(&mut bob)), ["message alice: three"]);
+}
+
+#[test]
+fn a_device_linked_later_adopts_the_account_s_profile_key() {
+    let mut world = World::new();
+    let mut alice = world.device("alice", 1);
+    let mut bob = world.device("bob", 1);
+    say(&mut alice, &direct("bob"), "one");
+    receive(&mut bob);
+    let mut alice2 = world.device("alice", 2);
+    alice.forget_own_devices();
+    say(&mut alice, &direct("bob"), "two");
+    receive(&mut alice2);
+    let first = alice.storage().sealed.borrow().profile_key.clone();
+    assert!(first.is_some());
+    assert_eq!(alice2.storage().sealed.borrow().profile_key, first);
+}
