@@ -6,9 +6,10 @@
 
 mod common;
 
-use common::{FULL, established, rng};
+use common::{FULL, established, established_with_handshake, rng, wire};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use starling_crypto::ratchet::{DecryptError, MAX_RECEIVER_CHAINS};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -17,6 +18,16 @@ enum Op {
     /// One pending message towards one side is delivered, picked anywhere
     /// in its queue (so delivery order is arbitrary).
     Deliver { to_alice: bool, pick: Index },
+}
+
+/// The sender's ratchet key in a message's header.
+fn ratchet_key(bytes: &[u8]) -> Vec<u8> {
+    let message: wire::CiphertextMessage = wire::decode(bytes);
+    match (message.prekey, message.message) {
+        (Some(prekey), _) => prekey.message.unwrap().ratchet_key,
+        (None, Some(ratchet)) => ratchet.ratchet_key,
+        (None, None) => panic!("empty message"),
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,16 +43,33 @@ proptest! {
     #[test]
     fn any_interleaving_decrypts(ops in prop::collection::vec(op(), 1..80), seed in any::<u64>()) {
         let mut rng = rng(seed);
-        let (mut alice, mut bob) = established(&mut rng, FULL);
+        let (mut alice, mut bob, [first, reply]) = established_with_handshake(&mut rng, FULL);
         // Pending messages towards alice [0] and towards bob [1].
         let mut queues: [Vec<(Vec<u8>, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
+        // The peer's ratchet keys each side has received, oldest first: its
+        // receiving chains are the newest MAX_RECEIVER_CHAINS of them.
+        let mut chains = [vec![ratchet_key(&reply)], vec![ratchet_key(&first)]];
         let mut counter = 0u32;
         let deliver = |to_alice: bool, index: usize, queues: &mut [Vec<(Vec<u8>, Vec<u8>)>; 2],
+                           chains: &mut [Vec<Vec<u8>>; 2],
                            alice: &mut common::Device, bob: &mut common::Device,
                            rng: &mut rand_chacha::ChaCha20Rng| {
             let queue = &mut queues[usize::from(!to_alice)];
             let (bytes, expected) = queue.remove(index);
             let receiver = if to_alice { alice } else { bob };
+            let chains = &mut chains[usize::from(!to_alice)];
+            let key = ratchet_key(&bytes);
+            match chains.iter().position(|k| *k == key) {
+                // Delayed across more DH ratchet steps than the receiver
+                // keeps chains: lost by design (SPEC §6.9, Appendix A).
+                Some(at) if chains.len() - at > MAX_RECEIVER_CHAINS => {
+                    let error = receiver.receive(&bytes, rng).expect_err("chain was dropped");
+                    assert_eq!(error, DecryptError::Authentication);
+                    return;
+                }
+                Some(_) => {}
+                None => chains.push(key),
+            }
             let received = receiver.receive(&bytes, rng).expect("decrypts");
             assert_eq!(&received.plaintext[..], &expected[..]);
             // Exactly once.
@@ -60,14 +88,14 @@ proptest! {
                 Op::Deliver { to_alice, pick } => {
                     let len = queues[usize::from(!to_alice)].len();
                     if len > 0 {
-                        deliver(to_alice, pick.index(len), &mut queues, &mut alice, &mut bob, &mut rng);
+                        deliver(to_alice, pick.index(len), &mut queues, &mut chains, &mut alice, &mut bob, &mut rng);
                     }
                 }
             }
         }
         for to_alice in [true, false] {
             while !queues[usize::from(!to_alice)].is_empty() {
-                deliver(to_alice, 0, &mut queues, &mut alice, &mut bob, &mut rng);
+                deliver(to_alice, 0, &mut queues, &mut chains, &mut alice, &mut bob, &mut rng);
             }
         }
     }

@@ -80,6 +80,16 @@ impl Device {
 
 /// Alice and Bob after Alice's first message and Bob's reply.
 pub fn established(rng: &mut ChaCha20Rng, publish: Publish) -> (Device, Device) {
+    let (alice, bob, _) = established_with_handshake(rng, publish);
+    (alice, bob)
+}
+
+/// As [`established`], also returning the two handshake messages: Alice's
+/// first message and Bob's reply.
+pub fn established_with_handshake(
+    rng: &mut ChaCha20Rng,
+    publish: Publish,
+) -> (Device, Device, [Vec<u8>; 2]) {
     let mut alice = Device::new(rng, publish);
     let mut bob = Device::new(rng, publish);
     alice.initiate(&bob, rng);
@@ -93,7 +103,7 @@ pub fn established(rng: &mut ChaCha20Rng, publish: Publish) -> (Device, Device) 
         &alice.receive(&reply, rng).unwrap().plaintext[..],
         b"hello alice"
     );
-    (alice, bob)
+    (alice, bob, [first, reply])
 }
 
 /// Prost mirrors of `proto/starling/crypto/v1/wire.proto`, for tampering.
