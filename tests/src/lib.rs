@@ -194,7 +194,7 @@ impl TestServer {
         let client = Client::register(home.path(), &key, &self.config(), username, None)
             .await
             .unwrap();
-        TestClient { client, home, key }
+        TestClient::new(client, home, key)
     }
 
     /// Stops the server (SIGKILL) — used before scanning its files; all
@@ -272,12 +272,57 @@ pub fn test_key(username: &str) -> StoreKey {
 
 /// A library client with its home.
 pub struct TestClient {
+    /// First, so that it closes the store before the rest is dropped.
+    _closer: StoreCloser,
     pub client: Client,
     pub home: tempfile::TempDir,
     pub key: StoreKey,
 }
 
+/// Closes a client's store when dropped, while the runtime still runs. A
+/// SQLCipher connection left to close on its own thread can still be
+/// closing when the test process exits, racing OpenSSL's exit-time
+/// cleanup (the process then aborts with a double free after every test
+/// passed). Closing an already closed store does nothing.
+pub struct StoreCloser(starling_client::store::Store);
+
+impl Drop for StoreCloser {
+    fn drop(&mut self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return;
+        }
+        let store = self.0.clone();
+        tokio::task::block_in_place(|| handle.block_on(store.close()));
+    }
+}
+
 impl TestClient {
+    /// Closes the client and gives back its home, to open it again.
+    pub async fn close_into_home(self) -> (tempfile::TempDir, StoreKey) {
+        let Self {
+            _closer,
+            client,
+            home,
+            key,
+        } = self;
+        client.close().await;
+        drop(_closer);
+        (home, key)
+    }
+
+    /// A client in its home, closed cleanly when dropped.
+    pub fn new(client: Client, home: tempfile::TempDir, key: StoreKey) -> Self {
+        Self {
+            _closer: StoreCloser(client.store().clone()),
+            client,
+            home,
+            key,
+        }
+    }
+
     /// Receives until at least `count` messages arrived or 10 s passed.
     pub async fn messages(&mut self, count: usize) -> Vec<starling_client::store::HistoryEntry> {
         let events = self

@@ -353,7 +353,7 @@ impl MaliciousServer {
             starling_client::Client::register(home.path(), &key, &self.config(), username, None)
                 .await
                 .unwrap();
-        crate::TestClient { client, home, key }
+        crate::TestClient::new(client, home, key)
     }
 }
 

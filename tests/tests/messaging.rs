@@ -99,11 +99,7 @@ async fn both_devices_of_an_account_see_the_whole_conversation(db: DbKind) {
     let laptop = starling_client::Client::link(home.path(), &key, &server.config(), &code)
         .await
         .unwrap();
-    let mut laptop = starling_e2e::TestClient {
-        client: laptop,
-        home,
-        key,
-    };
+    let mut laptop = starling_e2e::TestClient::new(laptop, home, key);
     assert_eq!(laptop.client.device_id(), 2);
 
     // Bob's client learns of the new device from the server's stale-device
@@ -491,19 +487,13 @@ async fn a_redelivery_after_a_crash_before_the_ack_is_shown_once(db: DbKind) {
     let first = bob.client.process_envelope(envelope).await.unwrap();
     assert_eq!(texts(&first), ["exactly once"]);
     drop(connection);
-    let bob_home = bob.home;
-    let key = bob.key;
-    drop(bob.client);
+    let (bob_home, key) = bob.close_into_home().await;
     // On restart the server delivers it again; it shows once, and the
     // session is intact.
     let client = starling_client::Client::open(bob_home.path(), &key)
         .await
         .unwrap();
-    let mut bob = starling_e2e::TestClient {
-        client,
-        home: bob_home,
-        key,
-    };
+    let mut bob = starling_e2e::TestClient::new(client, bob_home, key);
     assert!(texts(&bob.drain().await).is_empty());
     assert_eq!(bob.client.history("alice", 10).await.unwrap().len(), 1);
     alice

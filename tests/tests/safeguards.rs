@@ -78,9 +78,7 @@ async fn a_home_in_use_cannot_be_opened_a_second_time() {
     let alice = server.client("alice").await;
     let second = Client::open(alice.home.path(), &alice.key).await;
     assert!(matches!(second, Err(ClientError::HomeInUse)), "{second:?}");
-    let home = alice.home;
-    let key = alice.key;
-    alice.client.close().await;
+    let (home, key) = alice.close_into_home().await;
     let reopened = Client::open(home.path(), &key).await.unwrap();
     assert_eq!(reopened.username(), "alice");
 }
