@@ -102,6 +102,12 @@ impl<S, T> From<OutgoingError<S, T>> for DeviceError<S, T> {
     }
 }
 
+impl<S, T> From<crate::sealed::SealedError<S, T>> for DeviceError<S, T> {
+    fn from(error: crate::sealed::SealedError<S, T>) -> Self {
+        OutgoingError::from(error).into()
+    }
+}
+
 impl<S, T> From<TrustError<S>> for DeviceError<S, T> {
     fn from(error: TrustError<S>) -> Self {
         match error {

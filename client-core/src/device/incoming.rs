@@ -215,7 +215,7 @@ where
                 .sealing
                 .adopt_profile_key::<S, T>(&self.storage, key)
                 .await;
-            return adopted.map_err(|e| DeviceError::from(crate::outgoing::OutgoingError::from(e)));
+            return Ok(adopted?);
         }
         let known = self.storage.contact_profile_key(sender).await;
         if known.map_err(DeviceError::Storage)? != Some(key) {

@@ -212,7 +212,7 @@ where
             .sealing
             .profile_key(&self.storage, &self.transport, &mut self.rng)
             .await;
-        key.map_err(|e| DeviceError::from(crate::outgoing::OutgoingError::from(e)))
+        Ok(key?)
     }
 
     /// Sends `content`, pairwise-encrypted, to every device of each

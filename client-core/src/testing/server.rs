@@ -193,6 +193,16 @@ impl State {
     }
 }
 
+/// What a send's devices lack and have too many of, against `expected`;
+/// `None` when they match.
+fn stale_lists(expected: &BTreeSet<u32>, envelopes: &[(u32, Vec<u8>)]) -> Option<StaleLists> {
+    let given: BTreeSet<u32> = envelopes.iter().map(|(d, _)| *d).collect();
+    (*expected != given).then(|| StaleLists {
+        missing: expected.difference(&given).copied().collect(),
+        extra: given.difference(expected).copied().collect(),
+    })
+}
+
 /// A device's connection to the shared [`Server`].
 pub(crate) struct Link {
     server: Rc<Server>,
@@ -344,15 +354,8 @@ impl Transport for Link {
                 .copied()
                 .filter(|d| send.destination != self.username || *d != self.device)
                 .collect();
-            let given: BTreeSet<u32> = send.envelopes.iter().map(|(d, _)| *d).collect();
-            if expected != given {
-                stale.insert(
-                    send.destination.clone(),
-                    StaleLists {
-                        missing: expected.difference(&given).copied().collect(),
-                        extra: given.difference(&expected).copied().collect(),
-                    },
-                );
+            if let Some(lists) = stale_lists(&expected, &send.envelopes) {
+                stale.insert(send.destination.clone(), lists);
             }
         }
         if !stale.is_empty() {
@@ -395,12 +398,7 @@ impl Transport for Link {
                 .get(&send.destination)
                 .ok_or(Refused::NotFound)?;
             let expected: BTreeSet<u32> = devices.keys().copied().collect();
-            let given: BTreeSet<u32> = send.envelopes.iter().map(|(d, _)| *d).collect();
-            if expected != given {
-                let lists = StaleLists {
-                    missing: expected.difference(&given).copied().collect(),
-                    extra: given.difference(&expected).copied().collect(),
-                };
+            if let Some(lists) = stale_lists(&expected, &send.envelopes) {
                 stale.insert(send.destination.clone(), lists);
             }
         }

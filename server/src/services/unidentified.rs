@@ -42,9 +42,7 @@ pub async fn send_to_account(
     key: Option<&str>,
 ) -> Result<SendResponse, AppError> {
     Username::parse(&destination)?;
-    let key = key
-        .map(|k| access::parse_key("Unidentified-Access-Key", k).map(zeroize::Zeroizing::new))
-        .transpose()?;
+    let key = parse_key("Unidentified-Access-Key", key)?;
     let send = UnidentifiedSend {
         destination,
         envelopes,
@@ -63,11 +61,7 @@ pub async fn send_many(
     sends::check_destinations(&request)?;
     let mut list = Vec::with_capacity(request.sends.len());
     for send in request.sends {
-        let key = send
-            .access_key
-            .as_deref()
-            .map(|k| access::parse_key("access_key", k).map(zeroize::Zeroizing::new))
-            .transpose()?;
+        let key = parse_key("access_key", send.access_key.as_deref())?;
         list.push(UnidentifiedSend {
             destination: send.destination,
             envelopes: sends::decode_envelopes(&send.envelopes)?,
@@ -75,6 +69,16 @@ pub async fn send_many(
         });
     }
     store(state, peer, list, true).await
+}
+
+/// An access key as presented (base64), if any.
+fn parse_key(
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<Option<zeroize::Zeroizing<AccessKey>>, AppError> {
+    value
+        .map(|v| access::parse_key(field, v).map(zeroize::Zeroizing::new))
+        .transpose()
 }
 
 /// Checks, authorises and stores an unidentified send.
