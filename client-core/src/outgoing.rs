@@ -345,6 +345,9 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         sends: &[AccountEnvelopes],
         rng: &mut impl CryptoRngCore,
     ) -> Result<Vec<AccountEnvelopes>, S, T> {
+        if sends.is_empty() {
+            return Ok(Vec::new());
+        }
         let me = Me {
             username: self.username,
             device_id: self.device_id,
@@ -383,10 +386,9 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         if pending.is_empty() {
             return Ok(true);
         }
-        let sealed = self.seal(&pending, rng).await?;
-        let mut unidentified = Vec::new();
-        let mut authenticated = Vec::new();
-        for send in sealed {
+        let mut keys = Vec::new();
+        let mut unkeyed = Vec::new();
+        for send in pending {
             let key = if send.destination == self.username {
                 None
             } else {
@@ -394,10 +396,21 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
                 key.map_err(OutgoingError::Storage)?
             };
             match key {
-                Some(key) => unidentified.push((send, starling_crypto::sealed::access_key(&key))),
-                None => authenticated.push(send),
+                Some(key) => keys.push((send, starling_crypto::sealed::access_key(&key))),
+                None => unkeyed.push(send),
             }
         }
+        // Each request is sealed on its own: bytes shared by a
+        // multi-recipient seal must not appear in both, or the server
+        // could link the unidentified one to the authenticated sender.
+        let (keyed, access): (Vec<_>, Vec<_>) = keys.into_iter().unzip();
+        let unidentified: Vec<_> = self
+            .seal(&keyed, rng)
+            .await?
+            .into_iter()
+            .zip(access)
+            .collect();
+        let authenticated = self.seal(&unkeyed, rng).await?;
         if !unidentified.is_empty() {
             let outcome = self.transport.send_unidentified(&unidentified).await;
             match outcome.map_err(OutgoingError::Transport)? {

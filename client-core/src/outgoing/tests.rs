@@ -15,6 +15,7 @@ use crate::clock::FixedClock;
 use crate::content::{self, Content, transport};
 use crate::sealed::Sealing;
 use crate::testing::{Memory, run};
+use crate::transport::AccountEnvelopes;
 
 /// A device someone else holds: its keys, and the bundle its server serves.
 struct Peer {
@@ -355,4 +356,53 @@ fn corrections_for_other_accounts_or_this_device_are_ignored() {
             .borrow()
             .contains_key(&("carol".to_owned(), 1))
     );
+}
+
+#[test]
+fn unidentified_and_authenticated_requests_share_no_sealed_bytes() {
+    let memory = Memory::default();
+    let bob = IdentityKeyPair::generate(&mut OsRng);
+    let alice2 = IdentityKeyPair::generate(&mut OsRng);
+    memory
+        .identities
+        .borrow_mut()
+        .insert("bob".into(), vec![(1, bob.public().clone())]);
+    memory
+        .identities
+        .borrow_mut()
+        .insert("alice".into(), vec![(2, alice2.public().clone())]);
+    memory
+        .profile_keys
+        .borrow_mut()
+        .insert("bob".into(), [5; 32]);
+    // One group ciphertext for bob's device and our other device.
+    let inner = vec![0x12, 3, 1, 2, 3];
+    let sends = [
+        AccountEnvelopes {
+            destination: "bob".into(),
+            envelopes: vec![(1, inner.clone())],
+        },
+        AccountEnvelopes {
+            destination: "alice".into(),
+            envelopes: vec![(2, inner)],
+        },
+    ];
+    let stored = as_alice(&memory, &mut OwnDevices::default(), async |o| {
+        let mut stored = std::collections::BTreeSet::new();
+        o.send_or_fix(&sends, &mut stored, &mut OsRng)
+            .await
+            .unwrap();
+        stored
+    });
+    assert_eq!(stored.len(), 2);
+    let unidentified = memory.sent_unidentified.borrow()[0][0].0.envelopes[0]
+        .1
+        .clone();
+    let authenticated = memory.sent.borrow()[0][0].envelopes[0].1.clone();
+    assert_eq!(memory.sent.borrow()[0][0].destination, "alice");
+    // Sealed apart: no run of the shared ciphertext links the two.
+    let tail = &unidentified[unidentified.len() - 64..];
+    assert!(!authenticated.windows(64).any(|w| w == tail));
+    let ephemeral = &unidentified[1..33];
+    assert!(!authenticated.windows(32).any(|w| w == ephemeral));
 }
