@@ -87,6 +87,12 @@ pub enum SealedError<S, T> {
     /// Sealing failed.
     #[error(transparent)]
     Seal(SealError),
+    /// Another device of the account made its profile key, and has not
+    /// shared it with this one yet (it comes with its next message).
+    #[error(
+        "this device does not have the account's profile key yet: send a message from another device of the account first"
+    )]
+    NoProfileKey,
 }
 
 /// Why a received sealed envelope was refused (the reason an
@@ -472,7 +478,7 @@ impl Sealing {
         rng.fill_bytes(&mut key[..]);
         let access = Zeroizing::new(sealed::access_key(&key));
         let set = transport
-            .set_access(&access, true)
+            .set_access(&access, false, true)
             .await
             .map_err(SealedError::Transport)?;
         let loaded = self.load::<S, T>(storage).await?;
@@ -483,6 +489,28 @@ impl Sealing {
         loaded.profile_key = Some(key.clone());
         self.save::<S, T>(storage).await?;
         Ok(Some(*key))
+    }
+
+    /// Sets whether strangers (senders without our access key) may send
+    /// our account sealed envelopes. Needs the account's profile key: a
+    /// device that has not received it from a sibling yet is refused.
+    pub async fn set_sealed_from_strangers<S: Storage, T: Transport>(
+        &mut self,
+        storage: &S,
+        transport: &T,
+        allow: bool,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(), S, T> {
+        let Some(key) = self.profile_key(storage, transport, rng).await? else {
+            return Err(SealedError::NoProfileKey);
+        };
+        let key = Zeroizing::new(key);
+        let access = Zeroizing::new(sealed::access_key(&key));
+        transport
+            .set_access(&access, allow, false)
+            .await
+            .map_err(SealedError::Transport)?;
+        Ok(())
     }
 
     /// Takes the profile key a sibling device sent, when we have none (two

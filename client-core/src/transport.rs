@@ -71,10 +71,15 @@ pub trait Transport {
         sends: &[(AccountEnvelopes, [u8; 16])],
     ) -> Result<SendOutcome, Self::Error>;
 
-    /// Sets the account's access key (`if_absent`: only when it has none);
-    /// false when it already had one.
-    async fn set_access(&self, access_key: &[u8; 16], if_absent: bool)
-    -> Result<bool, Self::Error>;
+    /// Sets the account's access key and whether strangers (senders
+    /// without it) may send the account sealed envelopes (`if_absent`:
+    /// only when it has no key yet); false when it already had one.
+    async fn set_access(
+        &self,
+        access_key: &[u8; 16],
+        sealed_from_strangers: bool,
+        if_absent: bool,
+    ) -> Result<bool, Self::Error>;
 
     /// A sender certificate for this device (the encoded
     /// `SenderCertificate`), checked by the caller.

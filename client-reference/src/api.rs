@@ -65,10 +65,28 @@ fn encode_envelopes(envelopes: &[(u32, Vec<u8>)]) -> Vec<DeviceEnvelope> {
         .collect()
 }
 
+/// The client for unidentified requests: a TLS configuration of its own
+/// with session resumption off (a ticket would link its handshakes to
+/// each other and to nothing else), and idle connections dropped soon, so
+/// one connection carries a burst of sends, not a day of them.
+fn anonymous_client(fingerprint: Option<&str>) -> Result<reqwest::Client> {
+    let mut tls = crate::tls::client_config(fingerprint)?;
+    tls.resumption = rustls::client::Resumption::disabled();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .pool_idle_timeout(std::time::Duration::from_secs(15))
+        .build()?)
+}
+
 /// The HTTP API of one server.
 #[derive(Clone, Debug)]
 pub struct Api {
     http: reqwest::Client,
+    /// For unidentified sends only: its own connections and TLS state, so
+    /// that no connection, session ticket or pooled stream carries both
+    /// an authenticated request and an unidentified one.
+    anonymous: reqwest::Client,
     base: url::Url,
     credentials: Option<Credentials>,
     tls: std::sync::Arc<rustls::ClientConfig>,
@@ -92,6 +110,7 @@ impl Api {
             .build()?;
         Ok(Self {
             http,
+            anonymous: anonymous_client(fingerprint)?,
             base,
             credentials: None,
             tls: std::sync::Arc::new(tls),
@@ -218,12 +237,18 @@ impl Api {
 
     /// An account's device ids.
     pub async fn devices(&self, username: &str) -> Result<Vec<u32>> {
+        Ok(self.device_list(username).await?.devices)
+    }
+
+    /// An account's device ids, and whether it takes sealed envelopes
+    /// from strangers.
+    pub async fn device_list(&self, username: &str) -> Result<DeviceList> {
         let path = format!("v1/accounts/{}/devices", path_segment(username));
         match self
             .json::<DeviceList>(self.request(Method::GET, &path)?)
             .await
         {
-            Ok(d) => Ok(d.devices),
+            Ok(d) => Ok(d),
             Err(ClientError::Server { status: 404, .. }) => {
                 Err(ClientError::UnknownUser(username.to_owned()))
             }
@@ -333,17 +358,24 @@ impl Api {
             .base
             .join("v1/messages")
             .map_err(ServerUrlError::Join)?;
-        // No Authorization header: the server must not learn who sends.
-        let request = self.http.request(Method::PUT, url).json(&body);
+        // No Authorization header, and not on a connection that carried
+        // one: the server must not learn who sends.
+        let request = self.anonymous.request(Method::PUT, url).json(&body);
         self.send_request(request, None).await
     }
 
-    /// Sets the account's access key (`if_absent`: only when it has none);
-    /// false when it already had one.
-    pub async fn set_access(&self, access_key: &[u8; 16], if_absent: bool) -> Result<bool> {
+    /// Sets the account's access key and whether strangers may send it
+    /// sealed envelopes (`if_absent`: only when it has no key); false when
+    /// it already had one.
+    pub async fn set_access(
+        &self,
+        access_key: &[u8; 16],
+        sealed_from_strangers: bool,
+        if_absent: bool,
+    ) -> Result<bool> {
         let body = starling_protocol::api::SetAccess {
             access_key: B64.encode(access_key),
-            sealed_from_strangers: false,
+            sealed_from_strangers,
             if_absent,
         };
         match self

@@ -309,8 +309,13 @@ impl Transport for Api {
         Api::send_unidentified(self, sends).await
     }
 
-    async fn set_access(&self, access_key: &[u8; 16], if_absent: bool) -> Result<bool> {
-        Api::set_access(self, access_key, if_absent).await
+    async fn set_access(
+        &self,
+        access_key: &[u8; 16],
+        sealed_from_strangers: bool,
+        if_absent: bool,
+    ) -> Result<bool> {
+        Api::set_access(self, access_key, sealed_from_strangers, if_absent).await
     }
 
     async fn sender_certificate(&self) -> Result<Vec<u8>> {

@@ -305,3 +305,30 @@ async fn errors_are_one_clear_line() {
     assert!(error_line(&output).contains("invite"));
     assert!(Path::new(&alice.home.path().join("store.db")).exists());
 }
+
+/// `starling privacy sealed-from-strangers on|off` sets what the server
+/// enforces for the whole account, and `starling privacy` reads it back
+/// from the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stranger_setting_is_the_server_s() {
+    let server = TestServer::start(DbKind::Sqlite).await;
+    let alice = Cli::new(&server);
+    alice.register("alice");
+    let shown = alice.json(&["privacy"]);
+    assert_eq!(shown[0]["sealed_from_strangers"], false);
+    let set = alice.json(&["privacy", "sealed-from-strangers", "on"]);
+    assert_eq!(set[0]["sealed_from_strangers"], true);
+    assert_eq!(alice.json(&["privacy"])[0]["sealed_from_strangers"], true);
+    // Sending still works with the setting on, and it can be turned off.
+    let bob = Cli::new(&server);
+    bob.register("bob");
+    alice.json(&["send", "bob", "hello"]);
+    assert_eq!(messages(&bob.receive_a_message())[0]["body"], "hello");
+    let set = alice.json(&["privacy", "sealed-from-strangers", "off"]);
+    assert_eq!(set[0]["sealed_from_strangers"], false);
+    let output = alice.run_with(
+        "correct horse battery",
+        &["privacy", "sealed-from-strangers", "maybe"],
+    );
+    assert!(!output.status.success());
+}

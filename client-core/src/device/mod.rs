@@ -215,6 +215,17 @@ where
         Ok(key?)
     }
 
+    /// Sets whether strangers (senders who have not received our profile
+    /// key) may send our account sealed envelopes without a credential.
+    /// The server keeps the choice for the whole account.
+    pub async fn set_sealed_from_strangers(&mut self, allow: bool) -> Result<(), S, T> {
+        let set = self
+            .sealing
+            .set_sealed_from_strangers(&self.storage, &self.transport, allow, &mut self.rng)
+            .await;
+        Ok(set.map_err(crate::outgoing::OutgoingError::from)?)
+    }
+
     /// Sends `content`, pairwise-encrypted, to every device of each
     /// recipient (our own account means our other devices).
     pub async fn send_pairwise(

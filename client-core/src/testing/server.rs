@@ -58,6 +58,8 @@ struct State {
     claim_stale: Option<(String, StaleLists)>,
     /// Each account's access key, once set.
     access: BTreeMap<String, [u8; 16]>,
+    /// Accounts that take sealed envelopes from strangers (any key).
+    strangers: BTreeSet<String>,
     /// Envelopes stored from unidentified sends.
     unidentified: usize,
 }
@@ -376,7 +378,8 @@ impl Transport for Link {
     }
 
     /// Stores every envelope with no sender when each destination's
-    /// access key is right and its device list complete (every device:
+    /// access key is right (or it takes strangers) and its device list
+    /// complete (every device:
     /// there is no sender to leave out), else none.
     async fn send_unidentified(
         &self,
@@ -385,7 +388,10 @@ impl Transport for Link {
         let mut state = self.state()?;
         let refused: Vec<String> = sends
             .iter()
-            .filter(|(send, key)| state.access.get(&send.destination) != Some(key))
+            .filter(|(send, key)| {
+                !state.strangers.contains(&send.destination)
+                    && state.access.get(&send.destination) != Some(key)
+            })
             .map(|(send, _)| send.destination.clone())
             .collect();
         if !refused.is_empty() {
@@ -422,12 +428,22 @@ impl Transport for Link {
         Ok(SendOutcome::Stored)
     }
 
-    async fn set_access(&self, access_key: &[u8; 16], if_absent: bool) -> Result<bool, Refused> {
+    async fn set_access(
+        &self,
+        access_key: &[u8; 16],
+        sealed_from_strangers: bool,
+        if_absent: bool,
+    ) -> Result<bool, Refused> {
         let mut state = self.state()?;
         if if_absent && state.access.contains_key(&self.username) {
             return Ok(false);
         }
         state.access.insert(self.username.clone(), *access_key);
+        if sealed_from_strangers {
+            state.strangers.insert(self.username.clone());
+        } else {
+            state.strangers.remove(&self.username);
+        }
         Ok(true)
     }
 

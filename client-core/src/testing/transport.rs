@@ -83,7 +83,12 @@ impl Transport for Memory {
         Ok(SendOutcome::Stored)
     }
 
-    async fn set_access(&self, access_key: &[u8; 16], if_absent: bool) -> Result<bool, Fake> {
+    async fn set_access(
+        &self,
+        access_key: &[u8; 16],
+        _sealed_from_strangers: bool,
+        if_absent: bool,
+    ) -> Result<bool, Fake> {
         let mut stored = self.access_key.borrow_mut();
         if if_absent && stored.is_some() {
             return Ok(false);

@@ -260,6 +260,22 @@ impl Client {
         self.api().link_code(true).await
     }
 
+    /// Whether our account takes sealed envelopes from strangers (senders
+    /// without our profile key), as the server keeps it.
+    pub async fn sealed_from_strangers(&self) -> Result<bool> {
+        Ok(self
+            .api()
+            .device_list(self.username())
+            .await?
+            .sealed_from_strangers)
+    }
+
+    /// Lets strangers send our account sealed envelopes without a
+    /// credential (`true`), or only contacts holding our profile key.
+    pub async fn set_sealed_from_strangers(&mut self, allow: bool) -> Result<()> {
+        Ok(self.core.set_sealed_from_strangers(allow).await?)
+    }
+
     /// Removes one of our devices (never this one: use another device).
     pub async fn remove_device(&mut self, device_id: u32) -> Result<()> {
         if device_id == self.device_id() {

@@ -338,3 +338,26 @@ fn a_device_linked_later_adopts_the_account_s_profile_key() {
     assert!(first.is_some());
     assert_eq!(alice2.storage().sealed.borrow().profile_key, first);
 }
+
+#[test]
+fn an_account_open_to_strangers_takes_a_stale_access_key() {
+    let mut world = World::new();
+    let (mut alice, mut bob, genuine) = pair(&mut world);
+    process(&mut bob, &genuine);
+    run(bob.set_sealed_from_strangers(true)).expect("bob opens to strangers");
+    // Bob's key changes again, but his account now takes any key: alice's
+    // stale one is not refused, so she never falls back to her credential.
+    world.server.set_access_key("bob", [0xee; 16]);
+    let before = world.server.unidentified_envelopes();
+    say(&mut alice, &direct("bob"), "three");
+    assert_eq!(world.server.unidentified_envelopes(), before + 1);
+    assert!(alice.storage().profile_keys.borrow().contains_key("bob"));
+    assert_eq!(summary(&receive(&mut bob)), ["message alice: three"]);
+    // Closed again: the stale key is refused and alice falls back.
+    run(bob.set_sealed_from_strangers(false)).expect("bob closes");
+    world.server.set_access_key("bob", [0xee; 16]);
+    let before = world.server.unidentified_envelopes();
+    say(&mut alice, &direct("bob"), "four");
+    assert_eq!(world.server.unidentified_envelopes(), before);
+    assert_eq!(summary(&receive(&mut bob)), ["message alice: four"]);
+}

@@ -10,7 +10,8 @@ use starling_client::{Client, ClientError, ServerConfig, StoreKey};
 use crate::error::{CliError, Result};
 use crate::output::Output;
 use crate::{
-    Cli, Command, DirectoryCommand, calls, devices, directory, groups, messages, reading, trust,
+    Cli, Command, DirectoryCommand, calls, devices, directory, groups, messages, privacy, reading,
+    trust,
 };
 
 fn home_dir(cli_home: Option<PathBuf>) -> Result<PathBuf> {
@@ -217,5 +218,6 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
             directory::search(client, &query, limit, out).await
         }
         Command::Devices { command } => devices::run(client, command, out).await,
+        Command::Privacy { command } => privacy::run(client, command, out).await,
     }
 }

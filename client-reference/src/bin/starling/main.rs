@@ -10,6 +10,7 @@ mod error;
 mod groups;
 mod messages;
 mod output;
+mod privacy;
 mod reading;
 mod trust;
 
@@ -191,6 +192,29 @@ enum Command {
         #[command(subcommand)]
         command: Option<DeviceCommand>,
     },
+    /// Privacy settings of your account (shown when no setting is given).
+    Privacy {
+        #[command(subcommand)]
+        command: Option<PrivacyCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyCommand {
+    /// Whether people who have not received your profile key yet (it
+    /// travels inside your messages) may send you sealed messages without
+    /// saying who they are. Off: only contacts you have written to can.
+    SealedFromStrangers {
+        /// `on` or `off`.
+        state: OnOff,
+    },
+}
+
+/// A setting's new state.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]
