@@ -156,6 +156,12 @@ async fn rows_name_no_sender_and_bob_still_knows_it_was_alice(db: DbKind) {
             "the log names alice as {form}"
         );
     }
+    // Nor any client's address: the only address in the info log is the
+    // one the server listens on.
+    let log = String::from_utf8_lossy(&log);
+    for line in log.lines().filter(|l| !l.contains("listening on")) {
+        assert!(!line.contains("127.0.0.1"), "the log names a peer: {line}");
+    }
 
     // Bob comes back: alice wrote, from the identity he verified.
     let events = bob
