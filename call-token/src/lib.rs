@@ -1,15 +1,19 @@
 //! Join tokens for the media relay.
 //!
-//! The server signs a short-lived token for one device and one call; the
+//! The server signs a short-lived token for one device of its own; the
 //! relay verifies it offline with the server's public key, and refuses a
-//! missing, malformed, forged, expired or replayed one with a reason. Pure
-//! and sans-IO: callers pass the time and the randomness.
+//! missing, malformed, forged, expired or replayed one with a reason. A
+//! token names no call, account or device (version 2): the server issues
+//! it without learning which call it is for, and the relay admits it
+//! without learning who joins. Knowing the call id (16 random bytes the
+//! caller shares end to end) is what lets a device into a call. Pure and
+//! sans-IO: callers pass the time and the randomness.
 //!
 //! Format (base64url, no padding) of `payload || signature`:
-//! `payload = version (1) || issued_at (8, BE, Unix s) || expires_at (8) ||
-//! nonce (16) || device_id (4, BE) || len (1) || call_id || len (1) ||
-//! username`, and the signature is Ed25519 (RFC 8032) over
-//! `"starling-call-token-v1" || payload`.
+//! `payload = version (1, = 2) || issued_at (8, BE, Unix s) || expires_at
+//! (8) || nonce (16)`, and the signature is Ed25519 (RFC 8032) over
+//! `"starling-call-token-v2" || payload`. Version 1 (which carried the
+//! call id, username and device id) is refused.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -26,18 +30,19 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 /// The format version this crate writes and reads.
-pub const TOKEN_VERSION: u8 = 1;
-/// Longest lifetime a token may have.
-pub const MAX_TOKEN_TTL_SECS: u64 = 300;
+pub const TOKEN_VERSION: u8 = 2;
+/// Longest lifetime a token may have: long enough for a client to fetch
+/// its tokens ahead of time, not when it calls.
+pub const MAX_TOKEN_TTL_SECS: u64 = 3_600;
 /// Tolerated clock difference between server and relay.
 pub const CLOCK_SKEW_SECS: u64 = 30;
-/// Longest call id and username, in bytes.
-pub const MAX_FIELD_LEN: usize = 64;
 /// Tokens a relay remembers to refuse replays (each is kept until it expires).
 pub const MAX_REMEMBERED_TOKENS: usize = 1_000_000;
 
-const CONTEXT: &[u8] = b"starling-call-token-v1";
-const FIXED_LEN: usize = 1 + 8 + 8 + 16 + 4;
+const CONTEXT: &[u8] = b"starling-call-token-v2";
+const PAYLOAD_LEN: usize = 1 + 8 + 8 + 16;
+/// Length of a token as text: payload and signature, base64url unpadded.
+const TOKEN_TEXT_LEN: usize = ((PAYLOAD_LEN + 64) * 4).div_ceil(3);
 
 /// Why a token was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -46,7 +51,7 @@ pub enum TokenError {
     /// Not a token of this format.
     #[error("malformed token")]
     Malformed,
-    /// A version this relay does not know.
+    /// A version this relay does not know (1: a token naming its holder).
     #[error("unsupported token version {0}")]
     UnsupportedVersion(u8),
     /// Not signed by the server's key.
@@ -67,20 +72,11 @@ pub enum TokenError {
     /// The relay remembers too many live tokens to accept another now.
     #[error("too many live tokens; retry shortly")]
     Busy,
-    /// A call id or username that cannot be put in a token.
-    #[error("call id and username must be 1 to {MAX_FIELD_LEN} bytes")]
-    BadField,
 }
 
-/// What a valid token grants.
+/// What a valid token grants: one join, to any call, in its time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinClaims {
-    /// The call.
-    pub call_id: String,
-    /// The account joining.
-    pub username: String,
-    /// Its device.
-    pub device_id: u32,
     /// Issued, Unix seconds.
     pub issued_at: u64,
     /// Expires, Unix seconds.
@@ -90,25 +86,13 @@ pub struct JoinClaims {
 }
 
 impl JoinClaims {
-    fn encode(&self) -> Result<Vec<u8>, TokenError> {
-        let call = self.call_id.as_bytes();
-        let user = self.username.as_bytes();
-        for field in [call, user] {
-            if field.is_empty() || field.len() > MAX_FIELD_LEN {
-                return Err(TokenError::BadField);
-            }
-        }
-        let mut out = Vec::with_capacity(FIXED_LEN + 2 + call.len() + user.len());
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PAYLOAD_LEN);
         out.push(TOKEN_VERSION);
         out.extend_from_slice(&self.issued_at.to_be_bytes());
         out.extend_from_slice(&self.expires_at.to_be_bytes());
         out.extend_from_slice(&self.nonce);
-        out.extend_from_slice(&self.device_id.to_be_bytes());
-        for field in [call, user] {
-            out.push(u8::try_from(field.len()).map_err(|_| TokenError::BadField)?);
-            out.extend_from_slice(field);
-        }
-        Ok(out)
+        out
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, TokenError> {
@@ -116,41 +100,16 @@ impl JoinClaims {
         if version != TOKEN_VERSION {
             return Err(TokenError::UnsupportedVersion(version));
         }
-        let take = |rest: &[u8], n: usize| -> Result<(Vec<u8>, usize), TokenError> {
-            rest.get(..n)
-                .map(|b| (b.to_vec(), n))
-                .ok_or(TokenError::Malformed)
-        };
-        let mut at = 0;
-        let mut next = |n: usize| -> Result<Vec<u8>, TokenError> {
-            let (b, used) = take(rest.get(at..).ok_or(TokenError::Malformed)?, n)?;
-            at += used;
-            Ok(b)
-        };
-        let issued_at = u64::from_be_bytes(next(8)?.try_into().map_err(|_| TokenError::Malformed)?);
-        let expires_at =
-            u64::from_be_bytes(next(8)?.try_into().map_err(|_| TokenError::Malformed)?);
-        let nonce: [u8; 16] = next(16)?.try_into().map_err(|_| TokenError::Malformed)?;
-        let device_id = u32::from_be_bytes(next(4)?.try_into().map_err(|_| TokenError::Malformed)?);
-        let mut text = || -> Result<String, TokenError> {
-            let len = usize::from(*next(1)?.first().ok_or(TokenError::Malformed)?);
-            if len == 0 || len > MAX_FIELD_LEN {
-                return Err(TokenError::Malformed);
-            }
-            String::from_utf8(next(len)?).map_err(|_| TokenError::Malformed)
-        };
-        let call_id = text()?;
-        let username = text()?;
-        if at != rest.len() {
+        if rest.len() != PAYLOAD_LEN - 1 {
             return Err(TokenError::Malformed);
         }
+        let (issued_at, rest) = rest.split_at(8);
+        let (expires_at, nonce) = rest.split_at(8);
+        let number = |b: &[u8]| b.try_into().map(u64::from_be_bytes);
         Ok(Self {
-            call_id,
-            username,
-            device_id,
-            issued_at,
-            expires_at,
-            nonce,
+            issued_at: number(issued_at).map_err(|_| TokenError::Malformed)?,
+            expires_at: number(expires_at).map_err(|_| TokenError::Malformed)?,
+            nonce: nonce.try_into().map_err(|_| TokenError::Malformed)?,
         })
     }
 }
@@ -193,13 +152,10 @@ impl TokenSigner {
         self.key.verifying_key().to_bytes()
     }
 
-    /// A token for `username`'s `device_id` to join `call_id`, valid for
-    /// `ttl_secs` from `now` (Unix seconds).
+    /// A token for one join, valid for `ttl_secs` from `now` (Unix
+    /// seconds).
     pub fn issue(
         &self,
-        call_id: &str,
-        username: &str,
-        device_id: u32,
         now: u64,
         ttl_secs: u64,
         rng: &mut impl CryptoRngCore,
@@ -210,14 +166,11 @@ impl TokenSigner {
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
         let claims = JoinClaims {
-            call_id: call_id.to_owned(),
-            username: username.to_owned(),
-            device_id,
             issued_at: now,
             expires_at: now.saturating_add(ttl_secs),
             nonce,
         };
-        let mut token = claims.encode()?;
+        let mut token = claims.encode();
         let signature = self.key.sign(&[CONTEXT, &token].concat());
         token.extend_from_slice(&signature.to_bytes());
         Ok(URL_SAFE_NO_PAD.encode(token))
@@ -243,7 +196,8 @@ impl TokenVerifier {
 
     /// Checks a token at `now` (Unix seconds) and marks it used.
     pub fn verify(&mut self, token: &str, now: u64) -> Result<JoinClaims, TokenError> {
-        if token.len() > 4 * MAX_FIELD_LEN + 256 {
+        // A version 1 token is longer: read far enough to name it.
+        if token.len() > TOKEN_TEXT_LEN + 4 * 2 * 64 + 8 {
             return Err(TokenError::Malformed);
         }
         let bytes = URL_SAFE_NO_PAD
@@ -299,37 +253,64 @@ mod tests {
     }
 
     #[test]
-    fn a_token_grants_its_call_once() {
+    fn a_token_grants_one_join_and_names_nobody() {
         let (signer, mut verifier) = setup();
-        let token = signer
-            .issue("call-1", "alice", 2, NOW, 60, &mut OsRng)
-            .unwrap();
+        let token = signer.issue(NOW, 60, &mut OsRng).unwrap();
+        assert_eq!(token.len(), TOKEN_TEXT_LEN);
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        assert_eq!(bytes.len(), PAYLOAD_LEN + 64);
+        assert_eq!(bytes[0], 2);
         let claims = verifier.verify(&token, NOW + 5).unwrap();
-        assert_eq!(
-            (
-                claims.call_id.as_str(),
-                claims.username.as_str(),
-                claims.device_id
-            ),
-            ("call-1", "alice", 2)
-        );
+        assert_eq!((claims.issued_at, claims.expires_at), (NOW, NOW + 60));
         assert_eq!(verifier.verify(&token, NOW + 6), Err(TokenError::Replayed));
+    }
+
+    /// A version 1 token (call id, username, device id in the clear),
+    /// validly signed under the version 1 context, is refused by version.
+    #[test]
+    fn version_one_is_refused() {
+        let (signer, mut verifier) = setup();
+        let mut payload = vec![1u8];
+        payload.extend_from_slice(&NOW.to_be_bytes());
+        payload.extend_from_slice(&(NOW + 60).to_be_bytes());
+        payload.extend_from_slice(&[7; 16]);
+        payload.extend_from_slice(&2u32.to_be_bytes());
+        for field in [&b"call-1"[..], b"alice"] {
+            payload.push(u8::try_from(field.len()).unwrap());
+            payload.extend_from_slice(field);
+        }
+        for context in [&b"starling-call-token-v1"[..], CONTEXT] {
+            let signature = signer.key.sign(&[context, &payload].concat());
+            let token = URL_SAFE_NO_PAD.encode([&payload[..], &signature.to_bytes()].concat());
+            let refused = verifier.verify(&token, NOW);
+            assert!(
+                matches!(
+                    refused,
+                    Err(TokenError::UnsupportedVersion(1) | TokenError::BadSignature)
+                ),
+                "{refused:?}"
+            );
+        }
+        let signature = signer.key.sign(&[CONTEXT, &payload].concat());
+        let token = URL_SAFE_NO_PAD.encode([&payload[..], &signature.to_bytes()].concat());
+        assert_eq!(
+            verifier.verify(&token, NOW),
+            Err(TokenError::UnsupportedVersion(1))
+        );
     }
 
     #[test]
     fn expired_early_forged_and_foreign_tokens_are_refused() {
         let (signer, mut verifier) = setup();
-        let token = signer.issue("c", "alice", 1, NOW, 60, &mut OsRng).unwrap();
+        let token = signer.issue(NOW, 60, &mut OsRng).unwrap();
         assert_eq!(
             verifier.verify(&token, NOW + 60 + CLOCK_SKEW_SECS + 1),
             Err(TokenError::Expired)
         );
-        let early = signer
-            .issue("c", "alice", 1, NOW + 120, 60, &mut OsRng)
-            .unwrap();
+        let early = signer.issue(NOW + 120, 60, &mut OsRng).unwrap();
         assert_eq!(verifier.verify(&early, NOW), Err(TokenError::NotYetValid));
         let other = TokenSigner::generate(&mut OsRng);
-        let foreign = other.issue("c", "alice", 1, NOW, 60, &mut OsRng).unwrap();
+        let foreign = other.issue(NOW, 60, &mut OsRng).unwrap();
         assert_eq!(
             verifier.verify(&foreign, NOW),
             Err(TokenError::BadSignature)
@@ -346,26 +327,24 @@ mod tests {
             Err(TokenError::Malformed)
         );
         assert_eq!(
-            signer.issue("c", "alice", 1, NOW, MAX_TOKEN_TTL_SECS + 1, &mut OsRng),
+            signer.issue(NOW, MAX_TOKEN_TTL_SECS + 1, &mut OsRng),
             Err(TokenError::TooLongLived)
         );
         assert_eq!(
-            signer.issue("", "alice", 1, NOW, 60, &mut OsRng),
-            Err(TokenError::BadField)
+            signer.issue(NOW, 0, &mut OsRng),
+            Err(TokenError::TooLongLived)
         );
     }
 
     #[test]
     fn used_tokens_are_forgotten_once_expired() {
         let (signer, mut verifier) = setup();
-        for i in 0..10 {
-            let token = signer.issue("c", "alice", i, NOW, 10, &mut OsRng).unwrap();
+        for _ in 0..10 {
+            let token = signer.issue(NOW, 10, &mut OsRng).unwrap();
             verifier.verify(&token, NOW).unwrap();
         }
         assert_eq!(verifier.remembered(), 10);
-        let later = signer
-            .issue("c", "bob", 1, NOW + 100, 10, &mut OsRng)
-            .unwrap();
+        let later = signer.issue(NOW + 100, 10, &mut OsRng).unwrap();
         verifier.verify(&later, NOW + 100).unwrap();
         assert_eq!(verifier.remembered(), 1);
     }

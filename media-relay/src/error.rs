@@ -23,9 +23,6 @@ pub enum JoinError {
     /// The token was already used to join.
     #[error("token was already used; ask the server for a new one")]
     ReplayedToken,
-    /// The token is for another call.
-    #[error("token is for another call")]
-    WrongCall,
     /// The relay remembers too many live tokens.
     #[error("relay is busy; retry shortly")]
     Busy,
@@ -61,7 +58,6 @@ impl JoinError {
             Self::InvalidToken(_) => "invalid_token",
             Self::ExpiredToken(_) => "expired_token",
             Self::ReplayedToken => "replayed_token",
-            Self::WrongCall => "wrong_call",
             Self::Busy => "busy",
             Self::CallFull { .. } => "call_full",
             Self::TooManyCalls { .. } | Self::TooManyParticipants { .. } => "relay_full",

@@ -40,8 +40,6 @@ pub struct DropLabels {
 pub enum LeaveReason {
     /// It asked to (`DELETE`).
     Left,
-    /// It joined again from the same device; the old one was replaced.
-    Replaced,
     /// ICE and DTLS did not come up in time.
     ConnectTimeout,
     /// Nothing arrived from it for too long.

@@ -90,10 +90,11 @@ fn a_receiver_learns_who_publishes_each_stream_it_gets() {
     let carol = &sim.clients[ids[2]];
     let key = carol.key.clone().unwrap();
     let streams = sim.engine.streams("call-4", &key).unwrap();
-    for (tag, publisher) in [(0xA1, "alice"), (0xB1, "bob")] {
+    for (tag, publisher) in [(0xA1, ids[0]), (0xB1, ids[1])] {
         let got = carol.got.iter().find(|g| g.payload[0] == tag).unwrap();
         let source = streams.iter().find(|s| s.ssrc == got.ssrc).unwrap();
-        assert_eq!((source.username.as_str(), source.device_id), (publisher, 1));
+        let number = sim.clients[publisher].key.as_ref().unwrap().id().0;
+        assert_eq!(source.participant, number);
     }
     // Only the participant itself may ask, and only in its own call.
     assert!(sim.engine.streams("call-5", &key).is_err());

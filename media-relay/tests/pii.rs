@@ -35,7 +35,7 @@ fn logs_leak_nothing_identifying() {
     let mut secrets = Vec::new();
     tracing::subscriber::with_default(subscriber, || {
         let mut sim = Sim::new();
-        let token = sim.token("secret-call", "alice", 1);
+        let token = sim.token();
         secrets.push(token.clone());
         let a = sim
             .join_with("secret-call", Some(&token), Spec::av(1))

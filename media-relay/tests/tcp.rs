@@ -64,15 +64,12 @@ async fn relay(configure: impl FnOnce(&mut RelayOptions)) -> TestRelay {
 impl TestRelay {
     /// Joins `call_id` with `offer`; returns the SDP answer and the
     /// participant's URL.
-    async fn join(&mut self, call_id: &str, user: &str, offer: &str) -> (String, String) {
+    async fn join(&mut self, call_id: &str, offer: &str) -> (String, String) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let token = self
-            .signer
-            .issue(call_id, user, 1, now, 60, &mut self.rng)
-            .unwrap();
+        let token = self.signer.issue(now, 60, &mut self.rng).unwrap();
         let request = Request::post(format!("/v1/calls/{call_id}/join"))
             .header("content-type", "application/sdp")
             .header("authorization", format!("Bearer {token}"))
@@ -145,7 +142,7 @@ struct Peer {
 }
 
 impl Peer {
-    async fn join(relay: &mut TestRelay, call_id: &str, user: &str, tag: u8) -> Self {
+    async fn join(relay: &mut TestRelay, call_id: &str, tag: u8) -> Self {
         let stream = TcpStream::connect(relay.tcp).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let local = stream.local_addr().unwrap();
@@ -177,7 +174,7 @@ impl Peer {
         let audio_out = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let (offer, pending) = api.apply().unwrap();
-        let (answer, location) = relay.join(call_id, user, &offer.to_sdp_string()).await;
+        let (answer, location) = relay.join(call_id, &offer.to_sdp_string()).await;
         assert!(answer.contains("tcptype passive"), "{answer}");
         let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
@@ -282,8 +279,8 @@ async fn a_call_runs_over_ice_tcp() {
     // outlasts it, and its connections must stay open.
     let claim_window = Duration::from_millis(1_500);
     let mut relay = relay(|o| o.engine.timeouts.connect = claim_window).await;
-    let mut alice = Peer::join(&mut relay, "call-tcp", "alice", 0xA1).await;
-    let mut bob = Peer::join(&mut relay, "call-tcp", "bob", 0xB0).await;
+    let mut alice = Peer::join(&mut relay, "call-tcp", 0xA1).await;
+    let mut bob = Peer::join(&mut relay, "call-tcp", 0xB0).await;
     relay
         .wait_for_metric("starling_relay_tcp_connections 2")
         .await;

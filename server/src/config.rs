@@ -335,7 +335,7 @@ impl Default for SealedConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CallsConfig {
-    /// Lifetime of a relay join token, seconds (at most 300).
+    /// Lifetime of a relay join token, seconds (at most 3600).
     pub token_ttl_seconds: u64,
     /// Where clients reach the media relay (given out with tokens).
     pub relay_url: Option<String>,

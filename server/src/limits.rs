@@ -46,6 +46,7 @@ pub struct Limits {
     prekey_uploads: DefaultKeyedRateLimiter<DeviceKey>,
     attachment_creations: DefaultKeyedRateLimiter<i64>,
     certificates: DefaultKeyedRateLimiter<DeviceKey>,
+    call_tokens: DefaultKeyedRateLimiter<DeviceKey>,
     /// Unidentified sends by peer address (a /64 for IPv6).
     unidentified_peers: DefaultKeyedRateLimiter<IpAddr>,
     /// Refused access keys, by destination username (whatever key was
@@ -70,6 +71,10 @@ pub const DESTINATION_RATE: (u32, u32) = (200, 2000);
 /// Sender certificates a device may fetch an hour, and at once: a client
 /// fetches one a day, and again after a restart or a refusal.
 const CERTIFICATES_PER_HOUR: u32 = 12;
+
+/// Relay join tokens a device may fetch an hour, and at once: one per
+/// call joined (each is used once).
+const CALL_TOKENS_PER_HOUR: (u32, u32) = (60, 20);
 
 fn quota(per_second: u32, burst: u32) -> Quota {
     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
@@ -145,6 +150,10 @@ impl Limits {
                 CERTIFICATES_PER_HOUR,
                 CERTIFICATES_PER_HOUR,
             )),
+            call_tokens: RateLimiter::keyed(hourly_quota(
+                CALL_TOKENS_PER_HOUR.0,
+                CALL_TOKENS_PER_HOUR.1,
+            )),
             unidentified_peers: RateLimiter::keyed(quota(
                 UNIDENTIFIED_PEER_RATE.0,
                 UNIDENTIFIED_PEER_RATE.1,
@@ -179,6 +188,11 @@ impl Limits {
     /// One sender certificate for `device`.
     pub fn certificate(&self, device: DeviceKey) -> Result<(), AppError> {
         check(&self.certificates, device)
+    }
+
+    /// One relay join token for `device`.
+    pub fn call_token(&self, device: DeviceKey) -> Result<(), AppError> {
+        check(&self.call_tokens, device)
     }
 
     /// One attachment created by any device of `account`.
@@ -232,6 +246,7 @@ impl Limits {
         self.prekey_uploads.retain_recent();
         self.attachment_creations.retain_recent();
         self.certificates.retain_recent();
+        self.call_tokens.retain_recent();
     }
 }
 

@@ -1,6 +1,6 @@
 //! Media relay join tokens and TURN credentials: issued to authenticated
 //! devices only, verifiable offline with the published key, refused when
-//! forged, replayed or for a malformed call id.
+//! replayed, and naming neither the call nor the account.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -40,6 +40,24 @@ async fn join_tokens_verify_offline_once(kind: DbKind) {
     let mut relay = TokenVerifier::new(&key).unwrap();
 
     let (status, issued) = server
+        .request("POST", "/v1/calls/tokens", Some(&alice.auth), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    assert_eq!(issued["relay_url"], "udp://relay.example:3478");
+    let token = issued["token"].as_str().unwrap();
+    // The token names no one: neither the account nor the device is in it.
+    let bytes = URL_SAFE_NO_PAD.decode(token).unwrap();
+    assert_eq!(bytes.len(), 1 + 8 + 8 + 16 + 64);
+    assert!(!bytes.windows(5).any(|w| w == b"alice"));
+    let claims = relay.verify(token, now()).unwrap();
+    assert!(claims.expires_at <= now() + 61);
+    assert_eq!(relay.verify(token, now()), Err(TokenError::Replayed));
+    assert_eq!(relay.verify(token, now() + 3600), Err(TokenError::Expired));
+
+    // Only authenticated devices; the route naming a call is gone.
+    let (status, _) = server.request("POST", "/v1/calls/tokens", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = server
         .request(
             "POST",
             "/v1/calls/standup-42/token",
@@ -47,39 +65,20 @@ async fn join_tokens_verify_offline_once(kind: DbKind) {
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{issued}");
-    assert_eq!(issued["relay_url"], "udp://relay.example:3478");
-    let token = issued["token"].as_str().unwrap();
-    let claims = relay.verify(token, now()).unwrap();
-    assert_eq!(claims.call_id, "standup-42");
-    assert_eq!(claims.username, "alice");
-    assert_eq!(claims.device_id, 1);
-    assert!(claims.expires_at <= now() + 61);
-    assert_eq!(relay.verify(token, now()), Err(TokenError::Replayed));
-    assert_eq!(relay.verify(token, now() + 3600), Err(TokenError::Expired));
-
-    // Only authenticated devices, only well-formed call ids.
-    let (status, _) = server
-        .request("POST", "/v1/calls/standup-42/token", None, None)
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, body) = server
-        .request("POST", "/v1/calls/bad%20id/token", Some(&alice.auth), None)
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("bad_call_id"))
-    );
-    let long = "x".repeat(65);
-    let (status, _) = server
-        .request(
-            "POST",
-            &format!("/v1/calls/{long}/token"),
-            Some(&alice.auth),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A device fetches a bounded number of tokens.
+    let mut limited = false;
+    for _ in 0..30 {
+        let (status, _) = server
+            .request("POST", "/v1/calls/tokens", Some(&alice.auth), None)
+            .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert!(limited, "token fetches are limited per device");
 }
 both_databases!(join_tokens, join_tokens_verify_offline_once);
 
@@ -106,8 +105,22 @@ async fn turn_credentials_follow_coturns_rest_scheme(kind: DbKind) {
         .await;
     assert_eq!(status, StatusCode::OK);
     let username = creds["username"].as_str().unwrap();
-    let (expiry, user) = username.split_once(':').unwrap();
-    assert_eq!(user, "alice");
+    let (expiry, pseudonym) = username.split_once(':').unwrap();
+    // 16 random bytes, not the account: TURN learns no one.
+    assert_eq!(URL_SAFE_NO_PAD.decode(pseudonym).unwrap().len(), 16);
+    assert!(!username.contains("alice"));
+    let (_, again) = server
+        .request("GET", "/v1/calls/turn", Some(&alice.auth), None)
+        .await;
+    assert_ne!(
+        again["username"]
+            .as_str()
+            .unwrap()
+            .split_once(':')
+            .unwrap()
+            .1,
+        pseudonym
+    );
     let expiry: u64 = expiry.parse().unwrap();
     assert!(expiry > now() + 500 && expiry <= now() + 601);
     let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(b"s3cret").unwrap();

@@ -93,12 +93,7 @@ async fn what_the_relay_forwards_cannot_be_decrypted_without_the_call_keys() {
         .await
         .unwrap();
     assert_eq!(incoming.caller, "alice");
-    let token = mallory
-        .client
-        .api()
-        .call_token(&incoming.call_id)
-        .await
-        .unwrap();
+    let token = mallory.client.api().call_token().await.unwrap();
     let (tap, mut captured) = MediaSession::join(
         token.relay_url.as_deref().unwrap(),
         &incoming.call_id,

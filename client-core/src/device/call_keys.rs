@@ -292,6 +292,7 @@ mod tests {
                         index: u32::try_from(i).unwrap_or(0),
                     })
                     .collect(),
+                relay_participant: 1,
             })),
         }
     }
@@ -303,6 +304,7 @@ mod tests {
                 version: CALL_KEY_VERSION,
                 epoch,
                 secret: vec![8; 32],
+                relay_participant: 2,
             })),
         }
     }

@@ -6,7 +6,8 @@
 //! Joining is WHIP-like: the SDP offer goes to the relay's
 //! `POST /v1/calls/{call_id}/join` with the server's join token, the answer
 //! comes back in the response. Leaving is a `DELETE` of the participant;
-//! `GET …/streams` of it says who publishes each stream we receive.
+//! `GET …/streams` of it says which participant number publishes each
+//! stream we receive.
 //!
 //! [`MediaSession::direct_pair`] connects two engines to each other without
 //! the relay, in process, to measure what the relay adds.
@@ -550,8 +551,20 @@ impl MediaSession {
             .map_err(media_error)
     }
 
-    /// Who publishes each stream we receive, as the relay says now. An
-    /// error without a relay (a direct pair).
+    /// Our participant number on the relay (from the handle it gave us,
+    /// `…/participants/<number>-<secret>`); 0 without a relay. Announced
+    /// end to end, so the others can tell which streams are ours.
+    pub fn relay_participant(&self) -> u64 {
+        self.leave_url
+            .as_deref()
+            .and_then(|url| url.rsplit('/').next())
+            .and_then(|handle| handle.split_once('-'))
+            .and_then(|(number, _)| number.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Which participant publishes each stream we receive, as the relay
+    /// says now. An error without a relay (a direct pair).
     pub async fn streams(&self) -> Result<StreamMap> {
         let url = self.leave_url.as_ref().ok_or(MediaError::NoRelayStreams)?;
         let response = self

@@ -34,6 +34,9 @@ pub(crate) fn now_micros() -> u64 {
 #[derive(Default)]
 pub(crate) struct MediaCrypto {
     pub(crate) encryptor: Option<FrameEncryptor>,
+    /// Our participant number on the relay (0: none), announced with our
+    /// keys.
+    pub(crate) relay_participant: u64,
     decryptor: FrameDecryptor,
     members: Members,
     streams: StreamMap,
@@ -85,8 +88,12 @@ impl MediaCrypto {
     /// `ciphertext` from `ssrc` is opened: the stream is not in it, or it
     /// names someone other than the frame's key id.
     fn streams_stale(&self, ssrc: u32, ciphertext: &[u8]) -> bool {
-        let Some(source) = self.streams.source(ssrc) else {
+        let Some(number) = self.streams.source(ssrc) else {
             return true;
+        };
+        // A number nobody announced: reading the relay again cannot help.
+        let Some(source) = self.members.announced(number) else {
+            return false;
         };
         let Some((epoch, index)) = frame_key_id(ciphertext).map(split_key_id) else {
             return false;
@@ -95,6 +102,12 @@ impl MediaCrypto {
             .ok()
             .and_then(|epoch| self.members.device(epoch, index))
             .is_some_and(|owner| owner != source)
+    }
+
+    /// Records the relay participant number `device` announced with its
+    /// key; false when another device announced it first.
+    pub(crate) fn announce(&mut self, number: u64, device: &Device) -> bool {
+        self.members.announce(number, device)
     }
 
     /// A new epoch with its participants (index → device); their keys come

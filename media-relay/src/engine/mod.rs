@@ -100,10 +100,9 @@ pub struct Joined {
 pub struct StreamSource {
     /// The SSRC the relay sends the slot with.
     pub ssrc: u32,
-    /// The publisher's account.
-    pub username: String,
-    /// The publisher's device.
-    pub device_id: u32,
+    /// The publisher's participant number (the relay knows no accounts:
+    /// each participant announces its number end to end).
+    pub participant: u64,
 }
 
 /// Work produced while draining one participant, done after it.
@@ -226,9 +225,6 @@ impl Engine {
     ) -> Result<Joined, JoinError> {
         self.advance(now);
         participant::check_offer(offer, &self.config.limits)?;
-        if let Some(old) = self.same_device(&admission) {
-            self.remove(old, LeaveReason::Replaced);
-        }
         let call = self.check_limits(&admission)?;
         // The offer is the peer's input: a str0m panic on it refuses the join.
         let (rtc, answer) = guarded(|| {
@@ -240,7 +236,7 @@ impl Engine {
         let mut secret = [0u8; 16];
         rng.fill_bytes(&mut secret);
         let call = call.unwrap_or_else(|| self.open_call(admission.call_id()));
-        let participant = Participant::new(rtc, call, &admission, secret, now);
+        let participant = Participant::new(rtc, call, secret, now);
         self.participants.insert(id, participant);
         self.members.entry(call).or_default().push(id);
         self.metrics.joins.inc();
@@ -251,15 +247,6 @@ impl Engine {
         Ok(Joined {
             key: ParticipantKey::new(id, secret),
             answer,
-        })
-    }
-
-    fn same_device(&self, admission: &Admission) -> Option<ParticipantId> {
-        let call = self.call_numbers.get(admission.call_id())?;
-        self.members.get(call)?.iter().copied().find(|id| {
-            self.participants
-                .get(id)
-                .is_some_and(|p| p.is_device(admission))
         })
     }
 
@@ -318,9 +305,10 @@ impl Engine {
     }
 
     /// Who publishes what the participant `key` receives: for each of its
-    /// receive slots now fed, the slot's SSRC and the publisher's account
-    /// and device (as the server's token named them). Receivers check each
-    /// frame's SFrame key id against it.
+    /// receive slots now fed, the slot's SSRC and the publisher's
+    /// participant number. Receivers map the number to the device that
+    /// announced it end to end, and check each frame's SFrame key id
+    /// against that.
     pub fn streams(
         &mut self,
         call_id: &str,
@@ -339,11 +327,9 @@ impl Engine {
             .unwrap_or_default();
         let mut streams = Vec::with_capacity(fed.len());
         for (mid, publisher) in fed {
-            let Some((username, device_id)) = self.participants.get(&publisher).map(|p| p.device())
-            else {
+            if !self.participants.contains_key(&publisher) {
                 continue;
-            };
-            let (username, device_id) = (username.to_owned(), device_id);
+            }
             let ssrc = self.participants.get_mut(&key.id()).and_then(|p| {
                 guarded(|| {
                     p.rtc
@@ -356,8 +342,7 @@ impl Engine {
             if let Some(ssrc) = ssrc {
                 streams.push(StreamSource {
                     ssrc,
-                    username,
-                    device_id,
+                    participant: publisher.0,
                 });
             }
         }

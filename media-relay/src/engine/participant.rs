@@ -12,7 +12,7 @@ use str0m::media::{KeyframeRequest, MediaAdded, MediaKind, Mid, Pt};
 use str0m::net::TcpType;
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Output as RtcOutput, Rtc};
 
-use super::admission::{Admission, ParticipantKey};
+use super::admission::ParticipantKey;
 use super::{CallNo, Event, Output, ParticipantId, RouteKey, Work};
 use crate::config::{EngineConfig, Limits, Timeouts};
 use crate::error::{OfferError, SetupError};
@@ -62,8 +62,6 @@ pub(super) struct Feed {
 pub(super) struct Participant {
     pub(super) rtc: Rtc,
     call: CallNo,
-    username: String,
-    device_id: u32,
     secret: [u8; 16],
     pub(super) connected: bool,
     joined_at: Instant,
@@ -147,19 +145,10 @@ pub(super) fn answer(
 }
 
 impl Participant {
-    pub(super) fn new(
-        rtc: Rtc,
-        call: CallNo,
-        admission: &Admission,
-        secret: [u8; 16],
-        now: Instant,
-    ) -> Self {
-        let (username, device_id) = admission.device();
+    pub(super) fn new(rtc: Rtc, call: CallNo, secret: [u8; 16], now: Instant) -> Self {
         Self {
             rtc,
             call,
-            username: username.to_owned(),
-            device_id,
             secret,
             connected: false,
             joined_at: now,
@@ -173,15 +162,6 @@ impl Participant {
 
     pub(super) fn call(&self) -> CallNo {
         self.call
-    }
-
-    /// The account and device the participant joined as.
-    pub(super) fn device(&self) -> (&str, u32) {
-        (&self.username, self.device_id)
-    }
-
-    pub(super) fn is_device(&self, admission: &Admission) -> bool {
-        admission.device() == (self.username.as_str(), self.device_id)
     }
 
     pub(super) fn has_secret(&self, key: &ParticipantKey) -> bool {

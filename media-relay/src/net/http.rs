@@ -5,7 +5,7 @@
 //!   participant handle in `Location` and `Starling-Participant`.
 //! - `DELETE /v1/calls/{call_id}/participants/{participant}` → `204`.
 //! - `GET /v1/calls/{call_id}/participants/{participant}/streams` → `200`
-//!   with `{"streams": [{"ssrc", "username", "device_id"}]}`: who
+//!   with `{"streams": [{"ssrc", "participant"}]}`: which participant
 //!   publishes each stream the participant receives now, so its client can
 //!   refuse a frame whose SFrame key id belongs to someone else.
 //! - `GET /metrics` (Prometheus text) with `Authorization: Bearer TOKEN`,
@@ -84,7 +84,7 @@ impl From<JoinError> for ApiError {
             JoinError::MissingToken | JoinError::InvalidToken(_) | JoinError::ExpiredToken(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            JoinError::ReplayedToken | JoinError::WrongCall => StatusCode::FORBIDDEN,
+            JoinError::ReplayedToken => StatusCode::FORBIDDEN,
             JoinError::CallFull { .. } => StatusCode::CONFLICT,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };

@@ -1,7 +1,7 @@
 //! Calls (`services::calls`):
 //!
-//! - `POST /v1/calls/{call_id}/token`: a short-lived token that lets this
-//!   device join one call on the media relay.
+//! - `POST /v1/calls/tokens`: a short-lived token that lets its holder
+//!   join one call on the media relay; it names neither call nor device.
 //! - `GET /v1/calls/token-key`: the public key the relay is configured with.
 //! - `GET /v1/calls/turn`: time-limited TURN credentials, when a TURN
 //!   secret is configured.
@@ -12,7 +12,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use starling_protocol::api::{JoinToken, TokenKey, TurnCredentials};
 
-use super::ApiPath;
 use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::error::AppError;
@@ -21,9 +20,8 @@ use crate::services::calls;
 pub(super) async fn join_token(
     State(state): State<AppState>,
     device: AuthedDevice,
-    ApiPath(call_id): ApiPath<String>,
 ) -> Result<Json<JoinToken>, AppError> {
-    calls::join_token(&state, &device, &call_id).map(Json)
+    calls::join_token(&state, &device).map(Json)
 }
 
 pub(super) async fn token_key(State(state): State<AppState>) -> Json<TokenKey> {

@@ -51,7 +51,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/messages/{username}", put(messages::send))
         .route("/v1/directory", get(directory::search))
         .route("/v1/push", put(push::register).delete(push::unregister))
-        .route("/v1/calls/{call_id}/token", post(calls::join_token))
+        .route("/v1/calls/tokens", post(calls::join_token))
         .route("/v1/calls/token-key", get(calls::token_key))
         .route("/v1/calls/turn", get(calls::turn_credentials))
         .route(

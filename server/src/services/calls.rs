@@ -1,27 +1,29 @@
 //! Calls: the media relay's join tokens and TURN credentials.
 //!
 //! A join token is short-lived and signed with the server's call-token key
-//! (kept in the data folder, created on first start); it lets one device
+//! (kept in the data folder, created on first start); it lets its holder
 //! join one call on the relay, which verifies it offline
 //! (`starling-call-token`). TURN credentials follow coturn's REST scheme,
 //! when a TURN secret is configured.
 //!
-//! The server learns that a device asked to join a call id, nothing more:
-//! call signalling and media keys travel end to end.
+//! The server learns that a device fetched a token, not for which call:
+//! the token names no call, and the relay learns no account from it. TURN
+//! usernames are an expiry and random bytes. Call signalling and media
+//! keys travel end to end.
 
 use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use starling_call_token::{MAX_TOKEN_TTL_SECS, TokenSigner};
 use starling_protocol::api::{JoinToken, TurnCredentials};
 
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::error::{AppError, ErrorCode};
+use crate::error::AppError;
 
 /// File of the call-token signing key in the data folder.
 pub const KEY_FILE: &str = "call-token.key";
@@ -72,25 +74,10 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn valid_call_id(call_id: &str) -> bool {
-    (1..=64).contains(&call_id.len())
-        && call_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// A token that lets `device` join call `call_id` on the relay.
-pub fn join_token(
-    state: &AppState,
-    device: &AuthedDevice,
-    call_id: &str,
-) -> Result<JoinToken, AppError> {
-    if !valid_call_id(call_id) {
-        return Err(AppError::bad_request(
-            ErrorCode::BadCallId,
-            "a call id is 1 to 64 characters of a-z, A-Z, 0-9, '-' and '_'",
-        ));
-    }
+/// A token that lets its holder join one call on the relay, limited per
+/// device (the token itself names neither).
+pub fn join_token(state: &AppState, device: &AuthedDevice) -> Result<JoinToken, AppError> {
+    state.limits.call_token(device.key())?;
     let ttl = state
         .config
         .calls
@@ -99,15 +86,8 @@ pub fn join_token(
     let now = now_secs();
     let token = state
         .call_tokens
-        .issue(
-            call_id,
-            &device.username,
-            device.device_id,
-            now,
-            ttl,
-            &mut rand::rngs::OsRng,
-        )
-        .map_err(|e| AppError::bad_request(ErrorCode::BadCallId, e.to_string()))?;
+        .issue(now, ttl, &mut rand::rngs::OsRng)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(JoinToken {
         token,
         expires_at: now + ttl,
@@ -129,18 +109,20 @@ pub fn turn_password(secret: &str, username: &str) -> Result<String, AppError> {
     Ok(STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-/// Time-limited TURN credentials for `device`, if a TURN secret is
-/// configured.
+/// Time-limited TURN credentials, if a TURN secret is configured. The
+/// username is the expiry and 16 random bytes: TURN learns no account.
 pub fn turn_credentials(
     state: &AppState,
-    device: &AuthedDevice,
+    _device: &AuthedDevice,
 ) -> Result<TurnCredentials, AppError> {
     let calls = &state.config.calls;
     let Some(secret) = &calls.turn_secret else {
         return Err(AppError::NotFound("TURN service (none configured)"));
     };
     let ttl = calls.turn_ttl_seconds.max(MIN_TURN_TTL_SECS);
-    let username = format!("{}:{}", now_secs() + ttl, device.username);
+    let mut pseudonym = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut pseudonym);
+    let username = format!("{}:{}", now_secs() + ttl, URL_SAFE_NO_PAD.encode(pseudonym));
     Ok(TurnCredentials {
         password: turn_password(&secret.0, &username)?,
         username,
@@ -152,14 +134,6 @@ pub fn turn_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn call_ids() {
-        assert!(valid_call_id("c0ffee-12_AB"));
-        assert!(!valid_call_id(""));
-        assert!(!valid_call_id("a/b"));
-        assert!(!valid_call_id(&"a".repeat(65)));
-    }
 
     #[test]
     fn turn_password_is_base64_of_hmac_sha1() {

@@ -126,6 +126,7 @@ fn epoch(n: u32, version: u32) -> Kind {
         version,
         epoch: n,
         secret: vec![9; 32],
+        relay_participant: 0,
         participants: vec![
             content::CallParticipant {
                 username: "alice".into(),

@@ -313,7 +313,7 @@ impl Client {
         slots: usize,
     ) -> Result<(MediaSession, mpsc::Receiver<ReceivedFrame>)> {
         let call = hex::encode(call_id);
-        let token = self.api().call_token(&call).await?;
+        let token = self.api().call_token().await?;
         let relay = token
             .relay_url
             .as_deref()

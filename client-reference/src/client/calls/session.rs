@@ -34,6 +34,7 @@ impl Client {
         shared: Shared,
         options: CallOptions,
     ) -> Result<CallReport> {
+        lock(&shared).relay_participant = media.relay_participant();
         let media = Arc::new(media);
         let (stop_tx, stop) = watch::channel(false);
         let publisher = tokio::spawn(publish(
@@ -190,6 +191,7 @@ impl Client {
                 let from: Device = (sender.to_owned(), device);
                 let mut crypto = lock(shared);
                 let taken = key.version == CALL_KEY_VERSION
+                    && crypto.announce(key.relay_participant, &from)
                     && crypto.add_sender(key.epoch, &from, &secret)?;
                 if !taken {
                     crypto.stats.keys_refused += 1;
@@ -267,10 +269,14 @@ impl Client {
                     crypto.add_epoch(key.epoch, members.clone());
                     let caller_secret = Zeroizing::new(std::mem::take(&mut key.secret));
                     let authority: Device = (sender.to_owned(), device);
-                    crypto.add_sender(key.epoch, &authority, &caller_secret)?;
+                    if crypto.announce(key.relay_participant, &authority) {
+                        crypto.add_sender(key.epoch, &authority, &caller_secret)?;
+                    } else {
+                        crypto.stats.keys_refused += 1;
+                    }
                 }
                 let others: Vec<Device> = members.into_values().filter(|d| *d != me).collect();
-                self.send_media_key(call_id, key.epoch, &secret, &others)
+                self.send_media_key(call_id, key.epoch, &secret, &others, shared)
                     .await?;
                 lock(shared).encryptor = Some(FrameEncryptor::new(key.epoch, index, &secret)?);
                 Ok(false)
@@ -299,12 +305,16 @@ impl Client {
                 index: u32::from(p.index),
             })
             .collect();
-        let key = |secret: Vec<u8>, participants: Vec<content::CallParticipant>| {
+        let relay_participant = lock(shared).relay_participant;
+        let key = |secret: Vec<u8>,
+                   participants: Vec<content::CallParticipant>,
+                   relay_participant: u64| {
             Kind::Key(content::CallKey {
                 version: CALL_KEY_VERSION,
                 epoch,
                 secret,
                 participants,
+                relay_participant,
             })
         };
         let devices: Vec<Device> = participants
@@ -322,8 +332,8 @@ impl Client {
         let me: Device = (self.username().to_owned(), self.device_id());
         let others: Vec<Device> = devices.into_iter().filter(|d| *d != me).collect();
         if !others.is_empty() {
-            let content = self.signal(call_id, key(secret.to_vec(), listed));
-            let elsewhere = self.signal(call_id, key(Vec::new(), Vec::new()));
+            let content = self.signal(call_id, key(secret.to_vec(), listed, relay_participant));
+            let elsewhere = self.signal(call_id, key(Vec::new(), Vec::new(), 0));
             self.core
                 .send_pairwise_to(&others, &content, &elsewhere)
                 .await?;
@@ -332,27 +342,30 @@ impl Client {
         Ok(())
     }
 
-    /// Our own sending secret of `epoch`, to the other participants'
-    /// devices in the call only.
+    /// Our own sending secret of `epoch`, and our participant number on
+    /// the relay, to the other participants' devices in the call only.
     async fn send_media_key(
         &mut self,
         call_id: &[u8],
         epoch: u32,
         secret: &[u8],
         others: &[Device],
+        shared: &Shared,
     ) -> Result<()> {
         if others.is_empty() {
             return Ok(());
         }
-        let key = |secret: Vec<u8>| {
+        let key = |secret: Vec<u8>, relay_participant: u64| {
             Kind::MediaKey(content::CallMediaKey {
                 version: CALL_KEY_VERSION,
                 epoch,
                 secret,
+                relay_participant,
             })
         };
-        let content = self.signal(call_id, key(secret.to_vec()));
-        let elsewhere = self.signal(call_id, key(Vec::new()));
+        let ours = lock(shared).relay_participant;
+        let content = self.signal(call_id, key(secret.to_vec(), ours));
+        let elsewhere = self.signal(call_id, key(Vec::new(), 0));
         Ok(self
             .core
             .send_pairwise_to(others, &content, &elsewhere)
