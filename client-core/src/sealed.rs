@@ -47,6 +47,10 @@ pub struct SealedRecord {
     /// Our account's profile key, once made (or learned from a sibling
     /// device): contacts derive our access key from it.
     pub profile_key: Option<Zeroizing<[u8; 32]>>,
+    /// The profile key was made on this device and saved before the server
+    /// was asked to take its access key, with no answer yet: it is offered
+    /// again (the server takes the same key twice) before it is used.
+    pub profile_key_pending: bool,
 }
 
 impl std::fmt::Debug for SealedRecord {
@@ -55,6 +59,7 @@ impl std::fmt::Debug for SealedRecord {
             .field("pinned", &self.trusted_keys.is_some())
             .field("certificate", &self.certificate.is_some())
             .field("profile_key", &self.profile_key.is_some())
+            .field("profile_key_pending", &self.profile_key_pending)
             .finish()
     }
 }
@@ -190,6 +195,8 @@ struct Loaded {
     /// limit (a rotation just after a refresh must not cost messages).
     forced_for: Vec<u32>,
     profile_key: Option<Zeroizing<[u8; 32]>>,
+    /// See [`SealedRecord::profile_key_pending`].
+    profile_key_pending: bool,
     /// The server already held another device's access key when we set
     /// ours: wait for that device's key (it comes with its messages).
     key_taken: bool,
@@ -268,6 +275,7 @@ impl Sealing {
             chain_fetched_at: None,
             forced_for: Vec::new(),
             profile_key: record.profile_key,
+            profile_key_pending: record.profile_key_pending,
             key_taken: false,
         })
     }
@@ -289,6 +297,7 @@ impl Sealing {
                 .as_ref()
                 .map(|(c, at)| (c.to_bytes(), *at)),
             profile_key: loaded.profile_key.clone(),
+            profile_key_pending: loaded.profile_key_pending,
         };
         let saved = storage.save_sealed_record(&record).await;
         if saved.is_err() {
@@ -461,6 +470,10 @@ impl Sealing {
     /// Our account's profile key, made (and its access key set on the
     /// server) on first use. `None` while another device of the account
     /// holds the key the server has and has not shared it with us yet.
+    ///
+    /// A new key is saved before the server is asked to take it, and
+    /// offered again until the server answers: a lost answer must not
+    /// leave the server holding a key no device has.
     pub async fn profile_key<S: Storage, T: Transport>(
         &mut self,
         storage: &S,
@@ -468,27 +481,38 @@ impl Sealing {
         rng: &mut impl CryptoRngCore,
     ) -> Result<Option<[u8; 32]>, S, T> {
         let loaded = self.load::<S, T>(storage).await?;
-        if let Some(key) = &loaded.profile_key {
-            return Ok(Some(**key));
-        }
         if loaded.key_taken {
             return Ok(None);
         }
-        let mut key = Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(&mut key[..]);
+        let key = match &loaded.profile_key {
+            Some(key) if !loaded.profile_key_pending => return Ok(Some(**key)),
+            Some(key) => key.clone(),
+            None => {
+                let mut key = Zeroizing::new([0u8; 32]);
+                rng.fill_bytes(&mut key[..]);
+                loaded.profile_key = Some(key.clone());
+                loaded.profile_key_pending = true;
+                self.save::<S, T>(storage).await?;
+                key
+            }
+        };
         let access = Zeroizing::new(sealed::access_key(&key));
         let set = transport
             .set_access(&access, false, true)
             .await
             .map_err(SealedError::Transport)?;
         let loaded = self.load::<S, T>(storage).await?;
-        if !set {
-            loaded.key_taken = true;
-            return Ok(None);
+        loaded.profile_key_pending = false;
+        if set {
+            self.save::<S, T>(storage).await?;
+            return Ok(Some(*key));
         }
-        loaded.profile_key = Some(key.clone());
+        // Another device's key was there first: ours is dropped, and theirs
+        // comes with their messages.
+        loaded.key_taken = true;
+        loaded.profile_key = None;
         self.save::<S, T>(storage).await?;
-        Ok(Some(*key))
+        Ok(None)
     }
 
     /// Sets whether strangers (senders without our access key) may send
@@ -513,18 +537,23 @@ impl Sealing {
         Ok(())
     }
 
-    /// Takes the profile key a sibling device sent, when we have none (two
-    /// devices that made one each keep the first the server took).
+    /// Takes the profile key a sibling device sent, when we have none or
+    /// only one the server has not confirmed (two devices that made one
+    /// each keep the first the server took).
     pub async fn adopt_profile_key<S: Storage, T: Transport>(
         &mut self,
         storage: &S,
         key: [u8; 32],
     ) -> Result<(), S, T> {
         let loaded = self.load::<S, T>(storage).await?;
-        if loaded.profile_key.is_some() {
+        if loaded.profile_key.is_some() && !loaded.profile_key_pending {
             return Ok(());
         }
+        // A sibling only sends a key the server took: it replaces one of
+        // ours still waiting for an answer.
         loaded.profile_key = Some(Zeroizing::new(key));
+        loaded.profile_key_pending = false;
+        loaded.key_taken = false;
         self.save::<S, T>(storage).await
     }
 

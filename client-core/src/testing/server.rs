@@ -51,6 +51,8 @@ struct State {
     /// Envelopes stored so far (the next id).
     stored: u64,
     offline: bool,
+    /// The next access key set is taken, and its answer lost.
+    lose_access_answer: bool,
     /// Serve bundles without their ML-KEM prekeys (a downgrade attempt).
     withhold_kem: bool,
     /// Answer the next send with this made-up stale list for an account,
@@ -125,6 +127,17 @@ impl Server {
             .borrow_mut()
             .access
             .insert(username.to_owned(), key);
+    }
+
+    /// Takes the next access key set, then fails the call as if its
+    /// answer were lost on the way back.
+    pub(crate) fn lose_next_access_answer(&self) {
+        self.state.borrow_mut().lose_access_answer = true;
+    }
+
+    /// The access key the server holds for `username`.
+    pub(crate) fn access_key(&self, username: &str) -> Option<[u8; 16]> {
+        self.state.borrow().access.get(username).copied()
     }
 
     /// Makes every call fail (or work again).
@@ -435,10 +448,17 @@ impl Transport for Link {
         if_absent: bool,
     ) -> Result<bool, Refused> {
         let mut state = self.state()?;
-        if if_absent && state.access.contains_key(&self.username) {
-            return Ok(false);
+        if if_absent {
+            match state.access.get(&self.username) {
+                Some(held) if held == access_key => return Ok(true),
+                Some(_) => return Ok(false),
+                None => {}
+            }
         }
         state.access.insert(self.username.clone(), *access_key);
+        if std::mem::take(&mut state.lose_access_answer) {
+            return Err(Refused::Offline);
+        }
         if sealed_from_strangers {
             state.strangers.insert(self.username.clone());
         } else {

@@ -187,6 +187,7 @@ impl Client {
                 trusted_keys: Some(trusted.to_bytes()),
                 certificate: None,
                 profile_key: None,
+                profile_key_pending: false,
             };
             store.save_sealed_record(&record).await?;
         }

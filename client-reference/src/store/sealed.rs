@@ -14,7 +14,8 @@ impl Store {
     /// the first pin).
     pub async fn sealed_record(&self) -> Result<SealedRecord> {
         let row = sqlx::query(
-            "SELECT trusted_keys, certificate, certificate_fetched_at, profile_key FROM sealed_sender WHERE id = 1",
+            "SELECT trusted_keys, certificate, certificate_fetched_at, profile_key, profile_key_pending \
+             FROM sealed_sender WHERE id = 1",
         )
         .fetch_optional(&self.pool)
         .await?;
@@ -33,6 +34,7 @@ impl Store {
                 .map(|k| <[u8; 32]>::try_from(k.as_slice()).map(Zeroizing::new))
                 .transpose()
                 .map_err(|_| ClientError::Protocol("the stored profile key is damaged".into()))?,
+            profile_key_pending: row.try_get("profile_key_pending")?,
         })
     }
 
@@ -43,16 +45,17 @@ impl Store {
             None => (None, None),
         };
         sqlx::query(
-            "INSERT INTO sealed_sender (id, trusted_keys, certificate, certificate_fetched_at, profile_key) \
-             VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+            "INSERT INTO sealed_sender (id, trusted_keys, certificate, certificate_fetched_at, \
+             profile_key, profile_key_pending) VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
              trusted_keys = excluded.trusted_keys, certificate = excluded.certificate, \
              certificate_fetched_at = excluded.certificate_fetched_at, \
-             profile_key = excluded.profile_key",
+             profile_key = excluded.profile_key, profile_key_pending = excluded.profile_key_pending",
         )
         .bind(record.trusted_keys.as_deref())
         .bind(certificate)
         .bind(fetched_at)
         .bind(record.profile_key.as_deref().map(|k| &k[..]))
+        .bind(record.profile_key_pending)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -108,6 +111,7 @@ mod tests {
             trusted_keys: Some(vec![1, 2, 3]),
             certificate: Some((vec![4, 5], 99)),
             profile_key: Some(Zeroizing::new([6; 32])),
+            profile_key_pending: true,
         };
         store.save_sealed_record(&record).await.unwrap();
         assert_eq!(store.sealed_record().await.unwrap(), record);
@@ -115,6 +119,7 @@ mod tests {
             trusted_keys: Some(vec![1, 2, 3]),
             certificate: None,
             profile_key: None,
+            profile_key_pending: false,
         };
         store.save_sealed_record(&cleared).await.unwrap();
         assert_eq!(store.sealed_record().await.unwrap(), cleared);

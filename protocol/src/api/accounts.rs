@@ -84,8 +84,9 @@ pub struct SetAccess {
     pub access_key: String,
     /// Whether anyone may send the account sealed envelopes without it.
     pub sealed_from_strangers: bool,
-    /// Only set it if the account has no key yet (409 `access_key_set`
-    /// otherwise): two devices of one account racing to make the first.
+    /// Only set it if the account has no key yet, or has this one (409
+    /// `access_key_set` otherwise): two devices of one account racing to
+    /// make the first, and a device asking again after a lost answer.
     #[serde(default)]
     pub if_absent: bool,
 }

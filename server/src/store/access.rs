@@ -19,8 +19,8 @@ pub struct AccessRecord {
 
 impl Store {
     /// Sets an account's access key hash and stranger policy. With
-    /// `if_absent`, only when no key is set yet; returns whether it was
-    /// written.
+    /// `if_absent`, only when no key is set yet or the same one is; returns
+    /// whether it was written.
     pub async fn set_access(
         &self,
         account_id: i64,
@@ -28,9 +28,12 @@ impl Store {
         sealed_from_strangers: bool,
         if_absent: bool,
     ) -> Result<bool, sqlx::Error> {
+        // With `if_absent`, the same key again is taken too (a device whose
+        // first answer was lost asks again), leaving the policy as it is.
         let sql = if if_absent {
-            "UPDATE accounts SET access_key_hash = $1, sealed_from_strangers = $2 \
-             WHERE id = $3 AND access_key_hash IS NULL"
+            "UPDATE accounts SET sealed_from_strangers = CASE WHEN access_key_hash IS NULL \
+             THEN $2 ELSE sealed_from_strangers END, access_key_hash = $1 \
+             WHERE id = $3 AND (access_key_hash IS NULL OR access_key_hash = $1)"
         } else {
             "UPDATE accounts SET access_key_hash = $1, sealed_from_strangers = $2 WHERE id = $3"
         };

@@ -35,6 +35,17 @@ async fn access_keys(kind: DbKind) {
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("access_key_set"))
     );
+    // The device that set it, asking again after a lost answer, is told
+    // yes (and a stranger policy in that retry changes nothing).
+    let (status, body) = server
+        .request(
+            "PUT",
+            "/v1/accounts/access",
+            Some(&bob.auth),
+            Some(put(&[7; 16], true, true)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     // Only the hash is stored, and the first key stays.
     let record = server.state.store.access("bob").await.unwrap().unwrap();
     assert_eq!(record.key_hash, Some(Sha256::digest([7u8; 16]).into()));

@@ -361,3 +361,25 @@ fn an_account_open_to_strangers_takes_a_stale_access_key() {
     assert_eq!(world.server.unidentified_envelopes(), before);
     assert_eq!(summary(&receive(&mut bob)), ["message alice: four"]);
 }
+
+#[test]
+fn a_lost_answer_to_the_first_access_key_leaves_no_orphan_key() {
+    let mut world = World::new();
+    let mut alice = world.device("alice", 1);
+    world.server.lose_next_access_answer();
+    // The server took alice's key, but she never heard so.
+    assert!(run(alice.profile_key()).is_err());
+    let held = world
+        .server
+        .access_key("alice")
+        .expect("the server took it");
+    let saved = alice.storage().sealed.borrow().profile_key.clone();
+    assert!(saved.is_some(), "the key was saved before it was offered");
+    // Asking again offers the same key, which the server takes again.
+    let key = run(alice.profile_key())
+        .expect("the retry is answered")
+        .expect("alice has the account's key");
+    assert_eq!(sealed::access_key(&key), held);
+    assert_eq!(world.server.access_key("alice"), Some(held));
+    assert!(!alice.storage().sealed.borrow().profile_key_pending);
+}
