@@ -24,6 +24,7 @@ use starling_protocol::{ErrorBody, ErrorCode};
 
 pub use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
 
+mod multi;
 mod retry;
 
 /// A device's credentials for the server.
@@ -321,8 +322,13 @@ impl Api {
         .await
     }
 
-    /// Sends to many accounts in one request (groups).
+    /// Sends to many accounts in one request (groups): copies of one
+    /// multi-recipient seal go as one upload of it.
     pub async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome> {
+        if let Some(body) = multi::compact(sends, None) {
+            let request = self.request(Method::PUT, "v1/multi-recipient")?;
+            return self.send_request(request.json(&body), None).await;
+        }
         let body = MultiSendRequest {
             sends: sends
                 .iter()
@@ -344,6 +350,16 @@ impl Api {
         &self,
         sends: &[(AccountEnvelopes, [u8; 16])],
     ) -> Result<SendOutcome> {
+        let (accounts, keys): (Vec<AccountEnvelopes>, Vec<[u8; 16]>) =
+            sends.iter().cloned().unzip();
+        if let Some(body) = multi::compact(&accounts, Some(&keys)) {
+            let url = self
+                .base
+                .join("v1/multi-recipient")
+                .map_err(ServerUrlError::Join)?;
+            let request = self.anonymous.request(Method::PUT, url).json(&body);
+            return self.send_request(request, None).await;
+        }
         let body = MultiSendRequest {
             sends: sends
                 .iter()

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub sends_unidentified: Counter,
     /// Unidentified sends refused for an access key.
     pub sends_refused_access: Counter,
+    /// Multi-recipient uploads stored (one per upload, however many
+    /// devices it reached).
+    pub sends_multi_recipient: Counter,
     /// Open device WebSockets.
     pub connections: Gauge,
 }
@@ -134,6 +137,11 @@ impl Default for Metrics {
             "sends_unidentified",
             "Sends stored without a credential (sealed, authorised by access keys)",
         );
+        let sends_multi_recipient = counter(
+            &mut registry,
+            "sends_multi_recipient",
+            "Multi-recipient sealed envelopes uploaded once and stored for each device",
+        );
         let sends_refused_access = counter(
             &mut registry,
             "sends_refused_access",
@@ -164,6 +172,7 @@ impl Default for Metrics {
             certificates_issued,
             sends_unidentified,
             sends_refused_access,
+            sends_multi_recipient,
             connections,
         }
     }

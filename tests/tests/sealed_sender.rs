@@ -198,3 +198,53 @@ both_databases!(
     sealed_rows,
     rows_name_no_sender_and_bob_still_knows_it_was_alice
 );
+
+/// A metric's value, 0 when absent.
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A group message to members who have not written back goes as one
+/// multi-recipient upload (one seal, each device its own copy on the
+/// server), and every member reads it as alice's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_message_is_uploaded_once() {
+    let server = TestServer::start(DbKind::Sqlite).await;
+    let (a, b, c) = (random_name('a'), random_name('b'), random_name('c'));
+    let mut alice = server.client(&a).await;
+    let mut bob = server.client(&b).await;
+    let mut carol = server.client(&c).await;
+    let group = format!("g{}", &c[1..9]);
+    alice
+        .client
+        .create_group(&group, &[b.clone(), c.clone()])
+        .await
+        .unwrap();
+    let name = "starling_sends_multi_recipient_total";
+    let before = metric(&server.metrics().await, name);
+    alice
+        .client
+        .send_text(&format!("#{group}"), "once for all")
+        .await
+        .unwrap();
+    let after = metric(&server.metrics().await, name);
+    assert_eq!(after, before + 1.0, "one upload for the group message");
+    for member in [&mut bob, &mut carol] {
+        let events = member
+            .events_until(|e| {
+                e.iter()
+                    .any(|e| matches!(e, Event::Message(m) if m.body == "once for all"))
+            })
+            .await;
+        assert!(
+            events.iter().any(
+                |e| matches!(e, Event::Message(m) if m.sender == a && m.body == "once for all")
+            ),
+            "{events:?}"
+        );
+    }
+}

@@ -57,6 +57,49 @@ pub struct MultiSendRequest {
     pub sealed: bool,
 }
 
+/// `PUT /v1/multi-recipient`: one multi-recipient sealed envelope
+/// (`crypto/SPEC.md` §15.6) uploaded once: the shared ephemeral key and
+/// ciphertext, and per device only its `C` and `AT`. The server stores
+/// `0x32 ‖ C ‖ AT ‖ E ‖ ct` for each device, as if each had been sent on
+/// its own. With a credential it is an authenticated send; without, each
+/// destination needs its access key, as in [`AccountEnvelopes`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiRecipientRequest {
+    /// `E`, base64 of 32 bytes.
+    pub ephemeral_public: String,
+    /// `ct`, base64: the padded content, encrypted once.
+    pub ciphertext: String,
+    /// The destinations.
+    pub recipients: Vec<MultiRecipient>,
+}
+
+/// One destination account of a [`MultiRecipientRequest`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiRecipient {
+    /// Destination username.
+    pub destination: String,
+    /// On an unidentified upload: the destination's access key (base64 of
+    /// 16 bytes); absent for an account that takes strangers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+    /// One per device of the destination.
+    pub devices: Vec<RecipientDevice>,
+}
+
+/// One device's part of a [`MultiRecipientRequest`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientDevice {
+    /// Destination device.
+    pub device_id: u32,
+    /// `C`, base64 of 32 bytes.
+    pub c: String,
+    /// `AT`, base64 of 16 bytes.
+    pub at: String,
+}
+
 /// A stored send.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SendResponse {

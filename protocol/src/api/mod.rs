@@ -26,8 +26,9 @@ pub use certificates::{SenderCertificateResponse, ServerKeyChainResponse, Server
 pub use directory::{DirectoryEntry, DirectoryQuery, MAX_DIRECTORY_RESULTS};
 pub use keys::{BundleResponse, DeviceBundle, KeyUpload, MAX_PREKEYS_PER_UPLOAD, PrekeyCounts};
 pub use messages::{
-    AccountEnvelopes, DeviceEnvelope, FullQueue, MAX_DESTINATIONS, MultiSendRequest, SendRequest,
-    SendResponse, StaleLists, UNIDENTIFIED_ACCESS_KEY_HEADER,
+    AccountEnvelopes, DeviceEnvelope, FullQueue, MAX_DESTINATIONS, MultiRecipient,
+    MultiRecipientRequest, MultiSendRequest, RecipientDevice, SendRequest, SendResponse,
+    StaleLists, UNIDENTIFIED_ACCESS_KEY_HEADER,
 };
 pub use push::{PushRegistered, PushRegistration};
 

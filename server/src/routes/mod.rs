@@ -49,6 +49,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/keys/{username}/{device}", get(keys::fetch))
         .route("/v1/messages", put(messages::send_many))
         .route("/v1/messages/{username}", put(messages::send))
+        .route("/v1/multi-recipient", put(messages::send_multi_recipient))
         .route("/v1/directory", get(directory::search))
         .route("/v1/push", put(push::register).delete(push::unregister))
         .route("/v1/calls/tokens", post(calls::join_token))

@@ -5,6 +5,8 @@
 //! and answer with values or an [`AppError`](crate::error::AppError).
 //!
 //! - [`sends`]: checks sends and queues them to the group-commit writer.
+//! - [`multi_recipient`]: one upload of a multi-recipient sealed envelope,
+//!   split into each device's copy.
 //! - [`queue`]: a device's queue as its connection reads and acknowledges it.
 //! - [`keys`]: prekey upload verification, bundle fetch (claims), counts.
 //! - [`blobs`]: attachment files: creation, resumable upload, ranged
@@ -24,6 +26,7 @@ pub mod calls;
 pub mod certificates;
 pub mod directory;
 pub mod keys;
+pub mod multi_recipient;
 pub mod push_endpoints;
 pub mod queue;
 pub mod sends;

@@ -85,18 +85,30 @@ pub async fn send_many(
     sender: &AuthedDevice,
     request: MultiSendRequest,
 ) -> Result<SendResponse, AppError> {
-    check_destinations(&request)?;
-    let slot = admit_send(state, sender, request.sends.len())?;
+    check_destinations(request.sends.iter().map(|s| s.destination.as_str()))?;
     let mut decoded = Vec::with_capacity(request.sends.len());
     for send in request.sends {
-        let envelopes = decode_envelopes(&send.envelopes)?;
-        check_envelopes(state, &envelopes)?;
-        decoded.push((send.destination, envelopes));
+        decoded.push((send.destination, decode_envelopes(&send.envelopes)?));
+    }
+    send_decoded(state, sender, decoded, request.sealed).await
+}
+
+/// [`send_many`] of envelopes already decoded, to destinations already
+/// checked.
+pub async fn send_decoded(
+    state: &AppState,
+    sender: &AuthedDevice,
+    decoded: Vec<(String, Envelopes)>,
+    sealed: bool,
+) -> Result<SendResponse, AppError> {
+    let slot = admit_send(state, sender, decoded.len())?;
+    for (_, envelopes) in &decoded {
+        check_envelopes(state, envelopes)?;
     }
     // One sealed envelope makes the whole request anonymous: rows of one
     // request stored side by side, some naming the sender, would name the
     // sender of the sealed ones too.
-    let anonymous = request.sealed
+    let anonymous = sealed
         || decoded
             .iter()
             .any(|(_, envelopes)| envelopes.iter().any(|(_, c)| is_sealed(c)));
@@ -115,22 +127,22 @@ pub async fn send_many(
 
 /// A multi-account send names 1 to [`MAX_DESTINATIONS`] accounts, each
 /// once, each a valid username (a malformed name never reaches a batch).
-pub(crate) fn check_destinations(request: &MultiSendRequest) -> Result<(), AppError> {
-    for send in &request.sends {
-        Username::parse(&send.destination)?;
-    }
-    if request.sends.is_empty() || request.sends.len() > MAX_DESTINATIONS {
+pub(crate) fn check_destinations<'a>(
+    destinations: impl ExactSizeIterator<Item = &'a str>,
+) -> Result<(), AppError> {
+    let count = destinations.len();
+    if count == 0 || count > MAX_DESTINATIONS {
         return Err(AppError::bad_request(
             ErrorCode::BadDestinations,
             format!("a send names 1 to {MAX_DESTINATIONS} accounts"),
         ));
     }
-    let destinations: BTreeSet<&str> = request
-        .sends
-        .iter()
-        .map(|s| s.destination.as_str())
-        .collect();
-    if destinations.len() != request.sends.len() {
+    let mut seen = BTreeSet::new();
+    for destination in destinations {
+        Username::parse(destination)?;
+        seen.insert(destination);
+    }
+    if seen.len() != count {
         return Err(AppError::bad_request(
             ErrorCode::DuplicateDestination,
             "each account once per send",

@@ -58,14 +58,29 @@ pub async fn send_many(
     peer: Option<IpAddr>,
     request: MultiSendRequest,
 ) -> Result<SendResponse, AppError> {
-    sends::check_destinations(&request)?;
-    let mut list = Vec::with_capacity(request.sends.len());
+    sends::check_destinations(request.sends.iter().map(|s| s.destination.as_str()))?;
+    let mut decoded = Vec::with_capacity(request.sends.len());
     for send in request.sends {
-        let key = parse_key("access_key", send.access_key.as_deref())?;
+        let envelopes = sends::decode_envelopes(&send.envelopes)?;
+        decoded.push((send.destination, envelopes, send.access_key));
+    }
+    send_decoded(state, peer, decoded).await
+}
+
+/// [`send_many`] of envelopes already decoded, to destinations already
+/// checked: (destination, envelopes, access key as presented).
+pub async fn send_decoded(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    decoded: Vec<(String, Envelopes, Option<String>)>,
+) -> Result<SendResponse, AppError> {
+    let mut list = Vec::with_capacity(decoded.len());
+    for (destination, envelopes, key) in decoded {
+        let key = zeroize::Zeroizing::new(key);
         list.push(UnidentifiedSend {
-            destination: send.destination,
-            envelopes: sends::decode_envelopes(&send.envelopes)?,
-            key,
+            destination,
+            envelopes,
+            key: parse_key("access_key", key.as_deref())?,
         });
     }
     store(state, peer, list, true).await

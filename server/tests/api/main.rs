@@ -12,6 +12,7 @@ mod certificates;
 mod declared_surface;
 mod malformed_input;
 mod metrics;
+mod multi_recipient;
 mod prekeys;
 mod revocation;
 mod sends;
