@@ -20,7 +20,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashSet};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -182,7 +182,10 @@ impl TokenSigner {
 #[derive(Debug)]
 pub struct TokenVerifier {
     key: VerifyingKey,
-    used: HashMap<[u8; 16], u64>,
+    used: HashSet<[u8; 16]>,
+    /// The used tokens by expiry, to forget them in order (each prune
+    /// costs what it forgets, not what is remembered).
+    expiries: BTreeSet<(u64, [u8; 16])>,
 }
 
 impl TokenVerifier {
@@ -190,7 +193,8 @@ impl TokenVerifier {
     pub fn new(public_key: &[u8; 32]) -> Result<Self, TokenError> {
         Ok(Self {
             key: VerifyingKey::from_bytes(public_key).map_err(|_| TokenError::BadSignature)?,
-            used: HashMap::new(),
+            used: HashSet::new(),
+            expiries: BTreeSet::new(),
         })
     }
 
@@ -219,15 +223,21 @@ impl TokenVerifier {
         if claims.expires_at.saturating_add(CLOCK_SKEW_SECS) < now {
             return Err(TokenError::Expired);
         }
-        self.used
-            .retain(|_, expires| expires.saturating_add(CLOCK_SKEW_SECS) >= now);
-        if self.used.contains_key(&claims.nonce) {
+        if self.used.contains(&claims.nonce) {
             return Err(TokenError::Replayed);
+        }
+        while let Some(&(expires, nonce)) = self.expiries.first() {
+            if expires.saturating_add(CLOCK_SKEW_SECS) >= now {
+                break;
+            }
+            self.expiries.pop_first();
+            self.used.remove(&nonce);
         }
         if self.used.len() >= MAX_REMEMBERED_TOKENS {
             return Err(TokenError::Busy);
         }
-        self.used.insert(claims.nonce, claims.expires_at);
+        self.used.insert(claims.nonce);
+        self.expiries.insert((claims.expires_at, claims.nonce));
         Ok(claims)
     }
 

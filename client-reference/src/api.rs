@@ -67,16 +67,16 @@ fn encode_envelopes(envelopes: &[(u32, Vec<u8>)]) -> Vec<DeviceEnvelope> {
 }
 
 /// The client for unidentified requests: a TLS configuration of its own
-/// with session resumption off (a ticket would link its handshakes to
-/// each other and to nothing else), and idle connections dropped soon, so
-/// one connection carries a burst of sends, not a day of them.
+/// with session resumption off (a ticket would link its handshakes), and
+/// no connection kept after a request, so that no connection carries two
+/// unidentified sends the server could link to each other.
 fn anonymous_client(fingerprint: Option<&str>) -> Result<reqwest::Client> {
     let mut tls = crate::tls::client_config(fingerprint)?;
     tls.resumption = rustls::client::Resumption::disabled();
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .connect_timeout(std::time::Duration::from_secs(10))
-        .pool_idle_timeout(std::time::Duration::from_secs(15))
+        .pool_max_idle_per_host(0)
         .build()?)
 }
 

@@ -73,8 +73,9 @@ pub const DESTINATION_RATE: (u32, u32) = (200, 2000);
 const CERTIFICATES_PER_HOUR: u32 = 12;
 
 /// Relay join tokens a device may fetch an hour, and at once: one per
-/// call joined (each is used once).
-const CALL_TOKENS_PER_HOUR: (u32, u32) = (60, 20);
+/// call joined (each is used once). A token joins any call, so this also
+/// bounds how many participants one device can put into calls.
+const CALL_TOKENS_PER_HOUR: (u32, u32) = (30, 5);
 
 fn quota(per_second: u32, burst: u32) -> Quota {
     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);

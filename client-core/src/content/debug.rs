@@ -145,12 +145,10 @@ impl fmt::Debug for CallKey {
             secret: _,
             participants,
             version,
-            relay_participant,
         } = self;
         f.debug_struct("CallKey")
             .field("version", version)
             .field("epoch", epoch)
-            .field("relay_participant", relay_participant)
             .field("participants", participants)
             .finish_non_exhaustive()
     }
@@ -162,12 +160,10 @@ impl fmt::Debug for CallMediaKey {
             version,
             epoch,
             secret: _,
-            relay_participant,
         } = self;
         f.debug_struct("CallMediaKey")
             .field("version", version)
             .field("epoch", epoch)
-            .field("relay_participant", relay_participant)
             .finish_non_exhaustive()
     }
 }
@@ -239,7 +235,6 @@ mod tests {
                     epoch: 1,
                     secret: key_bytes.clone(),
                     participants: Vec::new(),
-                    relay_participant: 0,
                 })),
             }),
             Body::Call(super::super::CallSignal {
@@ -248,7 +243,6 @@ mod tests {
                     version: 2,
                     epoch: 1,
                     secret: key_bytes,
-                    relay_participant: 0,
                 })),
             }),
         ];

@@ -290,9 +290,9 @@ mod tests {
                         username: (*u).to_owned(),
                         device_id: *d,
                         index: u32::try_from(i).unwrap_or(0),
+                        relay_participant: 0,
                     })
                     .collect(),
-                relay_participant: 1,
             })),
         }
     }
@@ -304,7 +304,6 @@ mod tests {
                 version: CALL_KEY_VERSION,
                 epoch,
                 secret: vec![8; 32],
-                relay_participant: 2,
             })),
         }
     }

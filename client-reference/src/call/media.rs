@@ -460,6 +460,14 @@ impl MediaSession {
             .await
             .map_err(media_error)?;
         let (mut session, frames) = endpoint.into_session(leave_url, http);
+        if session.relay_participant() == 0 {
+            // Without our number the others could not tell our stream.
+            session.leave().await;
+            return Err(media_error(MediaError::Refused {
+                status,
+                body: "the relay gave no participant number".into(),
+            }));
+        }
         session.wait_connected().await?;
         Ok((session, frames))
     }

@@ -34,8 +34,8 @@ pub(crate) fn now_micros() -> u64 {
 #[derive(Default)]
 pub(crate) struct MediaCrypto {
     pub(crate) encryptor: Option<FrameEncryptor>,
-    /// Our participant number on the relay (0: none), announced with our
-    /// keys.
+    /// Our participant number on the relay (0: none): the caller lists
+    /// it for everyone, a callee sends it in its answer.
     pub(crate) relay_participant: u64,
     decryptor: FrameDecryptor,
     members: Members,
@@ -91,28 +91,19 @@ impl MediaCrypto {
         let Some(number) = self.streams.source(ssrc) else {
             return true;
         };
-        // A number nobody announced: reading the relay again cannot help.
-        let Some(source) = self.members.announced(number) else {
-            return false;
-        };
         let Some((epoch, index)) = frame_key_id(ciphertext).map(split_key_id) else {
             return false;
         };
+        // Slots are fed by new publishers as people come and go: a number
+        // that is not the key id's may be an old reading.
         u32::try_from(epoch)
-            .ok()
-            .and_then(|epoch| self.members.device(epoch, index))
-            .is_some_and(|owner| owner != source)
+            .is_ok_and(|epoch| self.members.index_of_number(epoch, number) != Some(index))
     }
 
-    /// Records the relay participant number `device` announced with its
-    /// key; false when another device announced it first.
-    pub(crate) fn announce(&mut self, number: u64, device: &Device) -> bool {
-        self.members.announce(number, device)
-    }
-
-    /// A new epoch with its participants (index → device); their keys come
-    /// with [`Self::add_sender`].
-    pub(crate) fn add_epoch(&mut self, epoch: u32, members: BTreeMap<u8, Device>) {
+    /// A new epoch with its participants (index → device and relay
+    /// number, as the caller listed them); their keys come with
+    /// [`Self::add_sender`].
+    pub(crate) fn add_epoch(&mut self, epoch: u32, members: BTreeMap<u8, (Device, u64)>) {
         self.decryptor.add_epoch(epoch);
         self.members.add_epoch(epoch, members, EPOCHS_KEPT);
         self.epochs.push(epoch);

@@ -1,15 +1,15 @@
 //! Which relay participant publishes each stream we receive, as the relay
-//! says; which device is behind each participant number, as that device
-//! announced end to end (in its `CallKey` or `CallMediaKey`); and the
-//! members of each epoch, as the caller said. Together they tell whether
-//! a frame's SFrame key id belongs to the participant whose stream carried
-//! it. Pure.
+//! says, and the members of each epoch, as the caller listed them: each
+//! with its SFrame index and its participant number on the relay (from
+//! its answer to the caller). Together they tell whether a frame's SFrame
+//! key id belongs to the participant whose stream carried it. Pure.
 //!
 //! A participant holds the keys of the others (it must, to decrypt), so the
 //! key alone cannot stop it from sending under someone else's key id; its
 //! frames still arrive on its own stream, which the relay numbers as its.
 //! A frame whose key id names anyone else is refused. The relay knows no
-//! accounts: the number is the only thing it says of a publisher.
+//! accounts, and the numbers come only from the caller's list, the
+//! authority that already decides who is in the call.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -65,40 +65,37 @@ impl StreamMap {
     }
 }
 
-/// The participants of the epochs we hold keys of (index → device), and
-/// the relay participant number each device announced.
+/// One epoch's participants: SFrame index → device, and relay
+/// participant number → SFrame index.
+#[derive(Debug, Default, Clone)]
+struct Epoch {
+    devices: BTreeMap<u8, Device>,
+    numbers: BTreeMap<u64, u8>,
+}
+
+/// The participants of the epochs we hold keys of.
 #[derive(Debug, Default, Clone)]
 pub struct Members {
-    epochs: BTreeMap<u32, BTreeMap<u8, Device>>,
-    announced: BTreeMap<u64, Device>,
+    epochs: BTreeMap<u32, Epoch>,
 }
 
 impl Members {
-    /// Records that `device` announced relay participant number `number`
-    /// (0: none). A number keeps the first device that announced it: a
-    /// participant claiming another's number is refused (false).
-    pub fn announce(&mut self, number: u64, device: &Device) -> bool {
-        if number == 0 {
-            return true;
-        }
-        match self.announced.get(&number) {
-            Some(owner) => owner == device,
-            None if self.announced.len() < MAX_STREAMS => {
-                self.announced.insert(number, device.clone());
-                true
+    /// The participants of `epoch` (index → device and relay number; a
+    /// number of 0, or one listed twice, maps to nobody); forgets epochs
+    /// beyond the last `kept`.
+    pub fn add_epoch(&mut self, epoch: u32, members: BTreeMap<u8, (Device, u64)>, kept: usize) {
+        let mut entry = Epoch::default();
+        let mut twice = Vec::new();
+        for (index, (device, number)) in members {
+            if number != 0 && entry.numbers.insert(number, index).is_some() {
+                twice.push(number);
             }
-            None => false,
+            entry.devices.insert(index, device);
         }
-    }
-
-    /// The device that announced relay participant `number`.
-    pub fn announced(&self, number: u64) -> Option<&Device> {
-        self.announced.get(&number)
-    }
-
-    /// The participants of `epoch`; forgets epochs beyond the last `kept`.
-    pub fn add_epoch(&mut self, epoch: u32, members: BTreeMap<u8, Device>, kept: usize) {
-        self.epochs.insert(epoch, members);
+        for number in twice {
+            entry.numbers.remove(&number);
+        }
+        self.epochs.insert(epoch, entry);
         while self.epochs.len() > kept {
             self.epochs.pop_first();
         }
@@ -106,15 +103,21 @@ impl Members {
 
     /// The device that is participant `index` of `epoch`.
     pub fn device(&self, epoch: u32, index: u8) -> Option<&Device> {
-        self.epochs.get(&epoch)?.get(&index)
+        self.epochs.get(&epoch)?.devices.get(&index)
     }
 
     /// The index of `device` in `epoch`.
     pub fn index_of(&self, epoch: u32, device: &Device) -> Option<u8> {
         self.epochs
             .get(&epoch)?
+            .devices
             .iter()
             .find_map(|(index, d)| (d == device).then_some(*index))
+    }
+
+    /// The index of the participant with relay number `number` in `epoch`.
+    pub fn index_of_number(&self, epoch: u32, number: u64) -> Option<u8> {
+        self.epochs.get(&epoch)?.numbers.get(&number).copied()
     }
 }
 
@@ -124,8 +127,7 @@ impl Members {
 pub enum StreamCheck {
     /// The stream is the key id's participant's.
     Matches,
-    /// The relay has not told us whose the stream is, or its publisher has
-    /// not announced its number (yet).
+    /// The relay has not told us whose the stream is (yet).
     Unknown,
     /// The stream is someone else's, or the key id names nobody.
     Mismatch,
@@ -133,11 +135,11 @@ pub enum StreamCheck {
 
 /// Checks a frame's key id against the stream it arrived on.
 pub fn check(map: &StreamMap, members: &Members, ssrc: u32, epoch: u32, index: u8) -> StreamCheck {
-    let Some(source) = map.source(ssrc).and_then(|n| members.announced(n)) else {
+    let Some(number) = map.source(ssrc) else {
         return StreamCheck::Unknown;
     };
-    match members.device(epoch, index) {
-        Some(owner) if owner == source => StreamCheck::Matches,
+    match members.index_of_number(epoch, number) {
+        Some(publisher) if publisher == index => StreamCheck::Matches,
         _ => StreamCheck::Mismatch,
     }
 }
@@ -155,41 +157,38 @@ mod tests {
     #[test]
     fn a_key_id_must_belong_to_the_streams_publisher() {
         let mut members = Members::default();
-        let epoch: BTreeMap<u8, Device> = [(0, device("alice", 1)), (1, device("bob", 1))].into();
+        let epoch = [(0, (device("alice", 1), 5)), (1, (device("bob", 1), 6))].into();
         members.add_epoch(3, epoch, 2);
         let map = StreamMap::new([(111, 5), (222, 6), (444, 8)]);
-        // Nobody announced a number yet: nothing is known.
-        assert_eq!(check(&map, &members, 111, 3, 0), StreamCheck::Unknown);
-        assert!(members.announce(5, &device("alice", 1)));
-        assert!(members.announce(6, &device("bob", 1)));
-        assert!(members.announce(0, &device("bob", 1)));
         assert_eq!(check(&map, &members, 111, 3, 0), StreamCheck::Matches);
         assert_eq!(check(&map, &members, 222, 3, 1), StreamCheck::Matches);
         // Bob's stream carrying a frame under Alice's key id: refused.
         assert_eq!(check(&map, &members, 222, 3, 0), StreamCheck::Mismatch);
-        // A key id of nobody, and a stream the relay has not named.
+        // A key id of nobody, a number the caller did not list, and a
+        // stream the relay has not named.
         assert_eq!(check(&map, &members, 222, 3, 9), StreamCheck::Mismatch);
+        assert_eq!(check(&map, &members, 444, 3, 0), StreamCheck::Mismatch);
         assert_eq!(check(&map, &members, 333, 3, 0), StreamCheck::Unknown);
         assert_eq!(members.index_of(3, &device("bob", 1)), Some(1));
         assert_eq!(members.index_of(3, &device("bob", 2)), None);
     }
 
+    /// Numbers come only from the caller's list: a participant cannot
+    /// claim another's, and a number listed twice maps to nobody.
     #[test]
-    fn a_participant_cannot_claim_anothers_number() {
+    fn a_number_listed_twice_names_nobody() {
         let mut members = Members::default();
-        members.add_epoch(
-            1,
-            [(0, device("alice", 1)), (1, device("bob", 1))].into(),
-            2,
-        );
-        assert!(members.announce(5, &device("alice", 1)));
-        // Bob announces alice's number, to pass his frames off as hers:
-        // the number stays alice's, and his stream is not taken as hers.
-        assert!(!members.announce(5, &device("bob", 1)));
-        assert!(members.announce(5, &device("alice", 1)));
-        let map = StreamMap::new([(111, 5)]);
-        assert_eq!(check(&map, &members, 111, 1, 0), StreamCheck::Matches);
+        let epoch = [
+            (0, (device("alice", 1), 5)),
+            (1, (device("bob", 1), 5)),
+            (2, (device("carol", 1), 0)),
+        ]
+        .into();
+        members.add_epoch(1, epoch, 2);
+        let map = StreamMap::new([(111, 5), (0, 0)]);
+        assert_eq!(check(&map, &members, 111, 1, 0), StreamCheck::Mismatch);
         assert_eq!(check(&map, &members, 111, 1, 1), StreamCheck::Mismatch);
+        assert_eq!(check(&map, &members, 0, 1, 2), StreamCheck::Mismatch);
     }
 
     #[test]

@@ -231,8 +231,7 @@ impl Engine {
             participant::answer(offer, &self.candidates, &self.crypto, &self.config, now)
         })
         .ok_or(OfferError::Unanswerable)??;
-        let id = ParticipantId(self.next_number);
-        self.next_number += 1;
+        let id = self.new_participant_id(rng);
         let mut secret = [0u8; 16];
         rng.fill_bytes(&mut secret);
         let call = call.unwrap_or_else(|| self.open_call(admission.call_id()));
@@ -248,6 +247,18 @@ impl Engine {
             key: ParticipantKey::new(id, secret),
             answer,
         })
+    }
+
+    /// A random participant number, non-zero and unused, below 2^53 (so
+    /// JSON readers that hold numbers as doubles read it exactly). Random,
+    /// so that nobody can guess the number a participant will get.
+    fn new_participant_id(&self, rng: &mut impl CryptoRngCore) -> ParticipantId {
+        loop {
+            let n = rng.next_u64() & ((1 << 53) - 1);
+            if n != 0 && !self.participants.contains_key(&ParticipantId(n)) {
+                return ParticipantId(n);
+            }
+        }
     }
 
     /// The existing call's number, or `None` for a new call; refuses a

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Redacted;
 
-/// `POST /v1/calls/{call_id}/token`: a join token.
+/// `POST /v1/calls/tokens`: a join token (it names neither the call nor
+/// the device).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct JoinToken {
     /// The token (base64url): a secret until used.

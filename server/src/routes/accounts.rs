@@ -4,7 +4,8 @@
 //! - `PUT /v1/accounts/access`: the account's access key and whether
 //!   strangers may send it sealed envelopes (`services::access`).
 //! - `GET /v1/accounts/{username}/devices`: an account's device ids, and
-//!   whether it accepts sealed envelopes from strangers.
+//!   (for the caller's own account only) whether it accepts sealed
+//!   envelopes from strangers.
 //! - `POST /v1/devices/link-code[?manager=true]`: a manager device
 //!   authorises a new one (as a manager too, when asked).
 //! - `POST /v1/devices`: a new device joins with that code.
@@ -44,15 +45,18 @@ pub(super) async fn register(
 
 pub(super) async fn list_devices(
     State(state): State<AppState>,
-    _device: AuthedDevice,
+    device: AuthedDevice,
     ApiPath(username): ApiPath<String>,
 ) -> Result<Json<DeviceList>, AppError> {
     let devices = accounts::devices(&state, &username).await?;
-    let sealed_from_strangers = state
-        .store
-        .access(&username)
-        .await?
-        .is_some_and(|record| record.sealed_from_strangers);
+    // The account's own choice, for its own devices only: others do not
+    // learn who takes messages from strangers.
+    let sealed_from_strangers = username == device.username
+        && state
+            .store
+            .access(&username)
+            .await?
+            .is_some_and(|record| record.sealed_from_strangers);
     Ok(Json(DeviceList {
         devices,
         sealed_from_strangers,

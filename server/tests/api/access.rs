@@ -69,9 +69,10 @@ async fn access_keys(kind: DbKind) {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    // Opening to strangers shows in the device list others fetch.
+    // Opening to strangers shows in the account's own device list, and in
+    // no one else's view of it.
     assert_eq!(
-        devices(&server, &alice.auth).await["sealed_from_strangers"],
+        devices(&server, &bob.auth).await["sealed_from_strangers"],
         json!(false)
     );
     let (status, _) = server
@@ -84,8 +85,12 @@ async fn access_keys(kind: DbKind) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        devices(&server, &alice.auth).await["sealed_from_strangers"],
+        devices(&server, &bob.auth).await["sealed_from_strangers"],
         json!(true)
+    );
+    assert_eq!(
+        devices(&server, &alice.auth).await["sealed_from_strangers"],
+        json!(false)
     );
     let record = server.state.store.access("bob").await.unwrap().unwrap();
     assert_eq!(record.key_hash, Some(Sha256::digest([9u8; 16]).into()));
@@ -95,7 +100,7 @@ both_databases!(
     access_keys
 );
 
-/// Bob's device list as alice fetches it.
+/// Bob's device list as the holder of `auth` fetches it.
 async fn devices(server: &TestServer, auth: &str) -> serde_json::Value {
     server
         .request("GET", "/v1/accounts/bob/devices", Some(auth), None)

@@ -33,7 +33,14 @@ fn an_offer_is_queued_only_while_ringing() {
     assert_eq!(bob.storage().bodies(&direct("alice")), ["incoming call"]);
 
     bob.calls().ring();
-    signal(&mut alice, "bob", 2, Kind::Answer(content::CallAnswer {}));
+    signal(
+        &mut alice,
+        "bob",
+        2,
+        Kind::Answer(content::CallAnswer {
+            relay_participant: 2,
+        }),
+    );
     assert_eq!(summary(&receive(&mut bob)), ["call answer from alice.1"]);
     assert!(bob.calls().next_signal().is_none(), "ringing: only offers");
 
@@ -126,17 +133,18 @@ fn epoch(n: u32, version: u32) -> Kind {
         version,
         epoch: n,
         secret: vec![9; 32],
-        relay_participant: 0,
         participants: vec![
             content::CallParticipant {
                 username: "alice".into(),
                 device_id: 1,
                 index: 0,
+                relay_participant: 0,
             },
             content::CallParticipant {
                 username: "bob".into(),
                 device_id: 1,
                 index: 1,
+                relay_participant: 0,
             },
         ],
     })

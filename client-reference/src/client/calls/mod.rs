@@ -96,6 +96,8 @@ pub(super) struct Participant {
     pub(super) username: String,
     pub(super) device: u32,
     pub(super) index: u8,
+    /// Its participant number on the relay (0: none).
+    pub(super) relay: u64,
     pub(super) joined_at: std::time::Instant,
 }
 
@@ -148,7 +150,9 @@ impl Client {
         {
             let mut crypto = lock(&shared);
             crypto.encryptor = Some(FrameEncryptor::new(0, 0, &secret)?);
-            crypto.add_epoch(0, [(0, me.clone())].into());
+            let relay = media.relay_participant();
+            crypto.relay_participant = relay;
+            crypto.add_epoch(0, [(0, (me.clone(), relay))].into());
         }
         let offer = self.signal(
             &call_id,
@@ -165,6 +169,7 @@ impl Client {
                 username: self.username().to_owned(),
                 device: self.device_id(),
                 index: 0,
+                relay: media.relay_participant(),
                 joined_at: std::time::Instant::now(),
             }],
             epoch: 0,
@@ -257,7 +262,11 @@ impl Client {
         let (media, frames) = self.join_media(&call_id, slots).await?;
         let caller_device = incoming.caller_device;
         self.core.calls().answer(&call_id, &caller, caller_device);
-        let answer = self.signal(&call_id, Kind::Answer(content::CallAnswer {}));
+        let relay_participant = media.relay_participant();
+        let answer = self.signal(
+            &call_id,
+            Kind::Answer(content::CallAnswer { relay_participant }),
+        );
         if let Err(e) = self
             .send_pairwise(std::slice::from_ref(&caller), &answer)
             .await

@@ -191,7 +191,6 @@ impl Client {
                 let from: Device = (sender.to_owned(), device);
                 let mut crypto = lock(shared);
                 let taken = key.version == CALL_KEY_VERSION
-                    && crypto.announce(key.relay_participant, &from)
                     && crypto.add_sender(key.epoch, &from, &secret)?;
                 if !taken {
                     crypto.stats.keys_refused += 1;
@@ -213,7 +212,20 @@ impl Client {
                     .iter()
                     .position(|p| p.username == sender && p.device == device);
                 match (kind, present) {
-                    (Kind::Answer(_), None) => {
+                    (Kind::Answer(answer), None) => {
+                        // Its relay number, once: a number already listed
+                        // (or none) would let it pass its stream off as
+                        // another's, or hide whose stream it is.
+                        let relay = answer.relay_participant;
+                        let ours = lock(shared).relay_participant;
+                        if (ours != 0 && relay == 0)
+                            || participants.iter().any(|p| p.relay == relay && relay != 0)
+                        {
+                            tracing::warn!(
+                                "an answer with a relay number already taken was ignored"
+                            );
+                            return Ok(false);
+                        }
                         let Some(index) =
                             (1..=u8::MAX).find(|i| participants.iter().all(|p| p.index != *i))
                         else {
@@ -223,6 +235,7 @@ impl Client {
                             username: sender.to_owned(),
                             device,
                             index,
+                            relay,
                             joined_at: std::time::Instant::now(),
                         });
                     }
@@ -255,7 +268,10 @@ impl Client {
                 }
                 let members = members_of(&key.participants);
                 let me: Device = (self.username().to_owned(), self.device_id());
-                let Some(index) = members.iter().find_map(|(i, d)| (*d == me).then_some(*i)) else {
+                let Some(index) = members
+                    .iter()
+                    .find_map(|(i, (d, _))| (*d == me).then_some(*i))
+                else {
                     return Ok(false);
                 };
                 *participants = members.len();
@@ -269,14 +285,14 @@ impl Client {
                     crypto.add_epoch(key.epoch, members.clone());
                     let caller_secret = Zeroizing::new(std::mem::take(&mut key.secret));
                     let authority: Device = (sender.to_owned(), device);
-                    if crypto.announce(key.relay_participant, &authority) {
-                        crypto.add_sender(key.epoch, &authority, &caller_secret)?;
-                    } else {
-                        crypto.stats.keys_refused += 1;
-                    }
+                    crypto.add_sender(key.epoch, &authority, &caller_secret)?;
                 }
-                let others: Vec<Device> = members.into_values().filter(|d| *d != me).collect();
-                self.send_media_key(call_id, key.epoch, &secret, &others, shared)
+                let others: Vec<Device> = members
+                    .into_values()
+                    .map(|(d, _)| d)
+                    .filter(|d| *d != me)
+                    .collect();
+                self.send_media_key(call_id, key.epoch, &secret, &others)
                     .await?;
                 lock(shared).encryptor = Some(FrameEncryptor::new(key.epoch, index, &secret)?);
                 Ok(false)
@@ -303,18 +319,15 @@ impl Client {
                 username: p.username.clone(),
                 device_id: p.device,
                 index: u32::from(p.index),
+                relay_participant: p.relay,
             })
             .collect();
-        let relay_participant = lock(shared).relay_participant;
-        let key = |secret: Vec<u8>,
-                   participants: Vec<content::CallParticipant>,
-                   relay_participant: u64| {
+        let key = |secret: Vec<u8>, participants: Vec<content::CallParticipant>| {
             Kind::Key(content::CallKey {
                 version: CALL_KEY_VERSION,
                 epoch,
                 secret,
                 participants,
-                relay_participant,
             })
         };
         let devices: Vec<Device> = participants
@@ -326,14 +339,14 @@ impl Client {
             epoch,
             participants
                 .iter()
-                .map(|p| (p.index, (p.username.clone(), p.device)))
+                .map(|p| (p.index, ((p.username.clone(), p.device), p.relay)))
                 .collect(),
         );
         let me: Device = (self.username().to_owned(), self.device_id());
         let others: Vec<Device> = devices.into_iter().filter(|d| *d != me).collect();
         if !others.is_empty() {
-            let content = self.signal(call_id, key(secret.to_vec(), listed, relay_participant));
-            let elsewhere = self.signal(call_id, key(Vec::new(), Vec::new(), 0));
+            let content = self.signal(call_id, key(secret.to_vec(), listed));
+            let elsewhere = self.signal(call_id, key(Vec::new(), Vec::new()));
             self.core
                 .send_pairwise_to(&others, &content, &elsewhere)
                 .await?;
@@ -342,30 +355,27 @@ impl Client {
         Ok(())
     }
 
-    /// Our own sending secret of `epoch`, and our participant number on
-    /// the relay, to the other participants' devices in the call only.
+    /// Our own sending secret of `epoch`, to the other participants'
+    /// devices in the call only.
     async fn send_media_key(
         &mut self,
         call_id: &[u8],
         epoch: u32,
         secret: &[u8],
         others: &[Device],
-        shared: &Shared,
     ) -> Result<()> {
         if others.is_empty() {
             return Ok(());
         }
-        let key = |secret: Vec<u8>, relay_participant: u64| {
+        let key = |secret: Vec<u8>| {
             Kind::MediaKey(content::CallMediaKey {
                 version: CALL_KEY_VERSION,
                 epoch,
                 secret,
-                relay_participant,
             })
         };
-        let ours = lock(shared).relay_participant;
-        let content = self.signal(call_id, key(secret.to_vec(), ours));
-        let elsewhere = self.signal(call_id, key(Vec::new(), 0));
+        let content = self.signal(call_id, key(secret.to_vec()));
+        let elsewhere = self.signal(call_id, key(Vec::new()));
         Ok(self
             .core
             .send_pairwise_to(others, &content, &elsewhere)
@@ -374,13 +384,14 @@ impl Client {
 }
 
 /// The participants of an epoch as the caller listed them: index → device
-/// (entries with an index beyond 255 are left out).
-fn members_of(participants: &[content::CallParticipant]) -> BTreeMap<u8, Device> {
+/// and relay number (entries with an index beyond 255 are left out).
+fn members_of(participants: &[content::CallParticipant]) -> BTreeMap<u8, (Device, u64)> {
     participants
         .iter()
         .filter_map(|p| {
             let index = u8::try_from(p.index).ok()?;
-            Some((index, (p.username.clone(), p.device_id)))
+            let device = (p.username.clone(), p.device_id);
+            Some((index, (device, p.relay_participant)))
         })
         .collect()
 }
