@@ -345,3 +345,104 @@ async fn reordered_and_replayed_call_keys_never_take_a_callee_back() {
     assert_eq!(callee.frames_corrupt, 0, "{callee:?}");
     assert!(callee.frames_received > 20, "{callee:?}");
 }
+
+/// Milliseconds since the Unix epoch.
+fn now_millis() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}
+
+/// A sealed envelope for bob's device 1 from a stranger's identity,
+/// under `certificate` (which the stranger's identity must be bound to).
+fn sealed_for_bob(
+    evil: &MaliciousServer,
+    sealer: &starling_crypto::IdentityKeyPair,
+    certificate: &starling_crypto::sealed::SenderCertificate,
+) -> starling_client::frames::Envelope {
+    use base64::Engine;
+    let served = evil.tamper.bundles_served("bob").unwrap();
+    let bundle = served["devices"][0]["bundle"].as_str().unwrap();
+    let bundle = base64::engine::general_purpose::STANDARD
+        .decode(bundle)
+        .unwrap();
+    let bob = starling_crypto::PreKeyBundle::from_bytes(&bundle).unwrap();
+    let content = starling_crypto::sealed::seal_single(
+        sealer,
+        bob.identity(),
+        certificate,
+        b"not a message anyone should read",
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    let mut id = vec![0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+    let now = now_millis();
+    starling_client::frames::Envelope {
+        id,
+        sender: String::new(),
+        sender_device: 0,
+        // The hour it was "accepted", as the server stamps it.
+        server_timestamp: i64::try_from(now - now % 3_600_000).unwrap(),
+        content,
+    }
+}
+
+/// The operator forges sender certificates: one with a flipped signature
+/// byte, one expired (signed with the server's own key, read from its
+/// data folder), one signed by a key not in the chain bob pinned. Bob
+/// refuses each with a `SealedSenderRejected` naming the reason, and his
+/// sessions with alice carry messages both ways afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_sender_certificates_are_refused() {
+    use starling_crypto::sealed::{SenderCertificate, ServerSigningKey};
+    let evil = MaliciousServer::start(DbKind::Sqlite).await;
+    let (mut alice, mut bob) = talking(&evil).await;
+    let before = evil.tamper.delivered("alice:1").len();
+    let key_file = evil.server.data_dir().join("sender-certificate-1.key");
+    let server_key = ServerSigningKey::from_bytes(&std::fs::read(key_file).unwrap()).unwrap();
+    let mallory = starling_crypto::IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+    let now = now_millis();
+    let valid = |signer: &ServerSigningKey, expires_at: u64| {
+        SenderCertificate::issue(signer, "alice", 1, mallory.public(), expires_at).unwrap()
+    };
+    let mut forged = valid(&server_key, now + 3_600_000).to_bytes();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let forged = SenderCertificate::from_bytes(&forged).unwrap();
+    let expired = valid(&server_key, now - 2 * 3_600_000);
+    // A key id the server's chain does not have (a fresh key with the
+    // chain's own id 1 is a bad signature instead, also refused).
+    let stranger = ServerSigningKey::generate(now, &mut rand::rngs::OsRng)
+        .successor(now, &mut rand::rngs::OsRng)
+        .unwrap();
+    let unknown = valid(&stranger, now + 3_600_000);
+    for (certificate, reason) in [
+        (forged, "bad_signature"),
+        (expired, "expired"),
+        (unknown, "unknown_signer"),
+    ] {
+        evil.tamper
+            .inject("bob:1", sealed_for_bob(&evil, &mallory, &certificate));
+        let events = bob
+            .events_until(|e| {
+                e.iter()
+                    .any(|e| matches!(e, Event::SealedSenderRejected { .. }))
+            })
+            .await;
+        let refused: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SealedSenderRejected { reason, .. } => Some(reason.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused, [reason], "{events:?}");
+        assert!(texts(&events).is_empty(), "{events:?}");
+    }
+    unaffected(&evil, &mut alice, &mut bob, before).await;
+    for person in [alice, bob] {
+        person.client.close().await;
+    }
+}
