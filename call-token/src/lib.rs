@@ -186,6 +186,8 @@ pub struct TokenVerifier {
     /// The used tokens by expiry, to forget them in order (each prune
     /// costs what it forgets, not what is remembered).
     expiries: BTreeSet<(u64, [u8; 16])>,
+    /// The latest time seen: a clock set back forgets nothing early.
+    latest: u64,
 }
 
 impl TokenVerifier {
@@ -195,6 +197,7 @@ impl TokenVerifier {
             key: VerifyingKey::from_bytes(public_key).map_err(|_| TokenError::BadSignature)?,
             used: HashSet::new(),
             expiries: BTreeSet::new(),
+            latest: 0,
         })
     }
 
@@ -226,8 +229,14 @@ impl TokenVerifier {
         if self.used.contains(&claims.nonce) {
             return Err(TokenError::Replayed);
         }
+        // Forget only what expired by the latest time ever seen: a token
+        // forgotten must stay expired even if the clock is set back.
+        self.latest = self.latest.max(now);
+        if claims.expires_at.saturating_add(CLOCK_SKEW_SECS) < self.latest {
+            return Err(TokenError::Expired);
+        }
         while let Some(&(expires, nonce)) = self.expiries.first() {
-            if expires.saturating_add(CLOCK_SKEW_SECS) >= now {
+            if expires.saturating_add(CLOCK_SKEW_SECS) >= self.latest {
                 break;
             }
             self.expiries.pop_first();
@@ -357,6 +366,18 @@ mod tests {
         let later = signer.issue(NOW + 100, 10, &mut OsRng).unwrap();
         verifier.verify(&later, NOW + 100).unwrap();
         assert_eq!(verifier.remembered(), 1);
+    }
+
+    #[test]
+    fn a_clock_set_back_does_not_bring_a_used_token_back() {
+        let (signer, mut verifier) = setup();
+        let token = signer.issue(NOW, 10, &mut OsRng).unwrap();
+        verifier.verify(&token, NOW).unwrap();
+        // Much later the used token is forgotten; then the clock goes back.
+        let later = signer.issue(NOW + 1000, 10, &mut OsRng).unwrap();
+        verifier.verify(&later, NOW + 1000).unwrap();
+        assert_eq!(verifier.remembered(), 1);
+        assert_eq!(verifier.verify(&token, NOW), Err(TokenError::Expired));
     }
 
     #[test]

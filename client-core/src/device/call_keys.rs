@@ -16,9 +16,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::content::{CallParticipant, CallSignal, call_signal::Kind};
 
-/// The version of `CallKey` and `CallMediaKey` this client speaks; version
-/// 1 (one shared epoch secret for every participant) is refused.
-pub const CALL_KEY_VERSION: u32 = 2;
+/// The version of `CallKey` and `CallMediaKey` this client speaks. Version
+/// 1 (one shared epoch secret for every participant) and version 2 (no
+/// relay participant numbers in the participant list, so streams could
+/// not be told apart) are refused.
+pub const CALL_KEY_VERSION: u32 = 3;
 /// Epochs whose participant lists are kept (as the media keys of the
 /// current epoch and the one before are).
 pub const KEY_EPOCHS_KEPT: usize = 2;
@@ -317,17 +319,17 @@ mod tests {
     #[test]
     fn an_epoch_is_taken_only_once_and_only_newer() {
         let mut gate = KeyGate::callee("alice", 1);
-        let first = gate.check(from("alice", 1, key(3, 2, &CALL)));
+        let first = gate.check(from("alice", 1, key(3, CALL_KEY_VERSION, &CALL)));
         assert!(matches!(first, Verdict::Pass(ref s) if s.len() == 1));
         // The same epoch again (a replay), and an older one, are refused.
         for epoch in [3, 2, 0] {
             assert_eq!(
-                gate.check(from("alice", 1, key(epoch, 2, &CALL))),
+                gate.check(from("alice", 1, key(epoch, CALL_KEY_VERSION, &CALL))),
                 Verdict::Refuse(epoch, KeyRefusal::StaleEpoch)
             );
         }
         assert!(matches!(
-            gate.check(from("alice", 1, key(4, 2, &CALL))),
+            gate.check(from("alice", 1, key(4, CALL_KEY_VERSION, &CALL))),
             Verdict::Pass(_)
         ));
     }
@@ -337,22 +339,25 @@ mod tests {
         let mut gate = KeyGate::callee("alice", 1);
         // Alice's other device is not the one that offered the call.
         assert_eq!(
-            gate.check(from("alice", 2, key(1, 2, &CALL))),
+            gate.check(from("alice", 2, key(1, CALL_KEY_VERSION, &CALL))),
             Verdict::Refuse(1, KeyRefusal::NotKeyAuthority)
         );
         assert_eq!(
-            gate.check(from("bob", 1, key(1, 2, &CALL))),
+            gate.check(from("bob", 1, key(1, CALL_KEY_VERSION, &CALL))),
             Verdict::Refuse(1, KeyRefusal::NotKeyAuthority)
         );
-        // Version 1 derived every key from one secret: refused.
-        assert_eq!(
-            gate.check(from("alice", 1, key(1, 1, &CALL))),
-            Verdict::Refuse(1, KeyRefusal::Version)
-        );
+        // Version 1 derived every key from one secret, version 2 listed no
+        // relay numbers: both refused.
+        for old in [1, 2] {
+            assert_eq!(
+                gate.check(from("alice", 1, key(1, old, &CALL))),
+                Verdict::Refuse(1, KeyRefusal::Version)
+            );
+        }
         // The caller takes no epoch from anyone.
         let mut caller = KeyGate::caller();
         assert_eq!(
-            caller.check(from("alice", 1, key(1, 2, &CALL))),
+            caller.check(from("alice", 1, key(1, CALL_KEY_VERSION, &CALL))),
             Verdict::Refuse(1, KeyRefusal::NotKeyAuthority)
         );
     }
@@ -363,7 +368,8 @@ mod tests {
         // Carol's key of epoch 1 arrives before Alice's epoch 1: held.
         assert_eq!(gate.check(from("carol", 2, media(1))), Verdict::Held);
         assert_eq!(gate.check(from("mallory", 1, media(1))), Verdict::Held);
-        let Verdict::Pass(released) = gate.check(from("alice", 1, key(1, 2, &CALL))) else {
+        let Verdict::Pass(released) = gate.check(from("alice", 1, key(1, CALL_KEY_VERSION, &CALL)))
+        else {
             panic!("epoch refused");
         };
         let senders: Vec<_> = released.iter().map(|s| (s.0.as_str(), s.1)).collect();
@@ -391,7 +397,7 @@ mod tests {
         // Epochs 2 and 3 push epoch 1 out: its keys are no longer taken.
         for epoch in [2, 3] {
             assert!(matches!(
-                gate.check(from("alice", 1, key(epoch, 2, &CALL))),
+                gate.check(from("alice", 1, key(epoch, CALL_KEY_VERSION, &CALL))),
                 Verdict::Pass(_)
             ));
         }
@@ -429,18 +435,26 @@ mod tests {
         let mut gate = KeyGate::callee("alice", 1);
         for len in [1, 31, 33] {
             assert_eq!(
-                gate.check(from("alice", 1, with_secret(key(1, 2, &CALL), len))),
+                gate.check(from(
+                    "alice",
+                    1,
+                    with_secret(key(1, CALL_KEY_VERSION, &CALL), len)
+                )),
                 Verdict::Refuse(1, KeyRefusal::BadSecret)
             );
         }
         // The copy for devices outside the call carries no key: nothing
         // reaches the call loop, and the epoch is still free to take.
         assert_eq!(
-            gate.check(from("alice", 1, with_secret(key(1, 2, &CALL), 0))),
+            gate.check(from(
+                "alice",
+                1,
+                with_secret(key(1, CALL_KEY_VERSION, &CALL), 0)
+            )),
             Verdict::Pass(Vec::new())
         );
         assert!(matches!(
-            gate.check(from("alice", 1, key(1, 2, &CALL))),
+            gate.check(from("alice", 1, key(1, CALL_KEY_VERSION, &CALL))),
             Verdict::Pass(ref s) if s.len() == 1
         ));
         assert_eq!(
@@ -457,7 +471,7 @@ mod tests {
     fn early_keys_are_held_only_near_the_newest_epoch_and_once() {
         let mut gate = KeyGate::callee("alice", 1);
         assert!(matches!(
-            gate.check(from("alice", 1, key(5, 2, &CALL))),
+            gate.check(from("alice", 1, key(5, CALL_KEY_VERSION, &CALL))),
             Verdict::Pass(_)
         ));
         // Two epochs ahead may come; further cannot fill the buffer.
@@ -477,7 +491,7 @@ mod tests {
         let mut gate = KeyGate::callee("alice", 1);
         assert_eq!(gate.check(from("carol", 2, media(90))), Verdict::Held);
         assert!(matches!(
-            gate.check(from("alice", 1, key(1, 2, &CALL))),
+            gate.check(from("alice", 1, key(1, CALL_KEY_VERSION, &CALL))),
             Verdict::Pass(ref s) if s.len() == 1
         ));
         let dropped: Vec<_> = gate

@@ -101,7 +101,7 @@ pub struct StreamSource {
     /// The SSRC the relay sends the slot with.
     pub ssrc: u32,
     /// The publisher's participant number (the relay knows no accounts:
-    /// each participant announces its number end to end).
+    /// clients learn whose number it is end to end, from the caller).
     pub participant: u64,
 }
 
@@ -317,9 +317,9 @@ impl Engine {
 
     /// Who publishes what the participant `key` receives: for each of its
     /// receive slots now fed, the slot's SSRC and the publisher's
-    /// participant number. Receivers map the number to the device that
-    /// announced it end to end, and check each frame's SFrame key id
-    /// against that.
+    /// participant number. Receivers map the number to the device the
+    /// caller listed with it, and check each frame's SFrame key id against
+    /// that.
     pub fn streams(
         &mut self,
         call_id: &str,

@@ -70,7 +70,8 @@ pub struct DeviceList {
     /// Device ids, ascending.
     pub devices: Vec<u32>,
     /// Whether the account accepts sealed envelopes from senders who do
-    /// not hold its access key.
+    /// not hold its access key: reported to the account's own devices
+    /// only (always false for another account's list).
     #[serde(default)]
     pub sealed_from_strangers: bool,
 }
