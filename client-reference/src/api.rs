@@ -325,7 +325,8 @@ impl Api {
     /// Sends to many accounts in one request (groups): copies of one
     /// multi-recipient seal go as one upload of it.
     pub async fn send_many(&self, sends: &[AccountEnvelopes]) -> Result<SendOutcome> {
-        if let Some(body) = multi::compact(sends, None) {
+        let plain: Vec<_> = sends.iter().map(|s| (s, None)).collect();
+        if let Some(body) = multi::compact(&plain) {
             let request = self.request(Method::PUT, "v1/multi-recipient")?;
             return self.send_request(request.json(&body), None).await;
         }
@@ -350,9 +351,8 @@ impl Api {
         &self,
         sends: &[(AccountEnvelopes, [u8; 16])],
     ) -> Result<SendOutcome> {
-        let (accounts, keys): (Vec<AccountEnvelopes>, Vec<[u8; 16]>) =
-            sends.iter().cloned().unzip();
-        if let Some(body) = multi::compact(&accounts, Some(&keys)) {
+        let keyed: Vec<_> = sends.iter().map(|(s, key)| (s, Some(key))).collect();
+        if let Some(body) = multi::compact(&keyed) {
             let url = self
                 .base
                 .join("v1/multi-recipient")

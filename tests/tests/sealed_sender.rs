@@ -114,11 +114,7 @@ async fn rows_name_no_sender_and_bob_still_knows_it_was_alice(db: DbKind) {
     // Bob shared his profile key in his reply: alice's texts to him and
     // her group message's copy for him went without her credential.
     let metrics = server.metrics().await;
-    let unidentified: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("starling_sends_unidentified_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
+    let unidentified = metric(&metrics, "starling_sends_unidentified_total");
     assert!(unidentified >= 3.0, "{metrics}");
 
     let (rows, ids) = queued(&server, db, [&a, &b]).await;

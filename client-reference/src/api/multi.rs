@@ -18,16 +18,15 @@ const PER_DEVICE: usize = 1 + 32 + 16;
 /// `E`, the first of the shared bytes.
 const EPHEMERAL: usize = 32;
 
-/// `sends` (with each destination's access key, for an unidentified
-/// upload) as one multi-recipient upload, or `None` when they are not all
+/// `sends`, each with its destination's access key on an unidentified
+/// upload, as one multi-recipient upload, or `None` when they are not all
 /// copies of one seal (or are too few for it to save anything).
 pub(crate) fn compact(
-    sends: &[AccountEnvelopes],
-    keys: Option<&[[u8; 16]]>,
+    sends: &[(&AccountEnvelopes, Option<&[u8; 16]>)],
 ) -> Option<MultiRecipientRequest> {
     let copies: Vec<&[u8]> = sends
         .iter()
-        .flat_map(|s| s.envelopes.iter().map(|(_, bytes)| bytes.as_slice()))
+        .flat_map(|(s, _)| s.envelopes.iter().map(|(_, bytes)| bytes.as_slice()))
         .collect();
     let first = copies.first()?;
     let shared = first.get(PER_DEVICE..)?;
@@ -42,10 +41,9 @@ pub(crate) fn compact(
     let (ephemeral, ciphertext) = shared.split_at(EPHEMERAL);
     let recipients = sends
         .iter()
-        .enumerate()
-        .map(|(i, send)| MultiRecipient {
+        .map(|(send, key)| MultiRecipient {
             destination: send.destination.clone(),
-            access_key: keys.and_then(|k| k.get(i)).map(|k| B64.encode(k)),
+            access_key: key.map(|k| B64.encode(k)),
             devices: send
                 .envelopes
                 .iter()
@@ -74,6 +72,10 @@ mod tests {
         [&[VERSION_MULTI][..], &[c; 32], &[c ^ 0xff; 16], tail].concat()
     }
 
+    fn plain(sends: &[AccountEnvelopes]) -> Vec<(&AccountEnvelopes, Option<&[u8; 16]>)> {
+        sends.iter().map(|s| (s, None)).collect()
+    }
+
     fn send(to: &str, envelopes: Vec<(u32, Vec<u8>)>) -> AccountEnvelopes {
         AccountEnvelopes {
             destination: to.into(),
@@ -89,7 +91,8 @@ mod tests {
             send("carol", vec![(1, copy(3, &tail))]),
         ];
         let keys = [[7u8; 16], [8u8; 16]];
-        let request = compact(&sends, Some(&keys)).unwrap();
+        let keyed: Vec<_> = sends.iter().zip(&keys).map(|(s, k)| (s, Some(k))).collect();
+        let request = compact(&keyed).unwrap();
         let e = B64.decode(&request.ephemeral_public).unwrap();
         let ct = B64.decode(&request.ciphertext).unwrap();
         assert_eq!([e.clone(), ct.clone()].concat(), tail);
@@ -108,7 +111,7 @@ mod tests {
             Some(B64.encode([8u8; 16]))
         );
         assert!(
-            compact(&sends, None).unwrap().recipients[0]
+            compact(&plain(&sends)).unwrap().recipients[0]
                 .access_key
                 .is_none()
         );
@@ -122,14 +125,14 @@ mod tests {
             "bob",
             vec![(1, copy(1, &tail)), (2, copy(2, &[8; 100]))],
         )];
-        assert!(compact(&two, None).is_none());
+        assert!(compact(&plain(&two)).is_none());
         let mut v1 = copy(1, &tail);
         v1[0] = 0x31;
         let mixed = vec![send("bob", vec![(1, copy(1, &tail)), (2, v1)])];
-        assert!(compact(&mixed, None).is_none());
-        assert!(compact(&[send("bob", vec![(1, copy(1, &tail))])], None).is_none());
+        assert!(compact(&plain(&mixed)).is_none());
+        assert!(compact(&plain(&[send("bob", vec![(1, copy(1, &tail))])])).is_none());
         let short = vec![send("bob", vec![(1, vec![0x32; 10]), (2, vec![0x32; 10])])];
-        assert!(compact(&short, None).is_none());
-        assert!(compact(&[], None).is_none());
+        assert!(compact(&plain(&short)).is_none());
+        assert!(compact(&[]).is_none());
     }
 }
