@@ -11,7 +11,10 @@
 //! starling-load --server http://127.0.0.1:8443 --devices 1000 --rate 20000 --size 256 --seconds 20 --server-pid $!
 //! ```
 //! `--idle` only connects the devices and reports memory, for measuring the
-//! cost of idle connections.
+//! cost of idle connections. `--unidentified` gives every account an access
+//! key and sends each envelope unidentified, on an anonymous WebSocket per
+//! device (`/v1/ws/unidentified`), sealed-looking and of a padding bucket's
+//! size; devices still receive on their own sockets.
 #![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +59,23 @@ struct Args {
     /// Prefix for the generated usernames (use a fresh one per run).
     #[arg(long, default_value = "load")]
     prefix: String,
+    /// Send without a credential, authorised by access keys, on anonymous
+    /// WebSockets (`--size` must then be a padding bucket, e.g. 1024).
+    #[arg(long)]
+    unidentified: bool,
+}
+
+/// First byte of a sealed sender v1 envelope (`crypto/SPEC.md` §15).
+const SEALED_V1: u8 = 0x31;
+/// Where the send time (µs since the run's start, big-endian) sits in an
+/// envelope: after the version byte.
+const STAMP: std::ops::Range<usize> = 1..9;
+
+/// The access key of account `index` in an `--unidentified` run.
+fn access_key(index: usize) -> Vec<u8> {
+    let mut key = vec![0xA5; 16];
+    key[..8].copy_from_slice(&(index as u64).to_be_bytes());
+    key
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -75,6 +95,13 @@ struct Stats {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args = Args::parse();
+    if args.unidentified && !starling_crypto::padding::is_envelope_bucket(args.size as u64) {
+        return Err(format!(
+            "--unidentified needs --size to be a padding bucket (1024, 2048, …), not {}",
+            args.size
+        )
+        .into());
+    }
     let start = Instant::now();
     let http = reqwest::Client::new();
     let mut auths = Vec::with_capacity(args.devices);
@@ -83,8 +110,17 @@ async fn main() -> Result<(), Error> {
     }
     let baseline = args.server_pid.map(server_usage);
     let mut sockets = Vec::with_capacity(args.devices);
-    for auth in &auths {
-        sockets.push(connect(&args.server, auth).await?);
+    for (index, auth) in auths.iter().enumerate() {
+        let anonymous = if args.unidentified {
+            set_access(&http, &args.server, auth, index).await?;
+            Some(connect(&args.server, "/v1/ws/unidentified", None).await?)
+        } else {
+            None
+        };
+        sockets.push((
+            connect(&args.server, "/v1/ws", Some(auth)).await?,
+            anonymous,
+        ));
     }
     eprintln!(
         "{} devices registered and connected in {:.1} s",
@@ -106,11 +142,20 @@ async fn main() -> Result<(), Error> {
     let epoch = Instant::now();
     let per_device_rate = (args.rate as f64 / args.devices as f64).max(0.001);
     let mut tasks = Vec::new();
-    for (index, socket) in sockets.into_iter().enumerate() {
+    for (index, (socket, anonymous)) in sockets.into_iter().enumerate() {
         let stats = stats.clone();
         let args = args.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = device_loop(index, socket, &args, per_device_rate, epoch, stats).await;
+            let _ = device_loop(
+                index,
+                socket,
+                anonymous,
+                &args,
+                per_device_rate,
+                epoch,
+                stats,
+            )
+            .await;
         }));
     }
     let cpu_before = args.server_pid.map(server_usage);
@@ -128,8 +173,16 @@ async fn main() -> Result<(), Error> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     println!(
-        "devices: {}  envelope: {} B  target rate: {}/s  duration: {:.1} s",
-        args.devices, args.size, args.rate, elapsed
+        "devices: {}  envelope: {} B  target rate: {}/s  duration: {:.1} s  sends: {}",
+        args.devices,
+        args.size,
+        args.rate,
+        elapsed,
+        if args.unidentified {
+            "unidentified"
+        } else {
+            "authenticated"
+        }
     );
     println!(
         "sent: {}  delivered: {}  refused busy: {}  refused otherwise: {}  delivered/s: {:.0}",
@@ -193,11 +246,39 @@ async fn register(http: &reqwest::Client, args: &Args, index: usize) -> Result<S
     ))
 }
 
-async fn connect(server: &str, auth: &str) -> Result<Socket, Error> {
-    let url = format!("{}/v1/ws", server.replacen("http", "ws", 1));
+/// Gives account `index` its access key (no sealed envelopes from
+/// strangers).
+async fn set_access(
+    http: &reqwest::Client,
+    server: &str,
+    auth: &str,
+    index: usize,
+) -> Result<(), Error> {
+    let body = starling_protocol::api::SetAccess {
+        access_key: base64::engine::general_purpose::STANDARD.encode(access_key(index)),
+        sealed_from_strangers: false,
+        if_absent: false,
+    };
+    let response = http
+        .put(format!("{server}/v1/accounts/access"))
+        .header("authorization", auth)
+        .json(&body)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        return Err(format!("setting an access key refused: {}", response.status()).into());
+    }
+    Ok(())
+}
+
+/// A WebSocket to `path`, with the device's credential when given.
+async fn connect(server: &str, path: &str, auth: Option<&str>) -> Result<Socket, Error> {
+    let url = format!("{}{path}", server.replacen("http", "ws", 1));
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)?;
-    request.headers_mut().insert("authorization", auth.parse()?);
+    if let Some(auth) = auth {
+        request.headers_mut().insert("authorization", auth.parse()?);
+    }
     // No Nagle delay on the client's small frames either, and a small read
     // buffer: tungstenite zeroes the whole buffer before each read, and its
     // 128 KiB default made that the tool's main cost.
@@ -210,12 +291,22 @@ async fn connect(server: &str, auth: &str) -> Result<Socket, Error> {
 async fn device_loop(
     index: usize,
     socket: Socket,
+    anonymous: Option<Socket>,
     args: &Args,
     rate: f64,
     epoch: Instant,
     stats: Arc<Stats>,
 ) -> Result<(), Error> {
     let (mut sink, mut stream) = socket.split();
+    // Unidentified sends go out on the anonymous socket; its answers are
+    // counted in the same loop.
+    let (mut anonymous_sink, mut answers) = match anonymous {
+        Some(anonymous) => {
+            let (sink, answers) = anonymous.split();
+            (Some(sink), Some(answers))
+        }
+        None => (None, None),
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(1_000_000 + index as u64);
     // Each device starts at a random point of its period, so the devices'
     // sends spread over time instead of arriving in one burst per period.
@@ -231,26 +322,50 @@ async fn device_loop(
                 if peer == index { peer = (peer + 1) % args.devices; }
                 let mut content = vec![0u8; args.size.max(16)];
                 let sent_at = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-                content[..8].copy_from_slice(&sent_at.to_be_bytes());
+                content[STAMP].copy_from_slice(&sent_at.to_be_bytes());
                 request_id += 1;
-                let frame = frames::ClientFrame {
-                    request_id,
-                    body: Some(client_frame::Body::Send(frames::SendMessage {
-                        destination: format!("{}{peer}", args.prefix),
-                        envelopes: vec![frames::OutgoingEnvelope { device_id: 1, content }],
-                        sealed: true,
-                    })),
+                let destination = format!("{}{peer}", args.prefix);
+                let mut envelopes = vec![frames::OutgoingEnvelope { device_id: 1, content }];
+                let frame = match anonymous_sink.as_mut() {
+                    Some(anonymous) => {
+                        if let Some(first) = envelopes.first_mut() { first.content[0] = SEALED_V1; }
+                        let body = client_frame::Body::UnidentifiedSend(frames::UnidentifiedSend {
+                            destination, envelopes, access_key: access_key(peer),
+                        });
+                        let frame = frames::ClientFrame { request_id, body: Some(body) };
+                        anonymous.send(Message::Binary(frame.encode_to_vec().into())).await?;
+                        None
+                    }
+                    None => Some(frames::ClientFrame {
+                        request_id,
+                        body: Some(client_frame::Body::Send(frames::SendMessage {
+                            destination, envelopes, sealed: true,
+                        })),
+                    }),
                 };
-                sink.send(Message::Binary(frame.encode_to_vec().into())).await?;
+                if let Some(frame) = frame {
+                    sink.send(Message::Binary(frame.encode_to_vec().into())).await?;
+                }
                 stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            answer = next_answer(&mut answers) => {
+                let Some(answer) = answer else {
+                    return Ok(()); // the server hung up
+                };
+                receive(Some(answer), &epoch, &stats, &mut Vec::new());
             }
             message = stream.next() => {
                 // Everything that has already arrived is acknowledged in
                 // one frame, as a client draining its socket would.
+                let Some(message) = message else {
+                    return Ok(()); // the server hung up
+                };
                 let mut ids = Vec::new();
-                receive(message, &epoch, &stats, &mut ids);
-                while let Some(message) = stream.next().now_or_never() {
-                    receive(message, &epoch, &stats, &mut ids);
+                receive(Some(message), &epoch, &stats, &mut ids);
+                // Until nothing more is ready, or the socket ended (which
+                // the next turn of the loop finds).
+                while let Some(Some(message)) = stream.next().now_or_never() {
+                    receive(Some(message), &epoch, &stats, &mut ids);
                 }
                 if !ids.is_empty() {
                     let ack = frames::ClientFrame {
@@ -261,6 +376,16 @@ async fn device_loop(
                 }
             }
         }
+    }
+}
+
+/// The next message on the anonymous socket, if there is one (else never).
+async fn next_answer(
+    answers: &mut Option<futures_util::stream::SplitStream<Socket>>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match answers {
+        Some(answers) => answers.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -281,7 +406,7 @@ fn receive(
         Some(server_frame::Body::Envelope(envelope)) => {
             if let Some(sent) = envelope
                 .content
-                .get(..8)
+                .get(STAMP)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
             {
                 let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);

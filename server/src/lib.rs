@@ -86,6 +86,8 @@ pub struct AppState {
     pub call_tokens: Arc<starling_call_token::TokenSigner>,
     /// Signs sender certificates for sealed sender.
     pub certificate_keys: Arc<services::certificates::CertificateKeys>,
+    /// Access records read recently, for unidentified sends.
+    pub access_cache: Arc<services::access_cache::AccessCache>,
 }
 
 impl AppState {
@@ -123,6 +125,7 @@ impl AppState {
             writer,
             call_tokens,
             certificate_keys,
+            access_cache: Arc::default(),
         })
     }
 }

@@ -49,6 +49,9 @@ pub struct Limits {
     call_tokens: DefaultKeyedRateLimiter<DeviceKey>,
     /// Unidentified sends by peer address (a /64 for IPv6).
     unidentified_peers: DefaultKeyedRateLimiter<IpAddr>,
+    /// Unidentified sends by anonymous WebSocket from this host (a local
+    /// client or a proxy), by connection number.
+    unidentified_connections: DefaultKeyedRateLimiter<u64>,
     /// Refused access keys, by destination username (whatever key was
     /// presented, so that varying the guess does not help).
     access_refusals: DefaultKeyedRateLimiter<String>,
@@ -159,6 +162,10 @@ impl Limits {
                 UNIDENTIFIED_PEER_RATE.0,
                 UNIDENTIFIED_PEER_RATE.1,
             )),
+            unidentified_connections: RateLimiter::keyed(quota(
+                UNIDENTIFIED_PEER_RATE.0,
+                UNIDENTIFIED_PEER_RATE.1,
+            )),
             access_refusals: RateLimiter::keyed(quota(
                 ACCESS_REFUSAL_RATE.0,
                 ACCESS_REFUSAL_RATE.1,
@@ -225,6 +232,20 @@ impl Limits {
         )
     }
 
+    /// An unidentified send on anonymous WebSocket `connection` from this
+    /// host, to `destinations` accounts: the peer limit, per connection.
+    pub fn unidentified_connection(
+        &self,
+        connection: u64,
+        destinations: usize,
+    ) -> Result<(), AppError> {
+        check_n(
+            &self.unidentified_connections,
+            connection,
+            destinations.max(1),
+        )
+    }
+
     /// A refused access key for `destination`.
     pub fn access_refused(&self, destination: &str) -> Result<(), AppError> {
         check(&self.access_refusals, destination.to_owned())
@@ -239,6 +260,7 @@ impl Limits {
     /// memory).
     pub fn forget_idle(&self) {
         self.unidentified_peers.retain_recent();
+        self.unidentified_connections.retain_recent();
         self.access_refusals.retain_recent();
         self.destinations.retain_recent();
         self.sends.retain_recent();

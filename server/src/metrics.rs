@@ -51,6 +51,8 @@ pub struct Metrics {
     pub sends_multi_recipient: Counter,
     /// Open device WebSockets.
     pub connections: Gauge,
+    /// Open anonymous WebSockets (`/v1/ws/unidentified`).
+    pub unidentified_connections: Gauge,
 }
 
 impl Default for Metrics {
@@ -153,6 +155,12 @@ impl Default for Metrics {
             "Open device WebSockets",
             connections.clone(),
         );
+        let unidentified_connections = Gauge::default();
+        registry.register(
+            "unidentified_websocket_connections",
+            "Open anonymous WebSockets for unidentified sends",
+            unidentified_connections.clone(),
+        );
         Self {
             registry,
             envelopes_stored,
@@ -174,6 +182,7 @@ impl Default for Metrics {
             sends_refused_access,
             sends_multi_recipient,
             connections,
+            unidentified_connections,
         }
     }
 }

@@ -44,6 +44,10 @@ pub fn spawn_revocations(state: AppState, every: Duration) -> tokio::task::JoinH
                         if !applied.insert(revocation.id) {
                             continue;
                         }
+                        if revocation.device_id.is_none() {
+                            // A disabled account takes no more sends.
+                            state.access_cache.forget_account(revocation.account_id);
+                        }
                         let closed = state
                             .registry
                             .revoke(revocation.account_id, revocation.device_id);

@@ -49,6 +49,20 @@ pub fn parse_key(field: &'static str, value: &str) -> Result<[u8; ACCESS_KEY_LEN
     })
 }
 
+/// The access record of an enabled account named `username`, from the
+/// cache when it was read less than `access_cache::TTL` ago.
+pub async fn lookup(state: &AppState, username: &str) -> Result<Option<AccessRecord>, AppError> {
+    let now = std::time::Instant::now();
+    if let Some(record) = state.access_cache.get(username, now) {
+        return Ok(Some(record));
+    }
+    let record = state.store.access(username).await?;
+    if let Some(record) = &record {
+        state.access_cache.put(username, record.clone(), now);
+    }
+    Ok(record)
+}
+
 /// `PUT /v1/accounts/access` for the calling device's account.
 pub async fn set(
     state: &AppState,
@@ -67,6 +81,7 @@ pub async fn set(
         )
         .await?;
     if written {
+        state.access_cache.forget_account(device.account_id);
         Ok(())
     } else if request.if_absent {
         Err(AppError::Conflict {

@@ -16,10 +16,12 @@
 //! - [`certificates`]: the sender-certificate key chain and certificates.
 //! - [`accounts`]: registration, linked devices, device lists.
 //! - [`access`]: access keys and the stranger policy (unidentified delivery).
+//! - [`access_cache`]: access records kept briefly, for unidentified sends.
 //! - [`unidentified`]: sends with no credential, authorised by access keys.
 //! - [`push_endpoints`]: where devices get push wake-ups.
 
 pub mod access;
+pub mod access_cache;
 pub mod accounts;
 pub mod blobs;
 pub mod calls;

@@ -18,13 +18,57 @@ use starling_protocol::Username;
 use starling_protocol::api::{MultiSendRequest, SendResponse};
 
 use super::access::{self, ACCESS_KEY_LEN};
-use super::sends::{self, Envelopes};
+use super::sends::{self, Envelopes, QueuedSend};
 use crate::AppState;
 use crate::error::{AppError, ErrorCode};
+use crate::metrics::Metrics;
 use crate::store::{AccessRecord, Destination, Submitter};
 
 /// An access key as presented.
 pub type AccessKey = [u8; ACCESS_KEY_LEN];
+
+/// Where an unidentified send comes from, as the abuse limits see it.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin {
+    /// An HTTP request from this peer address (if known).
+    Request(Option<IpAddr>),
+    /// A frame on the anonymous WebSocket `connection` (a number local to
+    /// this process) from this peer address.
+    Socket {
+        /// The peer address, if known.
+        peer: Option<IpAddr>,
+        /// The connection's number in this process.
+        connection: u64,
+    },
+}
+
+impl Origin {
+    /// The peer host that is charged, unless it is this host (a reverse
+    /// proxy or a local client: the proxy limits each of its clients).
+    fn remote_host(self) -> Option<IpAddr> {
+        let peer = match self {
+            Origin::Request(peer) | Origin::Socket { peer, .. } => peer,
+        };
+        peer.map(crate::limits::peer_key)
+            .filter(|ip| !ip.is_loopback())
+    }
+}
+
+/// An unidentified send queued to the writer; [`QueuedUnidentified::stored`]
+/// waits for its commit.
+pub struct QueuedUnidentified {
+    queued: QueuedSend,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl QueuedUnidentified {
+    /// Waits until every envelope is stored, or the writer refused the send.
+    pub async fn stored(self) -> Result<SendResponse, AppError> {
+        let stored = self.queued.stored().await?;
+        self.metrics.sends_unidentified.inc();
+        Ok(stored)
+    }
+}
 
 /// One destination of an unidentified send.
 struct UnidentifiedSend {
@@ -41,14 +85,30 @@ pub async fn send_to_account(
     envelopes: Envelopes,
     key: Option<&str>,
 ) -> Result<SendResponse, AppError> {
-    Username::parse(&destination)?;
     let key = parse_key("Unidentified-Access-Key", key)?;
+    queue_send(state, Origin::Request(peer), destination, envelopes, key)
+        .await?
+        .stored()
+        .await
+}
+
+/// Checks, authorises and queues an unidentified send to one account
+/// (`key`: its access key as presented, if any); the caller awaits its
+/// commit, so that a connection can go on reading while it is stored.
+pub async fn queue_send(
+    state: &AppState,
+    origin: Origin,
+    destination: String,
+    envelopes: Envelopes,
+    key: Option<zeroize::Zeroizing<AccessKey>>,
+) -> Result<QueuedUnidentified, AppError> {
+    Username::parse(&destination)?;
     let send = UnidentifiedSend {
         destination,
         envelopes,
         key,
     };
-    store(state, peer, vec![send], false).await
+    queue(state, origin, vec![send], false).await
 }
 
 /// `PUT /v1/messages` without a credential: each destination with its
@@ -83,7 +143,10 @@ pub async fn send_decoded(
             key: parse_key("access_key", key.as_deref())?,
         });
     }
-    store(state, peer, list, true).await
+    queue(state, Origin::Request(peer), list, true)
+        .await?
+        .stored()
+        .await
 }
 
 /// An access key as presented (base64), if any.
@@ -96,13 +159,13 @@ fn parse_key(
         .transpose()
 }
 
-/// Checks, authorises and stores an unidentified send.
-async fn store(
+/// Checks, authorises and queues an unidentified send.
+async fn queue(
     state: &AppState,
-    peer: Option<IpAddr>,
+    origin: Origin,
     list: Vec<UnidentifiedSend>,
     many: bool,
-) -> Result<SendResponse, AppError> {
+) -> Result<QueuedUnidentified, AppError> {
     for send in &list {
         sends::check_envelopes(state, &send.envelopes)?;
         if let Some((device, _)) = send.envelopes.iter().find(|(_, c)| !is_sealed(c)) {
@@ -116,21 +179,21 @@ async fn store(
         }
     }
     // Counted by host unless it is this one (a reverse proxy, or a local
-    // client): then every such send shares one place, and the proxy is
-    // what limits each client.
-    let peer = peer
-        .map(crate::limits::peer_key)
-        .filter(|ip| !ip.is_loopback());
-    let submitter = match peer {
-        Some(ip) => Submitter::Peer(ip),
-        None => Submitter::Local,
+    // client): then requests share one place, and the proxy is what limits
+    // each client; an anonymous socket from this host is its own place.
+    let submitter = match (origin.remote_host(), origin) {
+        (Some(ip), _) => Submitter::Peer(ip),
+        (None, Origin::Socket { connection, .. }) => Submitter::Connection(connection),
+        (None, Origin::Request(_)) => Submitter::Local,
     };
     let slot = state
         .writer
         .reserve(submitter)
         .map_err(|e| sends::write_error(&state.metrics, many, e))?;
-    if let Some(ip) = peer {
-        state.limits.unidentified_peer(ip, list.len())?;
+    match submitter {
+        Submitter::Peer(ip) => state.limits.unidentified_peer(ip, list.len())?,
+        Submitter::Connection(id) => state.limits.unidentified_connection(id, list.len())?,
+        Submitter::Device(_) | Submitter::Local => {}
     }
     let admitted = authorise(state, &list).await?;
     for record in &admitted {
@@ -143,12 +206,11 @@ async fn store(
             envelopes: sends::build(None, send.envelopes, true),
         })
         .collect();
-    let stored = sends::queue(state, None, destinations, slot, many)
-        .await?
-        .stored()
-        .await?;
-    state.metrics.sends_unidentified.inc();
-    Ok(stored)
+    let queued = sends::queue(state, None, destinations, slot, many).await?;
+    Ok(QueuedUnidentified {
+        queued,
+        metrics: state.metrics.clone(),
+    })
 }
 
 /// Every destination's access record, or the refusal naming those whose
@@ -168,7 +230,7 @@ async fn authorise(
         sealed_from_strangers: false,
     };
     for send in list {
-        let record = state.store.access(&send.destination).await?;
+        let record = access::lookup(state, &send.destination).await?;
         let presented = send.key.as_deref();
         let admits = access::admits(record.as_ref().unwrap_or(&nobody), presented);
         match record {

@@ -230,8 +230,10 @@ pub enum Submitter {
     Device((i64, u32)),
     /// Unidentified senders at this host (`limits::peer_key`).
     Peer(std::net::IpAddr),
-    /// Unidentified senders on this host or of unknown address.
+    /// Unidentified senders on this host or of unknown address, by HTTP.
     Local,
+    /// An anonymous WebSocket from this host (its number in this process).
+    Connection(u64),
 }
 
 /// A device's place among the sends waiting for the writer, given back

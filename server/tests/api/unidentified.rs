@@ -208,3 +208,25 @@ both_databases!(
     guessing_access_keys_is_limited_and_drains_nothing_of_the_destination,
     guessing_is_limited
 );
+
+async fn key_change_at_once(kind: DbKind) {
+    let server = TestServer::start(kind).await;
+    let bob = server.register("bob", 2).await;
+    set_access(&server, &bob.auth, &[7; 16], false).await;
+    let (status, _) = unidentified(&server, "bob", Some(&[7; 16]), sealed_body()).await;
+    assert_eq!(status, StatusCode::OK);
+    // Bob's record is now cached; a new key replaces it at once.
+    set_access(&server, &bob.auth, &[9; 16], false).await;
+    let (status, body) = unidentified(&server, "bob", Some(&[7; 16]), sealed_body()).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old key still went in: {body}"
+    );
+    let (status, body) = unidentified(&server, "bob", Some(&[9; 16]), sealed_body()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+both_databases!(
+    a_new_access_key_replaces_the_old_at_once,
+    key_change_at_once
+);

@@ -239,6 +239,30 @@ impl Ws {
         Self { socket }
     }
 
+    /// Opens the anonymous socket for unidentified sends (no credential).
+    pub async fn connect_unidentified(addr: std::net::SocketAddr) -> Self {
+        let url = format!("ws://{addr}/v1/ws/unidentified");
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Self { socket }
+    }
+
+    /// The answer to request `request_id`: a `Response` (status, JSON body)
+    /// or an `Error` (as status 0 and its code), skipping other frames.
+    pub async fn answer(&mut self, request_id: u64) -> (u32, String) {
+        loop {
+            let frame = self.next_frame().await;
+            match frame.body {
+                Some(server_frame::Body::Response(r)) if frame.request_id == request_id => {
+                    return (r.status, r.body_json);
+                }
+                Some(server_frame::Body::Error(e)) if frame.request_id == request_id => {
+                    return (0, e.code);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// The next frame; panics if none comes within 10 s.
     pub async fn next_frame(&mut self) -> frames::ServerFrame {
         loop {

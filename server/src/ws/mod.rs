@@ -46,8 +46,10 @@
 //! window on envelopes that had to wait, and once every
 //! `RESCAN_EVERY` (for envelopes another server process queued).
 
+mod io;
+mod unidentified;
+
 use std::collections::HashSet;
-use std::pin::Pin;
 use std::time::Duration;
 
 use axum::Router;
@@ -56,7 +58,6 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
@@ -66,8 +67,17 @@ use crate::delivery::StoredEnvelope;
 use crate::error::{AppError, ErrorCode};
 use crate::frames::{self, client_frame, server_frame};
 use crate::registry::{Inbox, Mailbox};
-use crate::services::queue::{self, QueueError};
+use crate::services::queue;
 use crate::services::sends;
+
+pub use io::{
+    CLOSE_INVALID_PAYLOAD, CLOSE_PROTOCOL_ERROR, CLOSE_REPLACED, CLOSE_REVOKED, CLOSE_SILENT,
+    CLOSE_TOO_BIG,
+};
+use io::{
+    ConnectionError, Flow, PendingSends, Sink, close, message, read_error_close, respond,
+    revoked_close, send, send_error,
+};
 
 /// Unacknowledged envelopes a connection may have outstanding.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -90,7 +100,9 @@ const BUFFER_SIZE: usize = 4 * 1024;
 
 /// The WebSocket route.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/ws", get(upgrade))
+    Router::new()
+        .route("/v1/ws", get(upgrade))
+        .route("/v1/ws/unidentified", get(unidentified::upgrade))
 }
 
 async fn upgrade(
@@ -116,10 +128,6 @@ async fn upgrade(
         })
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
-type SendOutcome = (u64, Result<serde_json::Value, AppError>);
-type PendingSends = FuturesUnordered<Pin<Box<dyn Future<Output = SendOutcome> + Send>>>;
-
 struct Connection {
     state: AppState,
     device: AuthedDevice,
@@ -131,67 +139,6 @@ struct Connection {
     /// The window was full: envelopes past the cursor may wait in the
     /// database, so pushed ones must not overtake them.
     backlog: bool,
-}
-
-/// WebSocket close code for a device removed or an account disabled
-/// while connected (RFC 6455 "policy violation").
-pub const CLOSE_REVOKED: u16 = 1008;
-/// Close code for a connection replaced by a newer one of the same device
-/// (RFC 6455 "normal closure").
-pub const CLOSE_REPLACED: u16 = 1000;
-/// Close code for a peer that answered no ping for two intervals (RFC 6455
-/// "going away").
-pub const CLOSE_SILENT: u16 = 1001;
-/// Close code for a frame that breaks the WebSocket protocol (RFC 6455
-/// "protocol error").
-pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
-/// Close code for a text message that is not UTF-8 (RFC 6455 "invalid
-/// frame payload data").
-pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
-/// Close code for a message larger than the server takes (RFC 6455
-/// "message too big").
-pub const CLOSE_TOO_BIG: u16 = 1009;
-
-/// A close frame with a code and a short reason.
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(axum::extract::ws::CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
-}
-
-/// The close frame a revoked device's connection gets.
-fn revoked_close() -> Message {
-    close(CLOSE_REVOKED, "device removed or account disabled")
-}
-
-/// The close frame for a message that could not be read, or `None` when
-/// the peer is gone and nothing can reach it.
-fn read_error_close(error: axum::Error) -> Option<Message> {
-    let error = error.into_inner();
-    tracing::debug!(error = %error, "unreadable websocket message");
-    let (code, reason) = match error.downcast_ref::<tungstenite::Error>()? {
-        tungstenite::Error::Capacity(_) => (CLOSE_TOO_BIG, "message larger than 4 MiB"),
-        tungstenite::Error::Utf8(_) => (CLOSE_INVALID_PAYLOAD, "text message is not UTF-8"),
-        tungstenite::Error::Protocol(_) => (CLOSE_PROTOCOL_ERROR, "malformed WebSocket frame"),
-        _ => return None,
-    };
-    Some(close(code, reason))
-}
-
-/// Whether the connection goes on after a step.
-enum Flow {
-    Continue,
-    Stop,
-}
-
-/// Why a connection ended abnormally.
-#[derive(Debug, thiserror::Error)]
-enum ConnectionError {
-    #[error("socket: {0}")]
-    Socket(#[from] axum::Error),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
 }
 
 impl Connection {
@@ -433,6 +380,12 @@ impl Connection {
             Some(client_frame::Body::Ping(_)) => {
                 respond(sink, request_id, Ok(serde_json::json!({}))).await
             }
+            Some(client_frame::Body::UnidentifiedSend(_)) => {
+                // Sent here it would name its sender: refused, not taken.
+                let reason =
+                    "unidentified sends go on /v1/ws/unidentified, which carries no credential";
+                send_error(sink, request_id, ErrorCode::BadFrame, reason).await
+            }
             None => {
                 let reason = "no body this server knows (empty, or of an unknown kind)";
                 send_error(sink, request_id, ErrorCode::BadFrame, reason).await
@@ -523,57 +476,4 @@ impl Connection {
             Err(error) => respond(sink, request_id, Err(error)).await,
         }
     }
-}
-
-/// One server frame as a WebSocket message.
-fn message(request_id: u64, body: server_frame::Body) -> Message {
-    let frame = frames::ServerFrame {
-        request_id,
-        body: Some(body),
-    };
-    Message::Binary(frame.encode_to_vec().into())
-}
-
-async fn send(
-    sink: &mut Sink,
-    request_id: u64,
-    body: server_frame::Body,
-) -> Result<(), ConnectionError> {
-    sink.send(message(request_id, body)).await?;
-    Ok(())
-}
-
-async fn send_error(
-    sink: &mut Sink,
-    request_id: u64,
-    code: ErrorCode,
-    reason: &str,
-) -> Result<(), ConnectionError> {
-    let error = frames::Error {
-        code: code.as_str().into(),
-        reason: reason.into(),
-    };
-    send(sink, request_id, server_frame::Body::Error(error)).await
-}
-
-async fn respond(
-    sink: &mut Sink,
-    request_id: u64,
-    result: Result<serde_json::Value, AppError>,
-) -> Result<(), ConnectionError> {
-    let (status, body) = match result {
-        Ok(value) => (200, value.to_string()),
-        Err(error) => {
-            if let AppError::Internal(detail) = &error {
-                tracing::error!(detail = %detail, "internal error on websocket");
-            }
-            let body = serde_json::to_string(&error.body()).unwrap_or_default();
-            (u32::from(error.status().as_u16()), body)
-        }
-    };
-    let response = frames::Response {
-        status,
-        body_json: body,
-    };
-    send(sink, request_id, server_frame::Body::Response(response)).await
 }
