@@ -15,6 +15,7 @@ use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::encoding::decode_b64;
 use crate::error::{AppError, ErrorCode};
+use crate::services::access_cache::Cached;
 use crate::store::AccessRecord;
 
 /// Length of an access key.
@@ -53,13 +54,16 @@ pub fn parse_key(field: &'static str, value: &str) -> Result<[u8; ACCESS_KEY_LEN
 /// cache when it was read less than `access_cache::TTL` ago.
 pub async fn lookup(state: &AppState, username: &str) -> Result<Option<AccessRecord>, AppError> {
     let now = std::time::Instant::now();
-    if let Some(record) = state.access_cache.get(username, now) {
-        return Ok(Some(record));
+    match state.access_cache.get(username, now) {
+        Some(Cached::Present(record)) => return Ok(Some(record)),
+        Some(Cached::Absent) => return Ok(None),
+        None => {}
     }
+    let generation = state.access_cache.generation();
     let record = state.store.access(username).await?;
-    if let Some(record) = &record {
-        state.access_cache.put(username, record.clone(), now);
-    }
+    state
+        .access_cache
+        .put(username, record.clone(), now, generation);
     Ok(record)
 }
 
@@ -81,7 +85,7 @@ pub async fn set(
         )
         .await?;
     if written {
-        state.access_cache.forget_account(device.account_id);
+        state.access_cache.forget(&device.username);
         Ok(())
     } else if request.if_absent {
         Err(AppError::Conflict {

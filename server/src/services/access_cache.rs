@@ -5,55 +5,121 @@
 //!
 //! An entry lives [`TTL`]. This process forgets an account's entry when it
 //! sets the account's access key and when it applies the account's
-//! revocation; another process's change is seen here within `TTL` at
-//! most (`docs/decisions.md` 48). Accounts that do not exist are not
-//! cached, so that made-up names cannot fill the cache; at [`CAPACITY`]
-//! entries, expired ones are dropped, and if none was, everything is.
+//! revocation, and a read that began before such a forget is not kept;
+//! another process's change is seen here within `TTL` at most
+//! (`docs/decisions.md` 48). Names with no account are cached apart, so
+//! that a refusal takes as long whether the account exists or not, and
+//! made-up names cannot push accounts out; a map at [`CAPACITY`] entries
+//! is emptied.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::store::AccessRecord;
 
 /// How long an entry is used.
 pub const TTL: Duration = Duration::from_secs(30);
-/// Entries held at most.
+/// Entries held at most, of accounts that exist and, apart, of names
+/// that do not.
 pub const CAPACITY: usize = 100_000;
 
 /// See the module doc.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct AccessCache {
-    entries: Mutex<HashMap<String, (Instant, AccessRecord)>>,
+    /// Accounts that exist.
+    present: Mutex<HashMap<String, (Instant, AccessRecord)>>,
+    /// Names with no enabled account: cached too, so that a lookup takes
+    /// as long whether the account exists or not; made-up names fill only
+    /// this map.
+    absent: Mutex<HashMap<String, Instant>>,
+    /// Counts forgets: a record read before one is not kept.
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for AccessCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessCache").finish_non_exhaustive()
+    }
+}
+
+/// What the cache knows of a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cached {
+    /// An enabled account with this record.
+    Present(AccessRecord),
+    /// No enabled account has the name.
+    Absent,
 }
 
 impl AccessCache {
-    /// `username`'s record, if cached less than [`TTL`] ago.
-    pub fn get(&self, username: &str, now: Instant) -> Option<AccessRecord> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
+    /// What was read of `username` less than [`TTL`] ago, if anything.
+    pub fn get(&self, username: &str, now: Instant) -> Option<Cached> {
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) < TTL;
+        let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, record)) = present.get(username).filter(|(at, _)| fresh(at)) {
+            return Some(Cached::Present(record.clone()));
+        }
+        drop(present);
+        let absent = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+        absent
             .get(username)
-            .filter(|(at, _)| now.saturating_duration_since(*at) < TTL)
-            .map(|(_, record)| record.clone())
+            .filter(|at| fresh(at))
+            .map(|_| Cached::Absent)
     }
 
-    /// Keeps `record` for `username`, read from the database at `now`.
-    pub fn put(&self, username: &str, record: AccessRecord, now: Instant) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CAPACITY && !entries.contains_key(username) {
-            entries.retain(|_, (at, _)| now.saturating_duration_since(*at) < TTL);
-            if entries.len() >= CAPACITY {
-                entries.clear();
+    /// The current generation, taken before reading the database for
+    /// [`AccessCache::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps what was read of `username` at `now`, unless something was
+    /// forgotten since `generation` (the read may predate the change). A
+    /// full map is emptied, which costs one pass per [`CAPACITY`] inserts.
+    pub fn put(&self, username: &str, found: Option<AccessRecord>, now: Instant, generation: u64) {
+        match found {
+            Some(record) => {
+                let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+                if self.generation() != generation {
+                    return;
+                }
+                if present.len() >= CAPACITY {
+                    present.clear();
+                }
+                present.insert(username.to_owned(), (now, record));
+            }
+            None => {
+                let mut absent = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+                if self.generation() != generation {
+                    return;
+                }
+                if absent.len() >= CAPACITY {
+                    absent.clear();
+                }
+                absent.insert(username.to_owned(), now);
             }
         }
-        entries.insert(username.to_owned(), (now, record));
     }
 
-    /// Forgets `account`'s entry (its key or policy changed, or it was
-    /// disabled).
+    /// Forgets `username`'s entries (its key or policy changed, or the
+    /// account was just registered).
+    pub fn forget(&self, username: &str) {
+        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        present.remove(username);
+        drop(present);
+        let mut absent = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+        absent.remove(username);
+    }
+
+    /// Forgets `account`'s entry (it was disabled): one pass, as rare as
+    /// disabling an account.
     pub fn forget_account(&self, account: i64) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, (_, record)| record.account_id != account);
+        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        present.retain(|_, (_, record)| record.account_id != account);
     }
 }
 
@@ -69,45 +135,55 @@ mod tests {
         }
     }
 
+    fn put(cache: &AccessCache, name: &str, found: Option<AccessRecord>, now: Instant) {
+        cache.put(name, found, now, cache.generation());
+    }
+
     #[test]
     fn entries_expire_after_the_ttl() {
         let cache = AccessCache::default();
         let start = Instant::now();
-        cache.put("bob", record(2), start);
-        assert_eq!(cache.get("bob", start + TTL / 2), Some(record(2)));
+        put(&cache, "bob", Some(record(2)), start);
+        put(&cache, "nobody", None, start);
+        let present = Some(Cached::Present(record(2)));
+        assert_eq!(cache.get("bob", start + TTL / 2), present);
+        assert_eq!(cache.get("nobody", start + TTL / 2), Some(Cached::Absent));
         assert_eq!(cache.get("bob", start + TTL), None);
+        assert_eq!(cache.get("nobody", start + TTL), None);
         assert_eq!(cache.get("carol", start), None);
     }
 
     #[test]
-    fn an_account_is_forgotten_by_id() {
+    fn forgetting_drops_entries_and_reads_made_before() {
         let cache = AccessCache::default();
         let now = Instant::now();
-        cache.put("bob", record(2), now);
-        cache.put("carol", record(3), now);
+        put(&cache, "bob", Some(record(2)), now);
+        put(&cache, "carol", Some(record(3)), now);
         cache.forget_account(2);
         assert_eq!(cache.get("bob", now), None);
-        assert_eq!(cache.get("carol", now), Some(record(3)));
+        cache.forget("carol");
+        assert_eq!(cache.get("carol", now), None);
+        // A read that began before a forget is not kept.
+        let before = cache.generation();
+        cache.forget("dave");
+        cache.put("carol", Some(record(3)), now, before);
+        assert_eq!(cache.get("carol", now), None);
     }
 
     #[test]
-    fn a_full_cache_drops_expired_entries_then_everything() {
+    fn made_up_names_do_not_push_out_accounts() {
         let cache = AccessCache::default();
-        let start = Instant::now();
-        for i in 0..CAPACITY {
-            cache.put(&format!("u{i}"), record(i64::try_from(i).unwrap()), start);
+        let now = Instant::now();
+        put(&cache, "bob", Some(record(2)), now);
+        for i in 0..=CAPACITY {
+            put(&cache, &format!("x{i}"), None, now);
         }
-        // Nothing expired: room is made by dropping everything.
-        cache.put("late", record(-1), start);
-        assert_eq!(cache.get("u0", start), None);
-        assert_eq!(cache.get("late", start), Some(record(-1)));
-        // Expired entries go first.
-        let later = start + TTL;
-        for i in 0..CAPACITY - 1 {
-            cache.put(&format!("v{i}"), record(i64::try_from(i).unwrap()), later);
-        }
-        cache.put("last", record(-2), later);
-        assert_eq!(cache.get("v0", later), Some(record(0)));
-        assert_eq!(cache.get("last", later), Some(record(-2)));
+        assert_eq!(cache.get("bob", now), Some(Cached::Present(record(2))));
+        // The full map of absent names was emptied once.
+        assert_eq!(cache.get("x0", now), None);
+        assert_eq!(
+            cache.get(&format!("x{CAPACITY}"), now),
+            Some(Cached::Absent)
+        );
     }
 }

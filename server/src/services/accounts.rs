@@ -55,6 +55,8 @@ pub async fn register(
     {
         Ok(_) => {
             state.metrics.registrations.inc();
+            // A send tried before the name existed no longer answers for it.
+            state.access_cache.forget(username.as_str());
             Ok(RegisterResponse {
                 username: username.into_string(),
                 device_id: 1,

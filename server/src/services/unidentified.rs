@@ -49,8 +49,10 @@ impl Origin {
         let peer = match self {
             Origin::Request(peer) | Origin::Socket { peer, .. } => peer,
         };
-        peer.map(crate::limits::peer_key)
-            .filter(|ip| !ip.is_loopback())
+        // Loopback is told before the /64 is taken, which would turn ::1
+        // into ::.
+        peer.filter(|ip| !ip.to_canonical().is_loopback())
+            .map(crate::limits::peer_key)
     }
 }
 
@@ -246,4 +248,24 @@ async fn authorise(
         state.limits.access_refused(destination)?;
     }
     Err(AppError::BadAccessKey(refused))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_host_is_told_apart_on_both_families() {
+        for local in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            let ip: IpAddr = local.parse().unwrap();
+            assert_eq!(Origin::Request(Some(ip)).remote_host(), None, "{local}");
+        }
+        let remote: IpAddr = "2001:db8::7".parse().unwrap();
+        let host = Origin::Socket {
+            peer: Some(remote),
+            connection: 1,
+        }
+        .remote_host();
+        assert_eq!(host, Some("2001:db8::".parse().unwrap()));
+    }
 }

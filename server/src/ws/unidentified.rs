@@ -10,6 +10,10 @@
 //! without a credential would give, under the same limits; from this host
 //! (a local client, or a proxy) the per-host limit applies per connection.
 //!
+//! A socket that has sent no frame for [`IDLE_CLOSE`] is closed
+//! ([`CLOSE_IDLE`]): without a credential, it should not hold a
+//! connection slot for nothing.
+//!
 //! Sends made on one connection are linkable to each other (not to their
 //! sender) by the server: a client that wants every send apart uses
 //! HTTP with a fresh connection each, as the reference client does.
@@ -40,6 +44,14 @@ use crate::services::unidentified::{self, Origin};
 /// Numbers anonymous connections apart within this process, for the
 /// limits of those from this host.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// An anonymous socket that has sent nothing for this long is closed:
+/// it holds a connection slot without a credential.
+pub(super) const IDLE_CLOSE: Duration = Duration::from_secs(300);
+
+/// Close code for an anonymous socket idle for [`IDLE_CLOSE`] (RFC 6455
+/// "going away").
+pub(super) const CLOSE_IDLE: u16 = 1001;
 
 pub(super) async fn upgrade(
     State(state): State<AppState>,
@@ -86,6 +98,7 @@ async fn serve(state: &AppState, origin: Origin, socket: WebSocket) -> Result<()
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = tokio::time::Instant::now();
+    let mut last_send = tokio::time::Instant::now();
     // A step stuck writing to a peer that stopped reading ends the
     // connection, as on `/v1/ws`, by one timer pushed back only once a
     // quarter of it has passed (most steps touch no timer).
@@ -104,6 +117,10 @@ async fn serve(state: &AppState, origin: Origin, socket: WebSocket) -> Result<()
                         let _ = sink.send(close(CLOSE_SILENT, "no answer to pings")).await;
                         return Ok(Flow::Stop);
                     }
+                    if last_send.elapsed() >= IDLE_CLOSE && pending.is_empty() {
+                        let _ = sink.send(close(CLOSE_IDLE, "no sends for five minutes")).await;
+                        return Ok(Flow::Stop);
+                    }
                     sink.send(Message::Ping(Default::default())).await?;
                 }
                 Some((request_id, result)) = pending.next(), if !pending.is_empty() => {
@@ -113,11 +130,15 @@ async fn serve(state: &AppState, origin: Origin, socket: WebSocket) -> Result<()
                         feed_answer(&mut sink, request_id, result).await?;
                     }
                     sink.flush().await?;
+                    // Written out: the peer reads, even while its sends
+                    // wait and its pongs stay unread behind them.
+                    last_heard = tokio::time::Instant::now();
                 }
                 message = stream.next(), if pending.len() < MAX_PENDING_SENDS => {
                     last_heard = tokio::time::Instant::now();
                     match message {
                         Some(Ok(Message::Binary(bytes))) => {
+                            last_send = tokio::time::Instant::now();
                             handle_frame(state, origin, &bytes, &mut sink, &mut pending).await?;
                         }
                         Some(Ok(Message::Text(_))) => {
