@@ -1,8 +1,8 @@
 //! The server's WebSocket frame decoder: whatever bytes a client sends in
 //! a binary message are decoded as a `ClientFrame`, exactly as `/v1/ws`
-//! decodes them. Decoding must never panic, and a decoded frame must
-//! re-encode to bytes that decode to the same frame (and re-encode
-//! identically). A send's destination then goes through the username rule,
+//! and `/v1/ws/unidentified` decode them. Decoding must never panic, and
+//! a decoded frame must re-encode to bytes that decode to the same frame
+//! (and re-encode identically). A send's destination then goes through the username rule,
 //! as the server checks it before anything is queued.
 #![no_main]
 
@@ -27,6 +27,11 @@ fuzz_target!(|data: &[u8]| {
                 .iter()
                 .map(|e| e.content.len())
                 .sum::<usize>();
+        }
+        Some(client_frame::Body::UnidentifiedSend(send)) => {
+            let _ = Username::parse(&send.destination);
+            // The key is taken only at its exact length.
+            let _ = <[u8; 16]>::try_from(send.access_key.as_slice());
         }
         Some(client_frame::Body::Ack(ack)) => {
             let _ = ack.envelope_ids.iter().filter(|id| id.len() == 16).count();
