@@ -12,9 +12,8 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{DbKind, JsonRequest, TestServer, b64, envelope};
+use common::{DbKind, JsonRequest, TestServer, WriterHold, b64, envelope};
 use serde_json::json;
-use sqlx::Connection;
 use starling_server::frames::{self, client_frame, server_frame};
 use starling_test_support::both_databases;
 
@@ -55,48 +54,6 @@ async fn ws_send(ws: &mut common::Ws, destination: &str) -> (u32, serde_json::Va
 /// Envelopes queued on the server, for anyone.
 async fn queued(server: &TestServer) -> i64 {
     server.state.store.queue_stats().await.unwrap().count
-}
-
-/// A write lock on the database, held by a connection of its own, which
-/// keeps the group-commit writer from committing until it is released
-/// (well within the writer's 10 s wait on SQLite).
-enum WriterHold {
-    Sqlite(rusqlite::Connection),
-    Postgres(sqlx::PgConnection),
-}
-
-impl WriterHold {
-    async fn take(server: &TestServer) -> Self {
-        match server.db.kind() {
-            DbKind::Sqlite => {
-                let path = server.db.url().trim_start_matches("sqlite://");
-                let connection = rusqlite::Connection::open(path).unwrap();
-                connection.execute_batch("BEGIN IMMEDIATE").unwrap();
-                Self::Sqlite(connection)
-            }
-            DbKind::Postgres => {
-                let mut connection = sqlx::PgConnection::connect(server.db.url()).await.unwrap();
-                sqlx::query("BEGIN").execute(&mut connection).await.unwrap();
-                sqlx::query("LOCK TABLE envelopes IN EXCLUSIVE MODE")
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-                Self::Postgres(connection)
-            }
-        }
-    }
-
-    async fn release(self) {
-        match self {
-            Self::Sqlite(connection) => connection.execute_batch("ROLLBACK").unwrap(),
-            Self::Postgres(mut connection) => {
-                sqlx::query("ROLLBACK")
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-            }
-        }
-    }
 }
 
 async fn busy_writer_refuses_sends(kind: DbKind) {

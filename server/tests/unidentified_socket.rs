@@ -4,7 +4,9 @@
 //! answered as the HTTP route answers; it never delivers an envelope and
 //! takes no device's frames; the upgrade refuses a credential; and the
 //! device socket refuses an unidentified send rather than tie it to its
-//! device.
+//! device. Past the writer's busy mark, a connection with a send waiting
+//! reads its next one only once that is answered, so pipelined sends wait
+//! instead of being refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,7 +15,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{DbKind, TestServer, Ws, b64};
+use common::{DbKind, TestServer, WriterHold, Ws, b64};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use starling_server::frames::{self, client_frame};
@@ -186,4 +188,39 @@ async fn credential_refused(kind: DbKind) {
 both_databases!(
     the_anonymous_socket_refuses_a_credential,
     credential_refused
+);
+
+async fn waits_instead_of_refusing(kind: DbKind) {
+    // Every queued write is past the mark: a second send while one waits
+    // would be refused as busy, were it read.
+    let server = TestServer::start_with(kind, |config| {
+        config.messages.busy_at_queued_writes = 0;
+    })
+    .await;
+    let bob = server.register("bob", 2).await;
+    set_access(&server, &bob.auth, &[7; 16]).await;
+    let mut anonymous = Ws::connect_unidentified(server.addr).await;
+
+    let hold = WriterHold::take(&server).await;
+    for id in 1..=3 {
+        anonymous.send_frame(unidentified(id, "bob", &[7; 16])).await;
+    }
+    // Nothing is answered while the first waits for the held writer.
+    let early = tokio::time::timeout(Duration::from_millis(500), anonymous.next_frame()).await;
+    assert!(early.is_err(), "answered while the writer was held: {early:?}");
+    hold.release().await;
+    for id in 1..=3 {
+        let (status, body) = anonymous.answer(id).await;
+        assert_eq!(status, 200, "send {id}: {body}");
+    }
+    assert_eq!(senders(&server).await, vec![(None, None); 3]);
+    let metrics = server.state.metrics.render().unwrap();
+    assert!(
+        metrics.contains("starling_sends_refused_busy_total 0"),
+        "{metrics}"
+    );
+}
+both_databases!(
+    past_the_busy_mark_the_anonymous_socket_waits_instead_of_refusing,
+    waits_instead_of_refusing
 );

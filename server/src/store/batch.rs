@@ -162,6 +162,13 @@ impl Batcher {
         self.queue.max_capacity() - self.queue.capacity()
     }
 
+    /// Whether the writer is past its busy mark: from there a device with
+    /// a send waiting has its next one refused ([`Batcher::reserve`]), so
+    /// a connection that can wait before reading its next send should.
+    pub fn past_busy_mark(&self) -> bool {
+        self.queued() >= self.busy_at
+    }
+
     /// Takes a place for a send of `device` among the sends waiting for
     /// the writer, unless overload refuses it ([`WriteError::Busy`]): at
     /// [`MAX_IN_FLIGHT_PER_DEVICE`] sends waiting; above the busy mark if

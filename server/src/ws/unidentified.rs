@@ -10,6 +10,10 @@
 //! without a credential would give, under the same limits; from this host
 //! (a local client, or a proxy) the per-host limit applies per connection.
 //!
+//! Past the writer's busy mark, a connection with a send waiting reads
+//! its next frame only once that send is answered ([`reads_next`]): the
+//! sender is slowed by flow control rather than refused as busy.
+//!
 //! A socket that has sent no frame for [`IDLE_CLOSE`] is closed
 //! ([`CLOSE_IDLE`]): without a credential, it should not hold a
 //! connection slot for nothing.
@@ -134,7 +138,7 @@ async fn serve(state: &AppState, origin: Origin, socket: WebSocket) -> Result<()
                     // wait and its pongs stay unread behind them.
                     last_heard = tokio::time::Instant::now();
                 }
-                message = stream.next(), if pending.len() < MAX_PENDING_SENDS => {
+                message = stream.next(), if reads_next(state, &pending) => {
                     last_heard = tokio::time::Instant::now();
                     match message {
                         Some(Ok(Message::Binary(bytes))) => {
@@ -171,6 +175,17 @@ async fn serve(state: &AppState, origin: Origin, socket: WebSocket) -> Result<()
     }
     let _ = sink.close().await;
     Ok(())
+}
+
+/// Whether the connection reads its next frame now. Past the writer's
+/// busy mark, a connection with a send waiting would have its next one
+/// refused: it waits for its answers first, and the sender's frames wait
+/// in its socket (flow control) instead of costing both ends a refusal
+/// and a retry. A device's own socket gets the same from its loop, which
+/// reads the next send only between deliveries.
+fn reads_next(state: &AppState, pending: &PendingSends) -> bool {
+    pending.is_empty()
+        || (pending.len() < MAX_PENDING_SENDS && !state.writer.past_busy_mark())
 }
 
 async fn handle_frame(

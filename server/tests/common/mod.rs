@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
+use sqlx::Connection;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
@@ -395,5 +396,47 @@ impl TestServer {
             .request("PUT", &format!("/v1/messages/{to}"), Some(auth), Some(body))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+/// A write lock on the database, held by a connection of its own, which
+/// keeps the group-commit writer from committing until it is released
+/// (well within the writer's 10 s wait on SQLite).
+pub enum WriterHold {
+    Sqlite(rusqlite::Connection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriterHold {
+    pub async fn take(server: &TestServer) -> Self {
+        match server.db.kind() {
+            DbKind::Sqlite => {
+                let path = server.db.url().trim_start_matches("sqlite://");
+                let connection = rusqlite::Connection::open(path).unwrap();
+                connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+                Self::Sqlite(connection)
+            }
+            DbKind::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(server.db.url()).await.unwrap();
+                sqlx::query("BEGIN").execute(&mut connection).await.unwrap();
+                sqlx::query("LOCK TABLE envelopes IN EXCLUSIVE MODE")
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                Self::Postgres(connection)
+            }
+        }
+    }
+
+    pub async fn release(self) {
+        match self {
+            Self::Sqlite(connection) => connection.execute_batch("ROLLBACK").unwrap(),
+            Self::Postgres(mut connection) => {
+                sqlx::query("ROLLBACK")
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+        }
     }
 }
