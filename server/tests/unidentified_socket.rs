@@ -203,11 +203,16 @@ async fn waits_instead_of_refusing(kind: DbKind) {
 
     let hold = WriterHold::take(&server).await;
     for id in 1..=3 {
-        anonymous.send_frame(unidentified(id, "bob", &[7; 16])).await;
+        anonymous
+            .send_frame(unidentified(id, "bob", &[7; 16]))
+            .await;
     }
     // Nothing is answered while the first waits for the held writer.
     let early = tokio::time::timeout(Duration::from_millis(500), anonymous.next_frame()).await;
-    assert!(early.is_err(), "answered while the writer was held: {early:?}");
+    assert!(
+        early.is_err(),
+        "answered while the writer was held: {early:?}"
+    );
     hold.release().await;
     for id in 1..=3 {
         let (status, body) = anonymous.answer(id).await;

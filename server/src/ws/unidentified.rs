@@ -184,8 +184,7 @@ async fn serve(state: &AppState, origin: Origin, socket: WebSocket) -> Result<()
 /// and a retry. A device's own socket gets the same from its loop, which
 /// reads the next send only between deliveries.
 fn reads_next(state: &AppState, pending: &PendingSends) -> bool {
-    pending.is_empty()
-        || (pending.len() < MAX_PENDING_SENDS && !state.writer.past_busy_mark())
+    pending.is_empty() || (pending.len() < MAX_PENDING_SENDS && !state.writer.past_busy_mark())
 }
 
 async fn handle_frame(
