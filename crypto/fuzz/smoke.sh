@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fuzz smoke test: builds every cargo-fuzz target (starling-crypto's, and
-# decode_ws_frame for the server's WebSocket frame decoder) and runs each
-# for ${FUZZ_SECONDS:-10} seconds, starting from seeds/<target>/ (and
+# Fuzz smoke test: builds every cargo-fuzz target (starling-crypto's,
+# decode_ws_frame for the server's WebSocket frame decoder, and
+# decode_transparency for key transparency's) and runs each for
+# ${FUZZ_SECONDS:-10} seconds, starting from seeds/<target>/ (and
 # replaying regressions/<target>/ first). Exits non-zero if any target
 # crashes, panics, leaks past the memory limit or hangs; the input is left
 # in artifacts/<target>/.

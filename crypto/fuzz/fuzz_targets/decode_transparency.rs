@@ -1,0 +1,22 @@
+//! The key-transparency decoders (`crypto/SPEC.md` §16) on arbitrary bytes:
+//! device lists, signed roots and akd's lookup proofs decode without
+//! panicking, whatever decodes re-encodes to the same bytes (the encodings
+//! are canonical), and no arbitrary signed root verifies under a fixed key.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use starling_transparency::verify::decode_lookup;
+use starling_transparency::{DeviceList, LogSigningKey, SignedRoot};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(list) = DeviceList::from_bytes(data) {
+        assert_eq!(list.to_bytes(), data, "a device list is canonical");
+        let _ = list.value();
+    }
+    if let Ok(root) = SignedRoot::from_bytes(data) {
+        assert_eq!(root.to_bytes(), data, "a signed root is canonical");
+        let key = LogSigningKey::from_bytes(&[0x11; 32]).public();
+        assert!(root.verify(&key).is_err(), "an arbitrary root verified");
+    }
+    let _ = decode_lookup(data);
+});
