@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! devices = count: u32 BE ‖ (device_id: u32 BE ‖ identity: [u8; 64]) × count
-//! value   = 0x01 ‖ SHA-256("starling-kt-devices-v1" ‖ devices)
+//! value   = 0x01 ‖ SHA-256("Starling_KtDevices_v1" ‖ devices)
 //! deleted = 0x00 ‖ [0; 32]
 //! ```
 //!
@@ -25,7 +25,7 @@ use crate::TransparencyError;
 /// The prefix of every label: a new label scheme is a new prefix.
 pub const LABEL_PREFIX: &[u8] = b"u1:";
 /// The domain of the device-list digest.
-const DEVICES_DOMAIN: &[u8] = b"starling-kt-devices-v1";
+const DEVICES_DOMAIN: &[u8] = b"Starling_KtDevices_v1";
 /// The first byte of a device-list value.
 const VALUE_DEVICES: u8 = 0x01;
 /// The first byte of a deleted account's value.
@@ -59,7 +59,7 @@ pub struct DeviceEntry {
 }
 
 /// An account's devices in canonical order: at least one, at most
-/// [`MAX_DEVICES`], ascending ids, none twice.
+/// [`MAX_DEVICES`], ascending ids from 1, none twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceList(Vec<DeviceEntry>);
 
@@ -78,6 +78,9 @@ impl DeviceList {
         }
         if entries.len() > MAX_DEVICES {
             return Err(TransparencyError::MalformedDevices("too many devices"));
+        }
+        if entries.first().is_some_and(|e| e.device_id == 0) {
+            return Err(TransparencyError::MalformedDevices("device id 0"));
         }
         if entries.windows(2).any(|w| w[0].device_id >= w[1].device_id) {
             return Err(TransparencyError::MalformedDevices(
@@ -176,6 +179,7 @@ mod tests {
         assert_eq!(list.identity(2), None);
         assert!(DeviceList::new(vec![entry(1, 1), entry(1, 2)]).is_err());
         assert!(DeviceList::new(Vec::new()).is_err());
+        assert!(DeviceList::new(vec![entry(0, 1)]).is_err());
     }
 
     #[test]
@@ -222,7 +226,7 @@ mod tests {
         }
 
         #[test]
-        fn every_list_round_trips(ids in proptest::collection::btree_set(any::<u32>(), 1..20)) {
+        fn every_list_round_trips(ids in proptest::collection::btree_set(1..u32::MAX, 1..20)) {
             let list = DeviceList::new(ids.iter().map(|&id| entry(id, id.to_be_bytes()[3])).collect()).unwrap();
             prop_assert_eq!(DeviceList::from_bytes(&list.to_bytes()).unwrap(), list);
         }

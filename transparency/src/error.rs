@@ -46,8 +46,8 @@ pub enum TransparencyError {
     /// A lookup proof that does not verify against the root.
     #[error("the lookup proof does not verify: {0}")]
     BadProof(String),
-    /// A proof made at another epoch than the root it is checked against.
-    #[error("the proof is for epoch {proof}, the root for epoch {root}")]
+    /// A proof of a value published after the root it is checked against.
+    #[error("the proof is of epoch {proof}, after the root's epoch {root}")]
     EpochMismatch {
         /// The proof's epoch.
         proof: u64,

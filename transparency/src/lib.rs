@@ -38,7 +38,7 @@ pub struct StarlingLog;
 
 impl akd_core::DomainLabel for StarlingLog {
     fn domain_label() -> &'static [u8] {
-        b"starling-kt-v1"
+        b"Starling_KeyTransparency_v1"
     }
 }
 

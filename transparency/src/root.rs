@@ -3,9 +3,9 @@
 //! half clients pin when they register or link.
 //!
 //! ```text
-//! statement = "starling-kt-root-v1" ‖ configuration: u8 ‖ epoch: u64 BE
+//! statement = "Starling_KtRoot_v1" ‖ configuration: u8 ‖ epoch: u64 BE
 //!           ‖ root: [u8; 32] ‖ vrf_public_key: [u8; 32] ‖ published_hour: u64 BE
-//! signed    = statement ‖ Ed25519(log key, statement)          (164 bytes)
+//! signed    = statement ‖ Ed25519(log key, statement)          (163 bytes)
 //! ```
 //!
 //! The VRF public key is in the statement so that a server cannot present
@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use crate::TransparencyError;
 
 /// The domain that opens every statement.
-const DOMAIN: &[u8] = b"starling-kt-root-v1";
+const DOMAIN: &[u8] = b"Starling_KtRoot_v1";
 /// Bytes of a statement.
 pub const STATEMENT_LEN: usize = DOMAIN.len() + 1 + 8 + 32 + 32 + 8;
 /// Bytes of a signed root.

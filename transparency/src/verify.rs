@@ -136,9 +136,13 @@ impl LogView {
     }
 }
 
-/// What a verified lookup proved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a verified lookup proved: the account's device list, from which
+/// alone a caller takes identity keys, and the version of the account's
+/// entry it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedLookup {
+    /// The devices the log holds for the account.
+    pub devices: DeviceList,
     /// The version of the account's entry (1 for its first device list).
     pub version: u64,
     /// The epoch that version was published in.
@@ -155,6 +159,11 @@ pub fn verify_lookup(
     devices: &DeviceList,
 ) -> Result<VerifiedLookup, TransparencyError> {
     let proof = decode_lookup(proof)?;
+    // akd asserts on version 0 (its marker version is log2 of it): a
+    // server could crash a client with it.
+    if proof.version == 0 {
+        return Err(TransparencyError::MalformedProof("version 0".into()));
+    }
     let result = akd_core::verify::lookup_verify::<LogConfig>(
         &pins.vrf_public_key,
         root.root,
@@ -163,12 +172,19 @@ pub fn verify_lookup(
         proof,
     )
     .map_err(|e| TransparencyError::BadProof(e.to_string()))?;
+    if result.epoch > root.epoch {
+        return Err(TransparencyError::EpochMismatch {
+            proof: result.epoch,
+            root: root.epoch,
+        });
+    }
     if result.value != devices.value() {
         return Err(TransparencyError::NotInLog {
             username: username.as_str().to_owned(),
         });
     }
     Ok(VerifiedLookup {
+        devices: devices.clone(),
         version: result.version,
         published: result.epoch,
     })

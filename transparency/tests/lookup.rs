@@ -1,7 +1,9 @@
 //! The client's checks against a real akd directory (in memory): a lookup
 //! proof for the device list the log holds verifies; another list, another
 //! account's proof, a root of another key or log, an older root and a
-//! second root for one epoch are each refused with their own error. And
+//! second root for one epoch are each refused with their own error; so
+//! are an older version's proof and a proof of version 0 (on which akd
+//! itself would panic). And
 //! the test vectors: a fixed VRF key and three publishes give fixed roots,
 //! so a change of akd's configuration or of our encodings fails here.
 
@@ -106,6 +108,7 @@ async fn a_lookup_of_the_logged_devices_verifies() {
     let current = devices(&[(1, 1), (2, 3)]);
     let found = verify::verify_lookup(&pins, &root, &user("alice"), &proof, &current).unwrap();
     assert_eq!((found.version, found.published), (2, 3));
+    assert_eq!(found.devices, current);
 
     // Alice's old list, a list with a swapped key, a list with a device
     // added by the server: not what the log holds.
@@ -239,4 +242,43 @@ async fn the_vectors_hold() {
     );
     let expected = include_str!("vectors.txt");
     assert_eq!(got.trim(), expected.trim(), "\n{got}");
+}
+
+#[tokio::test]
+async fn an_old_version_and_version_zero_are_refused() {
+    let log = log().await;
+    let key = LogSigningKey::generate(&mut rand::rngs::OsRng);
+    let alice = label(&user("alice"));
+    log.publish(vec![(alice.clone(), devices(&[(1, 1)]).value())])
+        .await
+        .unwrap();
+    let (first, _) = log.lookup(alice.clone()).await.unwrap();
+    three_epochs(&log).await;
+    let pins = pins(&log, &key).await;
+    let root = LogView::new(pins)
+        .accept_root(&signed_root(&log, &key, &pins).await)
+        .unwrap();
+
+    // Alice's first list, with its own proof from when it was current:
+    // the log has marked that version stale since.
+    let old = encode_lookup(&first).unwrap();
+    assert!(matches!(
+        verify::verify_lookup(&pins, &root, &user("alice"), &old, &devices(&[(1, 1)])),
+        Err(TransparencyError::BadProof(_))
+    ));
+
+    let (current, _) = log.lookup(alice).await.unwrap();
+    let mut zero = current;
+    zero.version = 0;
+    let zero = encode_lookup(&zero).unwrap();
+    assert_eq!(
+        verify::verify_lookup(
+            &pins,
+            &root,
+            &user("alice"),
+            &zero,
+            &devices(&[(1, 1), (2, 3)])
+        ),
+        Err(TransparencyError::MalformedProof("version 0".into()))
+    );
 }

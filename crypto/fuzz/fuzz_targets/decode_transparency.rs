@@ -1,7 +1,8 @@
 //! The key-transparency decoders (`crypto/SPEC.md` §16) on arbitrary bytes:
 //! device lists, signed roots and akd's lookup proofs decode without
-//! panicking, whatever decodes re-encodes to the same bytes (the encodings
-//! are canonical), and no arbitrary signed root verifies under a fixed key.
+//! panicking; a device list or signed root that decodes re-encodes to the
+//! same bytes (their encodings are canonical; protobuf proofs are not);
+//! and no arbitrary signed root verifies under a fixed key.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
