@@ -21,18 +21,8 @@ use starling_protocol::Username;
 use starling_transparency::verify::{self, LogPins, encode_lookup};
 use starling_transparency::{
     CONFIGURATION_ID, DeviceEntry, DeviceList, LogConfig, LogSigningKey, LogView, RootStatement,
-    label,
+    VrfSecret, label,
 };
-
-#[derive(Clone)]
-struct Vrf([u8; 32]);
-
-#[async_trait::async_trait]
-impl akd::ecvrf::VRFKeyStorage for Vrf {
-    async fn retrieve(&self) -> Result<Vec<u8>, akd::ecvrf::VrfError> {
-        Ok(self.0.to_vec())
-    }
-}
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -62,7 +52,7 @@ fn lookup(c: &mut Criterion) {
     let log = runtime
         .block_on(Directory::<LogConfig, _, _>::new(
             storage,
-            Vrf([0x5a; 32]),
+            VrfSecret::from_bytes([0x5a; 32]),
             AzksParallelismConfig::default(),
         ))
         .unwrap();

@@ -26,11 +26,13 @@ pub mod commitment;
 mod error;
 pub mod root;
 pub mod verify;
+mod vrf;
 
 pub use commitment::{DeviceEntry, DeviceList, label};
 pub use error::TransparencyError;
 pub use root::{LogPublicKey, LogSigningKey, RootStatement, SignedRoot};
 pub use verify::{LogPins, LogView, VerifiedRoot};
+pub use vrf::VrfSecret;
 
 /// The domain every hash of the log is separated by.
 #[derive(Debug, Clone, Copy)]

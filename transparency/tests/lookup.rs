@@ -16,29 +16,23 @@ use starling_protocol::Username;
 use starling_transparency::verify::{self, LogPins, encode_lookup};
 use starling_transparency::{
     CONFIGURATION_ID, DeviceEntry, DeviceList, LogConfig, LogSigningKey, LogView, RootStatement,
-    SignedRoot, TransparencyError, label,
+    SignedRoot, TransparencyError, VrfSecret, label,
 };
 
 /// A fixed VRF secret, for the vectors.
 const VRF_SECRET: [u8; 32] = [0x5a; 32];
 
-#[derive(Clone)]
-struct Vrf([u8; 32]);
-
-#[async_trait::async_trait]
-impl akd::ecvrf::VRFKeyStorage for Vrf {
-    async fn retrieve(&self) -> Result<Vec<u8>, akd::ecvrf::VrfError> {
-        Ok(self.0.to_vec())
-    }
-}
-
-type Log = Directory<LogConfig, AsyncInMemoryDatabase, Vrf>;
+type Log = Directory<LogConfig, AsyncInMemoryDatabase, VrfSecret>;
 
 async fn log() -> Log {
     let storage = StorageManager::new_no_cache(AsyncInMemoryDatabase::new());
-    Directory::new(storage, Vrf(VRF_SECRET), AzksParallelismConfig::disabled())
-        .await
-        .unwrap()
+    Directory::new(
+        storage,
+        VrfSecret::from_bytes(VRF_SECRET),
+        AzksParallelismConfig::disabled(),
+    )
+    .await
+    .unwrap()
 }
 
 fn devices(entries: &[(u32, u8)]) -> DeviceList {
