@@ -360,6 +360,23 @@ impl Default for CallsConfig {
     }
 }
 
+/// Key transparency (`crypto/SPEC.md` §16).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransparencyConfig {
+    /// Shortest time between two epochs, in milliseconds: changes made
+    /// meanwhile go into the next one together.
+    pub publish_interval_ms: u64,
+}
+
+impl Default for TransparencyConfig {
+    fn default() -> Self {
+        Self {
+            publish_interval_ms: 1_000,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -385,6 +402,8 @@ pub struct Config {
     pub calls: CallsConfig,
     /// Sealed sender.
     pub sealed: SealedConfig,
+    /// Key transparency.
+    pub transparency: TransparencyConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
     /// Connection caps and deadlines.
@@ -408,6 +427,7 @@ impl Default for Config {
             push: PushConfig::default(),
             calls: CallsConfig::default(),
             sealed: SealedConfig::default(),
+            transparency: TransparencyConfig::default(),
             metrics: MetricsConfig::default(),
             connections: ConnectionsConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,

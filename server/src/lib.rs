@@ -39,6 +39,7 @@ pub mod delivery;
 pub mod directory;
 mod encoding;
 pub mod error;
+mod keyfile;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
@@ -49,6 +50,7 @@ mod routes;
 pub mod services;
 pub mod store;
 pub mod tls;
+pub mod transparency;
 pub mod ws;
 
 use std::sync::Arc;
@@ -88,18 +90,28 @@ pub struct AppState {
     pub certificate_keys: Arc<services::certificates::CertificateKeys>,
     /// Access records read recently, for unidentified sends.
     pub access_cache: Arc<services::access_cache::AccessCache>,
+    /// The key transparency log.
+    pub transparency: transparency::SharedLog,
 }
 
 impl AppState {
     /// State for one node: the registry wakes connected devices, push
     /// wakes the others. Must be called within a Tokio runtime (it starts
-    /// the push sender). Loads the call-token key from the data folder,
-    /// creating it on first start.
+    /// the push sender and the transparency publisher). Loads the
+    /// call-token and transparency keys from the data folder, creating
+    /// them on first start.
     pub fn new(store: Store, config: Config) -> std::io::Result<Self> {
         let call_tokens = Arc::new(services::calls::load_or_create_signer(&config.data_dir)?);
         let certificate_keys = Arc::new(services::certificates::CertificateKeys::load_or_create(
             &config.data_dir,
         )?);
+        let transparency = Arc::new(transparency::TransparencyLog::load(
+            store.clone(),
+            &config.data_dir,
+        )?);
+        tokio::spawn(transparency.clone().run(std::time::Duration::from_millis(
+            config.transparency.publish_interval_ms,
+        )));
         let registry = Arc::new(Registry::default());
         let notifier: Arc<dyn Notifier> = Arc::new(push::PushNotifier::start(
             registry.clone(),
@@ -126,6 +138,7 @@ impl AppState {
             call_tokens,
             certificate_keys,
             access_cache: Arc::default(),
+            transparency,
         })
     }
 }

@@ -55,6 +55,7 @@ pub async fn register(
     {
         Ok(_) => {
             state.metrics.registrations.inc();
+            state.transparency.changed();
             // A send tried before the name existed no longer answers for it.
             state.access_cache.forget(username.as_str());
             Ok(RegisterResponse {
@@ -117,6 +118,7 @@ pub async fn remove_device(
     match removal {
         Removal::Removed => {
             state.registry.revoke(device.account_id, Some(device_id));
+            state.transparency.changed();
             Ok(())
         }
         Removal::NoSuchDevice => Err(AppError::NotFound("device")),
@@ -160,18 +162,26 @@ pub async fn link_device(
         credential_hash: credential.hash,
         identity_key,
     };
-    let max = state.config.messages.max_devices_per_account;
+    // The transparency log commits to at most this many devices.
+    let max = state
+        .config
+        .messages
+        .max_devices_per_account
+        .min(u32::try_from(starling_transparency::commitment::MAX_DEVICES).unwrap_or(u32::MAX));
     match state
         .store
         .link_device(&hash_secret(link_code.trim()), &device, max, now_millis())
         .await
     {
-        Ok((username, device_id)) => Ok(RegisterResponse {
-            username,
-            device_id,
-            credential: credential.secret,
-            server_key: Some(state.certificate_keys.pin()),
-        }),
+        Ok((username, device_id)) => {
+            state.transparency.changed();
+            Ok(RegisterResponse {
+                username,
+                device_id,
+                credential: credential.secret,
+                server_key: Some(state.certificate_keys.pin()),
+            })
+        }
         Err(LinkError::InvalidCode) => Err(AppError::Forbidden("invalid or expired link code")),
         Err(LinkError::TooManyDevices) => Err(AppError::Conflict {
             code: ErrorCode::TooManyDevices,

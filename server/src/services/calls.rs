@@ -11,7 +11,6 @@
 //! usernames are an expiry and random bytes. Call signalling and media
 //! keys travel end to end.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -33,38 +32,10 @@ const MIN_TURN_TTL_SECS: u64 = 60;
 
 /// Loads the signing key, or creates it (readable by the owner only).
 pub fn load_or_create_signer(data_dir: &Path) -> std::io::Result<TokenSigner> {
-    let path = data_dir.join(KEY_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is not a 32-byte key", path.display()),
-                )
-            })?;
-            let bytes = zeroize::Zeroizing::new(bytes);
-            Ok(TokenSigner::from_bytes(&bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_signer(data_dir, &path),
-        Err(e) => Err(e),
-    }
-}
-
-/// Generates a signing key and writes it to `path`, which must not exist.
-fn create_signer(data_dir: &Path, path: &Path) -> std::io::Result<TokenSigner> {
-    std::fs::create_dir_all(data_dir)?;
-    let signer = TokenSigner::generate(&mut rand::rngs::OsRng);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(&*signer.to_bytes())?;
-    file.sync_all()?;
-    Ok(signer)
+    let secret = crate::keyfile::load_or_create(data_dir, KEY_FILE, || {
+        TokenSigner::generate(&mut rand::rngs::OsRng).to_bytes()
+    })?;
+    Ok(TokenSigner::from_bytes(&secret))
 }
 
 fn now_secs() -> u64 {

@@ -197,6 +197,10 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(super::MARK_CHANGED)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(account_id)
         })
@@ -311,6 +315,10 @@ impl Store {
                 .bind(account_id)
                 .bind(i64::from(device))
                 .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(super::MARK_CHANGED)
+                .bind(account_id)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -519,6 +527,10 @@ impl Store {
             .bind(manager)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(super::MARK_CHANGED)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok((username, device_id))
         })

@@ -17,6 +17,7 @@ mod push;
 mod queue_usage;
 mod sends;
 mod sqlite_batch;
+mod transparency;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -42,6 +43,8 @@ pub use envelopes::{
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
 pub use queue_usage::QueueCaps;
 pub use sends::{Destination, SendOp, SendRefusal, StaleLists};
+pub(crate) use transparency::MARK_CHANGED;
+pub use transparency::{KtRow, KtValue, KtValueAt, LoggedAccount, PublisherLock};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

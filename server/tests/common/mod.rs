@@ -387,6 +387,23 @@ where
     }
 }
 
+/// Runs one statement on the test's database, whichever it is (as an
+/// operator with database access would).
+pub async fn execute(db: &TestDatabase, sql: &str) {
+    match db.kind() {
+        DbKind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        DbKind::Postgres => {
+            let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
 impl TestServer {
     /// Sends `content` from `auth` to `to`'s device 1 over HTTP, which
     /// must be stored.

@@ -1,0 +1,123 @@
+//! The server's side of key transparency (`crypto/SPEC.md` §16,
+//! `docs/design/key-transparency.md`): akd's directory on the server's
+//! database ([`storage`], [`codec`]), the log and VRF keys in the data
+//! folder, and the publisher ([`publisher`]), which puts every account
+//! whose devices changed into the next epoch and signs its root.
+
+pub mod codec;
+pub mod publisher;
+pub mod storage;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use akd::storage::StorageManager;
+use akd::{AzksParallelismConfig, Directory};
+use starling_transparency::{LogConfig, LogPublicKey, LogSigningKey, VrfSecret};
+use tokio::sync::{Notify, watch};
+
+use crate::store::Store;
+use storage::LogStorage;
+
+/// The log key's file in the data folder.
+pub const LOG_KEY_FILE: &str = "transparency-log.key";
+/// The VRF key's file in the data folder: never rotated, backed up with
+/// the database (its loss ends the log).
+pub const VRF_KEY_FILE: &str = "transparency-vrf.key";
+
+/// akd's directory on the server's database.
+pub type LogDirectory = Directory<LogConfig, LogStorage, VrfSecret>;
+
+/// Why the log could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// akd failed (its storage included).
+    #[error("akd: {0}")]
+    Akd(#[from] akd::errors::AkdError),
+    /// A record the server wrote does not read back.
+    #[error("stored log: {0}")]
+    Corrupt(String),
+}
+
+/// The log of one deployment: its keys, and what the publisher tells the
+/// rest of the server.
+pub struct TransparencyLog {
+    store: Store,
+    signing: LogSigningKey,
+    vrf: VrfSecret,
+    vrf_public_key: [u8; 32],
+    wake: Notify,
+    published: watch::Sender<Option<u64>>,
+}
+
+impl std::fmt::Debug for TransparencyLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransparencyLog")
+            .field("log_key", &self.signing.public())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TransparencyLog {
+    /// The log of `store`, its keys read from `data_dir` (made on first
+    /// start).
+    pub fn load(store: Store, data_dir: &Path) -> std::io::Result<Self> {
+        let log_key = crate::keyfile::load_or_create(data_dir, LOG_KEY_FILE, || {
+            LogSigningKey::generate(&mut rand::rngs::OsRng).to_bytes()
+        })?;
+        let vrf_key = crate::keyfile::load_or_create(data_dir, VRF_KEY_FILE, || {
+            let mut key = zeroize::Zeroizing::new([0; 32]);
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut *key);
+            key
+        })?;
+        let vrf = VrfSecret::from_bytes(*vrf_key);
+        Ok(Self {
+            store,
+            signing: LogSigningKey::from_bytes(&log_key),
+            vrf_public_key: vrf.public_key(),
+            vrf,
+            wake: Notify::new(),
+            published: watch::Sender::new(None),
+        })
+    }
+
+    /// The key every root is signed with, which clients pin.
+    pub fn log_public_key(&self) -> LogPublicKey {
+        self.signing.public()
+    }
+
+    /// The VRF public key, which clients pin and every root names.
+    pub fn vrf_public_key(&self) -> [u8; 32] {
+        self.vrf_public_key
+    }
+
+    /// Tells the publisher that an account's devices changed (the change
+    /// is already marked in the database; this only saves the wait).
+    pub fn changed(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The newest epoch this process signed or found signed.
+    pub fn published(&self) -> watch::Receiver<Option<u64>> {
+        self.published.subscribe()
+    }
+
+    /// A directory over the server's database with a cache of its own:
+    /// one per publisher term, so that a node that takes over publishing
+    /// starts from what the database holds.
+    pub async fn open_directory(&self) -> Result<LogDirectory, LogError> {
+        let storage = StorageManager::new(
+            LogStorage::new(self.store.clone()),
+            Some(std::time::Duration::from_secs(30 * 60)),
+            Some(256 * 1024 * 1024),
+            Some(std::time::Duration::from_secs(60)),
+        );
+        Ok(Directory::new(storage, self.vrf.clone(), AzksParallelismConfig::default()).await?)
+    }
+}
+
+/// A log shared by the request handlers and the publisher.
+pub type SharedLog = Arc<TransparencyLog>;
