@@ -372,7 +372,7 @@ pub struct TransparencyConfig {
 impl Default for TransparencyConfig {
     fn default() -> Self {
         Self {
-            publish_interval_ms: 1_000,
+            publish_interval_ms: 250,
         }
     }
 }

@@ -14,6 +14,9 @@ use akd::auditor::audit_verify;
 use akd::{AppendOnlyProof, SingleAppendOnlyProof};
 use common::DbKind;
 use protobuf::Message as _;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use starling_crypto::IdentityKeyPair;
 use starling_protocol::Username;
 use starling_server::store::{NewDevice, Store};
 use starling_server::transparency::publisher::Round;
@@ -30,20 +33,26 @@ async fn storage_suite(kind: DbKind) {
 }
 both_databases!(akds_storage_suite, storage_suite);
 
-fn device(fill: u8) -> NewDevice {
+/// The identity of test device `seed`.
+fn identity(seed: u8) -> IdentityKeyPair {
+    IdentityKeyPair::generate(&mut ChaCha20Rng::from_seed([seed; 32]))
+}
+
+fn device(seed: u8) -> NewDevice {
     NewDevice {
-        credential_hash: [fill; 32],
-        identity_key: vec![fill; 64],
+        credential_hash: [seed; 32],
+        identity_key: identity(seed).public().to_bytes(),
     }
 }
 
+/// The list of `(device id, identity seed)`.
 fn list(devices: &[(u32, u8)]) -> DeviceList {
     DeviceList::new(
         devices
             .iter()
-            .map(|&(device_id, fill)| DeviceEntry {
+            .map(|&(device_id, seed)| DeviceEntry {
                 device_id,
-                identity: [fill; 64],
+                identity: identity(seed).public().public_bytes(),
             })
             .collect(),
     )

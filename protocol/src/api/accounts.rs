@@ -45,6 +45,10 @@ pub struct RegisterResponse {
     /// (SPEC §15.2): it trusts later keys only through endorsements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_key: Option<super::ServerKeyPin>,
+    /// The transparency log's keys, for the client to pin beside the
+    /// organisation's copy (SPEC §16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<super::LogPin>,
 }
 
 impl std::fmt::Debug for RegisterResponse {
@@ -54,12 +58,14 @@ impl std::fmt::Debug for RegisterResponse {
             device_id,
             credential: _,
             server_key,
+            log,
         } = self;
         f.debug_struct("RegisterResponse")
             .field("username", username)
             .field("device_id", device_id)
             .field("credential", &Redacted)
             .field("server_key", server_key)
+            .field("log", log)
             .finish()
     }
 }
@@ -74,6 +80,9 @@ pub struct DeviceList {
     /// only (always false for another account's list).
     #[serde(default)]
     pub sealed_from_strangers: bool,
+    /// The proof that the transparency log holds this list (SPEC §16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transparency: Option<super::TransparencyProof>,
 }
 
 /// `PUT /v1/accounts/access`: the calling account's access key (sealed
@@ -173,6 +182,7 @@ mod tests {
             device_id: 1,
             credential: "s3cret-credential".into(),
             server_key: None,
+            log: None,
         };
         let code = LinkCode {
             code: "s3cret-code".into(),

@@ -47,4 +47,8 @@ pub struct DeviceBundle {
 pub struct BundleResponse {
     /// Bundles of the requested devices that have a signed prekey.
     pub devices: Vec<DeviceBundle>,
+    /// The proof that the transparency log holds the account's device
+    /// list, whose identity keys the bundles must carry (SPEC §16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transparency: Option<super::TransparencyProof>,
 }

@@ -15,6 +15,7 @@ mod directory;
 mod keys;
 mod messages;
 mod push;
+mod transparency;
 
 pub use accounts::{
     DeviceList, DeviceRemoved, LinkCode, LinkCodeQuery, LinkRequest, RegisterRequest,
@@ -31,6 +32,9 @@ pub use messages::{
     StaleLists, UNIDENTIFIED_ACCESS_KEY_HEADER,
 };
 pub use push::{PushRegistered, PushRegistration};
+pub use transparency::{
+    AuditQuery, AuditResponse, AuditStep, LogPin, TransparencyProof, TransparencyRoot,
+};
 
 /// Writes `<redacted>` in place of a secret field.
 struct Redacted;

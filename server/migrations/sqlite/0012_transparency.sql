@@ -1,8 +1,9 @@
 -- Key transparency (crypto/SPEC.md §16). akd's own records: the tree's
 -- summary, its nodes (in the server's node codec), and every version of
--- every label's value; then what the server adds: each epoch's signed
--- root, the append-only proof from the epoch before, and the accounts
--- whose device list changed since the last epoch.
+-- every label's value; then what the server adds: the device lists the
+-- values commit to, each epoch's signed root, the append-only proof from
+-- the epoch before, and the accounts whose device list changed since the
+-- last epoch.
 CREATE TABLE kt_azks (
     id SMALLINT PRIMARY KEY,
     latest_epoch BIGINT NOT NULL,
@@ -23,6 +24,15 @@ CREATE TABLE kt_values (
     PRIMARY KEY (label, epoch)
 );
 CREATE INDEX kt_values_by_version ON kt_values (label, version);
+
+-- The device list each value commits to, as the publisher made it, so
+-- that a fetch serves exactly the list its proof is of.
+CREATE TABLE kt_device_lists (
+    label BLOB NOT NULL,
+    epoch BIGINT NOT NULL,
+    devices BLOB NOT NULL,
+    PRIMARY KEY (label, epoch)
+);
 
 CREATE TABLE kt_roots (
     epoch BIGINT PRIMARY KEY,

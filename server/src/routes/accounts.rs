@@ -25,7 +25,7 @@ use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::encoding::decode_b64;
 use crate::error::{AppError, ErrorCode};
-use crate::services::{access, accounts};
+use crate::services::{access, accounts, transparency};
 
 pub(super) async fn register(
     State(state): State<AppState>,
@@ -57,9 +57,14 @@ pub(super) async fn list_devices(
             .access(&username)
             .await?
             .is_some_and(|record| record.sealed_from_strangers);
+    let transparency = match Username::parse(&username) {
+        Ok(username) => transparency::proof(&state, &username).await?,
+        Err(_) => None,
+    };
     Ok(Json(DeviceList {
         devices,
         sealed_from_strangers,
+        transparency,
     }))
 }
 

@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use starling_protocol::Username;
 use starling_protocol::api::{BundleResponse, DeviceBundle, KeyUpload};
 
 use super::{ApiJson, ApiPath};
@@ -11,7 +12,7 @@ use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::encoding::encode_b64;
 use crate::error::AppError;
-use crate::services::keys;
+use crate::services::{keys, transparency};
 use crate::store::PrekeyCounts;
 
 pub(super) async fn upload(
@@ -34,7 +35,12 @@ pub(super) async fn fetch(
     requester: AuthedDevice,
     ApiPath((username, device)): ApiPath<(String, String)>,
 ) -> Result<Json<BundleResponse>, AppError> {
+    // The fetch first: its rate limit covers the proof too.
     let bundles = keys::fetch_bundles(&state, &requester, &username, &device).await?;
+    let transparency = match Username::parse(&username) {
+        Ok(username) => transparency::proof(&state, &username).await?,
+        Err(_) => None,
+    };
     let devices = bundles
         .into_iter()
         .map(|claimed| DeviceBundle {
@@ -42,5 +48,8 @@ pub(super) async fn fetch(
             bundle: encode_b64(&claimed.bundle.to_bytes()),
         })
         .collect();
-    Ok(Json(BundleResponse { devices }))
+    Ok(Json(BundleResponse {
+        devices,
+        transparency,
+    }))
 }

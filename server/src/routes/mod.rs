@@ -11,6 +11,7 @@
 //! - `certificates`: sealed sender's server keys and sender certificates.
 //! - `directory`: directory search.
 //! - `push`: push endpoint registration.
+//! - `transparency`: the key transparency log's roots and audit proofs.
 //! - `health`: `/healthz` and `/metrics`.
 
 mod accounts;
@@ -22,6 +23,7 @@ mod health;
 mod keys;
 mod messages;
 mod push;
+mod transparency;
 
 use axum::Router;
 use axum::routing::{delete, get, post, put};
@@ -60,6 +62,9 @@ pub(crate) fn router() -> Router<AppState> {
             get(certificates::server_keys),
         )
         .route("/v1/certificate/sender", get(certificates::sender))
+        .route("/v1/transparency/root", get(transparency::latest_root))
+        .route("/v1/transparency/roots/{epoch}", get(transparency::root))
+        .route("/v1/transparency/audit", get(transparency::audit))
         .route("/v1/attachments", post(attachments::create))
         .route(
             "/v1/attachments/{id}",

@@ -12,6 +12,7 @@ use starling_protocol::api::{LinkCode, RegisterResponse};
 use crate::AppState;
 use crate::auth::{AuthedDevice, Credential, hash_secret};
 use crate::error::{AppError, ErrorCode};
+use crate::services::transparency;
 use crate::store::{LinkError, NewDevice, RegisterError, Removal, now_millis};
 
 /// How long a link code is valid.
@@ -53,16 +54,18 @@ pub async fn register(
         .register(username.as_str(), invite, &device, now_millis())
         .await
     {
-        Ok(_) => {
+        Ok(account_id) => {
             state.metrics.registrations.inc();
             state.transparency.changed();
             // A send tried before the name existed no longer answers for it.
             state.access_cache.forget(username.as_str());
+            transparency::wait_for_epoch(state, account_id).await;
             Ok(RegisterResponse {
                 username: username.into_string(),
                 device_id: 1,
                 credential: credential.secret,
                 server_key: Some(state.certificate_keys.pin()),
+                log: Some(transparency::pin(state)),
             })
         }
         Err(RegisterError::InvalidInvite) => {
@@ -175,11 +178,15 @@ pub async fn link_device(
     {
         Ok((username, device_id)) => {
             state.transparency.changed();
+            if let Some((account_id, _)) = state.store.devices_of(&username).await? {
+                transparency::wait_for_epoch(state, account_id).await;
+            }
             Ok(RegisterResponse {
                 username,
                 device_id,
                 credential: credential.secret,
                 server_key: Some(state.certificate_keys.pin()),
+                log: Some(transparency::pin(state)),
             })
         }
         Err(LinkError::InvalidCode) => Err(AppError::Forbidden("invalid or expired link code")),

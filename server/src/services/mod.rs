@@ -32,4 +32,5 @@ pub mod multi_recipient;
 pub mod push_endpoints;
 pub mod queue;
 pub mod sends;
+pub mod transparency;
 pub mod unidentified;

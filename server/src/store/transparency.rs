@@ -299,6 +299,48 @@ impl Store {
         })
     }
 
+    /// Keeps the device lists an epoch is about to commit to, as `(label,
+    /// canonical list)`, before it is published: a crash after akd's
+    /// commit finds them stored. (Rows of an epoch that never happens are
+    /// replaced by the publish that takes its number.)
+    pub async fn kt_store_lists(
+        &self,
+        epoch: i64,
+        lists: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_with(self.begin_write()).await?;
+            for chunk in lists.chunks(CHUNK) {
+                let sql = format!(
+                    "INSERT INTO kt_device_lists (label, devices, epoch) VALUES {} \
+                     ON CONFLICT (label, epoch) DO UPDATE SET devices = excluded.devices",
+                    (0..chunk.len())
+                        .map(|row| format!("(${}, ${}, $1)", 2 * row + 2, 2 * row + 3))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let mut query = sqlx::query(&sql).bind(epoch);
+                for (label, devices) in chunk {
+                    query = query.bind(label).bind(devices);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The device list a label's value of `epoch` commits to.
+    pub async fn kt_list(&self, label: &[u8], epoch: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT devices FROM kt_device_lists WHERE label = $1 AND epoch = $2")
+                .bind(label)
+                .bind(epoch)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
     /// Up to `limit` accounts waiting for an epoch, as `(account, seq)`.
     pub async fn kt_pending(&self, limit: i64) -> Result<Vec<(i64, i64)>, sqlx::Error> {
         with_pool!(self, pool => {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use akd::storage::StorageManager;
 use akd::{AzksParallelismConfig, Directory};
 use starling_transparency::{LogConfig, LogPublicKey, LogSigningKey, VrfSecret};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OnceCell, watch};
 
 use crate::store::Store;
 use storage::LogStorage;
@@ -51,6 +51,10 @@ pub struct TransparencyLog {
     vrf_public_key: [u8; 32],
     wake: Notify,
     published: watch::Sender<Option<u64>>,
+    /// The directory lookups read through: no cache, so every lookup sees
+    /// what the database has committed (the publisher may be on another
+    /// node).
+    reader: OnceCell<LogDirectory>,
 }
 
 impl std::fmt::Debug for TransparencyLog {
@@ -81,6 +85,7 @@ impl TransparencyLog {
             vrf,
             wake: Notify::new(),
             published: watch::Sender::new(None),
+            reader: OnceCell::new(),
         })
     }
 
@@ -116,6 +121,33 @@ impl TransparencyLog {
             Some(std::time::Duration::from_secs(60)),
         );
         Ok(Directory::new(storage, self.vrf.clone(), AzksParallelismConfig::default()).await?)
+    }
+}
+
+impl TransparencyLog {
+    /// The lookup proof of `label` at the directory's newest epoch, and
+    /// that epoch, or `None` if the log has never held the label.
+    pub async fn lookup(
+        &self,
+        label: akd::AkdLabel,
+    ) -> Result<Option<(akd::LookupProof, akd::EpochHash)>, LogError> {
+        let reader = self
+            .reader
+            .get_or_try_init(|| async {
+                let storage = StorageManager::new_no_cache(LogStorage::new(self.store.clone()));
+                Directory::new(storage, self.vrf.clone(), AzksParallelismConfig::disabled()).await
+            })
+            .await?;
+        match reader.lookup(label).await {
+            Ok(found) => Ok(Some(found)),
+            Err(akd::errors::AkdError::Storage(akd::errors::StorageError::NotFound(_))) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The store the log is kept in.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 }
 

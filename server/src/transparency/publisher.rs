@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use akd::{AkdLabel, AkdValue};
 use protobuf::Message as _;
+use starling_crypto::IdentityKey;
 use starling_protocol::Username;
 use starling_transparency::{
     CONFIGURATION_ID, DeviceEntry, DeviceList, RootStatement, commitment, label,
@@ -41,6 +42,15 @@ pub enum Round {
         /// How many accounts it published.
         accounts: usize,
     },
+}
+
+/// What the log holds for an account.
+struct Entry {
+    label: AkdLabel,
+    value: AkdValue,
+    /// The canonical device list `value` commits to (empty for the
+    /// deleted value).
+    list: Vec<u8>,
 }
 
 fn hour_now() -> u64 {
@@ -123,7 +133,7 @@ impl TransparencyLog {
     /// What the log holds for an account now: its label and the value of
     /// its device list (the deleted value once it is gone), or `None` if
     /// what the database holds cannot be committed to (logged).
-    async fn entry(&self, account_id: i64) -> Result<Option<(AkdLabel, AkdValue)>, LogError> {
+    async fn entry(&self, account_id: i64) -> Result<Option<Entry>, LogError> {
         let Some(account) = self.store.kt_account(account_id).await? else {
             return Ok(None);
         };
@@ -132,20 +142,31 @@ impl TransparencyLog {
             return Ok(None);
         };
         if account.devices.is_empty() {
-            return Ok(Some((label(&username), commitment::deleted_value())));
+            return Ok(Some(Entry {
+                label: label(&username),
+                value: commitment::deleted_value(),
+                list: Vec::new(),
+            }));
         }
         let entries: Option<Vec<DeviceEntry>> = account
             .devices
             .iter()
             .map(|(device_id, identity)| {
+                // The log commits to both public keys (SPEC §16.3), as
+                // safety numbers do.
+                let identity = IdentityKey::from_bytes(identity).ok()?;
                 Some(DeviceEntry {
                     device_id: *device_id,
-                    identity: identity.as_slice().try_into().ok()?,
+                    identity: identity.public_bytes(),
                 })
             })
             .collect();
         match entries.map(DeviceList::new) {
-            Some(Ok(list)) => Ok(Some((label(&username), list.value()))),
+            Some(Ok(list)) => Ok(Some(Entry {
+                label: label(&username),
+                value: list.value(),
+                list: list.to_bytes(),
+            })),
             _ => {
                 tracing::error!(account_id, "a device list the log cannot hold");
                 Ok(None)
@@ -162,11 +183,16 @@ impl TransparencyLog {
             return Ok(Round::Idle);
         }
         let mut updates = Vec::with_capacity(pending.len());
+        let mut lists = Vec::with_capacity(pending.len());
         for (account_id, _) in &pending {
             if let Some(entry) = self.entry(*account_id).await? {
-                updates.push(entry);
+                lists.push((entry.label.0.clone(), entry.list));
+                updates.push((entry.label, entry.value));
             }
         }
+        self.store
+            .kt_store_lists(to_i64(before + 1)?, &lists)
+            .await?;
         let hash = directory.publish(updates).await?;
         if hash.epoch() == before {
             self.store.kt_clear_pending(&pending).await?;

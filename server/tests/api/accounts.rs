@@ -3,6 +3,8 @@
 //! linking a second device, and the staff directory search.
 
 use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use starling_test_support::both_databases;
 
@@ -189,13 +191,18 @@ async fn device_linking(kind: DbKind) {
     let (status, devices) = server
         .request("GET", "/v1/accounts/alice/devices", Some(&second), None)
         .await;
-    assert_eq!(
-        (status, devices),
-        (
-            StatusCode::OK,
-            json!({ "devices": [1, 2], "sealed_from_strangers": false })
-        )
-    );
+    assert_eq!(status, StatusCode::OK, "{devices}");
+    assert_eq!(devices["devices"], json!([1, 2]));
+    assert_eq!(devices["sealed_from_strangers"], json!(false));
+    // The link answered once the log held the new device.
+    let proved = starling_transparency::DeviceList::from_bytes(
+        &STANDARD
+            .decode(devices["transparency"]["devices"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<u32> = proved.entries().iter().map(|e| e.device_id).collect();
+    assert_eq!(ids, [1, 2]);
     let one = json!({ "envelopes": [{ "device_id": 1, "content": b64(b"x") }] });
     let (status, body) = server
         .request("PUT", "/v1/messages/alice", Some(&bob.auth), Some(one))

@@ -16,4 +16,5 @@ mod multi_recipient;
 mod prekeys;
 mod revocation;
 mod sends;
+mod transparency;
 mod unidentified;

@@ -58,6 +58,8 @@ impl TestServer {
             ..Config::default()
         };
         config.metrics.token = Some(starling_server::config::Secret(METRICS_TOKEN.into()));
+        // Registrations wait for their epoch: no need to batch them here.
+        config.transparency.publish_interval_ms = 10;
         adjust(&mut config);
         let state = AppState::new(open_store(&db).await, config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

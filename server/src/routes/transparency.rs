@@ -1,0 +1,39 @@
+//! Key transparency (`services::transparency`), open to anyone: the log
+//! is public, and auditors need no account.
+//!
+//! - `GET /v1/transparency/root`: the newest signed root.
+//! - `GET /v1/transparency/roots/{epoch}`: an epoch's signed root.
+//! - `GET /v1/transparency/audit?from=E&limit=N`: the epochs after `E`,
+//!   each with its append-only proof from the one before.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use starling_protocol::api::{AuditQuery, AuditResponse, TransparencyRoot};
+
+use super::ApiPath;
+use crate::AppState;
+use crate::error::{AppError, ErrorCode};
+use crate::services::transparency;
+
+pub(super) async fn latest_root(
+    State(state): State<AppState>,
+) -> Result<Json<TransparencyRoot>, AppError> {
+    transparency::latest_root(&state).await.map(Json)
+}
+
+pub(super) async fn root(
+    State(state): State<AppState>,
+    ApiPath(epoch): ApiPath<u64>,
+) -> Result<Json<TransparencyRoot>, AppError> {
+    transparency::root(&state, epoch).await.map(Json)
+}
+
+pub(super) async fn audit(
+    State(state): State<AppState>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<AuditResponse>, AppError> {
+    let Query(query) =
+        query.map_err(|e| AppError::bad_request(ErrorCode::BadQuery, e.body_text()))?;
+    transparency::audit(&state, query).await.map(Json)
+}

@@ -1,0 +1,177 @@
+//! Serving the key transparency log (`crypto/SPEC.md` §16): its pins, its
+//! signed roots, the append-only steps auditors walk, the proof that comes
+//! with every key and device-list fetch, and the wait of a registration or
+//! link for the epoch that holds its new device.
+
+use std::time::Duration;
+
+use starling_protocol::Username;
+use starling_protocol::api::{
+    AuditQuery, AuditResponse, AuditStep, LogPin, TransparencyProof, TransparencyRoot,
+};
+use starling_transparency::label;
+use starling_transparency::verify::encode_lookup;
+
+use crate::AppState;
+use crate::encoding::encode_b64;
+use crate::error::AppError;
+
+/// Epochs one audit answer holds at most.
+pub const MAX_AUDIT_STEPS: u32 = 1_000;
+/// Bytes of proofs past which an audit answer stops (the caller asks again
+/// from where it ends).
+const AUDIT_BYTE_BUDGET: usize = 4 * 1024 * 1024;
+/// How long a registration or link waits for the epoch holding its new
+/// device before answering anyway (the client finds it in a later epoch).
+const EPOCH_WAIT: Duration = Duration::from_secs(10);
+/// How often a proof is tried again while the publisher records an epoch
+/// it has just committed, and how many times.
+const RECORD_RETRY: Duration = Duration::from_millis(20);
+const RECORD_RETRIES: u32 = 100;
+
+/// The log's keys, for clients to pin.
+pub fn pin(state: &AppState) -> LogPin {
+    LogPin {
+        log_key: encode_b64(&state.transparency.log_public_key().to_bytes()),
+        vrf_public_key: encode_b64(&state.transparency.vrf_public_key()),
+    }
+}
+
+fn no_root_yet() -> AppError {
+    AppError::Busy {
+        retry_after_secs: 1,
+    }
+}
+
+fn to_epoch(epoch: u64) -> Result<i64, AppError> {
+    i64::try_from(epoch).map_err(|_| AppError::NotFound("epoch"))
+}
+
+fn from_epoch(epoch: i64) -> u64 {
+    u64::try_from(epoch).unwrap_or(0)
+}
+
+/// The newest signed root.
+pub async fn latest_root(state: &AppState) -> Result<TransparencyRoot, AppError> {
+    let (epoch, signed) = state
+        .store
+        .kt_latest_root()
+        .await?
+        .ok_or_else(no_root_yet)?;
+    Ok(TransparencyRoot {
+        epoch: from_epoch(epoch),
+        signed_root: encode_b64(&signed),
+    })
+}
+
+/// The signed root of `epoch`.
+pub async fn root(state: &AppState, epoch: u64) -> Result<TransparencyRoot, AppError> {
+    let signed = state
+        .store
+        .kt_root(to_epoch(epoch)?)
+        .await?
+        .ok_or(AppError::NotFound("epoch"))?;
+    Ok(TransparencyRoot {
+        epoch,
+        signed_root: encode_b64(&signed),
+    })
+}
+
+/// The epochs after `query.from`, each with its append-only proof from
+/// the one before, as many as the limit and the byte budget allow (at
+/// least one, if there is one).
+pub async fn audit(state: &AppState, query: AuditQuery) -> Result<AuditResponse, AppError> {
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_AUDIT_STEPS);
+    let (latest, _) = state
+        .store
+        .kt_latest_root()
+        .await?
+        .ok_or_else(no_root_yet)?;
+    let rows = state
+        .store
+        .kt_audit(to_epoch(query.from)?, i64::from(limit))
+        .await?;
+    let mut steps = Vec::with_capacity(rows.len());
+    let mut bytes = 0;
+    for (epoch, signed, proof) in rows {
+        bytes += proof.len() + signed.len();
+        if bytes > AUDIT_BYTE_BUDGET && !steps.is_empty() {
+            break;
+        }
+        steps.push(AuditStep {
+            epoch: from_epoch(epoch),
+            signed_root: encode_b64(&signed),
+            proof: encode_b64(&proof),
+        });
+    }
+    Ok(AuditResponse {
+        steps,
+        latest: from_epoch(latest),
+    })
+}
+
+/// The proof that the log holds `username`'s device list, against the
+/// newest signed root, with the list; `None` if the log does not hold
+/// the account (yet).
+pub async fn proof(
+    state: &AppState,
+    username: &Username,
+) -> Result<Option<TransparencyProof>, AppError> {
+    let label = label(username);
+    for _ in 0..RECORD_RETRIES {
+        let Some((epoch, signed)) = state.store.kt_latest_root().await? else {
+            return Err(no_root_yet());
+        };
+        let Some((proof, hash)) = state
+            .transparency
+            .lookup(label.clone())
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        if hash.epoch() != from_epoch(epoch) {
+            // akd has committed an epoch whose root is being recorded.
+            tokio::time::sleep(RECORD_RETRY).await;
+            continue;
+        }
+        let devices = state
+            .store
+            .kt_list(&label.0, to_epoch(proof.epoch)?)
+            .await?
+            .ok_or_else(|| AppError::Internal("a logged value without its device list".into()))?;
+        let lookup_proof = encode_lookup(&proof).map_err(|e| AppError::Internal(e.to_string()))?;
+        return Ok(Some(TransparencyProof {
+            signed_root: encode_b64(&signed),
+            lookup_proof: encode_b64(&lookup_proof),
+            devices: encode_b64(&devices),
+        }));
+    }
+    Err(no_root_yet())
+}
+
+/// Waits until the log has published `account_id`'s latest device list
+/// (or [`EPOCH_WAIT`] passed), so that a first message right after
+/// registering or linking verifies.
+pub async fn wait_for_epoch(state: &AppState, account_id: i64) {
+    let mut published = state.transparency.published();
+    let waited = tokio::time::timeout(EPOCH_WAIT, async {
+        loop {
+            match state.store.kt_is_pending(account_id).await {
+                Ok(false) => return,
+                Ok(true) => {}
+                Err(error) => {
+                    tracing::warn!(error = %error, "reading the transparency queue");
+                    return;
+                }
+            }
+            // Woken by this process's publisher, or polled for another
+            // node's.
+            let _ = tokio::time::timeout(Duration::from_millis(200), published.changed()).await;
+        }
+    })
+    .await;
+    if waited.is_err() {
+        tracing::warn!("a new device is not in the transparency log yet");
+    }
+}
