@@ -156,6 +156,7 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let accounts = !store.list_accounts().await?.is_empty();
     starling_server::services::certificates::check_keys_present(&config.data_dir, accounts)?;
+    starling_server::transparency::check_key_files(&store, &config.data_dir).await?;
     let state = AppState::new(store.clone(), config.clone())?;
     let expiry = spawn_expiry(state.clone(), Duration::from_secs(60));
     let revocations = spawn_revocations(state.clone(), revocation::POLL_EVERY);

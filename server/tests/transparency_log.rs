@@ -4,7 +4,9 @@
 //! proof from the epoch before verifies, and in which a lookup proof of
 //! the account's current devices verifies with the client's checks; a
 //! restart continues the log, and an epoch akd committed just before a
-//! crash is signed on the next start.
+//! crash is signed on the next start; a second publisher working from a
+//! stale tree cannot write, and a process with other key files than the
+//! log's refuses to start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,7 +23,7 @@ use starling_protocol::Username;
 use starling_server::store::{NewDevice, Store};
 use starling_server::transparency::publisher::Round;
 use starling_server::transparency::storage::LogStorage;
-use starling_server::transparency::{LogDirectory, TransparencyLog};
+use starling_server::transparency::{LOG_KEY_FILE, LogDirectory, TransparencyLog, check_key_files};
 use starling_test_support::{TestDatabase, both_databases};
 use starling_transparency::verify::{LogPins, encode_lookup, verify_lookup};
 use starling_transparency::{DeviceEntry, DeviceList, LogConfig, LogView, SignedRoot, label};
@@ -77,7 +79,7 @@ async fn root(store: &Store, log: &TransparencyLog, epoch: u64) -> SignedRoot {
 
 /// Every stored step from epoch 0 verifies as append-only.
 async fn audit_all(store: &Store, log: &TransparencyLog) -> u64 {
-    let steps = store.kt_audit(0, 1_000).await.unwrap();
+    let steps = store.kt_audit(0, 1_000, usize::MAX).await.unwrap();
     let mut previous = root(store, log, 0).await;
     for (epoch, _, proof) in &steps {
         let current = root(store, log, *epoch as u64).await;
@@ -210,4 +212,64 @@ async fn unsigned_epoch_is_signed(kind: DbKind) {
 both_databases!(
     an_epoch_committed_before_a_crash_is_signed,
     unsigned_epoch_is_signed
+);
+
+async fn second_publisher_is_fenced(kind: DbKind) {
+    let db = TestDatabase::create(kind).await;
+    let store = common::open_store(&db).await;
+    let keys = tempfile::tempdir().unwrap();
+    let first = TransparencyLog::load(store.clone(), keys.path()).unwrap();
+    let first_directory = first.open_directory().await.unwrap();
+    first.publish_round(&first_directory).await.unwrap();
+    // A node that lost the lock without knowing: its tree is of epoch 0.
+    let second = TransparencyLog::load(store.clone(), keys.path()).unwrap();
+    let stale = second.open_directory().await.unwrap();
+    store.register("alice", None, &device(1), 1).await.unwrap();
+    assert!(matches!(
+        first.publish_round(&first_directory).await.unwrap(),
+        Round::Published { epoch: 1, .. }
+    ));
+    let eve = Username::parse("eve").unwrap();
+    let refused = stale
+        .publish(vec![(label(&eve), list(&[(1, 9)]).value())])
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    // The log is the first publisher's, whole.
+    store.register("bob", None, &device(2), 2).await.unwrap();
+    assert!(matches!(
+        first.publish_round(&first_directory).await.unwrap(),
+        Round::Published { epoch: 2, .. }
+    ));
+    assert_eq!(audit_all(&store, &first).await, 2);
+    check_lookup(&store, &first, &first_directory, "alice", &list(&[(1, 1)])).await;
+    check_lookup(&store, &first, &first_directory, "bob", &list(&[(1, 2)])).await;
+}
+both_databases!(a_second_publisher_cannot_write, second_publisher_is_fenced);
+
+async fn key_files_must_be_the_logs(kind: DbKind) {
+    let db = TestDatabase::create(kind).await;
+    let store = common::open_store(&db).await;
+    let keys = tempfile::tempdir().unwrap();
+    // A new log: any keys do, and are made.
+    check_key_files(&store, keys.path()).await.unwrap();
+    let log = TransparencyLog::load(store.clone(), keys.path()).unwrap();
+    let directory = log.open_directory().await.unwrap();
+    log.publish_round(&directory).await.unwrap();
+    check_key_files(&store, keys.path()).await.unwrap();
+    // Another node's own keys, or none at all: refused, nothing made.
+    let other = tempfile::tempdir().unwrap();
+    TransparencyLog::load(store.clone(), other.path()).unwrap();
+    let error = check_key_files(&store, other.path()).await.unwrap_err();
+    assert!(
+        error.to_string().contains("not those of the log"),
+        "{error}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let error = check_key_files(&store, empty.path()).await.unwrap_err();
+    assert!(error.to_string().contains("is missing"), "{error}");
+    assert!(!empty.path().join(LOG_KEY_FILE).exists());
+}
+both_databases!(
+    another_nodes_key_files_are_refused,
+    key_files_must_be_the_logs
 );

@@ -15,6 +15,7 @@ use starling_transparency::verify::encode_lookup;
 use crate::AppState;
 use crate::encoding::encode_b64;
 use crate::error::AppError;
+use crate::store::KtValueAt;
 
 /// Epochs one audit answer holds at most.
 pub const MAX_AUDIT_STEPS: u32 = 1_000;
@@ -89,15 +90,10 @@ pub async fn audit(state: &AppState, query: AuditQuery) -> Result<AuditResponse,
         .ok_or_else(no_root_yet)?;
     let rows = state
         .store
-        .kt_audit(to_epoch(query.from)?, i64::from(limit))
+        .kt_audit(to_epoch(query.from)?, i64::from(limit), AUDIT_BYTE_BUDGET)
         .await?;
     let mut steps = Vec::with_capacity(rows.len());
-    let mut bytes = 0;
     for (epoch, signed, proof) in rows {
-        bytes += proof.len() + signed.len();
-        if bytes > AUDIT_BYTE_BUDGET && !steps.is_empty() {
-            break;
-        }
         steps.push(AuditStep {
             epoch: from_epoch(epoch),
             signed_root: encode_b64(&signed),
@@ -108,6 +104,11 @@ pub async fn audit(state: &AppState, query: AuditQuery) -> Result<AuditResponse,
         steps,
         latest: from_epoch(latest),
     })
+}
+
+/// The epoch akd's tree is at.
+async fn tree_epoch(state: &AppState) -> Result<i64, AppError> {
+    Ok(state.store.kt_azks().await?.map_or(0, |(epoch, _)| epoch))
 }
 
 /// The proof that the log holds `username`'s device list, against the
@@ -122,16 +123,34 @@ pub async fn proof(
         let Some((epoch, signed)) = state.store.kt_latest_root().await? else {
             return Err(no_root_yet());
         };
-        let Some((proof, hash)) = state
+        // akd may have committed an epoch whose root is being recorded:
+        // wait for it on cheap reads, not on lookups.
+        if tree_epoch(state).await? != epoch {
+            tokio::time::sleep(RECORD_RETRY).await;
+            continue;
+        }
+        let found = state
             .transparency
             .lookup(label.clone())
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-        else {
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let Some((proof, hash)) = found else {
+            // akd reports any failure to read the label as "not found".
+            if state
+                .store
+                .kt_value(&label.0, KtValueAt::Newest)
+                .await?
+                .is_some()
+            {
+                return Err(AppError::Internal(
+                    "a logged account's lookup failed".into(),
+                ));
+            }
             return Ok(None);
         };
-        if hash.epoch() != from_epoch(epoch) {
-            // akd has committed an epoch whose root is being recorded.
+        // A lookup reads node by node: one during which the tree moved
+        // may mix epochs, and is made again.
+        if hash.epoch() != from_epoch(epoch) || tree_epoch(state).await? != epoch {
             tokio::time::sleep(RECORD_RETRY).await;
             continue;
         }

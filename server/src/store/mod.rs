@@ -44,7 +44,9 @@ pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
 pub use queue_usage::QueueCaps;
 pub use sends::{Destination, SendOp, SendRefusal, StaleLists};
 pub(crate) use transparency::MARK_CHANGED;
-pub use transparency::{KtRow, KtValue, KtValueAt, LoggedAccount, PublisherLock};
+pub use transparency::{
+    KtFence, KtRow, KtValue, KtValueAt, KtWriteError, LoggedAccount, PublisherLock,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

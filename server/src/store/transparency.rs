@@ -28,6 +28,79 @@ pub enum PublisherLock {
 pub(crate) const MARK_CHANGED: &str = "INSERT INTO kt_pending (account_id, seq) VALUES ($1, 1) \
      ON CONFLICT (account_id) DO UPDATE SET seq = kt_pending.seq + 1";
 
+/// Why akd's records were not written.
+#[derive(Debug, thiserror::Error)]
+pub enum KtWriteError {
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The stored tree is not at the epoch before this write's: another
+    /// publisher wrote it.
+    #[error("the log is no longer at the epoch before {0}: another publisher wrote it")]
+    Fenced(i64),
+}
+
+/// The publisher's guard on its writes (see [`Store::kt_write`]), and the
+/// device lists of the epoch it is about to commit, written with it.
+#[derive(Debug, Default)]
+pub struct KtFence {
+    lists: std::sync::Mutex<Option<(i64, Lists)>>,
+}
+
+/// `(label, canonical device list)` rows.
+type Lists = Vec<(Vec<u8>, Vec<u8>)>;
+
+impl KtFence {
+    /// Stages `(label, canonical list)` for epoch `epoch`'s commit.
+    pub fn stage(&self, epoch: i64, lists: Lists) {
+        if let Ok(mut staged) = self.lists.lock() {
+            *staged = Some((epoch, lists));
+        }
+    }
+
+    /// The lists staged for `epoch` (none for any other).
+    fn take(&self, epoch: i64) -> Lists {
+        match self.lists.lock() {
+            Ok(mut staged) => match staged.take() {
+                Some((staged_epoch, lists)) if staged_epoch == epoch => lists,
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Writes `(label, canonical list)` rows of `epoch` in `tx`.
+async fn insert_lists<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    epoch: i64,
+    lists: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    for chunk in lists.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO kt_device_lists (label, devices, epoch) VALUES {} \
+             ON CONFLICT (label, epoch) DO UPDATE SET devices = excluded.devices",
+            (0..chunk.len())
+                .map(|row| format!("(${}, ${}, $1)", 2 * row + 2, 2 * row + 3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(epoch);
+        for (label, devices) in chunk {
+            query = query.bind(label.clone()).bind(devices.clone());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Rows per multi-row statement: well under both databases' limits on
 /// bound parameters.
 const CHUNK: usize = 400;
@@ -127,7 +200,17 @@ where
 impl Store {
     /// Writes akd's records in one transaction: all of them or none. A
     /// record whose key comes twice is written once, as its last copy.
-    pub async fn kt_write(&self, rows: Vec<KtRow>) -> Result<(), sqlx::Error> {
+    ///
+    /// With a `fence`, a write of the tree's summary to epoch `n` goes
+    /// through only if the stored summary is at `n − 1` (or there is none,
+    /// for `n = 0`), and then writes the fence's device lists in the same
+    /// transaction: a second publisher (a node that lost the lock without
+    /// knowing) fails here instead of mixing its tree into the log.
+    pub async fn kt_write(
+        &self,
+        rows: Vec<KtRow>,
+        fence: Option<&KtFence>,
+    ) -> Result<(), KtWriteError> {
         let mut azks = None;
         let mut nodes = std::collections::HashMap::new();
         let mut values = std::collections::HashMap::new();
@@ -181,15 +264,29 @@ impl Store {
             }
             // The summary last, as akd orders its own commits.
             if let Some((latest_epoch, num_nodes)) = azks {
-                sqlx::query(
-                    "INSERT INTO kt_azks (id, latest_epoch, num_nodes) VALUES (1, $1, $2) \
+                let sql = match fence {
+                    None => "INSERT INTO kt_azks (id, latest_epoch, num_nodes) VALUES (1, $1, $2) \
                      ON CONFLICT (id) DO UPDATE SET latest_epoch = excluded.latest_epoch, \
                      num_nodes = excluded.num_nodes",
-                )
-                .bind(latest_epoch)
-                .bind(num_nodes)
-                .execute(&mut *tx)
-                .await?;
+                    Some(_) if latest_epoch == 0 => "INSERT INTO kt_azks (id, latest_epoch, num_nodes) \
+                     VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+                    Some(_) => "UPDATE kt_azks SET latest_epoch = $1, num_nodes = $2 \
+                     WHERE id = 1 AND latest_epoch = $1 - 1",
+                };
+                let written = sqlx::query(sql)
+                    .bind(latest_epoch)
+                    .bind(num_nodes)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if let Some(fence) = fence {
+                    if written != 1 {
+                        // Dropping the transaction rolls it back.
+                        return Err(KtWriteError::Fenced(latest_epoch));
+                    }
+                    let lists = fence.take(latest_epoch);
+                    insert_lists(&mut tx, latest_epoch, &lists).await?;
+                }
             }
             tx.commit().await?;
             Ok(())
@@ -296,37 +393,6 @@ impl Store {
                 }
             }
             Ok(found)
-        })
-    }
-
-    /// Keeps the device lists an epoch is about to commit to, as `(label,
-    /// canonical list)`, before it is published: a crash after akd's
-    /// commit finds them stored. (Rows of an epoch that never happens are
-    /// replaced by the publish that takes its number.)
-    pub async fn kt_store_lists(
-        &self,
-        epoch: i64,
-        lists: &[(Vec<u8>, Vec<u8>)],
-    ) -> Result<(), sqlx::Error> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin_with(self.begin_write()).await?;
-            for chunk in lists.chunks(CHUNK) {
-                let sql = format!(
-                    "INSERT INTO kt_device_lists (label, devices, epoch) VALUES {} \
-                     ON CONFLICT (label, epoch) DO UPDATE SET devices = excluded.devices",
-                    (0..chunk.len())
-                        .map(|row| format!("(${}, ${}, $1)", 2 * row + 2, 2 * row + 3))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let mut query = sqlx::query(&sql).bind(epoch);
-                for (label, devices) in chunk {
-                    query = query.bind(label).bind(devices);
-                }
-                query.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
         })
     }
 
@@ -464,7 +530,14 @@ impl Store {
     pub async fn kt_publisher_lock_held(&self, lock: &PublisherLock) -> bool {
         match lock {
             PublisherLock::Sqlite => true,
-            PublisherLock::Postgres(connection) => connection.lock().await.ping().await.is_ok(),
+            PublisherLock::Postgres(connection) => {
+                let mut connection = connection.lock().await;
+                matches!(
+                    tokio::time::timeout(std::time::Duration::from_secs(5), connection.ping())
+                        .await,
+                    Ok(Ok(()))
+                )
+            }
         }
     }
 
@@ -488,22 +561,35 @@ impl Store {
     }
 
     /// The epochs after `from`, at most `limit`, oldest first: `(epoch,
-    /// signed root, append-only proof from the epoch before)`.
+    /// signed root, append-only proof from the epoch before)`, read one by
+    /// one and stopped once `budget` bytes of proofs are taken (the first
+    /// is taken whatever its size).
     pub async fn kt_audit(
         &self,
         from: i64,
         limit: i64,
+        budget: usize,
     ) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>, sqlx::Error> {
+        use futures_util::TryStreamExt;
+        let mut steps = Vec::new();
+        let mut bytes = 0;
         with_pool!(self, pool => {
-            sqlx::query_as(
+            let mut rows = sqlx::query_as::<_, (i64, Vec<u8>, Vec<u8>)>(
                 "SELECT r.epoch, r.signed_root, a.proof FROM kt_roots r \
                  JOIN kt_audit a ON a.epoch = r.epoch \
                  WHERE r.epoch > $1 ORDER BY r.epoch LIMIT $2",
             )
             .bind(from)
             .bind(limit)
-            .fetch_all(pool)
-            .await
+            .fetch(pool);
+            while let Some(step) = rows.try_next().await? {
+                bytes += step.1.len() + step.2.len();
+                if bytes > budget && !steps.is_empty() {
+                    break;
+                }
+                steps.push(step);
+            }
+            Ok(steps)
         })
     }
 }

@@ -16,7 +16,7 @@ use akd::{AzksParallelismConfig, Directory};
 use starling_transparency::{LogConfig, LogPublicKey, LogSigningKey, VrfSecret};
 use tokio::sync::{Notify, OnceCell, watch};
 
-use crate::store::Store;
+use crate::store::{KtFence, Store};
 use storage::LogStorage;
 
 /// The log key's file in the data folder.
@@ -55,6 +55,9 @@ pub struct TransparencyLog {
     /// what the database has committed (the publisher may be on another
     /// node).
     reader: OnceCell<LogDirectory>,
+    /// Fences this process's publisher's commits, and carries the device
+    /// lists of the epoch it is about to commit.
+    fence: Arc<KtFence>,
 }
 
 impl std::fmt::Debug for TransparencyLog {
@@ -86,6 +89,7 @@ impl TransparencyLog {
             wake: Notify::new(),
             published: watch::Sender::new(None),
             reader: OnceCell::new(),
+            fence: Arc::default(),
         })
     }
 
@@ -115,7 +119,7 @@ impl TransparencyLog {
     /// starts from what the database holds.
     pub async fn open_directory(&self) -> Result<LogDirectory, LogError> {
         let storage = StorageManager::new(
-            LogStorage::new(self.store.clone()),
+            LogStorage::fenced(self.store.clone(), self.fence.clone()),
             Some(std::time::Duration::from_secs(30 * 60)),
             Some(256 * 1024 * 1024),
             Some(std::time::Duration::from_secs(60)),
@@ -134,7 +138,8 @@ impl TransparencyLog {
         let reader = self
             .reader
             .get_or_try_init(|| async {
-                let storage = StorageManager::new_no_cache(LogStorage::new(self.store.clone()));
+                let storage =
+                    StorageManager::new_no_cache(LogStorage::read_only(self.store.clone()));
                 Directory::new(storage, self.vrf.clone(), AzksParallelismConfig::disabled()).await
             })
             .await?;
@@ -149,6 +154,52 @@ impl TransparencyLog {
     pub fn store(&self) -> &Store {
         &self.store
     }
+}
+
+/// Refuses to start on key files that are not the log's: the database's
+/// first signed root names the VRF key and is signed by the log key, and
+/// a node with other files (lost, or never copied to it) would sign roots
+/// and make labels no client could check. Run before the keys are loaded,
+/// so that missing files are not replaced by new ones.
+pub async fn check_key_files(store: &Store, data_dir: &Path) -> std::io::Result<()> {
+    let genesis = store
+        .kt_root(0)
+        .await
+        .map_err(|e| std::io::Error::other(format!("reading the transparency log: {e}")))?;
+    let Some(genesis) = genesis else {
+        return Ok(()); // a new log: the keys are made with it
+    };
+    let refuse = |why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{why}: every server process must use the transparency key files \
+                 ({LOG_KEY_FILE}, {VRF_KEY_FILE}) of the process that started the log; \
+                 restore them from a backup or copy them from that process's data folder"
+            ),
+        )
+    };
+    for name in [LOG_KEY_FILE, VRF_KEY_FILE] {
+        if !data_dir.join(name).exists() {
+            return Err(refuse(format!(
+                "{} is missing from {}, but the database holds a transparency log",
+                name,
+                data_dir.display()
+            )));
+        }
+    }
+    let log = TransparencyLog::load(store.clone(), data_dir)?;
+    let matches = starling_transparency::SignedRoot::from_bytes(&genesis)
+        .ok()
+        .filter(|root| root.verify(&log.log_public_key()).is_ok())
+        .is_some_and(|root| root.statement.vrf_public_key == log.vrf_public_key);
+    if !matches {
+        return Err(refuse(format!(
+            "the transparency keys in {} are not those of the log in the database",
+            data_dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A log shared by the request handlers and the publisher.

@@ -190,9 +190,8 @@ impl TransparencyLog {
                 updates.push((entry.label, entry.value));
             }
         }
-        self.store
-            .kt_store_lists(to_i64(before + 1)?, &lists)
-            .await?;
+        // Written in the same transaction as akd's commit of the epoch.
+        self.fence.stage(to_i64(before + 1)?, lists);
         let hash = directory.publish(updates).await?;
         if hash.epoch() == before {
             self.store.kt_clear_pending(&pending).await?;

@@ -2,9 +2,12 @@
 //! SQLite or PostgreSQL: the tree's summary in `kt_azks`, its nodes in
 //! `kt_nodes` (in [`super::codec`]), every version of every label in
 //! `kt_values`. A publish reaches [`Database::batch_set`] as one commit of
-//! akd's transaction, and is written in one SQL transaction.
+//! akd's transaction, and is written in one SQL transaction, fenced
+//! against a second publisher; lookups read through a view that cannot
+//! write.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use akd::errors::StorageError;
 use akd::storage::types::{DbRecord, KeyData, StorageType, ValueState, ValueStateRetrievalFlag};
@@ -14,18 +17,50 @@ use akd::{AkdLabel, AkdValue, Azks};
 use async_trait::async_trait;
 
 use super::codec;
-use crate::store::{KtRow, KtValue, KtValueAt, Store};
+use crate::store::{KtFence, KtRow, KtValue, KtValueAt, KtWriteError, Store};
 
 /// akd's records in the server's database.
 #[derive(Debug, Clone)]
 pub struct LogStorage {
     store: Store,
+    mode: Mode,
+}
+
+/// What a [`LogStorage`] may write.
+#[derive(Debug, Clone)]
+enum Mode {
+    /// Anything (akd's storage suite, tools).
+    Plain,
+    /// The publisher's: the tree only from the epoch before, with the
+    /// fence's device lists (see [`Store::kt_write`]).
+    Fenced(Arc<KtFence>),
+    /// Nothing: lookups only.
+    ReadOnly,
 }
 
 impl LogStorage {
-    /// The log's records in `store`.
+    /// The log's records in `store`, written as akd asks.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            mode: Mode::Plain,
+        }
+    }
+
+    /// The publisher's view of the log: every commit fenced by `fence`.
+    pub fn fenced(store: Store, fence: Arc<KtFence>) -> Self {
+        Self {
+            store,
+            mode: Mode::Fenced(fence),
+        }
+    }
+
+    /// A view of the log that never writes.
+    pub fn read_only(store: Store) -> Self {
+        Self {
+            store,
+            mode: Mode::ReadOnly,
+        }
     }
 }
 
@@ -157,7 +192,20 @@ impl Database for LogStorage {
             .into_iter()
             .map(to_row)
             .collect::<Result<Vec<_>, _>>()?;
-        self.store.kt_write(rows).await.map_err(db_error)
+        let fence = match &self.mode {
+            Mode::Plain => None,
+            Mode::Fenced(fence) => Some(fence.as_ref()),
+            Mode::ReadOnly => {
+                return Err(StorageError::Other("a read-only view of the log".into()));
+            }
+        };
+        self.store
+            .kt_write(rows, fence)
+            .await
+            .map_err(|error| match error {
+                KtWriteError::Database(error) => db_error(error),
+                fenced @ KtWriteError::Fenced(_) => StorageError::Transaction(fenced.to_string()),
+            })
     }
 
     async fn get<St: Storable>(&self, id: &St::StorageKey) -> Result<DbRecord, StorageError> {
