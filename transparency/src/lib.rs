@@ -16,6 +16,10 @@
 //! The server's side (akd's storage on the server's database, the
 //! publisher of epochs) lives in the server; the auditor's append-only
 //! check, which needs akd itself, in the reference client.
+//!
+//! The crate builds for `wasm32-unknown-unknown` (`cargo check -p
+//! starling-transparency --target wasm32-unknown-unknown`), for the
+//! browser client.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
