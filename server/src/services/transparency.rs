@@ -170,7 +170,7 @@ pub async fn proof(
 }
 
 /// Waits until the log has published `account_id`'s latest device list
-/// (or [`EPOCH_WAIT`] passed), so that a first message right after
+/// (or ten seconds passed), so that a first message right after
 /// registering or linking verifies.
 pub async fn wait_for_epoch(state: &AppState, account_id: i64) {
     let mut published = state.transparency.published();
