@@ -101,6 +101,28 @@ where
     Ok(())
 }
 
+/// Deletes the waiting rows of `published` `(account, seq)` in `tx`, each
+/// only if not changed again since it was read.
+async fn clear_published<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    published: &[(i64, i64)],
+) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    for (account_id, seq) in published {
+        sqlx::query("DELETE FROM kt_pending WHERE account_id = $1 AND seq = $2")
+            .bind(*account_id)
+            .bind(*seq)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Rows per multi-row statement: well under both databases' limits on
 /// bound parameters.
 const CHUNK: usize = 400;
@@ -480,13 +502,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            for (account_id, seq) in published {
-                sqlx::query("DELETE FROM kt_pending WHERE account_id = $1 AND seq = $2")
-                    .bind(account_id)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            clear_published(&mut tx, published).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -497,13 +513,7 @@ impl Store {
     pub async fn kt_clear_pending(&self, published: &[(i64, i64)]) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_write()).await?;
-            for (account_id, seq) in published {
-                sqlx::query("DELETE FROM kt_pending WHERE account_id = $1 AND seq = $2")
-                    .bind(account_id)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            clear_published(&mut tx, published).await?;
             tx.commit().await?;
             Ok(())
         })

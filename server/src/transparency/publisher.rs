@@ -54,10 +54,7 @@ struct Entry {
 }
 
 fn hour_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 3600)
-        .unwrap_or(0)
+    u64::try_from(crate::store::now_millis()).unwrap_or(0) / 3_600_000
 }
 
 fn to_i64(n: u64) -> Result<i64, LogError> {

@@ -46,33 +46,11 @@ fn check(pins: &LogPins, username: &str, proof: &Value) -> DeviceList {
     devices
 }
 
-/// The pins a registration hands out (every registration gives the
-/// same), read by registering one more account.
-async fn pins_of(server: &TestServer) -> LogPins {
-    let invite = server.invite().await;
-    let (status, body) = server
-        .request(
-            "POST",
-            "/v1/accounts",
-            None,
-            Some(serde_json::json!({
-                "username": "pinner",
-                "invite_code": invite,
-                "identity_key": STANDARD.encode(
-                    starling_crypto::IdentityKeyPair::generate(&mut rand::rngs::OsRng).public().to_bytes()
-                ),
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    pins(&body["log"])
-}
-
 async fn fetches_are_proved(kind: DbKind) {
     let server = TestServer::start(kind).await;
-    let alice = server.register("alice", 1).await;
+    let (alice, registered) = server.register_answered("alice", 1).await;
     let bob = server.register("bob", 2).await;
-    let pins = pins_of(&server).await;
+    let pins = pins(&registered["log"]);
 
     // The newest root verifies; so does the first, and every step between.
     let (_, latest) = server

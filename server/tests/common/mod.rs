@@ -132,6 +132,11 @@ impl TestServer {
 
     /// Registers a user with a fresh identity and uploads prekeys.
     pub async fn register(&self, username: &str, seed: u64) -> TestUser {
+        self.register_answered(username, seed).await.0
+    }
+
+    /// [`Self::register`], with the registration's answer.
+    pub async fn register_answered(&self, username: &str, seed: u64) -> (TestUser, Value) {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let identity = IdentityKeyPair::generate(&mut rng);
         let invite = self.invite().await;
@@ -161,7 +166,7 @@ impl TestServer {
             rng,
         };
         user.upload_prekeys(self, 10).await;
-        user
+        (user, body)
     }
 
     /// A device's WebSocket to this server, authenticated with `auth`.
