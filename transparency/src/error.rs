@@ -54,6 +54,21 @@ pub enum TransparencyError {
         /// The root's epoch.
         root: u64,
     },
+    /// An audit step that is not the epoch right after the one reached.
+    #[error("the log's audit skips from epoch {expected} to epoch {served}")]
+    AuditGap {
+        /// The epoch the next step had to be.
+        expected: u64,
+        /// The epoch served.
+        served: u64,
+    },
+    /// An epoch whose tree did not only add to the one before: the log
+    /// was rewritten.
+    #[error("epoch {epoch} of the log is not an append-only step from the one before")]
+    NotAppendOnly {
+        /// The epoch whose proof failed.
+        epoch: u64,
+    },
     /// The served device list is not the one the log holds for the account.
     #[error("the keys the server sent for {username} are not the ones in the transparency log")]
     NotInLog {

@@ -11,27 +11,31 @@
 //!   with its log key, and that clients pin the key of;
 //! - [`verify`]: the checks a client makes before using any key: the
 //!   root's signature and freshness, the lookup proof against it, and the
-//!   served device list against the proved value.
+//!   served device list against the proved value;
+//! - [`audit`]: the walk from one verified root to a newer one, epoch by
+//!   epoch, with akd's append-only proofs (checked by akd's auditor with
+//!   the feature `audit`, which needs a Tokio runtime).
 //!
 //! The server's side (akd's storage on the server's database, the
-//! publisher of epochs) lives in the server; the auditor's append-only
-//! check, which needs akd itself, in the reference client.
+//! publisher of epochs) lives in the server.
 //!
-//! The crate builds for `wasm32-unknown-unknown` (`cargo check -p
-//! starling-transparency --target wasm32-unknown-unknown`), for the
-//! browser client.
+//! Without `audit`, the crate builds for `wasm32-unknown-unknown`
+//! (`cargo check -p starling-transparency --target wasm32-unknown-unknown`),
+//! for the browser client.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod audit;
 pub mod commitment;
 mod error;
 pub mod root;
 pub mod verify;
 mod vrf;
 
+pub use audit::{AppendOnlyClaim, AuditChain};
 pub use commitment::{DeviceEntry, DeviceList, label};
 pub use error::TransparencyError;
 pub use root::{LogPublicKey, LogSigningKey, RootStatement, SignedRoot};

@@ -20,6 +20,9 @@ pub struct TransparencyRoot {
     pub epoch: u64,
     /// The signed root statement (base64, SPEC §16.2).
     pub signed_root: String,
+    /// The log's keys: a device set up before the server had a log pins
+    /// them from here, once.
+    pub log: LogPin,
 }
 
 /// `GET /v1/transparency/audit`: the epochs after `from`.

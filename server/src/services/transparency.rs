@@ -62,6 +62,7 @@ pub async fn latest_root(state: &AppState) -> Result<TransparencyRoot, AppError>
     Ok(TransparencyRoot {
         epoch: from_epoch(epoch),
         signed_root: encode_b64(&signed),
+        log: pin(state),
     })
 }
 
@@ -75,6 +76,7 @@ pub async fn root(state: &AppState, epoch: u64) -> Result<TransparencyRoot, AppE
     Ok(TransparencyRoot {
         epoch,
         signed_root: encode_b64(&signed),
+        log: pin(state),
     })
 }
 
