@@ -84,6 +84,7 @@ pub mod records;
 pub mod sealed;
 pub mod storage;
 pub mod tofu;
+pub mod transparency;
 pub mod transport;
 pub mod trust;
 

@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::content::{self, Content, transport};
 use crate::sealed::{self, Me, SealedError, Sealing};
 use crate::storage::Storage;
+use crate::transparency::{self, LogError};
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 use crate::trust::{self, TrustError};
 
@@ -92,6 +93,22 @@ pub enum OutgoingError<S, T> {
     /// back as [`Self::Storage`] and [`Self::Transport`].
     #[error(transparent)]
     Sealed(SealedError<S, T>),
+    /// The keys the server sent are not the ones in the transparency log,
+    /// or the log is not one this device can follow. Never a store or
+    /// server failure: those come back as [`Self::Storage`] and
+    /// [`Self::Transport`].
+    #[error(transparent)]
+    Transparency(LogError<S, T>),
+}
+
+impl<S, T> From<LogError<S, T>> for OutgoingError<S, T> {
+    fn from(error: LogError<S, T>) -> Self {
+        match error {
+            LogError::Storage(e) => Self::Storage(e),
+            LogError::Transport(e) => Self::Transport(e),
+            other => Self::Transparency(other),
+        }
+    }
 }
 
 impl<S, T> From<SealedError<S, T>> for OutgoingError<S, T> {
@@ -145,13 +162,21 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         let devices = match self.own_devices.fresh(now) {
             Some(devices) => devices.to_vec(),
             None => {
-                let devices = self
+                let served = self
                     .transport
                     .devices(self.username)
                     .await
                     .map_err(OutgoingError::Transport)?;
-                self.own_devices.listed = Some((now, devices.clone()));
-                devices
+                let logged = transparency::verify_account(
+                    self.storage,
+                    self.transport,
+                    self.username,
+                    served.proof.as_ref(),
+                )
+                .await?;
+                transparency::check_device_ids(self.username, &logged, &served.value)?;
+                self.own_devices.listed = Some((now, served.value.clone()));
+                served.value
             }
         };
         Ok(devices
@@ -181,11 +206,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         if !known.is_empty() {
             return Ok(known);
         }
-        let bundles = self
-            .transport
-            .bundles(username, None)
-            .await
-            .map_err(OutgoingError::Transport)?;
+        let bundles = self.proved_bundles(username, None).await?;
         if bundles.is_empty() {
             return Err(OutgoingError::UnknownUser(username.to_owned()));
         }
@@ -195,6 +216,32 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
             devices.push(device);
         }
         Ok(devices)
+    }
+
+    /// Fetches bundles and checks that the transparency log holds each
+    /// one's identity key for its device, before any is used.
+    async fn proved_bundles(
+        &self,
+        username: &str,
+        device: Option<u32>,
+    ) -> Result<Vec<(u32, PreKeyBundle)>, S, T> {
+        let served = self
+            .transport
+            .bundles(username, device)
+            .await
+            .map_err(OutgoingError::Transport)?;
+        if served.value.is_empty() {
+            return Ok(served.value);
+        }
+        let logged = transparency::verify_account(
+            self.storage,
+            self.transport,
+            username,
+            served.proof.as_ref(),
+        )
+        .await?;
+        transparency::check_bundles(username, &logged, &served.value)?;
+        Ok(served.value)
     }
 
     /// Starts a fresh session with a device from its bundle, recording its
@@ -237,11 +284,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         device: u32,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(), S, T> {
-        let bundles = self
-            .transport
-            .bundles(username, Some(device))
-            .await
-            .map_err(OutgoingError::Transport)?;
+        let bundles = self.proved_bundles(username, Some(device)).await?;
         // Only the device asked for: a server that answers with others
         // must not get their keys recorded on the way.
         for (id, bundle) in bundles.into_iter().filter(|(id, _)| *id == device) {

@@ -122,6 +122,9 @@ pub enum Rejection {
     SelfSend,
     /// The certificate does not decode.
     Malformed,
+    /// The sending device's identity key is not the one the transparency
+    /// log holds for it (a device the server added, or a swapped key).
+    NotInLog,
 }
 
 impl Rejection {
@@ -136,6 +139,7 @@ impl Rejection {
             Self::StaticKeyMismatch => "static_key_mismatch",
             Self::SelfSend => "self_send",
             Self::Malformed => "malformed",
+            Self::NotInLog => "not_in_log",
         }
     }
 

@@ -12,6 +12,7 @@ use crate::conversation::Conversation;
 use crate::records::{GroupRecord, InboxItem, NewMessage};
 use crate::sealed::SealedRecord;
 use crate::tofu::TrustChange;
+use crate::transparency::LogRecord;
 
 /// A contact's trust state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -256,4 +257,13 @@ pub trait Storage {
         username: &str,
         key: Option<&[u8; 32]>,
     ) -> Result<(), Self::Error>;
+
+    /// The transparency log's pins and the newest root this device
+    /// verified; `None` before the first pin.
+    async fn log_record(&self) -> Result<Option<LogRecord>, Self::Error>;
+
+    /// Stores the log record. The pins are written once and never replaced;
+    /// a newest root no newer than the stored one leaves the stored one
+    /// (two checks may race).
+    async fn save_log_record(&self, record: &LogRecord) -> Result<(), Self::Error>;
 }

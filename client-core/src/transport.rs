@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use starling_crypto::PreKeyBundle;
 use starling_protocol::api::{KeyUpload, PrekeyCounts, StaleLists};
 
+use crate::transparency::{AppendOnlyClaim, AuditStep, LogPins, Proved, TransparencyError};
+
 /// The outcome of a send.
 #[derive(Debug)]
 pub enum SendOutcome {
@@ -42,17 +44,36 @@ pub trait Transport {
     /// The stock of one-time prekeys on the server.
     async fn key_count(&self) -> Result<PrekeyCounts, Self::Error>;
 
-    /// An account's device ids.
-    async fn devices(&self, username: &str) -> Result<Vec<u32>, Self::Error>;
+    /// An account's device ids, with the transparency log's proof of its
+    /// device list (checked by the caller).
+    async fn devices(&self, username: &str) -> Result<Proved<Vec<u32>>, Self::Error>;
 
     /// Fetches (and claims one-time prekeys of) the bundles of an account's
     /// devices: all of them when `device` is `None`. Each bundle's
-    /// signatures are verified by the time it is returned.
+    /// signatures are verified by the time it is returned; the
+    /// transparency proof that comes with them is checked by the caller.
     async fn bundles(
         &self,
         username: &str,
         device: Option<u32>,
-    ) -> Result<Vec<(u32, PreKeyBundle)>, Self::Error>;
+    ) -> Result<Proved<Vec<(u32, PreKeyBundle)>>, Self::Error>;
+
+    /// The transparency log's keys as the server names them (`None` when
+    /// it names none), for a device set up before it had a log.
+    async fn log_pins(&self) -> Result<Option<LogPins>, Self::Error>;
+
+    /// The log's epochs after `from`, oldest first, each with its
+    /// append-only proof (possibly fewer than there are: ask again).
+    async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>, Self::Error>;
+
+    /// Checks one audit step's append-only proof against `claim` with
+    /// akd's auditor (`starling_transparency::audit::verify_append_only`),
+    /// on a runtime of the shell's choosing. Local work, no server call.
+    async fn check_append_only(
+        &self,
+        proof: &[u8],
+        claim: &AppendOnlyClaim,
+    ) -> Result<(), TransparencyError>;
 
     /// Sends one envelope per device of an account.
     async fn send(

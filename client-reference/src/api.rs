@@ -22,10 +22,12 @@ pub use starling_protocol::api::{
 };
 use starling_protocol::{ErrorBody, ErrorCode};
 
+pub use starling_client_core::transparency::Proved;
 pub use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
 
 mod multi;
 mod retry;
+pub mod transparency;
 
 /// A device's credentials for the server.
 #[derive(Clone)]
@@ -279,11 +281,13 @@ impl Api {
     /// Fetches (and claims one-time prekeys of) the bundles of an account's
     /// devices: all of them when `device` is `None`. Each bundle's
     /// signatures are verified here.
+    /// The transparency log's proof comes with them, for the client core
+    /// to check before any key is used.
     pub async fn bundles(
         &self,
         username: &str,
         device: Option<u32>,
-    ) -> Result<Vec<(u32, PreKeyBundle)>> {
+    ) -> Result<Proved<Vec<(u32, PreKeyBundle)>>> {
         let which = device.map_or_else(|| "*".to_owned(), |d| d.to_string());
         let path = format!("v1/keys/{}/{which}", path_segment(username));
         let bundles: BundleResponse = match self.json(self.request(Method::GET, &path)?).await {
@@ -293,7 +297,7 @@ impl Api {
             }
             Err(e) => return Err(e),
         };
-        bundles
+        let value = bundles
             .devices
             .into_iter()
             .map(|d| {
@@ -301,7 +305,11 @@ impl Api {
                 let bundle = PreKeyBundle::from_bytes(&bytes)?;
                 Ok((d.device_id, bundle))
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok(Proved {
+            value,
+            proof: transparency::proof(bundles.transparency)?,
+        })
     }
 
     /// Sends one envelope per device of an account.

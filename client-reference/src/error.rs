@@ -73,6 +73,10 @@ pub enum ClientError {
     /// No such account, or it has no devices.
     #[error("unknown user `{0}`")]
     UnknownUser(String),
+    /// The keys the server sent are not the ones in the transparency log,
+    /// or its log is not one this device can follow: nothing was sent.
+    #[error("{0}")]
+    Transparency(String),
     /// `@name` where `name` cannot be a username.
     #[error("`{name}` is not a username: {source}")]
     BadUsername {

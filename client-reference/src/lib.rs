@@ -22,6 +22,7 @@
 )]
 
 pub mod api;
+pub mod audit_log;
 pub mod call;
 mod client;
 pub mod connection;

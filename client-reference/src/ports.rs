@@ -7,6 +7,9 @@ use starling_client_core::prekeys::PrekeyError;
 use starling_client_core::sealed::{SealedError, SealedRecord};
 use starling_client_core::storage::ContactRecord;
 use starling_client_core::tofu::TrustChange;
+use starling_client_core::transparency::{
+    AppendOnlyClaim, AuditStep, LogError, LogPins, LogRecord, Proved, TransparencyError,
+};
 use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
 use starling_client_core::trust::TrustError;
 use starling_client_core::{Clock, Storage, Transport};
@@ -266,6 +269,14 @@ impl Storage for Store {
         Store::contact_profile_key(self, username).await
     }
 
+    async fn log_record(&self) -> Result<Option<LogRecord>> {
+        Store::log_record(self).await
+    }
+
+    async fn save_log_record(&self, record: &LogRecord) -> Result<()> {
+        Store::save_log_record(self, record).await
+    }
+
     async fn set_contact_profile_key(&self, username: &str, key: Option<&[u8; 32]>) -> Result<()> {
         Store::set_contact_profile_key(self, username, key).await
     }
@@ -282,16 +293,38 @@ impl Transport for Api {
         Api::key_count(self).await
     }
 
-    async fn devices(&self, username: &str) -> Result<Vec<u32>> {
-        Api::devices(self, username).await
+    async fn devices(&self, username: &str) -> Result<Proved<Vec<u32>>> {
+        let list = Api::device_list(self, username).await?;
+        Ok(Proved {
+            value: list.devices,
+            proof: crate::api::transparency::proof(list.transparency)?,
+        })
     }
 
     async fn bundles(
         &self,
         username: &str,
         device: Option<u32>,
-    ) -> Result<Vec<(u32, PreKeyBundle)>> {
+    ) -> Result<Proved<Vec<(u32, PreKeyBundle)>>> {
         Api::bundles(self, username, device).await
+    }
+
+    async fn log_pins(&self) -> Result<Option<LogPins>> {
+        let root = Api::transparency_root(self).await?;
+        crate::api::transparency::pins(&root.log).map(Some)
+    }
+
+    async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>> {
+        Api::audit_steps(self, from).await
+    }
+
+    /// On the caller's Tokio runtime: akd's auditor spawns its tasks there.
+    async fn check_append_only(
+        &self,
+        proof: &[u8],
+        claim: &AppendOnlyClaim,
+    ) -> std::result::Result<(), TransparencyError> {
+        starling_transparency::audit::verify_append_only(proof, claim).await
     }
 
     async fn send(&self, destination: &str, envelopes: &[(u32, Vec<u8>)]) -> Result<SendOutcome> {
@@ -372,6 +405,18 @@ impl From<OutgoingError<ClientError, ClientError>> for ClientError {
                 Self::Protocol("the recipients' device lists kept changing; try again".into())
             }
             OutgoingError::Sealed(e) => e.into(),
+            OutgoingError::Transparency(e) => e.into(),
+        }
+    }
+}
+
+/// Store and server failures come back whole; a refusal of the log's
+/// proofs is told as the core words it.
+impl From<LogError<ClientError, ClientError>> for ClientError {
+    fn from(error: LogError<ClientError, ClientError>) -> Self {
+        match error {
+            LogError::Storage(e) | LogError::Transport(e) => e,
+            other => Self::Transparency(other.to_string()),
         }
     }
 }

@@ -371,6 +371,24 @@ where
             return Err(origin.rejected(Rejection::IdentityMismatch));
         }
         Content::decode(decrypted.plaintext.as_slice()).map_err(unreadable)?;
+        // Only a message that starts a session can bring an identity we
+        // have not recorded (and checked) already.
+        if decrypted.new_session {
+            let logged = crate::transparency::logged_device(
+                &self.storage,
+                &self.transport,
+                sender,
+                device,
+                &decrypted.sender,
+            )
+            .await
+            .map_err(|e| {
+                Failure::Local(DeviceError::from(crate::outgoing::OutgoingError::from(e)))
+            })?;
+            if !logged {
+                return Err(origin.rejected(Rejection::NotInLog));
+            }
+        }
         let own = sender == self.account.username;
         let change = self
             .storage

@@ -134,6 +134,41 @@ fn a_new_contact_gets_sessions_from_bundles_and_an_envelope_per_device() {
 }
 
 #[test]
+fn keys_the_transparency_log_does_not_hold_get_no_session_and_no_message() {
+    let memory = Memory::default();
+    let bob = Peer::new();
+    memory
+        .bundles
+        .borrow_mut()
+        .insert("bob".into(), vec![(1, bob.bundle())]);
+    // The log holds bob's key; then the operator serves its own instead.
+    run(crate::Transport::bundles(&memory, "bob", None)).unwrap();
+    memory.log.frozen.set(true);
+    let operator = Peer::new();
+    memory
+        .bundles
+        .borrow_mut()
+        .insert("bob".into(), vec![(1, operator.bundle())]);
+    let result = as_alice(&memory, &mut OwnDevices::default(), async |o| {
+        o.send_pairwise(&["bob".into()], &text("hi"), &mut OsRng)
+            .await
+    });
+    let Err(OutgoingError::Transparency(error)) = result else {
+        panic!("not refused: {result:?}");
+    };
+    assert_eq!(
+        error.to_string(),
+        "the keys the server sent for bob are not the ones in the transparency log"
+    );
+    assert!(
+        memory.identities.borrow().get("bob").is_none(),
+        "no key recorded"
+    );
+    assert!(memory.sessions.borrow().is_empty());
+    assert!(memory.sent.borrow().is_empty());
+}
+
+#[test]
 fn an_unknown_account_is_refused() {
     let memory = Memory::default();
     let result = as_alice(&memory, &mut OwnDevices::default(), async |o| {

@@ -9,6 +9,7 @@
 //! `tests` here, which checks them); its transport half is a scripted
 //! server that records what it is asked to send.
 
+mod log;
 mod server;
 mod storage;
 mod tests;
@@ -34,6 +35,7 @@ use crate::sealed::SealedRecord;
 use crate::storage::ContactRecord;
 use crate::transport::AccountEnvelopes;
 
+pub(crate) use log::TestLog;
 pub(crate) use server::{Link, Server};
 
 /// Runs a future whose I/O is all in memory.
@@ -186,6 +188,10 @@ pub(crate) struct Memory {
     pub(crate) access_key: RefCell<Option<[u8; 16]>>,
     /// Every unidentified send the server was asked for.
     pub(crate) sent_unidentified: RefCell<Vec<Vec<Unidentified>>>,
+    /// The server's transparency log.
+    pub(crate) log: log::TestLog,
+    /// The log's pins and newest verified root, once pinned.
+    pub(crate) log_record: RefCell<Option<crate::transparency::LogRecord>>,
 }
 
 impl Memory {

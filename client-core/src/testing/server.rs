@@ -17,6 +17,9 @@ use starling_protocol::frames::Envelope;
 use thiserror::Error;
 
 use super::{Authority, CERTIFICATE_TTL, SERVER_NOW};
+use crate::transparency::{
+    AppendOnlyClaim, AuditStep, LogPins, LogProof, Proved, TransparencyError,
+};
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 
 /// Why the shared server refused a call.
@@ -79,6 +82,8 @@ pub(crate) struct Server {
     state: RefCell<State>,
     /// The key sender certificates are signed with.
     pub(crate) authority: Authority,
+    /// The transparency log of every account's devices.
+    pub(crate) log: super::TestLog,
 }
 
 impl Server {
@@ -245,6 +250,20 @@ impl Link {
         self.server.take(&self.username, self.device)
     }
 
+    /// The log's proof of `username`'s devices as the server holds them
+    /// (published first when they changed).
+    fn logged(&self, username: &str) -> Result<LogProof, Refused> {
+        let devices: Vec<(u32, [u8; 64])> = {
+            let state = self.state()?;
+            let account = state.accounts.get(username).ok_or(Refused::NotFound)?;
+            account
+                .iter()
+                .map(|(id, keys)| (*id, keys.identity.public_bytes()))
+                .collect()
+        };
+        Ok(self.server.log.prove(username, &devices))
+    }
+
     fn state(&self) -> Result<std::cell::RefMut<'_, State>, Refused> {
         let state = self.server.state.borrow_mut();
         if state.offline {
@@ -303,17 +322,22 @@ impl Transport for Link {
         Ok(counts(keys))
     }
 
-    async fn devices(&self, username: &str) -> Result<Vec<u32>, Refused> {
+    async fn devices(&self, username: &str) -> Result<Proved<Vec<u32>>, Refused> {
+        let proof = self.logged(username)?;
         let state = self.state()?;
         let devices = state.accounts.get(username).ok_or(Refused::NotFound)?;
-        Ok(devices.keys().copied().collect())
+        Ok(Proved {
+            value: devices.keys().copied().collect(),
+            proof: Some(proof),
+        })
     }
 
     async fn bundles(
         &self,
         username: &str,
         device: Option<u32>,
-    ) -> Result<Vec<(u32, PreKeyBundle)>, Refused> {
+    ) -> Result<Proved<Vec<(u32, PreKeyBundle)>>, Refused> {
+        let proof = self.logged(username)?;
         let mut state = self.state()?;
         let withhold_kem = state.withhold_kem;
         let devices = state.accounts.get_mut(username).ok_or(Refused::NotFound)?;
@@ -335,7 +359,26 @@ impl Transport for Link {
                 .map_err(|_| Refused::BadRequest)?;
             bundles.push((*id, bundle));
         }
-        Ok(bundles)
+        Ok(Proved {
+            value: bundles,
+            proof: Some(proof),
+        })
+    }
+
+    async fn log_pins(&self) -> Result<Option<LogPins>, Refused> {
+        Ok(Some(self.server.log.pins()))
+    }
+
+    async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>, Refused> {
+        Ok(self.server.log.audit_steps(from))
+    }
+
+    async fn check_append_only(
+        &self,
+        proof: &[u8],
+        claim: &AppendOnlyClaim,
+    ) -> Result<(), TransparencyError> {
+        self.server.log.check_append_only(proof, claim)
     }
 
     async fn send(

@@ -16,6 +16,7 @@ use crate::records::{GroupRecord, InboxItem, NewMessage};
 use crate::sealed::SealedRecord;
 use crate::storage::{ContactRecord, Storage};
 use crate::tofu::TrustChange;
+use crate::transparency::LogRecord;
 
 impl Memory {
     /// Stages an item unless one of its envelope is staged already (the
@@ -484,6 +485,23 @@ impl Storage for Memory {
     async fn save_sealed_record(&self, record: &SealedRecord) -> Result<(), Fake> {
         self.check("save_sealed_record")?;
         *self.sealed.borrow_mut() = record.clone();
+        Ok(())
+    }
+
+    async fn log_record(&self) -> Result<Option<LogRecord>, Fake> {
+        self.check("log_record")?;
+        Ok(*self.log_record.borrow())
+    }
+
+    async fn save_log_record(&self, record: &LogRecord) -> Result<(), Fake> {
+        self.check("save_log_record")?;
+        let mut stored = self.log_record.borrow_mut();
+        let epoch = |r: &LogRecord| r.newest.map(|(epoch, _)| epoch);
+        match stored.as_mut() {
+            None => *stored = Some(*record),
+            Some(s) if epoch(s) < epoch(record) => s.newest = record.newest,
+            Some(_) => {}
+        }
         Ok(())
     }
 

@@ -6,7 +6,29 @@ use starling_crypto::PreKeyBundle;
 use starling_protocol::api::{KeyUpload, PrekeyCounts};
 
 use super::{Fake, Memory};
+use crate::transparency::{AppendOnlyClaim, AuditStep, LogPins, Proved, TransparencyError};
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
+
+impl Memory {
+    /// The log's proof for `username`: the identity of each device from
+    /// its bundle, a placeholder for devices served without one.
+    fn logged(&self, username: &str, ids: &[u32]) -> crate::transparency::LogProof {
+        let bundles = self.bundles.borrow();
+        let served = bundles.get(username);
+        let mut devices: Vec<(u32, [u8; 64])> = ids
+            .iter()
+            .map(|id| {
+                let identity = served
+                    .and_then(|b| b.iter().find(|(d, _)| d == id))
+                    .map_or([0; 64], |(_, bundle)| bundle.identity().public_bytes());
+                (*id, identity)
+            })
+            .collect();
+        devices.sort_by_key(|(id, _)| *id);
+        devices.dedup_by_key(|(id, _)| *id);
+        self.log.prove(username, &devices)
+    }
+}
 
 impl Transport for Memory {
     type Error = Fake;
@@ -27,29 +49,58 @@ impl Transport for Memory {
         Ok(PrekeyCounts { one_time, kem })
     }
 
-    async fn devices(&self, username: &str) -> Result<Vec<u32>, Fake> {
-        Ok(self
+    async fn devices(&self, username: &str) -> Result<Proved<Vec<u32>>, Fake> {
+        let ids = self
             .devices
             .borrow()
             .get(username)
             .cloned()
-            .unwrap_or_else(|| vec![1]))
+            .unwrap_or_else(|| vec![1]);
+        let proof = self.logged(username, &ids);
+        Ok(Proved {
+            value: ids,
+            proof: Some(proof),
+        })
     }
 
     async fn bundles(
         &self,
         username: &str,
         device: Option<u32>,
-    ) -> Result<Vec<(u32, PreKeyBundle)>, Fake> {
-        Ok(self
+    ) -> Result<Proved<Vec<(u32, PreKeyBundle)>>, Fake> {
+        let all: Vec<(u32, PreKeyBundle)> = self
             .bundles
             .borrow()
             .get(username)
-            .into_iter()
-            .flatten()
-            .filter(|(d, _)| device.is_none_or(|wanted| wanted == *d))
             .cloned()
-            .collect())
+            .unwrap_or_default();
+        let proof = (!all.is_empty()).then(|| {
+            let ids: Vec<u32> = all.iter().map(|(d, _)| *d).collect();
+            self.logged(username, &ids)
+        });
+        Ok(Proved {
+            value: all
+                .into_iter()
+                .filter(|(d, _)| device.is_none_or(|wanted| wanted == *d))
+                .collect(),
+            proof,
+        })
+    }
+
+    async fn log_pins(&self) -> Result<Option<LogPins>, Fake> {
+        Ok(Some(self.log.pins()))
+    }
+
+    async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>, Fake> {
+        Ok(self.log.audit_steps(from))
+    }
+
+    async fn check_append_only(
+        &self,
+        proof: &[u8],
+        claim: &AppendOnlyClaim,
+    ) -> Result<(), TransparencyError> {
+        self.log.check_append_only(proof, claim)
     }
 
     async fn send(

@@ -17,6 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::rngs::OsRng;
 use starling_client_core::sealed::SealedRecord;
+use starling_client_core::transparency::LogRecord;
 use starling_client_core::{Account, Device};
 use starling_crypto::sealed::TrustedServerKeys;
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
@@ -190,6 +191,14 @@ impl Client {
                 profile_key_pending: false,
             };
             store.save_sealed_record(&record).await?;
+        }
+        if let Some(pin) = &registered.log {
+            // The transparency log's keys, learned over the same connection:
+            // every key fetched from now on must be in the log they sign.
+            let pins = crate::api::transparency::pins(pin)?;
+            store
+                .save_log_record(&LogRecord { pins, newest: None })
+                .await?;
         }
         let api = api.with_credentials(Credentials {
             username: registered.username.clone(),

@@ -10,6 +10,7 @@ mod groups;
 mod messages;
 mod sealed;
 mod sessions;
+mod transparency;
 pub(crate) mod trust;
 
 use std::path::{Path, PathBuf};

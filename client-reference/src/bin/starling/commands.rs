@@ -48,6 +48,16 @@ fn store_key(home: &Path, new: bool) -> Result<StoreKey> {
 }
 
 pub(crate) async fn run(cli: Cli, out: Output) -> Result<()> {
+    if let Command::AuditLog {
+        server,
+        ca_fingerprint,
+        from,
+        log_key,
+    } = cli.command
+    {
+        return crate::trust::audit_log(&server, ca_fingerprint.as_deref(), from, log_key, out)
+            .await;
+    }
     let home = home_dir(cli.home)?;
     let fresh = !home.join(DATABASE_FILE).exists();
     let setup = matches!(cli.command, Command::Register { .. } | Command::Link { .. });
@@ -148,7 +158,7 @@ async fn link(home: &Path, server: &ServerConfig, code: &str, out: Output) -> Re
 /// Hands a command to the module of its group.
 async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<()> {
     match command {
-        Command::Register { .. } | Command::Link { .. } => Ok(()),
+        Command::Register { .. } | Command::Link { .. } | Command::AuditLog { .. } => Ok(()),
         Command::Send { to, text, reply_to } => {
             messages::send(client, &to, text, reply_to.as_deref(), out).await
         }

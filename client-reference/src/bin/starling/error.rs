@@ -43,6 +43,9 @@ pub(crate) enum CliError {
     /// conversation.
     #[error("you can only {0} your own messages of this conversation")]
     NotYourMessage(&'static str),
+    /// An epoch of the transparency log failed its audit.
+    #[error("epoch {} of the log fails its audit", .0.epoch)]
+    AuditFailed(Box<starling_client::audit_log::AuditReport>),
 }
 
 impl From<std::io::Error> for CliError {

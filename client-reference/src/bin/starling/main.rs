@@ -52,6 +52,25 @@ enum Command {
         #[arg(long)]
         ca_fingerprint: Option<String>,
     },
+    /// Check a server's transparency log: every epoch only added to the one
+    /// before (needs no account or home). Exits non-zero naming the first
+    /// epoch that fails.
+    AuditLog {
+        /// The server's URL (https://host:port).
+        #[arg(long)]
+        server: String,
+        /// SHA-256 fingerprint of the server's certificate (printed by the server).
+        #[arg(long)]
+        ca_fingerprint: Option<String>,
+        /// The epoch to start from (0: the log's beginning); its root is
+        /// taken as the server signed it.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// The log key to check every root against (base64, as your
+        /// organisation publishes it; default: the key the server names).
+        #[arg(long)]
+        log_key: Option<String>,
+    },
     /// Link this home as a new device of your account (code from `starling devices link-code`).
     Link {
         #[arg(long)]
@@ -293,6 +312,18 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli, output)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error::CliError::AuditFailed(report)) => {
+            if output.json {
+                output.print(&report, String::new);
+            } else {
+                eprintln!(
+                    "error: epoch {} of the log fails its audit: {}",
+                    report.epoch,
+                    report.error.as_deref().unwrap_or("")
+                );
+            }
+            ExitCode::FAILURE
+        }
         Err(error) => {
             if output.json {
                 println!("{}", serde_json::json!({ "error": error.to_string() }));

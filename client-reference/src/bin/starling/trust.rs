@@ -1,10 +1,61 @@
 //! Trust in contacts: `safety-number`, `verify`, `reset-session` and
-//! `warnings`.
+//! `warnings`; trust in the server's transparency log: `audit-log`.
 
 use starling_client::Client;
+use starling_client::api::Api;
+use starling_client::audit_log;
 
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::output::Output;
+
+/// `starling audit-log`: walks the server's transparency log and checks
+/// every epoch only added to the one before. Needs no account.
+pub(crate) async fn audit_log(
+    server: &str,
+    ca_fingerprint: Option<&str>,
+    from: u64,
+    log_key: Option<String>,
+    out: Output,
+) -> Result<()> {
+    let api = Api::new(server, ca_fingerprint)?;
+    let pins = match log_key {
+        Some(key) => {
+            let named = api.transparency_root().await?.log;
+            let pin = starling_protocol::api::LogPin {
+                log_key: key,
+                vrf_public_key: named.vrf_public_key,
+            };
+            Some(starling_client::api::transparency::pins(&pin)?)
+        }
+        None => None,
+    };
+    let quiet = out.json;
+    let report = audit_log::audit_log(&api, from, pins, |epoch| {
+        if !quiet && epoch % 1000 == 0 {
+            eprintln!("epoch {epoch} verified");
+        }
+    })
+    .await?;
+    if report.keys_from_server && !quiet {
+        eprintln!(
+            "note: checked under the log key the server names; pass --log-key (from your organisation) to check it is the one your members pinned"
+        );
+    }
+    if !report.verified {
+        return Err(CliError::AuditFailed(Box::new(report)));
+    }
+    out.print(&report, || {
+        format!(
+            "the log only added to itself from epoch {} to epoch {} ({} epochs checked); root at {}: {}",
+            report.from,
+            report.epoch,
+            report.epochs_checked,
+            report.epoch,
+            report.root.as_deref().unwrap_or("")
+        )
+    });
+    Ok(())
+}
 
 /// `starling safety-number`: the number to compare in person, and
 /// whether it is verified or changed.
