@@ -120,7 +120,8 @@ pub fn describe(content: &Content) -> Option<(&'static str, String)> {
             | Body::ReadReceipt(_)
             | Body::SenderKey(_)
             | Body::SessionReset(_)
-            | Body::RepairRequest(_),
+            | Body::RepairRequest(_)
+            | Body::LogRootAnswer(_),
         ) => return None,
     };
     Some(described)

@@ -190,6 +190,17 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A contact's device was shown another transparency log than this
+    /// device: the server shows the two of them different logs, so the
+    /// keys it serves each may not be the ones it shows the other.
+    SplitView {
+        /// The contact.
+        sender: String,
+        /// Its device.
+        device: u32,
+        /// The epoch with two roots (`None`: another log key or log).
+        epoch: Option<u64>,
+    },
 }
 
 impl fmt::Debug for Event {
@@ -256,6 +267,16 @@ impl fmt::Debug for Event {
                 .field("sender", sender)
                 .field("device", device)
                 .field("reason", reason)
+                .finish(),
+            Self::SplitView {
+                sender,
+                device,
+                epoch,
+            } => f
+                .debug_struct("SplitView")
+                .field("sender", sender)
+                .field("device", device)
+                .field("epoch", epoch)
                 .finish(),
             Self::SenderKeyRefused {
                 sender,

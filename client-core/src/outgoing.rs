@@ -512,7 +512,9 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         Ok(())
     }
 
-    /// `content` with our profile key, when we have one.
+    /// `content` with our profile key, when we have one, and our newest
+    /// verified root of the transparency log (unless it carries one: an
+    /// answer to a split view carries the root of the epoch in question).
     async fn with_profile_key(
         &mut self,
         content: &Content,
@@ -525,6 +527,15 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
             .await?;
         if let Some(key) = key {
             content.profile_key = key.to_vec();
+        }
+        if content.log_root.is_empty() {
+            let record = self.storage.log_record().await;
+            let newest = record
+                .map_err(OutgoingError::Storage)?
+                .and_then(|r| r.newest);
+            if let Some(root) = newest {
+                content.log_root = root.to_bytes();
+            }
         }
         Ok(content)
     }

@@ -12,7 +12,7 @@ use crate::conversation::Conversation;
 use crate::records::{GroupRecord, InboxItem, NewMessage};
 use crate::sealed::SealedRecord;
 use crate::tofu::TrustChange;
-use crate::transparency::LogRecord;
+use crate::transparency::{LogRecord, OwnLogState};
 
 /// A contact's trust state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -266,4 +266,15 @@ pub trait Storage {
     /// a newest root no newer than the stored one leaves the stored one
     /// (two checks may race).
     async fn save_log_record(&self, record: &LogRecord) -> Result<(), Self::Error>;
+
+    /// How far this device has checked its own account's history in the
+    /// log; `None` before the first check.
+    async fn own_log_state(&self) -> Result<Option<OwnLogState>, Self::Error>;
+
+    /// Replaces the own account's checked history state.
+    async fn save_own_log_state(&self, state: &OwnLogState) -> Result<(), Self::Error>;
+
+    /// Adds a warning for `username` that a person must see, unless the
+    /// same one is outstanding; whether it was added.
+    async fn add_warning(&self, username: &str, text: &str) -> Result<bool, Self::Error>;
 }

@@ -28,6 +28,12 @@ pub use starling_transparency::{LogPins, TransparencyError};
 use crate::storage::Storage;
 use crate::transport::Transport;
 
+mod own;
+mod peer;
+
+pub use own::{OwnHistory, OwnLogChange, OwnLogState, check_own_history};
+pub use peer::{PeerRoot, compare_peer_root};
+
 /// What the server sends beside fetched keys or device ids, decoded from
 /// its transport encoding but not checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +66,22 @@ pub struct AuditStep {
 }
 
 /// What a device keeps of the log: the pins it took when it was set up,
-/// and the newest root it verified the whole way to.
+/// and the newest root it verified the whole way to, as the log key
+/// signed it (it shows it to contacts, SPEC §16.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogRecord {
     /// The log key and VRF key.
     pub pins: LogPins,
-    /// The newest verified root (epoch, root hash).
-    pub newest: Option<(u64, [u8; 32])>,
+    /// The newest verified root.
+    pub newest: Option<SignedRoot>,
+}
+
+impl LogRecord {
+    /// The newest verified root's epoch and root hash.
+    pub fn newest_root(&self) -> Option<(u64, [u8; 32])> {
+        self.newest
+            .map(|signed| (signed.statement.epoch, signed.statement.root))
+    }
 }
 
 /// Why keys were refused.
@@ -127,19 +142,47 @@ pub async fn verify_account<S: Storage, T: Transport>(
             "the server sent no proof".into(),
         ))
     })?;
-    let view = LogView::restore(record.pins, record.newest);
-    let signed = SignedRoot::from_bytes(&proof.signed_root).map_err(LogError::Log)?;
-    let root = view.accept_root(&signed).map_err(LogError::Log)?;
-    if let Some(from) = view.audit_from(&root) {
-        audit::<S, T>(storage, transport, record.pins, from, &root).await?;
-    }
+    let (root, signed) = trusted_root(storage, transport, &record, &proof.signed_root).await?;
     let name = Username::parse(username)
         .map_err(|_| not_in_log(TransparencyError::MalformedDevices("not a username")))?;
     let devices = DeviceList::from_bytes(&proof.devices).map_err(not_in_log)?;
     let lookup = verify::verify_lookup(&record.pins, &root, &name, &proof.lookup_proof, &devices)
         .map_err(not_in_log)?;
-    remember::<S, T>(storage, record.pins, (root.epoch(), root.root())).await?;
+    remember::<S, T>(storage, record.pins, &signed).await?;
     Ok(lookup.devices)
+}
+
+/// Checks a served signed root against what this device saw (signature,
+/// log, rollback, fork) and walks the log's audit to it from the newest
+/// verified root: the root a proof may then be checked against (stored
+/// as the newest once the proof held, [`remember`]), and the root as
+/// signed.
+async fn trusted_root<S: Storage, T: Transport>(
+    storage: &S,
+    transport: &T,
+    record: &LogRecord,
+    signed_root: &[u8],
+) -> Result<(VerifiedRoot, SignedRoot), S, T> {
+    let signed = SignedRoot::from_bytes(signed_root).map_err(LogError::Log)?;
+    let root = walk_to(storage, transport, record, &signed).await?;
+    Ok((root, signed))
+}
+
+/// Checks `signed` against what this device saw (signature, log,
+/// rollback, fork) and walks the log's audit to it from the newest
+/// verified root.
+async fn walk_to<S: Storage, T: Transport>(
+    storage: &S,
+    transport: &T,
+    record: &LogRecord,
+    signed: &SignedRoot,
+) -> Result<VerifiedRoot, S, T> {
+    let view = LogView::restore(record.pins, record.newest_root());
+    let root = view.accept_root(signed).map_err(LogError::Log)?;
+    if let Some(from) = view.audit_from(&root) {
+        audit::<S, T>(storage, transport, record.pins, from, &root).await?;
+    }
+    Ok(root)
 }
 
 /// Stores `reached` (a root verified the whole way to) as the newest, unless
@@ -149,18 +192,19 @@ pub async fn verify_account<S: Storage, T: Transport>(
 async fn remember<S: Storage, T: Transport>(
     storage: &S,
     pins: LogPins,
-    reached: (u64, [u8; 32]),
+    reached: &SignedRoot,
 ) -> Result<(), S, T> {
     let stored = storage.log_record().await.map_err(LogError::Storage)?;
-    match stored.and_then(|r| r.newest) {
-        Some((epoch, root)) if epoch == reached.0 && root != reached.1 => {
+    let (epoch_reached, root_reached) = (reached.statement.epoch, reached.statement.root);
+    match stored.and_then(|r| r.newest_root()) {
+        Some((epoch, root)) if epoch == epoch_reached && root != root_reached => {
             Err(LogError::Log(TransparencyError::Fork { epoch }))
         }
-        Some((epoch, _)) if epoch >= reached.0 => Ok(()),
+        Some((epoch, _)) if epoch >= epoch_reached => Ok(()),
         _ => storage
             .save_log_record(&LogRecord {
                 pins,
-                newest: Some(reached),
+                newest: Some(*reached),
             })
             .await
             .map_err(LogError::Storage),
@@ -276,6 +320,7 @@ async fn audit<S: Storage, T: Transport>(
     root: &VerifiedRoot,
 ) -> Result<(), S, T> {
     let mut chain = AuditChain::new(pins, from);
+    let mut last = None;
     while !chain.reached(root).map_err(LogError::Log)? {
         let steps = transport
             .audit_steps(chain.at().0)
@@ -295,11 +340,14 @@ async fn audit<S: Storage, T: Transport>(
                 .await
                 .map_err(LogError::Log)?;
             chain.advance(claim);
+            last = Some(signed);
             if chain.at().0 >= root.epoch() {
                 break;
             }
         }
-        remember::<S, T>(storage, pins, chain.at()).await?;
+        if let Some(reached) = &last {
+            remember::<S, T>(storage, pins, reached).await?;
+        }
     }
     Ok(())
 }
@@ -353,7 +401,7 @@ mod tests {
         );
         let record = memory.log_record.borrow().unwrap();
         assert_eq!(record.pins, memory.log.pins());
-        assert_eq!(record.newest.map(|(epoch, _)| epoch), Some(1));
+        assert_eq!(record.newest_root().map(|(epoch, _)| epoch), Some(1));
     }
 
     #[test]
@@ -406,7 +454,7 @@ mod tests {
         let (memory, _) = serving_bob();
         *memory.log_record.borrow_mut() = Some(LogRecord {
             pins: memory.log.pins(),
-            newest: Some((100, [7; 32])),
+            newest: Some(memory.log.sign(100, [7; 32])),
         });
         let error = fetch(&memory).unwrap_err();
         assert!(
@@ -431,7 +479,7 @@ mod tests {
         }
         let devices = fetch(&memory).unwrap();
         assert_eq!(devices.entries().len(), 1);
-        let newest = memory.log_record.borrow().unwrap().newest.unwrap();
+        let newest = memory.log_record.borrow().unwrap().newest_root().unwrap();
         assert_eq!(newest.0, 6);
     }
 
@@ -443,7 +491,7 @@ mod tests {
         // This device saw another root at epoch 1 than the log's.
         *memory.log_record.borrow_mut() = Some(LogRecord {
             pins: memory.log.pins(),
-            newest: Some((1, [7; 32])),
+            newest: Some(memory.log.sign(1, [7; 32])),
         });
         let error = fetch(&memory).unwrap_err();
         assert!(
@@ -454,7 +502,7 @@ mod tests {
             "{error:?}"
         );
         assert_eq!(
-            memory.log_record.borrow().unwrap().newest,
+            memory.log_record.borrow().unwrap().newest_root(),
             Some((1, [7; 32])),
             "nothing learned from a refused walk"
         );

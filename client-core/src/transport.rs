@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use starling_crypto::PreKeyBundle;
 use starling_protocol::api::{KeyUpload, PrekeyCounts, StaleLists};
 
-use crate::transparency::{AppendOnlyClaim, AuditStep, LogPins, Proved, TransparencyError};
+use crate::transparency::{
+    AppendOnlyClaim, AuditStep, LogPins, OwnHistory, Proved, TransparencyError,
+};
 
 /// The outcome of a send.
 #[derive(Debug)]
@@ -61,6 +63,10 @@ pub trait Transport {
     /// The transparency log's keys as the server names them (`None` when
     /// it names none), for a device set up before it had a log.
     async fn log_pins(&self) -> Result<Option<LogPins>, Self::Error>;
+
+    /// Every device list the log has held for this device's own account,
+    /// with the history proof (`None` while the log does not hold it).
+    async fn own_history(&self) -> Result<Option<OwnHistory>, Self::Error>;
 
     /// The log's epochs after `from`, oldest first, each with its
     /// append-only proof (possibly fewer than there are: ask again).

@@ -37,9 +37,9 @@ pub mod tls;
 pub use starling_protocol::frames;
 
 pub use client::{
-    CallOptions, CallReport, CallSignalKind, Client, Event, IncomingCall, PREKEY_BATCH,
-    PREKEY_LOW_WATER, Progress, SIGNED_PREKEY_MAX_AGE_SECS, SafetyNumberView, ServerConfig,
-    UpdateKind, kind_for,
+    CallOptions, CallReport, CallSignalKind, Client, Event, IncomingCall, OwnLogChange,
+    PREKEY_BATCH, PREKEY_LOW_WATER, Progress, SIGNED_PREKEY_MAX_AGE_SECS, SafetyNumberView,
+    ServerConfig, UpdateKind, kind_for,
 };
 pub use conversation::{Conversation, ConversationRef, GroupId};
 pub use error::{ClientError, Result};

@@ -8,7 +8,8 @@ use starling_client_core::sealed::{SealedError, SealedRecord};
 use starling_client_core::storage::ContactRecord;
 use starling_client_core::tofu::TrustChange;
 use starling_client_core::transparency::{
-    AppendOnlyClaim, AuditStep, LogError, LogPins, LogRecord, Proved, TransparencyError,
+    AppendOnlyClaim, AuditStep, LogError, LogPins, LogRecord, OwnHistory, OwnLogState, Proved,
+    TransparencyError,
 };
 use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
 use starling_client_core::trust::TrustError;
@@ -280,6 +281,18 @@ impl Storage for Store {
     async fn set_contact_profile_key(&self, username: &str, key: Option<&[u8; 32]>) -> Result<()> {
         Store::set_contact_profile_key(self, username, key).await
     }
+
+    async fn own_log_state(&self) -> Result<Option<OwnLogState>> {
+        Store::own_log_state(self).await
+    }
+
+    async fn save_own_log_state(&self, state: &OwnLogState) -> Result<()> {
+        Store::save_own_log_state(self, state).await
+    }
+
+    async fn add_warning(&self, username: &str, text: &str) -> Result<bool> {
+        Store::add_warning(self, username, text).await
+    }
 }
 
 impl Transport for Api {
@@ -312,6 +325,10 @@ impl Transport for Api {
     async fn log_pins(&self) -> Result<Option<LogPins>> {
         let root = Api::transparency_root(self).await?;
         crate::api::transparency::pins(&root.log).map(Some)
+    }
+
+    async fn own_history(&self) -> Result<Option<OwnHistory>> {
+        Api::own_history(self).await
     }
 
     async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>> {

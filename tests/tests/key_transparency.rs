@@ -3,7 +3,11 @@
 //! the server serves mallory's keys as bob's, valid signatures and all)
 //! gets no message through: alice's client refuses bob's keys because the
 //! transparency log holds the ones bob published, records nothing of them
-//! and sends nothing. And an auditor with no account (`starling
+//! and sends nothing. A device the operator adds to an account behind
+//! its owner's back is in the log for everyone to encrypt to, so every
+//! device of the owner finds it in its own history and warns. Two people
+//! shown two different logs find out as soon as one writes to the other,
+//! and both warn. And an auditor with no account (`starling
 //! audit-log`) verifies the whole log, and names the epoch of a history
 //! the operator rewrote.
 
@@ -11,7 +15,8 @@
 
 use serde_json::Value;
 use sqlx::Connection;
-use starling_e2e::{TestServer, workspace_binary};
+use starling_client::{Event, OwnLogChange};
+use starling_e2e::{TestServer, message_count, workspace_binary};
 use starling_test_support::{DbKind, both_databases};
 
 /// The statements that move mallory's device 1 keys (identity and every
@@ -195,3 +200,179 @@ async fn an_auditor_catches_a_rewritten_history(db: DbKind) {
 }
 
 both_databases!(rewritten_history, an_auditor_catches_a_rewritten_history);
+
+/// The statements that give alice a device 9 with mallory's keys and
+/// queue her account for the next epoch, as an operator with database
+/// access would (the server then publishes it as it would a link).
+fn plant_statements(alice: i64, mallory: i64) -> Vec<String> {
+    vec![
+        format!(
+            "INSERT INTO devices (account_id, device_id, credential_hash, identity_key, created_at, manager) \
+             SELECT {alice}, 9, credential_hash, identity_key, created_at, manager FROM devices \
+             WHERE account_id = {mallory} AND device_id = 1"
+        ),
+        format!(
+            "INSERT INTO kt_pending (account_id, seq) VALUES ({alice}, 1000000) \
+             ON CONFLICT (account_id) DO UPDATE SET seq = excluded.seq"
+        ),
+    ]
+}
+
+macro_rules! plant_device {
+    ($connection:ty, $url:expr) => {{
+        let mut conn = <$connection>::connect($url).await.unwrap();
+        let mut ids = Vec::new();
+        for name in ["alice", "mallory"] {
+            let id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE username = $1")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        for statement in plant_statements(ids[0], ids[1]) {
+            sqlx::query(&statement).execute(&mut conn).await.unwrap();
+        }
+    }};
+}
+
+fn added(changes: &[OwnLogChange]) -> Vec<u32> {
+    changes
+        .iter()
+        .map(|change| match change {
+            OwnLogChange::DeviceAdded { device_id, .. } => *device_id,
+            other => panic!("not an added device: {other:?}"),
+        })
+        .collect()
+}
+
+async fn a_device_added_without_the_owner_is_seen_by_each_of_its_devices(db: DbKind) {
+    let server = TestServer::start(db).await;
+    let alice = server.client("alice").await;
+    let _mallory = server.client("mallory").await;
+    let code = alice.client.link_code().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let key = starling_e2e::test_key("alice-2");
+    let laptop = starling_client::Client::link(home.path(), &key, &server.config(), &code)
+        .await
+        .unwrap();
+
+    // The laptop takes the account as it found it; the phone is shown the
+    // laptop it linked (the log cannot tell a link from a plant).
+    assert_eq!(laptop.check_own_log().await.unwrap(), []);
+    assert_eq!(added(&alice.client.check_own_log().await.unwrap()), [2]);
+    assert_eq!(alice.client.check_own_log().await.unwrap(), [], "said once");
+    assert!(laptop.warnings().await.unwrap().is_empty());
+
+    match db {
+        DbKind::Sqlite => plant_device!(sqlx::SqliteConnection, server.database_url()),
+        DbKind::Postgres => plant_device!(sqlx::PgConnection, server.database_url()),
+    }
+    // The publisher takes the queued account within its poll.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let changes = loop {
+        let changes = laptop.check_own_log().await.unwrap();
+        if !changes.is_empty() || std::time::Instant::now() > deadline {
+            break changes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(added(&changes), [9], "the laptop warns");
+    assert_eq!(
+        added(&alice.client.check_own_log().await.unwrap()),
+        [9],
+        "the phone warns"
+    );
+    for device in [&laptop, &alice.client] {
+        let warnings = device.warnings().await.unwrap();
+        assert!(
+            warnings.iter().any(|(username, text)| username == "alice"
+                && text.contains("a device (9) added to your account")),
+            "{warnings:?}"
+        );
+    }
+    // Bob, meanwhile, is served the planted device with a valid proof:
+    // it is what the log holds, which is why alice must be told.
+    let bob = server.client("bob").await;
+    let served = bob.client.api().devices("alice").await.unwrap();
+    assert!(served.contains(&9), "{served:?}");
+    laptop.close().await;
+}
+
+both_databases!(
+    own_account_watch,
+    a_device_added_without_the_owner_is_seen_by_each_of_its_devices
+);
+
+fn split_views(events: &[Event], from: &str) -> Vec<Option<u64>> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::SplitView { sender, epoch, .. } if sender == from => Some(*epoch),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn two_people_shown_two_logs_both_warn(db: DbKind) {
+    let server = TestServer::start(db).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice.client.send_text("bob", "hello").await.unwrap();
+    bob.messages(1).await;
+    bob.client.send_text("alice", "hi").await.unwrap();
+    alice.messages(1).await;
+
+    // Carol joins; alice, writing to her, follows the log to its newest
+    // epoch. The server shows bob another root for that epoch (a second
+    // tree, signed with the log key, as a server keeping two views
+    // would): bob's device holds it as its newest.
+    let _carol = server.client("carol").await;
+    alice.client.send_text("carol", "welcome").await.unwrap();
+    let alices = alice.client.store().log_record().await.unwrap().unwrap();
+    let real = alices.newest.unwrap();
+    let key: [u8; 32] = std::fs::read(server.data_dir().join("transparency-log.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mut statement = real.statement;
+    statement.root = [0x5a; 32];
+    let forged = starling_transparency::LogSigningKey::from_bytes(&key).sign(statement);
+    let bobs = bob.client.store().log_record().await.unwrap().unwrap();
+    assert!(bobs.newest.unwrap().statement.epoch < real.statement.epoch);
+    bob.client
+        .store()
+        .save_log_record(&starling_client_core::transparency::LogRecord {
+            pins: bobs.pins,
+            newest: Some(forged),
+        })
+        .await
+        .unwrap();
+    assert!(alice.client.warnings().await.unwrap().is_empty());
+    assert!(bob.client.warnings().await.unwrap().is_empty());
+
+    // Alice writes: bob compares her root with his, warns, and answers
+    // with his; alice, reading the answer, warns too.
+    alice.client.send_text("bob", "all well?").await.unwrap();
+    let epoch = Some(real.statement.epoch);
+    let events = bob
+        .events_until(|events| !split_views(events, "alice").is_empty())
+        .await;
+    assert_eq!(split_views(&events, "alice"), [epoch], "bob warns");
+    assert_eq!(message_count(&events), 1, "the message itself is delivered");
+    let events = alice
+        .events_until(|events| !split_views(events, "bob").is_empty())
+        .await;
+    assert_eq!(split_views(&events, "bob"), [epoch], "alice warns");
+    for (person, other) in [(&alice, "bob"), (&bob, "alice")] {
+        let warnings = person.client.warnings().await.unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|(username, text)| username == other && text.starts_with("SPLIT VIEW")),
+            "{warnings:?}"
+        );
+    }
+}
+
+both_databases!(split_view, two_people_shown_two_logs_both_warn);

@@ -12,6 +12,8 @@
 //! - [`verify`]: the checks a client makes before using any key: the
 //!   root's signature and freshness, the lookup proof against it, and the
 //!   served device list against the proved value;
+//! - [`history`]: every device list the log held for one username, which
+//!   the owner checks against what it published;
 //! - [`audit`]: the walk from one verified root to a newer one, epoch by
 //!   epoch, with akd's append-only proofs (checked by akd's auditor with
 //!   the feature `audit`, which needs a Tokio runtime).
@@ -31,6 +33,7 @@
 pub mod audit;
 pub mod commitment;
 mod error;
+pub mod history;
 pub mod root;
 pub mod verify;
 mod vrf;

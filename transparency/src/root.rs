@@ -95,7 +95,7 @@ impl RootStatement {
 
 /// A statement and the log key's signature over it, as the server stores
 /// and serves it. Not yet checked: see [`crate::LogView::accept_root`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignedRoot {
     /// The statement.
     pub statement: RootStatement,

@@ -178,6 +178,12 @@ where
         } else {
             self.learn_profile_key(&item.sender, &content.profile_key)
                 .await?;
+            if item.pairwise {
+                events.extend(
+                    self.compare_log_root(&item.sender, item.sender_device, &content)
+                        .await?,
+                );
+            }
         }
         if matches!(content.body, Some(Body::RepairRequest(_))) {
             // Only from a peer whose keys we already knew: a request in a
@@ -500,7 +506,7 @@ where
             }
             Some(Body::SenderKey(_) | Body::GroupControl(_) | Body::Call(_)) => Ok(Vec::new()),
             // Handled before (`apply_staged`), where its trust is known.
-            Some(Body::RepairRequest(_)) => Ok(Vec::new()),
+            Some(Body::RepairRequest(_) | Body::LogRootAnswer(_)) => Ok(Vec::new()),
             Some(Body::SessionReset(_)) => {
                 let forgot = self.storage.forget_distribution(sender, device).await;
                 forgot.map_err(DeviceError::Storage)?;

@@ -10,12 +10,14 @@
 //!   recorded;
 //! - `updates`: edits, deletions, reactions, receipts;
 //! - `groups`: membership and Sender Keys;
-//! - `calls`: call signalling (the media stay in the shell).
+//! - `calls`: call signalling (the media stay in the shell);
+//! - `log_roots`: transparency log roots compared with contacts'.
 
 mod call_keys;
 mod calls;
 mod groups;
 mod incoming;
+mod log_roots;
 mod messages;
 mod repair;
 #[cfg(test)]
@@ -213,6 +215,25 @@ where
             .profile_key(&self.storage, &self.transport, &mut self.rng)
             .await;
         Ok(key?)
+    }
+
+    /// Checks the transparency log's history of our own account for a
+    /// device or key we did not see published (`crypto/SPEC.md` §16.6):
+    /// each one is stored as a warning, and returned.
+    pub async fn check_own_log(
+        &self,
+    ) -> std::result::Result<
+        Vec<crate::transparency::OwnLogChange>,
+        crate::transparency::LogError<S::Error, T::Error>,
+    > {
+        crate::transparency::check_own_history(
+            &self.storage,
+            &self.transport,
+            &self.account.username,
+            self.account.device_id,
+            self.account.identity.public(),
+        )
+        .await
     }
 
     /// Sets whether strangers (senders who have not received our profile

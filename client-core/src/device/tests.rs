@@ -154,6 +154,11 @@ fn summary(events: &[Event]) -> Vec<String> {
             Event::RepairRefused { sender, device, .. } => {
                 format!("repair refused {sender}.{device}")
             }
+            Event::SplitView {
+                sender,
+                device,
+                epoch,
+            } => format!("split view {epoch:?} from {sender}.{device}"),
         })
         .collect()
 }

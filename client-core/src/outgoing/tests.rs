@@ -206,11 +206,18 @@ fn stale_lists_are_fixed_and_the_send_repeated() {
             extra: vec![1],
         },
     )]));
+    // What arrives carries alice's newest root of the log besides, as it
+    // was when she wrote.
+    let newest = memory.log_record.borrow().and_then(|r| r.newest).unwrap();
     as_alice(&memory, &mut own_devices, async |o| {
         o.send_pairwise(&["bob".into()], &message, &mut OsRng).await
     })
     .unwrap();
 
+    let message = Content {
+        log_root: newest.to_bytes(),
+        ..message
+    };
     assert_eq!(memory.sent.borrow().len(), 2);
     let refused = by_destination(&memory, 0);
     assert_eq!(refused["bob"].len(), 1);

@@ -14,10 +14,10 @@ use starling_protocol::Username;
 use starling_transparency::verify::encode_lookup;
 use starling_transparency::{
     CONFIGURATION_ID, DeviceEntry, DeviceList, LogConfig, LogPins, LogSigningKey, RootStatement,
-    TransparencyError, VrfSecret, label,
+    SignedRoot, TransparencyError, VrfSecret, label,
 };
 
-use crate::transparency::{AppendOnlyClaim, AuditStep, LogProof};
+use crate::transparency::{AppendOnlyClaim, AuditStep, LogProof, OwnHistory};
 
 type Akd = Directory<LogConfig, AsyncInMemoryDatabase, VrfSecret>;
 
@@ -29,6 +29,8 @@ pub(crate) struct TestLog {
     pins: LogPins,
     /// What the log holds for each account (the encoded device list).
     published: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Every list published for each account, oldest first.
+    versions: RefCell<BTreeMap<String, Vec<Vec<u8>>>>,
     /// Signed roots and append-only proofs, by epoch − 1.
     steps: RefCell<Vec<AuditStep>>,
     /// Publishes nothing more: the fake then serves keys the log does not
@@ -60,6 +62,7 @@ impl Default for TestLog {
             key,
             pins,
             published: RefCell::default(),
+            versions: RefCell::default(),
             steps: RefCell::default(),
             frozen: Cell::new(false),
         }
@@ -130,9 +133,60 @@ impl TestLog {
                 proof: protobuf::Message::write_to_bytes(&proof).expect("encoded"),
             });
         });
+        self.versions
+            .borrow_mut()
+            .entry(username.to_owned())
+            .or_default()
+            .push(encoded.clone());
         self.published
             .borrow_mut()
             .insert(username.to_owned(), encoded);
+    }
+
+    /// The newest signed root, once there is one.
+    pub(crate) fn newest(&self) -> Option<SignedRoot> {
+        let steps = self.steps.borrow();
+        let last = steps.last()?;
+        Some(SignedRoot::from_bytes(&last.signed_root).expect("a signed root"))
+    }
+
+    /// The signed root of `epoch` (from 1).
+    pub(crate) fn root_at(&self, epoch: u64) -> SignedRoot {
+        let index = usize::try_from(epoch - 1).expect("an epoch");
+        SignedRoot::from_bytes(&self.steps.borrow()[index].signed_root).expect("a signed root")
+    }
+
+    /// A root statement for `epoch` signed with the log key, as a server
+    /// showing another log would sign it.
+    pub(crate) fn sign(&self, epoch: u64, root: [u8; 32]) -> SignedRoot {
+        self.key.sign(RootStatement {
+            configuration: CONFIGURATION_ID,
+            epoch,
+            root,
+            vrf_public_key: self.pins.vrf_public_key,
+            published_hour: 480_000,
+        })
+    }
+
+    /// `username`'s whole history against the latest root, or `None` if
+    /// the log never held the account.
+    pub(crate) fn history(&self, username: &str) -> Option<OwnHistory> {
+        let mut lists = self.versions.borrow().get(username)?.clone();
+        lists.reverse();
+        let label = label(&Username::parse(username).expect("a username"));
+        let (proof, _) = self
+            .runtime
+            .block_on(
+                self.directory
+                    .key_history(&label, akd::HistoryParams::Complete),
+            )
+            .expect("a history");
+        let signed_root = self.steps.borrow().last()?.signed_root.clone();
+        Some(OwnHistory {
+            signed_root,
+            proof: starling_transparency::history::encode_history(&proof).expect("encoded"),
+            lists,
+        })
     }
 
     /// The proof of what the log holds for `username`, served with `list`

@@ -192,6 +192,12 @@ pub(crate) struct Memory {
     pub(crate) log: log::TestLog,
     /// The log's pins and newest verified root, once pinned.
     pub(crate) log_record: RefCell<Option<crate::transparency::LogRecord>>,
+    /// How far the own account's history was checked.
+    pub(crate) own_log: RefCell<Option<crate::transparency::OwnLogState>>,
+    /// What the server answers for the own history, in place of the log's.
+    pub(crate) history_override: RefCell<Option<crate::transparency::OwnHistory>>,
+    /// Warnings added, (username, text), oldest first.
+    pub(crate) warnings: RefCell<Vec<(String, String)>>,
 }
 
 impl Memory {

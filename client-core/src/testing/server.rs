@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use super::{Authority, CERTIFICATE_TTL, SERVER_NOW};
 use crate::transparency::{
-    AppendOnlyClaim, AuditStep, LogPins, LogProof, Proved, TransparencyError,
+    AppendOnlyClaim, AuditStep, LogPins, LogProof, OwnHistory, Proved, TransparencyError,
 };
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 
@@ -367,6 +367,11 @@ impl Transport for Link {
 
     async fn log_pins(&self) -> Result<Option<LogPins>, Refused> {
         Ok(Some(self.server.log.pins()))
+    }
+
+    async fn own_history(&self) -> Result<Option<OwnHistory>, Refused> {
+        self.state()?;
+        Ok(self.server.log.history(&self.username))
     }
 
     async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>, Refused> {

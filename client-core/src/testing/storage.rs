@@ -16,7 +16,7 @@ use crate::records::{GroupRecord, InboxItem, NewMessage};
 use crate::sealed::SealedRecord;
 use crate::storage::{ContactRecord, Storage};
 use crate::tofu::TrustChange;
-use crate::transparency::LogRecord;
+use crate::transparency::{LogRecord, OwnLogState};
 
 impl Memory {
     /// Stages an item unless one of its envelope is staged already (the
@@ -496,13 +496,35 @@ impl Storage for Memory {
     async fn save_log_record(&self, record: &LogRecord) -> Result<(), Fake> {
         self.check("save_log_record")?;
         let mut stored = self.log_record.borrow_mut();
-        let epoch = |r: &LogRecord| r.newest.map(|(epoch, _)| epoch);
+        let epoch = |r: &LogRecord| r.newest_root().map(|(epoch, _)| epoch);
         match stored.as_mut() {
             None => *stored = Some(*record),
             Some(s) if epoch(s) < epoch(record) => s.newest = record.newest,
             Some(_) => {}
         }
         Ok(())
+    }
+
+    async fn own_log_state(&self) -> Result<Option<OwnLogState>, Fake> {
+        self.check("own_log_state")?;
+        Ok(self.own_log.borrow().clone())
+    }
+
+    async fn save_own_log_state(&self, state: &OwnLogState) -> Result<(), Fake> {
+        self.check("save_own_log_state")?;
+        *self.own_log.borrow_mut() = Some(state.clone());
+        Ok(())
+    }
+
+    async fn add_warning(&self, username: &str, text: &str) -> Result<bool, Fake> {
+        self.check("add_warning")?;
+        let warning = (username.to_owned(), text.to_owned());
+        let mut warnings = self.warnings.borrow_mut();
+        if warnings.contains(&warning) {
+            return Ok(false);
+        }
+        warnings.push(warning);
+        Ok(true)
     }
 
     async fn contact_profile_key(&self, username: &str) -> Result<Option<[u8; 32]>, Fake> {

@@ -6,7 +6,9 @@ use starling_crypto::PreKeyBundle;
 use starling_protocol::api::{KeyUpload, PrekeyCounts};
 
 use super::{Fake, Memory};
-use crate::transparency::{AppendOnlyClaim, AuditStep, LogPins, Proved, TransparencyError};
+use crate::transparency::{
+    AppendOnlyClaim, AuditStep, LogPins, OwnHistory, Proved, TransparencyError,
+};
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 
 impl Memory {
@@ -89,6 +91,18 @@ impl Transport for Memory {
 
     async fn log_pins(&self) -> Result<Option<LogPins>, Fake> {
         Ok(Some(self.log.pins()))
+    }
+
+    async fn own_history(&self) -> Result<Option<OwnHistory>, Fake> {
+        if let Some(served) = self.history_override.borrow().clone() {
+            return Ok(Some(served));
+        }
+        let me = self
+            .me
+            .borrow()
+            .as_ref()
+            .map(|(username, _, _)| username.clone());
+        Ok(me.and_then(|username| self.log.history(&username)))
     }
 
     async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>, Fake> {

@@ -1,13 +1,15 @@
 //! The transparency log's routes (`crypto/SPEC.md` §16): its pins, its
-//! audit steps, and the decoding of the proof that comes with every key
+//! audit steps, the own account's history, and the decoding of the proof that comes with every key
 //! and device-list fetch. What they mean is the client core's to check
 //! (`starling_client_core::transparency`); nothing here trusts them.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::Method;
-use starling_client_core::transparency::{AuditStep, LogPins, LogProof};
-use starling_protocol::api::{AuditResponse, LogPin, TransparencyProof, TransparencyRoot};
+use starling_client_core::transparency::{AuditStep, LogPins, LogProof, OwnHistory};
+use starling_protocol::api::{
+    AuditResponse, LogPin, TransparencyHistory, TransparencyProof, TransparencyRoot,
+};
 use starling_transparency::LogPublicKey;
 
 use super::Api;
@@ -62,6 +64,28 @@ impl Api {
     pub async fn transparency_audit(&self, from: u64) -> Result<AuditResponse> {
         let path = format!("v1/transparency/audit?from={from}");
         self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// Every device list the log has held for this device's own account,
+    /// decoded for the client core (not checked); `None` while the log
+    /// does not hold it.
+    pub async fn own_history(&self) -> Result<Option<OwnHistory>> {
+        let request = self.request(Method::GET, "v1/transparency/history")?;
+        let history = match self.json::<TransparencyHistory>(request).await {
+            Ok(history) => history,
+            Err(ClientError::Server { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let lists = history
+            .devices
+            .iter()
+            .map(|list| decode("device list", list))
+            .collect::<Result<_>>()?;
+        Ok(Some(OwnHistory {
+            signed_root: decode("root", &history.signed_root)?,
+            proof: decode("history proof", &history.history_proof)?,
+            lists,
+        }))
     }
 
     /// [`Self::transparency_audit`], decoded for the client core.

@@ -27,7 +27,7 @@ pub use attachments::{Progress, kind_for};
 pub use calls::{CallOptions, CallReport, IncomingCall};
 pub use prekeys::{PREKEY_BATCH, PREKEY_LOW_WATER, SIGNED_PREKEY_MAX_AGE_SECS};
 pub use starling_client_core::{CallSignalKind, Event, UpdateKind};
-pub use trust::SafetyNumberView;
+pub use trust::{OwnLogChange, SafetyNumberView};
 
 use crate::api::{Api, Credentials, DirectoryEntry};
 use crate::conversation::{Conversation, ConversationRef};

@@ -1,6 +1,9 @@
 //! Safety numbers and verification, as the client core decides them
-//! ([`starling_client_core::trust`]), over this device's store.
+//! ([`starling_client_core::trust`]), over this device's store; and the
+//! watch on our own account in the transparency log.
 
+use starling_client_core::transparency::LogError;
+pub use starling_client_core::transparency::OwnLogChange;
 pub use starling_client_core::trust::SafetyNumberView;
 
 use super::Client;
@@ -38,6 +41,27 @@ impl Client {
             self.core.reset_session(user.as_str()).await?;
         }
         Ok(())
+    }
+
+    /// Checks the transparency log's history of our own account: every
+    /// device or key in it this device did not see published is stored as
+    /// a warning (shown with [`Self::warnings`]) and returned. An answer
+    /// of the server's about the log that does not verify is a warning
+    /// too, and an error.
+    pub async fn check_own_log(&self) -> Result<Vec<OwnLogChange>> {
+        match self.core.check_own_log().await {
+            Ok(changes) => Ok(changes),
+            Err(LogError::Storage(e) | LogError::Transport(e)) => Err(e),
+            Err(refused) => {
+                // One text, whatever the server varies in its answers, so
+                // that it is stored once.
+                let text = "the server's answers about your own account in the transparency \
+                            log do not verify: it may be showing your contacts keys you did not \
+                            publish; tell your administrator";
+                self.store().add_warning(self.username(), text).await?;
+                Err(ClientError::Transparency(refused.to_string()))
+            }
+        }
     }
 
     /// Outstanding identity warnings: (username, text).

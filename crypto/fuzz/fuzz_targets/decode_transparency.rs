@@ -1,11 +1,14 @@
 //! The key-transparency decoders (`crypto/SPEC.md` §16) on arbitrary bytes:
-//! device lists, signed roots and akd's lookup proofs decode without
+//! device lists, signed roots and akd's lookup, history and append-only
+//! proofs decode without
 //! panicking; a device list or signed root that decodes re-encodes to the
 //! same bytes (their encodings are canonical; protobuf proofs are not);
 //! and no arbitrary signed root verifies under a fixed key.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use starling_transparency::audit::decode_step;
+use starling_transparency::history::decode_history;
 use starling_transparency::verify::decode_lookup;
 use starling_transparency::{DeviceList, LogSigningKey, SignedRoot};
 
@@ -20,4 +23,6 @@ fuzz_target!(|data: &[u8]| {
         assert!(root.verify(&key).is_err(), "an arbitrary root verified");
     }
     let _ = decode_lookup(data);
+    let _ = decode_history(data);
+    let _ = decode_step(data);
 });

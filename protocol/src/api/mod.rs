@@ -33,7 +33,8 @@ pub use messages::{
 };
 pub use push::{PushRegistered, PushRegistration};
 pub use transparency::{
-    AuditQuery, AuditResponse, AuditStep, LogPin, TransparencyProof, TransparencyRoot,
+    AuditQuery, AuditResponse, AuditStep, LogPin, TransparencyHistory, TransparencyProof,
+    TransparencyRoot,
 };
 
 /// Writes `<redacted>` in place of a secret field.

@@ -70,3 +70,17 @@ pub struct TransparencyProof {
     /// SPEC §16.3): the only place a client takes identity keys from.
     pub devices: String,
 }
+
+/// `GET /v1/transparency/history`: every device list the log has held for
+/// the caller's own account, for its devices to check they published each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransparencyHistory {
+    /// The signed root the proof is against (base64).
+    pub signed_root: String,
+    /// akd's complete key-history proof of the account's label (protobuf
+    /// `HistoryProof`, base64).
+    pub history_proof: String,
+    /// Each version's canonical device list (base64, SPEC §16.3; empty for
+    /// the account's deletion), newest first, as the proof orders them.
+    pub devices: Vec<String>,
+}

@@ -1,18 +1,23 @@
-//! Key transparency (`services::transparency`), open to anyone: the log
-//! is public, and auditors need no account.
+//! Key transparency (`services::transparency`), open to anyone but the
+//! history: the log is public, and auditors need no account.
 //!
 //! - `GET /v1/transparency/root`: the newest signed root.
 //! - `GET /v1/transparency/roots/{epoch}`: an epoch's signed root.
 //! - `GET /v1/transparency/audit?from=E&limit=N`: the epochs after `E`,
 //!   each with its append-only proof from the one before.
+//! - `GET /v1/transparency/history`: every device list the log has held
+//!   for the caller's own account (a device's credential), which its
+//!   devices check they published.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use starling_protocol::api::{AuditQuery, AuditResponse, TransparencyRoot};
+use starling_protocol::Username;
+use starling_protocol::api::{AuditQuery, AuditResponse, TransparencyHistory, TransparencyRoot};
 
 use super::ApiPath;
 use crate::AppState;
+use crate::auth::AuthedDevice;
 use crate::error::{AppError, ErrorCode};
 use crate::services::transparency;
 
@@ -36,4 +41,15 @@ pub(super) async fn audit(
     let Query(query) =
         query.map_err(|e| AppError::bad_request(ErrorCode::BadQuery, e.body_text()))?;
     transparency::audit(&state, query).await.map(Json)
+}
+
+pub(super) async fn history(
+    State(state): State<AppState>,
+    device: AuthedDevice,
+) -> Result<Json<TransparencyHistory>, AppError> {
+    let username = Username::parse(&device.username)?;
+    transparency::history(&state, &username)
+        .await?
+        .map(Json)
+        .ok_or(AppError::NotFound("account in the log"))
 }

@@ -1,14 +1,16 @@
 //! Serving the key transparency log (`crypto/SPEC.md` §16): its pins, its
 //! signed roots, the append-only steps auditors walk, the proof that comes
-//! with every key and device-list fetch, and the wait of a registration or
+//! with every key and device-list fetch, an account's own history, and the wait of a registration or
 //! link for the epoch that holds its new device.
 
 use std::time::Duration;
 
 use starling_protocol::Username;
 use starling_protocol::api::{
-    AuditQuery, AuditResponse, AuditStep, LogPin, TransparencyProof, TransparencyRoot,
+    AuditQuery, AuditResponse, AuditStep, LogPin, TransparencyHistory, TransparencyProof,
+    TransparencyRoot,
 };
+use starling_transparency::history::encode_history;
 use starling_transparency::label;
 use starling_transparency::verify::encode_lookup;
 
@@ -16,6 +18,7 @@ use crate::AppState;
 use crate::encoding::encode_b64;
 use crate::error::AppError;
 use crate::store::KtValueAt;
+use crate::transparency::LogError;
 
 /// Epochs one audit answer holds at most.
 pub const MAX_AUDIT_STEPS: u32 = 1_000;
@@ -113,6 +116,61 @@ async fn tree_epoch(state: &AppState) -> Result<i64, AppError> {
     Ok(state.store.kt_azks().await?.map_or(0, |(epoch, _)| epoch))
 }
 
+/// What `read` gives at the newest signed epoch, with that epoch and its
+/// signed root; `None` if the log does not hold the account (yet).
+/// akd may have committed an epoch whose root is being recorded, and a
+/// read during which the tree moved may mix epochs: both are waited out
+/// (on cheap reads) and the read made again.
+async fn at_signed_epoch<V, F, Fut>(
+    state: &AppState,
+    label: &akd::AkdLabel,
+    read: F,
+) -> Result<Option<(V, i64, Vec<u8>)>, AppError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<(V, akd::EpochHash)>, LogError>>,
+{
+    for _ in 0..RECORD_RETRIES {
+        let Some((epoch, signed)) = state.store.kt_latest_root().await? else {
+            return Err(no_root_yet());
+        };
+        if tree_epoch(state).await? != epoch {
+            tokio::time::sleep(RECORD_RETRY).await;
+            continue;
+        }
+        let found = read()
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let Some((value, hash)) = found else {
+            // akd reports any failure to read the label as "not found".
+            if state
+                .store
+                .kt_value(&label.0, KtValueAt::Newest)
+                .await?
+                .is_some()
+            {
+                return Err(AppError::Internal("a logged account's proof failed".into()));
+            }
+            return Ok(None);
+        };
+        if hash.epoch() != from_epoch(epoch) || tree_epoch(state).await? != epoch {
+            tokio::time::sleep(RECORD_RETRY).await;
+            continue;
+        }
+        return Ok(Some((value, epoch, signed)));
+    }
+    Err(no_root_yet())
+}
+
+/// The device list the publisher stored with `label`'s value of `epoch`.
+async fn list_at(state: &AppState, label: &akd::AkdLabel, epoch: u64) -> Result<Vec<u8>, AppError> {
+    state
+        .store
+        .kt_list(&label.0, to_epoch(epoch)?)
+        .await?
+        .ok_or_else(|| AppError::Internal("a logged value without its device list".into()))
+}
+
 /// The proof that the log holds `username`'s device list, against the
 /// newest signed root, with the list; `None` if the log does not hold
 /// the account (yet).
@@ -121,54 +179,41 @@ pub async fn proof(
     username: &Username,
 ) -> Result<Option<TransparencyProof>, AppError> {
     let label = label(username);
-    for _ in 0..RECORD_RETRIES {
-        let Some((epoch, signed)) = state.store.kt_latest_root().await? else {
-            return Err(no_root_yet());
-        };
-        // akd may have committed an epoch whose root is being recorded:
-        // wait for it on cheap reads, not on lookups.
-        if tree_epoch(state).await? != epoch {
-            tokio::time::sleep(RECORD_RETRY).await;
-            continue;
-        }
-        let found = state
-            .transparency
-            .lookup(label.clone())
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let Some((proof, hash)) = found else {
-            // akd reports any failure to read the label as "not found".
-            if state
-                .store
-                .kt_value(&label.0, KtValueAt::Newest)
-                .await?
-                .is_some()
-            {
-                return Err(AppError::Internal(
-                    "a logged account's lookup failed".into(),
-                ));
-            }
-            return Ok(None);
-        };
-        // A lookup reads node by node: one during which the tree moved
-        // may mix epochs, and is made again.
-        if hash.epoch() != from_epoch(epoch) || tree_epoch(state).await? != epoch {
-            tokio::time::sleep(RECORD_RETRY).await;
-            continue;
-        }
-        let devices = state
-            .store
-            .kt_list(&label.0, to_epoch(proof.epoch)?)
-            .await?
-            .ok_or_else(|| AppError::Internal("a logged value without its device list".into()))?;
-        let lookup_proof = encode_lookup(&proof).map_err(|e| AppError::Internal(e.to_string()))?;
-        return Ok(Some(TransparencyProof {
-            signed_root: encode_b64(&signed),
-            lookup_proof: encode_b64(&lookup_proof),
-            devices: encode_b64(&devices),
-        }));
+    let found = at_signed_epoch(state, &label, || state.transparency.lookup(label.clone())).await?;
+    let Some((proof, _, signed)) = found else {
+        return Ok(None);
+    };
+    let devices = list_at(state, &label, proof.epoch).await?;
+    let lookup_proof = encode_lookup(&proof).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Some(TransparencyProof {
+        signed_root: encode_b64(&signed),
+        lookup_proof: encode_b64(&lookup_proof),
+        devices: encode_b64(&devices),
+    }))
+}
+
+/// Every device list the log has held for `username` (the caller's own
+/// account), with akd's complete history proof against the newest signed
+/// root; `None` if the log does not hold the account yet.
+pub async fn history(
+    state: &AppState,
+    username: &Username,
+) -> Result<Option<TransparencyHistory>, AppError> {
+    let label = label(username);
+    let found = at_signed_epoch(state, &label, || state.transparency.history(&label)).await?;
+    let Some((proof, _, signed)) = found else {
+        return Ok(None);
+    };
+    let mut devices = Vec::with_capacity(proof.update_proofs.len());
+    for update in &proof.update_proofs {
+        devices.push(encode_b64(&list_at(state, &label, update.epoch).await?));
     }
-    Err(no_root_yet())
+    let history_proof = encode_history(&proof).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Some(TransparencyHistory {
+        signed_root: encode_b64(&signed),
+        history_proof: encode_b64(&history_proof),
+        devices,
+    }))
 }
 
 /// Waits until the log has published `account_id`'s latest device list

@@ -129,30 +129,57 @@ impl TransparencyLog {
 }
 
 impl TransparencyLog {
-    /// The lookup proof of `label` at the directory's newest epoch, and
-    /// that epoch, or `None` if the log has never held the label.
-    pub async fn lookup(
-        &self,
-        label: akd::AkdLabel,
-    ) -> Result<Option<(akd::LookupProof, akd::EpochHash)>, LogError> {
-        let reader = self
+    /// The directory lookups read through: no cache, so every lookup sees
+    /// what the database has committed (the publisher may be on another
+    /// node), and a storage view that cannot write.
+    async fn reader(&self) -> Result<&LogDirectory, LogError> {
+        Ok(self
             .reader
             .get_or_try_init(|| async {
                 let storage =
                     StorageManager::new_no_cache(LogStorage::read_only(self.store.clone()));
                 Directory::new(storage, self.vrf.clone(), AzksParallelismConfig::disabled()).await
             })
-            .await?;
-        match reader.lookup(label).await {
-            Ok(found) => Ok(Some(found)),
-            Err(akd::errors::AkdError::Storage(akd::errors::StorageError::NotFound(_))) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+            .await?)
+    }
+
+    /// The lookup proof of `label` at the directory's newest epoch, and
+    /// that epoch, or `None` if the log has never held the label.
+    pub async fn lookup(
+        &self,
+        label: akd::AkdLabel,
+    ) -> Result<Option<(akd::LookupProof, akd::EpochHash)>, LogError> {
+        not_found_as_none(self.reader().await?.lookup(label).await)
+    }
+
+    /// The complete key-history proof of `label` at the directory's newest
+    /// epoch, and that epoch, or `None` if the log has never held the
+    /// label.
+    pub async fn history(
+        &self,
+        label: &akd::AkdLabel,
+    ) -> Result<Option<(akd::HistoryProof, akd::EpochHash)>, LogError> {
+        let reader = self.reader().await?;
+        not_found_as_none(
+            reader
+                .key_history(label, akd::HistoryParams::Complete)
+                .await,
+        )
     }
 
     /// The store the log is kept in.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+}
+
+/// akd's "not found" as `None` (akd also reports a failed read so: the
+/// caller tells the two apart).
+fn not_found_as_none<V>(result: Result<V, akd::errors::AkdError>) -> Result<Option<V>, LogError> {
+    match result {
+        Ok(found) => Ok(Some(found)),
+        Err(akd::errors::AkdError::Storage(akd::errors::StorageError::NotFound(_))) => Ok(None),
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -100,6 +100,16 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
             }
             let key = store_key(home, false)?;
             let mut client = Client::open(home, &key).await?;
+            // On every start: our own account's history in the log. What
+            // it finds is stored as warnings, shown below; a server out of
+            // reach only postpones it, and says so.
+            if let Err(error) = client.check_own_log().await
+                && !out.json
+            {
+                eprintln!(
+                    "note: your account's history in the transparency log was not checked: {error}"
+                );
+            }
             if !out.json {
                 for (_, text) in client.warnings().await? {
                     eprintln!("WARNING: {text}");

@@ -90,6 +90,11 @@ impl Output {
                 clean(sender),
                 clean(reason)
             ),
+            Event::SplitView { sender, device, epoch } => format!(
+                "WARNING: SPLIT VIEW: {} (device {device}) was shown another transparency log than this device{}: the server is showing you different logs; tell your administrator",
+                clean(sender),
+                epoch.map(|e| format!(" (two roots for epoch {e})")).unwrap_or_default()
+            ),
         });
     }
 
