@@ -236,6 +236,19 @@ macro_rules! plant_device {
     }};
 }
 
+/// What `device`'s check of its own history finds, as soon as it finds
+/// something (the epoch may still be publishing), or nothing after 30 s.
+async fn own_changes(device: &starling_client::Client) -> Vec<OwnLogChange> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let changes = device.check_own_log().await.unwrap();
+        if !changes.is_empty() || std::time::Instant::now() > deadline {
+            return changes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 fn added(changes: &[OwnLogChange]) -> Vec<u32> {
     changes
         .iter()
@@ -259,8 +272,12 @@ async fn a_device_added_without_the_owner_is_seen_by_each_of_its_devices(db: DbK
 
     // The laptop takes the account as it found it; the phone is shown the
     // laptop it linked (the log cannot tell a link from a plant).
+    assert_eq!(added(&own_changes(&alice.client).await), [2]);
     assert_eq!(laptop.check_own_log().await.unwrap(), []);
-    assert_eq!(added(&alice.client.check_own_log().await.unwrap()), [2]);
+    assert!(
+        laptop.store().own_log_state().await.unwrap().is_some(),
+        "the laptop found itself in the log"
+    );
     assert_eq!(alice.client.check_own_log().await.unwrap(), [], "said once");
     assert!(laptop.warnings().await.unwrap().is_empty());
 
@@ -269,15 +286,7 @@ async fn a_device_added_without_the_owner_is_seen_by_each_of_its_devices(db: DbK
         DbKind::Postgres => plant_device!(sqlx::PgConnection, server.database_url()),
     }
     // The publisher takes the queued account within its poll.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let changes = loop {
-        let changes = laptop.check_own_log().await.unwrap();
-        if !changes.is_empty() || std::time::Instant::now() > deadline {
-            break changes;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
-    assert_eq!(added(&changes), [9], "the laptop warns");
+    assert_eq!(added(&own_changes(&laptop).await), [9], "the laptop warns");
     assert_eq!(
         added(&alice.client.check_own_log().await.unwrap()),
         [9],

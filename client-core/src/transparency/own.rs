@@ -274,6 +274,20 @@ pub async fn check_own_history<S: Storage, T: Transport>(
     };
     let record = log_record(storage, transport).await?;
     let Some(served) = transport.own_history().await.map_err(LogError::Transport)? else {
+        // Not in the log yet; but once this device has checked a history,
+        // a server that shows none hides one.
+        if storage
+            .own_log_state()
+            .await
+            .map_err(LogError::Storage)?
+            .is_some()
+        {
+            return Err(not_in_log(
+                starling_transparency::TransparencyError::MalformedProof(
+                    "the server no longer shows this account's history".into(),
+                ),
+            ));
+        }
         return Ok(Vec::new());
     };
     let (root, signed) = trusted_root(storage, transport, &record, &served.signed_root).await?;
@@ -486,6 +500,22 @@ mod tests {
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].0, "alice");
         assert!(warnings[0].1.contains("device (2) added"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_history_no_longer_shown_is_refused() {
+        let (memory, phone) = alices_phone();
+        memory
+            .log
+            .prove("alice", &[(1, phone.public().public_bytes())]);
+        assert_eq!(check(&memory, &phone).unwrap(), []);
+        // The server answers "not in the log" for an account it showed.
+        *memory.me.borrow_mut() = None;
+        let hidden = check(&memory, &phone);
+        assert!(
+            matches!(hidden, Err(LogError::NotInLog { ref username, .. }) if username == "alice"),
+            "{hidden:?}"
+        );
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub async fn compare_peer_root<S: Storage, T: Transport>(
                 ours: Some(ours),
             });
         }
+        // Signed by the log key, for an epoch no log reaches.
+        Err(TransparencyError::MalformedRoot(_)) => {
+            return Ok(PeerRoot::Conflict { epoch, ours: None });
+        }
         // Behind this device's newest: the contact walks to ours.
         Err(_) => return Ok(PeerRoot::Consistent),
     };
@@ -95,10 +99,9 @@ pub async fn compare_peer_root<S: Storage, T: Transport>(
             Ok(PeerRoot::Conflict { epoch, ours })
         }
         // The server cannot show this device an append-only path to a
-        // root its own key signed: a view it keeps from this device.
-        Err(LogError::Log(
-            TransparencyError::AuditGap { .. } | TransparencyError::NotAppendOnly { .. },
-        )) => Ok(PeerRoot::Conflict { epoch, ours: None }),
+        // root its own key signed (a gap, a step that does not decode or
+        // verify): a view it keeps from this device.
+        Err(LogError::Log(_)) => Ok(PeerRoot::Conflict { epoch, ours: None }),
         Err(error) => Err(error),
     }
 }
@@ -172,6 +175,21 @@ mod tests {
             PeerRoot::Conflict {
                 epoch: 3,
                 ours: Some(servers)
+            }
+        );
+    }
+
+    #[test]
+    fn a_walk_the_server_breaks_is_a_conflict_without_an_answer() {
+        let memory = at_epoch_two();
+        // A root the log key signed for epoch 3, which the server then
+        // shows no step to.
+        let theirs = memory.log.sign(3, [9; 32]);
+        assert_eq!(
+            compare(&memory, &theirs),
+            PeerRoot::Conflict {
+                epoch: 3,
+                ours: None
             }
         );
     }
