@@ -43,11 +43,13 @@ fn swap_statements(bob: i64, mallory: i64) -> Vec<String> {
     statements
 }
 
-macro_rules! swap_keys {
-    ($connection:ty, $url:expr) => {{
+/// Runs, as an operator with database access would, the statements
+/// `edit` makes of the account ids of `victim` and `source`.
+macro_rules! operator_edit {
+    ($connection:ty, $url:expr, $victim:expr, $source:expr, $edit:expr) => {{
         let mut conn = <$connection>::connect($url).await.unwrap();
         let mut ids = Vec::new();
-        for name in ["bob", "mallory"] {
+        for name in [$victim, $source] {
             let id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE username = $1")
                 .bind(name)
                 .fetch_one(&mut conn)
@@ -55,10 +57,24 @@ macro_rules! swap_keys {
                 .unwrap();
             ids.push(id);
         }
-        for statement in swap_statements(ids[0], ids[1]) {
+        for statement in $edit(ids[0], ids[1]) {
             sqlx::query(&statement).execute(&mut conn).await.unwrap();
         }
     }};
+}
+
+/// [`operator_edit`] on either database.
+async fn operator_edit(
+    server: &TestServer,
+    db: DbKind,
+    (victim, source): (&str, &str),
+    edit: fn(i64, i64) -> Vec<String>,
+) {
+    let url = server.database_url();
+    match db {
+        DbKind::Sqlite => operator_edit!(sqlx::SqliteConnection, url, victim, source, edit),
+        DbKind::Postgres => operator_edit!(sqlx::PgConnection, url, victim, source, edit),
+    }
 }
 
 macro_rules! envelope_count {
@@ -78,13 +94,6 @@ async fn envelopes(server: &TestServer, db: DbKind) -> i64 {
     }
 }
 
-async fn swap_keys(server: &TestServer, db: DbKind) {
-    match db {
-        DbKind::Sqlite => swap_keys!(sqlx::SqliteConnection, server.database_url()),
-        DbKind::Postgres => swap_keys!(sqlx::PgConnection, server.database_url()),
-    }
-}
-
 async fn an_operators_key_swap_is_refused(db: DbKind) {
     let server = TestServer::start(db).await;
     let mut alice = server.client("alice").await;
@@ -92,7 +101,7 @@ async fn an_operators_key_swap_is_refused(db: DbKind) {
     let mallory = server.client("mallory").await;
     let carol = server.client("carol").await;
 
-    swap_keys(&server, db).await;
+    operator_edit(&server, db, ("bob", "mallory"), swap_statements).await;
 
     // The swap works on the server: bob's bundle now carries mallory's
     // identity key, with signatures that verify.
@@ -218,24 +227,6 @@ fn plant_statements(alice: i64, mallory: i64) -> Vec<String> {
     ]
 }
 
-macro_rules! plant_device {
-    ($connection:ty, $url:expr) => {{
-        let mut conn = <$connection>::connect($url).await.unwrap();
-        let mut ids = Vec::new();
-        for name in ["alice", "mallory"] {
-            let id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE username = $1")
-                .bind(name)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-            ids.push(id);
-        }
-        for statement in plant_statements(ids[0], ids[1]) {
-            sqlx::query(&statement).execute(&mut conn).await.unwrap();
-        }
-    }};
-}
-
 /// What `device`'s check of its own history finds, as soon as it finds
 /// something (the epoch may still be publishing), or nothing after 30 s.
 async fn own_changes(device: &starling_client::Client) -> Vec<OwnLogChange> {
@@ -281,10 +272,7 @@ async fn a_device_added_without_the_owner_is_seen_by_each_of_its_devices(db: DbK
     assert_eq!(alice.client.check_own_log().await.unwrap(), [], "said once");
     assert!(laptop.warnings().await.unwrap().is_empty());
 
-    match db {
-        DbKind::Sqlite => plant_device!(sqlx::SqliteConnection, server.database_url()),
-        DbKind::Postgres => plant_device!(sqlx::PgConnection, server.database_url()),
-    }
+    operator_edit(&server, db, ("alice", "mallory"), plant_statements).await;
     // The publisher takes the queued account within its poll.
     assert_eq!(added(&own_changes(&laptop).await), [9], "the laptop warns");
     assert_eq!(
