@@ -162,18 +162,26 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         let devices = match self.own_devices.fresh(now) {
             Some(devices) => devices.to_vec(),
             None => {
-                let served = self
-                    .transport
-                    .devices(self.username)
+                let mut retried = false;
+                let (served, logged) = loop {
+                    let served = self
+                        .transport
+                        .devices(self.username)
+                        .await
+                        .map_err(OutgoingError::Transport)?;
+                    match transparency::verify_account(
+                        self.storage,
+                        self.transport,
+                        self.username,
+                        served.proof.as_ref(),
+                    )
                     .await
-                    .map_err(OutgoingError::Transport)?;
-                let logged = transparency::verify_account(
-                    self.storage,
-                    self.transport,
-                    self.username,
-                    served.proof.as_ref(),
-                )
-                .await?;
+                    {
+                        Ok(logged) => break (served, logged),
+                        Err(LogError::Changed { .. }) if !retried => retried = true,
+                        Err(e) => return Err(e.into()),
+                    }
+                };
                 transparency::check_device_ids(self.username, &logged, &served.value)?;
                 self.own_devices.listed = Some((now, served.value.clone()));
                 served.value
@@ -225,23 +233,33 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         username: &str,
         device: Option<u32>,
     ) -> Result<Vec<(u32, PreKeyBundle)>, S, T> {
-        let served = self
-            .transport
-            .bundles(username, device)
+        let mut retried = false;
+        loop {
+            let served = self
+                .transport
+                .bundles(username, device)
+                .await
+                .map_err(OutgoingError::Transport)?;
+            if served.value.is_empty() {
+                return Ok(served.value);
+            }
+            match transparency::verify_account(
+                self.storage,
+                self.transport,
+                username,
+                served.proof.as_ref(),
+            )
             .await
-            .map_err(OutgoingError::Transport)?;
-        if served.value.is_empty() {
-            return Ok(served.value);
+            {
+                Ok(logged) => {
+                    transparency::check_bundles(username, &logged, &served.value)?;
+                    return Ok(served.value);
+                }
+                // An epoch came between the two proofs: fetch again, once.
+                Err(LogError::Changed { .. }) if !retried => retried = true,
+                Err(e) => return Err(e.into()),
+            }
         }
-        let logged = transparency::verify_account(
-            self.storage,
-            self.transport,
-            username,
-            served.proof.as_ref(),
-        )
-        .await?;
-        transparency::check_bundles(username, &logged, &served.value)?;
-        Ok(served.value)
     }
 
     /// Starts a fresh session with a device from its bundle, recording its

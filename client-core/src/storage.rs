@@ -267,6 +267,15 @@ pub trait Storage {
     /// (two checks may race).
     async fn save_log_record(&self, record: &LogRecord) -> Result<(), Self::Error>;
 
+    /// The newest version of `username`'s entry in the log this device
+    /// verified a lookup proof of; `None` before the first.
+    async fn log_version(&self, username: &str) -> Result<Option<u64>, Self::Error>;
+
+    /// Records that a lookup proof of `username`'s entry at `version`
+    /// verified; a version no newer than the stored one leaves it (two
+    /// checks may race).
+    async fn save_log_version(&self, username: &str, version: u64) -> Result<(), Self::Error>;
+
     /// How far this device has checked its own account's history in the
     /// log; `None` before the first check.
     async fn own_log_state(&self) -> Result<Option<OwnLogState>, Self::Error>;

@@ -7,7 +7,11 @@
 //! the root is signed by the pinned log key and is no older than the
 //! newest root this device verified (the same epoch, the same root); that
 //! the log only grew from that root to this one (the audit steps, walked
-//! epoch by epoch); and that the lookup proof shows this very device list.
+//! epoch by epoch); that the lookup proof shows this very device list;
+//! and that the account's entry is at no older version than one this
+//! device verified before (a replaced entry shown again is refused). A
+//! version it has not verified before is checked once more, with akd's
+//! proof of the most recent version.
 //! [`check_bundles`] then takes identity keys only from that list. Any
 //! failure refuses the keys: nothing is recorded and nothing is sent.
 //!
@@ -18,6 +22,7 @@
 use starling_crypto::{IdentityKey, PreKeyBundle};
 use starling_protocol::Username;
 use starling_transparency::audit::AuditChain;
+use starling_transparency::history;
 use starling_transparency::verify::{self, LogView, VerifiedRoot};
 use starling_transparency::{DeviceList, SignedRoot};
 use thiserror::Error;
@@ -31,7 +36,7 @@ use crate::transport::Transport;
 mod own;
 mod peer;
 
-pub use own::{OwnHistory, OwnLogChange, OwnLogState, check_own_history};
+pub use own::{OwnLogChange, OwnLogState, ServedHistory, check_own_history};
 pub use peer::{PeerRoot, compare_peer_root};
 
 /// What the server sends beside fetched keys or device ids, decoded from
@@ -107,6 +112,14 @@ pub enum LogError<S, T> {
     /// root for an epoch, or a history that was rewritten.
     #[error("the server's transparency log is not consistent with what this device saw: {0}")]
     Log(TransparencyError),
+    /// The account changed between the lookup proof and the proof of its
+    /// newest version (an epoch was published in between): nothing is
+    /// wrong, the keys are fetched again.
+    #[error("the keys of {username} changed while they were checked; try again")]
+    Changed {
+        /// The account.
+        username: String,
+    },
     /// This device has no pins and the server offers none.
     #[error("the server offers no transparency log, so no keys it sends can be checked")]
     NoLog,
@@ -149,7 +162,75 @@ pub async fn verify_account<S: Storage, T: Transport>(
     let lookup = verify::verify_lookup(&record.pins, &root, &name, &proof.lookup_proof, &devices)
         .map_err(not_in_log)?;
     remember::<S, T>(storage, record.pins, &signed).await?;
+    let seen = storage
+        .log_version(username)
+        .await
+        .map_err(LogError::Storage)?;
+    match seen {
+        Some(seen) if lookup.version < seen => {
+            return Err(not_in_log(TransparencyError::EntryRollback {
+                served: lookup.version,
+                seen,
+            }));
+        }
+        Some(seen) if lookup.version == seen => {}
+        _ => check_latest(storage, transport, &name, &lookup).await?,
+    }
     Ok(lookup.devices)
+}
+
+/// Checks a version of `name`'s entry this device has not verified before
+/// with akd's proof of the most recent version (SPEC §16.4, 5), and
+/// records it: a version planted past the owner's newest must then show
+/// in the owner's own history check. The proof comes against the newest
+/// root, which may be past the lookup's: an account that moved on in
+/// between is [`LogError::Changed`], to be fetched again; an older
+/// version or another list shown as the newest is refused.
+async fn check_latest<S: Storage, T: Transport>(
+    storage: &S,
+    transport: &T,
+    name: &Username,
+    lookup: &verify::VerifiedLookup,
+) -> Result<(), S, T> {
+    let username = name.as_str();
+    let not_in_log = |reason| LogError::NotInLog {
+        username: username.to_owned(),
+        reason,
+    };
+    let served = transport
+        .latest_version(username)
+        .await
+        .map_err(LogError::Transport)?
+        .ok_or_else(|| {
+            not_in_log(TransparencyError::MalformedProof(
+                "the server shows no newest version".into(),
+            ))
+        })?;
+    let record = log_record(storage, transport).await?;
+    let (root, signed) = trusted_root(storage, transport, &record, &served.signed_root).await?;
+    let [list] = served.lists.as_slice() else {
+        return Err(not_in_log(TransparencyError::MalformedProof(
+            "not one newest version".into(),
+        )));
+    };
+    let newest = history::verify_latest(&record.pins, &root, name, &served.proof, list)
+        .map_err(not_in_log)?;
+    remember::<S, T>(storage, record.pins, &signed).await?;
+    if newest.version > lookup.version {
+        return Err(LogError::Changed {
+            username: username.to_owned(),
+        });
+    }
+    if newest.version != lookup.version || newest.devices.as_ref() != Some(&lookup.devices) {
+        return Err(not_in_log(TransparencyError::EntryMoved {
+            proved: lookup.version,
+            newest: newest.version,
+        }));
+    }
+    storage
+        .save_log_version(username, lookup.version)
+        .await
+        .map_err(LogError::Storage)
 }
 
 /// Checks a served signed root against what this device saw (signature,
@@ -274,15 +355,25 @@ pub async fn logged_device<S: Storage, T: Transport>(
     if known.iter().any(|(d, key)| *d == device && key == identity) {
         return Ok(true);
     }
-    let served = transport
-        .devices(username)
-        .await
-        .map_err(LogError::Transport)?;
-    match verify_account(storage, transport, username, served.proof.as_ref()).await {
-        Ok(list) => Ok(list.identity(device) == Some(&identity.public_bytes())),
-        Err(LogError::Storage(e)) => Err(LogError::Storage(e)),
-        Err(LogError::Transport(e)) => Err(LogError::Transport(e)),
-        Err(_) => Ok(false),
+    let mut retried = false;
+    loop {
+        let served = transport
+            .devices(username)
+            .await
+            .map_err(LogError::Transport)?;
+        return match verify_account(storage, transport, username, served.proof.as_ref()).await {
+            Ok(list) => Ok(list.identity(device) == Some(&identity.public_bytes())),
+            Err(LogError::Changed { .. }) if !retried => {
+                retried = true;
+                continue;
+            }
+            // The message waits (it is not rejected) while the account
+            // keeps changing, as when the server is out of reach.
+            Err(e @ (LogError::Storage(_) | LogError::Transport(_) | LogError::Changed { .. })) => {
+                Err(e)
+            }
+            Err(_) => Ok(false),
+        };
     }
 }
 
@@ -467,6 +558,105 @@ mod tests {
             ),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn an_entry_older_than_one_verified_is_refused() {
+        let (memory, _) = serving_bob();
+        fetch(&memory).unwrap();
+        assert_eq!(memory.log_versions.borrow().get("bob"), Some(&1));
+        // This device verified version 2 of bob's entry before (a key bob
+        // has since replaced): a proof of version 1 shows it again.
+        memory.log_versions.borrow_mut().insert("bob".into(), 2);
+        let error = fetch(&memory).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                LogError::NotInLog {
+                    reason: TransparencyError::EntryRollback { served: 1, seen: 2 },
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(memory.log_versions.borrow().get("bob"), Some(&2));
+    }
+
+    #[test]
+    fn each_new_version_is_checked_once_with_the_proof_of_the_newest() {
+        let (memory, bob) = serving_bob();
+        fetch(&memory).unwrap();
+        fetch(&memory).unwrap();
+        assert_eq!(*memory.latest_asked.borrow(), ["bob"], "once per version");
+        // Bob links a second device: a version this device has not seen.
+        let second = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+        memory.bundles.borrow_mut().insert(
+            "bob".into(),
+            vec![(1, bundle_of(&bob)), (2, bundle_of(&second))],
+        );
+        fetch(&memory).unwrap();
+        assert_eq!(memory.latest_asked.borrow().len(), 2);
+        assert_eq!(memory.log_versions.borrow().get("bob"), Some(&2));
+    }
+
+    #[test]
+    fn a_new_version_without_the_proof_of_the_newest_is_refused() {
+        let (memory, bob) = serving_bob();
+        memory.log.prove("carol", &[(1, [5; 64])]);
+        memory.log.prove("bob", &[(1, bob.public().public_bytes())]);
+        // Carol's newest passed off as bob's, at the root bob's lookup is
+        // against.
+        *memory.latest_override.borrow_mut() = memory.log.latest("carol");
+        let error = fetch(&memory).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                LogError::NotInLog {
+                    reason: TransparencyError::BadProof(_),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(memory.log_versions.borrow().get("bob"), None);
+        // A proof of bob's newest at the same root, but with a list of its
+        // own: the lists differ.
+        let mut served = memory.log.latest("bob").unwrap();
+        served.lists = vec![
+            DeviceList::new(vec![starling_transparency::DeviceEntry {
+                device_id: 1,
+                identity: [6; 64],
+            }])
+            .unwrap()
+            .to_bytes(),
+        ];
+        *memory.latest_override.borrow_mut() = Some(served);
+        assert!(matches!(
+            fetch(&memory).unwrap_err(),
+            LogError::NotInLog {
+                reason: TransparencyError::NotInLog { .. },
+                ..
+            }
+        ));
+        // The log's own answer.
+        *memory.latest_override.borrow_mut() = None;
+        memory.latest_asked.borrow_mut().clear();
+        fetch(&memory).unwrap();
+        assert_eq!(memory.log_versions.borrow().get("bob"), Some(&1));
+    }
+
+    #[test]
+    fn an_account_that_changed_between_the_proofs_is_fetched_again() {
+        let memory = Memory::default();
+        let first = memory.log.prove("bob", &[(1, [1; 64])]);
+        // Bob links a device before the proof of his newest is asked for.
+        memory.log.prove("bob", &[(1, [1; 64]), (2, [2; 64])]);
+        let error = run(verify_account(&memory, &memory, "bob", Some(&first))).unwrap_err();
+        assert!(
+            matches!(error, LogError::Changed { ref username } if username == "bob"),
+            "{error:?}"
+        );
+        assert_eq!(memory.log_versions.borrow().get("bob"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use starling_crypto::PreKeyBundle;
 use starling_protocol::api::{KeyUpload, PrekeyCounts, StaleLists};
 
 use crate::transparency::{
-    AppendOnlyClaim, AuditStep, LogPins, OwnHistory, Proved, TransparencyError,
+    AppendOnlyClaim, AuditStep, LogPins, Proved, ServedHistory, TransparencyError,
 };
 
 /// The outcome of a send.
@@ -66,7 +66,11 @@ pub trait Transport {
 
     /// Every device list the log has held for this device's own account,
     /// with the history proof (`None` while the log does not hold it).
-    async fn own_history(&self) -> Result<Option<OwnHistory>, Self::Error>;
+    async fn own_history(&self) -> Result<Option<ServedHistory>, Self::Error>;
+
+    /// `username`'s newest version in the log with akd's proof of the most
+    /// recent version (`None` while the log does not hold the account).
+    async fn latest_version(&self, username: &str) -> Result<Option<ServedHistory>, Self::Error>;
 
     /// The log's epochs after `from`, oldest first, each with its
     /// append-only proof (possibly fewer than there are: ask again).

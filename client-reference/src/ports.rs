@@ -8,7 +8,7 @@ use starling_client_core::sealed::{SealedError, SealedRecord};
 use starling_client_core::storage::ContactRecord;
 use starling_client_core::tofu::TrustChange;
 use starling_client_core::transparency::{
-    AppendOnlyClaim, AuditStep, LogError, LogPins, LogRecord, OwnHistory, OwnLogState, Proved,
+    AppendOnlyClaim, AuditStep, LogError, LogPins, LogRecord, OwnLogState, Proved, ServedHistory,
     TransparencyError,
 };
 use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
@@ -282,6 +282,14 @@ impl Storage for Store {
         Store::set_contact_profile_key(self, username, key).await
     }
 
+    async fn log_version(&self, username: &str) -> Result<Option<u64>> {
+        Store::log_version(self, username).await
+    }
+
+    async fn save_log_version(&self, username: &str, version: u64) -> Result<()> {
+        Store::save_log_version(self, username, version).await
+    }
+
     async fn own_log_state(&self) -> Result<Option<OwnLogState>> {
         Store::own_log_state(self).await
     }
@@ -327,8 +335,12 @@ impl Transport for Api {
         crate::api::transparency::pins(&root.log).map(Some)
     }
 
-    async fn own_history(&self) -> Result<Option<OwnHistory>> {
+    async fn own_history(&self) -> Result<Option<ServedHistory>> {
         Api::own_history(self).await
+    }
+
+    async fn latest_version(&self, username: &str) -> Result<Option<ServedHistory>> {
+        Api::latest_version(self, username).await
     }
 
     async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>> {

@@ -33,6 +33,29 @@ pub enum TransparencyError {
         /// The newest epoch this client verified.
         seen: u64,
     },
+    /// An account's entry at a version older than one this client has
+    /// already verified for it: the server shows a replaced entry again.
+    #[error(
+        "the log's entry for the account is at version {served}, older than version {seen} already verified"
+    )]
+    EntryRollback {
+        /// The version served.
+        served: u64,
+        /// The newest version this client verified for the account.
+        seen: u64,
+    },
+    /// The account's newest version is not the one a lookup proof showed:
+    /// the account changed between the two proofs (fetch again), or the
+    /// server shows two versions as the newest.
+    #[error(
+        "the log's newest version of the account is {newest}, not version {proved} (fetch it again)"
+    )]
+    EntryMoved {
+        /// The version the lookup proof showed.
+        proved: u64,
+        /// The version the proof of the newest showed.
+        newest: u64,
+    },
     /// Two different roots signed for one epoch: the server shows
     /// different logs to different clients.
     #[error("two different roots are signed for epoch {epoch}")]

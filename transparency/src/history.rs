@@ -5,7 +5,9 @@
 //! The owner checks its own history ([`verify_history`]): the log shows
 //! every client the same device lists for a username, so a device or key
 //! the owner did not add shows in the owner's history too, however briefly
-//! it stood. Pure, like [`crate::verify`]: the shell fetches, the client
+//! it stood. A contact checks each new version it sees of an account once
+//! with the proof of the most recent version ([`verify_latest`]), which
+//! ties it to the markers the owner's check looks at. Pure, like [`crate::verify`]: the shell fetches, the client
 //! core compares the verified lists with what it knows of its account.
 
 use akd_core::proto::specs::types as proto;
@@ -47,6 +49,46 @@ pub fn verify_history(
     proof: &[u8],
     lists: &[Vec<u8>],
 ) -> Result<Vec<HistoryEntry>, TransparencyError> {
+    verify_versions(pins, root, username, proof, lists, HistoryParams::Complete)
+}
+
+/// Checks that `list` is the newest device list the log holds for
+/// `username` at `root`, by akd's key-history proof of the most recent
+/// version (`MostRecent(1)`), and returns that version. Unlike a lookup
+/// proof, it shows the version's past markers in the log (akd's
+/// `get_marker_versions`: the version with the bits below one of its set
+/// bits cleared, and the skiplist markers below it): a version
+/// planted past the owner's, which the owner's own history check can miss,
+/// cannot pass both this and the owner's check (SPEC §16.4).
+pub fn verify_latest(
+    pins: &LogPins,
+    root: &VerifiedRoot,
+    username: &Username,
+    proof: &[u8],
+    list: &[u8],
+) -> Result<HistoryEntry, TransparencyError> {
+    let mut entries = verify_versions(
+        pins,
+        root,
+        username,
+        proof,
+        &[list.to_vec()],
+        HistoryParams::MostRecent(1),
+    )?;
+    entries
+        .pop()
+        .ok_or_else(|| TransparencyError::MalformedProof("no version".into()))
+}
+
+/// Checks a key-history proof of `params` and the device lists it is of.
+fn verify_versions(
+    pins: &LogPins,
+    root: &VerifiedRoot,
+    username: &Username,
+    proof: &[u8],
+    lists: &[Vec<u8>],
+    params: HistoryParams,
+) -> Result<Vec<HistoryEntry>, TransparencyError> {
     let proof = decode_history(proof)?;
     let versions = proof.update_proofs.len();
     if versions == 0 || versions > MAX_HISTORY_VERSIONS || versions != lists.len() {
@@ -73,7 +115,7 @@ pub fn verify_history(
         label(username),
         proof,
         HistoryVerificationParams::Default {
-            history_params: HistoryParams::Complete,
+            history_params: params,
         },
     )
     .map_err(|e| TransparencyError::BadProof(e.to_string()))?;

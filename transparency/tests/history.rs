@@ -1,7 +1,8 @@
 //! The owner's check of its history against a real akd directory (in
 //! memory): every version's device list verifies, oldest first; a list
 //! left out, a list swapped, a history cut short, another account's
-//! history and a version beyond the log are each refused.
+//! history and a version beyond the log are each refused. A contact's
+//! check of the newest version alone likewise.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,7 +10,7 @@ use akd::storage::StorageManager;
 use akd::storage::memory::AsyncInMemoryDatabase;
 use akd::{AzksParallelismConfig, Directory, HistoryParams};
 use starling_protocol::Username;
-use starling_transparency::history::{encode_history, verify_history};
+use starling_transparency::history::{encode_history, verify_history, verify_latest};
 use starling_transparency::verify::LogPins;
 use starling_transparency::{
     CONFIGURATION_ID, DeviceEntry, DeviceList, LogConfig, LogSigningKey, LogView, RootStatement,
@@ -159,5 +160,43 @@ async fn a_history_cut_short_is_refused() {
     assert!(matches!(
         verify_history(&pins, &root, &user("alice"), b"garbage", &served()),
         Err(TransparencyError::MalformedProof(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_newest_version_alone_verifies_for_a_contact() {
+    let (log, pins, root) = alices_log().await;
+    let (recent, _) = log
+        .key_history(&label(&user("alice")), HistoryParams::MostRecent(1))
+        .await
+        .unwrap();
+    let recent = encode_history(&recent).unwrap();
+    let newest = &served()[0];
+    let entry = verify_latest(&pins, &root, &user("alice"), &recent, newest).unwrap();
+    assert_eq!((entry.version, entry.epoch), (3, 4));
+    assert_eq!(entry.devices, Some(devices(&[(2, 2)])));
+    // Her second version shown as the newest.
+    assert_eq!(
+        verify_latest(&pins, &root, &user("alice"), &recent, &served()[1]),
+        Err(TransparencyError::NotInLog {
+            username: "alice".into()
+        })
+    );
+    // The complete history is not the proof of the newest alone.
+    let complete = history_of(&log, "alice").await;
+    assert!(matches!(
+        verify_latest(&pins, &root, &user("alice"), &complete, newest),
+        Err(TransparencyError::MalformedProof(_))
+    ));
+    // Bob's newest passed off as alice's.
+    let (bobs, _) = log
+        .key_history(&label(&user("bob")), HistoryParams::MostRecent(1))
+        .await
+        .unwrap();
+    let bobs = encode_history(&bobs).unwrap();
+    let bob_list = devices(&[(1, 9)]).to_bytes();
+    assert!(matches!(
+        verify_latest(&pins, &root, &user("alice"), &bobs, &bob_list),
+        Err(TransparencyError::BadProof(_))
     ));
 }

@@ -17,7 +17,7 @@ use starling_transparency::{
     SignedRoot, TransparencyError, VrfSecret, label,
 };
 
-use crate::transparency::{AppendOnlyClaim, AuditStep, LogProof, OwnHistory};
+use crate::transparency::{AppendOnlyClaim, AuditStep, LogProof, ServedHistory};
 
 type Akd = Directory<LogConfig, AsyncInMemoryDatabase, VrfSecret>;
 
@@ -170,7 +170,7 @@ impl TestLog {
 
     /// `username`'s whole history against the latest root, or `None` if
     /// the log never held the account.
-    pub(crate) fn history(&self, username: &str) -> Option<OwnHistory> {
+    pub(crate) fn history(&self, username: &str) -> Option<ServedHistory> {
         let mut lists = self.versions.borrow().get(username)?.clone();
         lists.reverse();
         let label = label(&Username::parse(username).expect("a username"));
@@ -182,10 +182,30 @@ impl TestLog {
             )
             .expect("a history");
         let signed_root = self.steps.borrow().last()?.signed_root.clone();
-        Some(OwnHistory {
+        Some(ServedHistory {
             signed_root,
             proof: starling_transparency::history::encode_history(&proof).expect("encoded"),
             lists,
+        })
+    }
+
+    /// `username`'s newest version against the latest root, with the proof
+    /// of the most recent version, or `None` if the log never held it.
+    pub(crate) fn latest(&self, username: &str) -> Option<ServedHistory> {
+        let list = self.versions.borrow().get(username)?.last()?.clone();
+        let label = label(&Username::parse(username).expect("a username"));
+        let (proof, _) = self
+            .runtime
+            .block_on(
+                self.directory
+                    .key_history(&label, akd::HistoryParams::MostRecent(1)),
+            )
+            .expect("a history");
+        let signed_root = self.steps.borrow().last()?.signed_root.clone();
+        Some(ServedHistory {
+            signed_root,
+            proof: starling_transparency::history::encode_history(&proof).expect("encoded"),
+            lists: vec![list],
         })
     }
 

@@ -192,10 +192,17 @@ pub(crate) struct Memory {
     pub(crate) log: log::TestLog,
     /// The log's pins and newest verified root, once pinned.
     pub(crate) log_record: RefCell<Option<crate::transparency::LogRecord>>,
+    /// The newest verified version of each account's log entry.
+    pub(crate) log_versions: RefCell<BTreeMap<String, u64>>,
     /// How far the own account's history was checked.
     pub(crate) own_log: RefCell<Option<crate::transparency::OwnLogState>>,
+    /// Every account whose newest version was asked for, in order.
+    pub(crate) latest_asked: RefCell<Vec<String>>,
+    /// What the server answers for any account's newest version, in place
+    /// of the log's.
+    pub(crate) latest_override: RefCell<Option<crate::transparency::ServedHistory>>,
     /// What the server answers for the own history, in place of the log's.
-    pub(crate) history_override: RefCell<Option<crate::transparency::OwnHistory>>,
+    pub(crate) history_override: RefCell<Option<crate::transparency::ServedHistory>>,
     /// Warnings added, (username, text), oldest first.
     pub(crate) warnings: RefCell<Vec<(String, String)>>,
 }

@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use super::{Authority, CERTIFICATE_TTL, SERVER_NOW};
 use crate::transparency::{
-    AppendOnlyClaim, AuditStep, LogPins, LogProof, OwnHistory, Proved, TransparencyError,
+    AppendOnlyClaim, AuditStep, LogPins, LogProof, Proved, ServedHistory, TransparencyError,
 };
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 
@@ -369,9 +369,14 @@ impl Transport for Link {
         Ok(Some(self.server.log.pins()))
     }
 
-    async fn own_history(&self) -> Result<Option<OwnHistory>, Refused> {
+    async fn own_history(&self) -> Result<Option<ServedHistory>, Refused> {
         self.state()?;
         Ok(self.server.log.history(&self.username))
+    }
+
+    async fn latest_version(&self, username: &str) -> Result<Option<ServedHistory>, Refused> {
+        self.state()?;
+        Ok(self.server.log.latest(username))
     }
 
     async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>, Refused> {

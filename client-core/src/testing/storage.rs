@@ -505,6 +505,19 @@ impl Storage for Memory {
         Ok(())
     }
 
+    async fn log_version(&self, username: &str) -> Result<Option<u64>, Fake> {
+        self.check("log_version")?;
+        Ok(self.log_versions.borrow().get(username).copied())
+    }
+
+    async fn save_log_version(&self, username: &str, version: u64) -> Result<(), Fake> {
+        self.check("save_log_version")?;
+        let mut versions = self.log_versions.borrow_mut();
+        let stored = versions.entry(username.to_owned()).or_insert(version);
+        *stored = (*stored).max(version);
+        Ok(())
+    }
+
     async fn own_log_state(&self) -> Result<Option<OwnLogState>, Fake> {
         self.check("own_log_state")?;
         Ok(self.own_log.borrow().clone())

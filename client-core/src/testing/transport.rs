@@ -7,7 +7,7 @@ use starling_protocol::api::{KeyUpload, PrekeyCounts};
 
 use super::{Fake, Memory};
 use crate::transparency::{
-    AppendOnlyClaim, AuditStep, LogPins, OwnHistory, Proved, TransparencyError,
+    AppendOnlyClaim, AuditStep, LogPins, Proved, ServedHistory, TransparencyError,
 };
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 
@@ -93,7 +93,7 @@ impl Transport for Memory {
         Ok(Some(self.log.pins()))
     }
 
-    async fn own_history(&self) -> Result<Option<OwnHistory>, Fake> {
+    async fn own_history(&self) -> Result<Option<ServedHistory>, Fake> {
         if let Some(served) = self.history_override.borrow().clone() {
             return Ok(Some(served));
         }
@@ -103,6 +103,14 @@ impl Transport for Memory {
             .as_ref()
             .map(|(username, _, _)| username.clone());
         Ok(me.and_then(|username| self.log.history(&username)))
+    }
+
+    async fn latest_version(&self, username: &str) -> Result<Option<ServedHistory>, Fake> {
+        self.latest_asked.borrow_mut().push(username.to_owned());
+        if let Some(served) = self.latest_override.borrow().clone() {
+            return Ok(Some(served));
+        }
+        Ok(self.log.latest(username))
     }
 
     async fn audit_steps(&self, from: u64) -> Result<Vec<AuditStep>, Fake> {

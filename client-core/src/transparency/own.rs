@@ -27,13 +27,15 @@ use super::{LogError, Result, log_record, remember, trusted_root};
 use crate::storage::Storage;
 use crate::transport::Transport;
 
-/// What the server sends for `GET /v1/transparency/history`, decoded from
-/// its transport encoding but not checked.
+/// What the server sends for `GET /v1/transparency/history` (the own
+/// account's complete history) and `GET /v1/transparency/latest/{username}`
+/// (an account's newest version), decoded from its transport encoding but
+/// not checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnHistory {
+pub struct ServedHistory {
     /// The signed root the proof is against.
     pub signed_root: Vec<u8>,
-    /// akd's complete key-history proof of the account (protobuf).
+    /// akd's key-history proof of the account (protobuf).
     pub proof: Vec<u8>,
     /// Each version's canonical device list, newest first (empty for a
     /// deletion).
@@ -539,7 +541,7 @@ mod tests {
     fn run_with_history(
         memory: &crate::testing::Memory,
         phone: &starling_crypto::IdentityKeyPair,
-        served: OwnHistory,
+        served: ServedHistory,
     ) -> Result<Vec<OwnLogChange>, crate::testing::Memory, crate::testing::Memory> {
         *memory.history_override.borrow_mut() = Some(served);
         check(memory, phone)

@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::Method;
-use starling_client_core::transparency::{AuditStep, LogPins, LogProof, OwnHistory};
+use starling_client_core::transparency::{AuditStep, LogPins, LogProof, ServedHistory};
 use starling_protocol::api::{
     AuditResponse, LogPin, TransparencyHistory, TransparencyProof, TransparencyRoot,
 };
@@ -69,8 +69,21 @@ impl Api {
     /// Every device list the log has held for this device's own account,
     /// decoded for the client core (not checked); `None` while the log
     /// does not hold it.
-    pub async fn own_history(&self) -> Result<Option<OwnHistory>> {
-        let request = self.request(Method::GET, "v1/transparency/history")?;
+    pub async fn own_history(&self) -> Result<Option<ServedHistory>> {
+        self.history("v1/transparency/history").await
+    }
+
+    /// `username`'s newest version in the log with the proof of the most
+    /// recent version, decoded for the client core (not checked); `None`
+    /// while the log does not hold the account.
+    pub async fn latest_version(&self, username: &str) -> Result<Option<ServedHistory>> {
+        let path = format!("v1/transparency/latest/{}", super::path_segment(username));
+        self.history(&path).await
+    }
+
+    /// A history route's answer, decoded.
+    async fn history(&self, path: &str) -> Result<Option<ServedHistory>> {
+        let request = self.request(Method::GET, path)?;
         let history = match self.json::<TransparencyHistory>(request).await {
             Ok(history) => history,
             Err(ClientError::Server { status: 404, .. }) => return Ok(None),
@@ -81,7 +94,7 @@ impl Api {
             .iter()
             .map(|list| decode("device list", list))
             .collect::<Result<_>>()?;
-        Ok(Some(OwnHistory {
+        Ok(Some(ServedHistory {
             signed_root: decode("root", &history.signed_root)?,
             proof: decode("history proof", &history.history_proof)?,
             lists,

@@ -95,6 +95,32 @@ impl Store {
         }))
     }
 
+    /// The newest version of `username`'s log entry this device verified.
+    pub async fn log_version(&self, username: &str) -> Result<Option<u64>> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM log_versions WHERE username = ?")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+        version
+            .map(|v| u64::try_from(v).map_err(|_| damaged()))
+            .transpose()
+    }
+
+    /// Records a verified version of `username`'s log entry, keeping the
+    /// newer of it and the stored one.
+    pub async fn save_log_version(&self, username: &str, version: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO log_versions (username, version) VALUES (?, ?) \
+             ON CONFLICT (username) DO UPDATE SET version = MAX(version, excluded.version)",
+        )
+        .bind(username)
+        .bind(i64::try_from(version).map_err(|_| damaged())?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Replaces how far this device checked its own account's history.
     pub async fn save_own_log_state(&self, state: &OwnLogState) -> Result<()> {
         sqlx::query(
@@ -129,6 +155,21 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_log_version_only_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::store::StoreKey::from_bytes([7; 32]);
+        let store = Store::open(dir.path(), &key).await.unwrap();
+        assert_eq!(store.log_version("bob").await.unwrap(), None);
+        store.save_log_version("bob", 3).await.unwrap();
+        store.save_log_version("bob", 2).await.unwrap();
+        store.save_log_version("carol", 1).await.unwrap();
+        assert_eq!(store.log_version("bob").await.unwrap(), Some(3));
+        store.save_log_version("bob", 4).await.unwrap();
+        assert_eq!(store.log_version("bob").await.unwrap(), Some(4));
+        assert_eq!(store.log_version("carol").await.unwrap(), Some(1));
+    }
 
     #[tokio::test]
     async fn the_record_keeps_the_newest_root() {

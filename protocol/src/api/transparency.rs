@@ -73,12 +73,15 @@ pub struct TransparencyProof {
 
 /// `GET /v1/transparency/history`: every device list the log has held for
 /// the caller's own account, for its devices to check they published each.
+/// `GET /v1/transparency/latest/{username}`: the same for an account's
+/// newest version alone (akd's `MostRecent(1)`), which a client checks once
+/// per version of a contact it has not seen (SPEC §16.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransparencyHistory {
     /// The signed root the proof is against (base64).
     pub signed_root: String,
-    /// akd's complete key-history proof of the account's label (protobuf
-    /// `HistoryProof`, base64).
+    /// akd's key-history proof of the account's label (protobuf
+    /// `HistoryProof`, base64): complete, or of the newest version.
     pub history_proof: String,
     /// Each version's canonical device list (base64, SPEC §16.3; empty for
     /// the account's deletion), newest first, as the proof orders them.

@@ -66,6 +66,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/transparency/roots/{epoch}", get(transparency::root))
         .route("/v1/transparency/audit", get(transparency::audit))
         .route("/v1/transparency/history", get(transparency::history))
+        .route(
+            "/v1/transparency/latest/{username}",
+            get(transparency::latest),
+        )
         .route("/v1/attachments", post(attachments::create))
         .route(
             "/v1/attachments/{id}",

@@ -1,5 +1,5 @@
 //! Key transparency (`services::transparency`), open to anyone but the
-//! history: the log is public, and auditors need no account.
+//! histories: the log is public, and auditors need no account.
 //!
 //! - `GET /v1/transparency/root`: the newest signed root.
 //! - `GET /v1/transparency/roots/{epoch}`: an epoch's signed root.
@@ -8,6 +8,8 @@
 //! - `GET /v1/transparency/history`: every device list the log has held
 //!   for the caller's own account (a device's credential), which its
 //!   devices check they published.
+//! - `GET /v1/transparency/latest/{username}`: an account's newest version
+//!   with akd's proof of the most recent version (a device's credential).
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -19,7 +21,7 @@ use super::ApiPath;
 use crate::AppState;
 use crate::auth::AuthedDevice;
 use crate::error::{AppError, ErrorCode};
-use crate::services::transparency;
+use crate::services::{accounts, transparency};
 
 pub(super) async fn latest_root(
     State(state): State<AppState>,
@@ -48,7 +50,24 @@ pub(super) async fn history(
     device: AuthedDevice,
 ) -> Result<Json<TransparencyHistory>, AppError> {
     let username = Username::parse(&device.username)?;
-    transparency::history(&state, &username)
+    transparency::history(&state, &username, akd::HistoryParams::Complete)
+        .await?
+        .map(Json)
+        .ok_or(AppError::NotFound("account in the log"))
+}
+
+/// An account's newest version in the log with akd's proof of the most
+/// recent version, which a client checks once per new version of a
+/// contact (SPEC §16.4). Any device may ask of an account whose keys it
+/// may fetch: a disabled or unknown account is not found, as there.
+pub(super) async fn latest(
+    State(state): State<AppState>,
+    _device: AuthedDevice,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Json<TransparencyHistory>, AppError> {
+    let username = Username::parse(&username)?;
+    accounts::devices(&state, username.as_str()).await?;
+    transparency::history(&state, &username, akd::HistoryParams::MostRecent(1))
         .await?
         .map(Json)
         .ok_or(AppError::NotFound("account in the log"))

@@ -193,14 +193,17 @@ pub async fn proof(
 }
 
 /// Every device list the log has held for `username` (the caller's own
-/// account), with akd's complete history proof against the newest signed
-/// root; `None` if the log does not hold the account yet.
+/// account, `HistoryParams::Complete`), or its newest alone
+/// (`MostRecent(1)`, for a contact), with akd's history proof against the
+/// newest signed root; `None` if the log does not hold the account yet.
 pub async fn history(
     state: &AppState,
     username: &Username,
+    params: akd::HistoryParams,
 ) -> Result<Option<TransparencyHistory>, AppError> {
     let label = label(username);
-    let found = at_signed_epoch(state, &label, || state.transparency.history(&label)).await?;
+    let found =
+        at_signed_epoch(state, &label, || state.transparency.history(&label, params)).await?;
     let Some((proof, _, signed)) = found else {
         return Ok(None);
     };

@@ -152,19 +152,16 @@ impl TransparencyLog {
         not_found_as_none(self.reader().await?.lookup(label).await)
     }
 
-    /// The complete key-history proof of `label` at the directory's newest
-    /// epoch, and that epoch, or `None` if the log has never held the
-    /// label.
+    /// The key-history proof of `label` (complete, or of its most recent
+    /// versions, as `params` asks) at the directory's newest epoch, and
+    /// that epoch, or `None` if the log has never held the label.
     pub async fn history(
         &self,
         label: &akd::AkdLabel,
+        params: akd::HistoryParams,
     ) -> Result<Option<(akd::HistoryProof, akd::EpochHash)>, LogError> {
         let reader = self.reader().await?;
-        not_found_as_none(
-            reader
-                .key_history(label, akd::HistoryParams::Complete)
-                .await,
-        )
+        not_found_as_none(reader.key_history(label, params).await)
     }
 
     /// The store the log is kept in.

@@ -1,7 +1,8 @@
 //! The key transparency routes: registration answers only once the new
 //! account is in a signed epoch, with the log's pins; the roots, the
-//! audit steps and the proof beside every key and device-list fetch all
-//! verify under those pins with the client's checks; and an operator's
+//! audit steps, the proof beside every key and device-list fetch and an
+//! account's newest version all verify under those pins with the
+//! client's checks; and an operator's
 //! edit of a device's key in the database does not change what the log
 //! proves (so a client comparing the two catches it).
 
@@ -12,6 +13,7 @@ use protobuf::Message as _;
 use serde_json::Value;
 use starling_protocol::Username;
 use starling_test_support::both_databases;
+use starling_transparency::history::verify_latest;
 use starling_transparency::verify::{LogPins, verify_lookup};
 use starling_transparency::{DeviceList, LogConfig, LogPublicKey, LogView, SignedRoot};
 
@@ -104,6 +106,52 @@ async fn fetches_are_proved(kind: DbKind) {
         .await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(check(&pins, "alice", &list["transparency"]), devices);
+
+    // Her newest version, with the proof of the most recent version,
+    // which a contact checks once per version.
+    let (status, latest) = server
+        .request(
+            "GET",
+            "/v1/transparency/latest/alice",
+            Some(&bob.auth),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{latest}");
+    let signed = SignedRoot::from_bytes(&b64(&latest["signed_root"])).unwrap();
+    let root = LogView::new(pins).accept_root(&signed).unwrap();
+    let lists = latest["devices"].as_array().unwrap();
+    assert_eq!(lists.len(), 1, "{latest}");
+    let newest = verify_latest(
+        &pins,
+        &root,
+        &Username::parse("alice").unwrap(),
+        &b64(&latest["history_proof"]),
+        &b64(&lists[0]),
+    )
+    .unwrap();
+    assert_eq!(newest.version, 1);
+    assert_eq!(newest.devices.as_ref(), Some(&devices));
+    for (path, auth, status) in [
+        (
+            "/v1/transparency/latest/alice",
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/v1/transparency/latest/nobody",
+            Some(bob.auth.as_str()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/transparency/latest/no%20one",
+            Some(bob.auth.as_str()),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (got, body) = server.request("GET", path, auth, None).await;
+        assert_eq!(got, status, "{path}: {body}");
+    }
 
     // An operator swaps alice's key in the database: the log still proves
     // the key alice published (the keys themselves are the client's to

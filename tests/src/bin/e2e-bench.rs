@@ -1,8 +1,11 @@
 //! Client-side figures against the real server, side by side in one run:
-//! time to first message with a new contact (bundle fetch + PQXDH + send +
-//! receive) against a message in an existing session, and a 100 MiB file
-//! sent end to end encrypted against a plain HTTP upload and download of
-//! the same bytes to the same server.
+//! registration of a new account until it can be messaged (it waits for
+//! the transparency log's epoch holding it), time to first message with a
+//! new contact (bundle fetch with its log proofs + PQXDH + send +
+//! receive), and that from the start of the contact's registration,
+//! against a message in an existing session; and a 100 MiB file sent end
+//! to end encrypted against a plain HTTP upload and download of the same
+//! bytes to the same server.
 //!
 //! `cargo build --release -p starling-server -p starling-e2e && target/release/e2e-bench`
 
@@ -31,11 +34,15 @@ fn p90(mut samples: Vec<Duration>) -> Duration {
 
 /// Time to a first message with a new contact against a next message.
 async fn first_messages(server: &TestServer, rounds: usize) {
+    let mut register = Vec::new();
+    let mut from_register = Vec::new();
     let mut first = Vec::new();
     let mut next = Vec::new();
     for round in 0..rounds {
         let mut alice = server.client(&format!("alice{round}")).await;
+        let registering = Instant::now();
         let mut bob = server.client(&format!("bob{round}")).await;
+        register.push(registering.elapsed());
         let _ = &mut alice;
         let start = Instant::now();
         alice
@@ -45,6 +52,7 @@ async fn first_messages(server: &TestServer, rounds: usize) {
             .unwrap();
         assert_eq!(bob.messages(1).await.len(), 1);
         first.push(start.elapsed());
+        from_register.push(registering.elapsed());
         let start = Instant::now();
         alice
             .client
@@ -55,6 +63,16 @@ async fn first_messages(server: &TestServer, rounds: usize) {
         next.push(start.elapsed());
     }
     let (m1, m2) = (median(first.clone()), median(next.clone()));
+    println!(
+        "| registration of a new account (until it can be messaged) | {:.1} ms | {:.1} ms |",
+        median(register.clone()).as_secs_f64() * 1e3,
+        p90(register).as_secs_f64() * 1e3
+    );
+    println!(
+        "| a new account registers, then receives its first message | {:.1} ms | {:.1} ms |",
+        median(from_register.clone()).as_secs_f64() * 1e3,
+        p90(from_register).as_secs_f64() * 1e3
+    );
     println!(
         "| time to first message, new contact (fetch bundle, PQXDH, send, receive) | {:.1} ms | {:.1} ms |",
         m1.as_secs_f64() * 1e3,
