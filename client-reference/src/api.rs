@@ -572,6 +572,9 @@ fn path_segment(text: &str) -> String {
 async fn server_error(response: Response) -> ClientError {
     let status = response.status().as_u16();
     match response.json::<ErrorBody>().await {
+        Ok(body) if status == 401 && body.code == ErrorCode::DeviceRemoved.as_str() => {
+            ClientError::DeviceRemoved
+        }
         Ok(body) => ClientError::Server {
             status,
             code: body.code.into_owned(),

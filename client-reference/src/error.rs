@@ -34,6 +34,12 @@ pub enum ClientError {
     /// Another process (or another open store in this one) uses the home.
     #[error("another starling process is using this home; close it (or wait for it) and try again")]
     HomeInUse,
+    /// The server says this device was removed from its account (by
+    /// another device of it): its credentials no longer work.
+    #[error(
+        "this device was removed from the account; to use it again, link it anew (`starling devices link-code` on a device of the account, then `starling link` here with another --home)"
+    )]
+    DeviceRemoved,
     /// The server refused a request.
     #[error("server refused ({status} {code}): {reason}")]
     Server {

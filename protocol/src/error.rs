@@ -118,6 +118,8 @@ error_codes! {
     TooManyIds = "too_many_ids",
     /// Credentials are missing or wrong.
     Unauthorized = "unauthorized",
+    /// The credentials are those of a device removed from its account.
+    DeviceRemoved = "device_removed",
     /// Authenticated, but not allowed.
     Forbidden = "forbidden",
     /// The named thing does not exist.

@@ -67,12 +67,16 @@ impl AuthedDevice {
         let (username, device_id, secret) = header
             .and_then(parse_bearer)
             .ok_or(AppError::Unauthorized)?;
-        let record = state
-            .store
-            .device_for_auth(username, device_id)
-            .await?
-            .ok_or(AppError::Unauthorized)?;
         let presented = hash_secret(secret);
+        let Some(record) = state.store.device_for_auth(username, device_id).await? else {
+            // A removed device, and only it (it holds the old credential),
+            // is told why.
+            let removed = state.store.removed_credential(username, device_id).await?;
+            if removed.is_some_and(|hash| bool::from(presented.ct_eq(&hash[..]))) {
+                return Err(AppError::DeviceRemoved);
+            }
+            return Err(AppError::Unauthorized);
+        };
         if !bool::from(presented.ct_eq(&record.credential_hash[..])) {
             return Err(AppError::Unauthorized);
         }

@@ -26,6 +26,9 @@ pub enum AppError {
     /// Missing or wrong credentials.
     #[error("authentication required")]
     Unauthorized,
+    /// The credentials are those of a device removed from its account.
+    #[error("this device was removed from the account")]
+    DeviceRemoved,
     /// An unidentified send's access key was refused for these
     /// destinations.
     #[error("the access key was refused for {}", .0.join(", "))]
@@ -88,7 +91,9 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized | Self::BadAccessKey(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::DeviceRemoved | Self::BadAccessKey(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::StaleDevices { .. } | Self::StaleDevicesMany(_) => {
@@ -116,6 +121,7 @@ impl AppError {
         let code = match self {
             Self::BadRequest { code, .. } | Self::Conflict { code, .. } => *code,
             Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::DeviceRemoved => ErrorCode::DeviceRemoved,
             Self::BadAccessKey(_) => ErrorCode::BadAccessKey,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,

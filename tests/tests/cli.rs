@@ -286,6 +286,27 @@ async fn errors_are_one_clear_line() {
             .status
             .success()
     );
+    // A server address without its scheme, or over plain HTTP: said so
+    // before any passphrase is asked for.
+    let address = server.url.trim_start_matches("https://");
+    for typed in [address.to_owned(), format!("http://{address}")] {
+        let line = error_line(
+            &other.run_with("pw", &["register", "--server", &typed, "--username", "zed"]),
+        );
+        assert!(
+            line.contains(&format!("--server https://{address}")),
+            "{typed}: {line}"
+        );
+    }
+    // The link-code hint is the whole command, pin included.
+    let output = alice.run_with("correct horse battery", &["devices", "link-code"]);
+    assert!(output.status.success());
+    let hint = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        hint.contains(&format!("starling link --server {} --code", server.url))
+            && hint.contains(&format!("--ca-fingerprint {}", server.fingerprint)),
+        "{hint}"
+    );
     // A used invite code.
     let third = Cli::new(&server);
     let output = third.run_with(
@@ -331,4 +352,31 @@ async fn the_stranger_setting_is_the_server_s() {
         &["privacy", "sealed-from-strangers", "maybe"],
     );
     assert!(!output.status.success());
+}
+
+/// A device linked with the hint `devices link-code` prints, word for
+/// word, then removed from the account, is told so on its next command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_device_is_told_it_was_removed() {
+    let server = TestServer::start(DbKind::Sqlite).await;
+    let alice = Cli::new(&server);
+    alice.register("alice");
+    let output = alice.run_with("correct horse battery", &["devices", "link-code"]);
+    assert!(output.status.success());
+    let hint = String::from_utf8(output.stdout).unwrap();
+    let command = hint
+        .lines()
+        .find_map(|line| line.strip_prefix("on the new device: starling "))
+        .expect("the hint names the command");
+    let laptop = Cli::new(&server);
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let linked = laptop.json(&args);
+    assert_eq!(linked[0]["linked"], "alice", "{linked:?}");
+    let device = linked[0]["device_id"].as_u64().unwrap().to_string();
+    alice.json(&["devices", "remove", &device]);
+    let line = error_line(&laptop.run_with("correct horse battery", &["history", "bob"]));
+    assert!(
+        line.contains("this device was removed from the account"),
+        "{line}"
+    );
 }

@@ -237,6 +237,16 @@ impl Client {
         self.core.device_id()
     }
 
+    /// The server this device was set up with: its URL and the pinned
+    /// certificate fingerprint, as a new device of the account needs them.
+    pub async fn server(&self) -> Result<ServerConfig> {
+        let account = self.store().account().await?;
+        Ok(ServerConfig {
+            url: account.server_url,
+            ca_fingerprint: account.ca_fingerprint,
+        })
+    }
+
     /// The local store.
     pub fn store(&self) -> &Store {
         self.core.storage()

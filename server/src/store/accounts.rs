@@ -234,6 +234,26 @@ impl Store {
         })
     }
 
+    /// The credential hash `username`'s device `device` had when it was
+    /// removed, if it was.
+    pub async fn removed_credential(
+        &self,
+        username: &str,
+        device: u32,
+    ) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT r.credential_hash FROM accounts a \
+                 JOIN removed_devices r ON r.account_id = a.id \
+                 WHERE a.username = $1 AND r.device_id = $2",
+            )
+            .bind(username)
+            .bind(i64::from(device))
+            .fetch_optional(pool)
+            .await
+        })
+    }
+
     /// An account's id and its device ids, ascending; `None` if no such
     /// (enabled) account.
     pub async fn devices_of(&self, username: &str) -> Result<Option<(i64, Vec<u32>)>, sqlx::Error> {
@@ -297,6 +317,19 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            // Kept so that the removed device is told why it is refused.
+            sqlx::query(
+                "INSERT INTO removed_devices (account_id, device_id, credential_hash, removed_at) \
+                 SELECT account_id, device_id, credential_hash, $3 FROM devices \
+                 WHERE account_id = $1 AND device_id = $2 \
+                 ON CONFLICT (account_id, device_id) DO UPDATE SET \
+                 credential_hash = excluded.credential_hash, removed_at = excluded.removed_at",
+            )
+            .bind(account_id)
+            .bind(i64::from(device))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             let removed = sqlx::query("DELETE FROM devices WHERE account_id = $1 AND device_id = $2")
                 .bind(account_id)
                 .bind(i64::from(device))

@@ -78,7 +78,7 @@ async fn a_removed_device_is_cut_off_and_its_id_never_returns(kind: DbKind) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     expect_revoked(&mut ws).await;
-    let (status, _) = server
+    let (status, body) = server
         .request(
             "GET",
             "/v1/accounts/alice/devices",
@@ -87,6 +87,15 @@ async fn a_removed_device_is_cut_off_and_its_id_never_returns(kind: DbKind) {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The removed device, and only it, is told why.
+    assert_eq!(body["code"], "device_removed", "{body}");
+    assert_eq!(body["reason"], "this device was removed from the account");
+    let guessed = format!("Bearer alice:2:{}", "A".repeat(43));
+    let (status, body) = server
+        .request("GET", "/v1/accounts/alice/devices", Some(&guessed), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "unauthorized", "{body}");
 
     // The next device gets a new id: nothing meant for device 2 reaches it.
     let (third, _) = link(&server, &alice.auth, false, 11).await;

@@ -55,6 +55,7 @@ pub(crate) async fn run(cli: Cli, out: Output) -> Result<()> {
         log_key,
     } = cli.command
     {
+        let server = crate::error::server_url(&server)?;
         return crate::trust::audit_log(&server, ca_fingerprint.as_deref(), from, log_key, out)
             .await;
     }
@@ -78,7 +79,7 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
             ca_fingerprint,
         } => {
             let server = ServerConfig {
-                url: server,
+                url: crate::error::server_url(&server)?,
                 ca_fingerprint,
             };
             register(home, &server, &username, invite.as_deref(), out).await
@@ -89,7 +90,7 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
             ca_fingerprint,
         } => {
             let server = ServerConfig {
-                url: server,
+                url: crate::error::server_url(&server)?,
                 ca_fingerprint,
             };
             link(home, &server, &code, out).await
@@ -103,12 +104,15 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
             // On every start: our own account's history in the log. What
             // it finds is stored as warnings, shown below; a server out of
             // reach only postpones it, and says so.
-            if let Err(error) = client.check_own_log().await
-                && !out.json
-            {
-                eprintln!(
+            match client.check_own_log().await {
+                Err(ClientError::DeviceRemoved) => {
+                    client.close().await;
+                    return Err(ClientError::DeviceRemoved.into());
+                }
+                Err(error) if !out.json => eprintln!(
                     "note: your account's history in the transparency log was not checked: {error}"
-                );
+                ),
+                _ => {}
             }
             if !out.json {
                 for (_, text) in client.warnings().await? {

@@ -28,11 +28,25 @@ pub(crate) async fn run(
             } else {
                 client.link_code().await?
             };
-            out.print(&serde_json::json!({ "link_code": code }), || {
-                format!(
-                    "link code (valid 10 minutes, once): {code}\non the new device: starling link --server URL --code {code}"
-                )
-            });
+            let server = client.server().await?;
+            let pin = server
+                .ca_fingerprint
+                .as_deref()
+                .map(|fp| format!(" --ca-fingerprint {fp}"))
+                .unwrap_or_default();
+            out.print(
+                &serde_json::json!({
+                    "link_code": code,
+                    "server": server.url,
+                    "ca_fingerprint": server.ca_fingerprint,
+                }),
+                || {
+                    format!(
+                        "link code (valid 10 minutes, once): {code}\non the new device: starling link --server {} --code {code}{pin}",
+                        server.url
+                    )
+                },
+            );
             Ok(())
         }
     }

@@ -43,6 +43,17 @@ pub(crate) enum CliError {
     /// conversation.
     #[error("you can only {0} your own messages of this conversation")]
     NotYourMessage(&'static str),
+    /// `--server` without a scheme.
+    #[error("--server needs the address as https://HOST:PORT: try --server https://{0}")]
+    ServerWithoutScheme(String),
+    /// `--server http://…`: the command talks to servers over TLS only.
+    #[error(
+        "--server must be https://: starling talks to servers over TLS only (try --server https://{0}; with the server's own certificate add --ca-fingerprint, which the server prints at start)"
+    )]
+    ServerNotTls(String),
+    /// `--server` with a scheme other than https.
+    #[error("--server must start with https:// (the address the server prints at start)")]
+    ServerScheme,
     /// An epoch of the transparency log failed its audit.
     #[error("epoch {} of the log fails its audit", .0.epoch)]
     AuditFailed(Box<starling_client::audit_log::AuditReport>),
@@ -57,11 +68,58 @@ impl From<std::io::Error> for CliError {
 /// Shorthand.
 pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
 
+/// A `--server` as typed, checked for what the library would take in a
+/// way no person could make sense of (`host:port` parses as a scheme).
+pub(crate) fn server_url(typed: &str) -> Result<String> {
+    let typed = typed.trim();
+    match typed.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") && !rest.is_empty() => {
+            Ok(typed.to_owned())
+        }
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
+            Err(CliError::ServerNotTls(rest.to_owned()))
+        }
+        Some(_) => Err(CliError::ServerScheme),
+        None => Err(CliError::ServerWithoutScheme(typed.to_owned())),
+    }
+}
+
 /// Seconds as typed on the command line, checked.
 pub(crate) fn seconds(flag: &'static str, value: f64) -> Result<std::time::Duration> {
     if value.is_finite() && (0.0..=86_400.0).contains(&value) {
         Ok(std::time::Duration::from_secs_f64(value))
     } else {
         Err(CliError::BadSeconds { flag })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_url_must_be_https() {
+        assert_eq!(
+            server_url(" https://chat.example.org:8443 ").unwrap(),
+            "https://chat.example.org:8443"
+        );
+        let without = server_url("localhost:8443").unwrap_err().to_string();
+        assert!(
+            without.contains("--server https://localhost:8443"),
+            "{without}"
+        );
+        let plain = server_url("http://10.0.0.5:8443").unwrap_err().to_string();
+        assert!(
+            plain.contains("https://10.0.0.5:8443") && plain.contains("TLS"),
+            "{plain}"
+        );
+        assert!(matches!(
+            server_url("ftp://host"),
+            Err(CliError::ServerScheme)
+        ));
+        assert!(matches!(
+            server_url("https://"),
+            Err(CliError::ServerScheme)
+        ));
     }
 }

@@ -21,11 +21,20 @@ use clap::{Parser, Subcommand};
 
 use output::Output;
 
+/// How conversations are named, shown under every `--help`.
+const NAMING: &str = "\
+Naming people and groups: `@alice` is the person alice; `#team` is the group \
+named team (or whose id starts with `team`, as `group list` shows it); a bare \
+`alice` means the person unless only a group has that name, and is refused \
+as ambiguous when both exist.
+The store's passphrase comes from STARLING_PASSPHRASE, or is asked for.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "starling",
     version,
-    about = "Starling: end-to-end encrypted messaging"
+    about = "Starling: end-to-end encrypted messaging",
+    after_help = NAMING
 )]
 struct Cli {
     /// Where this device's encrypted store lives (default: your data folder).
@@ -42,13 +51,19 @@ struct Cli {
 enum Command {
     /// Create an account on a server (with an invite code from its admin).
     Register {
+        /// The server's address, https://HOST:PORT (the server prints it
+        /// at start).
         #[arg(long)]
         server: String,
+        /// The username to take: lowercase letters, digits, `.`, `_`, `-`.
         #[arg(long)]
         username: String,
+        /// The invite code from the server's admin (`starling-server admin
+        /// invite`); not needed when the server takes open registration.
         #[arg(long)]
         invite: Option<String>,
-        /// SHA-256 fingerprint of the server's certificate (printed by the server).
+        /// SHA-256 fingerprint of the server's certificate (printed by the
+        /// server); needed when the server uses its own certificate.
         #[arg(long)]
         ca_fingerprint: Option<String>,
     },
@@ -73,17 +88,23 @@ enum Command {
     },
     /// Link this home as a new device of your account (code from `starling devices link-code`).
     Link {
+        /// The server's address, https://HOST:PORT (as on your other device).
         #[arg(long)]
         server: String,
-        /// The code is base64url and may begin with `-`.
+        /// The code `starling devices link-code` printed on your other
+        /// device (base64url; it may begin with `-`).
         #[arg(long, allow_hyphen_values = true)]
         code: String,
+        /// SHA-256 fingerprint of the server's certificate (the link-code
+        /// hint shows it).
         #[arg(long)]
         ca_fingerprint: Option<String>,
     },
     /// Send a text message to a user or a group.
     Send {
+        /// Who to: `@user`, `#group` or a bare name.
         to: String,
+        /// The message.
         text: String,
         /// Reply to a message (id or its first characters, from `history`).
         #[arg(long)]
@@ -91,48 +112,76 @@ enum Command {
     },
     /// Send a file (photos, voice notes and videos are recognised by extension).
     SendFile {
+        /// Who to: `@user`, `#group` or a bare name.
         to: String,
+        /// The file to send (encrypted before it leaves this device).
         path: PathBuf,
+        /// Text shown with the file.
         #[arg(long, default_value = "")]
         caption: String,
     },
     /// Send a code snippet from a file.
     SendCode {
+        /// Who to: `@user`, `#group` or a bare name.
         to: String,
+        /// The file holding the snippet.
         path: PathBuf,
+        /// Its language, for highlighting (`rust`, `python`, ...).
         #[arg(long)]
         language: String,
     },
-    /// Send a location.
+    /// Send a location (degrees; south and west are negative).
+    #[command(allow_negative_numbers = true)]
     SendLocation {
+        /// Who to: `@user`, `#group` or a bare name.
         to: String,
+        /// Latitude in degrees, -90 to 90 (negative: south).
+        #[arg(allow_negative_numbers = true)]
         latitude: f64,
+        /// Longitude in degrees, -180 to 180 (negative: west).
+        #[arg(allow_negative_numbers = true)]
         longitude: f64,
+        /// A name for the place.
         #[arg(long, default_value = "")]
         label: String,
     },
     /// React to a message.
     React {
+        /// The conversation: `@user`, `#group` or a bare name.
         conversation: String,
+        /// The message's id, or its first characters (from `history`).
         message: String,
+        /// The reaction, one emoji.
         emoji: String,
     },
     /// Edit one of your messages.
     Edit {
+        /// The conversation: `@user`, `#group` or a bare name.
         conversation: String,
+        /// The message's id, or its first characters (from `history`).
         message: String,
+        /// The new text.
         text: String,
     },
     /// Delete one of your messages for everyone.
     Delete {
+        /// The conversation: `@user`, `#group` or a bare name.
         conversation: String,
+        /// The message's id, or its first characters (from `history`).
         message: String,
     },
     /// Set the disappearing-message timer of a conversation (0 = off).
-    Timer { conversation: String, seconds: u32 },
+    Timer {
+        /// The conversation: `@user`, `#group` or a bare name.
+        conversation: String,
+        /// Messages disappear this many seconds after they are read (0:
+        /// never).
+        seconds: u32,
+    },
     /// Print what arrived, then exit.
     Receive {
-        /// Wait up to this long for something to arrive.
+        /// Wait up to this many seconds for something to arrive (default:
+        /// print what is waiting and exit).
         #[arg(long)]
         wait: Option<f64>,
         /// Decrypt received files into this folder.
@@ -143,12 +192,21 @@ enum Command {
         no_read_receipts: bool,
     },
     /// Save a received attachment (decrypted) to a file or folder.
-    Save { message: String, path: PathBuf },
+    Save {
+        /// The message's id, or its first characters (from `history`).
+        message: String,
+        /// The file to write, or a folder to write it into under its name.
+        path: PathBuf,
+    },
     /// Chat interactively: type to send, see replies live.
-    Chat { with: String },
+    Chat {
+        /// Who with: `@user`, `#group` or a bare name.
+        with: String,
+    },
     /// Place a headless call (synthetic audio and video, encrypted end to
     /// end) and print what it measured.
     Call {
+        /// Who to call: `@user` or a bare name.
         with: String,
         /// Seconds to stay in the call.
         #[arg(long, default_value_t = 10.0)]
@@ -174,20 +232,28 @@ enum Command {
     Group(GroupCommand),
     /// A conversation's history.
     History {
+        /// The conversation: `@user`, `#group` or a bare name.
         conversation: String,
+        /// Show at most this many of the newest messages.
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
     /// Search your history.
     Search {
+        /// The words to find.
         words: String,
+        /// Search one conversation only: `@user`, `#group` or a bare name.
         #[arg(long = "in")]
         conversation: Option<String>,
     },
     /// Show the safety number with a contact (compare it in person).
-    SafetyNumber { user: String },
+    SafetyNumber {
+        /// The contact: `@user` or a bare name.
+        user: String,
+    },
     /// Mark a contact verified after comparing the safety number.
     Verify {
+        /// The contact: `@user` or a bare name.
         user: String,
         /// The digits they read to you, checked before marking.
         #[arg(long)]
@@ -195,6 +261,7 @@ enum Command {
     },
     /// Start fresh sessions with a contact whose messages stay unreadable.
     ResetSession {
+        /// The contact: `@user` or a bare name.
         user: String,
         /// Ask the contact's devices to start fresh sessions with this one
         /// instead (when they cannot read yours).
@@ -240,37 +307,58 @@ enum OnOff {
 enum GroupCommand {
     /// Create a group.
     Create {
+        /// The group's name.
         name: String,
+        /// Its first members besides you, comma-separated usernames.
         #[arg(long, value_delimiter = ',')]
         members: Vec<String>,
     },
     /// Add members.
     Add {
+        /// The group: its name or the start of its id (`#` optional).
         group: String,
+        /// The usernames to add, comma- or space-separated.
         #[arg(value_delimiter = ',', required = true)]
         users: Vec<String>,
     },
     /// Remove members (they can read nothing sent afterwards).
     Remove {
+        /// The group: its name or the start of its id (`#` optional).
         group: String,
+        /// The usernames to remove, comma- or space-separated.
         #[arg(value_delimiter = ',', required = true)]
         users: Vec<String>,
     },
     /// Rename.
-    Rename { group: String, name: String },
+    Rename {
+        /// The group: its name or the start of its id (`#` optional).
+        group: String,
+        /// Its new name.
+        name: String,
+    },
     /// Leave.
-    Leave { group: String },
+    Leave {
+        /// The group: its name or the start of its id (`#` optional).
+        group: String,
+    },
     /// List your groups.
     List,
     /// Send a text to a group.
-    Send { group: String, text: String },
+    Send {
+        /// The group: its name or the start of its id (`#` optional).
+        group: String,
+        /// The message.
+        text: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum DirectoryCommand {
     /// Search by name.
     Search {
+        /// What to look for: a name or a username.
         query: String,
+        /// Show at most this many people.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
@@ -281,7 +369,10 @@ enum DeviceCommand {
     /// List your devices.
     List,
     /// Remove another device (from a manager device).
-    Remove { id: u32 },
+    Remove {
+        /// The device's id (from `starling devices`).
+        id: u32,
+    },
     /// Issue a one-time code to link a new device (from a manager device).
     LinkCode {
         /// The new device may link and remove devices too.
@@ -338,6 +429,49 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every option and positional of every command says what it is.
+    #[test]
+    fn every_argument_is_explained() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<Cli as clap::CommandFactory>::command(),
+            "starling",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "no help: {missing:?}");
+    }
+
+    #[test]
+    fn a_location_south_and_west_is_negative() {
+        let cli = Cli::try_parse_from(["starling", "send-location", "bob", "-33.45", "-70.66"])
+            .map_err(|e| e.to_string());
+        match cli.map(|c| c.command) {
+            Ok(Command::SendLocation {
+                latitude,
+                longitude,
+                ..
+            }) => assert_eq!((latitude, longitude), (-33.45, -70.66)),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 
     #[test]
     fn a_link_code_beginning_with_a_dash_is_a_value() {
