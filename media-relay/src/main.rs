@@ -157,7 +157,10 @@ fn options(args: &Args, open_files: Option<u64>) -> Result<RelayOptions, String>
 async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,str0m=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let args = Args::parse();
     let open_files = raise_open_file_limit();
     let options = match options(&args, open_files) {

@@ -27,8 +27,22 @@ struct Cli {
     /// TOML configuration file (every setting has a default).
     #[arg(long, env = "STARLING_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// How log lines are written to stderr: `text` (coloured only on a
+    /// terminal) or `json` (one object per line, for log collectors).
+    /// What is logged is chosen with RUST_LOG (default `info`).
+    #[arg(long, env = "STARLING_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How the server writes its log.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines for people; colour codes only when stderr is a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -94,20 +108,31 @@ enum AdminCommand {
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// Writes a line to stdout. A stdout that went away (the reader of a pipe
+/// left, as `tee` does on Ctrl-C) is no reason to panic: the line is lost.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`out!`] for stderr.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match run(cli).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("starling-server: {error}");
+            say!("starling-server: {error}");
             ExitCode::FAILURE
         }
     }
@@ -123,7 +148,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(store, config).await,
         Command::Migrate => {
-            println!("migrations applied");
+            out!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin { command } => admin(store, &config, command).await,
@@ -166,16 +191,20 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), grace));
     let acceptor = CappedAcceptor::new(&config.connections);
+    let listener = bind(addr)?;
+    let addr = listener.local_addr()?;
     match config.tls.mode {
         TlsMode::PlainHttp => {
-            eprintln!(
+            say!(
                 "starling-server listening on http://{addr} (plain HTTP: put a TLS proxy in front)"
             );
             let acceptor = starling_server::listener::FirstBytesDeadline::new(
                 acceptor,
                 Duration::from_secs(config.connections.header_read_timeout_seconds.max(1)),
             );
-            let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(acceptor)
+                .handle(handle);
             with_deadlines(server.http_builder(), &config.connections);
             server.serve(router).await?;
         }
@@ -200,9 +229,9 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
                 &material.key_path,
             )
             .await?;
-            eprintln!("starling-server listening on https://{addr}");
-            eprintln!("certificate SHA-256 fingerprint: {}", material.fingerprint);
-            println!("{}", material.fingerprint);
+            say!("starling-server listening on https://{addr}");
+            say!("certificate SHA-256 fingerprint: {}", material.fingerprint);
+            out!("{}", material.fingerprint);
             let acceptor = RustlsAcceptor::new(rustls_config)
                 .handshake_timeout(Duration::from_secs(
                     config.connections.handshake_timeout_seconds.max(1),
@@ -212,7 +241,9 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
                 acceptor,
                 Duration::from_secs(config.connections.header_read_timeout_seconds.max(1)),
             );
-            let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(acceptor)
+                .handle(handle);
             with_deadlines(server.http_builder(), &config.connections);
             server.serve(router).await?;
         }
@@ -220,8 +251,33 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     expiry.abort();
     revocations.abort();
     store.close().await;
-    eprintln!("starling-server stopped");
+    say!("starling-server stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends tracing's output to stderr in `format`.
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+/// Binds the listening socket before anything says the server listens, so
+/// that a port in use is an error naming the address.
+fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, Error> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 async fn shutdown_on_signal(handle: axum_server::Handle, grace: Duration) {
@@ -267,14 +323,14 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
                 store
                     .create_invite_for(&auth::hash_secret(&code), expires_at, username.as_str())
                     .await?;
-                println!("{code}");
+                out!("{code}");
                 return Ok(ExitCode::SUCCESS);
             }
             let codes: Vec<String> = (0..count.clamp(1, 10_000)).map(|_| new_code()).collect();
             let hashes: Vec<[u8; 32]> = codes.iter().map(|c| auth::hash_secret(c)).collect();
             store.create_invites(&hashes, expires_at).await?;
             for code in codes {
-                println!("{code}");
+                out!("{code}");
             }
         }
         AdminCommand::Import { file } => {
@@ -282,12 +338,12 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
                 std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let entries = starling_server::directory::parse_csv(reader)?;
             store.import_directory(&entries).await?;
-            println!("imported {} directory entries", entries.len());
+            out!("imported {} directory entries", entries.len());
         }
         AdminCommand::List => {
             for (username, devices, disabled) in store.list_accounts().await? {
                 let state = if disabled { "disabled" } else { "active" };
-                println!("{username}\t{devices} device(s)\t{state}");
+                out!("{username}\t{devices} device(s)\t{state}");
             }
         }
         AdminCommand::Disable { username } | AdminCommand::Enable { username }
@@ -301,15 +357,15 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
         }
         AdminCommand::Disable { username } => {
             store.set_disabled(&username, true, now_millis()).await?;
-            println!("{username} disabled");
+            out!("{username} disabled");
         }
         AdminCommand::Enable { username } => {
             store.set_disabled(&username, false, now_millis()).await?;
-            println!("{username} enabled");
+            out!("{username} enabled");
         }
         AdminCommand::RelayKey => {
             let signer = starling_server::services::calls::load_or_create_signer(&config.data_dir)?;
-            println!("{}", URL_SAFE_NO_PAD.encode(signer.public_key()));
+            out!("{}", URL_SAFE_NO_PAD.encode(signer.public_key()));
         }
         AdminCommand::RotateSenderKey { new_chain } => {
             if !new_chain {
@@ -321,7 +377,7 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
             }
             let id =
                 starling_server::services::certificates::CertificateKeys::rotate(&config.data_dir)?;
-            println!(
+            out!(
                 "sender-certificate key {id} written to {}; restart the server to sign with it",
                 config.data_dir.display()
             );
@@ -332,9 +388,9 @@ async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<E
 
 async fn run_audit(store: &Store) -> Result<ExitCode, Error> {
     let report = audit::audit(store).await?;
-    println!("database: {:?}", store.backend());
-    println!("accounts: {}", report.accounts);
-    println!(
+    out!("database: {:?}", store.backend());
+    out!("accounts: {}", report.accounts);
+    out!(
         "queued envelopes: {} ({} bytes of ciphertext), oldest: {}",
         report.queue.count,
         report.queue.bytes,
@@ -344,42 +400,45 @@ async fn run_audit(store: &Store) -> Result<ExitCode, Error> {
             .map_or("none".to_string(), |t| format!("{t} ms since epoch"))
     );
     for table in &report.tables {
-        println!(
+        out!(
             "table {}: {} rows; {}",
-            table.name, table.rows, table.metadata
+            table.name,
+            table.rows,
+            table.metadata
         );
     }
     let envelopes = &report.envelopes;
-    println!(
+    out!(
         "envelopes: {} sealed (no sender stored), {} unsealed (sender visible)",
-        envelopes.sealed, envelopes.unsealed
+        envelopes.sealed,
+        envelopes.unsealed
     );
     if envelopes.sealed_with_sender > 0 {
-        println!(
+        out!(
             "FAIL: {} sealed envelope rows name a sender",
             envelopes.sealed_with_sender
         );
     }
     if envelopes.sealed_unpadded > 0 {
-        println!(
+        out!(
             "FAIL: {} sealed envelope rows are not a padding bucket long",
             envelopes.sealed_unpadded
         );
     }
     if envelopes.fine_times > 0 {
-        println!(
+        out!(
             "FAIL: {} envelope rows keep a time finer than the hour",
             envelopes.fine_times
         );
     }
     for (table, column) in &report.missing {
-        println!("note: declared column {table}.{column} is not in the database");
+        out!("note: declared column {table}.{column} is not in the database");
     }
     for (table, column) in &report.undeclared {
-        println!("FAIL: undeclared column {table}.{column}");
+        out!("FAIL: undeclared column {table}.{column}");
     }
     if report.passed() {
-        println!(
+        out!(
             "audit passed: every column is declared in DATA_INVENTORY.md, and every envelope row keeps only what it says"
         );
         Ok(ExitCode::SUCCESS)

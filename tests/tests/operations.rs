@@ -1,0 +1,94 @@
+//! Running the server as an operator does: a port in use is an error that
+//! names the address (and nothing claims the server listens), output to
+//! a pipe carries no colour codes, `--log-format json` writes one JSON
+//! object per line, and a closed stdout is not a panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+
+use starling_e2e::{TestServer, workspace_binary};
+use starling_test_support::DbKind;
+
+/// `starling-server` on SQLite in a fresh data folder.
+fn server(data: &tempfile::TempDir) -> Command {
+    let mut command = Command::new(workspace_binary("starling-server"));
+    command
+        .env("STARLING_DATA_DIR", data.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("STARLING_CONFIG")
+        .env_remove("STARLING_TLS_MODE")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    command
+}
+
+#[test]
+fn a_port_in_use_is_an_error_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let output = server(&data)
+        .env("STARLING_LISTEN", addr.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_written_to_a_file_carry_no_colour_codes() {
+    let server = TestServer::start_with(DbKind::Sqlite, "info").await;
+    server.client("alice").await;
+    let log = std::fs::read_to_string(&server.log_path).unwrap();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in {log}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let data = tempfile::tempdir().unwrap();
+    let output = server(&data)
+        .args(["--log-format", "json", "migrate"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty(), "nothing logged");
+    for line in lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(object["level"].is_string(), "{line}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let data = tempfile::tempdir().unwrap();
+    // More invite codes than a pipe holds, to a reader that has left.
+    let mut child = server(&data)
+        .args(["admin", "invite", "--count", "10000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.code().is_some_and(|code| code != 101), "{stderr}");
+}
