@@ -37,7 +37,7 @@ pub enum ClientError {
     /// The server says this device was removed from its account (by
     /// another device of it): its credentials no longer work.
     #[error(
-        "this device was removed from the account; to use it again, link it anew (`starling devices link-code` on a device of the account, then `starling link` here with another --home)"
+        "the server says this device was removed from the account; to use it again, link it anew (`starling devices link-code` on a device of the account, then `starling link` with another --home)"
     )]
     DeviceRemoved,
     /// The server refused a request.

@@ -117,11 +117,20 @@ macro_rules! out {
     }};
 }
 
-/// [`out!`] for stderr.
+/// Whether log lines are JSON objects (`--log-format json`): the lines the
+/// server says on stderr become log events then, so that stderr stays one
+/// object per line.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// [`out!`] for stderr, or an `info` event when logs are JSON.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!("{}", format_args!($($arg)*));
+        } else {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), $($arg)*);
+        }
     }};
 }
 
@@ -132,7 +141,11 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(error) => {
-            say!("starling-server: {error}");
+            if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::error!("starling-server: {error}");
+            } else {
+                say!("starling-server: {error}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -179,6 +192,9 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let addr = config.listen;
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    // Bound first: a second server on the port starts nothing else.
+    let listener = bind(addr)?;
+    let addr = listener.local_addr()?;
     let accounts = !store.list_accounts().await?.is_empty();
     starling_server::services::certificates::check_keys_present(&config.data_dir, accounts)?;
     starling_server::transparency::check_key_files(&store, &config.data_dir).await?;
@@ -191,8 +207,6 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), grace));
     let acceptor = CappedAcceptor::new(&config.connections);
-    let listener = bind(addr)?;
-    let addr = listener.local_addr()?;
     match config.tls.mode {
         TlsMode::PlainHttp => {
             say!(
@@ -264,7 +278,10 @@ fn init_logging(format: LogFormat) {
         )
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => logs.json().init(),
+        LogFormat::Json => {
+            JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+            logs.json().init();
+        }
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),

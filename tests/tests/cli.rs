@@ -374,9 +374,13 @@ async fn a_removed_device_is_told_it_was_removed() {
     assert_eq!(linked[0]["linked"], "alice", "{linked:?}");
     let device = linked[0]["device_id"].as_u64().unwrap().to_string();
     alice.json(&["devices", "remove", &device]);
-    let line = error_line(&laptop.run_with("correct horse battery", &["history", "bob"]));
+    let line = error_line(&laptop.run_with("correct horse battery", &["send", "alice", "hi"]));
     assert!(
         line.contains("this device was removed from the account"),
         "{line}"
     );
+    // What it stored stays readable, with a note.
+    let output = laptop.run_with("correct horse battery", &["history", "alice"]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("removed from the account"));
 }

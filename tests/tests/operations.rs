@@ -68,6 +68,27 @@ fn json_logs_are_one_object_per_line() {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(object["level"].is_string(), "{line}");
     }
+    // What the server says on stderr, a fatal error included, is JSON too.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = server(&data)
+        .args(["--log-format", "json"])
+        .env("STARLING_LISTEN", taken.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let errors: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .filter(|object: &serde_json::Value| object["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0]["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot listen on")),
+        "{stderr}"
+    );
 }
 
 #[test]

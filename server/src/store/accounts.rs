@@ -319,15 +319,14 @@ impl Store {
             }
             // Kept so that the removed device is told why it is refused.
             sqlx::query(
-                "INSERT INTO removed_devices (account_id, device_id, credential_hash, removed_at) \
-                 SELECT account_id, device_id, credential_hash, $3 FROM devices \
+                "INSERT INTO removed_devices (account_id, device_id, credential_hash) \
+                 SELECT account_id, device_id, credential_hash FROM devices \
                  WHERE account_id = $1 AND device_id = $2 \
                  ON CONFLICT (account_id, device_id) DO UPDATE SET \
-                 credential_hash = excluded.credential_hash, removed_at = excluded.removed_at",
+                 credential_hash = excluded.credential_hash",
             )
             .bind(account_id)
             .bind(i64::from(device))
-            .bind(now)
             .execute(&mut *tx)
             .await?;
             let removed = sqlx::query("DELETE FROM devices WHERE account_id = $1 AND device_id = $2")

@@ -105,9 +105,13 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
             // it finds is stored as warnings, shown below; a server out of
             // reach only postpones it, and says so.
             match client.check_own_log().await {
-                Err(ClientError::DeviceRemoved) => {
+                // What is stored stays readable; nothing else can work.
+                Err(ClientError::DeviceRemoved) if needs_server(&command) => {
                     client.close().await;
                     return Err(ClientError::DeviceRemoved.into());
+                }
+                Err(ClientError::DeviceRemoved) if !out.json => {
+                    eprintln!("note: {}", ClientError::DeviceRemoved);
                 }
                 Err(error) if !out.json => eprintln!(
                     "note: your account's history in the transparency log was not checked: {error}"
@@ -124,6 +128,18 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
             result
         }
     }
+}
+
+/// Whether `command` talks to the server (others read the local store).
+fn needs_server(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::History { .. }
+            | Command::Search { .. }
+            | Command::Save { .. }
+            | Command::SafetyNumber { .. }
+            | Command::Warnings
+    )
 }
 
 /// `starling register`.
