@@ -41,6 +41,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ".starling.client.v1.CallKey.participants",
         "#[zeroize(skip)]",
     );
+    // The group a sender key travels with: its name is redacted from
+    // `Debug`, and it holds no key.
+    config.field_attribute(".starling.client.v1.SenderKey.group", "#[zeroize(skip)]");
     config.compile_fds(descriptors)?;
     Ok(())
 }

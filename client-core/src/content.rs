@@ -121,7 +121,8 @@ pub fn describe(content: &Content) -> Option<(&'static str, String)> {
             | Body::SenderKey(_)
             | Body::SessionReset(_)
             | Body::RepairRequest(_)
-            | Body::LogRootAnswer(_),
+            | Body::LogRootAnswer(_)
+            | Body::SenderKeyRequest(_),
         ) => return None,
     };
     Some(described)

@@ -155,6 +155,17 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A group message came before its sender device's key (this device
+    /// was linked after the group was made, or the key was lost): it is
+    /// kept, and read when the key comes; the sender was asked for it.
+    WaitingForSenderKey {
+        /// Who sent it.
+        sender: String,
+        /// From which device.
+        device: u32,
+        /// The group (hex).
+        group_id: String,
+    },
     /// A message could not be decrypted. No session changes because of it
     /// (it is unauthenticated); when it keeps happening, a person resets
     /// the session or asks the sender to.
@@ -243,6 +254,16 @@ impl fmt::Debug for Event {
                 .field("device", device)
                 .field("call_id", call_id)
                 .field("signal", signal)
+                .finish(),
+            Self::WaitingForSenderKey {
+                sender,
+                device,
+                group_id,
+            } => f
+                .debug_struct("WaitingForSenderKey")
+                .field("sender", sender)
+                .field("device", device)
+                .field("group_id", group_id)
                 .finish(),
             Self::CallKeyRefused {
                 sender,

@@ -157,3 +157,36 @@ impl std::fmt::Debug for InboxItem {
             .finish_non_exhaustive()
     }
 }
+
+/// A group message that arrived before its sender's key: kept (and its
+/// envelope acknowledged) until the key arrives, then decrypted as if it
+/// had just come. Its ciphertext is as the server delivered it.
+#[derive(Clone)]
+pub struct HeldGroupMessage {
+    /// The server's envelope id.
+    pub envelope_id: Vec<u8>,
+    /// The group it names (16 bytes).
+    pub group_id: Vec<u8>,
+    /// Sender account.
+    pub sender: String,
+    /// Sender device.
+    pub sender_device: u32,
+    /// The identity (`IdentityKey::public_bytes`) its sender certificate
+    /// named, when it came sealed.
+    pub certified: Option<[u8; 64]>,
+    /// The Sender Key message.
+    pub message: Vec<u8>,
+    /// When it arrived ([`crate::clock::Clock`] milliseconds).
+    pub received_at: i64,
+}
+
+impl std::fmt::Debug for HeldGroupMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldGroupMessage")
+            .field("group_id", &hex::encode(&self.group_id))
+            .field("sender", &self.sender)
+            .field("sender_device", &self.sender_device)
+            .field("received_at", &self.received_at)
+            .finish_non_exhaustive()
+    }
+}

@@ -9,7 +9,7 @@ use starling_crypto::ratchet::PeerSessions;
 use starling_crypto::{IdentityKey, PreKeyStore};
 
 use crate::conversation::Conversation;
-use crate::records::{GroupRecord, InboxItem, NewMessage};
+use crate::records::{GroupRecord, HeldGroupMessage, InboxItem, NewMessage};
 use crate::sealed::SealedRecord;
 use crate::tofu::TrustChange;
 use crate::transparency::{LogRecord, OwnLogState};
@@ -112,6 +112,9 @@ pub trait Storage {
     /// A group by id.
     async fn group(&self, group_id: &[u8]) -> Result<Option<GroupRecord>, Self::Error>;
 
+    /// Every group, active or not.
+    async fn groups(&self) -> Result<Vec<GroupRecord>, Self::Error>;
+
     /// Inserts or replaces a group's state.
     async fn save_group(&self, group: &GroupRecord) -> Result<(), Self::Error>;
 
@@ -143,7 +146,9 @@ pub trait Storage {
     ) -> Result<Option<InboundGroupSession>, Self::Error>;
 
     /// Saves a member device's inbound session, with the item its
-    /// decryption staged (if any) in the same durable step.
+    /// decryption staged (if any) in the same durable step; a message held
+    /// under that item's envelope id ([`Self::hold_group_message`]) is
+    /// dropped in that step too.
     async fn save_inbound_group_session(
         &self,
         group_id: &[u8],
@@ -169,6 +174,52 @@ pub trait Storage {
         group_id: &[u8],
         member: Option<&str>,
     ) -> Result<(), Self::Error>;
+
+    /// Records that our sender key of a group's current chain was given
+    /// to `holders` (`user.device`) as `distribution` at `at_millis`; a
+    /// holder given one of this chain before keeps the earlier.
+    async fn record_given_key(
+        &self,
+        group_id: &[u8],
+        holders: &[String],
+        distribution: &[u8],
+        at_millis: i64,
+    ) -> Result<(), Self::Error>;
+
+    /// The key of our current chain of a group first given to `holder`,
+    /// and when.
+    async fn given_key(
+        &self,
+        group_id: &[u8],
+        holder: &str,
+    ) -> Result<Option<(zeroize::Zeroizing<Vec<u8>>, i64)>, Self::Error>;
+
+    /// Forgets the keys given of a group's chain (it rotated). Also done
+    /// by [`Self::reset_outbound_group_session`].
+    async fn forget_given_keys(&self, group_id: &[u8]) -> Result<(), Self::Error>;
+
+    /// Keeps a group message that arrived before its sender key (replacing
+    /// one held under the same envelope id), and marks its envelope
+    /// processed ([`Self::finish_envelope`]) in the same durable step.
+    async fn hold_group_message(&self, held: &HeldGroupMessage) -> Result<(), Self::Error>;
+
+    /// The messages held for one member device's key in one group, oldest
+    /// first.
+    async fn held_group_messages(
+        &self,
+        group_id: &[u8],
+        sender: &str,
+        device_id: u32,
+    ) -> Result<Vec<HeldGroupMessage>, Self::Error>;
+
+    /// Held messages that arrived before `before_millis`, oldest first.
+    async fn held_group_messages_before(
+        &self,
+        before_millis: i64,
+    ) -> Result<Vec<HeldGroupMessage>, Self::Error>;
+
+    /// Drops a held message.
+    async fn drop_held_group_message(&self, envelope_id: &[u8]) -> Result<(), Self::Error>;
 
     /// Forgets that a device holds any of our sender keys (its session was
     /// reset, so it must be given them again).

@@ -17,7 +17,7 @@ use starling_client_core::{Clock, Storage, Transport};
 use std::collections::BTreeSet;
 
 use starling_client_core::DeviceError;
-use starling_client_core::records::{GroupRecord, InboxItem, NewMessage};
+use starling_client_core::records::{GroupRecord, HeldGroupMessage, InboxItem, NewMessage};
 use starling_crypto::group::{InboundGroupSession, OutboundGroupSession};
 use starling_crypto::ratchet::PeerSessions;
 use starling_crypto::{IdentityKey, PreKeyBundle, PreKeyStore};
@@ -120,6 +120,10 @@ impl Storage for Store {
         Store::group(self, group_id).await
     }
 
+    async fn groups(&self) -> Result<Vec<GroupRecord>> {
+        Store::groups(self).await
+    }
+
     async fn save_group(&self, group: &GroupRecord) -> Result<()> {
         Store::save_group(self, group).await
     }
@@ -181,6 +185,52 @@ impl Storage for Store {
         member: Option<&str>,
     ) -> Result<()> {
         Store::drop_inbound_group_sessions(self, group_id, member).await
+    }
+
+    async fn record_given_key(
+        &self,
+        group_id: &[u8],
+        holders: &[String],
+        distribution: &[u8],
+        at_millis: i64,
+    ) -> Result<()> {
+        Store::record_given_key(self, group_id, holders, distribution, at_millis).await
+    }
+
+    async fn given_key(
+        &self,
+        group_id: &[u8],
+        holder: &str,
+    ) -> Result<Option<(zeroize::Zeroizing<Vec<u8>>, i64)>> {
+        Store::given_key(self, group_id, holder).await
+    }
+
+    async fn forget_given_keys(&self, group_id: &[u8]) -> Result<()> {
+        Store::forget_given_keys(self, group_id).await
+    }
+
+    async fn hold_group_message(&self, held: &HeldGroupMessage) -> Result<()> {
+        Store::hold_group_message(self, held).await
+    }
+
+    async fn held_group_messages(
+        &self,
+        group_id: &[u8],
+        sender: &str,
+        device_id: u32,
+    ) -> Result<Vec<HeldGroupMessage>> {
+        Store::held_group_messages(self, group_id, sender, device_id).await
+    }
+
+    async fn held_group_messages_before(
+        &self,
+        before_millis: i64,
+    ) -> Result<Vec<HeldGroupMessage>> {
+        Store::held_group_messages_before(self, before_millis).await
+    }
+
+    async fn drop_held_group_message(&self, envelope_id: &[u8]) -> Result<()> {
+        Store::drop_held_group_message(self, envelope_id).await
     }
 
     async fn forget_distribution(&self, username: &str, device_id: u32) -> Result<()> {

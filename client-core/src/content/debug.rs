@@ -133,8 +133,13 @@ impl fmt::Debug for GroupControl {
 
 impl fmt::Debug for SenderKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self { distribution: _ } = self;
-        f.debug_struct("SenderKey").finish_non_exhaustive()
+        let Self {
+            distribution: _,
+            group,
+        } = self;
+        f.debug_struct("SenderKey")
+            .field("group", group)
+            .finish_non_exhaustive()
     }
 }
 
@@ -227,6 +232,10 @@ mod tests {
             }),
             Body::SenderKey(SenderKey {
                 distribution: key_bytes.clone(),
+                group: Some(GroupControl {
+                    name: secret.clone(),
+                    ..GroupControl::default()
+                }),
             }),
             Body::Call(super::super::CallSignal {
                 call_id: vec![3; 16],

@@ -7,6 +7,10 @@
 //! keys and starts a fresh one of its own, which the next message gives
 //! to every member device then: someone added back later receives it like
 //! any new member. Our own membership ending drops all of the group's keys.
+//! Every sender key travels with the group's state (name, members,
+//! revision), so a device that does not know the group yet (one linked
+//! after the group was made, a member's new device) learns it from the key
+//! that lets it read the group.
 //!
 //! Operations take the group's id and load its record themselves (refusing
 //! a group we are no longer in); finding the id from the name a person
@@ -380,18 +384,25 @@ where
         let holders: BTreeSet<String> = targets.iter().map(|(u, d)| holder(u, *d)).collect();
         let existing = stored(self.storage.outbound_group_session(&group.group_id).await)?;
         let identity = &self.account.identity;
-        let (mut outbound, mut distributed) = match existing {
+        let (mut outbound, mut distributed, mut new_chain) = match existing {
             // A key made for another identity of this device (none should
             // be) cannot be distributed: start a new one.
-            Some(existing) if existing.0.is_from(identity.public()) => existing,
+            Some((outbound, distributed)) if outbound.is_from(identity.public()) => {
+                (outbound, distributed, false)
+            }
             _ => (
                 OutboundGroupSession::new(identity.public(), &group.group_id, &mut self.rng)?,
                 BTreeSet::new(),
+                true,
             ),
         };
         if !distributed.is_subset(&holders) {
             outbound.rotate(identity, &mut self.rng)?;
             distributed.clear();
+            new_chain = true;
+        }
+        if new_chain {
+            stored(self.storage.forget_given_keys(&group.group_id).await)?;
         }
         let needing: Vec<String> = targets
             .iter()
@@ -406,19 +417,25 @@ where
             .await;
         stored(saved)?;
         if !needing.is_empty() {
+            let distribution = outbound.distribution(&self.account.identity)?.to_bytes();
             let mut key = self.new_content(content::Body::SenderKey(content::SenderKey {
-                distribution: outbound
-                    .distribution(&self.account.identity)?
-                    .to_bytes()
-                    .to_vec(),
+                distribution: distribution.to_vec(),
+                group: Some(super::held::group_state(group)),
             }));
             key.group_id = group.group_id.clone();
             self.send_pairwise(&needing, &key).await?;
-            for (user, device) in &targets {
-                if needing.contains(user) {
-                    distributed.insert(holder(user, *device));
-                }
-            }
+            let given: Vec<String> = targets
+                .iter()
+                .filter(|(user, _)| needing.contains(user))
+                .map(|(user, device)| holder(user, *device))
+                .collect();
+            let now = self.clock.now_millis();
+            let recorded = self
+                .storage
+                .record_given_key(&group.group_id, &given, &distribution, now)
+                .await;
+            stored(recorded)?;
+            distributed.extend(given);
         }
         let mut content = content.clone();
         if let Some(key) = self.profile_key().await? {

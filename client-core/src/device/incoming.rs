@@ -22,14 +22,14 @@ use crate::content::{self, Body, Content, transport};
 use crate::conversation::Conversation;
 use crate::error::DeviceError;
 use crate::events::Event;
-use crate::records::InboxItem;
+use crate::records::{HeldGroupMessage, InboxItem};
 use crate::sealed::{Me, Rejection, SealedError, Unsealed};
 use crate::storage::Storage;
 use crate::tofu::TrustChange;
 use crate::transport::Transport;
 
 /// Why an envelope yielded nothing readable.
-enum Failure<E> {
+pub(super) enum Failure<E> {
     /// The envelope cannot be read: report it and acknowledge it.
     Unreadable(String),
     /// A sealed envelope from a certified sender whose message cannot be
@@ -38,6 +38,9 @@ enum Failure<E> {
     /// A sealed envelope whose sender may not be believed: report it and
     /// acknowledge it.
     Rejected((String, u32), Rejection),
+    /// A group message from a member device whose key we do not have
+    /// (yet): hold it until the key comes (`held.rs`).
+    NoSenderKey(Box<HeldGroupMessage>),
     /// Our side failed (store, network): do not acknowledge.
     Local(E),
 }
@@ -45,12 +48,12 @@ enum Failure<E> {
 /// Who sent an envelope: from its verified certificate when sealed, from
 /// the server's header otherwise (believed only as far as decryption
 /// authenticates it).
-struct Origin {
-    sender: String,
-    device: u32,
+pub(super) struct Origin {
+    pub(super) sender: String,
+    pub(super) device: u32,
     /// The identity (`IdentityKey::public_bytes`) the certificate names;
     /// the message must decrypt under it.
-    certified: Option<[u8; 64]>,
+    pub(super) certified: Option<[u8; 64]>,
 }
 
 impl Origin {
@@ -63,7 +66,7 @@ fn unreadable<E>(error: impl std::fmt::Display) -> Failure<E> {
     Failure::Unreadable(error.to_string())
 }
 
-type Opened<S, T> = std::result::Result<
+pub(super) type Opened<S, T> = std::result::Result<
     InboxItem,
     Failure<DeviceError<<S as Storage>::Error, <T as Transport>::Error>>,
 >;
@@ -96,6 +99,7 @@ where
         match self.open_envelope(envelope).await {
             Ok(item) => self.apply_staged(item).await,
             Err(Failure::Local(error)) => Err(error),
+            Err(Failure::NoSenderKey(held)) => self.hold(*held).await,
             Err(Failure::Unreadable(reason)) => {
                 // A sealed envelope that did not open names nobody: the
                 // server's header is not evidence of who sent it.
@@ -166,7 +170,7 @@ where
     }
 
     /// Applies a staged envelope's content, then marks it processed.
-    async fn apply_staged(&mut self, item: InboxItem) -> Result<Vec<Event>, S, T> {
+    pub(super) async fn apply_staged(&mut self, item: InboxItem) -> Result<Vec<Event>, S, T> {
         let mut events = Vec::new();
         // Validated before staging; a failure here means a damaged store.
         let content =
@@ -185,7 +189,15 @@ where
                 );
             }
         }
-        if matches!(content.body, Some(Body::RepairRequest(_))) {
+        if matches!(content.body, Some(Body::SenderKeyRequest(_))) {
+            // Answered only in a session under keys we already trusted.
+            if item.pairwise && !item.identity_changed {
+                events.extend(
+                    self.answer_key_request(&item.sender, item.sender_device, &content.group_id)
+                        .await?,
+                );
+            }
+        } else if matches!(content.body, Some(Body::RepairRequest(_))) {
             // Only from a peer whose keys we already knew: a request in a
             // session under a changed identity (which anyone can start) is
             // no request from the peer we trust.
@@ -427,7 +439,7 @@ where
 
     /// Decrypts a group envelope and stages its content together with the
     /// advanced sender key.
-    async fn open_group(
+    pub(super) async fn open_group(
         &mut self,
         envelope_id: &[u8],
         origin: &Origin,
@@ -435,12 +447,22 @@ where
     ) -> Opened<S, T> {
         let sender = origin.sender.as_str();
         let device = origin.device;
-        let mut inbound = self
+        let inbound = self
             .storage
             .inbound_group_session(&group.group_id, sender, device)
             .await
-            .map_err(storage)?
-            .ok_or_else(|| unreadable("no sender key from this member"))?;
+            .map_err(storage)?;
+        let Some(mut inbound) = inbound else {
+            return Err(Failure::NoSenderKey(Box::new(HeldGroupMessage {
+                envelope_id: envelope_id.to_vec(),
+                group_id: group.group_id.clone(),
+                sender: sender.to_owned(),
+                sender_device: device,
+                certified: origin.certified,
+                message: group.message.clone(),
+                received_at: self.clock.now_millis(),
+            })));
+        };
         if let Some(identity) = origin.certified {
             // The sender key came over a pairwise session with this
             // device: the certificate must name that session's identity.
@@ -489,13 +511,15 @@ where
                 Some(Body::GroupControl(control)) if pairwise => {
                     self.apply_group_control(sender, &content, control).await
                 }
+                Some(Body::SenderKey(key)) if pairwise && key.group.is_some() => {
+                    self.apply_sender_key(sender, device, &content, key).await
+                }
                 _ => Ok(Vec::new()),
             };
         };
         match &content.body {
             Some(Body::SenderKey(key)) if pairwise => {
-                self.import_sender_key(sender, device, &content.group_id, &key.distribution)
-                    .await
+                self.apply_sender_key(sender, device, &content, key).await
             }
             Some(Body::GroupControl(control)) if pairwise => {
                 self.apply_group_control(sender, &content, control).await
@@ -506,7 +530,9 @@ where
             }
             Some(Body::SenderKey(_) | Body::GroupControl(_) | Body::Call(_)) => Ok(Vec::new()),
             // Handled before (`apply_staged`), where its trust is known.
-            Some(Body::RepairRequest(_) | Body::LogRootAnswer(_)) => Ok(Vec::new()),
+            Some(Body::RepairRequest(_) | Body::LogRootAnswer(_) | Body::SenderKeyRequest(_)) => {
+                Ok(Vec::new())
+            }
             Some(Body::SessionReset(_)) => {
                 let forgot = self.storage.forget_distribution(sender, device).await;
                 forgot.map_err(DeviceError::Storage)?;

@@ -10,12 +10,15 @@
 //!   recorded;
 //! - `updates`: edits, deletions, reactions, receipts;
 //! - `groups`: membership and Sender Keys;
+//! - `held`: group messages waiting for their sender keys, and key
+//!   requests;
 //! - `calls`: call signalling (the media stay in the shell);
 //! - `log_roots`: transparency log roots compared with contacts'.
 
 mod call_keys;
 mod calls;
 mod groups;
+mod held;
 mod incoming;
 mod log_roots;
 mod messages;
@@ -32,6 +35,7 @@ pub use call_keys::{
     MAX_EARLY_KEYS,
 };
 pub use calls::{CallInbox, MAX_ANSWERED, MAX_QUEUED_SIGNALS, QueuedSignal, call_signal};
+pub use held::{HELD_FOR_MILLIS, KEY_REQUEST_INTERVAL_MILLIS, KeyRequests, MAX_HELD_PER_DEVICE};
 pub use messages::reply_prefix;
 pub use repair::REPAIR_INTERVAL_MILLIS;
 
@@ -84,6 +88,8 @@ pub struct Device<S, T, C, R> {
     calls: CallInbox,
     /// The trusted server keys and our sender certificate.
     sealing: Sealing,
+    /// When sender keys were last asked for and given.
+    key_requests: KeyRequests,
 }
 
 impl<S, T, C, R> std::fmt::Debug for Device<S, T, C, R> {
@@ -113,6 +119,7 @@ where
             own_devices: OwnDevices::default(),
             calls: CallInbox::default(),
             sealing: Sealing::default(),
+            key_requests: KeyRequests::default(),
         }
     }
 

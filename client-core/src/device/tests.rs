@@ -151,6 +151,9 @@ fn summary(events: &[Event]) -> Vec<String> {
             Event::DecryptionFailed { sender, device, .. } => {
                 format!("unreadable from {sender}.{device}")
             }
+            Event::WaitingForSenderKey { sender, device, .. } => {
+                format!("waiting for key from {sender}.{device}")
+            }
             Event::RepairRefused { sender, device, .. } => {
                 format!("repair refused {sender}.{device}")
             }

@@ -138,6 +138,9 @@ pub(crate) type InboundKey = (Vec<u8>, String, u32);
 /// One destination of an unidentified send, with its access key.
 pub(crate) type Unidentified = (AccountEnvelopes, [u8; 16]);
 
+/// A sender key as first given to a holder, and when.
+pub(crate) type GivenKey = (Vec<u8>, i64);
+
 /// A device's store and its server, in memory.
 #[derive(Default)]
 pub(crate) struct Memory {
@@ -170,6 +173,10 @@ pub(crate) struct Memory {
     pub(crate) outbound: RefCell<BTreeMap<Vec<u8>, Outbound>>,
     /// Inbound sessions, serialised, by (group, member, device).
     pub(crate) inbound: RefCell<BTreeMap<InboundKey, Vec<u8>>>,
+    /// Our keys as first given, by (group, holder): (distribution, when).
+    pub(crate) given: RefCell<BTreeMap<(Vec<u8>, String), GivenKey>>,
+    /// Group messages held for their sender keys, in the order held.
+    pub(crate) held: RefCell<Vec<crate::records::HeldGroupMessage>>,
     /// The history, in the order recorded.
     pub(crate) messages: RefCell<Vec<StoredMessage>>,
     /// When a repair with each peer device last started.

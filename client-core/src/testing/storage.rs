@@ -12,7 +12,7 @@ use starling_crypto::{IdentityKey, PreKeyStore};
 
 use super::{Fake, Memory, StoredMessage};
 use crate::conversation::Conversation;
-use crate::records::{GroupRecord, InboxItem, NewMessage};
+use crate::records::{GroupRecord, HeldGroupMessage, InboxItem, NewMessage};
 use crate::sealed::SealedRecord;
 use crate::storage::{ContactRecord, Storage};
 use crate::tofu::TrustChange;
@@ -220,6 +220,11 @@ impl Storage for Memory {
         Ok(self.groups.borrow().get(group_id).cloned())
     }
 
+    async fn groups(&self) -> Result<Vec<GroupRecord>, Fake> {
+        self.check("groups")?;
+        Ok(self.groups.borrow().values().cloned().collect())
+    }
+
     async fn save_group(&self, group: &GroupRecord) -> Result<(), Fake> {
         self.check("save_group")?;
         // The outbound session stays, as the store's upsert leaves it.
@@ -266,6 +271,7 @@ impl Storage for Memory {
     async fn reset_outbound_group_session(&self, group_id: &[u8]) -> Result<(), Fake> {
         self.check("reset_outbound_group_session")?;
         self.outbound.borrow_mut().remove(group_id);
+        self.given.borrow_mut().retain(|(g, _), _| g != group_id);
         Ok(())
     }
 
@@ -295,6 +301,9 @@ impl Storage for Memory {
         self.check("save_inbound_group_session")?;
         if let Some(item) = item {
             self.stage(item);
+            self.held
+                .borrow_mut()
+                .retain(|h| h.envelope_id != item.envelope_id);
         }
         self.inbound.borrow_mut().insert(
             (group_id.to_vec(), sender.to_owned(), device_id),
@@ -331,6 +340,95 @@ impl Storage for Memory {
         self.inbound.borrow_mut().retain(|(group, user, _), _| {
             group != group_id || member.is_some_and(|member| member != user)
         });
+        Ok(())
+    }
+
+    async fn record_given_key(
+        &self,
+        group_id: &[u8],
+        holders: &[String],
+        distribution: &[u8],
+        at_millis: i64,
+    ) -> Result<(), Fake> {
+        self.check("record_given_key")?;
+        let mut given = self.given.borrow_mut();
+        for holder in holders {
+            given
+                .entry((group_id.to_vec(), holder.clone()))
+                .or_insert_with(|| (distribution.to_vec(), at_millis));
+        }
+        Ok(())
+    }
+
+    async fn given_key(
+        &self,
+        group_id: &[u8],
+        holder: &str,
+    ) -> Result<Option<(zeroize::Zeroizing<Vec<u8>>, i64)>, Fake> {
+        self.check("given_key")?;
+        Ok(self
+            .given
+            .borrow()
+            .get(&(group_id.to_vec(), holder.to_owned()))
+            .map(|(d, at)| (zeroize::Zeroizing::new(d.clone()), *at)))
+    }
+
+    async fn forget_given_keys(&self, group_id: &[u8]) -> Result<(), Fake> {
+        self.check("forget_given_keys")?;
+        self.given.borrow_mut().retain(|(g, _), _| g != group_id);
+        Ok(())
+    }
+
+    async fn hold_group_message(&self, held: &HeldGroupMessage) -> Result<(), Fake> {
+        self.check("hold_group_message")?;
+        let mut all = self.held.borrow_mut();
+        all.retain(|h| h.envelope_id != held.envelope_id);
+        all.push(held.clone());
+        self.seen.borrow_mut().insert(held.envelope_id.clone());
+        Ok(())
+    }
+
+    async fn held_group_messages(
+        &self,
+        group_id: &[u8],
+        sender: &str,
+        device_id: u32,
+    ) -> Result<Vec<HeldGroupMessage>, Fake> {
+        self.check("held_group_messages")?;
+        let mut held: Vec<HeldGroupMessage> = self
+            .held
+            .borrow()
+            .iter()
+            .filter(|h| {
+                h.group_id == group_id && h.sender == sender && h.sender_device == device_id
+            })
+            .cloned()
+            .collect();
+        held.sort_by_key(|h| h.received_at);
+        Ok(held)
+    }
+
+    async fn held_group_messages_before(
+        &self,
+        before_millis: i64,
+    ) -> Result<Vec<HeldGroupMessage>, Fake> {
+        self.check("held_group_messages_before")?;
+        let mut held: Vec<HeldGroupMessage> = self
+            .held
+            .borrow()
+            .iter()
+            .filter(|h| h.received_at < before_millis)
+            .cloned()
+            .collect();
+        held.sort_by_key(|h| h.received_at);
+        Ok(held)
+    }
+
+    async fn drop_held_group_message(&self, envelope_id: &[u8]) -> Result<(), Fake> {
+        self.check("drop_held_group_message")?;
+        self.held
+            .borrow_mut()
+            .retain(|h| h.envelope_id != envelope_id);
         Ok(())
     }
 

@@ -140,13 +140,24 @@ impl Client {
             let api = Api::new(&server.url, server.ca_fingerprint.as_deref())?;
             let identity = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
             let public = identity.public().to_bytes();
+            let linked = matches!(setup, Setup::Link { .. });
             let registered = match setup {
                 Setup::Register { username, invite } => {
                     api.register(username, invite, &public).await?
                 }
                 Setup::Link { code } => api.link(code, &public).await?,
             };
-            Self::finish_setup(store.clone(), api, server, identity, registered).await
+            let mut client =
+                Self::finish_setup(store.clone(), api, server, identity, registered).await?;
+            if linked {
+                // The account's other devices answer with every group it
+                // is in and their keys; until one does, a group's next
+                // message brings it too.
+                if let Err(error) = client.core.request_group_sync().await {
+                    tracing::warn!(%error, "the account's groups could not be asked for");
+                }
+            }
+            Ok(client)
         }
         .await;
         if result.is_err() && fresh && store.account_username().await.ok().flatten().is_none() {

@@ -141,10 +141,16 @@ impl Store {
     /// Forgets our outbound session and who holds it, so the next message
     /// starts a fresh sender key and gives it to every member device then.
     pub async fn reset_outbound_group_session(&self, group_id: &[u8]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE groups SET outbound = NULL, distributed = '[]' WHERE group_id = ?")
             .bind(group_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM group_given_keys WHERE group_id = ?")
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -195,6 +201,11 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         if let Some(item) = inbox {
             super::sessions::insert_inbox(&mut tx, item).await?;
+            // A held message, now decrypted: staged, so no longer held.
+            sqlx::query("DELETE FROM held_group_messages WHERE envelope_id = ?")
+                .bind(&item.envelope_id)
+                .execute(&mut *tx)
+                .await?;
         }
         let signing_keys: Vec<u8> = session.signing_keys().concat();
         sqlx::query(

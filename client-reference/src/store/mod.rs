@@ -7,6 +7,7 @@
 
 mod account;
 mod groups;
+mod held;
 mod messages;
 mod sealed;
 mod sessions;

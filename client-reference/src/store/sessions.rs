@@ -24,6 +24,23 @@ fn inbox_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<InboxItem> {
     })
 }
 
+/// Marks an envelope processed and drops its staged content, in `tx`.
+pub(super) async fn finish_envelope_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    envelope_id: &[u8],
+) -> Result<()> {
+    sqlx::query("DELETE FROM inbox WHERE envelope_id = ?")
+        .bind(envelope_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT OR IGNORE INTO seen_envelopes (envelope_id, seen_at) VALUES (?, ?)")
+        .bind(envelope_id)
+        .bind(now_millis())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn insert_inbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     item: &InboxItem,
@@ -160,15 +177,7 @@ impl Store {
     /// Marks an envelope processed and drops its staged content, together.
     pub async fn finish_envelope(&self, envelope_id: &[u8]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM inbox WHERE envelope_id = ?")
-            .bind(envelope_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT OR IGNORE INTO seen_envelopes (envelope_id, seen_at) VALUES (?, ?)")
-            .bind(envelope_id)
-            .bind(now_millis())
-            .execute(&mut *tx)
-            .await?;
+        finish_envelope_in(&mut tx, envelope_id).await?;
         tx.commit().await?;
         Ok(())
     }

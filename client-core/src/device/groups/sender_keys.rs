@@ -12,6 +12,7 @@ use starling_crypto::group::{InboundGroupSession, SenderKeyDistribution};
 
 use super::stored;
 use crate::clock::Clock;
+use crate::content::{self, Content, group_control::Action};
 use crate::device::{Device, Result};
 use crate::error::SenderKeyRefusal;
 use crate::events::Event;
@@ -25,6 +26,36 @@ where
     C: Clock,
     R: CryptoRngCore,
 {
+    /// A member device's sender key: the group it travels with applied
+    /// first (so a device that did not know the group learns it), then the
+    /// key stored, then the messages that waited for it decrypted.
+    pub(in crate::device) async fn apply_sender_key(
+        &mut self,
+        sender: &str,
+        device: u32,
+        content: &Content,
+        key: &content::SenderKey,
+    ) -> Result<Vec<Event>, S, T> {
+        let mut events = Vec::new();
+        if let Some(group) = &key.group
+            && group.action == i32::from(Action::Update)
+        {
+            events.extend(self.apply_group_control(sender, content, group).await?);
+        }
+        if key.distribution.is_empty() {
+            return Ok(events);
+        }
+        let imported = self
+            .import_sender_key(sender, device, &content.group_id, &key.distribution)
+            .await?;
+        let refused = !imported.is_empty();
+        events.extend(imported);
+        if !refused {
+            events.extend(self.release_held(&content.group_id, sender, device).await?);
+        }
+        Ok(events)
+    }
+
     /// Stores a member device's sender key, or reports why it was refused.
     /// Distributions for groups we do not know or are not in, or from
     /// someone not a member, are ignored.

@@ -13,6 +13,7 @@ use crate::error::DeviceError;
 use crate::records::GroupRecord;
 use crate::storage::Storage;
 
+mod late_keys;
 mod sender_keys;
 
 use sender_keys::{fresh_sender_key, give_key};
@@ -492,31 +493,6 @@ fn a_group_message_naming_another_group_is_refused() {
             .bodies(&other.conversation())
             .contains(&"misfiled".to_owned())
     );
-}
-
-#[test]
-fn a_member_who_missed_a_sender_key_gets_it_again_after_a_reset() {
-    let mut world = World::new();
-    let (mut alice, mut bob, mut carol, group) = crew(&mut world);
-    let convo = group.conversation();
-    say(&mut alice, &convo, "one");
-    receive(&mut carol);
-    // The key's envelope never reaches bob; the message cannot be read.
-    let mut to_bob = take(&bob);
-    assert_eq!(to_bob.len(), 2);
-    let message = to_bob.pop().unwrap();
-    assert_eq!(
-        summary(&process(&mut bob, &message)),
-        ["unreadable from alice.1"]
-    );
-    // Nothing restarts by itself (the failure is unauthenticated); bob
-    // resets the session, and alice gives her key again.
-    assert_eq!(world.server.waiting("alice", 1), 0);
-    run(bob.reset_session("alice")).unwrap();
-    assert!(receive(&mut alice).is_empty());
-    say(&mut alice, &convo, "two");
-    assert_eq!(summary(&receive(&mut bob)), ["message alice: two"]);
-    assert_eq!(summary(&receive(&mut carol)), ["message alice: two"]);
 }
 
 #[test]

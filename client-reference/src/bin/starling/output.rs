@@ -66,6 +66,10 @@ impl Output {
                 clean(sender),
                 clean(reason)
             ),
+            Event::WaitingForSenderKey { sender, device, .. } => format!(
+                "a group message from {} (device {device}) waits for their group key, which was asked for; it shows when the key comes",
+                clean(sender)
+            ),
             Event::CallKeyRefused { sender, device, call_id, epoch, reason } => format!(
                 "WARNING: [call {}] a key for epoch {epoch} from {} (device {device}) was refused: {reason}",
                 short(call_id),

@@ -36,7 +36,10 @@ pub(super) fn give_key(
     group: &GroupRecord,
     distribution: Vec<u8>,
 ) {
-    let mut key = from.new_content(Body::SenderKey(content::SenderKey { distribution }));
+    let mut key = from.new_content(Body::SenderKey(content::SenderKey {
+        distribution,
+        group: None,
+    }));
     key.group_id = group.group_id.clone();
     run(from.send_pairwise(&names(&[to]), &key)).unwrap();
 }
