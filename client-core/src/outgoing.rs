@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::content::{self, Content, transport};
 use crate::sealed::{self, Me, SealedError, Sealing};
 use crate::storage::Storage;
-use crate::transparency::{self, LogError};
+use crate::transparency::{self, LogError, Proved};
 use crate::transport::{AccountEnvelopes, SendOutcome, Transport};
 use crate::trust::{self, TrustError};
 
@@ -214,14 +214,16 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         if !known.is_empty() {
             return Ok(known);
         }
-        let bundles = self.proved_bundles(username, None).await?;
-        if bundles.is_empty() {
+        let served = self.proved_bundles(username, None).await?;
+        if served.value.is_empty() {
             return Err(OutgoingError::UnknownUser(username.to_owned()));
         }
         let mut devices = Vec::new();
-        for (device, bundle) in bundles {
-            self.establish(username, device, &bundle, rng).await?;
-            devices.push(device);
+        for (device, bundle) in &served.value {
+            let certificate = served.certificate(*device);
+            self.establish(username, *device, bundle, certificate, rng)
+                .await?;
+            devices.push(*device);
         }
         Ok(devices)
     }
@@ -232,7 +234,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         &self,
         username: &str,
         device: Option<u32>,
-    ) -> Result<Vec<(u32, PreKeyBundle)>, S, T> {
+    ) -> Result<Proved<Vec<(u32, PreKeyBundle)>>, S, T> {
         let mut retried = false;
         loop {
             let served = self
@@ -241,7 +243,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
                 .await
                 .map_err(OutgoingError::Transport)?;
             if served.value.is_empty() {
-                return Ok(served.value);
+                return Ok(served);
             }
             match transparency::verify_account(
                 self.storage,
@@ -253,7 +255,7 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
             {
                 Ok(logged) => {
                     transparency::check_bundles(username, &logged, &served.value)?;
-                    return Ok(served.value);
+                    return Ok(served);
                 }
                 // An epoch came between the two proofs: fetch again, once.
                 Err(LogError::Changed { .. }) if !retried => retried = true,
@@ -263,17 +265,29 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
     }
 
     /// Starts a fresh session with a device from its bundle, recording its
-    /// identity key first.
+    /// identity key first (vouched for by `certificate`, when a device of
+    /// the account whose key we hold linked it).
     pub async fn establish(
         &self,
         username: &str,
         device: u32,
         bundle: &PreKeyBundle,
+        certificate: Option<&[u8]>,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(), S, T> {
         let own = (username == self.username).then_some(self.device_id);
+        let this_device = own.map(|id| (id, self.identity.public()));
+        let vouched_by = crate::trust::vouched_by(
+            self.storage,
+            username,
+            this_device,
+            bundle.identity(),
+            certificate,
+        )
+        .await
+        .map_err(OutgoingError::Storage)?;
         self.storage
-            .observe_identity(username, device, bundle.identity(), own)
+            .observe_identity(username, device, bundle.identity(), (own, vouched_by))
             .await
             .map_err(OutgoingError::Storage)?;
         // A verified contact whose keys the server now serves differently
@@ -302,11 +316,12 @@ impl<S: Storage, T: Transport, C: Clock> Outgoing<'_, S, T, C> {
         device: u32,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(), S, T> {
-        let bundles = self.proved_bundles(username, Some(device)).await?;
+        let served = self.proved_bundles(username, Some(device)).await?;
         // Only the device asked for: a server that answers with others
         // must not get their keys recorded on the way.
-        for (id, bundle) in bundles.into_iter().filter(|(id, _)| *id == device) {
-            self.establish(username, id, &bundle, rng).await?;
+        for (id, bundle) in served.value.iter().filter(|(id, _)| *id == device) {
+            self.establish(username, *id, bundle, served.certificate(*id), rng)
+                .await?;
         }
         Ok(())
     }

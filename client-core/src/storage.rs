@@ -55,14 +55,15 @@ pub trait Storage {
 
     /// Records a device's identity key as seen, deciding what it means
     /// ([`crate::tofu::observe`]) and carrying out the outcome in one
-    /// durable step. `own_device` is this device's id when `username` is
-    /// our own account.
+    /// durable step. `seen` holds this device's id when `username` is our
+    /// own account, and the device of the account whose held key vouched
+    /// for this one ([`crate::trust::vouched_by`]).
     async fn observe_identity(
         &self,
         username: &str,
         device_id: u32,
         key: &IdentityKey,
-        own_device: Option<u32>,
+        seen: (Option<u32>, Option<u32>),
     ) -> Result<TrustChange, Self::Error>;
 
     /// Forgets a device of an account: its identity key (and with it the
@@ -217,6 +218,9 @@ pub trait Storage {
         &self,
         before_millis: i64,
     ) -> Result<Vec<HeldGroupMessage>, Self::Error>;
+
+    /// How many messages are held, in all.
+    async fn held_count(&self) -> Result<usize, Self::Error>;
 
     /// Drops a held message.
     async fn drop_held_group_message(&self, envelope_id: &[u8]) -> Result<(), Self::Error>;

@@ -1,9 +1,13 @@
 //! Trust on first use: what seeing a device's identity key means, given
 //! what the store held before. The first key of an account is trusted; a
 //! new device or a changed key of a known account is a warning and marks
-//! the contact's safety number changed. For our own account a device that
-//! was there when this home was set up is ours; any other is announced as
-//! newly linked (or re-keyed), without blocking anything.
+//! the contact's safety number changed, unless a device of the account
+//! whose key we already hold vouched for it when it linked it (a
+//! cross-signed link, `crypto/SPEC.md` §2.5): that is the account's owner
+//! adding a device, and a verified contact stays verified. For our own
+//! account a device that was there when this home was set up, or that one
+//! of our devices vouched for, is ours; any other is announced as newly
+//! linked (or re-keyed), without blocking anything.
 //!
 //! [`observe`] is the decision alone; the shell's store reads the prior
 //! state, records the key and carries out the outcome in one transaction.
@@ -17,6 +21,9 @@ pub enum TrustChange {
     FirstContact,
     /// A new device of a known account, or a device whose key changed.
     Changed,
+    /// A new device of a known account, vouched for by a device of the
+    /// account whose key we hold.
+    Linked,
 }
 
 /// The key stored for the device before this one was seen.
@@ -42,6 +49,9 @@ pub struct Prior {
     /// Our own account's device was there when this home was set up (only
     /// asked for an own device with no stored key; `false` otherwise).
     pub present_at_setup: bool,
+    /// The device of the account whose held key vouched for this one's
+    /// (checked by the caller, [`crate::trust::vouched_by`]).
+    pub vouched_by: Option<u32>,
 }
 
 /// What to record for an observed key.
@@ -60,10 +70,14 @@ pub struct Observed {
 pub fn observe(username: &str, device_id: u32, prior: &Prior) -> Observed {
     let change = match prior.stored {
         StoredKey::Same => TrustChange::Known,
+        // Only a new device is vouched for: a device's key never changes
+        // by a link. (Only a held key vouches, so a contact's first device
+        // never is; our own account's may be, by this very device.)
+        StoredKey::Absent if prior.vouched_by.is_some() => TrustChange::Linked,
         StoredKey::Absent if !prior.account_known => TrustChange::FirstContact,
         StoredKey::Absent | StoredKey::Different => TrustChange::Changed,
     };
-    if change == TrustChange::Known {
+    if matches!(change, TrustChange::Known | TrustChange::Linked) {
         return Observed {
             change,
             warning: None,
@@ -112,7 +126,49 @@ mod tests {
             account_known,
             own_account: own,
             present_at_setup: at_setup,
+            vouched_by: None,
         }
+    }
+
+    fn vouched(stored: StoredKey, own: bool) -> Prior {
+        Prior {
+            vouched_by: Some(1),
+            ..prior(stored, true, own, false)
+        }
+    }
+
+    #[test]
+    fn a_device_linked_by_a_known_device_keeps_the_account_trusted() {
+        for own in [false, true] {
+            let linked = observe("bob", 3, &vouched(StoredKey::Absent, own));
+            assert_eq!(linked.change, TrustChange::Linked);
+            assert_eq!(linked.warning, None);
+            assert!(!linked.mark_identity_changed);
+        }
+    }
+
+    #[test]
+    fn a_vouch_does_not_excuse_a_changed_key() {
+        for own in [false, true] {
+            let rekeyed = observe("bob", 1, &vouched(StoredKey::Different, own));
+            assert_eq!(rekeyed.change, TrustChange::Changed);
+            assert!(rekeyed.warning.is_some());
+            assert_eq!(rekeyed.mark_identity_changed, !own);
+        }
+    }
+
+    #[test]
+    fn the_first_own_device_seen_is_ours_when_this_device_vouched_for_it() {
+        let linked = observe(
+            "me",
+            2,
+            &Prior {
+                vouched_by: Some(1),
+                ..prior(StoredKey::Absent, false, true, false)
+            },
+        );
+        assert_eq!(linked.change, TrustChange::Linked);
+        assert_eq!(linked.warning, None);
     }
 
     #[test]

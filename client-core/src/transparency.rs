@@ -59,6 +59,19 @@ pub struct Proved<V> {
     pub value: V,
     /// The proof the log holds the account's devices.
     pub proof: Option<LogProof>,
+    /// The certificates served for linked devices (`crypto/SPEC.md`
+    /// §2.5), by device id; checked by whoever uses them.
+    pub certificates: Vec<(u32, Vec<u8>)>,
+}
+
+impl<V> Proved<V> {
+    /// The certificate served for `device`, if any.
+    pub fn certificate(&self, device: u32) -> Option<&[u8]> {
+        self.certificates
+            .iter()
+            .find(|(id, _)| *id == device)
+            .map(|(_, certificate)| certificate.as_slice())
+    }
 }
 
 /// One epoch of the log's audit, as the server sends it.
@@ -334,26 +347,35 @@ fn not_held<S, T>(username: &str) -> LogError<S, T> {
     }
 }
 
+/// A device the log holds, as [`logged_device`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedDevice {
+    /// The certificate served for it, when it was looked up.
+    pub certificate: Option<Vec<u8>>,
+}
+
 /// Whether the log holds `identity` for `username`'s `device`, for a
 /// device we learn of from a message it sent rather than from a fetch: a
 /// device whose identity we already hold passes at once; any other is
 /// looked up (its account's device list, with the log's proof) before
 /// anything of it is recorded, so that a server cannot add a device to an
-/// account and write as it. `Ok(false)` when the log does not hold it, or
-/// when the server's answer about the log does not verify.
+/// account and write as it. `Ok(None)` when the log does not hold it, or
+/// when the server's answer about the log does not verify; otherwise the
+/// certificate served for a device looked up (`crypto/SPEC.md` §2.5,
+/// unchecked).
 pub async fn logged_device<S: Storage, T: Transport>(
     storage: &S,
     transport: &T,
     username: &str,
     device: u32,
     identity: &IdentityKey,
-) -> std::result::Result<bool, LogError<S::Error, T::Error>> {
+) -> std::result::Result<Option<LoggedDevice>, LogError<S::Error, T::Error>> {
     let known = storage
         .identity_keys(username)
         .await
         .map_err(LogError::Storage)?;
     if known.iter().any(|(d, key)| *d == device && key == identity) {
-        return Ok(true);
+        return Ok(Some(LoggedDevice { certificate: None }));
     }
     let mut retried = false;
     loop {
@@ -362,7 +384,11 @@ pub async fn logged_device<S: Storage, T: Transport>(
             .await
             .map_err(LogError::Transport)?;
         return match verify_account(storage, transport, username, served.proof.as_ref()).await {
-            Ok(list) => Ok(list.identity(device) == Some(&identity.public_bytes())),
+            Ok(list) => Ok(
+                (list.identity(device) == Some(&identity.public_bytes())).then(|| LoggedDevice {
+                    certificate: served.certificate(device).map(<[u8]>::to_vec),
+                }),
+            ),
             Err(LogError::Changed { .. }) if !retried => {
                 retried = true;
                 continue;
@@ -372,7 +398,7 @@ pub async fn logged_device<S: Storage, T: Transport>(
             Err(e @ (LogError::Storage(_) | LogError::Transport(_) | LogError::Changed { .. })) => {
                 Err(e)
             }
-            Err(_) => Ok(false),
+            Err(_) => Ok(None),
         };
     }
 }
@@ -711,13 +737,14 @@ mod tests {
                 identity.public(),
             ))
             .unwrap()
+            .is_some()
         };
         assert!(logged(1, &bob), "the device the log holds");
         assert!(!logged(1, &stranger), "another key for that device");
         assert!(!logged(2, &bob), "a device the log does not hold");
         // A key already recorded needs no lookup, even with the server
         // offline.
-        run(memory.observe_identity("bob", 1, bob.public(), None)).unwrap();
+        run(memory.observe_identity("bob", 1, bob.public(), (None, None))).unwrap();
         memory.log.frozen.set(true);
         memory.bundles.borrow_mut().clear();
         assert!(logged(1, &bob));

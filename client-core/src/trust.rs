@@ -13,6 +13,9 @@ use thiserror::Error;
 
 use crate::storage::Storage;
 
+mod vouch;
+pub use vouch::vouched_by;
+
 /// A safety number with what it covers.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SafetyNumberView {

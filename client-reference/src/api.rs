@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use starling_crypto::PreKeyBundle;
+use starling_crypto::link::{self, LinkSecret};
+use starling_crypto::{IdentityKey, PreKeyBundle};
 use zeroize::Zeroizing;
 
 use crate::error::{ClientError, Result, ServerUrlError};
 
 use starling_protocol::api::{
     AttachmentCreated, BundleResponse, CreateAttachment, DeviceEnvelope, DeviceList, LinkCode,
-    LinkRequest, MultiSendRequest, RegisterRequest, SendRequest, UPLOAD_OFFSET, UploadStatus,
+    LinkCodeRequest, LinkRequest, MultiSendRequest, RegisterRequest, SendRequest, UPLOAD_OFFSET,
+    UploadStatus,
 };
 pub use starling_protocol::api::{
     DirectoryEntry, JoinToken as CallToken, KeyUpload, PrekeyCounts,
@@ -181,11 +183,19 @@ impl Api {
             .await
     }
 
-    /// Links a new device with a one-time code from an existing one.
-    pub async fn link(&self, code: &str, identity_key: &[u8]) -> Result<Registered> {
+    /// Links a new device with a one-time code from an existing one (the
+    /// server's part of it), endorsing the identity with the code's link
+    /// secret when it has one (`crypto/SPEC.md` §2.5).
+    pub async fn link(
+        &self,
+        code: &str,
+        identity: &IdentityKey,
+        secret: Option<&LinkSecret>,
+    ) -> Result<Registered> {
         let body = LinkRequest {
             link_code: code.to_owned(),
-            identity_key: B64.encode(identity_key),
+            identity_key: B64.encode(identity.to_bytes()),
+            endorsement: secret.map(|secret| B64.encode(link::endorse(secret, identity))),
         };
         self.json(self.request(Method::POST, "v1/devices")?.json(&body))
             .await
@@ -211,14 +221,20 @@ impl Api {
 
     /// Issues a one-time code that links a new device to this account (a
     /// manager device, which may link and remove devices, when `manager`).
-    /// Only a manager device may issue one.
-    pub async fn link_code(&self, manager: bool) -> Result<String> {
+    /// Only a manager device may issue one. `grant` is this device's grant
+    /// of the code's link key (`crypto/SPEC.md` §2.5).
+    pub async fn link_code(&self, manager: bool, grant: &[u8]) -> Result<String> {
         let path = if manager {
             "v1/devices/link-code?manager=true"
         } else {
             "v1/devices/link-code"
         };
-        let code: LinkCode = self.json(self.request(Method::POST, path)?).await?;
+        let body = LinkCodeRequest {
+            grant: Some(B64.encode(grant)),
+        };
+        let code: LinkCode = self
+            .json(self.request(Method::POST, path)?.json(&body))
+            .await?;
         Ok(code.code)
     }
 
@@ -297,6 +313,13 @@ impl Api {
             }
             Err(e) => return Err(e),
         };
+        // A certificate that does not decode is as none: the client
+        // checks every one it uses, and an unvouched device is warned of.
+        let certificates = bundles
+            .devices
+            .iter()
+            .filter_map(|d| Some((d.device_id, B64.decode(d.certificate.as_ref()?).ok()?)))
+            .collect();
         let value = bundles
             .devices
             .into_iter()
@@ -309,6 +332,7 @@ impl Api {
         Ok(Proved {
             value,
             proof: transparency::proof(bundles.transparency)?,
+            certificates,
         })
     }
 

@@ -117,6 +117,11 @@ pub enum ClientError {
     /// A device cannot remove itself.
     #[error("this is the device you are using; remove it from another device")]
     RemovingThisDevice,
+    /// A link code's secret (after the dot) does not decode.
+    #[error(
+        "the link code is damaged (its part after the dot is not the 22 characters `starling devices link-code` printed); copy it again"
+    )]
+    DamagedLinkCode,
     /// No message with that id in the history (or it was deleted).
     #[error("no such message")]
     UnknownMessage,

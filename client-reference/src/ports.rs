@@ -27,6 +27,8 @@ use crate::api::Api;
 use crate::conversation::Conversation;
 use crate::error::{ClientError, Result};
 use crate::store::Store;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 
 /// The system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,9 +68,9 @@ impl Storage for Store {
         username: &str,
         device_id: u32,
         key: &IdentityKey,
-        own_device: Option<u32>,
+        seen: (Option<u32>, Option<u32>),
     ) -> Result<TrustChange> {
-        Store::observe_identity(self, username, device_id, key, own_device).await
+        Store::observe_identity(self, username, device_id, key, seen).await
     }
 
     async fn forget_device(&self, username: &str, device_id: u32) -> Result<()> {
@@ -229,6 +231,10 @@ impl Storage for Store {
         Store::held_group_messages_before(self, before_millis).await
     }
 
+    async fn held_count(&self) -> Result<usize> {
+        Store::held_count(self).await
+    }
+
     async fn drop_held_group_message(&self, envelope_id: &[u8]) -> Result<()> {
         Store::drop_held_group_message(self, envelope_id).await
     }
@@ -366,9 +372,15 @@ impl Transport for Api {
 
     async fn devices(&self, username: &str) -> Result<Proved<Vec<u32>>> {
         let list = Api::device_list(self, username).await?;
+        let certificates = list
+            .certificates
+            .iter()
+            .filter_map(|entry| Some((entry.device_id, B64.decode(&entry.certificate).ok()?)))
+            .collect();
         Ok(Proved {
             value: list.devices,
             proof: crate::api::transparency::proof(list.transparency)?,
+            certificates,
         })
     }
 

@@ -55,6 +55,7 @@ mod error;
 pub mod fingerprint;
 pub mod group;
 pub mod keys;
+pub mod link;
 pub mod padding;
 mod pqxdh;
 mod prekey_store;

@@ -59,6 +59,9 @@ error_codes! {
     BadPrekey = "bad_prekey",
     /// A device id is malformed.
     BadDevice = "bad_device",
+    /// A link grant or endorsement does not decode or does not verify
+    /// (`crypto/SPEC.md` §2.5).
+    BadLinkSignature = "bad_link_signature",
     /// A multi-recipient send names too few or too many accounts.
     BadDestinations = "bad_destinations",
     /// A send names one account twice.

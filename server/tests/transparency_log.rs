@@ -143,11 +143,11 @@ async fn changes_are_published(kind: DbKind) {
 
     // A linked device, then its removal: two epochs.
     store
-        .create_link_code(&[9; 32], (alice, 1), i64::MAX, false)
+        .create_link_code(&[9; 32], (alice, 1), i64::MAX, false, None)
         .await
         .unwrap();
     store
-        .link_device(&[9; 32], &device(3), 16, 2)
+        .link_device(&[9; 32], (&device(3), None), 16, 2)
         .await
         .unwrap();
     assert!(store.kt_is_pending(alice).await.unwrap());

@@ -424,18 +424,22 @@ where
             }));
             key.group_id = group.group_id.clone();
             self.send_pairwise(&needing, &key).await?;
-            let given: Vec<String> = targets
+            let given: Vec<(String, u32)> = targets
                 .iter()
                 .filter(|(user, _)| needing.contains(user))
-                .map(|(user, device)| holder(user, *device))
+                .cloned()
                 .collect();
+            let mut named = Vec::with_capacity(given.len());
+            for (user, device) in &given {
+                named.extend(self.given_holder(user, *device).await?);
+            }
             let now = self.clock.now_millis();
             let recorded = self
                 .storage
-                .record_given_key(&group.group_id, &given, &distribution, now)
+                .record_given_key(&group.group_id, &named, &distribution, now)
                 .await;
             stored(recorded)?;
-            distributed.extend(given);
+            distributed.extend(given.iter().map(|(user, device)| holder(user, *device)));
         }
         let mut content = content.clone();
         if let Some(key) = self.profile_key().await? {

@@ -39,6 +39,13 @@ pub const HELD_FOR_MILLIS: i64 = 7 * 24 * 3_600_000;
 /// are reported unreadable (a member cannot fill our store).
 pub const MAX_HELD_PER_DEVICE: usize = 256;
 
+/// How many messages wait in all, whatever their groups and senders (a
+/// server that names ever new groups or devices cannot fill our store).
+pub const MAX_HELD: usize = 4096;
+
+/// The length of a group id.
+const GROUP_ID_LEN: usize = 16;
+
 /// Shortest time between two key requests for one group to one device,
 /// and between two answers to one asking device: ten minutes.
 pub const KEY_REQUEST_INTERVAL_MILLIS: i64 = 600_000;
@@ -104,9 +111,15 @@ where
     /// of it, has nothing to wait for: the message is reported at once.
     pub(super) async fn hold(&mut self, held: HeldGroupMessage) -> Result<Vec<Event>, S, T> {
         let mut events = self.expire_held().await?;
-        let refusal = match stored(self.storage.group(&held.group_id).await)? {
+        let group = stored(self.storage.group(&held.group_id).await)?;
+        let known = group.is_some();
+        let refusal = match group {
+            _ if held.group_id.len() != GROUP_ID_LEN => Some("not a group message"),
             Some(group) if !group.active || !group.members.contains(&held.sender) => {
                 Some("no sender key from this member")
+            }
+            _ if stored(self.storage.held_count().await)? >= MAX_HELD => {
+                Some("no sender key from this member, and too many messages wait for keys")
             }
             _ => {
                 let waiting = self
@@ -130,8 +143,14 @@ where
         }
         let kept = self.storage.hold_group_message(&held).await;
         kept.map_err(DeviceError::Storage)?;
-        self.ask_for_sender_key(&held.group_id, &held.sender, held.sender_device)
-            .await;
+        // A group this device does not know yet comes with its state from
+        // our own devices (asked when this one was linked) or with the
+        // sender's key; a stranger is not asked (it would learn that we
+        // exist, and our profile key).
+        if known {
+            self.ask_for_sender_key(&held.group_id, &held.sender, held.sender_device)
+                .await;
+        }
         events.push(Event::WaitingForSenderKey {
             sender: held.sender,
             device: held.sender_device,
@@ -196,7 +215,15 @@ where
         group_id: &[u8],
     ) -> Result<Vec<Event>, S, T> {
         let own = requester == self.account.username;
-        let groups = if group_id.is_empty() && own {
+        if group_id.is_empty() && !(own && self.vouched_own_device(device).await?) {
+            // Every group at once only to a device one of ours linked.
+            tracing::warn!(
+                device,
+                "a request for every group from an unvouched device is ignored"
+            );
+            return Ok(Vec::new());
+        }
+        let groups = if group_id.is_empty() {
             stored(self.storage.groups().await)?
         } else {
             stored(self.storage.group(group_id).await)?
@@ -220,6 +247,48 @@ where
             self.give_sender_key(group, requester, device).await?;
         }
         Ok(Vec::new())
+    }
+
+    /// Whether our own `device` was linked by a device of ours whose key
+    /// this device holds (its certificate, `crypto/SPEC.md` §2.5, checked
+    /// here): a device the server added to our account is not.
+    async fn vouched_own_device(&mut self, device: u32) -> Result<bool, S, T> {
+        let own = self.account.username.clone();
+        let keys = stored(self.storage.identity_keys(&own).await)?;
+        let Some((_, identity)) = keys.into_iter().find(|(d, _)| *d == device) else {
+            return Ok(false);
+        };
+        let served = self
+            .transport
+            .devices(&own)
+            .await
+            .map_err(DeviceError::Transport)?;
+        let this_device = (self.account.device_id, self.account.identity.public());
+        let vouched = crate::trust::vouched_by(
+            &self.storage,
+            &own,
+            Some(this_device),
+            &identity,
+            served.certificate(device),
+        )
+        .await;
+        Ok(stored(vouched)?.is_some())
+    }
+
+    /// How a device given our key is named among those given one: by its
+    /// identity key too, so that a device id that holds another key now
+    /// (set up again, or planted by the server) is never handed what the
+    /// earlier key was given. `None` for a device whose key we do not hold.
+    pub(super) async fn given_holder(
+        &self,
+        username: &str,
+        device: u32,
+    ) -> Result<Option<String>, S, T> {
+        let keys = stored(self.storage.identity_keys(username).await)?;
+        Ok(keys
+            .into_iter()
+            .find(|(d, _)| *d == device)
+            .map(|(_, key)| format!("{username}.{device}.{}", hex::encode(key.public_bytes()))))
     }
 
     /// Sends our key of `group` with the group's state to every device of
@@ -246,12 +315,12 @@ where
             // group without a key.
             return Ok(());
         }
-        let given = self
-            .storage
-            .given_key(&group.group_id, &format!("{to}.{device}"))
-            .await;
+        let given = match self.given_holder(to, device).await? {
+            Some(holder) => stored(self.storage.given_key(&group.group_id, &holder).await)?,
+            None => None,
+        };
         let oldest = self.clock.now_millis().saturating_sub(HELD_FOR_MILLIS);
-        let first = match stored(given)? {
+        let first = match given {
             Some((given, at)) if !current.is_empty() && at >= oldest => given,
             _ => current.clone(),
         };

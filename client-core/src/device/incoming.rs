@@ -391,6 +391,7 @@ where
         Content::decode(decrypted.plaintext.as_slice()).map_err(unreadable)?;
         // Only a message that starts a session can bring an identity we
         // have not recorded (and checked) already.
+        let mut certificate = None;
         if decrypted.new_session {
             let logged = crate::transparency::logged_device(
                 &self.storage,
@@ -403,18 +404,29 @@ where
             .map_err(|e| {
                 Failure::Local(DeviceError::from(crate::outgoing::OutgoingError::from(e)))
             })?;
-            if !logged {
+            let Some(logged) = logged else {
                 return Err(origin.rejected(Rejection::NotInLog));
-            }
+            };
+            certificate = logged.certificate;
         }
         let own = sender == self.account.username;
+        let this_device = own.then(|| (self.account.device_id, self.account.identity.public()));
+        let vouched_by = crate::trust::vouched_by(
+            &self.storage,
+            sender,
+            this_device,
+            &decrypted.sender,
+            certificate.as_deref(),
+        )
+        .await
+        .map_err(storage)?;
         let change = self
             .storage
             .observe_identity(
                 sender,
                 device,
                 &decrypted.sender,
-                own.then_some(self.account.device_id),
+                (own.then_some(self.account.device_id), vouched_by),
             )
             .await
             .map_err(storage)?;

@@ -35,7 +35,9 @@ pub use call_keys::{
     MAX_EARLY_KEYS,
 };
 pub use calls::{CallInbox, MAX_ANSWERED, MAX_QUEUED_SIGNALS, QueuedSignal, call_signal};
-pub use held::{HELD_FOR_MILLIS, KEY_REQUEST_INTERVAL_MILLIS, KeyRequests, MAX_HELD_PER_DEVICE};
+pub use held::{
+    HELD_FOR_MILLIS, KEY_REQUEST_INTERVAL_MILLIS, KeyRequests, MAX_HELD, MAX_HELD_PER_DEVICE,
+};
 pub use messages::reply_prefix;
 pub use repair::REPAIR_INTERVAL_MILLIS;
 
@@ -131,6 +133,20 @@ where
     /// This device's id.
     pub fn device_id(&self) -> u32 {
         self.account.device_id
+    }
+
+    /// This device's grant of a link code's link key (`crypto/SPEC.md`
+    /// §2.5): the device linked with the code is then vouched for by this
+    /// one.
+    pub fn link_grant(
+        &self,
+        secret: &starling_crypto::link::LinkSecret,
+    ) -> starling_crypto::link::LinkGrant {
+        starling_crypto::link::LinkGrant::sign(
+            &self.account.identity,
+            &self.account.username,
+            secret,
+        )
     }
 
     /// The local store.

@@ -72,6 +72,21 @@ impl World {
         run(device.upload_initial_prekeys()).unwrap();
         device
     }
+
+    /// A new device of `by`'s account that `by` linked: it carries `by`'s
+    /// certificate (`crypto/SPEC.md` §2.5).
+    fn linked_device(&mut self, by: &TestDevice, device_id: u32) -> TestDevice {
+        let username = by.username().to_owned();
+        let device = self.device(&username, device_id);
+        let secret = starling_crypto::link::LinkSecret::generate(&mut rand::rngs::OsRng);
+        let grant = by.link_grant(&secret);
+        let endorsement = starling_crypto::link::endorse(&secret, device.account.identity.public());
+        let certificate =
+            starling_crypto::link::DeviceCertificate::new(by.device_id(), grant, endorsement);
+        self.server
+            .certify(&username, device_id, certificate.to_bytes());
+        device
+    }
 }
 
 /// Opens one envelope; a failure of the store or server is a test failure.

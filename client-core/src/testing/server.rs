@@ -43,6 +43,16 @@ struct Keys {
     one_time: VecDeque<OneTimePreKey>,
     kem: VecDeque<KemPreKey>,
     last_resort: Option<KemPreKey>,
+    /// The device's certificate, when another device of its account
+    /// linked it (`crypto/SPEC.md` §2.5).
+    certificate: Option<Vec<u8>>,
+}
+
+/// The certificates of `devices`, as a server serves them.
+fn certificates<'a>(devices: impl Iterator<Item = (&'a u32, &'a Keys)>) -> Vec<(u32, Vec<u8>)> {
+    devices
+        .filter_map(|(id, keys)| Some((*id, keys.certificate.clone()?)))
+        .collect()
 }
 
 #[derive(Default)]
@@ -108,8 +118,22 @@ impl Server {
                     one_time: VecDeque::new(),
                     kem: VecDeque::new(),
                     last_resort: None,
+                    certificate: None,
                 },
             );
+    }
+
+    /// Keeps a device's certificate, served beside its keys.
+    pub(crate) fn certify(&self, username: &str, device: u32, certificate: Vec<u8>) {
+        if let Some(keys) = self
+            .state
+            .borrow_mut()
+            .accounts
+            .get_mut(username)
+            .and_then(|devices| devices.get_mut(&device))
+        {
+            keys.certificate = Some(certificate);
+        }
     }
 
     /// Removes a device and its mailbox.
@@ -329,6 +353,7 @@ impl Transport for Link {
         Ok(Proved {
             value: devices.keys().copied().collect(),
             proof: Some(proof),
+            certificates: certificates(devices.iter()),
         })
     }
 
@@ -359,9 +384,15 @@ impl Transport for Link {
                 .map_err(|_| Refused::BadRequest)?;
             bundles.push((*id, bundle));
         }
+        let certificates = certificates(
+            devices
+                .iter()
+                .filter(|(id, _)| bundles.iter().any(|(b, _)| b == *id)),
+        );
         Ok(Proved {
             value: bundles,
             proof: Some(proof),
+            certificates,
         })
     }
 

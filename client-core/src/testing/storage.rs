@@ -100,7 +100,7 @@ impl Storage for Memory {
         username: &str,
         device_id: u32,
         key: &IdentityKey,
-        own_device: Option<u32>,
+        (own_device, vouched_by): (Option<u32>, Option<u32>),
     ) -> Result<TrustChange, Fake> {
         self.check("observe_identity")?;
         let mut identities = self.identities.borrow_mut();
@@ -108,13 +108,20 @@ impl Storage for Memory {
         // An account stays known once seen, as in the real store, even
         // when all its devices were forgotten.
         let first = self.known.borrow_mut().insert(username.to_owned());
-        match devices.iter_mut().find(|(d, _)| *d == device_id) {
+        let new_device = match devices.iter_mut().find(|(d, _)| *d == device_id) {
             Some((_, old)) if old == key => return Ok(TrustChange::Known),
-            Some((_, old)) => *old = key.clone(),
+            Some((_, old)) => {
+                *old = key.clone();
+                false
+            }
             None => {
                 devices.push((device_id, key.clone()));
                 devices.sort_by_key(|(d, _)| *d);
+                true
             }
+        };
+        if new_device && vouched_by.is_some() {
+            return Ok(TrustChange::Linked);
         }
         if first {
             return Ok(TrustChange::FirstContact);
@@ -422,6 +429,11 @@ impl Storage for Memory {
             .collect();
         held.sort_by_key(|h| h.received_at);
         Ok(held)
+    }
+
+    async fn held_count(&self) -> Result<usize, Fake> {
+        self.check("held_count")?;
+        Ok(self.held.borrow().len())
     }
 
     async fn drop_held_group_message(&self, envelope_id: &[u8]) -> Result<(), Fake> {

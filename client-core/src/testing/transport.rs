@@ -62,6 +62,7 @@ impl Transport for Memory {
         Ok(Proved {
             value: ids,
             proof: Some(proof),
+            certificates: Vec::new(),
         })
     }
 
@@ -86,6 +87,7 @@ impl Transport for Memory {
                 .filter(|(d, _)| device.is_none_or(|wanted| wanted == *d))
                 .collect(),
             proof,
+            certificates: Vec::new(),
         })
     }
 

@@ -7,6 +7,7 @@ mod attachments;
 mod calls;
 mod groups;
 mod incoming;
+mod link_code;
 mod outgoing;
 mod prekeys;
 mod trust;
@@ -19,6 +20,7 @@ use rand::rngs::OsRng;
 use starling_client_core::sealed::SealedRecord;
 use starling_client_core::transparency::LogRecord;
 use starling_client_core::{Account, Device};
+use starling_crypto::link::LinkSecret;
 use starling_crypto::sealed::TrustedServerKeys;
 use starling_crypto::{IdentityKeyPair, PreKeyStore};
 use zeroize::Zeroizing;
@@ -145,7 +147,13 @@ impl Client {
                 Setup::Register { username, invite } => {
                     api.register(username, invite, &public).await?
                 }
-                Setup::Link { code } => api.link(code, &public).await?,
+                Setup::Link { code } => {
+                    let (code, secret) = link_code::split(code)?;
+                    // The new device's endorsement needs its account's
+                    // name, which only the server's answer gives; the
+                    // server checks it against the name it holds.
+                    api.link(code, identity.public(), secret.as_ref()).await?
+                }
             };
             let mut client =
                 Self::finish_setup(store.clone(), api, server, identity, registered).await?;
@@ -282,13 +290,24 @@ impl Client {
     /// a manager: the one that registered the account, or one linked as a
     /// manager).
     pub async fn link_code(&self) -> Result<String> {
-        self.api().link_code(false).await
+        self.issue_link_code(false).await
     }
 
     /// Issues a one-time code that links another device as a manager: it
     /// may link and remove devices too.
     pub async fn manager_link_code(&self) -> Result<String> {
-        self.api().link_code(true).await
+        self.issue_link_code(true).await
+    }
+
+    /// A link code: the server's one-time code, a dot, and a link secret
+    /// the server never sees, whose link key this device vouches for
+    /// (`crypto/SPEC.md` §2.5), so that contacts who verified the account
+    /// keep it verified when the new device joins.
+    async fn issue_link_code(&self, manager: bool) -> Result<String> {
+        let secret = LinkSecret::generate(&mut OsRng);
+        let grant = self.core.link_grant(&secret);
+        let code = self.api().link_code(manager, &grant.to_bytes()).await?;
+        Ok(link_code::join(&code, &secret))
     }
 
     /// Whether our account takes sealed envelopes from strangers (senders

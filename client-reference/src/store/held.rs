@@ -89,6 +89,14 @@ impl Store {
         rows.iter().map(held_from_row).collect()
     }
 
+    /// How many messages are held, in all.
+    pub async fn held_count(&self) -> Result<usize> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM held_group_messages")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
     /// Drops a held message.
     pub async fn drop_held_group_message(&self, envelope_id: &[u8]) -> Result<()> {
         sqlx::query("DELETE FROM held_group_messages WHERE envelope_id = ?")

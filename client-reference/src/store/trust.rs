@@ -16,7 +16,8 @@ impl Store {
     /// first use. A change on a known account is flagged and warned about.
     /// For this home's own account (`own_device` is this device's id), a
     /// device that was not there when this home was set up is announced as
-    /// newly linked, without blocking anything. The decision is the client
+    /// newly linked, without blocking anything, unless a device of the
+    /// account vouched for it (`vouched_by`). The decision is the client
     /// core's ([`tofu::observe`]); this reads what it needs and records the
     /// outcome in one transaction.
     pub async fn observe_identity(
@@ -24,7 +25,7 @@ impl Store {
         username: &str,
         device_id: u32,
         key: &IdentityKey,
-        own_device: Option<u32>,
+        (own_device, vouched_by): (Option<u32>, Option<u32>),
     ) -> Result<TrustChange> {
         let bytes = key.to_bytes();
         let mut tx = self.pool.begin().await?;
@@ -81,6 +82,7 @@ impl Store {
                 account_known: known != 0,
                 own_account: own_device.is_some(),
                 present_at_setup,
+                vouched_by,
             },
         );
         if let Some(text) = &observed.warning {
@@ -253,13 +255,13 @@ mod tests {
         let store = own_store(home.path()).await;
         store.record_setup_devices(&[3, 7]).await.unwrap();
         store
-            .observe_identity("alice", 3, &key(), Some(7))
+            .observe_identity("alice", 3, &key(), (Some(7), None))
             .await
             .unwrap();
         assert!(store.warnings().await.unwrap().is_empty());
         // A device the server numbers below ours, that was not there at setup.
         store
-            .observe_identity("alice", 2, &key(), Some(7))
+            .observe_identity("alice", 2, &key(), (Some(7), None))
             .await
             .unwrap();
         let warnings = store.warnings().await.unwrap();
@@ -268,7 +270,7 @@ mod tests {
         // A removed device's id coming back is a new device too.
         store.forget_device("alice", 3).await.unwrap();
         store
-            .observe_identity("alice", 3, &key(), Some(7))
+            .observe_identity("alice", 3, &key(), (Some(7), None))
             .await
             .unwrap();
         assert_eq!(store.warnings().await.unwrap().len(), 2);
@@ -281,13 +283,13 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let store = own_store(home.path()).await;
         let first = store
-            .observe_identity("bob", 1, &key(), None)
+            .observe_identity("bob", 1, &key(), (None, None))
             .await
             .unwrap();
         assert_eq!(first, TrustChange::FirstContact);
         assert!(store.warnings().await.unwrap().is_empty());
         let changed = store
-            .observe_identity("bob", 1, &key(), None)
+            .observe_identity("bob", 1, &key(), (None, None))
             .await
             .unwrap();
         assert_eq!(changed, TrustChange::Changed);

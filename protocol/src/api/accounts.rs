@@ -83,6 +83,19 @@ pub struct DeviceList {
     /// The proof that the transparency log holds this list (SPEC §16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transparency: Option<super::TransparencyProof>,
+    /// For each device another device of the account linked, its device
+    /// certificate (`crypto/SPEC.md` §2.5), checked by the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<DeviceCertificateEntry>,
+}
+
+/// One device's certificate: which device of the account linked it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceCertificateEntry {
+    /// The device.
+    pub device_id: u32,
+    /// The encoded certificate (base64).
+    pub certificate: String,
 }
 
 /// `PUT /v1/accounts/access`: the calling account's access key (sealed
@@ -132,6 +145,16 @@ pub struct LinkCodeQuery {
     pub manager: bool,
 }
 
+/// The optional body of `POST /v1/devices/link-code`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkCodeRequest {
+    /// The issuing device's grant of the link key (`crypto/SPEC.md` §2.5,
+    /// base64): the linked device's certificate is made from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
 /// `POST /v1/devices/link-code`: a one-time code to link a new device
 /// (shown once).
 #[derive(Clone, Serialize, Deserialize)]
@@ -163,6 +186,10 @@ pub struct LinkRequest {
     pub link_code: String,
     /// The new device's encoded identity key (base64).
     pub identity_key: String,
+    /// The link key's signature over the identity key (`crypto/SPEC.md`
+    /// §2.5, base64), when the code carried a link secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement: Option<String>,
 }
 
 impl std::fmt::Debug for LinkRequest {
@@ -196,6 +223,7 @@ mod tests {
         let link = LinkRequest {
             link_code: "s3cret-link".into(),
             identity_key: "a2V5".into(),
+            endorsement: None,
         };
         let printed = format!("{response:?} {code:?} {request:?} {link:?}");
         assert!(!printed.contains("s3cret"), "{printed}");

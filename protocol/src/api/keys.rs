@@ -40,6 +40,10 @@ pub struct DeviceBundle {
     pub device_id: u32,
     /// The encoded, signed `PreKeyBundle` (base64).
     pub bundle: String,
+    /// The device's certificate, when another device of the account
+    /// linked it (`crypto/SPEC.md` §2.5, base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 /// `GET /v1/keys/{username}/{device|*}`.

@@ -18,8 +18,8 @@ mod push;
 mod transparency;
 
 pub use accounts::{
-    DeviceList, DeviceRemoved, LinkCode, LinkCodeQuery, LinkRequest, RegisterRequest,
-    RegisterResponse, SetAccess,
+    DeviceCertificateEntry, DeviceList, DeviceRemoved, LinkCode, LinkCodeQuery, LinkCodeRequest,
+    LinkRequest, RegisterRequest, RegisterResponse, SetAccess,
 };
 pub use attachments::{AttachmentCreated, CreateAttachment, UPLOAD_OFFSET, UploadStatus};
 pub use calls::{JoinToken, TokenKey, TurnCredentials};

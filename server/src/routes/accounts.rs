@@ -13,17 +13,19 @@
 //!   device of its account.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use starling_protocol::Username;
 use starling_protocol::api::{
-    DeviceList, LinkCode, LinkCodeQuery, LinkRequest, RegisterRequest, RegisterResponse, SetAccess,
+    DeviceCertificateEntry, DeviceList, LinkCode, LinkCodeQuery, LinkCodeRequest, LinkRequest,
+    RegisterRequest, RegisterResponse, SetAccess,
 };
 
 use super::{ApiJson, ApiPath};
 use crate::AppState;
 use crate::auth::AuthedDevice;
-use crate::encoding::decode_b64;
+use crate::encoding::{decode_b64, encode_b64};
 use crate::error::{AppError, ErrorCode};
 use crate::services::{access, accounts, transparency};
 
@@ -61,10 +63,22 @@ pub(super) async fn list_devices(
         Ok(username) => transparency::proof(&state, &username).await?,
         Err(_) => None,
     };
+    let certificates = state
+        .store
+        .device_certificates(&username)
+        .await?
+        .into_iter()
+        .filter(|(id, _)| devices.contains(id))
+        .map(|(device_id, certificate)| DeviceCertificateEntry {
+            device_id,
+            certificate: encode_b64(&certificate),
+        })
+        .collect();
     Ok(Json(DeviceList {
         devices,
         sealed_from_strangers,
         transparency,
+        certificates,
     }))
 }
 
@@ -92,10 +106,24 @@ pub(super) async fn create_link_code(
     State(state): State<AppState>,
     device: AuthedDevice,
     query: Result<Query<LinkCodeQuery>, QueryRejection>,
+    body: Bytes,
 ) -> Result<Json<LinkCode>, AppError> {
     let Query(query) =
         query.map_err(|e| AppError::bad_request(ErrorCode::BadQuery, e.body_text()))?;
-    accounts::create_link_code(&state, &device, query.manager)
+    // The body is optional: a code without a grant links without a
+    // certificate.
+    let request: LinkCodeRequest = if body.is_empty() {
+        LinkCodeRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::bad_request(ErrorCode::BadJson, e.to_string()))?
+    };
+    let grant = request
+        .grant
+        .as_deref()
+        .map(|grant| decode_b64("grant", grant))
+        .transpose()?;
+    accounts::create_link_code(&state, &device, query.manager, grant.as_deref())
         .await
         .map(Json)
 }
@@ -105,7 +133,23 @@ pub(super) async fn link_device(
     ApiJson(request): ApiJson<LinkRequest>,
 ) -> Result<Json<RegisterResponse>, AppError> {
     let identity_key = decode_b64("identity_key", &request.identity_key)?;
-    accounts::link_device(&state, &request.link_code, identity_key)
-        .await
-        .map(Json)
+    let endorsement = match request.endorsement.as_deref() {
+        Some(text) => Some(
+            <[u8; 64]>::try_from(decode_b64("endorsement", text)?).map_err(|_| {
+                AppError::bad_request(
+                    ErrorCode::BadLinkSignature,
+                    "`endorsement` must be 64 bytes",
+                )
+            })?,
+        ),
+        None => None,
+    };
+    accounts::link_device(
+        &state,
+        &request.link_code,
+        identity_key,
+        endorsement.as_ref(),
+    )
+    .await
+    .map(Json)
 }

@@ -41,11 +41,20 @@ pub(super) async fn fetch(
         Ok(username) => transparency::proof(&state, &username).await?,
         Err(_) => None,
     };
+    let mut certificates = if bundles.is_empty() {
+        Vec::new()
+    } else {
+        state.store.device_certificates(&username).await?
+    };
     let devices = bundles
         .into_iter()
         .map(|claimed| DeviceBundle {
             device_id: claimed.device_id,
             bundle: encode_b64(&claimed.bundle.to_bytes()),
+            certificate: certificates
+                .iter_mut()
+                .find(|(id, _)| *id == claimed.device_id)
+                .map(|(_, certificate)| encode_b64(certificate)),
         })
         .collect();
     Ok(Json(BundleResponse {

@@ -137,8 +137,15 @@ pub async fn create_link_code(
     state: &AppState,
     device: &AuthedDevice,
     manager: bool,
+    grant: Option<&[u8]>,
 ) -> Result<LinkCode, AppError> {
     require_manager(device)?;
+    if let Some(grant) = grant {
+        // Checked against the issuer's key when the code is used.
+        starling_crypto::link::LinkGrant::from_bytes(grant).map_err(|e| {
+            AppError::bad_request(ErrorCode::BadLinkSignature, format!("grant: {e}"))
+        })?;
+    }
     let code = Credential::generate().secret;
     let expires_at = now_millis().saturating_add(LINK_CODE_TTL_MS);
     state
@@ -148,6 +155,7 @@ pub async fn create_link_code(
             (device.account_id, device.device_id),
             expires_at,
             manager,
+            grant,
         )
         .await?;
     Ok(LinkCode { code, expires_at })
@@ -158,6 +166,7 @@ pub async fn link_device(
     state: &AppState,
     link_code: &str,
     identity_key: Vec<u8>,
+    endorsement: Option<&[u8; 64]>,
 ) -> Result<RegisterResponse, AppError> {
     check_identity_key(&identity_key)?;
     let credential = Credential::generate();
@@ -173,7 +182,12 @@ pub async fn link_device(
         .min(u32::try_from(starling_transparency::commitment::MAX_DEVICES).unwrap_or(u32::MAX));
     match state
         .store
-        .link_device(&hash_secret(link_code.trim()), &device, max, now_millis())
+        .link_device(
+            &hash_secret(link_code.trim()),
+            (&device, endorsement),
+            max,
+            now_millis(),
+        )
         .await
     {
         Ok((username, device_id)) => {
@@ -194,6 +208,10 @@ pub async fn link_device(
             code: ErrorCode::TooManyDevices,
             reason: format!("an account may have at most {max} devices"),
         }),
+        Err(LinkError::BadEndorsement) => Err(AppError::bad_request(
+            ErrorCode::BadLinkSignature,
+            "the endorsement does not match the link code's grant and the identity key",
+        )),
         Err(LinkError::Database(e)) => Err(e.into()),
     }
 }

@@ -75,7 +75,7 @@ pub enum RegisterError {
     Database(#[from] sqlx::Error),
 }
 
-fn device_id(value: i64) -> u32 {
+pub(super) fn device_id(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(0)
 }
 
@@ -452,119 +452,6 @@ impl Store {
                 .execute(pool)
                 .await?
                 .rows_affected())
-        })
-    }
-}
-
-/// Why linking a device was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum LinkError {
-    /// The code is unknown, used or expired.
-    #[error("invalid or expired link code")]
-    InvalidCode,
-    /// The account has its maximum number of devices.
-    #[error("the account has the maximum number of devices")]
-    TooManyDevices,
-    /// The database failed (a concurrent link may have taken the id).
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
-
-impl Store {
-    /// Stores a link code (by hash) for an account; the device it links
-    /// becomes a manager when `manager` is set.
-    pub async fn create_link_code(
-        &self,
-        code_hash: &[u8; 32],
-        (account_id, issuer): (i64, u32),
-        expires_at: i64,
-        manager: bool,
-    ) -> Result<(), sqlx::Error> {
-        with_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO link_codes (code_hash, account_id, expires_at, manager, issuer_device_id) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-                .bind(&code_hash[..])
-                .bind(account_id)
-                .bind(expires_at)
-                .bind(manager)
-                .bind(i64::from(issuer))
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-    }
-
-    /// Consumes a link code and adds a device to its account; returns the
-    /// account's username and the new device id.
-    pub async fn link_device(
-        &self,
-        code_hash: &[u8; 32],
-        device: &NewDevice,
-        max_devices: u32,
-        now: i64,
-    ) -> Result<(String, u32), LinkError> {
-        with_pool!(self, pool => {
-            // A read first: a bogus code never takes the write lock.
-            let live: Option<i64> = sqlx::query_scalar(
-                "SELECT account_id FROM link_codes WHERE code_hash = $1 AND expires_at > $2",
-            )
-            .bind(&code_hash[..])
-            .bind(now)
-            .fetch_optional(pool)
-            .await?;
-            if live.is_none() {
-                return Err(LinkError::InvalidCode);
-            }
-            let mut tx = pool.begin_with(self.begin_write()).await?;
-            let row = sqlx::query("DELETE FROM link_codes WHERE code_hash = $1 AND expires_at > $2 RETURNING account_id, manager")
-                .bind(&code_hash[..])
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(LinkError::InvalidCode)?;
-            let account_id: i64 = row.try_get("account_id")?;
-            let manager: bool = row.try_get("manager")?;
-            // Ids are never reused: a removed device's id never names a
-            // new one, so nothing addressed to the old device reaches it.
-            // Taking the id first locks the account's row, so concurrent
-            // links are counted one after the other.
-            let row = sqlx::query(
-                "UPDATE accounts SET last_device_id = last_device_id + 1 WHERE id = $1 \
-                 RETURNING username, last_device_id",
-            )
-            .bind(account_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let username: String = row.try_get("username")?;
-            let last: i64 = row.try_get("last_device_id")?;
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE account_id = $1")
-                .bind(account_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            if count >= i64::from(max_devices) {
-                return Err(LinkError::TooManyDevices);
-            }
-            let device_id = u32::try_from(last).map_err(|_| LinkError::TooManyDevices)?;
-            sqlx::query(
-                "INSERT INTO devices (account_id, device_id, credential_hash, identity_key, created_at, manager) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(account_id)
-            .bind(i64::from(device_id))
-            .bind(&device.credential_hash[..])
-            .bind(&device.identity_key)
-            .bind(now)
-            .bind(manager)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(super::MARK_CHANGED)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok((username, device_id))
         })
     }
 }

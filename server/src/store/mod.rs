@@ -13,6 +13,7 @@ mod batch;
 mod directory;
 mod envelopes;
 mod keys;
+mod links;
 mod push;
 mod queue_usage;
 mod sends;
@@ -30,7 +31,7 @@ use sqlx::sqlite::{
 };
 
 pub use access::AccessRecord;
-pub use accounts::{DeviceRecord, LinkError, NewDevice, RegisterError, Removal, Revocation};
+pub use accounts::{DeviceRecord, NewDevice, RegisterError, Removal, Revocation};
 pub use attachments::{AttachmentRecord, NewAttachment, QuotaOutcome};
 pub use batch::{
     BatchOp, BatchOutcome, Batcher, Commit, MAX_BATCH, MAX_IN_FLIGHT_PER_DEVICE, QUEUE_CAPACITY,
@@ -41,6 +42,7 @@ pub use envelopes::{
     ACCEPTED_TIME_GRANULARITY_MS, EnvelopeAudit, NewEnvelope, QueueStats, accepted_hour,
 };
 pub use keys::{ClaimedKeys, PrekeyCounts, UploadedKeys};
+pub use links::LinkError;
 pub use queue_usage::QueueCaps;
 pub use sends::{Destination, SendOp, SendRefusal, StaleLists};
 pub(crate) use transparency::MARK_CHANGED;

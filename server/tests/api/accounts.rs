@@ -350,7 +350,7 @@ async fn expired_codes_are_purged(kind: DbKind) {
     store.create_invites(&[[1; 32]], 100).await.unwrap();
     store.create_invites(&[[2; 32]], i64::MAX).await.unwrap();
     store
-        .create_link_code(&[3; 32], (account_id, 1), 100, false)
+        .create_link_code(&[3; 32], (account_id, 1), 100, false, None)
         .await
         .unwrap();
     let (status, _) = server

@@ -37,8 +37,14 @@ where
         key: &content::SenderKey,
     ) -> Result<Vec<Event>, S, T> {
         let mut events = Vec::new();
+        // The state teaches a group this device does not know; it never
+        // changes one it knows (changes come as group updates, recorded in
+        // the history), and it carries no explicit changes.
         if let Some(group) = &key.group
             && group.action == i32::from(Action::Update)
+            && group.added.is_empty()
+            && group.removed.is_empty()
+            && stored(self.storage.group(&content.group_id).await)?.is_none()
         {
             events.extend(self.apply_group_control(sender, content, group).await?);
         }

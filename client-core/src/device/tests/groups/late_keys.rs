@@ -50,7 +50,7 @@ fn a_linked_device_asks_its_account_for_the_groups_and_their_keys() {
     let convo = group.conversation();
     say(&mut alice, &convo, "one");
 
-    let mut alice2 = world.device("alice", 2);
+    let mut alice2 = world.linked_device(&alice, 2);
     run(alice2.request_group_sync()).unwrap();
     alice.forget_own_devices();
     assert!(receive(&mut alice).is_empty());
@@ -73,6 +73,42 @@ fn a_linked_device_asks_its_account_for_the_groups_and_their_keys() {
     run(alice2.request_group_sync()).unwrap();
     assert!(receive(&mut alice).is_empty());
     assert!(receive(&mut alice2).is_empty());
+}
+
+#[test]
+fn a_device_none_of_ours_linked_is_not_given_our_groups() {
+    let mut world = World::new();
+    let (mut alice, _bob, _carol, group) = crew(&mut world);
+    say(&mut alice, &group.conversation(), "one");
+    // The server adds a device to alice's account, with no certificate.
+    let mut planted = world.device("alice", 9);
+    run(planted.request_group_sync()).unwrap();
+    alice.forget_own_devices();
+    assert!(receive(&mut alice).is_empty());
+    assert!(summary(&receive(&mut planted)).is_empty());
+    assert!(
+        run(planted.storage().group(&group.group_id))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn a_sender_key_does_not_change_a_group_the_device_knows() {
+    let mut world = World::new();
+    let (mut alice, mut bob, _carol, group) = crew(&mut world);
+    // Bob sends alice his key with a made-up state: eve added.
+    let mut state = crate::device::held::group_state(&group);
+    state.revision += 1;
+    state.members.push("eve".to_owned());
+    let mut key = bob.new_content(Body::SenderKey(content::SenderKey {
+        distribution: Vec::new(),
+        group: Some(state),
+    }));
+    key.group_id = group.group_id.clone();
+    run(bob.send_pairwise(&names(&["alice"]), &key)).unwrap();
+    receive(&mut alice);
+    assert_eq!(known(&alice, &group).members, group.members);
 }
 
 #[test]
