@@ -66,6 +66,15 @@ pub trait Storage {
         seen: (Option<u32>, Option<u32>),
     ) -> Result<TrustChange, Self::Error>;
 
+    /// The identity key held for `username`'s `device_id` when it may
+    /// vouch for a new device of its account (`crypto/SPEC.md` §2.5): it
+    /// was taken without a warning, or its contact was verified since.
+    async fn vouching_key(
+        &self,
+        username: &str,
+        device_id: u32,
+    ) -> Result<Option<IdentityKey>, Self::Error>;
+
     /// Forgets a device of an account: its identity key (and with it the
     /// device's place in the lists we send to).
     async fn forget_device(&self, username: &str, device_id: u32) -> Result<(), Self::Error>;

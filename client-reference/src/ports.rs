@@ -73,6 +73,10 @@ impl Storage for Store {
         Store::observe_identity(self, username, device_id, key, seen).await
     }
 
+    async fn vouching_key(&self, username: &str, device_id: u32) -> Result<Option<IdentityKey>> {
+        Store::vouching_key(self, username, device_id).await
+    }
+
     async fn forget_device(&self, username: &str, device_id: u32) -> Result<()> {
         Store::forget_device(self, username, device_id).await
     }

@@ -215,12 +215,7 @@ where
         group_id: &[u8],
     ) -> Result<Vec<Event>, S, T> {
         let own = requester == self.account.username;
-        if group_id.is_empty() && !(own && self.vouched_own_device(device).await?) {
-            // Every group at once only to a device one of ours linked.
-            tracing::warn!(
-                device,
-                "a request for every group from an unvouched device is ignored"
-            );
+        if group_id.is_empty() && !own {
             return Ok(Vec::new());
         }
         let groups = if group_id.is_empty() {
@@ -243,6 +238,14 @@ where
             tracing::info!("a sender key request within the interval is ignored");
             return Ok(Vec::new());
         }
+        if group_id.is_empty() && !self.vouched_own_device(device).await? {
+            // Every group at once only to a device one of ours linked.
+            tracing::warn!(
+                device,
+                "a request for every group from an unvouched device is ignored"
+            );
+            return Ok(Vec::new());
+        }
         for group in &groups {
             self.give_sender_key(group, requester, device).await?;
         }
@@ -258,11 +261,14 @@ where
         let Some((_, identity)) = keys.into_iter().find(|(d, _)| *d == device) else {
             return Ok(false);
         };
-        let served = self
-            .transport
-            .devices(&own)
-            .await
-            .map_err(DeviceError::Transport)?;
+        let served = match self.transport.devices(&own).await {
+            Ok(served) => served,
+            Err(error) => {
+                // Not answered now; the device may ask again later.
+                tracing::warn!(%error, "our device list could not be fetched");
+                return Ok(false);
+            }
+        };
         let this_device = (self.account.device_id, self.account.identity.public());
         let vouched = crate::trust::vouched_by(
             &self.storage,

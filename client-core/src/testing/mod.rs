@@ -146,6 +146,8 @@ pub(crate) type GivenKey = (Vec<u8>, i64);
 pub(crate) struct Memory {
     pub(crate) saved: RefCell<Option<Vec<u8>>>,
     pub(crate) identities: RefCell<BTreeMap<String, Vec<(u32, IdentityKey)>>>,
+    /// Held keys that raised a warning and may not vouch (until verified).
+    pub(crate) no_vouch: RefCell<BTreeSet<(String, u32)>>,
     pub(crate) contacts: RefCell<BTreeMap<String, ContactRecord>>,
     /// Accounts whose keys were ever observed.
     pub(crate) known: RefCell<BTreeSet<String>>,

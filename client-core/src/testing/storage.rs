@@ -92,7 +92,31 @@ impl Storage for Memory {
         let contact = contacts.entry(username.to_owned()).or_default();
         contact.verified = true;
         contact.identity_changed = false;
+        self.no_vouch
+            .borrow_mut()
+            .retain(|(user, _)| user != username);
         Ok(())
+    }
+
+    async fn vouching_key(
+        &self,
+        username: &str,
+        device_id: u32,
+    ) -> Result<Option<IdentityKey>, Fake> {
+        self.check("vouching_key")?;
+        if self
+            .no_vouch
+            .borrow()
+            .contains(&(username.to_owned(), device_id))
+        {
+            return Ok(None);
+        }
+        Ok(self
+            .identities
+            .borrow()
+            .get(username)
+            .and_then(|keys| keys.iter().find(|(d, _)| *d == device_id))
+            .map(|(_, key)| key.clone()))
     }
 
     async fn observe_identity(
@@ -120,9 +144,17 @@ impl Storage for Memory {
                 true
             }
         };
+        let gate = (username.to_owned(), device_id);
         if new_device && vouched_by.is_some() {
+            self.no_vouch.borrow_mut().remove(&gate);
             return Ok(TrustChange::Linked);
         }
+        if first && own_device.is_none() {
+            return Ok(TrustChange::FirstContact);
+        }
+        // Warned of (an own device is, unless vouched for): it vouches for
+        // nothing until verified.
+        self.no_vouch.borrow_mut().insert(gate);
         if first {
             return Ok(TrustChange::FirstContact);
         }

@@ -1,9 +1,10 @@
 //! Cross-signed links (`crypto/SPEC.md` §2.5): a new device of an account
 //! that one of the account's devices linked carries a certificate from
 //! it. A certificate counts only against an identity key this device
-//! already holds for the signer (or its own): the server cannot vouch for
-//! a key of its own, and a key it swapped in earlier vouches for nothing
-//! a verified contact's blocking would not already hold back.
+//! already holds for the signer (or its own), and only a key taken without
+//! a warning (or verified since) vouches: the server cannot vouch for a
+//! key of its own, and a device it planted once (announced then) cannot
+//! vouch for the next ones.
 
 use starling_crypto::IdentityKey;
 use starling_crypto::link::DeviceCertificate;
@@ -28,12 +29,7 @@ pub async fn vouched_by<S: Storage>(
     let signer = certificate.signer_device();
     let key = match this_device {
         Some((id, key)) if id == signer => Some(key.clone()),
-        _ => storage
-            .identity_keys(username)
-            .await?
-            .into_iter()
-            .find(|(device, _)| *device == signer)
-            .map(|(_, key)| key),
+        _ => storage.vouching_key(username, signer).await?,
     };
     Ok(key
         .filter(|key| key != identity && certificate.verify(username, key, identity).is_ok())

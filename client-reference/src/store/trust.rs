@@ -85,6 +85,13 @@ impl Store {
                 vouched_by,
             },
         );
+        // A key that raised a warning vouches for nothing until verified.
+        sqlx::query("UPDATE identities SET may_vouch = ? WHERE username = ? AND device_id = ?")
+            .bind(i64::from(observed.warning.is_none()))
+            .bind(username)
+            .bind(i64::from(device_id))
+            .execute(&mut *tx)
+            .await?;
         if let Some(text) = &observed.warning {
             if observed.mark_identity_changed {
                 sqlx::query("UPDATE contacts SET identity_changed = 1 WHERE username = ?")
@@ -136,6 +143,24 @@ impl Store {
         self.delete_sessions(username, device_id).await
     }
 
+    /// The key held for a device, when it may vouch for a new device of
+    /// its account (`crypto/SPEC.md` §2.5).
+    pub async fn vouching_key(
+        &self,
+        username: &str,
+        device_id: u32,
+    ) -> Result<Option<IdentityKey>> {
+        let key: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT identity_key FROM identities WHERE username = ? AND device_id = ? AND may_vouch = 1",
+        )
+        .bind(username)
+        .bind(i64::from(device_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        key.map(|key| IdentityKey::from_bytes(&key).map_err(ClientError::from))
+            .transpose()
+    }
+
     /// The identity keys known for an account, by device.
     pub async fn identity_keys(&self, username: &str) -> Result<Vec<(u32, IdentityKey)>> {
         let rows = sqlx::query(
@@ -185,6 +210,10 @@ impl Store {
         .execute(&self.pool)
         .await?;
         sqlx::query("DELETE FROM warnings WHERE username = ?")
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("UPDATE identities SET may_vouch = 1 WHERE username = ?")
             .bind(username)
             .execute(&self.pool)
             .await?;

@@ -94,6 +94,30 @@ fn a_device_none_of_ours_linked_is_not_given_our_groups() {
 }
 
 #[test]
+fn a_planted_device_cannot_vouch_for_the_next_one() {
+    let mut world = World::new();
+    let (mut alice, _bob, _carol, group) = crew(&mut world);
+    say(&mut alice, &group.conversation(), "one");
+    // The server plants a device, which alice's phone is warned of when
+    // it first writes, then links another with it.
+    let mut planted = world.device("alice", 9);
+    say(&mut planted, &direct("bob"), "hello");
+    alice.forget_own_devices();
+    receive(&mut alice);
+    let mut next = world.linked_device(&planted, 10);
+    run(next.request_group_sync()).unwrap();
+    alice.forget_own_devices();
+    assert!(receive(&mut alice).is_empty());
+    let got = summary(&receive(&mut next));
+    assert!(got.is_empty(), "{got:?}");
+    assert!(
+        run(next.storage().group(&group.group_id))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
 fn a_sender_key_does_not_change_a_group_the_device_knows() {
     let mut world = World::new();
     let (mut alice, mut bob, _carol, group) = crew(&mut world);
