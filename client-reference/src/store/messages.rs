@@ -96,8 +96,8 @@ impl Store {
         entries_from_rows(&rows)
     }
 
-    /// Full-text search over the history (FTS5 query syntax; plain words
-    /// match all of them), optionally within one conversation.
+    /// Full-text search over the history: a message matches when each
+    /// word begins one of its words, optionally within one conversation.
     pub async fn search(
         &self,
         words: &str,
@@ -298,7 +298,7 @@ impl Store {
 fn fts_query(words: &str) -> String {
     words
         .split_whitespace()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -348,7 +348,8 @@ mod tests {
 
     #[test]
     fn search_words_are_quoted() {
-        assert_eq!(fts_query("hello  wor\"ld"), "\"hello\" \"wor\"\"ld\"");
+        // Each word matches the words it begins ("meet" finds "meeting").
+        assert_eq!(fts_query("hello  wor\"ld"), "\"hello\"* \"wor\"\"ld\"*");
         assert_eq!(fts_query("   "), "");
     }
 

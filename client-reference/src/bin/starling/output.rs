@@ -118,10 +118,25 @@ fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-/// One history line.
+/// When a message was sent, in local time: the time of day for today's,
+/// the date too for older ones.
+fn local_time(sent_at_ms: i64) -> String {
+    use chrono::{Local, TimeZone};
+    let Some(at) = Local.timestamp_millis_opt(sent_at_ms).single() else {
+        return String::new();
+    };
+    if at.date_naive() == Local::now().date_naive() {
+        at.format("%H:%M ").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M ").to_string()
+    }
+}
+
+/// One history line: local time, conversation, sender, text.
 pub(crate) fn message_line(entry: &HistoryEntry) -> String {
     let mut line = format!(
-        "[{}{}] {}{}: {}",
+        "{}[{}{}] {}{}: {}",
+        local_time(entry.sent_at),
         if entry.conversation.group_id().is_some() {
             "#"
         } else {
@@ -142,10 +157,13 @@ pub(crate) fn message_line(entry: &HistoryEntry) -> String {
     }
     line.push_str(&format!("  (id {})", short(&entry.message_id)));
     if matches!(entry.kind.as_str(), "file" | "image" | "voice" | "video") {
-        line.push_str(&format!(
-            "\n  save it with: starling save {} DIR",
-            short(&entry.message_id)
-        ));
+        match &entry.attachment_file {
+            Some(path) => line.push_str(&format!("\n  saved as {}", clean(path))),
+            None => line.push_str(&format!(
+                "\n  save it with: starling save {} DIR",
+                short(&entry.message_id)
+            )),
+        }
     }
     line
 }
@@ -275,6 +293,28 @@ mod tests {
             "{line:?}"
         );
         assert!(line.contains("eve\\u{1b}[2J 👍\\u{d}"), "{line:?}");
+    }
+
+    #[test]
+    fn lines_carry_the_local_time_and_saved_files_no_save_hint() {
+        let mut file = entry("bob", "team", "report.pdf");
+        file.sent_at = chrono::Local::now().timestamp_millis();
+        file.kind = "file".into();
+        let line = message_line(&file);
+        let time = chrono::Local::now().format("%H:%M").to_string();
+        let shown = line.get(..5).unwrap_or_default();
+        // The minute may have turned between the two readings.
+        assert!(shown == time || shown.as_bytes()[2] == b':', "{line}");
+        assert!(line.contains("save it with"), "{line}");
+        file.attachment_file = Some("/home/bob/report.pdf".into());
+        let line = message_line(&file);
+        assert!(!line.contains("save it with"), "{line}");
+        assert!(line.contains("saved as /home/bob/report.pdf"), "{line}");
+        file.sent_at = 0;
+        assert!(
+            message_line(&file).starts_with("19"),
+            "an old message shows its date"
+        );
     }
 
     #[test]

@@ -93,7 +93,11 @@ pub(crate) async fn search(
         None => None,
     };
     let within = conversation.as_ref().map(ConversationRef::from);
-    for entry in client.search(words, within).await? {
+    let found = client.search(words, within).await?;
+    if found.is_empty() && !out.json {
+        eprintln!("no message matches \"{}\"", crate::output::clean(words));
+    }
+    for entry in found {
         out.print(&entry, || message_line(&entry));
     }
     Ok(())

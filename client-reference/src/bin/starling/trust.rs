@@ -1,9 +1,9 @@
 //! Trust in contacts: `safety-number`, `verify`, `reset-session` and
 //! `warnings`; trust in the server's transparency log: `audit-log`.
 
-use starling_client::Client;
 use starling_client::api::Api;
 use starling_client::audit_log;
+use starling_client::{Client, SafetyNumberView};
 
 use crate::error::{CliError, Result};
 use crate::output::Output;
@@ -61,20 +61,24 @@ pub(crate) async fn audit_log(
 /// whether it is verified or changed.
 pub(crate) async fn safety_number(client: &mut Client, user: &str, out: Output) -> Result<()> {
     let number = client.safety_number(user).await?;
-    out.print(&number, || {
-        let state = if number.verified && !number.identity_changed {
-            "verified"
-        } else if number.identity_changed {
-            "CHANGED since you last compared"
-        } else {
-            "not verified"
-        };
-        format!(
-            "Safety number with {}:\n{}\n({state}; compare it with {} in person, then run `starling verify {}`)",
-            number.username, number.display, number.username, number.username
-        )
-    });
+    out.print(&number, || safety_number_text(&number));
     Ok(())
+}
+
+/// The safety number with a hint that fits its state: nothing to do once
+/// verified, compare (again) otherwise.
+fn safety_number_text(number: &SafetyNumberView) -> String {
+    let name = &number.username;
+    let state = if number.verified && !number.identity_changed {
+        "verified: nothing to do".to_owned()
+    } else if number.identity_changed {
+        format!(
+            "CHANGED since you last compared; compare it with {name} in person, then run `starling verify {name}`"
+        )
+    } else {
+        format!("not verified; compare it with {name} in person, then run `starling verify {name}`")
+    };
+    format!("Safety number with {name}:\n{}\n({state})", number.display)
 }
 
 /// `starling verify`, checking the digits read out when given.
@@ -121,4 +125,30 @@ pub(crate) async fn warnings(client: &Client, out: Output) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number(verified: bool, identity_changed: bool) -> SafetyNumberView {
+        SafetyNumberView {
+            username: "bob".into(),
+            display: "12345".into(),
+            scannable_hex: String::new(),
+            verified,
+            identity_changed,
+        }
+    }
+
+    #[test]
+    fn a_verified_contact_gets_no_hint_to_verify() {
+        let verified = safety_number_text(&number(true, false));
+        assert!(!verified.contains("starling verify"), "{verified}");
+        assert!(verified.contains("verified: nothing to do"), "{verified}");
+        let unverified = safety_number_text(&number(false, false));
+        assert!(unverified.contains("then run `starling verify bob`"));
+        let changed = safety_number_text(&number(true, true));
+        assert!(changed.contains("CHANGED") && changed.contains("starling verify bob"));
+    }
 }
