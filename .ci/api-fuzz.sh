@@ -54,6 +54,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 base="http://127.0.0.1:$port"
 export STARLING_DATA_DIR="$work/data"
 export STARLING_LISTEN="127.0.0.1:$port"
+export STARLING_RELAY_UDP_LISTEN="127.0.0.1:0"
 export STARLING_TLS_MODE=plain_http
 export RUST_LOG=warn
 # /metrics answers only this token (so the fuzzer meets its 401s).

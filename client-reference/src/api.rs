@@ -133,6 +133,27 @@ impl Api {
         &self.base
     }
 
+    /// The relay at `url` as the server gave it (absolute, or relative to
+    /// the server's URL when the relay runs inside the server), with the
+    /// client to reach it by: this API's own (its pinned TLS) for the
+    /// server's origin, a client trusting the system's roots otherwise.
+    pub fn relay(&self, url: &str) -> Result<(url::Url, reqwest::Client)> {
+        let relay = self
+            .base
+            .join(url)
+            .map_err(|source| ServerUrlError::Parse {
+                url: url.to_owned(),
+                source,
+            })?;
+        if relay.origin() == self.base.origin() {
+            return Ok((relay, self.http.clone()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        Ok((relay, http))
+    }
+
     /// The credentials in use.
     pub fn credentials(&self) -> Option<&Credentials> {
         self.credentials.as_ref()

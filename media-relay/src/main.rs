@@ -136,7 +136,7 @@ fn options(args: &Args, open_files: Option<u64>) -> Result<RelayOptions, String>
         ..Timeouts::default()
     };
     Ok(RelayOptions {
-        http_listen: args.http_listen,
+        http_listen: Some(args.http_listen),
         udp_listen: args.udp_listen,
         tcp_listen: (!args.no_tcp).then(|| args.tcp_listen.unwrap_or(DEFAULT_TCP_LISTEN)),
         max_tcp_connections: args.max_tcp_connections.unwrap_or_else(|| {
@@ -160,6 +160,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .log_internal_errors(false)
         .init();
     let args = Args::parse();
     let open_files = raise_open_file_limit();

@@ -28,7 +28,7 @@ fn metrics_request() -> Request<Body> {
 
 async fn relay(signer: &TokenSigner) -> axum::Router {
     let options = RelayOptions {
-        http_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
         udp_listen: "127.0.0.1:0".parse().unwrap(),
         tcp_listen: None,
         max_tcp_connections: 0,

@@ -42,7 +42,7 @@ async fn relay(configure: impl FnOnce(&mut RelayOptions)) -> TestRelay {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let signer = TokenSigner::generate(&mut rng);
     let mut options = RelayOptions {
-        http_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
         udp_listen: "127.0.0.1:0".parse().unwrap(),
         tcp_listen: Some("127.0.0.1:0".parse().unwrap()),
         max_tcp_connections: 100,

@@ -400,6 +400,8 @@ pub struct Config {
     pub push: PushConfig,
     /// Calls.
     pub calls: CallsConfig,
+    /// The media relay run in-process.
+    pub relay: crate::relay::RelayConfig,
     /// Sealed sender.
     pub sealed: SealedConfig,
     /// Key transparency.
@@ -426,6 +428,7 @@ impl Default for Config {
             attachments: AttachmentsConfig::default(),
             push: PushConfig::default(),
             calls: CallsConfig::default(),
+            relay: crate::relay::RelayConfig::default(),
             sealed: SealedConfig::default(),
             transparency: TransparencyConfig::default(),
             metrics: MetricsConfig::default(),
@@ -442,10 +445,20 @@ impl Config {
     /// `STARLING_TLS_MODE` (`self_signed`, `files`, `plain_http`),
     /// `STARLING_BEHIND_TLS_PROXY` (`true`/`false`), `STARLING_METRICS_TOKEN`,
     /// `STARLING_OPEN_REGISTRATION` (`true`/`false`), `STARLING_TURN_SECRET`,
-    /// `STARLING_RELAY_URL` (the media relay clients join calls on).
+    /// `STARLING_RELAY_URL` (a separate media relay clients join calls on),
+    /// `STARLING_RELAY_EMBEDDED`, `STARLING_RELAY_UDP_LISTEN`,
+    /// `STARLING_RELAY_PUBLIC_ADDR` (the relay run in-process).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut config = match path {
-            Some(path) => Self::from_file(path)?,
+            Some(path) => {
+                let mut config = Self::from_file(path)?;
+                // A relative data folder in a file is the file's neighbour,
+                // whatever folder the command runs in.
+                if let Some(parent) = path.parent().filter(|_| config.data_dir.is_relative()) {
+                    config.data_dir = parent.join(&config.data_dir);
+                }
+                config
+            }
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
@@ -506,6 +519,7 @@ impl Config {
         if let Some(secret) = var("STARLING_TURN_SECRET").filter(|v| !v.is_empty()) {
             self.calls.turn_secret = Some(Secret(secret));
         }
+        self.relay.apply_env(&var)?;
         if let Some(open) = var("STARLING_OPEN_REGISTRATION") {
             self.registration.open = open.parse().map_err(|_| ConfigError::Env {
                 name: "STARLING_OPEN_REGISTRATION",
@@ -537,6 +551,13 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_configuration_parses_to_the_defaults() {
+        let text = include_str!("../../packaging/starling.toml");
+        let parsed: Config = toml::from_str(text).unwrap();
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", Config::default()));
+    }
 
     #[test]
     fn defaults_without_file_or_environment() {

@@ -34,6 +34,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod delivery;
 pub mod directory;
@@ -45,6 +46,7 @@ pub mod listener;
 pub mod metrics;
 pub mod push;
 pub mod registry;
+pub mod relay;
 pub mod revocation;
 mod routes;
 pub mod services;

@@ -6,16 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum_server::tls_rustls::RustlsAcceptor;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
-use rand::RngCore;
 use starling_server::config::ConnectionsConfig;
 use starling_server::config::{Config, TlsMode};
 use starling_server::listener::CappedAcceptor;
 use starling_server::revocation::{self, spawn_revocations};
-use starling_server::store::{Store, now_millis};
-use starling_server::{AppState, app, audit, auth, spawn_expiry, tls};
+use starling_server::store::Store;
+use starling_server::{AppState, app, audit, spawn_expiry, tls};
 
 #[derive(Parser)]
 #[command(
@@ -54,56 +51,10 @@ enum Command {
     /// Administration.
     Admin {
         #[command(subcommand)]
-        command: AdminCommand,
+        command: admin_cli::AdminCommand,
     },
     /// Check the live database against DATA_INVENTORY.md.
     Audit,
-}
-
-#[derive(Subcommand)]
-enum AdminCommand {
-    /// Print single-use invite codes, one per line.
-    Invite {
-        /// How many.
-        #[arg(long, default_value_t = 1)]
-        count: u32,
-        /// Bind the (single) invite to this username: it registers only
-        /// that name. Names in the imported directory can only be taken
-        /// with such an invite.
-        #[arg(long, conflicts_with = "count")]
-        username: Option<String>,
-    },
-    /// Import members and departments from a CSV file (columns username,
-    /// display_name, title, department); existing entries are updated.
-    Import {
-        /// The CSV file.
-        file: PathBuf,
-    },
-    /// List accounts.
-    List,
-    /// Disable an account.
-    Disable {
-        /// The username.
-        username: String,
-    },
-    /// Re-enable an account.
-    Enable {
-        /// The username.
-        username: String,
-    },
-    /// Print the public key the media relay verifies join tokens with
-    /// (`STARLING_RELAY_TOKEN_KEY` of `starling-relay`).
-    RelayKey,
-    /// Add a sender-certificate key, endorsed by the newest one (sealed
-    /// sender). Clients accept it through that endorsement; the server
-    /// signs with it from its next start.
-    RotateSenderKey {
-        /// Start a new chain when the key files are lost: every device
-        /// pinned the old one and must be linked (or registered) again to
-        /// trust the new one.
-        #[arg(long)]
-        new_chain: bool,
-    },
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -134,6 +85,8 @@ macro_rules! say {
     }};
 }
 
+mod admin_cli;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -156,6 +109,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     if matches!(cli.command, None | Some(Command::Serve)) {
         config.check_listener()?;
     }
+    let explicit = cli.config.is_some() || std::env::var_os("STARLING_DATA_DIR").is_some();
+    if matches!(cli.command, Some(Command::Admin { .. } | Command::Audit)) && !explicit {
+        check_data_found(&config)?;
+    }
     let store = Store::open(config.database_url.as_deref(), &config.data_dir).await?;
     store.migrate().await?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -164,9 +121,27 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             out!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Admin { command } => admin(store, &config, command).await,
+        Command::Admin { command } => admin_cli::run(store, &config, command).await,
         Command::Audit => run_audit(&store).await,
     }
+}
+
+/// Refuses to administer a server that is not there: run from another
+/// folder without the server's `--config` or `STARLING_DATA_DIR`, an admin
+/// command would otherwise create an empty database in the default folder
+/// and act on it. (A folder named explicitly is created, so that invites
+/// and the directory can be prepared before the first start.)
+fn check_data_found(config: &Config) -> Result<(), Error> {
+    let database = config.data_dir.join(starling_server::backup::DATABASE_FILE);
+    if config.database_url.is_some() || database.exists() {
+        return Ok(());
+    }
+    let folder = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    Err(format!(
+        "no server data in {}: give the server's --config FILE or STARLING_DATA_DIR (the server prints its data folder when it starts)",
+        folder.display()
+    )
+    .into())
 }
 
 /// Gives hyper a timer, without which its header-read timeout is off, and
@@ -188,7 +163,7 @@ fn with_deadlines(
         .keep_alive_timeout(deadline);
 }
 
-async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
+async fn serve(store: Store, mut config: Config) -> Result<ExitCode, Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let addr = config.listen;
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
@@ -198,12 +173,23 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     let accounts = !store.list_accounts().await?.is_empty();
     starling_server::services::certificates::check_keys_present(&config.data_dir, accounts)?;
     starling_server::transparency::check_key_files(&store, &config.data_dir).await?;
+    let folder = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    say!(
+        "data folder: {} (admin commands elsewhere: STARLING_DATA_DIR={})",
+        folder.display(),
+        folder.display()
+    );
+    let relay = start_relay(&mut config, addr).await?;
     let state = AppState::new(store.clone(), config.clone())?;
     let expiry = spawn_expiry(state.clone(), Duration::from_secs(60));
     let revocations = spawn_revocations(state.clone(), revocation::POLL_EVERY);
     // The peer address reaches handlers (unidentified sends are limited
     // by it).
-    let router = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let mut router = app(state);
+    if let Some(relay) = relay {
+        router = router.nest(starling_server::relay::PATH, relay);
+    }
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), grace));
     let acceptor = CappedAcceptor::new(&config.connections);
@@ -269,6 +255,38 @@ async fn serve(store: Store, config: Config) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Starts the media relay in-process unless a separate one is configured
+/// (`calls.relay_url`) or it is turned off; clients are then sent to it at
+/// the relative URL [`starling_server::relay::PATH`]. Returns its router.
+async fn start_relay(
+    config: &mut Config,
+    listen: std::net::SocketAddr,
+) -> Result<Option<axum::Router>, Error> {
+    if let Some(url) = &config.calls.relay_url {
+        say!("media relay: {url} (separate)");
+        return Ok(None);
+    }
+    if !config.relay.embedded {
+        say!(
+            "media relay: none (calls are refused: set calls.relay_url or [relay] embedded = true)"
+        );
+        return Ok(None);
+    }
+    let signer = starling_server::services::calls::load_or_create_signer(&config.data_dir)?;
+    let token = config.metrics.token.as_ref().map(|t| t.0.clone());
+    let relay =
+        starling_server::relay::start(&config.relay, listen, signer.public_key(), token).await?;
+    let tcp = relay
+        .public_tcp
+        .map_or(String::new(), |addr| format!(", ICE-TCP {addr}"));
+    say!(
+        "media relay: in-process, media at udp {}{tcp}",
+        relay.public_udp
+    );
+    config.calls.relay_url = Some(starling_server::relay::PATH.to_owned());
+    Ok(Some(relay.router))
+}
+
 /// Sends tracing's output to stderr in `format`.
 fn init_logging(format: LogFormat) {
     let logs = tracing_subscriber::fmt()
@@ -276,7 +294,10 @@ fn init_logging(format: LogFormat) {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A stderr whose reader left (`| tee` after Ctrl-C) must not turn
+        // every log line into a panic (its report goes to stderr too).
+        .log_internal_errors(false);
     match format {
         LogFormat::Json => {
             JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -297,7 +318,8 @@ fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, Error> {
     Ok(listener)
 }
 
-async fn shutdown_on_signal(handle: axum_server::Handle, grace: Duration) {
+/// Resolves at the next Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -313,94 +335,26 @@ async fn shutdown_on_signal(handle: axum_server::Handle, grace: Duration) {
         _ = interrupt => {}
         () = terminate => {}
     }
-    tracing::info!("shutting down: draining connections");
-    handle.graceful_shutdown(Some(grace));
 }
 
-async fn admin(store: Store, config: &Config, command: AdminCommand) -> Result<ExitCode, Error> {
-    match command {
-        AdminCommand::Invite { count, username } => {
-            let ttl_ms = i64::try_from(
-                config
-                    .registration
-                    .invite_ttl_hours
-                    .saturating_mul(3_600_000),
-            )
-            .unwrap_or(i64::MAX);
-            let expires_at = now_millis().saturating_add(ttl_ms);
-            let new_code = || {
-                let mut bytes = [0u8; 16];
-                rand::rngs::OsRng.fill_bytes(&mut bytes);
-                hex::encode(bytes)
-            };
-            if let Some(username) = username {
-                let username = starling_protocol::Username::parse(&username)
-                    .map_err(|e| format!("`{username}`: {e}"))?;
-                let code = new_code();
-                store
-                    .create_invite_for(&auth::hash_secret(&code), expires_at, username.as_str())
-                    .await?;
-                out!("{code}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            let codes: Vec<String> = (0..count.clamp(1, 10_000)).map(|_| new_code()).collect();
-            let hashes: Vec<[u8; 32]> = codes.iter().map(|c| auth::hash_secret(c)).collect();
-            store.create_invites(&hashes, expires_at).await?;
-            for code in codes {
-                out!("{code}");
-            }
-        }
-        AdminCommand::Import { file } => {
-            let reader =
-                std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let entries = starling_server::directory::parse_csv(reader)?;
-            store.import_directory(&entries).await?;
-            out!("imported {} directory entries", entries.len());
-        }
-        AdminCommand::List => {
-            for (username, devices, disabled) in store.list_accounts().await? {
-                let state = if disabled { "disabled" } else { "active" };
-                out!("{username}\t{devices} device(s)\t{state}");
-            }
-        }
-        AdminCommand::Disable { username } | AdminCommand::Enable { username }
-            if !store
-                .list_accounts()
-                .await?
-                .iter()
-                .any(|(u, _, _)| *u == username) =>
-        {
-            return Err(format!("no account named {username}").into());
-        }
-        AdminCommand::Disable { username } => {
-            store.set_disabled(&username, true, now_millis()).await?;
-            out!("{username} disabled");
-        }
-        AdminCommand::Enable { username } => {
-            store.set_disabled(&username, false, now_millis()).await?;
-            out!("{username} enabled");
-        }
-        AdminCommand::RelayKey => {
-            let signer = starling_server::services::calls::load_or_create_signer(&config.data_dir)?;
-            out!("{}", URL_SAFE_NO_PAD.encode(signer.public_key()));
-        }
-        AdminCommand::RotateSenderKey { new_chain } => {
-            if !new_chain {
-                let accounts = !store.list_accounts().await?.is_empty();
-                starling_server::services::certificates::check_keys_present(
-                    &config.data_dir,
-                    accounts,
-                )?;
-            }
-            let id =
-                starling_server::services::certificates::CertificateKeys::rotate(&config.data_dir)?;
-            out!(
-                "sender-certificate key {id} written to {}; restart the server to sign with it",
-                config.data_dir.display()
-            );
+/// How long after the drain's deadline the process ends regardless.
+const STOP_MARGIN: Duration = Duration::from_secs(5);
+
+/// At the first signal, drains connections for `grace`; at a second one,
+/// or when the drain overruns, ends the process at once. Ctrl-C thus always
+/// stops the server, whatever holds it (a client that never lets go, a
+/// terminal pipe whose reader left).
+async fn shutdown_on_signal(handle: axum_server::Handle, grace: Duration) {
+    stop_signal().await;
+    handle.graceful_shutdown(Some(grace));
+    tracing::info!("shutting down: draining connections (Ctrl-C again to stop at once)");
+    tokio::select! {
+        () = stop_signal() => say!("starling-server: stopped at once"),
+        () = tokio::time::sleep(grace + STOP_MARGIN) => {
+            say!("starling-server: connections did not close in time; stopped");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    std::process::exit(1);
 }
 
 async fn run_audit(store: &Store) -> Result<ExitCode, Error> {

@@ -32,6 +32,7 @@ fn server_command(listen: &str, data: &std::path::Path, tls_mode: &str) -> Comma
         .env_clear()
         .env("STARLING_DATA_DIR", data)
         .env("STARLING_LISTEN", listen)
+        .env("STARLING_RELAY_UDP_LISTEN", "127.0.0.1:0")
         .env("STARLING_TLS_MODE", tls_mode)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());

@@ -37,6 +37,7 @@ impl Server {
         command
             .env("STARLING_DATA_DIR", self.db.dir())
             .env("STARLING_LISTEN", self.addr.to_string())
+            .env("STARLING_RELAY_UDP_LISTEN", "127.0.0.1:0")
             .env("STARLING_TLS_MODE", "plain_http")
             .env("DATABASE_URL", self.db.url())
             .env("RUST_LOG", "warn")

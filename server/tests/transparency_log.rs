@@ -273,3 +273,38 @@ both_databases!(
     another_nodes_key_files_are_refused,
     key_files_must_be_the_logs
 );
+
+async fn deletions_are_published(kind: DbKind) {
+    let db = TestDatabase::create(kind).await;
+    let store = common::open_store(&db).await;
+    let keys = tempfile::tempdir().unwrap();
+    let log = TransparencyLog::load(store.clone(), keys.path()).unwrap();
+    let directory = log.open_directory().await.unwrap();
+    store.register("alice", None, &device(1), 1).await.unwrap();
+    store.register("bob", None, &device(2), 1).await.unwrap();
+    log.publish_round(&directory).await.unwrap();
+    // The account's row is gone; the log still marks its name deleted.
+    store.delete_account("alice", 2).await.unwrap();
+    assert_eq!(
+        log.publish_round(&directory).await.unwrap(),
+        Round::Published {
+            epoch: 2,
+            accounts: 1
+        }
+    );
+    assert_eq!(log.publish_round(&directory).await.unwrap(), Round::Idle);
+    // A name deleted and taken again before the next epoch: one value for
+    // it, the new account's.
+    store.delete_account("bob", 3).await.unwrap();
+    store.register("bob", None, &device(3), 3).await.unwrap();
+    assert!(matches!(
+        log.publish_round(&directory).await.unwrap(),
+        Round::Published { epoch: 3, .. }
+    ));
+    check_lookup(&store, &log, &directory, "bob", &list(&[(1, 3)])).await;
+    assert_eq!(audit_all(&store, &log).await, 3);
+}
+both_databases!(
+    a_deleted_account_is_marked_deleted_in_the_log,
+    deletions_are_published
+);

@@ -163,6 +163,16 @@ impl TestServer {
         self.server_command(&full)
     }
 
+    /// Runs `starling-server admin ARGS` against this server's database,
+    /// whatever its outcome.
+    pub fn admin_output(&self, args: &[&str]) -> std::process::Output {
+        server_command(&self.db)
+            .arg("admin")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// Runs `starling-server ARGS` against this server's database; it must
     /// succeed.
     pub fn server_command(&self, args: &[&str]) -> String {
@@ -216,6 +226,8 @@ fn spawn_server(
     let mut command = server_command(db);
     command
         .env("STARLING_LISTEN", format!("127.0.0.1:{port}"))
+        // Tests run side by side: each relay takes a free media port.
+        .env("STARLING_RELAY_UDP_LISTEN", "127.0.0.1:0")
         .env("STARLING_OPEN_REGISTRATION", "true")
         .env("STARLING_METRICS_TOKEN", metrics::TEST_TOKEN)
         .env("RUST_LOG", log_filter)

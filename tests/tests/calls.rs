@@ -355,3 +355,44 @@ async fn a_participant_killed_without_hanging_up_is_dropped_and_freed() {
         .wait_for_participants(Duration::from_secs(30), 0)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_needs_nothing_but_the_server() {
+    // No relay process, no key copied, no relay URL: the server runs the
+    // relay in-process and clients reach it through the server's own URL
+    // and pinned certificate.
+    let server = starling_e2e::TestServer::start(DbKind::Sqlite).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    let token = alice.client.api().call_token().await.unwrap();
+    assert_eq!(token.relay_url.as_deref(), Some("/relay"));
+    alice.client.send_text("bob", "call me").await.unwrap();
+    bob.events_until(|e| !e.is_empty()).await;
+    let options = CallOptions {
+        duration: Duration::from_secs(3),
+        video: false,
+    };
+    let answering = tokio::spawn(async move {
+        let report = bob
+            .client
+            .answer_call(Duration::from_secs(20), options)
+            .await
+            .unwrap();
+        (bob, report)
+    });
+    let caller = alice.client.place_call("bob", options).await.unwrap();
+    let (_bob, callee) = answering.await.unwrap();
+    for (who, report) in [("alice", &caller), ("bob", &callee)] {
+        assert_eq!(report.participants, 2, "{who}: {report:?}");
+        assert_eq!(report.frames_corrupt, 0, "{who}: {report:?}");
+        assert!(report.frames_received > 50, "{who}: {report:?}");
+    }
+    // The relay's metrics are the server's, behind its scraper token.
+    let metrics = metrics::scrape(&format!("{}/relay/metrics", server.url))
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("starling_relay_forwarded_packets"),
+        "{metrics}"
+    );
+}

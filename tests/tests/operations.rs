@@ -19,6 +19,7 @@ fn server(data: &tempfile::TempDir) -> Command {
         .env_remove("DATABASE_URL")
         .env_remove("STARLING_CONFIG")
         .env_remove("STARLING_TLS_MODE")
+        .env("STARLING_RELAY_UDP_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null());
     command
@@ -112,4 +113,111 @@ fn a_closed_stdout_is_not_a_panic() {
     let status = child.wait().unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(status.code().is_some_and(|code| code != 101), "{stderr}");
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `pid`.
+fn interrupt(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_second_ctrl_c_stops_a_draining_server_at_once() {
+    use std::io::{BufRead as _, Write as _};
+    use std::time::{Duration, Instant};
+
+    let data = tempfile::tempdir().unwrap();
+    // A long drain, and a client that holds its request open through it.
+    let config = data.path().join("starling.toml");
+    std::fs::write(&config, "shutdown_grace_seconds = 120\n").unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = server(&data)
+        .arg("--config")
+        .arg(&config)
+        .env("STARLING_LISTEN", addr.to_string())
+        .env("STARLING_TLS_MODE", "plain_http")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the server exited"
+        );
+    }
+    // As behind `| tee` after Ctrl-C: whoever read its output is gone.
+    drop(stderr);
+    drop(child.stdout.take());
+    let mut held = std::net::TcpStream::connect(addr).unwrap();
+    held.write_all(
+        b"POST /v1/accounts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 4096\r\n\r\n{",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    interrupt(child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the held request should keep the first Ctrl-C draining"
+    );
+    interrupt(child.id());
+    let asked = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "a second Ctrl-C left the server running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(held);
+}
+
+#[test]
+fn ctrl_c_stops_a_server_whose_log_reader_left() {
+    use std::io::BufRead as _;
+    use std::time::{Duration, Instant};
+
+    // `starling-server 2>&1 | tee server.log`, then Ctrl-C: tee goes first,
+    // and the server's next log line meets a closed pipe.
+    let data = tempfile::tempdir().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = server(&data)
+        .env("STARLING_LISTEN", addr.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the server exited"
+        );
+    }
+    drop(stderr);
+    drop(child.stdout.take());
+    interrupt(child.id());
+    let asked = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(15),
+            "Ctrl-C left the server running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

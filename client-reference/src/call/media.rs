@@ -421,6 +421,19 @@ impl MediaSession {
         slots: usize,
         turn: Option<&TurnCredentials>,
     ) -> Result<(Self, mpsc::Receiver<ReceivedFrame>)> {
+        Self::join_via(http_client()?, relay_url, call_id, token, slots, turn).await
+    }
+
+    /// [`Self::join`] over `http`: the server's own client (its pinned
+    /// TLS) when the relay runs inside the server.
+    pub async fn join_via(
+        http: reqwest::Client,
+        relay_url: &str,
+        call_id: &str,
+        token: &str,
+        slots: usize,
+        turn: Option<&TurnCredentials>,
+    ) -> Result<(Self, mpsc::Receiver<ReceivedFrame>)> {
         let local = local_address_towards(relay_url)?;
         let mut endpoint = Endpoint::new(local, turn).await?;
         endpoint.add_receive_slots(slots).await?;
@@ -430,7 +443,6 @@ impl MediaSession {
             .await
             .map_err(media_error)?;
         let offer = endpoint.describe(offer).await?;
-        let http = http_client()?;
         let base = relay_url.trim_end_matches('/');
         let response = http
             .post(format!("{base}/v1/calls/{call_id}/join"))

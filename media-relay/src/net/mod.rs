@@ -45,9 +45,12 @@ pub enum ServeError {
 /// Sockets to bind and the engine's configuration.
 #[derive(Debug, Clone)]
 pub struct RelayOptions {
-    /// Where the HTTP API listens.
-    pub http_listen: SocketAddr,
-    /// Where the media UDP socket is bound.
+    /// Where the HTTP API listens; `None` when a program that embeds the
+    /// relay serves [`Relay::router`] itself (the server does, under
+    /// `/relay`).
+    pub http_listen: Option<SocketAddr>,
+    /// Where the media UDP socket is bound. Port 0 picks a free one, which
+    /// the relay then advertises when `engine.public_udp`'s port is 0 too.
     pub udp_listen: SocketAddr,
     /// Where the ICE-TCP listener is bound, if the relay offers ICE-TCP.
     /// Its public address is `engine.public_tcp`, or if that is `None`
@@ -80,8 +83,9 @@ impl std::fmt::Debug for MetricsToken {
 /// A bound relay, ready to run.
 #[derive(Debug)]
 pub struct Relay {
-    http: TcpListener,
+    http: Option<TcpListener>,
     router: axum::Router,
+    public_udp: SocketAddr,
     public_tcp: Option<SocketAddr>,
 }
 
@@ -97,9 +101,14 @@ impl Relay {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(io("tcp listener"))?),
             None => None,
         };
-        let http = TcpListener::bind(options.http_listen)
-            .await
-            .map_err(io("http listener"))?;
+        let http = match options.http_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(io("http listener"))?),
+            None => None,
+        };
+        if options.engine.public_udp.port() == 0 {
+            let bound = udp.local_addr().map_err(io("udp socket"))?.port();
+            options.engine.public_udp.set_port(bound);
+        }
         let metrics = Metrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
@@ -144,6 +153,7 @@ impl Relay {
         Ok(Self {
             http,
             router: http::router(state, max_offer),
+            public_udp,
             public_tcp,
         })
     }
@@ -153,22 +163,37 @@ impl Relay {
         self.public_tcp
     }
 
-    /// The HTTP address actually bound (port 0 picks one).
-    pub fn http_addr(&self) -> Result<SocketAddr, ServeError> {
-        self.http.local_addr().map_err(|source| ServeError::Io {
-            what: "http listener",
-            source,
-        })
+    /// The public UDP address the relay advertises (the media socket).
+    pub fn public_udp(&self) -> SocketAddr {
+        self.public_udp
     }
 
-    /// The HTTP API, for driving it without a socket (tests).
+    /// The HTTP address actually bound (port 0 picks one).
+    pub fn http_addr(&self) -> Result<SocketAddr, ServeError> {
+        let missing = || std::io::Error::new(std::io::ErrorKind::NotFound, "no HTTP listener");
+        self.http
+            .as_ref()
+            .ok_or_else(missing)
+            .and_then(TcpListener::local_addr)
+            .map_err(|source| ServeError::Io {
+                what: "http listener",
+                source,
+            })
+    }
+
+    /// The HTTP API: for a program that embeds the relay (it nests it in
+    /// its own router), or for driving it without a socket (tests).
     pub fn router(&self) -> axum::Router {
         self.router.clone()
     }
 
-    /// Serves HTTP until the process ends.
+    /// Serves HTTP until the process ends (a relay bound without an HTTP
+    /// listener serves nothing and returns at once).
     pub async fn run(self) -> Result<(), ServeError> {
-        axum::serve(self.http, self.router)
+        let Some(http) = self.http else {
+            return Ok(());
+        };
+        axum::serve(http, self.router)
             .await
             .map_err(|source| ServeError::Io {
                 what: "http server",

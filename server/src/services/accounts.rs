@@ -49,12 +49,22 @@ pub async fn register(
         credential_hash: credential.hash,
         identity_key,
     };
-    match state
+    let now = now_millis();
+    let mut registered = state
         .store
-        .register(username.as_str(), invite, &device, now_millis())
+        .register(username.as_str(), invite, &device, now)
         .await
-    {
-        Ok(account_id) => {
+        .map(|account| (account, 1));
+    // An account whose devices an operator removed takes a new first
+    // device with an invite bound to its name.
+    if let (Err(RegisterError::UsernameTaken), Some(invite)) = (&registered, invite) {
+        registered = state
+            .store
+            .register_again(username.as_str(), invite, &device, now)
+            .await;
+    }
+    match registered {
+        Ok((account_id, device_id)) => {
             state.metrics.registrations.inc();
             state.transparency.changed();
             // A send tried before the name existed no longer answers for it.
@@ -62,7 +72,7 @@ pub async fn register(
             transparency::wait_for_epoch(state, account_id).await;
             Ok(RegisterResponse {
                 username: username.into_string(),
-                device_id: 1,
+                device_id,
                 credential: credential.secret,
                 server_key: Some(state.certificate_keys.pin()),
                 log: Some(transparency::pin(state)),

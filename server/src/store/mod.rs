@@ -8,6 +8,7 @@
 
 mod access;
 mod accounts;
+mod admin;
 mod attachments;
 mod batch;
 mod directory;
@@ -32,6 +33,7 @@ use sqlx::sqlite::{
 
 pub use access::AccessRecord;
 pub use accounts::{DeviceRecord, NewDevice, RegisterError, Removal, Revocation};
+pub use admin::AccountRemoval;
 pub use attachments::{AttachmentRecord, NewAttachment, QuotaOutcome};
 pub use batch::{
     BatchOp, BatchOutcome, Batcher, Commit, MAX_BATCH, MAX_IN_FLIGHT_PER_DEVICE, QUEUE_CAPACITY,

@@ -454,13 +454,23 @@ impl Store {
     /// What the log publishes for an account: `None` once it is gone.
     pub async fn kt_account(&self, account_id: i64) -> Result<Option<LoggedAccount>, sqlx::Error> {
         with_pool!(self, pool => {
-            let Some(username): Option<String> =
+            let live: Option<String> =
                 sqlx::query_scalar("SELECT username FROM accounts WHERE id = $1")
                     .bind(account_id)
                     .fetch_optional(pool)
-                    .await?
-            else {
-                return Ok(None);
+                    .await?;
+            let Some(username) = live else {
+                // A deleted account: its name, kept until published, with
+                // no devices.
+                let deleted: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT username FROM kt_pending WHERE account_id = $1")
+                        .bind(account_id)
+                        .fetch_optional(pool)
+                        .await?;
+                return Ok(deleted.flatten().map(|username| LoggedAccount {
+                    username,
+                    devices: Vec::new(),
+                }));
             };
             let rows = sqlx::query(
                 "SELECT device_id, identity_key FROM devices WHERE account_id = $1 ORDER BY device_id",

@@ -183,6 +183,15 @@ impl TransparencyLog {
         let mut lists = Vec::with_capacity(pending.len());
         for (account_id, _) in &pending {
             if let Some(entry) = self.entry(*account_id).await? {
+                // A deleted account's name taken again since: one value
+                // per label, the live account's (it has devices).
+                if let Some(at) = lists.iter().position(|(l, _)| *l == entry.label.0) {
+                    if entry.list.is_empty() {
+                        continue;
+                    }
+                    lists.remove(at);
+                    updates.remove(at);
+                }
                 lists.push((entry.label.0.clone(), entry.list));
                 updates.push((entry.label, entry.value));
             }

@@ -327,7 +327,16 @@ impl Client {
             .relay_url
             .as_deref()
             .ok_or(ClientError::NoMediaRelay)?;
+        let (relay, http) = self.api().relay(relay)?;
         let turn = self.api().turn_credentials().await?;
-        MediaSession::join(relay, &call, &token.token, slots, turn.as_ref()).await
+        MediaSession::join_via(
+            http,
+            relay.as_str(),
+            &call,
+            &token.token,
+            slots,
+            turn.as_ref(),
+        )
+        .await
     }
 }
