@@ -277,17 +277,22 @@ async fn delete(store: &Store, config: &Config, username: &str) -> Result<(), Er
     Ok(())
 }
 
-/// Removes every device of an account and prints an invite bound to it.
+/// Removes every device of an account and prints an invite bound to it
+/// (the only one left for the name).
 async fn reset_devices(store: &Store, config: &Config, username: &str) -> Result<(), Error> {
-    let AccountRemoval::Done { devices, .. } = store.reset_devices(username, now_millis()).await?
-    else {
-        return Err(no_account(username));
-    };
     let code = new_code();
     let expires_at = invite_expiry(config);
-    store
-        .create_invite_for(&auth::hash_secret(&code), expires_at, username)
+    let removal = store
+        .reset_devices(
+            username,
+            &auth::hash_secret(&code),
+            expires_at,
+            now_millis(),
+        )
         .await?;
+    let AccountRemoval::Done { devices, .. } = removal else {
+        return Err(no_account(username));
+    };
     say!(
         "{username}: {devices} device(s) removed; register a new device with this invite (valid until {}):",
         utc(expires_at)

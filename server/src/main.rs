@@ -114,7 +114,16 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         check_data_found(&config)?;
     }
     let store = Store::open(config.database_url.as_deref(), &config.data_dir).await?;
-    store.migrate().await?;
+    // A backup copies the database as it is, without changing it first.
+    let backup = matches!(
+        &cli.command,
+        Some(Command::Admin {
+            command: admin_cli::AdminCommand::Backup { .. }
+        })
+    );
+    if !backup {
+        store.migrate().await?;
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(store, config).await,
         Command::Migrate => {

@@ -6,12 +6,20 @@
 //! it against the server's URL, so a call needs nothing but the server.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use serde::Deserialize;
 use starling_media_relay::net::{MetricsToken, Relay, RelayOptions, ServeError};
 use starling_media_relay::{EngineConfig, Limits};
 
 use crate::config::ConfigError;
+use crate::error::AppError;
 
 /// Where the embedded relay's HTTP API is served, and the relay URL clients
 /// are given (relative to the server's URL).
@@ -155,6 +163,35 @@ fn default_public_ip(bound: IpAddr) -> IpAddr {
         .unwrap_or(loopback)
 }
 
+/// Joins per second one address may make: each
+/// join costs a signature check and an SDP parse on the task that also
+/// forwards every call's media, so an address without a valid token
+/// cannot keep it busy.
+const JOINS_PER_SECOND: NonZeroU32 = NonZeroU32::MIN.saturating_add(9);
+/// Joins one address may make at once before the rate applies.
+const JOIN_BURST: NonZeroU32 = NonZeroU32::MIN.saturating_add(49);
+
+/// Refuses a join from a peer address past its rate with 429 and
+/// `Retry-After` (leaving and reading streams take a participant's secret
+/// handle, and cost a lookup).
+async fn limit_peer(
+    State(limiter): State<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    match limiter.check_key(&crate::limits::peer_key(peer.ip())) {
+        Ok(()) => next.run(request).await,
+        Err(_) => AppError::TooManyRequests {
+            retry_after_secs: 1,
+        }
+        .into_response(),
+    }
+}
+
 /// The embedded relay, started.
 #[derive(Debug)]
 pub struct EmbeddedRelay {
@@ -200,8 +237,13 @@ pub async fn start(
     let relay = Relay::bind(options)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
+    let limiter = Arc::new(RateLimiter::keyed(
+        Quota::per_second(JOINS_PER_SECOND).allow_burst(JOIN_BURST),
+    ));
     Ok(EmbeddedRelay {
-        router: relay.router(),
+        router: relay
+            .router()
+            .layer(axum::middleware::from_fn_with_state(limiter, limit_peer)),
         public_udp: relay.public_udp(),
         public_tcp: relay.public_tcp(),
     })

@@ -27,6 +27,8 @@ async fn a_member_who_lost_every_device_registers_again(db: DbKind) {
     bob.client.send_text("alice", "before").await.unwrap();
     alice.events_until(|e| !e.is_empty()).await;
 
+    // An invite bound to her name issued earlier (a lost email, say).
+    let earlier = server.admin(&["invite", "--username", "alice"]);
     let invite = server.admin(&["devices", "reset", "alice"]);
     let invite = invite.trim();
     assert_eq!(invite.len(), 32, "one invite code: {invite}");
@@ -51,6 +53,17 @@ async fn a_member_who_lost_every_device_registers_again(db: DbKind) {
     )
     .await;
     assert!(taken.is_err());
+    // Only the reset's invite takes the account, not the earlier one.
+    let home = tempfile::tempdir().unwrap();
+    let stale = Client::register(
+        home.path(),
+        &test_key("alice"),
+        &server.config(),
+        "alice",
+        Some(earlier.trim()),
+    )
+    .await;
+    assert!(stale.is_err(), "an earlier invite took the account");
     // Alice registers a new first device in her account: a new id.
     let mut again = register(&server, "alice", invite).await;
     assert_eq!(bob.client.api().devices("alice").await.unwrap(), vec![2]);

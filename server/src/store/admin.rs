@@ -24,10 +24,15 @@ pub enum AccountRemoval {
 impl Store {
     /// Removes every device of `username` with its keys, queue and push
     /// endpoints; the account and its name stay, for a registration with
-    /// an invite bound to the name. Each device is told it was removed.
+    /// the invite `invite` (its hash, valid until `expires_at`), bound to
+    /// the name and stored in the same transaction. Every other invite
+    /// bound to the name goes: only this one can take the account. Each
+    /// device is told it was removed.
     pub async fn reset_devices(
         &self,
         username: &str,
+        invite: &[u8; 32],
+        expires_at: i64,
         now: i64,
     ) -> Result<AccountRemoval, sqlx::Error> {
         with_pool!(self, pool => {
@@ -63,6 +68,16 @@ impl Store {
             sqlx::query("INSERT INTO revocations (account_id, device_id, created_at) VALUES ($1, NULL, $2)")
                 .bind(account_id)
                 .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM invites WHERE username = $1")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO invites (code_hash, expires_at, username) VALUES ($1, $2, $3)")
+                .bind(&invite[..])
+                .bind(expires_at)
+                .bind(username)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -109,6 +124,11 @@ impl Store {
             sqlx::query("INSERT INTO revocations (account_id, device_id, created_at) VALUES ($1, NULL, $2)")
                 .bind(account_id)
                 .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            // An invite issued for the old account does not carry over.
+            sqlx::query("DELETE FROM invites WHERE username = $1")
+                .bind(username)
                 .execute(&mut *tx)
                 .await?;
             // Devices (and their keys, queue, push endpoints), attachments,
@@ -161,6 +181,11 @@ impl Store {
             if consumed != 1 {
                 return Err(RegisterError::UsernameTaken);
             }
+            // No other invite bound to the name takes the account later.
+            sqlx::query("DELETE FROM invites WHERE username = $1")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
             let device_id = last.saturating_add(1);
             sqlx::query("UPDATE accounts SET last_device_id = $1 WHERE id = $2")
                 .bind(device_id)
