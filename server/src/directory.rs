@@ -28,7 +28,7 @@ pub enum ImportError {
         "the first line must be the header `username,display_name,title,department` (title and department may be left out): {0}"
     )]
     Header(String),
-    /// Lines are malformed (the first [`MAX_REPORTED_LINES`] are listed).
+    /// Lines are malformed (the first twenty are listed).
     #[error("{}", list_lines(.0))]
     Rows(Vec<BadLine>),
     /// Too many rows.
@@ -104,7 +104,7 @@ fn check_row(row: &Row) -> Result<(), String> {
 }
 
 /// Parses and validates a directory CSV. Every bad line is reported (up to
-/// [`MAX_REPORTED_LINES`]) with its line number, and then nothing is
+/// twenty) with its line number, and then nothing is
 /// imported.
 pub fn parse_csv(mut input: impl std::io::Read) -> Result<Vec<DirectoryEntry>, ImportError> {
     let mut text = Vec::new();
