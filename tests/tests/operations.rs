@@ -115,33 +115,11 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(status.code().is_some_and(|code| code != 101), "{stderr}");
 }
 
-/// Sends SIGINT (what Ctrl-C sends) to `pid`.
-fn interrupt(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-#[test]
-fn a_second_ctrl_c_stops_a_draining_server_at_once() {
-    use std::io::{BufRead as _, Write as _};
-    use std::time::{Duration, Instant};
-
-    let data = tempfile::tempdir().unwrap();
-    // A long drain, and a client that holds its request open through it.
-    let config = data.path().join("starling.toml");
-    std::fs::write(&config, "shutdown_grace_seconds = 120\n").unwrap();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut child = server(&data)
-        .arg("--config")
-        .arg(&config)
-        .env("STARLING_LISTEN", addr.to_string())
-        .env("STARLING_TLS_MODE", "plain_http")
+/// Starts `command` with its output piped, waits until it says it listens,
+/// then closes the pipes, as `tee` leaves after Ctrl-C.
+fn start_then_lose_the_reader(command: &mut Command) -> std::process::Child {
+    use std::io::BufRead as _;
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -155,9 +133,49 @@ fn a_second_ctrl_c_stops_a_draining_server_at_once() {
             "the server exited"
         );
     }
-    // As behind `| tee` after Ctrl-C: whoever read its output is gone.
     drop(stderr);
     drop(child.stdout.take());
+    child
+}
+
+/// Waits up to `limit` for `child` to exit; panics with `what` otherwise.
+fn wait_for_exit(child: &mut std::process::Child, limit: std::time::Duration, what: &str) {
+    let asked = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(asked.elapsed() < limit, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `pid`.
+fn interrupt(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_second_ctrl_c_stops_a_draining_server_at_once() {
+    use std::io::Write as _;
+    use std::time::Duration;
+
+    let data = tempfile::tempdir().unwrap();
+    // A long drain, and a client that holds its request open through it.
+    let config = data.path().join("starling.toml");
+    std::fs::write(&config, "shutdown_grace_seconds = 120\n").unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = start_then_lose_the_reader(
+        server(&data)
+            .arg("--config")
+            .arg(&config)
+            .env("STARLING_LISTEN", addr.to_string())
+            .env("STARLING_TLS_MODE", "plain_http"),
+    );
     let mut held = std::net::TcpStream::connect(addr).unwrap();
     held.write_all(
         b"POST /v1/accounts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 4096\r\n\r\n{",
@@ -171,21 +189,17 @@ fn a_second_ctrl_c_stops_a_draining_server_at_once() {
         "the held request should keep the first Ctrl-C draining"
     );
     interrupt(child.id());
-    let asked = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            asked.elapsed() < Duration::from_secs(10),
-            "a second Ctrl-C left the server running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_exit(
+        &mut child,
+        Duration::from_secs(10),
+        "a second Ctrl-C left the server running",
+    );
     drop(held);
 }
 
 #[test]
 fn ctrl_c_stops_a_server_whose_log_reader_left() {
-    use std::io::BufRead as _;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     // `starling-server 2>&1 | tee server.log`, then Ctrl-C: tee goes first,
     // and the server's next log line meets a closed pipe.
@@ -194,30 +208,12 @@ fn ctrl_c_stops_a_server_whose_log_reader_left() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut child = server(&data)
-        .env("STARLING_LISTEN", addr.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the server exited"
-        );
-    }
-    drop(stderr);
-    drop(child.stdout.take());
+    let mut child =
+        start_then_lose_the_reader(server(&data).env("STARLING_LISTEN", addr.to_string()));
     interrupt(child.id());
-    let asked = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            asked.elapsed() < Duration::from_secs(15),
-            "Ctrl-C left the server running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_exit(
+        &mut child,
+        Duration::from_secs(15),
+        "Ctrl-C left the server running",
+    );
 }
