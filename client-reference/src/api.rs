@@ -533,6 +533,12 @@ impl Api {
         self.json(request).await
     }
 
+    /// The whole published directory.
+    pub async fn directory_all(&self) -> Result<Vec<DirectoryEntry>> {
+        self.json(self.request(Method::GET, "v1/directory/all")?)
+            .await
+    }
+
     /// Creates an attachment of `size` ciphertext bytes; returns its id.
     pub async fn create_attachment(&self, size: u64) -> Result<String> {
         let created: AttachmentCreated = self

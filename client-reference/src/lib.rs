@@ -31,6 +31,7 @@ pub mod conversation;
 pub mod error;
 mod ports;
 pub mod store;
+pub mod text;
 pub mod tls;
 
 /// The server's WebSocket frames (from `starling-protocol`).

@@ -18,6 +18,7 @@ use starling_client::{Client, Event, ServerConfig, StoreKey};
 pub use starling_test_support::DbKind;
 use starling_test_support::{TestDatabase, WatchedChild, metrics};
 
+pub mod cli;
 mod malicious;
 mod relay;
 pub use malicious::{MaliciousServer, Tamper};

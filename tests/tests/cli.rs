@@ -8,98 +8,16 @@
 use std::path::Path;
 use std::process::Output;
 
-use serde_json::Value;
+use starling_e2e::cli::{Cli, messages};
 use starling_e2e::{TestServer, workspace_binary};
 use starling_test_support::{DbKind, both_databases};
-
-/// The `starling` command with one home, as one person uses it.
-struct Cli<'a> {
-    server: &'a TestServer,
-    home: tempfile::TempDir,
-}
-
-impl<'a> Cli<'a> {
-    /// A person with an empty home for the command.
-    fn new(server: &'a TestServer) -> Self {
-        Self {
-            server,
-            home: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// Runs `starling --home HOME ARGS` with `passphrase`.
-    fn run_with(&self, passphrase: &str, args: &[&str]) -> Output {
-        std::process::Command::new(workspace_binary("starling"))
-            .arg("--home")
-            .arg(self.home.path())
-            .args(args)
-            .env("STARLING_PASSPHRASE", passphrase)
-            .env_remove("STARLING_HOME")
-            .output()
-            .unwrap()
-    }
-
-    /// Runs with `--json`; returns the JSON lines, asserting success.
-    fn json(&self, args: &[&str]) -> Vec<Value> {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let output = self.run_with("correct horse battery", &all);
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        assert!(
-            output.status.success(),
-            "starling {args:?} failed: {stdout} {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    /// Runs `receive` until a message is among what arrived (receipts
-    /// and other events may come first); at most 30 s.
-    fn receive_a_message(&self) -> Vec<Value> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let mut received = Vec::new();
-        while messages(&received).is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no message arrived within 30 s: {received:?}"
-            );
-            received.extend(self.json(&["receive", "--wait", "10"]));
-        }
-        received
-    }
-
-    /// Registers `username` with a fresh invite code.
-    fn register(&self, username: &str) {
-        let invite = self.server.invite();
-        let lines = self.json(&[
-            "register",
-            "--server",
-            &self.server.url,
-            "--username",
-            username,
-            "--invite",
-            &invite,
-            "--ca-fingerprint",
-            &self.server.fingerprint,
-        ]);
-        assert_eq!(lines[0]["registered"], username);
-    }
-}
-
-/// The message events among JSON lines.
-fn messages(lines: &[Value]) -> Vec<&Value> {
-    lines.iter().filter(|l| l["event"] == "message").collect()
-}
 
 async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: DbKind) {
     let server = TestServer::start(db).await;
     let alice = Cli::new(&server);
     let bob = Cli::new(&server);
-    alice.register("alice");
-    bob.register("bob");
+    alice.register("alice", &server.invite());
+    bob.register("bob", &server.invite());
 
     let sent = alice.json(&["send", "bob", "hello from the command line"]);
     assert_eq!(sent[0]["sent"], "bob");
@@ -190,13 +108,7 @@ async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: DbKind) 
     assert_eq!(found.len(), 1);
 
     // The directory the organisation published.
-    let csv = dir.path().join("people.csv");
-    std::fs::write(
-        &csv,
-        "username,display_name,title,department\nalice,Alice Martin,Engineer,Platform\n",
-    )
-    .unwrap();
-    server.admin(&["import", csv.to_str().unwrap()]);
+    publish_alice(&server, dir.path());
     let people = bob.json(&["directory", "search", "ali"]);
     assert_eq!(people[0]["username"], "alice");
 
@@ -250,7 +162,7 @@ async fn errors_are_one_clear_line() {
     // Not registered yet.
     let line = error_line(&alice.run_with("pw-one", &["send", "bob", "hi"]));
     assert!(line.contains("starling register"), "{line}");
-    alice.register("alice");
+    alice.register("alice", &server.invite());
     // A wrong passphrase.
     let line = error_line(&alice.run_with("not the passphrase", &["history", "bob"]));
     assert!(line.contains("passphrase"), "{line}");
@@ -334,7 +246,7 @@ async fn errors_are_one_clear_line() {
 async fn the_stranger_setting_is_the_server_s() {
     let server = TestServer::start(DbKind::Sqlite).await;
     let alice = Cli::new(&server);
-    alice.register("alice");
+    alice.register("alice", &server.invite());
     let shown = alice.json(&["privacy"]);
     assert_eq!(shown[0]["sealed_from_strangers"], false);
     let set = alice.json(&["privacy", "sealed-from-strangers", "on"]);
@@ -342,7 +254,7 @@ async fn the_stranger_setting_is_the_server_s() {
     assert_eq!(alice.json(&["privacy"])[0]["sealed_from_strangers"], true);
     // Sending still works with the setting on, and it can be turned off.
     let bob = Cli::new(&server);
-    bob.register("bob");
+    bob.register("bob", &server.invite());
     alice.json(&["send", "bob", "hello"]);
     assert_eq!(messages(&bob.receive_a_message())[0]["body"], "hello");
     let set = alice.json(&["privacy", "sealed-from-strangers", "off"]);
@@ -360,7 +272,7 @@ async fn the_stranger_setting_is_the_server_s() {
 async fn a_removed_device_is_told_it_was_removed() {
     let server = TestServer::start(DbKind::Sqlite).await;
     let alice = Cli::new(&server);
-    alice.register("alice");
+    alice.register("alice", &server.invite());
     let output = alice.run_with("correct horse battery", &["devices", "link-code"]);
     assert!(output.status.success());
     let hint = String::from_utf8(output.stdout).unwrap();
@@ -383,4 +295,68 @@ async fn a_removed_device_is_told_it_was_removed() {
     let output = laptop.run_with("correct horse battery", &["history", "alice"]);
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("removed from the account"));
+}
+
+/// Publishes a directory of one person, alice ("Alice Martin").
+fn publish_alice(server: &TestServer, dir: &Path) {
+    let csv = dir.join("people.csv");
+    std::fs::write(
+        &csv,
+        "username,display_name,title,department\nalice,Alice Martin,Engineer,Platform\n",
+    )
+    .unwrap();
+    server.admin(&["import", csv.to_str().unwrap()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_show_their_directory_name_and_receipts_fold() {
+    let server = TestServer::start(DbKind::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    publish_alice(&server, dir.path());
+    let alice = Cli::new(&server);
+    let bob = Cli::new(&server);
+    alice.register(
+        "alice",
+        server.admin(&["invite", "--username", "alice"]).trim(),
+    );
+    bob.register("bob", &server.invite());
+    for text in ["one", "two", "three"] {
+        alice.json(&["send", "bob", text]);
+    }
+
+    let text = |output: Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let received = text(bob.run_with("correct horse battery", &["receive", "--wait", "10"]));
+    for body in ["one", "two", "three"] {
+        assert!(
+            received.contains(&format!("] alice (Alice Martin): {body}")),
+            "{received}"
+        );
+    }
+    let history = text(bob.run_with("correct horse battery", &["history", "alice"]));
+    assert!(history.contains("alice (Alice Martin): one"), "{history}");
+
+    // Bob's one receive read all three: alice sees one line for them.
+    let mut receipts = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !receipts.contains("read") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no receipt: {receipts}"
+        );
+        receipts.push_str(&text(
+            alice.run_with("correct horse battery", &["receive", "--wait", "5"]),
+        ));
+    }
+    assert!(
+        receipts.contains("[@bob] 3 messages read, up to "),
+        "{receipts}"
+    );
+    assert_eq!(receipts.matches("read").count(), 1, "{receipts}");
 }

@@ -37,9 +37,10 @@ impl Client {
             .map(Some)
     }
 
-    /// Processes one event read from the connection (reading is cancel
-    /// safe; this is not: run it to completion).
-    pub(crate) async fn handle_server_event(
+    /// Processes one event read from the connection with
+    /// [`Connection::next_event`]. Reading is cancel safe; this is not: run
+    /// it to completion (outside a `select!`).
+    pub async fn handle_server_event(
         &mut self,
         connection: &mut Connection,
         event: ServerEvent,

@@ -5,6 +5,7 @@
 
 mod attachments;
 mod calls;
+mod directory;
 mod groups;
 mod incoming;
 mod link_code;

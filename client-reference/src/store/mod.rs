@@ -6,6 +6,7 @@
 //! the network.
 
 mod account;
+mod directory;
 mod groups;
 mod held;
 mod messages;
@@ -56,6 +57,12 @@ impl StoreKey {
     /// A key the embedding app manages itself (e.g. from the OS keyring).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(Zeroizing::new(bytes))
+    }
+
+    /// The key's bytes, to hand to a key agent of the same user. Never
+    /// print or log them.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// Derives the key of the home at `home` from a passphrase, creating the

@@ -1,5 +1,7 @@
 //! `GET /v1/directory?q=NAME&limit=N`: search the published directory
-//! (`services::directory`).
+//! (`services::directory`); `GET /v1/directory/all`: all of it, which
+//! clients keep to show display names next to usernames without asking
+//! the server about any one name.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -30,4 +32,11 @@ pub(super) async fn search(
     directory::search(&state, &query.q, query.limit)
         .await
         .map(Json)
+}
+
+pub(super) async fn all(
+    State(state): State<AppState>,
+    _device: AuthedDevice,
+) -> Result<Json<Vec<DirectoryEntry>>, AppError> {
+    Ok(Json(state.store.directory().await?))
 }

@@ -53,6 +53,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/messages/{username}", put(messages::send))
         .route("/v1/multi-recipient", put(messages::send_multi_recipient))
         .route("/v1/directory", get(directory::search))
+        .route("/v1/directory/all", get(directory::all))
         .route("/v1/push", put(push::register).delete(push::unregister))
         .route("/v1/calls/tokens", post(calls::join_token))
         .route("/v1/calls/token-key", get(calls::token_key))

@@ -10,8 +10,8 @@ use starling_client::{Client, ClientError, ServerConfig, StoreKey};
 use crate::error::{CliError, Result};
 use crate::output::Output;
 use crate::{
-    Cli, Command, DirectoryCommand, calls, devices, directory, groups, messages, privacy, reading,
-    trust,
+    Cli, Command, DirectoryCommand, agent, calls, devices, directory, groups, messages, privacy,
+    reading, trust,
 };
 
 fn home_dir(cli_home: Option<PathBuf>) -> Result<PathBuf> {
@@ -23,8 +23,27 @@ fn home_dir(cli_home: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-/// The store key: from `STARLING_PASSPHRASE`, or asked without echo.
-fn store_key(home: &Path, new: bool) -> Result<StoreKey> {
+/// Opens the home's store with the key from `STARLING_PASSPHRASE`, the
+/// home's agent (`starling unlock`), or a passphrase asked without echo.
+/// A key from the agent that does not open the store is said, and the
+/// passphrase asked for instead.
+async fn open_client(home: &Path) -> Result<Client> {
+    if std::env::var_os("STARLING_PASSPHRASE").is_none()
+        && let Some(key) = agent::key_from_agent(home)
+    {
+        match Client::open(home, &key).await {
+            Err(ClientError::WrongPassphrase) => eprintln!(
+                "note: the key `starling unlock` left does not open this store (run `starling lock`)"
+            ),
+            opened => return Ok(opened?),
+        }
+    }
+    let key = passphrase_key(home, false)?;
+    Ok(Client::open(home, &key).await?)
+}
+
+/// The store key from `STARLING_PASSPHRASE` or a passphrase asked for.
+fn passphrase_key(home: &Path, new: bool) -> Result<StoreKey> {
     let passphrase = match std::env::var("STARLING_PASSPHRASE") {
         Ok(p) => zeroize::Zeroizing::new(p),
         Err(_) => {
@@ -95,12 +114,19 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
             };
             link(home, &server, &code, out).await
         }
+        Command::Lock => {
+            agent::lock(home, out);
+            Ok(())
+        }
+        Command::Agent { seconds } => agent::serve::serve(home, seconds).await,
         command => {
             if !home.join(DATABASE_FILE).exists() {
                 return Err(ClientError::NotRegistered.into());
             }
-            let key = store_key(home, false)?;
-            let mut client = Client::open(home, &key).await?;
+            if let Command::Unlock { minutes } = command {
+                return unlock(home, minutes, out).await;
+            }
+            let mut client = open_client(home).await?;
             // On every start: our own account's history in the log. What
             // it finds is stored as warnings, shown below; a server out of
             // reach only postpones it, and says so.
@@ -114,7 +140,8 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
                     eprintln!("note: {}", ClientError::DeviceRemoved);
                 }
                 Err(error) if !out.json => eprintln!(
-                    "note: your account's history in the transparency log was not checked: {error}"
+                    "note: your account's history in the transparency log was not checked: {}",
+                    crate::output::clean(&error.to_string())
                 ),
                 _ => {}
             }
@@ -123,11 +150,43 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
                     eprintln!("WARNING: {text}");
                 }
             }
+            if shows_messages(&command) && !out.json {
+                match client.display_names(needs_server(&command)).await {
+                    Ok(names) => crate::output::use_display_names(names),
+                    Err(error) => eprintln!(
+                        "note: directory names not shown: {}",
+                        crate::output::clean(&error.to_string())
+                    ),
+                }
+            }
             let result = dispatch(&mut client, command, out).await;
             client.close().await;
             result
         }
     }
+}
+
+/// `starling unlock`: the passphrase checked against the store, then
+/// left with an agent.
+async fn unlock(home: &Path, minutes: f64, out: Output) -> Result<()> {
+    let key = passphrase_key(home, false)?;
+    starling_client::store::Store::open(home, &key)
+        .await?
+        .close()
+        .await;
+    agent::unlock(home, &key, minutes, out).await
+}
+
+/// Whether `command` prints messages (whose senders get their directory
+/// names).
+fn shows_messages(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Receive { .. }
+            | Command::Chat { .. }
+            | Command::History { .. }
+            | Command::Search { .. }
+    )
 }
 
 /// Whether `command` talks to the server (others read the local store).
@@ -150,7 +209,7 @@ async fn register(
     invite: Option<&str>,
     out: Output,
 ) -> Result<()> {
-    let key = store_key(home, true)?;
+    let key = passphrase_key(home, true)?;
     let client = Client::register(home, &key, server, username, invite).await?;
     out.print(
         &serde_json::json!({ "registered": client.username(), "device_id": client.device_id() }),
@@ -169,7 +228,7 @@ async fn register(
 
 /// `starling link`.
 async fn link(home: &Path, server: &ServerConfig, code: &str, out: Output) -> Result<()> {
-    let key = store_key(home, true)?;
+    let key = passphrase_key(home, true)?;
     let client = Client::link(home, &key, server, code).await?;
     out.print(
         &serde_json::json!({ "linked": client.username(), "device_id": client.device_id() }),
@@ -188,7 +247,12 @@ async fn link(home: &Path, server: &ServerConfig, code: &str, out: Output) -> Re
 /// Hands a command to the module of its group.
 async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<()> {
     match command {
-        Command::Register { .. } | Command::Link { .. } | Command::AuditLog { .. } => Ok(()),
+        Command::Register { .. }
+        | Command::Link { .. }
+        | Command::AuditLog { .. }
+        | Command::Unlock { .. }
+        | Command::Lock
+        | Command::Agent { .. } => Ok(()),
         Command::Send { to, text, reply_to } => {
             messages::send(client, &to, text, reply_to.as_deref(), out).await
         }
@@ -228,7 +292,7 @@ async fn dispatch(client: &mut Client, command: Command, out: Output) -> Result<
             no_read_receipts,
         } => reading::receive(client, wait, save_dir, !no_read_receipts, out).await,
         Command::Save { message, path } => reading::save(client, &message, &path, out).await,
-        Command::Chat { with } => reading::chat(client, &with, out).await,
+        Command::Chat { with } => crate::chat::chat(client, &with, out).await,
         Command::History {
             conversation,
             limit,

@@ -21,6 +21,12 @@ pub(crate) enum CliError {
     /// An empty passphrase.
     #[error("an empty passphrase is not allowed")]
     EmptyPassphrase,
+    /// The passphrase agent did not start.
+    #[error("the passphrase agent did not start ({0}); commands will ask for the passphrase")]
+    AgentFailed(String),
+    /// `unlock --for` out of range.
+    #[error("--for is in minutes: more than 0 and at most 1440 (a day)")]
+    BadUnlockTime,
     /// A location outside the globe.
     #[error("latitude is -90..90 and longitude -180..180")]
     BadLocation,

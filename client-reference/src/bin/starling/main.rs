@@ -2,7 +2,9 @@
 //! and `--json`; errors are one line saying what to do next.
 #![forbid(unsafe_code)]
 
+mod agent;
 mod calls;
+mod chat;
 mod commands;
 mod devices;
 mod directory;
@@ -27,7 +29,7 @@ Naming people and groups: `@alice` is the person alice; `#team` is the group \
 named team (or whose id starts with `team`, as `group list` shows it); a bare \
 `alice` means the person unless only a group has that name, and is refused \
 as ambiguous when both exist.
-The store's passphrase comes from STARLING_PASSPHRASE, or is asked for.";
+The store's passphrase comes from STARLING_PASSPHRASE, from the agent that `starling unlock` starts (for a while), or is asked for.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,6 +68,22 @@ enum Command {
         /// server); needed when the server uses its own certificate.
         #[arg(long)]
         ca_fingerprint: Option<String>,
+    },
+    /// Ask for the passphrase once: for the time given, commands on this
+    /// home take the store's key from a small agent instead of asking.
+    Unlock {
+        /// How long, in minutes (at most 1440).
+        #[arg(long = "for", value_name = "MINUTES", default_value_t = 30.0)]
+        minutes: f64,
+    },
+    /// End the agent `unlock` started: commands ask for the passphrase again.
+    Lock,
+    /// The agent itself, started by `unlock`: reads the key on stdin.
+    #[command(hide = true)]
+    Agent {
+        /// How long to serve the key.
+        #[arg(long)]
+        seconds: u64,
     },
     /// Check a server's transparency log: every epoch only added to the one
     /// before (needs no account or home). Exits non-zero naming the first
@@ -411,7 +429,7 @@ fn main() -> ExitCode {
                 eprintln!(
                     "error: epoch {} of the log fails its audit: {}",
                     report.epoch,
-                    report.error.as_deref().unwrap_or("")
+                    output::clean(report.error.as_deref().unwrap_or(""))
                 );
             }
             ExitCode::FAILURE
@@ -420,7 +438,7 @@ fn main() -> ExitCode {
             if output.json {
                 println!("{}", serde_json::json!({ "error": error.to_string() }));
             } else {
-                eprintln!("error: {error}");
+                eprintln!("error: {}", output::clean(&error.to_string()));
             }
             ExitCode::FAILURE
         }

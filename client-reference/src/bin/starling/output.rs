@@ -5,12 +5,27 @@
 //! and file names). It goes through [`clean`] so it cannot move the cursor,
 //! recolour the terminal or fake a line of its own.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use starling_client::store::HistoryEntry;
-use starling_client::{CallSignalKind, Event, Progress};
+use starling_client::{CallSignalKind, Event, Progress, UpdateKind};
+
+/// Display names from the organisation's directory, by username, for the
+/// lines of this run (set once, before anything is printed).
+static DISPLAY_NAMES: OnceLock<HashMap<String, String>> = OnceLock::new();
+
+/// Display names longer than this are cut (the server chooses them; the
+/// client keeps only plain ones).
+const DISPLAY_NAME_CHARS: usize = 64;
+
+/// Sets the display names the lines of this run show.
+pub(crate) fn use_display_names(names: HashMap<String, String>) {
+    let _ = DISPLAY_NAMES.set(names);
+}
 
 /// Where results go.
 #[derive(Debug, Clone, Copy)]
@@ -21,19 +36,30 @@ pub(crate) struct Output {
 impl Output {
     /// Prints a result object (JSON) or its human line.
     pub(crate) fn print(&self, value: &impl Serialize, human: impl FnOnce() -> String) {
+        print_line(self.render(value, human));
+    }
+
+    /// A result object as one JSON line, or its human line.
+    pub(crate) fn render(
+        &self,
+        value: &impl Serialize,
+        human: impl FnOnce() -> String,
+    ) -> Result<String, serde_json::Error> {
         if self.json {
-            match serde_json::to_string(value) {
-                Ok(line) => println!("{line}"),
-                Err(e) => eprintln!("error: cannot encode output: {e}"),
-            }
+            serde_json::to_string(value)
         } else {
-            println!("{}", human());
+            Ok(human())
         }
     }
 
     /// Prints a received event.
     pub(crate) fn event(&self, event: &Event) {
-        self.print(event, || match event {
+        print_line(self.render_event(event));
+    }
+
+    /// A received event as one JSON line, or its human line.
+    pub(crate) fn render_event(&self, event: &Event) -> Result<String, serde_json::Error> {
+        self.render(event, || match event {
             Event::Message(entry) => message_line(entry),
             Event::Updated { conversation, message_id, change } => format!(
                 "[{}] message {} {change}",
@@ -99,7 +125,38 @@ impl Output {
                 clean(sender),
                 epoch.map(|e| format!(" (two roots for epoch {e})")).unwrap_or_default()
             ),
-        });
+        })
+    }
+
+    /// The read receipts among `events`: one JSON line each, or in text
+    /// one line per conversation however many messages it covers.
+    pub(crate) fn read_receipts(&self, events: &[Event]) -> Vec<Result<String, serde_json::Error>> {
+        let receipts = events.iter().filter(|e| is_read_receipt(e));
+        if self.json {
+            return receipts.map(serde_json::to_string).collect();
+        }
+        // Per conversation, in order of first receipt: how many, the last.
+        let mut read: Vec<(String, usize, &str)> = Vec::new();
+        for event in receipts {
+            if let Event::Updated {
+                conversation,
+                message_id,
+                ..
+            } = event
+            {
+                let key = conversation.to_key();
+                match read.iter_mut().find(|(k, _, _)| *k == key) {
+                    Some(entry) => {
+                        entry.1 += 1;
+                        entry.2 = message_id;
+                    }
+                    None => read.push((key, 1, message_id)),
+                }
+            }
+        }
+        read.into_iter()
+            .map(|(key, count, last)| Ok(read_line(&key, count, last)))
+            .collect()
     }
 
     /// A progress bar on a terminal, nothing otherwise.
@@ -111,6 +168,50 @@ impl Output {
             bar: None,
             label: label.to_owned(),
         })
+    }
+}
+
+/// Prints a rendered line on stdout (or why it could not be, on stderr).
+pub(crate) fn print_line(line: Result<String, serde_json::Error>) {
+    match line {
+        Ok(line) => println!("{line}"),
+        Err(e) => eprintln!("error: cannot encode output: {e}"),
+    }
+}
+
+/// Whether an event only says that messages were read.
+pub(crate) fn is_read_receipt(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Updated {
+            change: UpdateKind::Read,
+            ..
+        }
+    )
+}
+
+/// One line for the read receipts of a conversation.
+fn read_line(conversation: &str, count: usize, last: &str) -> String {
+    if count == 1 {
+        format!("[{}] message {} read", clean(conversation), short(last))
+    } else {
+        format!(
+            "[{}] {count} messages read, up to {}",
+            clean(conversation),
+            short(last)
+        )
+    }
+}
+
+/// A person as shown: the username, then their directory name in
+/// brackets when the directory has one.
+fn person(username: &str, names: Option<&HashMap<String, String>>) -> String {
+    match names.and_then(|names| names.get(username)) {
+        Some(name) => {
+            let name: String = name.chars().take(DISPLAY_NAME_CHARS).collect();
+            format!("{} ({})", clean(username), clean(&name))
+        }
+        None => clean(username),
     }
 }
 
@@ -134,6 +235,11 @@ fn local_time(sent_at_ms: i64) -> String {
 
 /// One history line: local time, conversation, sender, text.
 pub(crate) fn message_line(entry: &HistoryEntry) -> String {
+    message_line_with(entry, DISPLAY_NAMES.get())
+}
+
+/// [`message_line`] with the display names given.
+fn message_line_with(entry: &HistoryEntry, names: Option<&HashMap<String, String>>) -> String {
     let mut line = format!(
         "{}[{}{}] {}{}: {}",
         local_time(entry.sent_at),
@@ -143,7 +249,7 @@ pub(crate) fn message_line(entry: &HistoryEntry) -> String {
             ""
         },
         clean(&entry.conversation_name),
-        clean(&entry.sender),
+        person(&entry.sender, names),
         if entry.edited { " (edited)" } else { "" },
         clean_body(&entry.body)
     );
@@ -172,12 +278,7 @@ pub(crate) fn message_line(entry: &HistoryEntry) -> String {
 /// characters (newlines, escape sequences) and the invisible ones that
 /// reorder or break lines.
 fn unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-                | '\u{2028}' | '\u{2029}'
-        )
+    c.is_control() || starling_client::text::invisible_control(c)
 }
 
 /// Someone else's text for one line: each unsafe character shows as its
@@ -315,6 +416,51 @@ mod tests {
             message_line(&file).starts_with("19"),
             "an old message shows its date"
         );
+    }
+
+    #[test]
+    fn senders_show_their_directory_name_beside_the_username() {
+        let message = entry("bob", "bob", "hello");
+        let names = HashMap::from([
+            ("bob".to_owned(), "Bob Marsh".to_owned()),
+            ("eve".to_owned(), "x\u{1b}[2J".repeat(40)),
+        ]);
+        let line = message_line_with(&message, Some(&names));
+        assert!(line.contains("] bob (Bob Marsh): hello"), "{line}");
+        assert!(message_line_with(&message, None).contains("] bob: hello"));
+        let shown = person("eve", Some(&names));
+        assert!(
+            shown.starts_with("eve (") && !shown.contains('\u{1b}'),
+            "{shown}"
+        );
+        assert!(shown.chars().count() < 48 * 9, "{shown}");
+    }
+
+    #[test]
+    fn read_receipts_make_one_line_per_conversation() {
+        let read = |who: &str, id: &str| Event::Updated {
+            conversation: starling_client::Conversation::parse_key(&format!("@{who}")).unwrap(),
+            message_id: id.into(),
+            change: UpdateKind::Read,
+        };
+        let events = vec![
+            read("bob", "aaaaaaaa11"),
+            read("bob", "bbbbbbbb22"),
+            Event::Message(entry("carol", "carol", "hi")),
+            read("bob", "cccccccc33"),
+            read("carol", "dddddddd44"),
+        ];
+        let text = Output { json: false }.read_receipts(&events);
+        let text: Vec<String> = text.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            text,
+            [
+                "[@bob] 3 messages read, up to cccccccc",
+                "[@carol] message dddddddd read"
+            ]
+        );
+        assert_eq!(Output { json: true }.read_receipts(&events).len(), 4);
+        assert!(!is_read_receipt(&events[2]));
     }
 
     #[test]

@@ -1,18 +1,13 @@
-//! What a person reads: `receive`, `chat`, `history`, `search`, and
-//! `save` for a received attachment.
+//! What a person reads: `receive`, `history`, `search`, and `save` for a
+//! received attachment (`chat` has a module of its own).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use starling_client::{Client, ClientError, ConversationRef, Event};
-use tokio::io::AsyncBufReadExt;
 
 use crate::error::{Result, seconds};
 use crate::messages::message_id_of;
-use crate::output::{Output, clean, message_line};
-
-/// Messages of the conversation shown when a chat starts.
-const CHAT_HISTORY: u32 = 20;
+use crate::output::{Output, clean, is_read_receipt, message_line};
 
 /// `starling receive`: what arrived (waiting up to `wait` seconds for
 /// something), attachments saved to `save_dir`, read receipts sent.
@@ -25,7 +20,7 @@ pub(crate) async fn receive(
 ) -> Result<()> {
     let wait = wait.map(|s| seconds("--wait", s)).transpose()?;
     let events = client.receive(wait).await?;
-    for event in &events {
+    for event in events.iter().filter(|e| !is_read_receipt(e)) {
         out.event(event);
         if let (Event::Message(entry), Some(dir)) = (event, &save_dir)
             && matches!(entry.kind.as_str(), "file" | "image" | "voice" | "video")
@@ -40,6 +35,9 @@ pub(crate) async fn receive(
                 || format!("  saved {}", clean(&path.to_string_lossy())),
             );
         }
+    }
+    for line in out.read_receipts(&events) {
+        crate::output::print_line(line);
     }
     if read_receipts {
         let shown: Vec<_> = events
@@ -100,50 +98,5 @@ pub(crate) async fn search(
     for entry in found {
         out.print(&entry, || message_line(&entry));
     }
-    Ok(())
-}
-
-/// `starling chat`: the conversation's last messages, then each line
-/// typed is sent and what arrives is shown, until `/quit` or the end of
-/// the input.
-pub(crate) async fn chat(client: &mut Client, with: &str, out: Output) -> Result<()> {
-    let conversation = client.resolve(with).await?;
-    for entry in client.history(&conversation, CHAT_HISTORY).await? {
-        out.print(&entry, || message_line(&entry));
-    }
-    if !out.json {
-        eprintln!("chatting with {with}: type a message and press Enter; /quit or Ctrl-D to leave");
-    }
-    let mut connection = client.connect().await?;
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut drained = false;
-    let mut keepalive = tokio::time::interval(Duration::from_secs(30));
-    loop {
-        tokio::select! {
-            line = lines.next_line() => {
-                let Some(line) = line? else { break };
-                let line = line.trim();
-                if line == "/quit" { break; }
-                if line.is_empty() { continue; }
-                if let Err(e) = client.send_text(&conversation, line).await {
-                    out.print(&serde_json::json!({ "error": e.to_string() }), || format!("error: {e}"));
-                }
-            }
-            events = client.next_events(&mut connection, &mut drained) => {
-                let Some(events) = events? else {
-                    return Err(ClientError::Network("the server closed the connection".into()).into());
-                };
-                for event in events {
-                    let here = match &event {
-                        Event::Message(entry) => entry.conversation == conversation,
-                        _ => true,
-                    };
-                    if here { out.event(&event); }
-                }
-            }
-            _ = keepalive.tick() => connection.ping().await?,
-        }
-    }
-    connection.close().await;
     Ok(())
 }

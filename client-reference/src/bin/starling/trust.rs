@@ -61,22 +61,24 @@ pub(crate) async fn audit_log(
 /// whether it is verified or changed.
 pub(crate) async fn safety_number(client: &mut Client, user: &str, out: Output) -> Result<()> {
     let number = client.safety_number(user).await?;
-    out.print(&number, || safety_number_text(&number));
+    out.print(&number, || {
+        safety_number_text(&number, &format!("starling verify {}", number.username))
+    });
     Ok(())
 }
 
 /// The safety number with a hint that fits its state: nothing to do once
-/// verified, compare (again) otherwise.
-fn safety_number_text(number: &SafetyNumberView) -> String {
+/// verified, compare (again) and then `verify_with` otherwise.
+pub(crate) fn safety_number_text(number: &SafetyNumberView, verify_with: &str) -> String {
     let name = &number.username;
     let state = if number.verified && !number.identity_changed {
         "verified: nothing to do".to_owned()
     } else if number.identity_changed {
         format!(
-            "CHANGED since you last compared; compare it with {name} in person, then run `starling verify {name}`"
+            "CHANGED since you last compared; compare it with {name} in person, then run `{verify_with}`"
         )
     } else {
-        format!("not verified; compare it with {name} in person, then run `starling verify {name}`")
+        format!("not verified; compare it with {name} in person, then run `{verify_with}`")
     };
     format!("Safety number with {name}:\n{}\n({state})", number.display)
 }
@@ -143,12 +145,12 @@ mod tests {
 
     #[test]
     fn a_verified_contact_gets_no_hint_to_verify() {
-        let verified = safety_number_text(&number(true, false));
+        let verified = safety_number_text(&number(true, false), "starling verify bob");
         assert!(!verified.contains("starling verify"), "{verified}");
         assert!(verified.contains("verified: nothing to do"), "{verified}");
-        let unverified = safety_number_text(&number(false, false));
+        let unverified = safety_number_text(&number(false, false), "starling verify bob");
         assert!(unverified.contains("then run `starling verify bob`"));
-        let changed = safety_number_text(&number(true, true));
+        let changed = safety_number_text(&number(true, true), "starling verify bob");
         assert!(changed.contains("CHANGED") && changed.contains("starling verify bob"));
     }
 }

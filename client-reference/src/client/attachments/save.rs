@@ -8,6 +8,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ClientError, Result};
+use crate::text::invisible_control;
 
 /// Longest file name kept from a sender, in bytes (file systems allow 255,
 /// and a suffix may be added).
@@ -16,15 +17,6 @@ const MAX_NAME_BYTES: usize = 200;
 const MAX_EXTENSION_BYTES: usize = 16;
 /// Numbered names tried before giving up.
 const MAX_SUFFIX: u32 = 999;
-
-/// Characters that reorder text or break lines without showing.
-fn invisible_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-            | '\u{2028}' | '\u{2029}'
-    )
-}
 
 /// A sender's file name made safe to create in a folder: no path
 /// separators (or other characters file systems reserve), no `..`, no
