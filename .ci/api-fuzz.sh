@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # OpenAPI-driven fuzzing of the HTTP API: schemathesis (from PyPI, pinned
-# below, installed into a venv under target/) generates requests for every
+# below, installed into a venv in the build folder) generates requests for every
 # operation of /v1/openapi.json, valid and invalid, against the real
 # `starling-server` binary (plain HTTP on a free loopback port, SQLite in a
 # temporary data folder): once without credentials, once as a registered
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 schemathesis_version=4.32.5
 examples="${API_FUZZ_EXAMPLES:-150}"
 seed="${API_FUZZ_SEED:-1}"
-venv=target/api-fuzz-venv
+venv="${CARGO_TARGET_DIR:-target}/api-fuzz-venv"
 
 if [[ ! -x "$venv/bin/st" ]] || [[ "$("$venv/bin/st" --version 2>/dev/null)" != *"$schemathesis_version"* ]]; then
   echo "== installing schemathesis $schemathesis_version"
@@ -36,7 +36,7 @@ if ! command -v curl >/dev/null 2>&1; then
 fi
 
 cargo build -p starling-server --bin starling-server --locked
-server="$PWD/target/debug/starling-server"
+server="${CARGO_TARGET_DIR:-$PWD/target}/debug/starling-server"
 st="$PWD/$venv/bin/st"
 
 work=$(mktemp -d)
