@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 schemathesis_version=4.32.5
 examples="${API_FUZZ_EXAMPLES:-150}"
 seed="${API_FUZZ_SEED:-1}"
-venv="${CARGO_TARGET_DIR:-target}/api-fuzz-venv"
+build_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+venv="$build_dir/api-fuzz-venv"
 
 if [[ ! -x "$venv/bin/st" ]] || [[ "$("$venv/bin/st" --version 2>/dev/null)" != *"$schemathesis_version"* ]]; then
   echo "== installing schemathesis $schemathesis_version"
@@ -35,9 +36,15 @@ if ! command -v curl >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
 
-cargo build -p starling-server --bin starling-server --locked
-server="${CARGO_TARGET_DIR:-$PWD/target}/debug/starling-server"
-st="$PWD/$venv/bin/st"
+# .ci/test names the server its test run has just built; run alone, this
+# builds it.
+if [[ -n "${STARLING_API_FUZZ_SERVER:-}" ]]; then
+  server="$STARLING_API_FUZZ_SERVER"
+else
+  cargo build -p starling-server --bin starling-server --locked
+  server="$build_dir/debug/starling-server"
+fi
+st="$venv/bin/st"
 
 work=$(mktemp -d)
 pid=""
