@@ -27,6 +27,7 @@ use starling_protocol::{ErrorBody, ErrorCode};
 pub use starling_client_core::transparency::Proved;
 pub use starling_client_core::transport::{AccountEnvelopes, SendOutcome};
 
+pub(crate) mod body;
 mod multi;
 mod retry;
 pub mod transparency;
@@ -181,11 +182,8 @@ impl Api {
     }
 
     async fn json<T: serde::de::DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
-        self.call(request)
-            .await?
-            .json()
-            .await
-            .map_err(|e| ClientError::Protocol(e.without_url().to_string()))
+        let response = self.call(body::with_deadline(request)).await?;
+        body::json(response, body::JSON_LIMIT).await
     }
 
     /// Registers an account and its first device.
@@ -469,9 +467,8 @@ impl Api {
         if response.status().is_success() {
             // The server may have left out devices whose queue is full
             // (they have not fetched their messages for a long time).
-            if let Ok(stored) = response
-                .json::<starling_protocol::api::SendResponse>()
-                .await
+            if let Ok(stored) =
+                body::json::<starling_protocol::api::SendResponse>(response, body::JSON_LIMIT).await
             {
                 for full in &stored.queue_full {
                     tracing::warn!(
@@ -485,7 +482,7 @@ impl Api {
         }
         let status = response.status();
         if status == StatusCode::CONFLICT {
-            let body: ErrorBody = response.json().await.map_err(ClientError::protocol)?;
+            let body: ErrorBody = body::json(response, body::ERROR_LIMIT).await?;
             if body.error_code() == Some(ErrorCode::StaleDevices) {
                 let accounts = match (single, body.accounts) {
                     (_, Some(accounts)) => accounts,
@@ -507,7 +504,7 @@ impl Api {
             });
         }
         if status == StatusCode::UNAUTHORIZED {
-            let body: ErrorBody = response.json().await.map_err(ClientError::protocol)?;
+            let body: ErrorBody = body::json(response, body::ERROR_LIMIT).await?;
             if body.error_code() == Some(ErrorCode::BadAccessKey) {
                 return Ok(SendOutcome::Unauthorized(body.refused.unwrap_or_default()));
             }
@@ -622,7 +619,7 @@ fn path_segment(text: &str) -> String {
 
 async fn server_error(response: Response) -> ClientError {
     let status = response.status().as_u16();
-    match response.json::<ErrorBody>().await {
+    match body::json::<ErrorBody>(response, body::ERROR_LIMIT).await {
         Ok(body) if status == 401 && body.code == ErrorCode::DeviceRemoved.as_str() => {
             ClientError::DeviceRemoved
         }

@@ -4,17 +4,44 @@
 
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
+use starling_protocol::{ErrorBody, ErrorCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::api::Api;
 use crate::error::{ClientError, Result, ServerUrlError};
 use crate::frames::{self, client_frame, server_frame};
+
+/// The server's refusal of the WebSocket upgrade, with its reason when
+/// its body is the API's error body: a removed device is told so, as on
+/// any other request.
+fn refused(response: &Response<Option<Vec<u8>>>) -> ClientError {
+    let status = response.status().as_u16();
+    let body = response
+        .body()
+        .as_deref()
+        .and_then(|body| serde_json::from_slice::<ErrorBody>(body).ok());
+    match body {
+        Some(body) if status == 401 && body.error_code() == Some(ErrorCode::DeviceRemoved) => {
+            ClientError::DeviceRemoved
+        }
+        Some(body) => ClientError::Server {
+            status,
+            code: body.code.into_owned(),
+            reason: body.reason,
+        },
+        None => ClientError::Server {
+            status,
+            code: "websocket_refused".into(),
+            reason: "the server refused the connection (check the credentials)".into(),
+        },
+    }
+}
 
 /// Any byte stream the socket can run over (TCP, or TLS over TCP).
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -91,11 +118,7 @@ impl Connection {
             tokio_tungstenite::client_async_with_config(request, stream, Some(config))
                 .await
                 .map_err(|e| match e {
-                    tokio_tungstenite::tungstenite::Error::Http(response) => ClientError::Server {
-                        status: response.status().as_u16(),
-                        code: "websocket_refused".into(),
-                        reason: "the server refused the connection (check the credentials)".into(),
-                    },
+                    tokio_tungstenite::tungstenite::Error::Http(response) => refused(&response),
                     other => ClientError::Network(other.to_string()),
                 })?;
         Ok(Self {

@@ -135,6 +135,13 @@ pub struct MessagesConfig {
     pub bundles_per_pair_per_hour: u32,
     /// Bundles an account may claim of one other account in a burst.
     pub bundle_pair_burst: u32,
+    /// Lookups per second a device may sustain: device lists (each with a
+    /// key-transparency proof the server computes), key histories and
+    /// directory searches, all together.
+    pub lookups_per_second: u32,
+    /// Lookups a device may make in a burst (a first message to a large
+    /// group may need hundreds at once).
+    pub lookup_burst: u32,
     /// One-time prekeys of each kind (X25519, ML-KEM) a device may have
     /// stored; an upload beyond is refused (409 `too_many_prekeys`).
     pub max_stored_prekeys: u32,
@@ -182,6 +189,8 @@ impl Default for MessagesConfig {
             bundle_fetch_burst: 100,
             bundles_per_pair_per_hour: 30,
             bundle_pair_burst: 20,
+            lookups_per_second: 50,
+            lookup_burst: 1000,
             max_stored_prekeys: 1000,
             prekey_uploads_per_hour: 60,
             prekey_upload_burst: 10,

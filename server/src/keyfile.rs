@@ -1,6 +1,6 @@
 //! Secret keys the server keeps in its data folder: 32 bytes each,
-//! created on first start, readable by the owner only, wiped from memory
-//! once parsed.
+//! created on first start, readable by the owner only, written all at
+//! once, wiped from memory once parsed.
 
 use std::io::Write;
 use std::path::Path;
@@ -30,20 +30,46 @@ pub(crate) fn load_or_create(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
             let key = generate();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&path)?;
-            file.write_all(&*key)?;
-            file.sync_all()?;
+            write_new(&path, &*key)?;
             Ok(key)
         }
         Err(e) => Err(e),
     }
+}
+
+/// Writes `contents` to `path` as a new file readable by the owner only,
+/// all at once: written and synced under a temporary name beside it, then
+/// linked into place, which fails if `path` exists. A crash at any
+/// instant leaves no file or the whole one, never a short key that would
+/// keep the server from starting.
+pub(crate) fn write_new(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    // What an earlier crash left; it was never in use.
+    match std::fs::remove_file(&partial) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&partial).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&partial, path));
+    let _ = std::fs::remove_file(&partial);
+    linked?;
+    // The new name itself survives a crash once its folder is synced.
+    if let Some(folder) = path.parent() {
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -59,6 +85,27 @@ mod tests {
         assert_eq!(*second, [7; 32]);
         std::fs::write(dir.path().join("short.key"), [1; 31]).unwrap();
         assert!(load_or_create(dir.path(), "short.key", || Zeroizing::new([0; 32])).is_err());
+    }
+
+    #[test]
+    fn a_key_written_halfway_before_a_crash_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        // A crash while writing left only the temporary file.
+        std::fs::write(dir.path().join("k.key.partial"), [7; 5]).unwrap();
+        let key = load_or_create(dir.path(), "k.key", || Zeroizing::new([9; 32])).unwrap();
+        assert_eq!(*key, [9; 32]);
+        assert_eq!(std::fs::read(dir.path().join("k.key")).unwrap(), [9; 32]);
+        assert!(!dir.path().join("k.key.partial").exists());
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cert.pem");
+        write_new(&path, b"first").unwrap();
+        assert!(write_new(&path, b"second").is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        assert!(!dir.path().join("cert.pem.partial").exists());
     }
 
     #[cfg(unix)]

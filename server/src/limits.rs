@@ -1,5 +1,6 @@
-//! Rate limits (token buckets, `governor`): per device for sends and
-//! bundle fetches, per (requester account, target account) pair for
+//! Rate limits (token buckets, `governor`): per device for sends,
+//! bundle fetches and lookups (device lists, key histories, directory),
+//! per (requester account, target account) pair for
 //! the bundles claimed, as Signal's server does, so that no one account can
 //! drain another's one-time prekeys, and per account for attachments
 //! created. They live in each process: with
@@ -47,6 +48,8 @@ pub struct Limits {
     attachment_creations: DefaultKeyedRateLimiter<i64>,
     certificates: DefaultKeyedRateLimiter<DeviceKey>,
     call_tokens: DefaultKeyedRateLimiter<DeviceKey>,
+    lookups: DefaultKeyedRateLimiter<DeviceKey>,
+    directory_copies: DefaultKeyedRateLimiter<DeviceKey>,
     /// Unidentified sends by peer address (a /64 for IPv6).
     unidentified_peers: DefaultKeyedRateLimiter<IpAddr>,
     /// Unidentified sends by anonymous WebSocket from this host (a local
@@ -79,6 +82,10 @@ const CERTIFICATES_PER_HOUR: u32 = 12;
 /// call joined (each is used once). A token joins any call, so this also
 /// bounds how many participants one device can put into calls.
 const CALL_TOKENS_PER_HOUR: (u32, u32) = (30, 5);
+
+/// Whole-directory copies a device may fetch an hour, and at once: a
+/// client fetches one a day.
+pub const DIRECTORY_COPIES_PER_HOUR: (u32, u32) = (6, 6);
 
 fn quota(per_second: u32, burst: u32) -> Quota {
     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
@@ -158,6 +165,11 @@ impl Limits {
                 CALL_TOKENS_PER_HOUR.0,
                 CALL_TOKENS_PER_HOUR.1,
             )),
+            lookups: RateLimiter::keyed(quota(config.lookups_per_second, config.lookup_burst)),
+            directory_copies: RateLimiter::keyed(hourly_quota(
+                DIRECTORY_COPIES_PER_HOUR.0,
+                DIRECTORY_COPIES_PER_HOUR.1,
+            )),
             unidentified_peers: RateLimiter::keyed(quota(
                 UNIDENTIFIED_PEER_RATE.0,
                 UNIDENTIFIED_PEER_RATE.1,
@@ -201,6 +213,17 @@ impl Limits {
     /// One relay join token for `device`.
     pub fn call_token(&self, device: DeviceKey) -> Result<(), AppError> {
         check(&self.call_tokens, device)
+    }
+
+    /// One lookup by `device`: a device list, a key history or a
+    /// directory search.
+    pub fn lookup(&self, device: DeviceKey) -> Result<(), AppError> {
+        check(&self.lookups, device)
+    }
+
+    /// One copy of the whole directory for `device`.
+    pub fn directory_copy(&self, device: DeviceKey) -> Result<(), AppError> {
+        check(&self.directory_copies, device)
     }
 
     /// One attachment created by any device of `account`.
@@ -270,6 +293,8 @@ impl Limits {
         self.attachment_creations.retain_recent();
         self.certificates.retain_recent();
         self.call_tokens.retain_recent();
+        self.lookups.retain_recent();
+        self.directory_copies.retain_recent();
     }
 }
 
@@ -339,6 +364,30 @@ mod tests {
         limits.bundle_pair(3, 2, 4).unwrap();
         limits.bundle_pair(1, 5, 4).unwrap();
         limits.bundle_pair(1, 1, 100).unwrap();
+    }
+
+    #[test]
+    fn lookups_and_directory_copies_are_limited_per_device() {
+        let config = MessagesConfig {
+            lookups_per_second: 1,
+            lookup_burst: 3,
+            ..MessagesConfig::default()
+        };
+        let limits = Limits::new(&config, &AttachmentsConfig::default());
+        for _ in 0..3 {
+            limits.lookup((1, 1)).unwrap();
+        }
+        assert!(limits.lookup((1, 1)).is_err());
+        limits.lookup((1, 2)).unwrap();
+        for _ in 0..DIRECTORY_COPIES_PER_HOUR.1 {
+            limits.directory_copy((1, 1)).unwrap();
+        }
+        let error = limits.directory_copy((1, 1)).unwrap_err();
+        assert!(matches!(
+            error,
+            AppError::TooManyRequests { retry_after_secs } if retry_after_secs > 60
+        ));
+        limits.directory_copy((2, 1)).unwrap();
     }
 
     #[test]

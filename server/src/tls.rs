@@ -3,7 +3,6 @@
 //! the configuration. Clients pin the self-signed certificate by its SHA-256
 //! fingerprint, which `serve` prints.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::CertificateDer;
@@ -60,8 +59,18 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<TlsMaterial, TlsError> {
         ];
         let generated = rcgen::generate_simple_self_signed(names)
             .map_err(|e| TlsError::Certificate(e.to_string()))?;
-        write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
-        std::fs::write(&cert_path, generated.cert.pem()).map_err(io(&cert_path))?;
+        // One without the other (a crash between the two writes) cannot
+        // serve: both are made anew.
+        for path in [&key_path, &cert_path] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path)(e)),
+                _ => {}
+            }
+        }
+        let key = zeroize::Zeroizing::new(generated.key_pair.serialize_pem());
+        crate::keyfile::write_new(&key_path, key.as_bytes()).map_err(io(&key_path))?;
+        crate::keyfile::write_new(&cert_path, generated.cert.pem().as_bytes())
+            .map_err(io(&cert_path))?;
     }
     from_files(cert_path, key_path)
 }
@@ -78,18 +87,6 @@ pub fn from_files(cert_path: PathBuf, key_path: PathBuf) -> Result<TlsMaterial, 
         cert_path,
         key_path,
     })
-}
-
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(contents).map_err(io(path))
 }
 
 #[cfg(test)]

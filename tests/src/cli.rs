@@ -27,7 +27,7 @@ impl Cli {
     }
 
     /// `starling --home HOME ARGS`, no passphrase set yet.
-    fn command(&self, args: &[&str]) -> std::process::Command {
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(workspace_binary("starling"));
         command
             .arg("--home")

@@ -111,6 +111,20 @@ async fn a_person_can_chat_share_a_file_and_verify_with_the_command(db: DbKind) 
     publish_alice(&server, dir.path());
     let people = bob.json(&["directory", "search", "ali"]);
     assert_eq!(people[0]["username"], "alice");
+    // Nothing found is said, not left as silence.
+    for (args, said) in [
+        (&["search", "zebra"][..], "no message matches \"zebra\""),
+        (
+            &["directory", "search", "zebra"][..],
+            "no one in the directory matches \"zebra\"",
+        ),
+    ] {
+        let nothing = bob.run_with("correct horse battery", args);
+        assert!(nothing.status.success());
+        assert!(nothing.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&nothing.stderr);
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
 
     // Safety numbers match on both sides; verify with the digits.
     let a = alice.json(&["safety-number", "bob"]);
@@ -291,6 +305,14 @@ async fn a_removed_device_is_told_it_was_removed() {
         line.contains("this device was removed from the account"),
         "{line}"
     );
+    // Also where the command's first request is the WebSocket.
+    for args in [&["receive"][..], &["chat", "alice"][..]] {
+        let line = error_line(&laptop.run_with("correct horse battery", args));
+        assert!(
+            line.contains("this device was removed from the account"),
+            "{args:?}: {line}"
+        );
+    }
     // What it stored stays readable, with a note.
     let output = laptop.run_with("correct horse battery", &["history", "alice"]);
     assert!(output.status.success());

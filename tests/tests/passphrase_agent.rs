@@ -92,3 +92,41 @@ async fn an_unlock_ends_when_its_time_is_up() {
     }
     assert!(!succeeds(&alice.run_without_passphrase(&HISTORY)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlock_works_while_another_command_has_the_store_open() {
+    let (_server, alice) = alice_registered().await;
+    let mut waiting = alice
+        .command(&["receive", "--wait", "60"])
+        .env("STARLING_PASSPHRASE", "correct horse battery")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until `receive` holds the home.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let other = alice.run_with("correct horse battery", &HISTORY);
+        if explain(&other).contains("another starling process is using this home") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", explain(&other));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let wrong = alice.run_with("not the passphrase", &["unlock"]);
+    assert!(!succeeds(&wrong), "{}", explain(&wrong));
+    assert!(
+        explain(&wrong).contains("passphrase does not open"),
+        "{}",
+        explain(&wrong)
+    );
+    let unlocked = alice.run_with("correct horse battery", &["unlock", "--for", "10"]);
+    assert!(succeeds(&unlocked), "{}", explain(&unlocked));
+
+    waiting.kill().unwrap();
+    waiting.wait().unwrap();
+    let run = alice.run_without_passphrase(&HISTORY);
+    assert!(succeeds(&run), "{}", explain(&run));
+    assert!(succeeds(&alice.run_with("", &["lock"])));
+}

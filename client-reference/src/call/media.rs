@@ -108,6 +108,9 @@ pub enum MediaError {
     Disconnected(RTCPeerConnectionState),
 }
 
+/// The largest answer to a join read (an SDP answer is a few KiB).
+const MAX_ANSWER: usize = 64 * 1024;
+
 /// A [`ClientError::CallMedia`] from anything [`MediaError`] wraps.
 fn media_error(error: impl Into<MediaError>) -> ClientError {
     ClientError::CallMedia(error.into())
@@ -458,7 +461,8 @@ impl MediaSession {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(|path| format!("{base}{path}"));
-        let body = response.text().await.map_err(media_error)?;
+        let body = crate::api::body::read(response, MAX_ANSWER).await?;
+        let body = String::from_utf8_lossy(&body).into_owned();
         if !status.is_success() {
             return Err(media_error(MediaError::Refused {
                 status,

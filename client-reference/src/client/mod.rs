@@ -290,13 +290,13 @@ impl Client {
     /// Issues a one-time code to link another device (this device must be
     /// a manager: the one that registered the account, or one linked as a
     /// manager).
-    pub async fn link_code(&self) -> Result<String> {
+    pub async fn link_code(&self) -> Result<Zeroizing<String>> {
         self.issue_link_code(false).await
     }
 
     /// Issues a one-time code that links another device as a manager: it
     /// may link and remove devices too.
-    pub async fn manager_link_code(&self) -> Result<String> {
+    pub async fn manager_link_code(&self) -> Result<Zeroizing<String>> {
         self.issue_link_code(true).await
     }
 
@@ -304,7 +304,7 @@ impl Client {
     /// the server never sees, whose link key this device vouches for
     /// (`crypto/SPEC.md` §2.5), so that contacts who verified the account
     /// keep it verified when the new device joins.
-    async fn issue_link_code(&self, manager: bool) -> Result<String> {
+    async fn issue_link_code(&self, manager: bool) -> Result<Zeroizing<String>> {
         let secret = LinkSecret::generate(&mut OsRng);
         let grant = self.core.link_grant(&secret);
         let code = self.api().link_code(manager, &grant.to_bytes()).await?;

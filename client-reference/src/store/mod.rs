@@ -78,8 +78,14 @@ impl StoreKey {
                 std::fs::create_dir_all(home)?;
                 let mut salt = vec![0u8; 16];
                 rand::rngs::OsRng.fill_bytes(&mut salt);
-                std::fs::write(&salt_path, &salt)?;
-                salt
+                match write_salt(&salt_path, &salt) {
+                    Ok(()) => salt,
+                    // Another process of this home wrote one first.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return Self::derive(home, passphrase);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             Err(e) => return Err(e.into()),
         };
@@ -95,6 +101,45 @@ impl StoreKey {
 
     fn pragma_value(&self) -> Zeroizing<String> {
         Zeroizing::new(format!("\"x'{}'\"", hex::encode(*self.0)))
+    }
+}
+
+/// Writes a new salt file all at once and durably: under a temporary
+/// name, synced, then linked into place (which fails if one exists), and
+/// the folder synced. The store is created only after this, so no crash
+/// or power cut can leave a store whose salt is lost or short.
+fn write_salt(path: &Path, salt: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let partial = path.with_extension("salt.partial");
+    match std::fs::remove_file(&partial) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .and_then(|mut file| {
+            file.write_all(salt)?;
+            file.sync_all()
+        });
+    let linked = written.and_then(|()| std::fs::hard_link(&partial, path));
+    let _ = std::fs::remove_file(&partial);
+    linked?;
+    if let Some(folder) = path.parent() {
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// [`ClientError::WrongPassphrase`] for SQLCipher's answer to a wrong
+/// key, the error itself otherwise.
+fn wrong_key(error: sqlx::Error) -> ClientError {
+    match error {
+        sqlx::Error::Database(ref d) if d.message().contains("not a database") => {
+            ClientError::WrongPassphrase
+        }
+        other => ClientError::Store(other),
     }
 }
 
@@ -145,12 +190,7 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(ref d) if d.message().contains("not a database") => {
-                    ClientError::WrongPassphrase
-                }
-                other => ClientError::Store(other),
-            })?;
+            .map_err(wrong_key)?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
@@ -167,6 +207,24 @@ impl Store {
             home: home.to_path_buf(),
             _lock: Arc::new(lock),
         })
+    }
+
+    /// Whether `key` opens the existing store of `home`, checked without
+    /// the home's lock, so also while another process has the store open:
+    /// one read-only connection reads the schema, and nothing is written.
+    pub async fn check_key(home: &Path, key: &StoreKey) -> Result<()> {
+        let options = SqliteConnectOptions::new()
+            .filename(home.join(DATABASE_FILE))
+            .pragma("key", key.pragma_value().to_string())
+            .read_only(true)
+            .log_statements(tracing::log::LevelFilter::Off);
+        let mut connection = options.connect().await.map_err(wrong_key)?;
+        let read = sqlx::query("SELECT count(*) FROM sqlite_master")
+            .execute(&mut connection)
+            .await
+            .map_err(wrong_key);
+        let _ = sqlx::Connection::close(connection).await;
+        read.map(drop)
     }
 
     /// The home folder.
@@ -214,6 +272,42 @@ pub fn now_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_salt_is_written_once_and_a_crashed_write_is_done_again() {
+        let home = tempfile::tempdir().unwrap();
+        // A crash while writing left only the temporary file.
+        std::fs::write(home.path().join("store.salt.partial"), [1; 3]).unwrap();
+        let first = StoreKey::derive(home.path(), "pass").unwrap();
+        assert_eq!(
+            std::fs::read(home.path().join(SALT_FILE)).unwrap().len(),
+            16
+        );
+        assert!(!home.path().join("store.salt.partial").exists());
+        let again = StoreKey::derive(home.path(), "pass").unwrap();
+        assert_eq!(first.as_bytes(), again.as_bytes());
+        let existing = home.path().join(SALT_FILE);
+        assert!(write_salt(&existing, &[2; 16]).is_err(), "never replaced");
+    }
+
+    #[tokio::test]
+    async fn a_key_is_checked_while_the_store_is_open_elsewhere() {
+        let home = tempfile::tempdir().unwrap();
+        let key = StoreKey::from_bytes([7; 32]);
+        let store = Store::open(home.path(), &key).await.unwrap();
+        Store::check_key(home.path(), &key).await.unwrap();
+        let wrong = StoreKey::from_bytes([8; 32]);
+        assert!(matches!(
+            Store::check_key(home.path(), &wrong).await,
+            Err(ClientError::WrongPassphrase)
+        ));
+        // The store stays usable.
+        sqlx::query("INSERT INTO warnings (username, text, created_at) VALUES ('m', 't', 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.close().await;
+    }
 
     #[tokio::test]
     async fn wrong_key_is_refused_and_file_is_not_plaintext() {

@@ -50,6 +50,7 @@ pub(super) async fn list_devices(
     device: AuthedDevice,
     ApiPath(username): ApiPath<String>,
 ) -> Result<Json<DeviceList>, AppError> {
+    state.limits.lookup(device.key())?;
     let devices = accounts::devices(&state, &username).await?;
     // The account's own choice, for its own devices only: others do not
     // learn who takes messages from strangers.

@@ -24,9 +24,10 @@ pub(super) struct SearchQuery {
 
 pub(super) async fn search(
     State(state): State<AppState>,
-    _device: AuthedDevice,
+    device: AuthedDevice,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<Vec<DirectoryEntry>>, AppError> {
+    state.limits.lookup(device.key())?;
     let Query(query) =
         query.map_err(|e| AppError::bad_request(ErrorCode::BadQuery, e.body_text()))?;
     directory::search(&state, &query.q, query.limit)
@@ -36,7 +37,8 @@ pub(super) async fn search(
 
 pub(super) async fn all(
     State(state): State<AppState>,
-    _device: AuthedDevice,
+    device: AuthedDevice,
 ) -> Result<Json<Vec<DirectoryEntry>>, AppError> {
+    state.limits.directory_copy(device.key())?;
     Ok(Json(state.store.directory().await?))
 }

@@ -49,6 +49,7 @@ pub(super) async fn history(
     State(state): State<AppState>,
     device: AuthedDevice,
 ) -> Result<Json<TransparencyHistory>, AppError> {
+    state.limits.lookup(device.key())?;
     let username = Username::parse(&device.username)?;
     transparency::history(&state, &username, akd::HistoryParams::Complete)
         .await?
@@ -62,9 +63,10 @@ pub(super) async fn history(
 /// may fetch: a disabled or unknown account is not found, as there.
 pub(super) async fn latest(
     State(state): State<AppState>,
-    _device: AuthedDevice,
+    device: AuthedDevice,
     ApiPath(username): ApiPath<String>,
 ) -> Result<Json<TransparencyHistory>, AppError> {
+    state.limits.lookup(device.key())?;
     let username = Username::parse(&username)?;
     accounts::devices(&state, username.as_str()).await?;
     transparency::history(&state, &username, akd::HistoryParams::MostRecent(1))

@@ -7,7 +7,6 @@
 //! adds a key endorsed by the newest, which the server signs with from its
 //! next start. Clients pin the newest key when they register or link.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -208,16 +207,7 @@ fn load_keys(data_dir: &Path) -> std::io::Result<Vec<ServerSigningKey>> {
 /// Writes a new key file, which must not exist yet.
 fn write_key(data_dir: &Path, key: &ServerSigningKey) -> std::io::Result<()> {
     std::fs::create_dir_all(data_dir)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(key_path(data_dir, key.public().id()))?;
-    file.write_all(&key.to_bytes())?;
-    file.sync_all()
+    crate::keyfile::write_new(&key_path(data_dir, key.public().id()), &key.to_bytes())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod access;
 mod accounts;
 mod certificates;
 mod declared_surface;
+mod lookups;
 mod malformed_input;
 mod metrics;
 mod multi_recipient;

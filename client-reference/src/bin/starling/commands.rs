@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use starling_client::store::{DATABASE_FILE, SALT_FILE};
+use starling_client::store::{DATABASE_FILE, SALT_FILE, Store};
 use starling_client::{Client, ClientError, ServerConfig, StoreKey};
 
 use crate::error::{CliError, Result};
@@ -166,14 +166,16 @@ async fn run_in(home: &Path, command: Command, out: Output) -> Result<()> {
     }
 }
 
-/// `starling unlock`: the passphrase checked against the store, then
-/// left with an agent.
+/// `starling unlock`: the passphrase checked against the store (also
+/// while another command, such as `chat`, has it open), then left with an
+/// agent.
 async fn unlock(home: &Path, minutes: f64, out: Output) -> Result<()> {
     let key = passphrase_key(home, false)?;
-    starling_client::store::Store::open(home, &key)
-        .await?
-        .close()
-        .await;
+    match Store::open(home, &key).await {
+        Ok(store) => store.close().await,
+        Err(ClientError::HomeInUse) => Store::check_key(home, &key).await?,
+        Err(error) => return Err(error.into()),
+    }
     agent::unlock(home, &key, minutes, out).await
 }
 

@@ -28,6 +28,7 @@ pub(crate) async fn run(
             } else {
                 client.link_code().await?
             };
+            let code: &str = &code;
             let server = client.server().await?;
             let pin = server
                 .ca_fingerprint

@@ -7,7 +7,11 @@ use crate::output::{Output, clean};
 
 /// `starling directory search`.
 pub(crate) async fn search(client: &Client, query: &str, limit: u32, out: Output) -> Result<()> {
-    for entry in client.directory_search(query, limit).await? {
+    let found = client.directory_search(query, limit).await?;
+    if found.is_empty() && !out.json {
+        eprintln!("no one in the directory matches \"{}\"", clean(query));
+    }
+    for entry in found {
         out.print(&entry, || {
             format!(
                 "{} — {} ({}, {})",
