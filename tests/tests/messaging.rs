@@ -262,6 +262,13 @@ async fn a_new_identity_warns_and_blocks_a_verified_contact(db: DbKind) {
         .await
         .unwrap();
     new_bob.remove_device(1).await.unwrap();
+    // The old device is told why its WebSocket is refused.
+    let refused = starling_client::connection::Connection::open(bob.client.api()).await;
+    assert!(
+        matches!(refused, Err(ClientError::DeviceRemoved)),
+        "{:?}",
+        refused.err()
+    );
 
     let blocked = alice.client.send_text("bob", "are you still you?").await;
     assert!(
