@@ -19,6 +19,7 @@ schemathesis_version=4.32.5
 examples="${API_FUZZ_EXAMPLES:-150}"
 seed="${API_FUZZ_SEED:-1}"
 build_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+[[ "$build_dir" == /* ]] || build_dir="$PWD/$build_dir"
 venv="$build_dir/api-fuzz-venv"
 
 if [[ ! -x "$venv/bin/st" ]] || [[ "$("$venv/bin/st" --version 2>/dev/null)" != *"$schemathesis_version"* ]]; then

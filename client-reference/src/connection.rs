@@ -43,6 +43,19 @@ fn refused(response: &Response<Option<Vec<u8>>>) -> ClientError {
     }
 }
 
+/// [`refused`]; a 401 whose body did not come with its headers (the
+/// handshake reads no further) is asked about over HTTP, so that a
+/// removed device is told so whatever the timing.
+async fn why_refused(api: &Api, response: &Response<Option<Vec<u8>>>) -> ClientError {
+    let error = refused(response);
+    if matches!(&error, ClientError::Server { status: 401, code, .. } if code == "websocket_refused")
+        && let Err(ClientError::DeviceRemoved) = api.key_count().await
+    {
+        return ClientError::DeviceRemoved;
+    }
+    error
+}
+
 /// Any byte stream the socket can run over (TCP, or TLS over TCP).
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -114,13 +127,15 @@ impl Connection {
         // tungstenite zeroes its whole read buffer before every read; its
         // 128 KiB default costs more than the frames it reads.
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        let (socket, _) =
-            tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-                .await
-                .map_err(|e| match e {
-                    tokio_tungstenite::tungstenite::Error::Http(response) => refused(&response),
-                    other => ClientError::Network(other.to_string()),
-                })?;
+        let opened =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await;
+        let socket = match opened {
+            Ok((socket, _)) => socket,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                return Err(why_refused(api, &response).await);
+            }
+            Err(other) => return Err(ClientError::Network(other.to_string())),
+        };
         Ok(Self {
             socket,
             next_request: 1,
@@ -184,5 +199,37 @@ impl Connection {
     /// Closes the socket politely.
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: Option<&[u8]>) -> Response<Option<Vec<u8>>> {
+        Response::builder()
+            .status(status)
+            .body(body.map(<[u8]>::to_vec))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_refusal_is_read_from_the_apis_error_body() {
+        let removed = br#"{"code":"device_removed","reason":"this device was removed"}"#;
+        assert!(matches!(
+            refused(&answer(401, Some(removed))),
+            ClientError::DeviceRemoved
+        ));
+        let busy = br#"{"code":"server_busy","reason":"busy"}"#;
+        assert!(matches!(
+            refused(&answer(503, Some(busy))),
+            ClientError::Server { status: 503, ref code, .. } if code == "server_busy"
+        ));
+        for body in [None, Some(&b"<html>"[..])] {
+            assert!(matches!(
+                refused(&answer(401, body)),
+                ClientError::Server { status: 401, ref code, .. } if code == "websocket_refused"
+            ));
+        }
     }
 }

@@ -139,8 +139,8 @@ pub struct MessagesConfig {
     /// key-transparency proof the server computes), key histories and
     /// directory searches, all together.
     pub lookups_per_second: u32,
-    /// Lookups a device may make in a burst (a first message to a large
-    /// group may need hundreds at once).
+    /// Lookups a device may make in a burst: a device new to a large
+    /// group may meet thousands of senders' devices at once.
     pub lookup_burst: u32,
     /// One-time prekeys of each kind (X25519, ML-KEM) a device may have
     /// stored; an upload beyond is refused (409 `too_many_prekeys`).
@@ -190,7 +190,7 @@ impl Default for MessagesConfig {
             bundles_per_pair_per_hour: 30,
             bundle_pair_burst: 20,
             lookups_per_second: 50,
-            lookup_burst: 1000,
+            lookup_burst: 5000,
             max_stored_prekeys: 1000,
             prekey_uploads_per_hour: 60,
             prekey_upload_burst: 10,

@@ -16,41 +16,44 @@ pub(crate) fn load_or_create(
     generate: impl FnOnce() -> Zeroizing<[u8; 32]>,
 ) -> std::io::Result<Zeroizing<[u8; 32]>> {
     let path = data_dir.join(name);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let bytes = Zeroizing::new(bytes);
-            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is not a 32-byte key", path.display()),
-                )
-            })?;
-            Ok(Zeroizing::new(key))
-        }
+    match read_key(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
             let key = generate();
-            write_new(&path, &*key)?;
-            Ok(key)
+            match write_new(&path, &*key) {
+                Ok(()) => Ok(key),
+                // Another process starting on this folder wrote it first.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(&path),
+                Err(e) => Err(e),
+            }
         }
-        Err(e) => Err(e),
+        read => read,
     }
 }
 
+fn read_key(path: &Path) -> std::io::Result<Zeroizing<[u8; 32]>> {
+    let bytes = Zeroizing::new(std::fs::read(path)?);
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is not a 32-byte key", path.display()),
+        )
+    })?;
+    Ok(Zeroizing::new(key))
+}
+
 /// Writes `contents` to `path` as a new file readable by the owner only,
-/// all at once: written and synced under a temporary name beside it, then
-/// linked into place, which fails if `path` exists. A crash at any
-/// instant leaves no file or the whole one, never a short key that would
-/// keep the server from starting.
+/// all at once: written and synced under a temporary name of this call's
+/// own beside it, then linked into place, which fails if `path` exists. A
+/// crash at any instant leaves no file or the whole one, never a short key
+/// that would keep the server from starting; of two processes writing at
+/// once, one wins and the other gets `AlreadyExists`.
 pub(crate) fn write_new(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut tag = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut tag);
     let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
+    partial.push(format!(".{}.partial", hex::encode(tag)));
     let partial = std::path::PathBuf::from(partial);
-    // What an earlier crash left; it was never in use.
-    match std::fs::remove_file(&partial) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -66,6 +69,7 @@ pub(crate) fn write_new(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let _ = std::fs::remove_file(&partial);
     linked?;
     // The new name itself survives a crash once its folder is synced.
+    #[cfg(unix)]
     if let Some(folder) = path.parent() {
         std::fs::File::open(folder)?.sync_all()?;
     }
@@ -88,24 +92,15 @@ mod tests {
     }
 
     #[test]
-    fn a_key_written_halfway_before_a_crash_is_made_again() {
-        let dir = tempfile::tempdir().unwrap();
-        // A crash while writing left only the temporary file.
-        std::fs::write(dir.path().join("k.key.partial"), [7; 5]).unwrap();
-        let key = load_or_create(dir.path(), "k.key", || Zeroizing::new([9; 32])).unwrap();
-        assert_eq!(*key, [9; 32]);
-        assert_eq!(std::fs::read(dir.path().join("k.key")).unwrap(), [9; 32]);
-        assert!(!dir.path().join("k.key.partial").exists());
-    }
-
-    #[test]
-    fn a_new_file_never_replaces_one() {
+    fn a_new_file_is_written_whole_and_never_replaces_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cert.pem");
         write_new(&path, b"first").unwrap();
-        assert!(write_new(&path, b"second").is_err());
+        let error = write_new(&path, b"second").unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&path).unwrap(), b"first");
-        assert!(!dir.path().join("cert.pem.partial").exists());
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[cfg(unix)]

@@ -100,19 +100,26 @@ async fn unlock_works_while_another_command_has_the_store_open() {
         .command(&["receive", "--wait", "60"])
         .env("STARLING_PASSPHRASE", "correct horse battery")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Until `receive` holds the home.
+    // Until `receive` holds the home (looked up without taking the lock,
+    // which would make `receive` itself find the home in use).
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let other = alice.run_with("correct horse battery", &HISTORY);
-        if explain(&other).contains("another starling process is using this home") {
-            break;
+    while !holds_the_home(alice.home.path(), waiting.id()) {
+        if waiting.try_wait().unwrap().is_some() {
+            let output = waiting.wait_with_output().unwrap();
+            panic!("receive ended: {}", explain(&output));
         }
-        assert!(Instant::now() < deadline, "{}", explain(&other));
+        assert!(Instant::now() < deadline, "receive never opened the home");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let other = alice.run_with("correct horse battery", &HISTORY);
+    assert!(
+        explain(&other).contains("another starling process is using this home"),
+        "{}",
+        explain(&other)
+    );
 
     let wrong = alice.run_with("not the passphrase", &["unlock"]);
     assert!(!succeeds(&wrong), "{}", explain(&wrong));
@@ -129,4 +136,23 @@ async fn unlock_works_while_another_command_has_the_store_open() {
     let run = alice.run_without_passphrase(&HISTORY);
     assert!(succeeds(&run), "{}", explain(&run));
     assert!(succeeds(&alice.run_with("", &["lock"])));
+}
+
+/// Whether process `pid` holds the home's lock (a `flock`), read from
+/// `/proc/locks` so that looking does not take the lock.
+fn holds_the_home(home: &std::path::Path, pid: u32) -> bool {
+    let Ok(meta) = std::fs::metadata(home.join("starling.lock")) else {
+        return false;
+    };
+    let inode = format!(":{}", std::os::unix::fs::MetadataExt::ino(&meta));
+    let pid = pid.to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"FLOCK")
+                && fields.get(4) == Some(&pid.as_str())
+                && fields.get(5).is_some_and(|file| file.ends_with(&inode))
+        })
 }

@@ -16,7 +16,8 @@ use crate::error::{ClientError, Result};
 pub(super) const JSON_LIMIT: usize = 16 << 20;
 /// The largest error body read; longer ones are reported without it.
 pub(super) const ERROR_LIMIT: usize = 64 << 10;
-/// The longest a JSON call may take, from connecting to its last byte.
+/// The longest a JSON call may take, from connecting to its last byte,
+/// and the longest any answer's body read here may take.
 pub(super) const JSON_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `request` with the JSON calls' deadline.
@@ -32,8 +33,17 @@ pub(super) async fn json<T: DeserializeOwned>(response: Response, limit: usize) 
         .map_err(|e| ClientError::Protocol(format!("the server's answer is malformed: {e}")))
 }
 
-/// The body of `response`, if it is at most `limit` bytes long.
-pub(crate) async fn read(mut response: Response, limit: usize) -> Result<Vec<u8>> {
+/// The body of `response`, if it is at most `limit` bytes long and
+/// arrives within [`JSON_TIMEOUT`].
+pub(crate) async fn read(response: Response, limit: usize) -> Result<Vec<u8>> {
+    tokio::time::timeout(JSON_TIMEOUT, read_all(response, limit))
+        .await
+        .map_err(|_| {
+            ClientError::Protocol("the server's answer did not arrive in time".to_owned())
+        })?
+}
+
+async fn read_all(mut response: Response, limit: usize) -> Result<Vec<u8>> {
     if response
         .content_length()
         .is_some_and(|length| length > limit as u64)

@@ -68,27 +68,7 @@ impl StoreKey {
     /// Derives the key of the home at `home` from a passphrase, creating the
     /// salt on first use.
     pub fn derive(home: &Path, passphrase: &str) -> Result<Self> {
-        let salt_path = home.join(SALT_FILE);
-        let salt = match std::fs::read(&salt_path) {
-            Ok(salt) if salt.len() == 16 => salt,
-            Ok(_) => {
-                return Err(ClientError::DamagedSalt(salt_path));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(home)?;
-                let mut salt = vec![0u8; 16];
-                rand::rngs::OsRng.fill_bytes(&mut salt);
-                match write_salt(&salt_path, &salt) {
-                    Ok(()) => salt,
-                    // Another process of this home wrote one first.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        return Self::derive(home, passphrase);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let salt = read_or_create_salt(home)?;
         let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, Some(32))?;
         let mut key = Zeroizing::new([0u8; 32]);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password_into(
@@ -104,17 +84,41 @@ impl StoreKey {
     }
 }
 
+/// The salt of `home`, made on first use. Two passes at most: a salt
+/// another process wrote first is read on the second.
+fn read_or_create_salt(home: &Path) -> Result<Vec<u8>> {
+    let path = home.join(SALT_FILE);
+    for _ in 0..2 {
+        match std::fs::read(&path) {
+            Ok(salt) if salt.len() == 16 => return Ok(salt),
+            Ok(_) => return Err(ClientError::DamagedSalt(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(home)?;
+                let mut salt = vec![0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut salt);
+                match write_salt(&path, &salt) {
+                    Ok(()) => return Ok(salt),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Neither readable nor writable: a link to nowhere, say.
+    Err(ClientError::DamagedSalt(path))
+}
+
 /// Writes a new salt file all at once and durably: under a temporary
-/// name, synced, then linked into place (which fails if one exists), and
-/// the folder synced. The store is created only after this, so no crash
-/// or power cut can leave a store whose salt is lost or short.
+/// name of this process's own, synced, then linked into place (which
+/// fails if one exists), and the folder synced. The store is created only
+/// after this, so no crash or power cut can leave a store whose salt is
+/// lost or short, and of two processes creating a home at once one wins.
 fn write_salt(path: &Path, salt: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let partial = path.with_extension("salt.partial");
-    match std::fs::remove_file(&partial) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
+    let mut tag = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut tag);
+    let partial = path.with_extension(format!("salt.{}.partial", hex::encode(tag)));
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -126,6 +130,7 @@ fn write_salt(path: &Path, salt: &[u8]) -> std::io::Result<()> {
     let linked = written.and_then(|()| std::fs::hard_link(&partial, path));
     let _ = std::fs::remove_file(&partial);
     linked?;
+    #[cfg(unix)]
     if let Some(folder) = path.parent() {
         std::fs::File::open(folder)?.sync_all()?;
     }
@@ -217,9 +222,15 @@ impl Store {
             .filename(home.join(DATABASE_FILE))
             .pragma("key", key.pragma_value().to_string())
             .read_only(true)
-            .log_statements(tracing::log::LevelFilter::Off);
+            .log_statements(tracing::log::LevelFilter::Off)
+            .log_slow_statements(
+                tracing::log::LevelFilter::Off,
+                std::time::Duration::from_secs(3600),
+            );
         let mut connection = options.connect().await.map_err(wrong_key)?;
-        let read = sqlx::query("SELECT count(*) FROM sqlite_master")
+        // A store being created has no migrations yet, and any key "opens"
+        // an empty file: only a migrated store proves the key.
+        let read = sqlx::query("SELECT count(*) FROM _sqlx_migrations")
             .execute(&mut connection)
             .await
             .map_err(wrong_key);
@@ -274,20 +285,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_salt_is_written_once_and_a_crashed_write_is_done_again() {
+    fn a_salt_is_written_once_whole_and_never_replaced() {
         let home = tempfile::tempdir().unwrap();
-        // A crash while writing left only the temporary file.
-        std::fs::write(home.path().join("store.salt.partial"), [1; 3]).unwrap();
         let first = StoreKey::derive(home.path(), "pass").unwrap();
         assert_eq!(
             std::fs::read(home.path().join(SALT_FILE)).unwrap().len(),
             16
         );
-        assert!(!home.path().join("store.salt.partial").exists());
+        // Only the salt: the temporary file is gone.
+        assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 1);
         let again = StoreKey::derive(home.path(), "pass").unwrap();
         assert_eq!(first.as_bytes(), again.as_bytes());
         let existing = home.path().join(SALT_FILE);
         assert!(write_salt(&existing, &[2; 16]).is_err(), "never replaced");
+        // A salt that is a link to nowhere is reported, not retried forever.
+        #[cfg(unix)]
+        {
+            let other = tempfile::tempdir().unwrap();
+            let salt = other.path().join(SALT_FILE);
+            std::os::unix::fs::symlink(other.path().join("nowhere"), &salt).unwrap();
+            assert!(matches!(
+                StoreKey::derive(other.path(), "pass"),
+                Err(ClientError::DamagedSalt(_))
+            ));
+        }
     }
 
     #[tokio::test]
@@ -296,6 +317,10 @@ mod tests {
         let key = StoreKey::from_bytes([7; 32]);
         let store = Store::open(home.path(), &key).await.unwrap();
         Store::check_key(home.path(), &key).await.unwrap();
+        // An empty store file (one being created) proves no key.
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join(DATABASE_FILE), b"").unwrap();
+        assert!(Store::check_key(empty.path(), &key).await.is_err());
         let wrong = StoreKey::from_bytes([8; 32]);
         assert!(matches!(
             Store::check_key(home.path(), &wrong).await,
