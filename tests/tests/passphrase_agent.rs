@@ -23,6 +23,17 @@ async fn alice_registered() -> (TestServer, Cli) {
     (server, alice)
 }
 
+/// `starling unlock` with a wrong passphrase fails, saying so.
+fn unlock_with_a_wrong_passphrase_fails(alice: &Cli) {
+    let wrong = alice.run_with("not the passphrase", &["unlock"]);
+    assert!(!succeeds(&wrong), "{}", explain(&wrong));
+    assert!(
+        explain(&wrong).contains("passphrase does not open"),
+        "{}",
+        explain(&wrong)
+    );
+}
+
 fn succeeds(output: &std::process::Output) -> bool {
     output.status.success()
 }
@@ -45,13 +56,7 @@ async fn unlock_once_then_commands_need_no_passphrase_until_locked() {
     assert!(!succeeds(&locked), "{}", explain(&locked));
 
     // A wrong passphrase starts no agent.
-    let wrong = alice.run_with("not the passphrase", &["unlock"]);
-    assert!(!succeeds(&wrong), "{}", explain(&wrong));
-    assert!(
-        explain(&wrong).contains("passphrase does not open"),
-        "{}",
-        explain(&wrong)
-    );
+    unlock_with_a_wrong_passphrase_fails(&alice);
     assert!(!succeeds(&alice.run_without_passphrase(&HISTORY)));
 
     let unlocked = alice.run_with("correct horse battery", &["unlock", "--for", "10"]);
@@ -121,13 +126,7 @@ async fn unlock_works_while_another_command_has_the_store_open() {
         explain(&other)
     );
 
-    let wrong = alice.run_with("not the passphrase", &["unlock"]);
-    assert!(!succeeds(&wrong), "{}", explain(&wrong));
-    assert!(
-        explain(&wrong).contains("passphrase does not open"),
-        "{}",
-        explain(&wrong)
-    );
+    unlock_with_a_wrong_passphrase_fails(&alice);
     let unlocked = alice.run_with("correct horse battery", &["unlock", "--for", "10"]);
     assert!(succeeds(&unlocked), "{}", explain(&unlocked));
 
